@@ -1,0 +1,47 @@
+"""rill: ROS 2 ament_python package and pip-installable Python distribution."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "rill"
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Embodied robot agent framework with online stream-x learning",
+    packages=find_packages(include=["agent*", "hal*", "policies*", "learners*", "sim*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.26",
+        "torch==2.13.0",
+        "gymnasium[mujoco]>=1.0",
+        "mujoco>=3.1",
+        "msgpack>=1.0",
+        "safetensors>=0.4",
+        "pyyaml>=6.0",
+        "rich>=13.0",
+        "tensorboard>=2.15",
+        "matplotlib>=3.7",
+        "psutil>=5.9",
+        "pyzmq>=25.0",
+        "pyarrow>=14.0",
+    ],
+    extras_require={
+        "test": ["pytest>=8.0", "pytest-timeout>=2.2", "ruff>=0.5", "lmdb>=1.4", "imageio>=2.30", "imageio-ffmpeg>=0.4"],
+        "dev": ["pytest>=8.0", "pytest-timeout>=2.2", "ruff>=0.5", "pyinstrument>=4.6"],
+        "video": ["imageio>=2.30", "imageio-ffmpeg>=0.4"],
+    },
+    zip_safe=True,
+    entry_points={
+        "console_scripts": [
+            "rill = agent.cli:main",
+        ],
+    },
+)

@@ -1,0 +1,4 @@
+"""Simulated environments and robots (MuJoCo, gymnasium).
+
+Imports ``hal`` and the numpy-only stream-x normalizers of ``policies`` (see DESIGN.md).
+"""
