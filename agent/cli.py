@@ -1,0 +1,117 @@
+"""The ``rill`` command line. Thin: it builds configs and hands over to the packages."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger("rill")
+
+
+def _parse_overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"rill: --hp expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _train_config(args: argparse.Namespace):
+    from agent.train_config import TrainConfig
+
+    values = {}
+    if args.config:
+        values.update(TrainConfig.from_yaml(args.config).to_dict())
+    for key in ("env", "algo", "steps", "seed", "run", "checkpoint_every"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    if args.hp:
+        values["hyper"] = {**values.get("hyper", {}), **_parse_overrides(args.hp)}
+    return TrainConfig.from_dict(values)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from agent.console import train_with_progress
+    from agent.train import Trainer
+
+    config = _train_config(args)
+    trainer = Trainer(config, resume=args.resume, overwrite=args.overwrite)
+    train_with_progress(trainer)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from agent.console import show_eval
+    from agent.evaluate import evaluate
+
+    result = evaluate(Path(args.run), episodes=args.episodes, seed=args.seed, video=args.video)
+    show_eval(args.run, result, args.video)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rill", description="rill: embodied agents that learn "
+                                     "online with stream-x")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a stream-x learner on a gymnasium environment")
+    train.add_argument("--config", type=Path, help="YAML file of train settings (flags override)")
+    train.add_argument("--env", help="gymnasium id, e.g. Hopper-v5 (default Hopper-v5)")
+    train.add_argument("--algo", help="stream-ac | stream-q | stream-sarsa (default stream-ac)")
+    train.add_argument("--steps", type=int, help="environment steps to train to")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--run", help="run directory (default runs/train)")
+    train.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
+    train.add_argument("--hp", action="append", metavar="KEY=VALUE",
+                       help="algorithm hyperparameter override, e.g. --hp lamda=0.9")
+    mode = train.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue the run in --run exactly")
+    mode.add_argument("--overwrite", action="store_true", help="replace the run in --run")
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="run a trained policy deterministically")
+    ev.add_argument("--run", required=True, help="run directory written by rill train")
+    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--seed", type=int, default=10_000)
+    ev.add_argument("--video", type=Path, help="write the first episode to this .mp4")
+    ev.set_defaults(func=cmd_eval)
+
+    try:
+        from agent.cache_cli import add_cache_commands
+    except ImportError:  # the replay cache CLI lands with its package
+        pass
+    else:
+        add_cache_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    args = build_parser().parse_args(argv)
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(show_path=False, rich_tracebacks=False)])
+    logging.getLogger("OpenGL").setLevel(logging.WARNING)  # chatty at import under MUJOCO_GL=egl
+    from agent.errors import USER_ERRORS
+
+    try:
+        return int(args.func(args) or 0)
+    except USER_ERRORS as e:
+        log.error("%s", e)
+        return 2
+    except KeyboardInterrupt:
+        log.warning("interrupted; the last checkpoint is intact (resume with --resume)")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,14 @@
+"""The exceptions the CLI reports as a one-line error rather than a traceback."""
+
+from __future__ import annotations
+
+from agent.train import NonFiniteResetError
+from agent.train_config import RunDirectoryError
+from learners.checkpoint import CheckpointError
+from learners.streamx import ConfigError
+from sim.envs import UnknownEnvError
+
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    CheckpointError, ConfigError, NonFiniteResetError, RunDirectoryError, UnknownEnvError,
+    FileNotFoundError,
+)

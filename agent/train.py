@@ -1,0 +1,229 @@
+"""``rill train``: a stream-x learner on a gymnasium environment, one sample at a time.
+
+The loop follows the reference order (act, step, update, then act on the next observation) with
+the stream-x preprocessing of ``policies.streamx.StreamXPreprocessor``. Values that are not finite
+(a diverging simulator, a broken sensor) are screened before any statistic or weight sees them:
+that step is skipped, counted, and the episode restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agent.checkpoints import CheckpointStore
+from agent.metrics import RunMetrics
+from agent.train_config import TrainConfig, prepare_run_dir
+from learners.streamx import ConfigError, build_algorithm
+from learners.transition import Transition
+from policies.streamx.normalization import StreamXPreprocessor
+from sim import snapshot
+from sim.envs import action_layout, make_env, time_limit
+
+log = logging.getLogger(__name__)
+
+MAX_BAD_RESETS = 10
+PROGRESS_EVERY_STEPS = 1000
+
+
+class NonFiniteResetError(RuntimeError):
+    """The environment keeps producing non-finite observations at reset."""
+
+
+def build_stream(config: TrainConfig, env: gym.Env | None = None):
+    """``(env, preprocessor, algorithm)`` for a config: the pieces of one training stream."""
+    env = env or make_env(config.env)
+    layout = action_layout(env)
+    continuous = "action_dim" in layout
+    use_time = continuous if config.time_feature is None else config.time_feature
+    obs_dim = int(np.prod(env.observation_space.shape))
+    pre = StreamXPreprocessor(obs_dim, config.algo_config.gamma,
+                              time_limit(env) if use_time else None)
+    algo = build_algorithm(config.algo, pre.out_dim, config=config.algo_config, seed=config.seed,
+                           **layout)
+    return env, pre, algo
+
+
+class Trainer:
+    """Runs one training stream to ``config.steps`` with metrics, checkpoints and exact resume."""
+
+    def __init__(self, config: TrainConfig, resume: bool = False, overwrite: bool = False) -> None:
+        torch.set_num_threads(1)  # one sample at a time: threads only add synchronization
+        self.config = config
+        if config.algo == "stream-td":
+            raise ConfigError("rill train needs a control algorithm; stream-td only predicts values")
+        # Build (and so validate) everything before the run directory is touched.
+        self.env, self.pre, self.algo = build_stream(config)
+        self.run_dir = prepare_run_dir(config, resume, overwrite)
+        self.box = isinstance(self.env.action_space, gym.spaces.Box)
+        self.store = CheckpointStore(self.run_dir / "checkpoints", config.keep_checkpoints)
+        self.mid_episode_ok = snapshot.supports_mid_episode(self.env)
+        # Loop state: everything below is checkpointed.
+        self.step = 0
+        self.episode = 0
+        self.obs: np.ndarray | None = None  # normalized observation to act on; None: reset first
+        self.pending_action = None  # SARSA: the action already chosen for self.obs
+        self.ep_return = 0.0
+        self.ep_length = 0
+        self.nonfinite = 0
+        self.wall_time = 0.0
+        self.recent = deque(maxlen=100)
+        self.env.reset(seed=config.seed)  # seeds the env's generator; episodes start in _begin
+        self.env_fresh = True
+        resume_step = self._resume() if resume else None
+        self.metrics = RunMetrics(self.run_dir, resume_step)
+        self._write_run_info()
+
+    # -- setup -----------------------------------------------------------------------------------
+    def _write_run_info(self) -> None:
+        info = {"env": self.config.env, "algo": self.config.algo, "seed": self.config.seed,
+                "update_path": "autograd", "obs_dim": self.pre.out_dim,
+                "algo_config": self.config.algo_config.to_dict(),
+                "time_feature": self.pre.time is not None, "torch": torch.__version__}
+        (self.run_dir / "run.json").write_text(json.dumps(info, indent=1))
+
+    def _resume(self) -> int:
+        from agent.checkpoints import restore_training
+
+        found = self.store.load_latest()
+        if found is None:
+            log.warning("--resume: %s has no checkpoint yet; starting from step 0", self.run_dir)
+            return 0
+        name, tensors, state = found
+        restore_training(self, tensors, state)
+        self.env_fresh = False
+        log.info("resumed %s from checkpoint %s at step %d", self.run_dir, name, self.step)
+        return self.step
+
+    # -- the loop --------------------------------------------------------------------------------
+    def _begin_episode(self) -> None:
+        for _ in range(MAX_BAD_RESETS):
+            raw, _ = self.env.reset()
+            if np.all(np.isfinite(raw)):
+                self.obs = self.pre.reset(raw)
+                self.ep_return, self.ep_length = 0.0, 0
+                self.pending_action = None
+                return
+            self.nonfinite += 1
+        raise NonFiniteResetError(f"{self.config.env}: {MAX_BAD_RESETS} resets in a row gave "
+                                  "non-finite observations")
+
+    def _env_action(self, action):
+        if self.box:
+            space = self.env.action_space
+            return np.clip(action, space.low, space.high)
+        return action
+
+    def train_step(self) -> bool:
+        """One environment step and one update. Returns True when an episode ended."""
+        if self.obs is None:
+            self._begin_episode()
+        s = self.obs
+        chosen = self.pending_action or self.algo.act(s)
+        raw, reward, terminated, truncated, _ = self.env.step(self._env_action(chosen.action))
+        self.step += 1
+        self.ep_length += 1
+        if not (np.all(np.isfinite(raw)) and math.isfinite(reward)):
+            self.nonfinite += 1
+            self.obs = None  # skip the update; the episode is not to be trusted any further
+            return True
+        self.ep_return += float(reward)
+        s_next, scaled = self.pre.step(raw, reward, terminated, truncated)
+        done = terminated or truncated
+        next_choice = None
+        if self.algo.needs_next_action and not done:
+            next_choice = self.algo.act(s_next)
+        self.last_info = self.algo.update(Transition(
+            s, chosen.action, scaled, s_next, bool(terminated), bool(truncated),
+            seq=self.step, episode=self.episode, step=self.ep_length,
+            behavior_logp=chosen.logp,
+            next_action=None if next_choice is None else next_choice.action))
+        if done:
+            self.episode += 1
+            self.recent.append(self.ep_return)
+            self.metrics.episode(self.step, self.episode, self.ep_return, self.ep_length,
+                                 self.wall_time)
+            self.obs = None
+        else:
+            self.obs, self.pending_action = s_next, next_choice
+        return done
+
+    def run(self, on_progress: Callable[[Trainer, float], None] | None = None) -> dict:
+        """Train until ``config.steps``; returns the summary also written to ``summary.json``."""
+        every = self.config.checkpoint_every
+        next_ckpt = (self.step // every + 1) * every
+        deltas, sizes = [], []
+        t0, step0, last = time.perf_counter(), self.step, time.perf_counter()
+        wall0 = self.wall_time
+        while self.step < self.config.steps:
+            done = self.train_step()
+            info = getattr(self, "last_info", None)
+            if info is not None:
+                deltas.append(abs(info.delta))
+                sizes.append(info.step_size)
+                self.last_info = None
+            self.wall_time = wall0 + time.perf_counter() - t0
+            if self.step >= next_ckpt and (done or self.mid_episode_ok):
+                self.save_checkpoint()
+                next_ckpt = (self.step // every + 1) * every
+            if self.step % PROGRESS_EVERY_STEPS == 0:
+                now = time.perf_counter()
+                rate = PROGRESS_EVERY_STEPS / max(now - last, 1e-9)
+                last = now
+                self._log_progress(rate, deltas, sizes)
+                deltas, sizes = [], []
+                if on_progress:
+                    on_progress(self, rate)
+        self.save_checkpoint()
+        elapsed = time.perf_counter() - t0
+        summary = self.summary((self.step - step0) / max(elapsed, 1e-9))
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        self.metrics.close()
+        self._plot()
+        return summary
+
+    def _log_progress(self, rate: float, deltas: list, sizes: list) -> None:
+        self.metrics.progress({
+            "step": self.step, "wall_time": round(self.wall_time, 3), "steps_per_s": round(rate, 1),
+            "episodes": self.episode, "recent_return": self.recent_return(),
+            "nonfinite_skipped": self.nonfinite, "overshoots": self.algo.overshoots,
+            "mean_abs_delta": float(np.mean(deltas)) if deltas else float("nan"),
+            "mean_step_size": float(np.mean(sizes)) if sizes else float("nan")})
+
+    def recent_return(self, n: int = 10) -> float:
+        if not self.recent:
+            return float("nan")
+        return float(np.mean(list(self.recent)[-n:]))
+
+    def summary(self, steps_per_s: float) -> dict:
+        return {"env": self.config.env, "algo": self.config.algo, "seed": self.config.seed,
+                "steps": self.step, "episodes": self.episode,
+                "final_return_mean_last_10": self.recent_return(10),
+                "final_return_mean_last_100": self.recent_return(100),
+                "nonfinite_skipped": self.nonfinite, "overshoots": self.algo.overshoots,
+                "steps_per_s": round(steps_per_s, 1), "wall_time_s": round(self.wall_time, 1)}
+
+    def save_checkpoint(self) -> Path:
+        from agent.checkpoints import capture_training
+
+        tensors, state = capture_training(self)
+        path = self.store.save(self.step, tensors, state)
+        self.metrics.flush()
+        return path
+
+    def _plot(self) -> None:
+        from agent.metrics import read_episodes
+        from agent.plots import plot_learning_curve
+
+        steps, returns = read_episodes(self.metrics.episodes_path)
+        plot_learning_curve(steps, returns, self.run_dir / "learning_curve.png",
+                            f"{self.config.algo} on {self.config.env} (seed {self.config.seed})")

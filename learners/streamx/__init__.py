@@ -1,0 +1,68 @@
+"""The stream-x algorithms (STREAMX.md): ObGD, Stream AC/Q/SARSA/TD(lambda), and a registry.
+
+A new algorithm plugs in by adding an entry to ``ALGORITHMS``; callers build by name.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from learners.streamx.base import ActResult, StreamAlgorithm, UpdateInfo
+from learners.streamx.config import (
+    ConfigError,
+    StreamACConfig,
+    StreamQConfig,
+    StreamSARSAConfig,
+    StreamTDConfig,
+    StreamXConfig,
+)
+from learners.streamx.obgd import AdaptiveObGD, ObGD
+from learners.streamx.stream_ac import StreamAC
+from learners.streamx.stream_q import StreamQ, StreamSARSA
+from learners.streamx.stream_td import StreamTD
+
+ALGORITHMS: dict[str, tuple[type[StreamAlgorithm], type[StreamXConfig]]] = {
+    "stream-ac": (StreamAC, StreamACConfig),
+    "stream-q": (StreamQ, StreamQConfig),
+    "stream-sarsa": (StreamSARSA, StreamSARSAConfig),
+    "stream-td": (StreamTD, StreamTDConfig),
+}
+
+
+def algorithm_config(name: str, overrides: dict[str, Any] | None = None) -> StreamXConfig:
+    """The validated config of algorithm ``name`` with ``overrides`` applied."""
+    if name not in ALGORITHMS:
+        near = difflib.get_close_matches(name, ALGORITHMS, n=3)
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        raise ConfigError(f"unknown algorithm {name!r}{hint}; known: {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[name][1].from_dict(dict(overrides or {}))
+
+
+def build_algorithm(
+    name: str,
+    obs_dim: int,
+    *,
+    action_dim: int | None = None,
+    n_actions: int | None = None,
+    config: StreamXConfig | None = None,
+    seed: int = 0,
+) -> StreamAlgorithm:
+    """Build algorithm ``name`` for a continuous (``action_dim``) or discrete (``n_actions``) task."""
+    cls, _ = ALGORITHMS[name]
+    config = config or algorithm_config(name)
+    if cls is StreamAC:
+        return StreamAC(obs_dim, action_dim=action_dim, n_actions=n_actions, config=config, seed=seed)
+    if cls is StreamTD:
+        return StreamTD(obs_dim, config=config, seed=seed)
+    if n_actions is None:
+        raise ConfigError(f"{name} needs a discrete action space; this task's actions are continuous"
+                          " (use stream-ac)")
+    return cls(obs_dim, n_actions, config=config, seed=seed)
+
+
+__all__ = [
+    "ALGORITHMS", "ActResult", "AdaptiveObGD", "ConfigError", "ObGD", "StreamAC", "StreamACConfig",
+    "StreamAlgorithm", "StreamQ", "StreamQConfig", "StreamSARSA", "StreamSARSAConfig", "StreamTD",
+    "StreamTDConfig", "StreamXConfig", "UpdateInfo", "algorithm_config", "build_algorithm",
+]

@@ -1,0 +1,48 @@
+"""Making gymnasium environments by id, with errors a user can act on."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+class UnknownEnvError(ValueError):
+    """The environment id is not registered with gymnasium."""
+
+
+def _registered_ids() -> list[str]:
+    return sorted(gym.registry.keys())
+
+
+def make_env(env_id: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+    """``gym.make(env_id)`` with a flat Box observation; unknown ids get close matches listed."""
+    import sim.tasks  # noqa: F401  registers rill's own tasks
+
+    if env_id not in gym.registry:
+        near = difflib.get_close_matches(env_id, _registered_ids(), n=5, cutoff=0.5)
+        hint = f"; close matches: {', '.join(near)}" if near else ""
+        raise UnknownEnvError(f"unknown environment id {env_id!r}{hint}")
+    env = gym.make(env_id, render_mode=render_mode, **kwargs)
+    if not (isinstance(env.observation_space, gym.spaces.Box) and
+            len(env.observation_space.shape) == 1):
+        env = gym.wrappers.FlattenObservation(env)
+    return env
+
+
+def time_limit(env: gym.Env, default: int = 1000) -> int:
+    """The episode step limit ``T`` of ``env`` (for the time feature)."""
+    spec = env.spec
+    return int(spec.max_episode_steps) if spec and spec.max_episode_steps else default
+
+
+def action_layout(env: gym.Env) -> dict[str, Any]:
+    """``{"action_dim": n}`` for a Box action space or ``{"n_actions": n}`` for a Discrete one."""
+    space = env.action_space
+    if isinstance(space, gym.spaces.Box):
+        return {"action_dim": int(np.prod(space.shape))}
+    if isinstance(space, gym.spaces.Discrete):
+        return {"n_actions": int(space.n)}
+    raise ValueError(f"unsupported action space {space} (rill's stream-x needs Box or Discrete)")

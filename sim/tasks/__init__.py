@@ -1,0 +1,1 @@
+"""rill's own gymnasium tasks, registered under the ``rill/`` namespace on import."""
