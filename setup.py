@@ -5,6 +5,9 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "rill"
+VIDEO = ["imageio>=2.30", "imageio-ffmpeg>=0.4"]
+# lmdb: the replay-cache benchmark compares against it; video: rill eval --video is tested.
+TEST = ["pytest>=8.0", "pytest-timeout>=2.2", "ruff>=0.5", "lmdb>=1.4", *VIDEO]
 
 setup(
     name=PACKAGE,
@@ -34,9 +37,9 @@ setup(
         "pyarrow>=14.0",
     ],
     extras_require={
-        "test": ["pytest>=8.0", "pytest-timeout>=2.2", "ruff>=0.5", "lmdb>=1.4", "imageio>=2.30", "imageio-ffmpeg>=0.4"],
-        "dev": ["pytest>=8.0", "pytest-timeout>=2.2", "ruff>=0.5", "pyinstrument>=4.6"],
-        "video": ["imageio>=2.30", "imageio-ffmpeg>=0.4"],
+        "video": VIDEO,
+        "test": TEST,
+        "dev": [*TEST, "pyinstrument>=4.6"],
     },
     zip_safe=True,
     entry_points={

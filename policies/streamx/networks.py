@@ -7,6 +7,7 @@ them) and batched (``[B, obs_dim]``): LayerNorm acts on the last dimension.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -27,7 +28,7 @@ class MLPBody(nn.Module):
         if in_dim <= 0 or not hidden or any(h <= 0 for h in hidden):
             raise ValueError(f"MLPBody needs in_dim > 0 and positive hidden sizes, got {in_dim}, {hidden}")
         dims = [in_dim, *hidden]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
         self.out_dim = dims[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
