@@ -13,7 +13,6 @@ import argparse
 import tempfile
 import time
 
-import numpy as np
 import torch
 
 from bench.common import machine, print_table, write_json

@@ -25,7 +25,9 @@ def make_env(env_id: str, render_mode: str | None = None, **kwargs: Any) -> gym.
         near = difflib.get_close_matches(env_id, _registered_ids(), n=5, cutoff=0.5)
         hint = f"; close matches: {', '.join(near)}" if near else ""
         raise UnknownEnvError(f"unknown environment id {env_id!r}{hint}")
-    env = gym.make(env_id, render_mode=render_mode, **kwargs)
+    if render_mode is not None:
+        kwargs["render_mode"] = render_mode
+    env = gym.make(env_id, **kwargs)
     if not (isinstance(env.observation_space, gym.spaces.Box) and
             len(env.observation_space.shape) == 1):
         env = gym.wrappers.FlattenObservation(env)
