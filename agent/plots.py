@@ -7,17 +7,20 @@ from pathlib import Path
 import numpy as np
 
 
-def moving_average(values: np.ndarray, window: int) -> np.ndarray:
-    if len(values) == 0:
-        return values
-    window = max(1, min(window, len(values)))
-    kernel = np.ones(window) / window
-    head = np.cumsum(values[: window - 1]) / np.arange(1, window)
-    return np.concatenate([head, np.convolve(values, kernel, mode="valid")])
+def step_window_average(steps: np.ndarray, values: np.ndarray, window: float) -> np.ndarray:
+    """At each episode, the mean of the episodes that ended within the last ``window`` steps.
+
+    Windows of steps, not of episodes: episode lengths vary a hundredfold while a policy learns,
+    and an episode-count window would stretch across most of a run at the end.
+    """
+    starts = np.searchsorted(steps, steps - window, side="right")
+    csum = np.concatenate([[0.0], np.cumsum(values)])
+    ends = np.arange(1, len(values) + 1)
+    return (csum[ends] - csum[starts]) / (ends - starts)
 
 
-def plot_learning_curve(steps, returns, out: Path, title: str, window: int = 20) -> Path:
-    """Save a PNG of each episode's raw return and its moving average."""
+def plot_learning_curve(steps, returns, out: Path, title: str) -> Path:
+    """Save a PNG of each episode's raw return and its running average over 5% of the steps."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -25,10 +28,11 @@ def plot_learning_curve(steps, returns, out: Path, title: str, window: int = 20)
 
     steps, returns = np.asarray(steps), np.asarray(returns, np.float64)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    ax.plot(steps, returns, ".", ms=2, alpha=0.35, color="tab:blue", label="episode return")
+    ax.plot(steps, returns, "o", ms=3, alpha=0.4, color="tab:blue", label="episode return")
     if len(returns):
-        ax.plot(steps, moving_average(returns, window), color="tab:blue", lw=2,
-                label=f"moving average ({min(window, len(returns))} episodes)")
+        window = max(float(steps[-1]) / 20, 1.0)
+        ax.plot(steps, step_window_average(steps, returns, window), color="tab:blue", lw=2,
+                label=f"mean over the last {window:,.0f} steps")
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episodic return (raw)")
     ax.set_title(title)
