@@ -2,7 +2,7 @@
 
 A segment file ``<base offset, 20 digits>.log`` starts with a 32-byte header (magic, format
 version, base offset, header CRC) followed by records. Each record is a 12-byte frame header
-(sync marker, kind, length, CRC-32 over the frame header and payload) and its payload. A record's
+(sync marker, kind, length, CRC-32C over the frame header and payload) and its payload. A record's
 global offset is ``segment base + position in the file``, so offsets increase across segments and
 "durable up to offset X" has one meaning for the whole log.
 """
@@ -10,9 +10,10 @@ global offset is ``segment base + position in the file``, so offsets increase ac
 from __future__ import annotations
 
 import struct
-import zlib
 from array import array
 from dataclasses import dataclass, field
+
+from crc32c import crc32c
 
 FORMAT_VERSION = 1
 SEGMENT_MAGIC = b"RILLLOG\x00"
@@ -61,7 +62,7 @@ def parse_segment_name(name: str) -> int | None:
 
 def pack_segment_header(base: int) -> bytes:
     head = _SEGMENT_HEADER.pack(SEGMENT_MAGIC, FORMAT_VERSION, 0, SEGMENT_HEADER_SIZE, base, 0)
-    crc = zlib.crc32(head[:24])
+    crc = crc32c(head[:24])
     return _SEGMENT_HEADER.pack(SEGMENT_MAGIC, FORMAT_VERSION, 0, SEGMENT_HEADER_SIZE, base, crc)
 
 
@@ -72,7 +73,7 @@ def unpack_segment_header(data: bytes) -> int:
     magic, version, _flags, size, base, crc = _SEGMENT_HEADER.unpack_from(data)
     if magic != SEGMENT_MAGIC:
         raise SegmentHeaderError(f"bad segment magic {magic!r}")
-    if zlib.crc32(data[:24]) != crc:
+    if crc32c(data[:24]) != crc:
         raise SegmentHeaderError("segment header checksum mismatch")
     if version > FORMAT_VERSION:
         raise NewerFormatError(
@@ -86,7 +87,7 @@ def unpack_segment_header(data: bytes) -> int:
 def frame(kind: int, payload: bytes) -> bytes:
     """The 12-byte frame header for ``payload``."""
     n = len(payload)
-    crc = zlib.crc32(payload, zlib.crc32(FRAME_PREFIX.pack(SYNC, kind, 0, n)))
+    crc = crc32c(payload, crc32c(FRAME_PREFIX.pack(SYNC, kind, 0, n)))
     return FRAME.pack(SYNC, kind, 0, n, crc)
 
 
@@ -103,7 +104,7 @@ def check_frame(data: bytes | memoryview, pos: int) -> tuple[int, int] | str:
     if pos + FRAME_SIZE + length > end:
         return f"record of {length} bytes extends past the end of the segment"
     body = data[pos + FRAME_SIZE : pos + FRAME_SIZE + length]
-    if zlib.crc32(body, zlib.crc32(data[pos : pos + 8])) != crc:
+    if crc32c(body, crc32c(data[pos : pos + 8])) != crc:
         return "checksum mismatch"
     return kind, length
 
@@ -138,7 +139,7 @@ def scan(data: bytes | memoryview, start: int = SEGMENT_HEADER_SIZE) -> ScanResu
     positions = result.positions
     end = len(data)
     unpack = FRAME.unpack_from
-    crc32 = zlib.crc32
+    crc32 = crc32c
     pos = start
     while pos < end:
         # Fast path inlined: this loop runs once per record when opening the active segment.

@@ -13,10 +13,11 @@ import logging
 import os
 import threading
 import time
-import zlib
 from bisect import bisect_right
 from collections.abc import Iterator
 from pathlib import Path
+
+from crc32c import crc32c
 
 from learners.cache.config import CacheConfig
 from learners.cache.errors import (
@@ -52,18 +53,30 @@ from learners.cache.segment import (
 log = logging.getLogger(__name__)
 
 _MAX_RETRY_S = 1.0
+_pack_frame = FRAME.pack
+_pack_prefix = FRAME_PREFIX.pack
+
+
+_IOV_MAX = 1024  # buffers per pwritev call (Linux IOV_MAX)
 
 
 class _Chunk:
-    """Bytes accepted for one segment, not yet handed to the OS."""
+    """Buffers accepted for one segment, not yet handed to the OS, in order.
 
-    __slots__ = ("data", "done", "finished", "segment")
+    Appends add a frame header and the caller's payload object (never copied here); the
+    committer hands them to the kernel with ``pwritev``.
+    """
 
-    def __init__(self, segment: Segment, data: bytearray) -> None:
+    __slots__ = ("finished", "next_part", "parts", "segment")
+
+    def __init__(self, segment: Segment, parts: list[bytes]) -> None:
         self.segment = segment
-        self.data = data
-        self.done = 0  # bytes of data already written
+        self.parts = parts
+        self.next_part = 0  # parts before this one are written
         self.finished = False
+
+    def unwritten(self) -> int:
+        return sum(map(len, self.parts[self.next_part :]))
 
 
 class SegmentedLog:
@@ -103,8 +116,8 @@ class SegmentedLog:
         self._committer: threading.Thread | None = None
         if self.writable:
             active = self._segments[-1]
-            self._buf = bytearray()
-            self._chunks = [_Chunk(active, self._buf)]
+            self._parts: list[bytes] = []
+            self._chunks = [_Chunk(active, self._parts)]
             self._committer = threading.Thread(
                 target=self._run_committer,
                 name=f"rill-cache-commit:{self.directory.name}",
@@ -189,14 +202,17 @@ class SegmentedLog:
 
     def append(self, payload: bytes | bytearray | memoryview, kind: int = KIND_BYTES) -> int:
         """Accept one record; return its offset. Never waits for the disk."""
+        if type(payload) is not bytes:  # the committer writes it later: keep an immutable copy
+            payload = bytes(payload)
         n = len(payload)
         if n > self._max_record:
             raise RecordTooLargeError(
                 f"{self.directory}: record of {n} bytes exceeds max_record_bytes="
                 f"{self._max_record}; nothing was written"
             )
-        crc = zlib.crc32(payload, zlib.crc32(FRAME_PREFIX.pack(SYNC, kind, 0, n)))
-        head = FRAME.pack(SYNC, kind, 0, n, crc)
+        head = _pack_frame(
+            SYNC, kind, 0, n, crc32c(payload, crc32c(_pack_prefix(SYNC, kind, 0, n)))
+        )
         total = n + FRAME_SIZE
         with self._lock:
             if self._unwritable:
@@ -206,9 +222,9 @@ class SegmentedLog:
             if pos + total > self._segment_bytes:
                 segment = self._roll()
                 pos = segment.size
-            buf = self._buf
-            buf += head
-            buf += payload
+            parts = self._parts
+            parts.append(head)
+            parts.append(payload)
             segment.positions.append(pos)
             segment.size = pos + total
             pending = self._pending
@@ -225,22 +241,18 @@ class SegmentedLog:
 
         All-or-nothing for size: an over-limit record rejects the batch before anything is kept.
         """
-        prefix, pack, crc32 = FRAME_PREFIX.pack, FRAME.pack, zlib.crc32
         framed = []
         for payload in payloads:
+            if type(payload) is not bytes:
+                payload = bytes(payload)
             n = len(payload)
             if n > self._max_record:
                 raise RecordTooLargeError(
                     f"{self.directory}: record of {n} bytes exceeds max_record_bytes="
                     f"{self._max_record}; nothing of this batch was written"
                 )
-            framed.append(
-                (
-                    pack(SYNC, kind, 0, n, crc32(payload, crc32(prefix(SYNC, kind, 0, n)))),
-                    payload,
-                    n + FRAME_SIZE,
-                )
-            )
+            crc = crc32c(payload, crc32c(_pack_prefix(SYNC, kind, 0, n)))
+            framed.append((_pack_frame(SYNC, kind, 0, n, crc), payload, n + FRAME_SIZE))
         offsets = []
         with self._lock:
             if self._unwritable:
@@ -255,9 +267,9 @@ class SegmentedLog:
                     added = 0
                     segment = self._roll()
                     pos = segment.size
-                buf = self._buf
-                buf += head
-                buf += payload
+                parts = self._parts
+                parts.append(head)
+                parts.append(payload)
                 segment.positions.append(pos)
                 segment.size = pos + total
                 added += total
@@ -279,8 +291,8 @@ class SegmentedLog:
         old.sealing = True
         new = Segment(old.end, self.directory / segment_name(old.end))
         self._append_segment(new)
-        self._buf = bytearray(pack_segment_header(new.base))
-        self._chunks.append(_Chunk(new, self._buf))
+        self._parts = [pack_segment_header(new.base)]
+        self._chunks.append(_Chunk(new, self._parts))
         if self._pending == 0:
             self._first_pending_at = time.monotonic()
             self._commit_cond.notify()
@@ -322,8 +334,8 @@ class SegmentedLog:
                         break
                     self._commit_cond.wait(due - now)
                 chunks = self._chunks
-                self._buf = bytearray()
-                self._chunks = [_Chunk(self._active, self._buf)]
+                self._parts = []
+                self._chunks = [_Chunk(self._active, self._parts)]
                 target = self._active.end
                 self._pending = 0
                 self._flush_requested = False
@@ -353,11 +365,17 @@ class SegmentedLog:
             if segment.fd is None:
                 segment.fd = os.open(segment.path, os.O_WRONLY | os.O_CREAT, 0o644)
                 self._dir_sync_pending = True
-            view = memoryview(chunk.data)
-            while chunk.done < len(view):
-                n = os.pwrite(segment.fd, view[chunk.done :], segment.written)
-                chunk.done += n
+            parts = chunk.parts
+            while chunk.next_part < len(parts):
+                first = chunk.next_part
+                batch = parts[first : first + _IOV_MAX]
+                n = os.pwritev(segment.fd, batch, segment.written)
                 segment.written += n
+                want = sum(map(len, batch))
+                if n < want:  # short write: keep the rest as one buffer and go on
+                    parts[first : first + len(batch)] = [b"".join(batch)[n:]]
+                else:
+                    chunk.next_part = first + len(batch)
             if segment.sealing and i < last and chunks[i + 1].segment is not segment:
                 self._seal(segment)
             chunk.finished = True
@@ -397,7 +415,7 @@ class SegmentedLog:
             self._error = CacheFullError(message, path=str(path), errno=exc.errno)
             self._unwritable = True
             self._chunks = remaining + self._chunks
-            self._pending += sum(len(c.data) - c.done for c in remaining)
+            self._pending += sum(c.unwritten() for c in remaining)
             self._retry_delay = min(max(self._retry_delay * 2, 0.01), _MAX_RETRY_S)
             self._retry_at = time.monotonic() + self._retry_delay
             self._durable_cond.notify_all()
@@ -512,7 +530,7 @@ class SegmentedLog:
                 f"segment {segment.name}: damaged frame header at offset {offset}"
             )
         payload = data[FRAME_SIZE:end]
-        if zlib.crc32(payload, zlib.crc32(data[:8])) != crc:
+        if crc32c(payload, crc32c(data[:8])) != crc:
             raise CacheCorruptError(f"segment {segment.name}: checksum mismatch at offset {offset}")
         return kind, payload
 
