@@ -11,12 +11,12 @@ import os
 import struct
 import sys
 import time
-import zlib
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgpack
+from crc32c import crc32c
 
 from learners.cache.errors import CacheFormatError
 from learners.cache.format import FORMAT_VERSION, Damage
@@ -53,7 +53,7 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def with_crc(payload: bytes) -> bytes:
-    return payload + _CRC.pack(zlib.crc32(payload))
+    return payload + _CRC.pack(crc32c(payload))
 
 
 def strip_crc(data: bytes) -> bytes | None:
@@ -61,7 +61,7 @@ def strip_crc(data: bytes) -> bytes | None:
     if len(data) < _CRC.size:
         return None
     payload, (crc,) = data[: -_CRC.size], _CRC.unpack(data[-_CRC.size :])
-    return payload if zlib.crc32(payload) == crc else None
+    return payload if crc32c(payload) == crc else None
 
 
 def write_meta(directory: Path) -> None:

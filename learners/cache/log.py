@@ -372,6 +372,8 @@ class SegmentedLog:
                 n = os.pwritev(segment.fd, batch, segment.written)
                 segment.written += n
                 want = sum(map(len, batch))
+                if n == 0:
+                    raise OSError(errno.EIO, "pwritev wrote nothing", str(segment.path))
                 if n < want:  # short write: keep the rest as one buffer and go on
                     parts[first : first + len(batch)] = [b"".join(batch)[n:]]
                 else:
