@@ -43,7 +43,8 @@ def apply_retention(
     for segment in segments[:-1]:
         if not segment.sealed or not expired(segment, total, config, now):
             break
-        behind = sorted(name for name, pos in consumers.items() if pos < segment.end)
+        last = segment.base + segment.positions[-1] if segment.positions else segment.base - 1
+        behind = sorted(name for name, pos in consumers.items() if pos <= last)
         if behind and not force:
             result.blocked_by = behind[0]
             log.info(
