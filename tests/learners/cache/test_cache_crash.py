@@ -64,8 +64,12 @@ def test_consumer_offsets_survive_sigkill(tmp_path: Path) -> None:
     rng = random.Random(7)
     last_printed = 0
     for _ in range(5):
-        proc = subprocess.Popen([sys.executable, "-c", CONSUMER, str(tmp_path)],
-                                stdout=subprocess.PIPE, cwd=REPO, env=ENV)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CONSUMER, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            cwd=REPO,
+            env=ENV,
+        )
         time.sleep(rng.uniform(0.3, 0.8))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate()
@@ -135,8 +139,13 @@ DISK_FULL = textwrap.dedent(
 
 
 def test_disk_full_raises_a_specific_error_and_recovers(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-c", DISK_FULL, str(tmp_path)], capture_output=True,
-                          cwd=REPO, env=ENV, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", DISK_FULL, str(tmp_path)],
+        capture_output=True,
+        cwd=REPO,
+        env=ENV,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     report = json.loads(proc.stdout)
     assert report["errno"] == 27  # EFBIG: a real OS error from the lowered RLIMIT_FSIZE

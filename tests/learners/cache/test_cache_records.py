@@ -20,25 +20,55 @@ from learners.codec import packb
 from learners.transition import Transition
 
 
-def make(actor: str = "arm0", seq: int = 0, episode: int = 0, step: int = 0, done: bool = False,
-         image: bool = True) -> Transition:
+def make(
+    actor: str = "arm0",
+    seq: int = 0,
+    episode: int = 0,
+    step: int = 0,
+    done: bool = False,
+    image: bool = True,
+) -> Transition:
     rng = np.random.default_rng(seq)
-    obs = {"state": rng.standard_normal(7).astype(np.float32), "instruction": "stack the cubes",
-           "timestamp": 12.5}
+    obs = {
+        "state": rng.standard_normal(7).astype(np.float32),
+        "instruction": "stack the cubes",
+        "timestamp": 12.5,
+    }
     if image:
         gradient = np.arange(24 * 32 * 3).reshape(24, 32, 3) // 37 + seq
         obs["image.wrist"] = gradient.astype(np.uint8)
     return Transition(
-        obs=obs, action=rng.standard_normal(4).astype(np.float32), reward=0.5,
-        next_obs=dict(obs), terminated=done, truncated=False, actor_id=actor, seq=seq,
-        episode=episode, step=step, policy_version=3, behavior_logp=-1.25, timestamp=99.0,
+        obs=obs,
+        action=rng.standard_normal(4).astype(np.float32),
+        reward=0.5,
+        next_obs=dict(obs),
+        terminated=done,
+        truncated=False,
+        actor_id=actor,
+        seq=seq,
+        episode=episode,
+        step=step,
+        policy_version=3,
+        behavior_logp=-1.25,
+        timestamp=99.0,
         extras={"chunk": np.arange(3)},
     )
 
 
 def assert_same(a: Transition, b: Transition) -> None:
-    for key in ("actor_id", "seq", "episode", "step", "reward", "terminated", "truncated",
-                "policy_version", "behavior_logp", "timestamp", "next_action"):
+    for key in (
+        "actor_id",
+        "seq",
+        "episode",
+        "step",
+        "reward",
+        "terminated",
+        "truncated",
+        "policy_version",
+        "behavior_logp",
+        "timestamp",
+        "next_action",
+    ):
         assert getattr(a, key) == getattr(b, key), key
     np.testing.assert_array_equal(a.action, b.action)
     for name in ("obs", "next_obs"):
@@ -64,8 +94,15 @@ def test_transitions_round_trip_through_the_cache(tmp_path: Path, codec: str) ->
 
 
 def test_vector_observations_and_integer_actions(tmp_path: Path) -> None:
-    t = Transition(obs=np.zeros(4), action=2, reward=1.0, next_obs=np.ones(4), terminated=True,
-                   truncated=False, next_action=1)
+    t = Transition(
+        obs=np.zeros(4),
+        action=2,
+        reward=1.0,
+        next_obs=np.ones(4),
+        terminated=True,
+        truncated=False,
+        next_action=1,
+    )
     with ReplayCache(tmp_path) as cache:
         offset = cache.append(t)
         cache.flush(timeout=10)
@@ -79,8 +116,10 @@ def test_a_record_from_a_future_schema_is_a_clear_error(tmp_path: Path) -> None:
     with ReplayCache(tmp_path) as cache:
         offset = cache.log.append(future, KIND_TRANSITION)
         cache.flush(timeout=10)
-        with pytest.raises(SchemaVersionError, match=f"schema version {SCHEMA_VERSION + 1} is "
-                                                     f"newer .* at offset|offset {offset}"):
+        with pytest.raises(
+            SchemaVersionError,
+            match=f"schema version {SCHEMA_VERSION + 1} is newer .* at offset|offset {offset}",
+        ):
             cache.read(offset)
         assert cache.read_raw(offset) == future  # nothing modified
         with pytest.raises(SchemaVersionError):
@@ -122,14 +161,24 @@ def test_iteration_by_actor_and_episode(tmp_path: Path) -> None:
         for step in range(3):  # two actors, interleaved
             for actor in ("a", "b"):
                 for episode in (0, 1):
-                    cache.append(make(actor, seq=episode * 3 + step, episode=episode, step=step,
-                                      done=step == 2 and episode == 0, image=False))
+                    cache.append(
+                        make(
+                            actor,
+                            seq=episode * 3 + step,
+                            episode=episode,
+                            step=step,
+                            done=step == 2 and episode == 0,
+                            image=False,
+                        )
+                    )
         cache.flush(timeout=10)
         mine = [t for _, t in cache.iter_transitions(actor_id="a", episode=1)]
         assert [(t.actor_id, t.episode, t.step) for t in mine] == [("a", 1, s) for s in range(3)]
         episodes = list(cache.iter_episodes(actor_id="b"))
         assert [(e.actor_id, e.episode, e.complete, len(e.transitions)) for e in episodes] == [
-            ("b", 0, True, 3), ("b", 1, False, 3)]
+            ("b", 0, True, 3),
+            ("b", 1, False, 3),
+        ]
         assert [t.step for t in episodes[0].transitions] == [0, 1, 2]
         assert len(list(cache.iter_episodes())) == 4
 

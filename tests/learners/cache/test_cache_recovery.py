@@ -29,8 +29,9 @@ def build(directory: Path, n: int = 60, seed: int = 0) -> dict[int, bytes]:
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*")
-            if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()
+    }
 
 
 def active_segment(directory: Path) -> Path:
@@ -54,16 +55,18 @@ def test_torn_active_segment_is_truncated_at_the_last_whole_record(
             f.truncate(cut)
         report = verify_cache(work)
         assert report.ok  # a torn tail of the active segment is not damage...
-        assert any(p.torn_tail for p in report.problems) == (cut not in
-                                                              {o - base for o in expected})
+        assert any(p.torn_tail for p in report.problems) == (
+            cut not in {o - base for o in expected}
+        )
         caplog.clear()
         with caplog.at_level(logging.WARNING), ReplayCache(work, CONFIG) as cache:
             kept = {o: d for o, d in expected.items() if o - base + 12 + len(d) <= cut}
             assert {o: cache.read(o) for o in cache.log.offsets()} == kept
             offset = cache.append(b"continues")
             assert cache.wait_durable(offset, timeout=10) and cache.read(offset) == b"continues"
-        torn = cut - max((o - base + 12 + len(d) for o, d in kept.items()),
-                         default=SEGMENT_HEADER_SIZE)
+        torn = cut - max(
+            (o - base + 12 + len(d) for o, d in kept.items()), default=SEGMENT_HEADER_SIZE
+        )
         if torn:
             assert f"truncated {torn} bytes (1 torn record)" in caplog.text
             assert active.name in caplog.text
