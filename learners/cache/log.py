@@ -53,8 +53,19 @@ from learners.cache.segment import (
 log = logging.getLogger(__name__)
 
 _MAX_RETRY_S = 1.0
+_yield_gil = time.sleep
 _pack_frame = FRAME.pack
 _pack_prefix = FRAME_PREFIX.pack
+_prefix_crcs: dict[int, int] = {}  # CRC-32C of a frame's first 8 bytes, by (length, kind)
+
+
+def _prefix_crc(kind: int, n: int) -> int:
+    """The CRC-32C of a frame's sync/kind/length bytes: the seed of the record's checksum."""
+    crc = crc32c(_pack_prefix(SYNC, kind, 0, n))
+    if len(_prefix_crcs) >= 4096:  # records of many sizes: keep the memo small
+        _prefix_crcs.clear()
+    _prefix_crcs[n * 2 + kind] = crc
+    return crc
 
 
 _IOV_MAX = 1024  # buffers per pwritev call (Linux IOV_MAX)
@@ -176,6 +187,7 @@ class SegmentedLog:
     def _append_segment(self, segment: Segment) -> None:
         self._segments.append(segment)
         self._bases.append(segment.base)
+        self._active = segment  # the last segment; appends go here
 
     def _remove_orphan_indexes(self, bases: list[int]) -> None:
         # An index whose segment is gone: retention was interrupted between the two unlinks.
@@ -210,9 +222,10 @@ class SegmentedLog:
                 f"{self.directory}: record of {n} bytes exceeds max_record_bytes="
                 f"{self._max_record}; nothing was written"
             )
-        head = _pack_frame(
-            SYNC, kind, 0, n, crc32c(payload, crc32c(_pack_prefix(SYNC, kind, 0, n)))
-        )
+        seed = _prefix_crcs.get(n * 2 + kind)
+        if seed is None:
+            seed = _prefix_crc(kind, n)
+        head = _pack_frame(SYNC, kind, 0, n, crc32c(payload, seed))
         total = n + FRAME_SIZE
         with self._lock:
             if self._unwritable:
@@ -232,8 +245,14 @@ class SegmentedLog:
             if pending == 0:
                 self._first_pending_at = time.monotonic()
                 self._commit_cond.notify()
-            elif pending < self._commit_bytes <= pending + total:
+                return segment.base + pos
+            crossed = pending // self._commit_bytes != (pending + total) // self._commit_bytes
+            if crossed:
                 self._commit_cond.notify()
+        if crossed:
+            # Another group's worth is pending: let the committer have the GIL for a moment, or
+            # a caller appending in a tight loop starves it for a whole switch interval (5 ms).
+            _yield_gil(0)
         return segment.base + pos
 
     def append_many(self, payloads: list[bytes], kind: int = KIND_BYTES) -> list[int]:
@@ -251,7 +270,7 @@ class SegmentedLog:
                     f"{self.directory}: record of {n} bytes exceeds max_record_bytes="
                     f"{self._max_record}; nothing of this batch was written"
                 )
-            crc = crc32c(payload, crc32c(_pack_prefix(SYNC, kind, 0, n)))
+            crc = crc32c(payload, _prefix_crc(kind, n))
             framed.append((_pack_frame(SYNC, kind, 0, n, crc), payload, n + FRAME_SIZE))
         offsets = []
         with self._lock:
@@ -277,13 +296,12 @@ class SegmentedLog:
             self._pending += added
             if was_empty:
                 self._first_pending_at = time.monotonic()
-            if was_empty or self._pending >= self._commit_bytes:
+            crossed = self._pending >= self._commit_bytes
+            if was_empty or crossed:
                 self._commit_cond.notify()
+        if crossed:
+            _yield_gil(0)
         return offsets
-
-    @property
-    def _active(self) -> Segment:
-        return self._segments[-1]
 
     def _roll(self) -> Segment:
         """Start a new segment (lock held). The committer seals the old one after writing it."""
