@@ -1,0 +1,135 @@
+"""``rill cache info|verify|export DIR``: look into a replay cache from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from learners.cache import CacheConfig, CacheError, ReplayCache
+from learners.cache.export import IMAGE_MODES, export_parquet
+from learners.cache.verify import verify_cache
+
+
+def add_cache_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``cache info|verify|export`` on the ``rill`` CLI's subparsers."""
+    cache = subparsers.add_parser("cache", help="inspect, verify or export a replay cache")
+    commands = cache.add_subparsers(dest="cache_command", required=True)
+    info = commands.add_parser("info", help="segments, records, consumers")
+    info.add_argument("dir", type=Path)
+    info.set_defaults(handler=cmd_info)
+    verify = commands.add_parser("verify", help="check every checksum; exit 1 on damage")
+    verify.add_argument("dir", type=Path)
+    verify.set_defaults(handler=cmd_verify)
+    export = commands.add_parser("export", help="write the transitions to a Parquet file")
+    export.add_argument("dir", type=Path)
+    export.add_argument("--out", type=Path, required=True, help="the Parquet file to write")
+    export.add_argument(
+        "--images",
+        choices=IMAGE_MODES,
+        default="png",
+        help="images as PNG bytes or as flat uint8 arrays (default: png)",
+    )
+    export.set_defaults(handler=cmd_export)
+    return cache
+
+
+def cmd_info(args: argparse.Namespace, console: Console | None = None) -> int:
+    console = console or Console()
+    with ReplayCache(args.dir, CacheConfig(read_only=True)) as cache:
+        stats = cache.stats()
+        segments = cache.log.segments()
+        consumers = cache.consumers()
+    table = Table(title=f"replay cache {args.dir}")
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    table.add_row("segments", str(stats.segments))
+    table.add_row("records", str(stats.records))
+    table.add_row("bytes", f"{stats.bytes:,}")
+    table.add_row("first offset", str(stats.first_offset))
+    table.add_row("end offset", str(stats.durable_offset))
+    if segments:
+        oldest = segments[0].sealed_at or segments[0].path.stat().st_mtime
+        table.add_row("oldest segment", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(oldest)))
+    console.print(table)
+    if consumers:
+        ctable = Table(title="consumers")
+        ctable.add_column("name")
+        ctable.add_column("committed position", justify="right")
+        ctable.add_column("lag (bytes)", justify="right")
+        for name, position in consumers.items():
+            ctable.add_row(name, str(position), f"{max(stats.durable_offset - position, 0):,}")
+        console.print(ctable)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, console: Console | None = None) -> int:
+    console = console or Console()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("verifying", total=None)
+        report = verify_cache(args.dir, on_segment=lambda s: progress.advance(task))
+    table = Table(title=f"verify {args.dir}")
+    for column in ("segment", "records", "bytes", "index", "problems"):
+        table.add_column(column, justify="left" if column == "segment" else "right")
+    for seg in report.segments:
+        table.add_row(
+            seg.name,
+            str(seg.records),
+            f"{seg.bytes:,}",
+            "yes" if seg.indexed else "no",
+            str(len(seg.problems)),
+        )
+    console.print(table)
+    if report.problems:
+        damage = Table(title="damage")
+        for column in ("segment", "offset", "bytes", "problem"):
+            damage.add_column(column)
+        for p in report.problems:
+            what = p.problem + (" (torn tail: recovery truncates it)" if p.torn_tail else "")
+            damage.add_row(p.segment, str(p.offset), str(p.length), what)
+        console.print(damage)
+    for problem in report.consumer_problems:
+        console.print(f"[red]{problem}[/red]")
+    verdict = "OK" if report.ok else "DAMAGED"
+    console.print(
+        f"{verdict}: {report.records} records in {len(report.segments)} segments, "
+        f"{len(report.problems)} problem(s)"
+    )
+    return 0 if report.ok else 1
+
+
+def cmd_export(args: argparse.Namespace, console: Console | None = None) -> int:
+    console = console or Console()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("exporting", total=None)
+        summary = export_parquet(
+            args.dir, args.out, images=args.images, on_rows=lambda n: progress.advance(task, n)
+        )
+    table = Table(title=f"export {args.dir} -> {args.out}")
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    table.add_row("rows", str(summary.rows))
+    table.add_row("columns", str(len(summary.columns)))
+    table.add_row("skipped (opaque bytes records)", str(summary.skipped_opaque))
+    console.print(table)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rill")
+    add_cache_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (CacheError, OSError, ValueError) as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {type(exc).__name__}: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(["cache", *sys.argv[1:]] if sys.argv[1:2] != ["cache"] else sys.argv[1:]))

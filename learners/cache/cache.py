@@ -1,0 +1,253 @@
+"""``ReplayCache``: where every transition lands first, durable, readable and reusable."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from learners.cache.config import CacheConfig
+from learners.cache.consumer import Consumer, registered_consumers
+from learners.cache.errors import CacheCorruptError
+from learners.cache.format import KIND_BYTES, KIND_TRANSITION
+from learners.cache.log import SegmentedLog
+from learners.cache.records import (
+    decode_transition,
+    encode_transition,
+    record_head,
+    transition_nbytes,
+)
+from learners.cache.retention import RetentionResult, apply_retention
+from learners.cache.sampler import DecodedCache, UniformSampler
+from learners.codec import EncodeError
+from learners.transition import Transition
+
+log = logging.getLogger(__name__)
+
+Record = Transition | bytes
+
+
+@dataclass
+class Episode:
+    """The transitions of one actor's episode, in order. ``complete`` once one ended it."""
+
+    actor_id: str
+    episode: int
+    transitions: list[Transition]
+    complete: bool
+
+
+@dataclass
+class CacheStats:
+    segments: int
+    records: int
+    bytes: int
+    first_offset: int
+    durable_offset: int
+
+
+class ReplayCache:
+    """A persistent, crash-safe replay cache in ``path`` (see ``docs/cache.md``).
+
+    ``append`` takes a :class:`Transition` (encoded as a schema-versioned msgpack record) or
+    opaque ``bytes`` and returns the record's offset at once; the record becomes durable at the
+    next group commit, which ``wait_durable(offset)`` waits for. Acknowledge a transition to its
+    actor only after that. Readers (``read``, consumers, ``sample``, the iterators) see durable
+    records only, verify every checksum, and never return a corrupt record.
+    One process may open a cache for writing; others may open it with ``read_only=True``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], config: CacheConfig | None = None) -> None:
+        self.config = config or CacheConfig()
+        self.path = Path(path)
+        self.log = SegmentedLog(self.path, self.config)
+        decoded = DecodedCache(self.config.read_cache_bytes, _size_of)
+        self._sampler = UniformSampler(self.log, self.read, decoded)
+
+    def __enter__(self) -> ReplayCache:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ReplayCache({str(self.path)!r}, durable_offset={self.durable_offset})"
+
+    # ------------------------------------------------------------------ writing
+
+    def encode(self, record: Record) -> tuple[int, bytes]:
+        """``(kind, payload)`` for a transition or opaque bytes."""
+        if isinstance(record, Transition):
+            payload = encode_transition(
+                record,
+                image_codec=self.config.image_codec,
+                png_level=self.config.png_compress_level,
+            )
+            return KIND_TRANSITION, payload
+        if isinstance(record, (bytes, bytearray, memoryview)):
+            return KIND_BYTES, record
+        raise EncodeError(f"cannot append a {type(record).__name__}: expected Transition or bytes")
+
+    def append(self, record: Record) -> int:
+        """Accept a record and return its offset; it is durable once ``wait_durable`` says so.
+
+        Raises :class:`RecordTooLargeError` (nothing written) and :class:`CacheFullError` while
+        the OS refuses writes.
+        """
+        if isinstance(record, bytes):
+            return self.log.append(record)
+        kind, payload = self.encode(record)
+        return self.log.append(payload, kind)
+
+    def append_many(self, records: Iterable[Record]) -> list[int]:
+        """Append several records; the same as ``append`` on each, with one lock round trip."""
+        encoded = [self.encode(r) for r in records]
+        offsets: list[int] = []
+        start = 0
+        for i in range(1, len(encoded) + 1):  # one log call per run of the same kind
+            if i == len(encoded) or encoded[i][0] != encoded[start][0]:
+                kind = encoded[start][0]
+                offsets += self.log.append_many([p for _, p in encoded[start:i]], kind)
+                start = i
+        return offsets
+
+    def wait_durable(self, offset: int, timeout: float | None = None) -> bool:
+        """True once the record at ``offset`` is durable; False if ``timeout`` passes first."""
+        return self.log.wait_durable(offset, timeout)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Commit everything appended so far now, and wait until it is durable."""
+        return self.log.flush(timeout)
+
+    @property
+    def durable_offset(self) -> int:
+        """Every record at an offset below this is durable."""
+        return self.log.durable_offset
+
+    # ------------------------------------------------------------------ reading
+
+    def read(self, offset: int) -> Record:
+        """The record at ``offset``: a :class:`Transition`, or ``bytes`` if appended as bytes.
+
+        Raises :class:`CacheCorruptError` if it fails its checksum, :class:`NoSuchRecordError`
+        if no durable record starts there, :class:`SchemaVersionError` if a newer rill wrote it.
+        """
+        kind, payload = self.log.read(offset)
+        if kind == KIND_TRANSITION:
+            return decode_transition(
+                payload, max_size=self.config.max_record_bytes, where=f"record at offset {offset}"
+            )
+        return payload
+
+    def read_raw(self, offset: int) -> bytes:
+        """The stored payload bytes at ``offset`` (checksum verified), undecoded."""
+        return self.log.read(offset)[1]
+
+    def iter_records(self, start: int = 0, *, raw: bool = False) -> Iterator[tuple[int, Any]]:
+        """``(offset, record)`` for every durable record from ``start``; corrupt ones are logged
+        and skipped."""
+        reader = self.read_raw if raw else self.read
+        for offset in self.log.offsets(start):
+            try:
+                yield offset, reader(offset)
+            except CacheCorruptError as exc:
+                log.warning("skipping a corrupt record: %s", exc)
+
+    def iter_transitions(
+        self, actor_id: str | None = None, episode: int | None = None
+    ) -> Iterator[tuple[int, Transition]]:
+        """Transitions in offset order, optionally of one actor and/or episode. Only the record
+        head is decoded to filter, so skipping is cheap."""
+        for offset in self.log.offsets():
+            try:
+                kind, payload = self.log.read(offset)
+            except CacheCorruptError as exc:
+                log.warning("skipping a corrupt record: %s", exc)
+                continue
+            if kind != KIND_TRANSITION:
+                continue
+            where = f"record at offset {offset}"
+            if actor_id is not None or episode is not None:
+                actor, _seq, ep, _step = record_head(payload, where)
+                if (actor_id is not None and actor != actor_id) or (
+                    episode is not None and ep != episode
+                ):
+                    continue
+            yield (
+                offset,
+                decode_transition(payload, max_size=self.config.max_record_bytes, where=where),
+            )
+
+    def iter_episodes(self, actor_id: str | None = None) -> Iterator[Episode]:
+        """Whole episodes, each yielded when its last transition (terminated or truncated) is
+        read; episodes still open at the end of the log follow with ``complete=False``."""
+        open_episodes: dict[tuple[str, int], list[Transition]] = {}
+        for _offset, t in self.iter_transitions(actor_id=actor_id):
+            key = (t.actor_id, t.episode)
+            steps = open_episodes.setdefault(key, [])
+            steps.append(t)
+            if t.done:
+                yield Episode(t.actor_id, t.episode, open_episodes.pop(key), True)
+        for (actor, episode), steps in open_episodes.items():
+            yield Episode(actor, episode, steps, False)
+
+    def sample(self, n: int, rng: np.random.Generator | int | None = None) -> list[Record]:
+        """``n`` records drawn uniformly (with replacement) from the retained durable history.
+
+        Recently decoded records are kept in memory up to ``config.read_cache_bytes``.
+        """
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        return self._sampler.sample(n, rng)
+
+    @property
+    def decoded_cache(self) -> DecodedCache:
+        return self._sampler.decoded
+
+    # ------------------------------------------------------------------ consumers and retention
+
+    def consumer(self, name: str) -> Consumer:
+        """The named consumer, registered (at the start of the log) if it is new."""
+        return Consumer(self, name)
+
+    def consumers(self) -> dict[str, int]:
+        """Every registered consumer and its committed position."""
+        return registered_consumers(self.path)
+
+    def apply_retention(self, force: bool = False) -> RetentionResult:
+        """Delete sealed segments past ``retention_bytes`` / ``retention_age_s``, oldest first,
+        never one a registered consumer has not passed unless ``force``."""
+        return apply_retention(self.log, self.config, self.consumers(), force=force)
+
+    def stats(self) -> CacheStats:
+        segments = self.log.segments()
+        visible = self.log.visible_offset
+        records = sum(
+            s.count_below(visible - s.base) if s.end > visible else len(s.positions)
+            for s in segments
+        )
+        return CacheStats(
+            segments=len(segments),
+            records=records,
+            bytes=sum(s.size for s in segments),
+            first_offset=segments[0].base if segments else 0,
+            durable_offset=self.durable_offset,
+        )
+
+    def close(self) -> None:
+        """Make everything appended durable (per ``durability``) and release the directory."""
+        self.log.close()
+
+
+def _size_of(record: Any) -> int:
+    if isinstance(record, Transition):
+        return transition_nbytes(record)
+    return len(record) + 64
+
+
+__all__ = ["CacheStats", "Episode", "Record", "ReplayCache"]

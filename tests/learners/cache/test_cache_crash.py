@@ -1,0 +1,162 @@
+"""Real processes, really killed: the crash campaign, consumer offsets, and a full disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from learners.cache import CacheConfig, ReplayCache
+from learners.cache.campaign import crash_trial
+from learners.cache.verify import verify_cache
+
+REPO = Path(__file__).resolve().parents[3]
+ENV = dict(os.environ, PYTHONPATH=str(REPO))
+
+
+def test_sigkilled_writers_lose_no_acknowledged_record(tmp_path: Path) -> None:
+    rng = random.Random(20240601)
+    trials = 24
+    acked_total = 0
+    for trial in range(trials):
+        directory = tmp_path / f"cache{trial // 8}"  # a few trials share a cache, then a fresh one
+        # Mostly after it opened, sometimes while it may still be opening (recovering).
+        delay = rng.uniform(0.0, 0.4) if trial % 4 else -rng.uniform(0.05, 0.5)
+        result = crash_trial(directory, seed=trial, delay_s=delay, segment_bytes=64 * 1024)
+        assert result.missing == [], f"trial {trial}: acked records lost: {result.missing[:5]}"
+        assert result.bad_records == 0, f"trial {trial}: a corrupt record was returned"
+        assert result.append_ok, f"trial {trial}: appends did not continue"
+        assert result.records >= result.acked
+        acked_total += result.acked
+    assert acked_total > 0  # the kills did land after some records were acknowledged
+    for directory in sorted(tmp_path.iterdir()):
+        assert verify_cache(directory).ok
+
+
+CONSUMER = textwrap.dedent(
+    """
+    import sys, time
+    from learners.cache import CacheConfig, ReplayCache
+    with ReplayCache(sys.argv[1], CacheConfig()) as cache:
+        reader = cache.consumer("learner")
+        while True:
+            batch = reader.poll(max_records=7)
+            if not batch:
+                break
+            reader.commit(batch[-1][0])
+            print(reader.committed, flush=True)
+            time.sleep(0.002)
+    print("done", flush=True)
+    """
+)
+
+
+def test_consumer_offsets_survive_sigkill(tmp_path: Path) -> None:
+    with ReplayCache(tmp_path, CacheConfig()) as cache:
+        offsets = cache.append_many([i.to_bytes(4, "little") * 50 for i in range(1500)])
+        cache.consumer("learner")
+    rng = random.Random(7)
+    last_printed = 0
+    for _ in range(5):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CONSUMER, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            cwd=REPO,
+            env=ENV,
+        )
+        time.sleep(rng.uniform(0.3, 0.8))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        printed = [int(x) for x in out.split(b"\n")[:-1] if x.isdigit()]
+        if printed:
+            assert printed == sorted(printed) and printed[0] > last_printed
+            last_printed = printed[-1]
+        with ReplayCache(tmp_path, CacheConfig()) as cache:
+            reader = cache.consumer("learner")
+            assert reader.committed >= last_printed  # nothing committed is forgotten
+            assert reader.committed == 0 or reader.committed - 1 in offsets  # a real record
+            resumed = reader.poll(max_records=1)
+            if resumed:  # the next record is exactly the one after the committed one
+                assert resumed[0][0] == offsets[offsets.index(reader.committed - 1) + 1]
+            last_printed = reader.committed
+    assert last_printed > offsets[0]
+
+
+DISK_FULL = textwrap.dedent(
+    """
+    import json, resource, signal, sys, time
+    from pathlib import Path
+    from learners.cache import CacheConfig, CacheFullError, ReplayCache
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG from write() instead of a signal
+    directory = Path(sys.argv[1])
+    report = {}
+    with ReplayCache(directory, CacheConfig(commit_interval_ms=1.0)) as cache:
+        durable = [cache.append(bytes([i]) * 1000) for i in range(50)]
+        assert cache.wait_durable(durable[-1], timeout=10)
+        size = max(p.stat().st_size for p in directory.glob("*.log"))
+        soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 20_000, hard))
+        accepted, error = [], None
+        deadline = time.monotonic() + 20
+        while error is None and time.monotonic() < deadline:
+            try:
+                accepted.append(cache.append(b"p" * 1000))
+            except CacheFullError as exc:
+                error = exc
+            time.sleep(0.0005)
+        report["error"] = str(error)
+        report["errno"] = error.errno
+        report["error_path"] = error.path
+        try:
+            cache.wait_durable(accepted[-1], timeout=5)
+            report["wait"] = "durable"
+        except CacheFullError as exc:
+            report["wait"] = type(exc).__name__
+        report["intact"] = all(cache.read(o) == bytes([i]) * 1000 for i, o in enumerate(durable))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                after = cache.append(b"after")
+                break
+            except CacheFullError:
+                assert time.monotonic() < deadline, "appends never recovered"
+                time.sleep(0.01)
+        report["after_durable"] = cache.wait_durable(after, timeout=10)
+        report["accepted_durable"] = all(cache.wait_durable(o, timeout=10) for o in accepted)
+        report["accepted_intact"] = all(cache.read(o) == b"p" * 1000 for o in accepted)
+        report["durable"], report["accepted"], report["after"] = durable, accepted, after
+    print(json.dumps(report))
+    """
+)
+
+
+def test_disk_full_raises_a_specific_error_and_recovers(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", DISK_FULL, str(tmp_path)],
+        capture_output=True,
+        cwd=REPO,
+        env=ENV,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    report = json.loads(proc.stdout)
+    assert report["errno"] == 27  # EFBIG: a real OS error from the lowered RLIMIT_FSIZE
+    assert "file size limit reached" in report["error"]
+    assert report["error_path"].endswith(".log") and report["error_path"] in report["error"]
+    assert report["wait"] == "CacheFullError"
+    assert report["intact"] and report["after_durable"]
+    assert report["accepted_durable"] and report["accepted_intact"]
+    with ReplayCache(tmp_path, CacheConfig(read_only=True)) as cache:
+        stored = dict(cache.iter_records())
+    assert all(stored[o] == bytes([i]) * 1000 for i, o in enumerate(report["durable"]))
+    assert all(stored[o] == b"p" * 1000 for o in report["accepted"])
+    assert stored[report["after"]] == b"after"
+    assert verify_cache(tmp_path).ok
