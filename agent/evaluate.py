@@ -10,10 +10,10 @@ import numpy as np
 import torch
 import yaml
 
-from agent.checkpoints import CheckpointStore, restore_training
+from agent.checkpoints import restore_training
 from agent.train import build_stream
 from agent.train_config import CONFIG_FILE, TrainConfig
-from learners.checkpoint import CheckpointError
+from learners.checkpoint import CheckpointError, CheckpointStore
 from sim.envs import make_env
 
 log = logging.getLogger(__name__)

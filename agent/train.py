@@ -20,9 +20,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agent.checkpoints import CheckpointStore
 from agent.metrics import RunMetrics
 from agent.train_config import TrainConfig, prepare_run_dir
+from learners.checkpoint import CheckpointStore
 from learners.streamx import ConfigError, build_algorithm
 from learners.transition import Transition
 from policies.streamx.normalization import StreamXPreprocessor

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -25,6 +26,8 @@ TENSORS = "tensors.safetensors"
 STATE = "state.json"
 FORMAT = "rill-checkpoint"
 FORMAT_VERSION = 1
+PREFIX = "step_"
+log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -120,3 +123,38 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     if "state" not in meta:
         raise CheckpointCorruptError(f"checkpoint {path / STATE}: no 'state' entry")
     return tensors, meta["state"]
+
+
+class CheckpointStore:
+    """``checkpoints/step_<N>/`` directories; the newest ``keep`` are retained."""
+
+    def __init__(self, root: Path, keep: int = 3) -> None:
+        self.root = Path(root)
+        self.keep = keep
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def names(self) -> list[Path]:
+        """Finished checkpoints, oldest first (temporary directories are skipped)."""
+        return sorted(p for p in self.root.glob(f"{PREFIX}*") if p.is_dir())
+
+    def save(self, step: int, tensors: dict[str, torch.Tensor], state: dict[str, Any]) -> Path:
+        path = save_checkpoint(self.root / f"{PREFIX}{step:012d}", tensors, state)
+        for old in self.names()[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+        return path
+
+    def load_latest(self) -> tuple[str, dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The newest checkpoint that verifies; damaged newer ones are reported and passed over."""
+        names = self.names()
+        errors = []
+        for path in reversed(names):
+            try:
+                tensors, state = load_checkpoint(path)
+            except CheckpointError as e:
+                log.error("%s; trying an older checkpoint", e)
+                errors.append(str(e))
+                continue
+            return path.name, tensors, state
+        if errors:
+            raise CheckpointError(f"no usable checkpoint in {self.root}: " + " | ".join(errors))
+        return None

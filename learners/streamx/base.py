@@ -50,6 +50,8 @@ class StreamAlgorithm(abc.ABC):
         self.generator = torch.Generator().manual_seed(int(seed))
         self.overshoots = 0
         self.updates = 0
+        self._streams: dict[str, dict[str, list[torch.Tensor]]] = {}
+        self._stream: str | None = None
 
     @abc.abstractmethod
     def act(self, obs: np.ndarray, deterministic: bool = False) -> ActResult: ...
@@ -104,6 +106,54 @@ class StreamAlgorithm(abc.ABC):
 
     def _load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
         """Hook for algorithm-specific counters stored in ``state_dict``."""
+
+    # -- eligibility traces per experience stream -----------------------------------------------
+    def select_stream(self, stream: str) -> None:
+        """Make ``stream``'s eligibility traces the live ones (weights stay shared).
+
+        A learner fed by several actors keeps one trace set per actor: traces follow one
+        trajectory, and interleaving two actors' steps in one trace would credit one actor's
+        rewards to the other's actions. Traces are copied in and out, so this works whatever
+        storage the optimizers' trace tensors view (the fast path's flat buffers included).
+        """
+        if stream == self._stream:
+            return
+        opts = self.optimizers()
+        if self._stream is not None:
+            saved = self._streams[self._stream]
+            for name, opt in opts.items():
+                for dst, src in zip(saved[name], opt.traces):
+                    dst.copy_(src)
+        if stream not in self._streams:
+            self._streams[stream] = {name: [torch.zeros_like(z) for z in opt.traces]
+                                     for name, opt in opts.items()}
+        for name, opt in opts.items():
+            for dst, src in zip(opt.traces, self._streams[stream][name]):
+                dst.copy_(src)
+        self._stream = stream
+
+    def stream_traces(self) -> dict[str, torch.Tensor]:
+        """Every stream's traces as flat named tensors (``<stream>/<optimizer>.<i>``)."""
+        if self._stream is not None:  # bring the live stream's copy up to date
+            live, self._stream = self._stream, None
+            self._streams.setdefault(live, {n: [torch.zeros_like(z) for z in o.traces]
+                                            for n, o in self.optimizers().items()})
+            for name, opt in self.optimizers().items():
+                for dst, src in zip(self._streams[live][name], opt.traces):
+                    dst.copy_(src)
+            self._stream = live
+        return {f"{stream}/{name}.{i}": z.clone() for stream, sets in self._streams.items()
+                for name, zs in sets.items() for i, z in enumerate(zs)}
+
+    def load_stream_traces(self, tensors: dict[str, torch.Tensor]) -> None:
+        streams: dict[str, dict[str, list[torch.Tensor]]] = {}
+        opts = self.optimizers()
+        for stream in {k.rsplit("/", 1)[0] for k in tensors}:
+            streams[stream] = {name: [tensors[f"{stream}/{name}.{i}"].clone() for i in range(len(o.traces))]
+                               for name, o in opts.items()}
+        self._streams, self._stream = streams, None
+        for opt in opts.values():
+            opt.reset_traces()
 
     # -- overshoot monitor -----------------------------------------------------------------------
     def _td_error(self, s: torch.Tensor, s_next: torch.Tensor, t: Transition) -> tuple:

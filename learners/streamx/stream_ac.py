@@ -104,7 +104,15 @@ class StreamAC(StreamAlgorithm):
         target = t.reward + self.config.gamma * v_next * (0.0 if t.done else 1.0)
         return v, target - v.item()
 
-    def update(self, t: Transition) -> UpdateInfo:
+    @torch.no_grad()
+    def log_prob(self, obs: np.ndarray, action) -> float:
+        """``log pi(action | obs)`` under the current weights (for importance weights)."""
+        logp, _ = self._actor_logp_entropy(torch.as_tensor(obs, dtype=torch.float32), action)
+        return float(logp)
+
+    def update(self, t: Transition, policy_weight: float = 1.0) -> UpdateInfo:
+        """One stream AC(lambda) step. ``policy_weight`` scales the policy-gradient term (a
+        truncated importance weight when the action came from older weights); 1 on-policy."""
         s = torch.as_tensor(t.obs, dtype=torch.float32)
         s_next = torch.as_tensor(t.next_obs, dtype=torch.float32)
         v, delta = self._td_error(s, s_next, t)
@@ -112,7 +120,7 @@ class StreamAC(StreamAlgorithm):
         (-v).backward()
         logp, entropy = self._actor_logp_entropy(s, t.action)
         self.actor_opt.zero_grad()
-        (-logp - self.config.entropy_coeff * sign(delta) * entropy).backward()
+        (-policy_weight * logp - self.config.entropy_coeff * sign(delta) * entropy).backward()
         self.actor_opt.step(delta, reset=t.done)
         step = self.critic_opt.step(delta, reset=t.done)
         self.updates += 1

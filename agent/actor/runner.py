@@ -1,0 +1,227 @@
+"""``rill actor``: act on an environment with the learner's latest weights, never waiting for it.
+
+Each step: act, step the environment, preprocess (the stream-x normalizers live on the actor,
+which is the only place that sees every observation of its stream), spool the transition locally
+and hand it to the link. Weights arrive through a mailbox and are swapped in between steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agent.actor.link import ActorLink
+from agent.actor.spool import open_spool
+from learners.cache.format import KIND_TRANSITION
+from learners.cache.records import encode_transition
+from learners.checkpoint import CheckpointError, CheckpointStore
+from learners.security import CurveClient
+from learners.service.updater import acting_module
+from learners.streamx import algorithm_config, build_algorithm
+from learners.transition import Transition
+from policies.streamx.normalization import StreamXPreprocessor
+from sim.envs import action_layout, make_env, time_limit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ActorConfig:
+    learner: str
+    env: str
+    actor_id: str
+    run_dir: Path
+    algo: str = "stream-ac"
+    hyper: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    steps: int | None = None
+    control_hz: float | None = None  # pace the loop like a real robot; None: as fast as it goes
+    curve: CurveClient | None = None
+    insecure: bool = False
+    durability: str = "fsync"
+    state_every: int = 10_000
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        if not self.actor_id or "/" in self.actor_id or len(self.actor_id.encode()) > 200:
+            raise ValueError(f"actor_id {self.actor_id!r}: 1-200 bytes, no '/'")
+
+
+class ActorRunner:
+    def __init__(self, config: ActorConfig) -> None:
+        torch.set_num_threads(1)
+        self.config = c = config
+        self.env = make_env(c.env)
+        layout = action_layout(self.env)
+        self.box = isinstance(self.env.action_space, gym.spaces.Box)
+        obs_dim = int(np.prod(self.env.observation_space.shape))
+        hyper = algorithm_config(c.algo, c.hyper)
+        self.pre = StreamXPreprocessor(obs_dim, hyper.gamma, time_limit(self.env) if self.box else None)
+        self.algo = build_algorithm(c.algo, self.pre.out_dim, config=hyper, seed=c.seed, **layout)
+        name, module = acting_module(self.algo)
+        self.policy_name, self.policy = name, module
+        self.spec = {"obs_dim": self.pre.out_dim, "action_dim": layout.get("action_dim"),
+                     "n_actions": layout.get("n_actions"), "algo": c.algo}
+        self.dir = c.run_dir / "actors" / c.actor_id
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.spool, pending, last_seq = open_spool(self.dir / "spool", c.actor_id, c.durability)
+        shapes = {f"{name}.{k}": tuple(v.shape) for k, v in module.state_dict().items()}
+        self.link = ActorLink(c.learner, c.actor_id, self.spec, self.spool, weight_shapes=shapes,
+                              curve=c.curve, insecure=c.insecure)
+        for seq, offset in pending:
+            self.link.enqueue(seq, offset, None)
+        self.link.last_seq = last_seq
+        self.seq = last_seq
+        self.version = -1
+        self.episode = 0
+        self.steps = 0
+        self.obs: np.ndarray | None = None
+        self.pending_action = None
+        self.ep_return = 0.0
+        self.nonfinite = 0
+        self.tick_durations: list[float] = []
+        self.deadline_misses = 0
+        self.weight_latencies: list[float] = []
+        self.state_store = CheckpointStore(self.dir / "state", keep=2)
+        self._restore_state()
+        self.env.reset(seed=c.seed + 7919 * (self.episode + 1))
+        self._episodes_csv = self.dir / "episodes.csv"
+        if not self._episodes_csv.exists():
+            self._episodes_csv.write_text("step,seq,episode,return,length,policy_version,wall_time\n")
+        self._t0 = time.monotonic()
+
+    # -- persistence of the actor's own state (normalizers, counters) ----------------------------
+    def _restore_state(self) -> None:
+        try:
+            found = self.state_store.load_latest()
+        except CheckpointError as e:
+            log.error("actor %s: %s; starting with fresh normalizers", self.config.actor_id, e)
+            return
+        if found is None:
+            return
+        _, tensors, state = found
+        pre = {"obs": {"count": state["obs_count"], "mean": tensors["obs.mean"].numpy(),
+                       "m2": tensors["obs.m2"].numpy()}, "reward": state["reward"]}
+        if state.get("time") is not None:
+            pre["time"] = state["time"]
+        self.pre.load_state_dict(pre)
+        self.episode, self.steps = int(state["episode"]), int(state["steps"])
+
+    def _save_state(self) -> None:
+        pre = self.pre.state_dict()
+        tensors = {"obs.mean": torch.from_numpy(pre["obs"]["mean"].copy()),
+                   "obs.m2": torch.from_numpy(pre["obs"]["m2"].copy())}
+        state = {"obs_count": pre["obs"]["count"], "episode": self.episode, "steps": self.steps,
+                 "seq": self.seq, "time": pre.get("time"),
+                 "reward": {"trace": pre["reward"]["trace"], "count": pre["reward"]["count"],
+                            "mean": float(pre["reward"]["mean"]), "m2": float(pre["reward"]["m2"])}}
+        self.state_store.save(self.steps, tensors, state)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def _take_weights(self) -> None:
+        item = self.link.mailbox.take()
+        if item is None:
+            return
+        version, state, arrived = item
+        prefix = f"{self.policy_name}."
+        self.policy.load_state_dict({k[len(prefix):]: v for k, v in state.items()})
+        self.version = version
+        self.weight_latencies.append(time.monotonic() - arrived)
+
+    def _begin_episode(self) -> None:
+        raw, _ = self.env.reset()
+        self.obs = self.pre.reset(raw)
+        self.ep_return, self.ep_len, self.pending_action = 0.0, 0, None
+
+    def step(self) -> None:
+        self._take_weights()
+        if self.obs is None:
+            self._begin_episode()
+        s = self.obs
+        chosen = self.pending_action or self.algo.act(s)
+        action = chosen.action
+        if self.box:
+            action = np.clip(action, self.env.action_space.low, self.env.action_space.high)
+        raw, reward, terminated, truncated, _ = self.env.step(action)
+        self.steps += 1
+        self.ep_len += 1
+        if not (np.all(np.isfinite(raw)) and math.isfinite(reward)):
+            self.nonfinite += 1
+            self.obs = None
+            return
+        self.ep_return += float(reward)
+        s_next, scaled = self.pre.step(raw, reward, terminated, truncated)
+        done = terminated or truncated
+        next_choice = self.algo.act(s_next) if self.algo.needs_next_action and not done else None
+        self.seq += 1
+        t = Transition(s, chosen.action, scaled, s_next, bool(terminated), bool(truncated),
+                       actor_id=self.config.actor_id, seq=self.seq, episode=self.episode,
+                       step=self.ep_len, policy_version=max(self.version, 0), behavior_logp=chosen.logp,
+                       next_action=None if next_choice is None else next_choice.action,
+                       timestamp=time.time(), extras={"raw_reward": float(reward)})
+        payload = encode_transition(t)
+        offset = self.spool.log.append(payload, KIND_TRANSITION)
+        self.link.enqueue(self.seq, offset, payload)
+        if done:
+            self.episode += 1
+            with open(self._episodes_csv, "a") as f:
+                f.write(f"{self.steps},{self.seq},{self.episode},{self.ep_return},{self.ep_len},"
+                        f"{self.version},{time.monotonic() - self._t0:.3f}\n")
+            self.obs = None
+        else:
+            self.obs, self.pending_action = s_next, next_choice
+        if self.steps % self.config.state_every == 0:
+            self._save_state()
+
+    def run(self, steps: int | None = None, on_progress=None) -> dict:
+        """Step until ``steps`` (default: the config's, or forever) or KeyboardInterrupt."""
+        total = steps if steps is not None else self.config.steps
+        self.link.start()
+        period = 1.0 / self.config.control_hz if self.config.control_hz else None
+        next_tick = time.monotonic()
+        try:
+            while total is None or self.steps < total:
+                start = time.monotonic()
+                self.step()
+                if period:
+                    end = time.monotonic()
+                    self.tick_durations.append(end - start)
+                    next_tick += period
+                    if end > next_tick:
+                        self.deadline_misses += 1
+                        next_tick = end
+                    else:
+                        time.sleep(next_tick - end)
+                if on_progress and self.steps % 1000 == 0:
+                    on_progress(self)
+        finally:
+            self._save_state()
+        return self.summary()
+
+    def summary(self) -> dict:
+        ticks = np.asarray(self.tick_durations) if self.tick_durations else np.zeros(1)
+        return {"actor_id": self.config.actor_id, "steps": self.steps, "seq": self.seq,
+                "episodes": self.episode, "acked_seq": self.link.acked_seq, "backlog": self.link.backlog,
+                "weights_version": self.version, "nonfinite_skipped": self.nonfinite,
+                "deadline_misses": self.deadline_misses, "tick_p99_ms": float(np.percentile(ticks, 99) * 1e3),
+                "link_errors": dict(self.link.errors)}
+
+    def close(self, drain_s: float = 0.0) -> None:
+        self.link.stop(drain_s)
+        self.spool.flush()
+        self.spool.close()
+        self.env.close()
+
+
+def read_actor_episodes(actor_dir: Path) -> list[dict]:
+    with open(Path(actor_dir) / "episodes.csv", newline="") as f:
+        return list(csv.DictReader(f))

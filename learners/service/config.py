@@ -1,0 +1,64 @@
+"""``LearnerConfig``: every setting of the learner service, validated where it is built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from learners.security import CurveServer
+from learners.streamx.config import ConfigError
+
+
+@dataclass
+class LearnerConfig:
+    """How a learner listens, learns, publishes and persists.
+
+    ``obs_dim`` and ``action_dim`` / ``n_actions`` fix the shapes every actor must send.
+    Weights are published every ``publish_every_updates`` updates or ``publish_every_ms``,
+    whichever comes first; a checkpoint is written every ``checkpoint_every_updates`` updates and
+    when the learner stops. ``importance_clip`` truncates the importance weight
+    ``min(clip, pi/mu)`` of the policy update (``None``: off).
+    """
+
+    bind: str
+    run_dir: Path
+    obs_dim: int
+    action_dim: int | None = None
+    n_actions: int | None = None
+    algo: str = "stream-ac"
+    hyper: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    publish_every_updates: int = 100
+    publish_every_ms: float = 500.0
+    checkpoint_every_updates: int = 20_000
+    importance_clip: float | None = 1.0
+    session_timeout_s: float = 30.0
+    insecure: bool = False
+    curve: CurveServer | None = None
+    durability: str = "fsync"
+    max_batch_records: int = 4096
+    fast: bool = True
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        if (self.action_dim is None) == (self.n_actions is None):
+            raise ConfigError("learner: exactly one of action_dim (continuous) or n_actions (discrete)")
+        checks = [("obs_dim", self.obs_dim, 1), ("publish_every_updates", self.publish_every_updates, 1),
+                  ("checkpoint_every_updates", self.checkpoint_every_updates, 1),
+                  ("max_batch_records", self.max_batch_records, 1)]
+        for name, value, low in checks:
+            if type(value) is not int or value < low:
+                raise ConfigError(f"learner.{name} must be an integer >= {low}, got {value!r}")
+        if not self.publish_every_ms > 0:
+            raise ConfigError(f"learner.publish_every_ms must be > 0, got {self.publish_every_ms!r}")
+        if self.importance_clip is not None and not self.importance_clip > 0:
+            raise ConfigError(f"learner.importance_clip must be > 0 or None, got {self.importance_clip!r}")
+        if self.algo not in ("stream-ac", "stream-q", "stream-sarsa"):
+            raise ConfigError(f"learner.algo must be stream-ac, stream-q or stream-sarsa, got {self.algo!r}")
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """What an actor's hello must declare to be accepted."""
+        return {"obs_dim": self.obs_dim, "action_dim": self.action_dim, "n_actions": self.n_actions,
+                "algo": self.algo}

@@ -1,0 +1,87 @@
+"""``LearnerService``: the replay cache, the network server and the updater, run together."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from learners.cache import CacheConfig, ReplayCache
+from learners.cache.records import record_head
+from learners.service.config import LearnerConfig
+from learners.service.server import LearnerServer
+from learners.service.updater import Updater
+from learners.service.weights import WeightsBox
+from learners.streamx import algorithm_config, build_algorithm
+
+log = logging.getLogger(__name__)
+
+
+class LearnerService:
+    """Owns everything a learner runs; ``start()`` it, ``stop()`` it (a checkpoint is written).
+
+    The network thread never waits for learning and learning never waits for the network: they
+    meet only in the cache (records in) and the weights box (weights out).
+    """
+
+    def __init__(self, config: LearnerConfig) -> None:
+        self.config = config
+        run = config.run_dir
+        for sub in ("checkpoints", "metrics"):
+            (run / sub).mkdir(parents=True, exist_ok=True)
+        self.cache = ReplayCache(run / "cache", CacheConfig(durability=config.durability))
+        hyper = dict(config.hyper)
+        self.algo = build_algorithm(config.algo, config.obs_dim, action_dim=config.action_dim,
+                                    n_actions=config.n_actions, seed=config.seed,
+                                    config=algorithm_config(config.algo, hyper))
+        self.weights = WeightsBox()
+        self.updater = Updater(config, self.cache, self.algo, self.weights)
+        self.server = LearnerServer(config, self.cache, self.weights, self._held_seqs())
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _held_seqs(self) -> dict[str, int]:
+        """Highest durable seq per actor: the checkpoint's applied map, then the cache beyond it."""
+        held = dict(self.updater.applied)
+        for _, payload in self.cache.iter_records(self.updater.consumer.position, raw=True):
+            try:
+                actor_id, seq, _, _ = record_head(payload)
+            except ValueError:
+                continue
+            held[actor_id] = max(held.get(actor_id, 0), seq)
+        return held
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint
+
+    def start(self) -> LearnerService:
+        self._threads = [threading.Thread(target=self.server.serve, name="learner-net", daemon=True),
+                         threading.Thread(target=self._learn, name="learner-update", daemon=True)]
+        for t in self._threads:
+            t.start()
+        self.server.ready.wait(5)
+        return self
+
+    def _learn(self) -> None:
+        last_stats = time.monotonic()
+        while not self._stop.is_set():
+            self.updater.step(timeout=0.05)
+            if time.monotonic() - last_stats > 2.0:
+                self.updater.write_stats()
+                last_stats = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.stop.set()
+        for t in self._threads:
+            t.join(timeout=10)
+        self.updater.write_stats()
+        self.updater.close()
+        self.cache.close()
+
+    def __enter__(self) -> LearnerService:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,202 @@
+"""The wire protocol between actors and the learner (DESIGN.md), used by both ends.
+
+A message is a ZeroMQ multipart message: frame 0 is a msgpack header ``{"v": PROTOCOL_VERSION,
+"type": ..., fields...}``; any further frames carry bulk bytes, sent and received without copies:
+each transition record of a batch (the replay cache's own record encoding, so the learner
+appends it unchanged), or a safetensors weight payload. Decoding trusts nothing: an unknown type,
+a wrong version, a missing or mistyped field, a frame over its limit or a count that does not
+match raise :class:`WireError`, whose ``reason`` is a short label the server counts.
+Never pickle; weights are safetensors with a SHA-256 and a version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+
+HELLO = "hello"  # actor -> learner: actor id, specs, the last seq it holds
+WELCOME = "welcome"  # learner -> actor: the last durable seq it holds of that actor, weights version
+TRANSITIONS = "transitions"  # actor -> learner: records first_seq..last_seq, one frame each
+ACK = "ack"  # learner -> actor: every seq up to ``seq`` is durable at the learner
+WEIGHTS_ANNOUNCE = "weights_announce"  # learner -> actor: version, sha256, size
+WEIGHTS_GET = "weights_get"  # actor -> learner: send me the newest weights
+WEIGHTS = "weights"  # learner -> actor: frame 1 holds the safetensors bytes
+HEARTBEAT = "heartbeat"  # both ways
+ERROR = "error"  # learner -> actor: a rejected message, with the reason
+BYE = "bye"  # actor -> learner: closing
+
+_INT, _FLOAT, _STR, _BOOL, _DICT = (int,), (int, float), (str,), (bool,), (dict,)
+# type -> {field: (accepted python types, required)}
+SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+    HELLO: {"actor_id": (_STR, True), "last_seq": (_INT, True), "spec": (_DICT, True),
+            "policy_version": (_INT, False)},
+    WELCOME: {"acked_seq": (_INT, True), "weights_version": (_INT, True), "learner_id": (_STR, True)},
+    TRANSITIONS: {"actor_id": (_STR, True), "first_seq": (_INT, True), "last_seq": (_INT, True)},
+    ACK: {"actor_id": (_STR, True), "seq": (_INT, True)},
+    WEIGHTS_ANNOUNCE: {"version": (_INT, True), "sha256": (_STR, True), "nbytes": (_INT, True)},
+    WEIGHTS_GET: {"actor_id": (_STR, True)},
+    WEIGHTS: {"version": (_INT, True), "sha256": (_STR, True)},
+    HEARTBEAT: {"time": (_FLOAT, True), "actor_id": (_STR, False)},
+    ERROR: {"reason": (_STR, True), "detail": (_STR, True)},
+    BYE: {"actor_id": (_STR, True)},
+}
+# How many bulk frames follow the header: exact count, or None for "as the header says".
+_FRAMES = {TRANSITIONS: None, WEIGHTS: 1}
+
+
+class WireError(ValueError):
+    """A message that breaks the protocol; ``reason`` is a short label for counters."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class WireLimits:
+    """Sizes beyond which a message is rejected before it is decoded."""
+
+    max_header_bytes: int = 64 * 1024
+    max_record_bytes: int = 16 * 1024 * 1024
+    max_records: int = 4096
+    max_weights_bytes: int = 2 * 1024**3
+
+    def __post_init__(self) -> None:
+        for name in ("max_header_bytes", "max_record_bytes", "max_records", "max_weights_bytes"):
+            value = getattr(self, name)
+            if type(value) is not int or value <= 0:
+                raise ValueError(f"WireLimits.{name} must be a positive integer, got {value!r}")
+
+    @property
+    def max_message_bytes(self) -> int:
+        """A transport-level cap for ZMQ_MAXMSGSIZE (per frame)."""
+        return max(self.max_header_bytes, self.max_record_bytes, self.max_weights_bytes)
+
+
+@dataclass
+class Message:
+    type: str
+    fields: dict[str, Any]
+    frames: list[Any] = field(default_factory=list)  # zmq.Frame or bytes; use memoryview(f)
+
+
+_packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+
+
+def encode(kind: str, fields: dict[str, Any], frames: Sequence[Any] = ()) -> list[Any]:
+    """The frames of a message: its header, then ``frames`` unchanged (zero-copy)."""
+    if kind not in SCHEMAS:
+        raise ValueError(f"unknown message type {kind!r}")
+    header = {"v": PROTOCOL_VERSION, "type": kind, **fields}
+    return [_packer.pack(header), *frames]
+
+
+def _buffer_len(frame: Any) -> int:
+    return len(frame.buffer) if hasattr(frame, "buffer") else len(frame)
+
+
+def _bytes(frame: Any) -> bytes | memoryview:
+    return frame.buffer if hasattr(frame, "buffer") else frame
+
+
+def decode(frames: Sequence[Any], limits: WireLimits) -> Message:
+    """Parse and validate one multipart message (``zmq.Frame`` objects or bytes)."""
+    if not frames:
+        raise WireError("empty", "message has no frames")
+    head = frames[0]
+    if _buffer_len(head) > limits.max_header_bytes:
+        raise WireError("oversized", f"header of {_buffer_len(head)} bytes exceeds {limits.max_header_bytes}")
+    try:
+        header = msgpack.unpackb(_bytes(head), raw=False, strict_map_key=True, use_list=True,
+                                 max_bin_len=0, max_ext_len=0)
+    except Exception as e:
+        raise WireError("malformed", f"header is not valid msgpack ({type(e).__name__}: {e})") from e
+    if not isinstance(header, dict):
+        raise WireError("malformed", f"header must be a map, got {type(header).__name__}")
+    version = header.get("v")
+    if version != PROTOCOL_VERSION:
+        raise WireError("bad_version", f"protocol version {version!r}; this end speaks {PROTOCOL_VERSION}")
+    kind = header.get("type")
+    schema = SCHEMAS.get(kind) if isinstance(kind, str) else None
+    if schema is None:
+        raise WireError("unknown_type", f"message type {kind!r}")
+    fields = {}
+    for name, (types, required) in schema.items():
+        if name not in header:
+            if required:
+                raise WireError("bad_field", f"{kind}: missing field {name!r}")
+            continue
+        value = header[name]
+        if not isinstance(value, types) or (types != _BOOL and isinstance(value, bool)):
+            raise WireError("bad_field", f"{kind}.{name}: expected {'/'.join(t.__name__ for t in types)}, "
+                                         f"got {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise WireError("bad_field", f"{kind}.{name}: not finite")
+        fields[name] = value
+    bulk = list(frames[1:])
+    _check_frames(kind, fields, bulk, limits)
+    return Message(kind, fields, bulk)
+
+
+def _check_frames(kind: str, fields: dict[str, Any], bulk: list[Any], limits: WireLimits) -> None:
+    expected = _FRAMES.get(kind, 0)
+    if kind == TRANSITIONS:
+        first, last = fields["first_seq"], fields["last_seq"]
+        count = last - first + 1
+        if first < 1 or count < 1:
+            raise WireError("bad_field", f"transitions: bad sequence range {first}..{last}")
+        if count > limits.max_records:
+            raise WireError("oversized", f"transitions: {count} records exceed {limits.max_records}")
+        expected = count
+        cap = limits.max_record_bytes
+    elif kind == WEIGHTS:
+        cap = limits.max_weights_bytes
+    else:
+        cap = 0
+    if len(bulk) != expected:
+        raise WireError("bad_frames", f"{kind}: {len(bulk)} bulk frames, expected {expected}")
+    for i, frame in enumerate(bulk):
+        n = _buffer_len(frame)
+        if n > cap:
+            raise WireError("oversized", f"{kind}: frame {i + 1} of {n} bytes exceeds {cap}")
+
+
+# -- weights -------------------------------------------------------------------------------------
+def pack_weights(state: dict[str, Any], version: int) -> tuple[dict[str, Any], bytes]:
+    """``(fields, blob)`` of a WEIGHTS message: safetensors bytes, their SHA-256, the version."""
+    from safetensors.torch import save
+
+    blob = save({k: v.detach().contiguous().cpu() for k, v in state.items()},
+                metadata={"rill_weights_version": str(version)})
+    return {"version": int(version), "sha256": hashlib.sha256(blob).hexdigest()}, blob
+
+
+def unpack_weights(msg: Message, expected_keys: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
+    """Verify and load a WEIGHTS message; ``expected_keys`` (name -> shape) must match exactly."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    blob = bytes(_bytes(msg.frames[0]))
+    if hashlib.sha256(blob).hexdigest() != msg.fields["sha256"]:
+        raise WireError("bad_checksum", f"weights v{msg.fields['version']}: SHA-256 mismatch")
+    try:
+        state = load(blob)
+    except (SafetensorError, ValueError) as e:
+        raise WireError("malformed", f"weights v{msg.fields['version']}: not safetensors ({e})") from e
+    if expected_keys is not None:
+        got = {k: tuple(v.shape) for k, v in state.items()}
+        if got != expected_keys:
+            missing = sorted(set(expected_keys) - set(got))
+            wrong = sorted(k for k in set(got) & set(expected_keys) if got[k] != expected_keys[k])
+            extra = sorted(set(got) - set(expected_keys))
+            raise WireError("bad_shape", f"weights v{msg.fields['version']}: missing {missing}, "
+                                         f"wrong shape {wrong}, unexpected {extra}")
+    return state
