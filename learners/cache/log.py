@@ -78,12 +78,14 @@ class _Chunk:
     committer hands them to the kernel with ``pwritev``.
     """
 
-    __slots__ = ("finished", "next_part", "parts", "segment")
+    __slots__ = ("finished", "next_part", "parts", "rest", "rest_end", "segment")
 
     def __init__(self, segment: Segment, parts: list[bytes]) -> None:
         self.segment = segment
-        self.parts = parts
+        self.parts = parts  # frame header, payload, frame header, payload...
         self.next_part = 0  # parts before this one are written
+        self.rest: bytes | None = None  # the unwritten end of a short write
+        self.rest_end = 0  # the part index after the slice that ``rest`` belongs to
         self.finished = False
 
     def unwritten(self) -> int:
@@ -309,7 +311,7 @@ class SegmentedLog:
         old.sealing = True
         new = Segment(old.end, self.directory / segment_name(old.end))
         self._append_segment(new)
-        self._parts = [pack_segment_header(new.base)]
+        self._parts = []  # the committer writes the header when it creates the file
         self._chunks.append(_Chunk(new, self._parts))
         if self._pending == 0:
             self._first_pending_at = time.monotonic()
@@ -375,6 +377,8 @@ class SegmentedLog:
                 self._durable_cond.notify_all()
 
     def _write_chunks(self, chunks: list[_Chunk]) -> None:
+        """Write the chunks in order, syncing (and publishing as durable) about every
+        ``commit_bytes``: one huge write and sync is slower than a steady series of them."""
         last = len(chunks) - 1
         for i, chunk in enumerate(chunks):
             if chunk.finished:
@@ -383,27 +387,66 @@ class SegmentedLog:
             if segment.fd is None:
                 segment.fd = os.open(segment.path, os.O_WRONLY | os.O_CREAT, 0o644)
                 self._dir_sync_pending = True
+            if segment.written < SEGMENT_HEADER_SIZE:  # a new segment starts with its header
+                header = pack_segment_header(segment.base)[segment.written :]
+                segment.written += os.pwrite(segment.fd, header, segment.written)
+                if segment.written < SEGMENT_HEADER_SIZE:
+                    raise OSError(errno.EIO, "short write of a segment header", str(segment.path))
             parts = chunk.parts
+            unsynced = 0
             while chunk.next_part < len(parts):
-                first = chunk.next_part
-                batch = parts[first : first + _IOV_MAX]
-                n = os.pwritev(segment.fd, batch, segment.written)
-                segment.written += n
-                want = sum(map(len, batch))
-                if n == 0:
-                    raise OSError(errno.EIO, "pwritev wrote nothing", str(segment.path))
-                if n < want:  # short write: keep the rest as one buffer and go on
-                    parts[first : first + len(batch)] = [b"".join(batch)[n:]]
-                else:
-                    chunk.next_part = first + len(batch)
+                unsynced += self._write_slice(chunk)
+                if unsynced >= self._commit_bytes and chunk.next_part < len(parts):
+                    self._publish(segment)  # more to come: make this much durable now
+                    unsynced = 0
             if segment.sealing and i < last and chunks[i + 1].segment is not segment:
                 self._seal(segment)
             chunk.finished = True
+        active = chunks[-1].segment
         if self._fsync:
-            os.fdatasync(chunks[-1].segment.fd)
+            os.fdatasync(active.fd)
         if self._dir_sync_pending:  # a new segment's name must be durable before its records
             fsync_dir(self.directory)
             self._dir_sync_pending = False
+
+    def _write_slice(self, chunk: _Chunk) -> int:
+        """Write the next run of whole records of ``chunk`` (one ``pwritev``), finishing a short
+        write, so that it ends on a record boundary. Returns the bytes written."""
+        segment = chunk.segment
+        parts = chunk.parts
+        first = chunk.next_part
+        before = segment.written
+        if chunk.rest is None:
+            batch = parts[first : first + _IOV_MAX]  # an even count: whole records
+            n = os.pwritev(segment.fd, batch, segment.written)
+            segment.written += n
+            chunk.rest_end = first + len(batch)
+            size = sum(map(len, batch))
+            if n < size:
+                chunk.rest = b"".join(batch)[n:]
+        while chunk.rest:
+            n = os.pwrite(segment.fd, chunk.rest, segment.written)
+            if n == 0:
+                raise OSError(errno.EIO, "write made no progress", str(segment.path))
+            segment.written += n
+            chunk.rest = chunk.rest[n:]
+        chunk.rest = None
+        chunk.next_part = chunk.rest_end
+        return segment.written - before
+
+    def _publish(self, segment: Segment) -> None:
+        """Sync what is written of ``segment`` (at a record boundary) and mark it durable."""
+        if self._fsync:
+            os.fdatasync(segment.fd)
+        if self._dir_sync_pending:
+            fsync_dir(self.directory)
+            self._dir_sync_pending = False
+        end = segment.base + segment.written
+        with self._lock:
+            if end > self._durable_end:
+                self._durable_end = end
+                self._visible_end = end
+                self._durable_cond.notify_all()
 
     def _seal(self, segment: Segment) -> None:
         if self._fsync:
