@@ -13,8 +13,9 @@ import logging
 import os
 import threading
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
+from itertools import accumulate
 from pathlib import Path
 
 from crc32c import crc32c
@@ -417,11 +418,15 @@ class SegmentedLog:
         first = chunk.next_part
         before = segment.written
         if chunk.rest is None:
-            batch = parts[first : first + _IOV_MAX]  # an even count: whole records
+            # Whole records (an even count of parts) adding up to about commit_bytes.
+            ends = list(accumulate(map(len, parts[first : first + _IOV_MAX])))
+            count = min(bisect_left(ends, self._commit_bytes) + 1, len(ends))
+            count += count & 1
+            batch = parts[first : first + count]
+            size = ends[count - 1]
             n = os.pwritev(segment.fd, batch, segment.written)
             segment.written += n
-            chunk.rest_end = first + len(batch)
-            size = sum(map(len, batch))
+            chunk.rest_end = first + count
             if n < size:
                 chunk.rest = b"".join(batch)[n:]
         while chunk.rest:
