@@ -177,6 +177,7 @@ def run_throughput(root: Path, quick: bool, group: int, console: Console) -> dic
     results: dict = {"raw_disk_MBps": [], "appends_per_s": {}, "random_reads_per_s": {}}
     benches = {"cache": bench_cache, "sqlite": bench_sqlite, "lmdb": bench_lmdb}
     samples: dict = {label: {s: [] for s in benches} for label in SIZES}
+    raw_disk(root, 64 * MiB, group)  # warm-up: the first writes of a process run slow here
     for rep in range(reps):  # interleaved, so a slow spell of the disk hits everyone alike
         results["raw_disk_MBps"].append(raw_disk(root, total, group) / 1e6)
         for label, size in SIZES.items():

@@ -7,7 +7,6 @@ is *durable* once its group commit finished; ``wait_durable`` blocks until then.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import logging
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from crc32c import crc32c
 
+from learners.cache.commit import Chunk, GroupCommitter
 from learners.cache.config import CacheConfig
 from learners.cache.errors import (
     CacheClosedError,
@@ -29,7 +29,7 @@ from learners.cache.errors import (
     NoSuchRecordError,
     RecordTooLargeError,
 )
-from learners.cache.files import LOCK_NAME, check_meta, fsync_dir, write_index, write_meta
+from learners.cache.files import LOCK_NAME, check_meta, fsync_dir, write_meta
 from learners.cache.format import (
     FRAME,
     FRAME_PREFIX,
@@ -38,7 +38,6 @@ from learners.cache.format import (
     SEGMENT_HEADER_SIZE,
     SYNC,
     index_name,
-    pack_segment_header,
     parse_segment_name,
     segment_name,
 )
@@ -52,7 +51,6 @@ from learners.cache.segment import (
 
 log = logging.getLogger(__name__)
 
-_MAX_RETRY_S = 1.0
 _yield_gil = time.sleep
 _pack_frame = FRAME.pack
 _pack_prefix = FRAME_PREFIX.pack
@@ -68,29 +66,7 @@ def _prefix_crc(kind: int, n: int) -> int:
     return crc
 
 
-_IOV_MAX = 1024  # buffers per pwritev call (Linux IOV_MAX)
-
-
-class _Chunk:
-    """Buffers accepted for one segment, not yet handed to the OS, in order.
-
-    Appends add a frame header and the caller's payload object (never copied here); the
-    committer hands them to the kernel with ``pwritev``.
-    """
-
-    __slots__ = ("finished", "next_part", "parts", "segment")
-
-    def __init__(self, segment: Segment, parts: list[bytes]) -> None:
-        self.segment = segment
-        self.parts = parts
-        self.next_part = 0  # parts before this one are written
-        self.finished = False
-
-    def unwritten(self) -> int:
-        return sum(map(len, self.parts[self.next_part :]))
-
-
-class SegmentedLog:
+class SegmentedLog(GroupCommitter):
     """The append-only log under a cache directory. Thread-safe; one writer process at a time."""
 
     def __init__(self, directory: str | os.PathLike[str], config: CacheConfig) -> None:
@@ -128,7 +104,7 @@ class SegmentedLog:
         if self.writable:
             active = self._segments[-1]
             self._parts: list[bytes] = []
-            self._chunks = [_Chunk(active, self._parts)]
+            self._chunks = [Chunk(active, self._parts)]
             self._committer = threading.Thread(
                 target=self._run_committer,
                 name=f"rill-cache-commit:{self.directory.name}",
@@ -309,8 +285,8 @@ class SegmentedLog:
         old.sealing = True
         new = Segment(old.end, self.directory / segment_name(old.end))
         self._append_segment(new)
-        self._parts = [pack_segment_header(new.base)]
-        self._chunks.append(_Chunk(new, self._parts))
+        self._parts = []  # the committer writes the header when it creates the file
+        self._chunks.append(Chunk(new, self._parts))
         if self._pending == 0:
             self._first_pending_at = time.monotonic()
             self._commit_cond.notify()
@@ -326,123 +302,6 @@ class SegmentedLog:
         raise CacheFullError(str(self._error), path=self._error.path, errno=self._error.errno)
 
     # ------------------------------------------------------------------ group commit
-
-    def _run_committer(self) -> None:
-        interval = self.config.commit_interval_ms / 1000.0
-        while True:
-            with self._lock:
-                while True:
-                    if self._pending == 0 and not self._flush_requested and self._error is None:
-                        if self._closing:
-                            return
-                        self._commit_cond.wait()
-                        continue
-                    now = time.monotonic()
-                    if self._error is not None and not self._closing and now < self._retry_at:
-                        self._commit_cond.wait(self._retry_at - now)
-                        continue
-                    due = self._first_pending_at + interval
-                    if (
-                        self._pending >= self._commit_bytes
-                        or now >= due
-                        or self._closing
-                        or self._flush_requested
-                        or self._error is not None
-                    ):
-                        break
-                    self._commit_cond.wait(due - now)
-                chunks = self._chunks
-                self._parts = []
-                self._chunks = [_Chunk(self._active, self._parts)]
-                target = self._active.end
-                self._pending = 0
-                self._flush_requested = False
-                closing = self._closing
-            try:
-                self._write_chunks(chunks)
-            except OSError as exc:
-                if self._on_write_error(chunks, exc) and closing:
-                    return
-                continue
-            with self._lock:
-                self._visible_end = target
-                self._durable_end = target
-                if self._error is not None:
-                    log.warning("%s: writes succeed again; %s", self.directory, "error cleared")
-                self._error = None
-                self._retry_delay = 0.0
-                self._unwritable = self._closed or self._closing
-                self._durable_cond.notify_all()
-
-    def _write_chunks(self, chunks: list[_Chunk]) -> None:
-        last = len(chunks) - 1
-        for i, chunk in enumerate(chunks):
-            if chunk.finished:
-                continue
-            segment = chunk.segment
-            if segment.fd is None:
-                segment.fd = os.open(segment.path, os.O_WRONLY | os.O_CREAT, 0o644)
-                self._dir_sync_pending = True
-            parts = chunk.parts
-            while chunk.next_part < len(parts):
-                first = chunk.next_part
-                batch = parts[first : first + _IOV_MAX]
-                n = os.pwritev(segment.fd, batch, segment.written)
-                segment.written += n
-                want = sum(map(len, batch))
-                if n == 0:
-                    raise OSError(errno.EIO, "pwritev wrote nothing", str(segment.path))
-                if n < want:  # short write: keep the rest as one buffer and go on
-                    parts[first : first + len(batch)] = [b"".join(batch)[n:]]
-                else:
-                    chunk.next_part = first + len(batch)
-            if segment.sealing and i < last and chunks[i + 1].segment is not segment:
-                self._seal(segment)
-            chunk.finished = True
-        if self._fsync:
-            os.fdatasync(chunks[-1].segment.fd)
-        if self._dir_sync_pending:  # a new segment's name must be durable before its records
-            fsync_dir(self.directory)
-            self._dir_sync_pending = False
-
-    def _seal(self, segment: Segment) -> None:
-        if self._fsync:
-            os.fdatasync(segment.fd)
-        os.close(segment.fd)
-        segment.fd = None
-        segment.sealed_at = time.time()
-        segment.sealed = True
-        try:
-            write_index(self.directory / index_name(segment.base), segment.index())
-        except OSError as exc:  # the index only speeds up opening; a scan rebuilds it
-            log.warning("segment %s: could not write its index: %s", segment.name, exc)
-
-    def _on_write_error(self, chunks: list[_Chunk], exc: OSError) -> bool:
-        """Keep the unwritten bytes for a retry, refuse new appends until one succeeds."""
-        remaining = [c for c in chunks if not c.finished]
-        path = remaining[0].segment.path if remaining else self.directory
-        reason = {
-            errno.ENOSPC: "disk full",
-            errno.EFBIG: "file size limit reached",
-            errno.EDQUOT: "disk quota exceeded",
-        }.get(exc.errno, exc.strerror or str(exc))
-        message = (
-            f"{path}: write failed ({reason}, errno {exc.errno}); durable records are "
-            "intact, pending records are kept and retried, new appends are refused"
-        )
-        with self._lock:
-            first = self._error is None
-            self._error = CacheFullError(message, path=str(path), errno=exc.errno)
-            self._unwritable = True
-            self._chunks = remaining + self._chunks
-            self._pending += sum(c.unwritten() for c in remaining)
-            self._retry_delay = min(max(self._retry_delay * 2, 0.01), _MAX_RETRY_S)
-            self._retry_at = time.monotonic() + self._retry_delay
-            self._durable_cond.notify_all()
-            gave_up = self._closing
-        if first or gave_up:
-            log.error("%s%s", message, "; giving up at close" if gave_up else "")
-        return gave_up
 
     def wait_durable(self, offset: int, timeout: float | None = None) -> bool:
         """True once the record at ``offset`` is durable; False if ``timeout`` passes first.
