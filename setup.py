@@ -35,6 +35,8 @@ setup(
         "psutil>=5.9",
         "pyzmq>=25.0",
         "pyarrow>=14.0",
+        "crc32c>=2.4",
+        "pillow>=10.0",
     ],
     extras_require={
         "video": VIDEO,
