@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     from agent.errors import USER_ERRORS
 
     try:
-        return int(args.func(args) or 0)
+        handler = getattr(args, "func", None) or args.handler
+        return int(handler(args) or 0)
     except USER_ERRORS as e:
         log.error("%s", e)
         return 2
