@@ -84,12 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--video", type=Path, help="write the first episode to this .mp4")
     ev.set_defaults(func=cmd_eval)
 
-    try:
-        from agent.cache_cli import add_cache_commands
-    except ImportError:  # the replay cache CLI lands with its package
-        pass
-    else:
-        add_cache_commands(sub)
+    from agent.cache_cli import add_cache_commands
+    from agent.link_cli import add_link_commands
+
+    add_cache_commands(sub)
+    add_link_commands(sub)
     return parser
 
 

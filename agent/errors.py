@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from agent.train import NonFiniteResetError
 from agent.train_config import RunDirectoryError
+from learners.cache.errors import CacheError
 from learners.checkpoint import CheckpointError
+from learners.security import InsecureEndpointError
 from learners.streamx import ConfigError
 from sim.envs import UnknownEnvError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    CheckpointError, ConfigError, NonFiniteResetError, RunDirectoryError, UnknownEnvError,
-    FileNotFoundError,
+    CacheError, CheckpointError, ConfigError, InsecureEndpointError, NonFiniteResetError,
+    RunDirectoryError, UnknownEnvError, FileNotFoundError,
 )

@@ -39,7 +39,7 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
             "policy_version": (_INT, False)},
     WELCOME: {"acked_seq": (_INT, True), "weights_version": (_INT, True), "learner_id": (_STR, True)},
     TRANSITIONS: {"actor_id": (_STR, True), "first_seq": (_INT, True), "last_seq": (_INT, True)},
-    ACK: {"actor_id": (_STR, True), "seq": (_INT, True)},
+    ACK: {"actor_id": (_STR, True), "seq": (_INT, True), "applied_seq": (_INT, False)},
     WEIGHTS_ANNOUNCE: {"version": (_INT, True), "sha256": (_STR, True), "nbytes": (_INT, True)},
     WEIGHTS_GET: {"actor_id": (_STR, True)},
     WEIGHTS: {"version": (_INT, True), "sha256": (_STR, True)},

@@ -76,6 +76,7 @@ class ActorLink:
         self.inflight: collections.deque[tuple[int, int, bytes | None]] = collections.deque()
         self.last_seq = 0  # highest seq handed to the link
         self.acked_seq = 0
+        self.applied_seq = 0  # how far the learner has learned from this actor's stream
         self.acked_offset = -1
         self.connected = False
         self.weights_version = -1
@@ -232,6 +233,7 @@ class ActorLink:
             return f["weights_version"] > self.weights_version
         if msg.type == ACK:
             self._acked(f["seq"])
+            self.applied_seq = max(self.applied_seq, f.get("applied_seq", 0))
         elif msg.type == WEIGHTS_ANNOUNCE:
             return f["version"] > self.weights_version
         elif msg.type == WEIGHTS:

@@ -49,6 +49,10 @@ class ActorConfig:
     insecure: bool = False
     durability: str = "fsync"
     state_every: int = 10_000
+    # Simulation only: wait while more than this many of our transitions are not yet learned
+    # from, so a simulator faster than the learner does not run ahead on stale weights. A real
+    # robot leaves it None: it never waits for the learner.
+    max_lag: int | None = None
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -91,6 +95,7 @@ class ActorRunner:
         self.tick_durations: list[float] = []
         self.deadline_misses = 0
         self.weight_latencies: list[float] = []
+        self.lag_waits = 0
         self.state_store = CheckpointStore(self.dir / "state", keep=2)
         self._restore_state()
         self.env.reset(seed=c.seed + 7919 * (self.episode + 1))
@@ -190,6 +195,8 @@ class ActorRunner:
         next_tick = time.monotonic()
         try:
             while total is None or self.steps < total:
+                if self.config.max_lag is not None:
+                    self._wait_for_learner(self.config.max_lag)
                 start = time.monotonic()
                 self.step()
                 if period:
@@ -206,6 +213,13 @@ class ActorRunner:
         finally:
             self._save_state()
         return self.summary()
+
+    def _wait_for_learner(self, max_lag: int) -> None:
+        waited = 0.0
+        while self.seq - self.link.applied_seq > max_lag and waited < 30.0:
+            time.sleep(0.0005)
+            waited += 0.0005
+            self.lag_waits += 1
 
     def summary(self) -> dict:
         ticks = np.asarray(self.tick_durations) if self.tick_durations else np.zeros(1)

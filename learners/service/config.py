@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from learners.security import CurveServer
+from learners.security import CurveServer, check_plaintext_endpoint
 from learners.streamx.config import ConfigError
 
 
@@ -42,6 +42,8 @@ class LearnerConfig:
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
+        if self.curve is None:  # refuse before anything is created on disk
+            check_plaintext_endpoint(self.bind, self.insecure, "learner")
         if (self.action_dim is None) == (self.n_actions is None):
             raise ConfigError("learner: exactly one of action_dim (continuous) or n_actions (discrete)")
         checks = [("obs_dim", self.obs_dim, 1), ("publish_every_updates", self.publish_every_updates, 1),

@@ -36,7 +36,8 @@ class LearnerService:
                                     config=algorithm_config(config.algo, hyper))
         self.weights = WeightsBox()
         self.updater = Updater(config, self.cache, self.algo, self.weights)
-        self.server = LearnerServer(config, self.cache, self.weights, self._held_seqs())
+        self.server = LearnerServer(config, self.cache, self.weights, self._held_seqs(),
+                                    applied_seq=self.updater.applied)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 

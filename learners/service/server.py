@@ -25,7 +25,7 @@ from learners.cache import ReplayCache
 from learners.cache.errors import CacheError
 from learners.cache.format import KIND_TRANSITION
 from learners.cache.records import decode_transition
-from learners.security import apply_server_curve, check_plaintext_endpoint, start_authenticator
+from learners.security import apply_server_curve, start_authenticator
 from learners.service.config import LearnerConfig
 from learners.service.weights import WeightsBox
 from learners.transition import Transition
@@ -54,14 +54,17 @@ class Session:
     actor_id: str
     last_seen: float
     announced: int = -1
+    applied_sent: int = -1
 
 
 class LearnerServer:
     """Serve actors on ``config.bind`` until ``stop`` is set (call ``serve`` in a thread)."""
 
     def __init__(self, config: LearnerConfig, cache: ReplayCache, weights: WeightsBox,
-                 durable_seq: dict[str, int], limits: WireLimits | None = None) -> None:
+                 durable_seq: dict[str, int], limits: WireLimits | None = None,
+                 applied_seq: dict[str, int] | None = None) -> None:
         self.config, self.cache, self.weights = config, cache, weights
+        self.applied_seq = applied_seq if applied_seq is not None else {}  # the updater's, read-only
         self.limits = limits or WireLimits(max_records=config.max_batch_records)
         self.learner_id = uuid.uuid4().hex[:12]
         self.appended_seq = dict(durable_seq)  # highest seq appended per actor (maybe not durable)
@@ -83,8 +86,6 @@ class LearnerServer:
         if config.curve is not None:
             self._auth = start_authenticator(self.ctx, config.curve)
             apply_server_curve(self.sock, config.curve)
-        else:
-            check_plaintext_endpoint(config.bind, config.insecure, "learner")
         self.sock.bind(config.bind)
         self.endpoint = self.sock.getsockopt(zmq.LAST_ENDPOINT).decode()
 
@@ -105,6 +106,7 @@ class LearnerServer:
                         self._handle(frames)
                 self._send_acks()
                 self._announce_weights()
+                self._report_applied()
         finally:
             self.close()
 
@@ -231,7 +233,18 @@ class LearnerServer:
             raise WireError("bad_value", f"{where}: reward is not finite")
 
     def _ack_now(self, actor_id: str) -> None:
-        self._send(actor_id, ACK, {"actor_id": actor_id, "seq": self.durable_seq.get(actor_id, 0)})
+        applied = self.applied_seq.get(actor_id, 0)
+        self._send(actor_id, ACK, {"actor_id": actor_id, "seq": self.durable_seq.get(actor_id, 0),
+                                   "applied_seq": applied})
+        session = self.sessions.get(actor_id)
+        if session is not None:
+            session.applied_sent = applied
+
+    def _report_applied(self) -> None:
+        """Tell actors how far learning has got (a simulated actor may pace itself on it)."""
+        for session in self.sessions.values():
+            if self.applied_seq.get(session.actor_id, 0) > session.applied_sent:
+                self._ack_now(session.actor_id)
 
     def _send_acks(self) -> None:
         if not self.pending:

@@ -1,0 +1,90 @@
+"""Real learner and actor processes on loopback for the edge-cloud tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "MUJOCO_GL": "egl"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Procs:
+    """Starts rill processes and makes sure none outlives the test."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, *args: str, log: str) -> subprocess.Popen:
+        out = open(self.tmp / log, "ab")  # noqa: SIM115  closed with the process
+        proc = subprocess.Popen([sys.executable, "-m", "agent.cli", *args], cwd=REPO, env=ENV,
+                                stdout=out, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def learner(self, run: Path, port: int, *extra: str) -> subprocess.Popen:
+        return self.start("learner", "--bind", f"tcp://127.0.0.1:{port}", "--run", str(run),
+                          "--env", "Hopper-v5", "--checkpoint-every", "400", *extra, log="learner.log")
+
+    def actor(self, run: Path, port: int, actor_id: str, steps: int, *extra: str) -> subprocess.Popen:
+        return self.start("actor", "--learner", f"tcp://127.0.0.1:{port}", "--run", str(run),
+                          "--env", "Hopper-v5", "--actor-id", actor_id, "--steps", str(steps),
+                          "--drain", "60", "--summary-json", str(self.tmp / f"{actor_id}.json"), *extra,
+                          log=f"{actor_id}.log")
+
+    def summary(self, actor_id: str) -> dict:
+        return json.loads((self.tmp / f"{actor_id}.json").read_text())
+
+    def stop(self, proc: subprocess.Popen, timeout: float = 30) -> int:
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout)
+
+    port = staticmethod(lambda: free_port())
+    updates = staticmethod(lambda run: learner_updates(run))
+    wait_for = staticmethod(lambda *a, **k: wait_for(*a, **k))
+
+    def cleanup(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def learner_updates(run: Path) -> int:
+    """The update count the learner last reported in ``metrics/learner.csv`` (every ~2 s)."""
+    path = run / "metrics" / "learner.csv"
+    if not path.exists():
+        return 0
+    lines = path.read_text().strip().splitlines()
+    return int(lines[-1].split(",")[0]) if len(lines) > 1 else 0
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def procs(tmp_path):
+    p = Procs(tmp_path)
+    yield p
+    p.cleanup()

@@ -1,0 +1,68 @@
+"""kill -9 of the learner or an actor loses no acknowledged transition and applies none twice."""
+
+from __future__ import annotations
+
+import collections
+import signal
+import time
+
+import numpy as np
+
+from learners.service.journal import read_journal
+
+
+def _assert_exactly_once(run, expected: dict[str, int]) -> None:
+    applied = read_journal(run / "applied.log")
+    counts = collections.Counter(applied)
+    dupes = [k for k, n in counts.items() if n > 1]
+    assert not dupes, f"applied twice: {dupes[:5]}"
+    for actor_id, last in expected.items():
+        seqs = [s for a, s in applied if a == actor_id]
+        assert seqs == list(range(1, last + 1)), f"{actor_id}: applied {len(seqs)} of 1..{last}, in order"
+    assert {a for a, _ in applied} == set(expected)
+
+
+def test_learner_killed_ten_times_while_two_actors_stream(tmp_path, procs):
+    run, port = tmp_path / "run", procs.port()
+    rng = np.random.default_rng()
+    steps = 6000
+    learner = procs.learner(run, port)
+    actors = {aid: procs.actor(run, port, aid, steps, "--seed", str(i), "--control-hz", "1000")
+              for i, aid in enumerate(("a0", "a1"))}
+    kills = 0
+    while kills < 10:
+        procs.wait_for(lambda: (run / "applied.log").exists(), 60, "the learner to start")
+        time.sleep(float(rng.uniform(0.3, 1.2)))
+        learner.send_signal(signal.SIGKILL)
+        learner.wait()
+        kills += 1
+        learner = procs.learner(run, port)
+    for proc in actors.values():
+        assert proc.wait(timeout=180) == 0
+    procs.wait_for(lambda: procs.updates(run) >= 2 * steps, 240, "the learner to apply everything")
+    assert procs.stop(learner) == 0
+    for aid in actors:
+        summary = procs.summary(aid)
+        assert summary["backlog"] == 0 and summary["acked_seq"] == summary["seq"] == steps
+    _assert_exactly_once(run, {aid: steps for aid in actors})
+
+
+def test_actor_killed_then_restarted_resends_and_continues_its_sequence(tmp_path, procs):
+    run, port = tmp_path / "run", procs.port()
+    learner = procs.learner(run, port)
+    victim = procs.actor(run, port, "a0", 100_000, "--control-hz", "500")
+    spool = run / "actors" / "a0" / "spool"
+    def spooled() -> int:
+        return sum(f.stat().st_size for f in spool.rglob("*") if f.is_file()) if spool.exists() else 0
+
+    procs.wait_for(lambda: spooled() > 200_000, 60, "the actor to spool transitions")
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    restarted = procs.actor(run, port, "a0", 1500)
+    assert restarted.wait(timeout=120) == 0
+    summary = procs.summary("a0")
+    assert summary["backlog"] == 0 and summary["acked_seq"] == summary["seq"]
+    assert summary["seq"] > 1500, "the restarted actor continued its sequence instead of starting over"
+    procs.wait_for(lambda: procs.updates(run) >= summary["seq"], 240, "the learner to apply everything")
+    assert procs.stop(learner) == 0
+    _assert_exactly_once(run, {"a0": summary["seq"]})
