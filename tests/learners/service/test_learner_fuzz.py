@@ -1,0 +1,116 @@
+"""Thousands of malformed frames at the learner: each rejected with a counted reason, while a
+real actor keeps training through the same socket."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import msgpack
+import numpy as np
+import zmq
+
+from agent.actor import ActorConfig, ActorRunner
+from learners.cache.records import encode_transition
+from learners.service import LearnerConfig, LearnerService
+from learners.transition import Transition
+from learners.wire import PROTOCOL_VERSION, TRANSITIONS, encode
+
+
+def _garbage(rng: np.random.Generator, i: int, name: str) -> list[bytes]:
+    kind = i % 10
+    head = {"v": PROTOCOL_VERSION}
+    if kind == 0:  # random bytes
+        return [rng.bytes(int(rng.integers(0, 300))) for _ in range(int(rng.integers(1, 4)))]
+    if kind == 1:  # truncated msgpack
+        whole = msgpack.packb({**head, "type": "ack", "actor_id": "x", "seq": 5})
+        return [whole[: int(rng.integers(1, len(whole)))]]
+    if kind == 2:  # wrong version
+        return [msgpack.packb({"v": int(rng.integers(2, 1000)), "type": "heartbeat", "time": 1.0})]
+    if kind == 3:  # unknown type
+        return [msgpack.packb({**head, "type": rng.bytes(6).hex()})]
+    if kind == 4:  # wrong field types
+        return [msgpack.packb({**head, "type": "ack", "actor_id": 5, "seq": "x"})]
+    if kind == 5:  # hello with a spec that does not match
+        return [msgpack.packb({**head, "type": "hello", "actor_id": name, "last_seq": 0,
+                               "spec": {"obs_dim": 999}})]
+    if kind == 6:  # a huge sequence range
+        return [msgpack.packb({**head, "type": TRANSITIONS, "actor_id": "fz", "first_seq": 1,
+                               "last_seq": 10**12})]
+    if kind == 7:  # frame count lies
+        return [msgpack.packb({**head, "type": TRANSITIONS, "actor_id": "fz", "first_seq": 1, "last_seq": 3}),
+                b"only one"]
+    if kind == 8:
+        return [msgpack.packb({**head, "type": "weights", "version": 1})]  # missing sha256 / frame
+    return [msgpack.packb({**head, "type": "heartbeat", "time": 1.0})]  # valid, but no hello first
+
+
+def test_fuzzed_learner_keeps_serving_a_real_actor(tmp_path):
+    port_cfg = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "run", obs_dim=12, action_dim=3,
+                             durability="os-buffered")
+    service = LearnerService(port_cfg).start()
+    actor = ActorRunner(ActorConfig(learner=service.endpoint, env="Hopper-v5", actor_id="real",
+                                    run_dir=tmp_path / "run", durability="os-buffered"))
+    actor_done = threading.Event()
+
+    def drive() -> None:
+        actor.run(steps=1500)
+        actor_done.set()
+
+    thread = threading.Thread(target=drive)
+    thread.start()
+    rng = np.random.default_rng(0)
+    ctx = zmq.Context()
+    sent = 0
+    try:
+        socks = []
+        for k in range(4):
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.ROUTING_ID, f"fz{k}".encode() if k else b"\xff\xfe")
+            s.connect(service.endpoint)
+            socks.append(s)
+        # A fuzzer that did say hello properly, then sends transitions with wrong shapes/gaps.
+        ok = socks[1]
+        ok.send_multipart(encode("hello", {"actor_id": "fz1", "last_seq": 0, "spec": port_cfg.spec}))
+        assert ok.poll(5000)
+        ok.recv_multipart()
+        five = np.zeros(5, np.float32)
+        bad_shape = encode_transition(Transition(five, np.zeros(3, np.float32), 0.0, five, False, False,
+                                                 actor_id="fz1", seq=1))
+        for i in range(3000):
+            if i % 50 == 0:
+                ok.send_multipart(encode(TRANSITIONS, {"actor_id": "fz1", "first_seq": 1, "last_seq": 1},
+                                         [bad_shape]))
+            elif i % 50 == 1:
+                ok.send_multipart(encode(TRANSITIONS, {"actor_id": "fz1", "first_seq": 7, "last_seq": 7},
+                                         [bad_shape]))
+            elif i % 50 == 2:
+                ok.send_multipart(encode(TRANSITIONS, {"actor_id": "fz1", "first_seq": 1, "last_seq": 1},
+                                         [rng.bytes(64)]))
+            else:
+                k = 2 if i % 10 == 9 else i % 4  # fz2 never says hello
+                socks[k].send_multipart(_garbage(rng, i, f"fz{k}"))
+            sent += 1
+        deadline = time.monotonic() + 60
+        while sum(service.server.rejected.values()) < sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert actor_done.wait(120)
+        actor.link.stop(drain_s=30)
+        rejected = dict(service.server.rejected)
+        assert sum(rejected.values()) == sent, rejected
+        for reason in ("malformed", "bad_version", "unknown_type", "bad_field", "bad_spec", "no_session",
+                       "bad_frames", "oversized", "bad_shape", "gap", "bad_record"):
+            assert rejected.get(reason, 0) > 0, (reason, rejected)
+        assert actor.link.acked_seq == actor.seq == 1500 and actor.link.backlog == 0
+        assert not actor.link.errors
+        deadline = time.monotonic() + 60
+        while service.updater.applied.get("real", 0) < 1500 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert service.updater.applied == {"real": 1500}
+    finally:
+        for s in socks:
+            s.close(0)
+        ctx.term()
+        thread.join(timeout=10)
+        actor.close()
+        service.stop()

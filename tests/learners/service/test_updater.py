@@ -1,0 +1,84 @@
+"""The learner's update side: one trace set per actor, truncated importance weights, staleness."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from pytest import approx
+
+from learners.cache import CacheConfig, ReplayCache
+from learners.service.config import LearnerConfig
+from learners.service.updater import Updater
+from learners.service.weights import WeightsBox
+from learners.streamx import StreamAC
+from learners.transition import Transition
+
+
+def _updater(tmp_path, **overrides):
+    config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path, obs_dim=4, action_dim=2,
+                           **overrides)
+    (tmp_path / "metrics").mkdir(parents=True, exist_ok=True)
+    cache = ReplayCache(tmp_path / "cache", CacheConfig(durability="none"))
+    algo = StreamAC(4, action_dim=2, seed=0)
+    return Updater(config, cache, algo, WeightsBox()), cache, algo
+
+
+def _t(actor, seq, done=False, logp=float("nan"), version=0):
+    rng = np.random.default_rng(seq)
+    return Transition(rng.normal(size=4).astype(np.float32), rng.normal(size=2).astype(np.float32), 1.0,
+                      rng.normal(size=4).astype(np.float32), done, False, actor_id=actor, seq=seq,
+                      behavior_logp=logp, policy_version=version)
+
+
+def test_each_actor_has_its_own_traces(tmp_path):
+    up, cache, algo = _updater(tmp_path)
+    up.apply(_t("a", 1))
+    a_traces = [z.clone() for z in algo.critic_opt.traces]
+    up.apply(_t("b", 1, done=True))  # b's episode ends: only b's traces are cut
+    algo.select_stream("a")
+    assert all(torch.equal(z, w) for z, w in zip(algo.critic_opt.traces, a_traces))
+    assert any(torch.count_nonzero(z) for z in algo.critic_opt.traces)
+    algo.select_stream("b")
+    assert all(torch.count_nonzero(z) == 0 for z in algo.critic_opt.traces)
+    assert up.applied == {"a": 1, "b": 1}
+    cache.close()
+
+
+def test_importance_weight_is_truncated_ratio_of_current_to_behaviour_policy(tmp_path):
+    up, cache, algo = _updater(tmp_path)
+    t = _t("a", 1)
+    logp_now = algo.log_prob(t.obs, t.action)
+    t.behavior_logp = logp_now + math.log(4.0)  # the behaviour policy liked this action 4x more
+    assert up._importance_weight(t) == approx(0.25, rel=1e-5)
+    t.behavior_logp = logp_now - 3.0  # more likely now than then: truncated at 1
+    assert up._importance_weight(t) == 1.0
+    assert up._clipped == 1
+    t.behavior_logp = float("nan")  # no behaviour log-probability recorded: on-policy weight
+    assert up._importance_weight(t) == 1.0
+    off, cache2, _ = _updater(tmp_path / "off", importance_clip=None)
+    t.behavior_logp = logp_now + 5.0
+    assert off._importance_weight(t) == 1.0
+    cache.close()
+    cache2.close()
+
+
+def test_policy_weight_scales_only_the_policy_gradient(tmp_path):
+    t = _t("a", 1)
+    full, part = StreamAC(4, action_dim=2, seed=0), StreamAC(4, action_dim=2, seed=0)
+    full.config.entropy_coeff = part.config.entropy_coeff = 0.0
+    full.update(t, policy_weight=1.0)
+    part.update(t, policy_weight=0.25)
+    torch.testing.assert_close(part.actor_opt.traces[0], 0.25 * full.actor_opt.traces[0])
+    torch.testing.assert_close(part.critic_opt.traces[0], full.critic_opt.traces[0])
+
+
+def test_staleness_is_recorded(tmp_path):
+    up, cache, _ = _updater(tmp_path)
+    up.version = 10
+    up.apply(_t("a", 1, version=4))
+    up.apply(_t("a", 2, version=10))
+    row = up.write_stats()
+    assert row["staleness_max"] == 6 and row["staleness_mean"] == 3.0
+    cache.close()
