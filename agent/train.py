@@ -49,7 +49,7 @@ def build_stream(config: TrainConfig, env: gym.Env | None = None):
     pre = StreamXPreprocessor(obs_dim, config.algo_config.gamma,
                               time_limit(env) if use_time else None)
     algo = build_algorithm(config.algo, pre.out_dim, config=config.algo_config, seed=config.seed,
-                           **layout)
+                           fast=config.update_path == "fast", **layout)
     return env, pre, algo
 
 
@@ -86,7 +86,7 @@ class Trainer:
     # -- setup -----------------------------------------------------------------------------------
     def _write_run_info(self) -> None:
         info = {"env": self.config.env, "algo": self.config.algo, "seed": self.config.seed,
-                "update_path": "autograd", "obs_dim": self.pre.out_dim,
+                "update_path": self.algo.update_path, "obs_dim": self.pre.out_dim,
                 "algo_config": self.config.algo_config.to_dict(),
                 "time_feature": self.pre.time is not None, "torch": torch.__version__}
         (self.run_dir / "run.json").write_text(json.dumps(info, indent=1))
