@@ -53,6 +53,20 @@ def fast_algorithm_class(name: str) -> type[StreamAlgorithm] | None:
             "stream-sarsa": fast.FastStreamSARSA, "stream-td": fast.FastStreamTD}.get(name)
 
 
+def build_preprocessor(obs_dim: int, gamma: float, time_limit: int | None, fast: bool = False):
+    """The stream-x input pipeline; ``fast`` compiles its per-step call (bit-identical results)."""
+    from policies.streamx.normalization import StreamXPreprocessor
+
+    if fast:
+        try:
+            from learners.streamx.fast.preprocess import FastStreamXPreprocessor
+        except ImportError as e:
+            log.warning("compiled preprocessing unavailable (%s); using numpy", e)
+        else:
+            return FastStreamXPreprocessor(obs_dim, gamma, time_limit)
+    return StreamXPreprocessor(obs_dim, gamma, time_limit)
+
+
 def build_algorithm(
     name: str,
     obs_dim: int,
@@ -86,5 +100,5 @@ __all__ = [
     "ALGORITHMS", "ActResult", "AdaptiveObGD", "ConfigError", "ObGD", "StreamAC", "StreamACConfig",
     "StreamAlgorithm", "StreamQ", "StreamQConfig", "StreamSARSA", "StreamSARSAConfig", "StreamTD",
     "StreamTDConfig", "StreamXConfig", "UpdateInfo", "algorithm_config", "build_algorithm",
-    "fast_algorithm_class",
+    "build_preprocessor", "fast_algorithm_class",
 ]

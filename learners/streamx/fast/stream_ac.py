@@ -58,7 +58,7 @@ class FastStreamAC(StreamAC):
                 a = int(torch.multinomial(probs, 1, generator=self.generator))
             return ActResult(a, float(self._logp[a]))
         if not deterministic:
-            torch.randn(self._noise.shape, generator=self.generator, out=self._noise)
+            self._noise.normal_(generator=self.generator)  # same draws as torch.randn(shape)
         action = np.empty(self._noise_np.shape[0], np.float32)
         logp = kernels.gaussian_act(f.params, f.layout, x, f.acts, self._noise_np, deterministic, action)
         return ActResult(action, float(logp))
