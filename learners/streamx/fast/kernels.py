@@ -30,6 +30,7 @@ LEAKY_SLOPE = np.float32(0.01)
 LAYER_NORM_EPS = np.float32(1e-5)
 SOFTPLUS_THRESHOLD = np.float32(20.0)
 HALF_LOG_2PI = np.float32(0.5 * math.log(2.0 * math.pi))
+_BLOCK = 256
 
 _jit = njit(cache=True, fastmath=FASTMATH, nogil=True)
 _exact = njit(cache=True, nogil=True)  # strict IEEE: no reassociation, no fused multiply-add
@@ -92,28 +93,31 @@ def _trace_linear(p, z, row, g, x, gl, gx, want_gx):
     n_in, n_out, w, b = row[0], row[1], row[2], row[3]
     weight = p[w:w + n_out * n_in].reshape((n_out, n_in))
     trace = z[w:w + n_out * n_in].reshape((n_out, n_in))
-    norm = np.float32(0.0)
+    norm = 0.0  # float64 across rows, float32 (vectorized) within a row: accurate and cheap
     if want_gx:
         for j in range(n_in):
             gx[j] = 0.0
     for i in range(n_out):
         gi = g[i]
+        row = np.float32(0.0)
         if want_gx:  # two copies of the loop so that each vectorizes without a branch inside
             for j in range(n_in):
                 gx[j] += weight[i, j] * gi
                 t = gl * trace[i, j] + gi * x[j]
                 trace[i, j] = t
-                norm += abs(t)
+                row += abs(t)
         else:
             for j in range(n_in):
                 t = gl * trace[i, j] + gi * x[j]
                 trace[i, j] = t
-                norm += abs(t)
+                row += abs(t)
+        norm += row
+    row = np.float32(0.0)
     for i in range(n_out):
         t = gl * z[b + i] + g[i]
         z[b + i] = t
-        norm += abs(t)
-    return norm
+        row += abs(t)
+    return norm + row
 
 
 @_jit
@@ -183,14 +187,18 @@ def adaptive_directions(z, v, delta, beta2, correction, eps, out):
     one_minus = np.float32(1.0 - beta2)
     corr = np.float32(correction)
     e = np.float32(eps)
-    norm = np.float32(0.0)
-    for i in range(z.shape[0]):
-        s = z[i] * d
-        vi = v[i] * b2 + one_minus * s * s
-        v[i] = vi
-        o = z[i] / np.sqrt(vi / corr + e)
-        out[i] = o
-        norm += abs(o)
+    norm = 0.0
+    n = z.shape[0]
+    for start in range(0, n, _BLOCK):  # float32 sums within a block, float64 across blocks
+        part = np.float32(0.0)
+        for i in range(start, min(start + _BLOCK, n)):
+            s = z[i] * d
+            vi = v[i] * b2 + one_minus * s * s
+            v[i] = vi
+            o = z[i] / np.sqrt(vi / corr + e)
+            out[i] = o
+            part += abs(o)
+        norm += part
     return norm
 
 
@@ -199,12 +207,12 @@ def obgd_finish(p, z, v, direction, z_norm, delta, alpha, kappa, beta2, t, reset
     """The bounded step for one network (plain ObGD when ``v`` is empty); returns ``alpha_eff``."""
     if v.shape[0] > 0:
         z_norm = adaptive_directions(z, v, delta, beta2, 1.0 - beta2 ** t, 1e-8, direction)
-        step = bounded_step_size(alpha, kappa, delta, np.float64(z_norm))
+        step = bounded_step_size(alpha, kappa, delta, z_norm)
         apply_step(p, direction, -step * delta, False)
         if reset:
             z[:] = 0.0
         return step
-    step = bounded_step_size(alpha, kappa, delta, np.float64(z_norm))
+    step = bounded_step_size(alpha, kappa, delta, z_norm)
     apply_step(p, z, -step * delta, reset)
     return step
 
