@@ -26,6 +26,7 @@ def test_rill_train_uses_the_fast_path_for_mlp_policies(tmp_path):
     assert isinstance(trainer.algo, FastStreamAC)
     assert isinstance(trainer.pre, FastStreamXPreprocessor)
     trainer.metrics.close()
+    assert rill(["eval", "--run", str(run), "--episodes", "1"]) == 0
 
 
 def test_discrete_algorithms_take_the_fast_path_too(tmp_path):

@@ -30,3 +30,21 @@ def begin_step(opt: ObGD) -> tuple[float, int]:
 
 def flipped(new_delta: float, delta: float) -> bool:
     return sign(new_delta) * sign(delta) < 0
+
+
+class CompiledPath:
+    """Mixin of the fast algorithms: ``_bind()`` makes the flat buffers the modules' storage.
+
+    Called at construction and again after unpickling or ``copy.deepcopy`` (both go through
+    ``__setstate__``), since a copy of a tensor that shares memory with a numpy buffer no longer
+    shares it with the copy of that buffer.
+    """
+
+    update_path = "fast"
+
+    def _bind(self) -> None:
+        raise NotImplementedError
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._bind()

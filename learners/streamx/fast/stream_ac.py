@@ -8,21 +8,19 @@ import torch
 from learners.streamx.base import ActResult, UpdateInfo
 from learners.streamx.config import StreamACConfig
 from learners.streamx.fast import kernels
-from learners.streamx.fast.common import as_input, begin_step, flipped, trace_decay
+from learners.streamx.fast.common import CompiledPath, as_input, begin_step, flipped, trace_decay
 from learners.streamx.fast.flat import FlatNetwork
 from learners.streamx.stream_ac import StreamAC
 from learners.transition import Transition
 
 
-class FastStreamAC(StreamAC):
+class FastStreamAC(CompiledPath, StreamAC):
     """``StreamAC`` whose act and update run as compiled kernels over flat float32 buffers.
 
     Construction, initialization, ``state_dict`` keys and shapes, and the action noise (drawn
     from the same seeded ``torch.Generator``, in the same order) are those of ``StreamAC``, so
     checkpoints move freely between the two paths.
     """
-
-    update_path = "fast"
 
     def __init__(
         self,
@@ -33,6 +31,9 @@ class FastStreamAC(StreamAC):
         seed: int = 0,
     ) -> None:
         super().__init__(obs_dim, action_dim=action_dim, n_actions=n_actions, config=config, seed=seed)
+        self._bind()
+
+    def _bind(self) -> None:
         heads = [self.actor.logits] if self.discrete else [self.actor.mu, self.actor.sigma]
         self.actor_flat = FlatNetwork(self.actor.body, heads, self.actor_opt)
         self.critic_flat = FlatNetwork(self.critic.body, [self.critic.head], self.critic_opt)
@@ -40,7 +41,7 @@ class FastStreamAC(StreamAC):
         self._scratch = np.zeros(width, np.float32)
         self._grad = np.zeros(max(self.actor_flat.n_out, 1), np.float32)
         self._result = np.zeros(3, np.float64)
-        n = n_actions if self.discrete else action_dim
+        n = self.actor_flat.n_out // (1 if self.discrete else 2)
         self._noise = torch.zeros(n)
         self._noise_np = self._noise.numpy()
         self._logp = np.zeros(n, np.float32)

@@ -6,20 +6,22 @@ import numpy as np
 
 from learners.streamx.base import ActResult, UpdateInfo
 from learners.streamx.fast import kernels
-from learners.streamx.fast.common import as_input, begin_step, flipped, trace_decay
+from learners.streamx.fast.common import CompiledPath, as_input, begin_step, flipped, trace_decay
 from learners.streamx.fast.flat import FlatNetwork
 from learners.streamx.stream_q import StreamQ, StreamSARSA
 from learners.transition import Transition
 
 
-class FastStreamQ(StreamQ):
+class FastStreamQ(CompiledPath, StreamQ):
     """``StreamQ`` with compiled act and update; exploration draws from the same numpy generator."""
 
-    update_path = "fast"
     _cut_off_policy = True  # Watkins: a non-greedy action ends the traces
 
     def __init__(self, obs_dim: int, n_actions: int, config=None, seed: int = 0) -> None:
         super().__init__(obs_dim, n_actions, config=config, seed=seed)
+        self._bind()
+
+    def _bind(self) -> None:
         self.q_flat = FlatNetwork(self.q.body, [self.q.head], self.opt)
         self._result = np.zeros(3, np.float64)
 

@@ -6,19 +6,20 @@ import numpy as np
 
 from learners.streamx.base import UpdateInfo
 from learners.streamx.fast import kernels
-from learners.streamx.fast.common import as_input, begin_step, flipped, trace_decay
+from learners.streamx.fast.common import CompiledPath, as_input, begin_step, flipped, trace_decay
 from learners.streamx.fast.flat import FlatNetwork
 from learners.streamx.stream_td import StreamTD
 from learners.transition import Transition
 
 
-class FastStreamTD(StreamTD):
+class FastStreamTD(CompiledPath, StreamTD):
     """``StreamTD`` with compiled predict and update."""
-
-    update_path = "fast"
 
     def __init__(self, obs_dim: int, config=None, seed: int = 0) -> None:
         super().__init__(obs_dim, config=config, seed=seed)
+        self._bind()
+
+    def _bind(self) -> None:
         self.value_flat = FlatNetwork(self.value.body, [self.value.head], self.opt)
         self._result = np.zeros(2, np.float64)
 
