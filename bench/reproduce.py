@@ -114,7 +114,8 @@ def _plot(env: str, grid: np.ndarray, curves: np.ndarray, total: int, out: Path)
 
     mean = np.nanmean(curves, axis=0)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    ax.plot(grid, mean, color="tab:blue", lw=2, label=f"stream AC(λ), rill ({len(curves)} seeds)")
+    seeds = f"{len(curves)} seed{'s' if len(curves) > 1 else ''}"
+    ax.plot(grid, mean, color="tab:blue", lw=2, label=f"stream AC(λ), rill ({seeds})")
     if len(curves) > 1:
         n = np.sum(np.isfinite(curves), axis=0)
         se = np.nanstd(curves, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
@@ -148,7 +149,7 @@ def write_report(specs: list[RunSpec], out_dir: Path, total: int) -> Path:
         for spec in env_specs:
             steps, returns = _episodes(Path(spec.run_dir))
             finals.append(final_return(steps, returns, total, window))
-            curves.append(learning_curve(steps, returns, grid, max(window // 2, total // 50)))
+            curves.append(learning_curve(steps, returns, grid, max(total // 40, 1000)))
             summary_file = Path(spec.run_dir) / "summary.json"
             if summary_file.exists():
                 rates.append(json.loads(summary_file.read_text()).get("steps_per_s", float("nan")))
@@ -197,7 +198,8 @@ def _markdown(rows, payload, total: int, window: int) -> str:
                      f"{'≥ ' + _fmt(target) if target else '–'} | {meets or '–'} |")
     lines += ["", "## Learning curves", "",
               "Mean raw episodic return over seeds (± standard error shaded), each point the mean of "
-              "the episodes that ended in the preceding window; dashed: the paper's final value.", ""]
+              f"the episodes that ended in the preceding {max(total // 40, 1000):,} steps; dashed: the "
+              "paper's final value.", ""]
     for env, info in payload["envs"].items():
         rates = ", ".join(_fmt(r) for r in info["steps_per_s"])
         lines += [f"### {env}", "", f"![{env}]({info['plot']})", "",
