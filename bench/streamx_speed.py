@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> dict:
              r["autograd_train_steps_per_s"], f"{100 * r['autograd_over_raw']:.1f}%",
              f"{r['fast_over_autograd']:.1f}x"] for env, r in results.items()]
     print_table("stream AC(λ) training rate vs raw simulator rate (1 thread)",
-                ["env", "raw/s", "fast/s", "fast %raw", "autograd/s", "autograd %raw", "speedup"], rows)
+                ["env", "raw steps/s", "fast train/s", "fast / raw", "autograd train/s", "autograd / raw",
+                 "fast / autograd"], rows, width=120)
     write_json(args.json, {**results, "_meta": {
         "quick": args.quick, "rounds": rounds, "raw_steps_per_round": raw_steps,
         "train_steps_per_round": train_steps, **machine()}})
