@@ -229,9 +229,11 @@ def main(argv: list[str] | None = None) -> Path:
     if any(v is not None and v < 1 for v in (args.seeds, args.steps, args.jobs)):
         parser.error("--seeds, --steps and --jobs must be positive")
     if args.quick:
-        tmp = Path(tempfile.mkdtemp(prefix="rill-reproduce-"))
         envs, seeds, steps = args.env or ["Hopper-v5"], args.seeds or 1, args.steps or 2_000
-        runs, out = args.runs or tmp / "runs", args.out or tmp / "results"
+        runs, out = args.runs, args.out
+        if runs is None or out is None:  # kept after the run, so the report can be looked at
+            tmp = Path(tempfile.mkdtemp(prefix="rill-reproduce-"))
+            runs, out = runs or tmp / "runs", out or tmp / "results"
     else:
         envs, seeds = args.env or ["Hopper-v5", "Walker2d-v5"], args.seeds or 3
         steps = args.steps or 2_000_000
