@@ -24,6 +24,7 @@ setup(
     install_requires=[
         "numpy>=1.26",
         "torch==2.13.0",
+        "numba>=0.60",  # the compiled stream-x update path (learners.streamx.fast)
         "gymnasium[mujoco]>=1.0",
         "mujoco>=3.1",
         "msgpack>=1.0",

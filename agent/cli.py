@@ -29,7 +29,7 @@ def _train_config(args: argparse.Namespace):
     values = {}
     if args.config:
         values.update(TrainConfig.from_yaml(args.config).to_dict())
-    for key in ("env", "algo", "steps", "seed", "run", "checkpoint_every"):
+    for key in ("env", "algo", "steps", "seed", "run", "checkpoint_every", "update_path"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     if args.hp:
@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--run", help="run directory (default runs/train)")
     train.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
+    train.add_argument("--update-path", choices=("fast", "autograd"), dest="update_path",
+                       help="fast: compiled stream-x kernels for the MLP networks (default); "
+                       "autograd: the general torch path")
     train.add_argument("--hp", action="append", metavar="KEY=VALUE",
                        help="algorithm hyperparameter override, e.g. --hp lamda=0.9")
     mode = train.add_mutually_exclusive_group()

@@ -23,9 +23,8 @@ import torch
 from agent.metrics import RunMetrics
 from agent.train_config import TrainConfig, prepare_run_dir
 from learners.checkpoint import CheckpointStore
-from learners.streamx import ConfigError, build_algorithm
+from learners.streamx import ConfigError, build_algorithm, build_preprocessor
 from learners.transition import Transition
-from policies.streamx.normalization import StreamXPreprocessor
 from sim import snapshot
 from sim.envs import action_layout, make_env, time_limit
 
@@ -46,10 +45,11 @@ def build_stream(config: TrainConfig, env: gym.Env | None = None):
     continuous = "action_dim" in layout
     use_time = continuous if config.time_feature is None else config.time_feature
     obs_dim = int(np.prod(env.observation_space.shape))
-    pre = StreamXPreprocessor(obs_dim, config.algo_config.gamma,
-                              time_limit(env) if use_time else None)
+    fast = config.update_path == "fast"
+    pre = build_preprocessor(obs_dim, config.algo_config.gamma, time_limit(env) if use_time else None,
+                             fast=fast)
     algo = build_algorithm(config.algo, pre.out_dim, config=config.algo_config, seed=config.seed,
-                           **layout)
+                           fast=fast, **layout)
     return env, pre, algo
 
 
@@ -65,6 +65,8 @@ class Trainer:
         self.env, self.pre, self.algo = build_stream(config)
         self.run_dir = prepare_run_dir(config, resume, overwrite)
         self.box = isinstance(self.env.action_space, gym.spaces.Box)
+        if self.box:  # looked up once: the wrapper chain's action_space property is slow
+            self.action_low, self.action_high = self.env.action_space.low, self.env.action_space.high
         self.store = CheckpointStore(self.run_dir / "checkpoints", config.keep_checkpoints)
         self.mid_episode_ok = snapshot.supports_mid_episode(self.env)
         # Loop state: everything below is checkpointed.
@@ -86,7 +88,7 @@ class Trainer:
     # -- setup -----------------------------------------------------------------------------------
     def _write_run_info(self) -> None:
         info = {"env": self.config.env, "algo": self.config.algo, "seed": self.config.seed,
-                "update_path": "autograd", "obs_dim": self.pre.out_dim,
+                "update_path": self.algo.update_path, "obs_dim": self.pre.out_dim,
                 "algo_config": self.config.algo_config.to_dict(),
                 "time_feature": self.pre.time is not None, "torch": torch.__version__}
         (self.run_dir / "run.json").write_text(json.dumps(info, indent=1))
@@ -119,8 +121,7 @@ class Trainer:
 
     def _env_action(self, action):
         if self.box:
-            space = self.env.action_space
-            return np.clip(action, space.low, space.high)
+            return np.minimum(np.maximum(action, self.action_low), self.action_high)  # np.clip
         return action
 
     def train_step(self) -> bool:
@@ -132,7 +133,7 @@ class Trainer:
         raw, reward, terminated, truncated, _ = self.env.step(self._env_action(chosen.action))
         self.step += 1
         self.ep_length += 1
-        if not (np.all(np.isfinite(raw)) and math.isfinite(reward)):
+        if not (np.isfinite(raw).all() and math.isfinite(reward)):
             self.nonfinite += 1
             self.obs = None  # skip the update; the episode is not to be trusted any further
             return True

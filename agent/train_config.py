@@ -15,6 +15,8 @@ from learners.streamx import ConfigError, algorithm_config
 CONFIG_FILE = "config.yaml"
 # Fields that make a run what it is: resuming with any of these changed is a different run.
 IDENTITY_FIELDS = ("env", "algo", "seed", "hyper", "time_feature")
+# Both compute the same algorithm with interchangeable checkpoints, so it is not an identity field.
+UPDATE_PATHS = ("fast", "autograd")
 
 
 @dataclass
@@ -29,6 +31,7 @@ class TrainConfig:
     checkpoint_every: int = 100_000
     keep_checkpoints: int = 3
     time_feature: bool | None = None  # None: on for continuous control, off for discrete
+    update_path: str = "fast"  # "fast": compiled kernels for the stock MLPs; "autograd": torch
     hyper: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -41,6 +44,9 @@ class TrainConfig:
             raise ConfigError(f"train.keep_checkpoints must be >= 1, got {self.keep_checkpoints!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"train.seed must be a non-negative integer, got {self.seed!r}")
+        if self.update_path not in UPDATE_PATHS:
+            raise ConfigError(f"train.update_path must be one of {', '.join(UPDATE_PATHS)}, "
+                              f"got {self.update_path!r}")
         hyper = dict(self.hyper)
         if self.algo in ("stream-q", "stream-sarsa"):
             hyper.setdefault("total_steps", self.steps)

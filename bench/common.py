@@ -26,10 +26,10 @@ def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
         Path(path).write_text(json.dumps(payload, indent=1))
 
 
-def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def print_table(title: str, columns: list[str], rows: list[list[Any]], width: int | None = None) -> None:
     table = Table(title=title)
     for i, col in enumerate(columns):
         table.add_column(col, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*[f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row])
-    Console().print(table)
+    Console(width=width).print(table)

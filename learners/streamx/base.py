@@ -44,6 +44,7 @@ class StreamAlgorithm(abc.ABC):
     """
 
     needs_next_action = False
+    update_path = "autograd"  # "fast" for the compiled kernels of learners.streamx.fast
     config: StreamXConfig
 
     def __init__(self, seed: int) -> None:
