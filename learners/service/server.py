@@ -215,14 +215,7 @@ class LearnerServer:
             raise WireError("bad_record", f"{where}: record says {t.actor_id}/{t.seq}")
         cfg = self.config
         for name in ("obs", "next_obs"):
-            value = getattr(t, name)
-            ok = isinstance(value, np.ndarray) and value.dtype == np.float32
-            if not (ok and value.shape == (cfg.obs_dim,)):
-                raise WireError("bad_shape", f"{where}: {name} must be float32[{cfg.obs_dim}], got "
-                                             f"{getattr(value, 'dtype', type(value).__name__)}"
-                                             f"{list(getattr(value, 'shape', []))}")
-            if not np.isfinite(value).all():
-                raise WireError("bad_value", f"{where}: {name} is not finite")
+            _check_observation(getattr(t, name), cfg.obs_dim, f"{where}: {name}")
         if cfg.action_dim is not None:
             a = t.action
             if not (isinstance(a, np.ndarray) and a.shape == (cfg.action_dim,) and a.dtype == np.float32):
@@ -275,3 +268,26 @@ class LearnerServer:
         if latest is None:
             raise WireError("no_weights", "no weights published yet")
         self._send(actor_id, WEIGHTS, {"version": latest.version, "sha256": latest.sha256}, [latest.blob])
+
+
+def _check_observation(value, obs_dim: int, where: str) -> None:
+    """A learner observation: a float32[obs_dim] vector, or a dict holding one under ``state``
+    (what the learner learns from) plus optional ``image.<camera>`` uint8 HxWx3 frames (kept in
+    the cache for reuse, never fed to the stream-x heads)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "state":
+                continue
+            ok = (key.startswith("image.") and isinstance(item, np.ndarray) and item.dtype == np.uint8
+                  and item.ndim == 3 and item.shape[2] == 3)
+            if not ok:
+                raise WireError("bad_shape", f"{where}[{key!r}]: only 'state' and uint8 HxWx3 "
+                                             "'image.<camera>' entries are accepted")
+        if "state" not in value:
+            raise WireError("bad_shape", f"{where}: an observation dict needs a 'state' vector")
+        value = value["state"]
+    if not (isinstance(value, np.ndarray) and value.dtype == np.float32 and value.shape == (obs_dim,)):
+        got = f"{getattr(value, 'dtype', type(value).__name__)}{list(getattr(value, 'shape', []))}"
+        raise WireError("bad_shape", f"{where} must be float32[{obs_dim}], got {got}")
+    if not np.isfinite(value).all():
+        raise WireError("bad_value", f"{where} is not finite")

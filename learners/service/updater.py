@@ -11,6 +11,7 @@ process), and none twice.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import math
 import time
@@ -119,6 +120,8 @@ class Updater:
         stale = self.version - t.policy_version
         self._stale_sum += stale
         self._stale_max = max(self._stale_max, stale)
+        if isinstance(t.obs, dict):  # images ride along in the cache; the heads learn from 'state'
+            t = dataclasses.replace(t, obs=t.obs["state"], next_obs=t.next_obs["state"])
         self.algo.select_stream(t.actor_id)
         if self.config.algo == "stream-ac":
             self.algo.update(t, policy_weight=self._importance_weight(t))

@@ -1,0 +1,293 @@
+"""The edge-cloud link, measured as ratios within one run on loopback.
+
+    python -m bench.link [--quick] --json OUT
+
+1. Acknowledged, durable transitions/s actor -> learner (state-sized ~300 B and image-sized
+   96x96x3 records): a real actor side (encode, local fsync'd spool, link thread) against a
+   learner ingest process (validate every record, append to its fsync'd cache, ack once
+   durable), next to raw ZeroMQ moving the same frames in the same batches with no msgpack,
+   no validation and no disk.
+2. Weight delivery latency for a 10M-parameter head: publish -> loaded into the actor's network.
+3. Learner update rate with 1, 2 and 4 actor processes streaming Hopper-v5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import machine, print_table, write_json
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+_TEMPLATES: dict[bool, list] = {}
+
+
+def _record(seq: int, image: bool) -> object:
+    """A transition like an actor's (varied content, from 64 templates; only ``seq`` changes)."""
+    import dataclasses
+
+    from learners.transition import Transition
+
+    if image not in _TEMPLATES:
+        rng = np.random.default_rng(0)
+        out = []
+        for _ in range(64):
+            state = rng.normal(size=12).astype(np.float32)
+            frame = rng.integers(0, 255, (96, 96, 3), np.uint8)
+            obs = {"state": state, "image.cam": frame} if image else state
+            next_obs = {"state": state} if image else state
+            out.append(Transition(obs, rng.normal(size=3).astype(np.float32), 0.5, next_obs, False, False,
+                                  actor_id="bench", behavior_logp=-1.0, extras={"raw_reward": 0.5}))
+        _TEMPLATES[image] = out
+    return dataclasses.replace(_TEMPLATES[image][seq % 64], seq=seq)
+
+
+# -- learner side (a process of its own) --------------------------------------------------------
+def _serve_ingest(endpoint: str, run_dir: str, ready) -> None:
+    from learners.cache import CacheConfig, ReplayCache
+    from learners.service.config import LearnerConfig
+    from learners.service.server import LearnerServer
+    from learners.service.weights import WeightsBox
+
+    config = LearnerConfig(bind=endpoint, run_dir=Path(run_dir), obs_dim=12, action_dim=3)
+    cache = ReplayCache(Path(run_dir) / "cache", CacheConfig(durability="fsync"))
+    server = LearnerServer(config, cache, WeightsBox(), {})
+    ready.set()
+    try:
+        server.serve()
+    finally:
+        cache.close()
+
+
+def _serve_raw(endpoint: str, ready) -> None:
+    import zmq
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.bind(endpoint)
+    ready.set()
+    while True:
+        frames = sock.recv_multipart(copy=False)
+        sock.send_multipart([frames[0], b"ack"])
+
+
+def _spawn(target, *args):
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    proc = ctx.Process(target=target, args=(*args, ready), daemon=True)
+    proc.start()
+    ready.wait(60)
+    return proc
+
+
+def _port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def link_throughput(n: int, image: bool, tmp: Path) -> float:
+    """Acked durable transitions/s through the real actor link into a learner ingest process."""
+    from agent.actor.link import ActorLink
+    from agent.actor.spool import open_spool
+    from learners.cache.format import KIND_TRANSITION
+    from learners.cache.records import encode_transition
+
+    endpoint = f"tcp://127.0.0.1:{_port()}"
+    run = tmp / f"learner-{'img' if image else 'state'}"
+    proc = _spawn(_serve_ingest, endpoint, str(run))
+    spool, _, _ = open_spool(tmp / f"spool-{'img' if image else 'state'}", "bench", "fsync")
+    spec = {"obs_dim": 12, "action_dim": 3, "n_actions": None, "algo": "stream-ac"}
+    link = ActorLink(endpoint, "bench", spec, spool, weight_shapes={}).start()
+    try:
+        while not link.connected:
+            time.sleep(0.01)
+        start = time.perf_counter()
+        for seq in range(1, n + 1):
+            payload = encode_transition(_record(seq, image))
+            link.enqueue(seq, spool.log.append(payload, KIND_TRANSITION), payload)
+        while link.acked_seq < n:
+            time.sleep(0.0005)
+        return n / (time.perf_counter() - start)
+    finally:
+        link.stop()
+        spool.close()
+        proc.terminate()
+        proc.join()
+
+
+def raw_zmq_throughput(n: int, image: bool, batch: int = 1024, window: int = 16) -> float:
+    """The same record bytes, batched the same way, DEALER -> ROUTER -> ack, nothing else."""
+    import zmq
+
+    from learners.cache.records import encode_transition
+
+    frames = [encode_transition(_record(seq, image)) for seq in range(1, min(n, batch) + 1)]
+    endpoint = f"tcp://127.0.0.1:{_port()}"
+    proc = _spawn(_serve_raw, endpoint)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.connect(endpoint)
+    try:
+        batches, in_flight, done = -(-n // batch), 0, 0
+        start = time.perf_counter()
+        sent = 0
+        while done < batches:
+            while sent < batches and in_flight < window:
+                sock.send_multipart([b"h", *frames], copy=False)
+                sent += 1
+                in_flight += 1
+            sock.recv_multipart()
+            in_flight -= 1
+            done += 1
+        return batches * len(frames) / (time.perf_counter() - start)
+    finally:
+        sock.close(0)
+        ctx.term()
+        proc.terminate()
+        proc.join()
+
+
+def weight_latency(params: int, repeats: int) -> list[float]:
+    """Seconds from publishing a ``params``-float head to the actor's copy being loaded."""
+    import torch
+
+    from agent.actor.link import ActorLink
+    from agent.actor.spool import open_spool
+    from learners.service.config import LearnerConfig
+    from learners.service.server import LearnerServer
+    from learners.service.weights import WeightsBox
+    from learners.wire import pack_weights
+
+    tmp = Path(tempfile.mkdtemp(prefix="rill-wlat-"))
+    box = WeightsBox()
+    head = torch.nn.Linear(params // 1000, 1000, bias=False)
+    shapes = {"actor.weight": tuple(head.weight.shape)}
+    config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp, obs_dim=12, action_dim=3)
+    from learners.cache import CacheConfig, ReplayCache
+
+    cache = ReplayCache(tmp / "cache", CacheConfig(durability="none"))
+    server = LearnerServer(config, cache, box, {})
+    import threading
+
+    thread = threading.Thread(target=server.serve, daemon=True)
+    thread.start()
+    spool, _, _ = open_spool(tmp / "spool", "w", "none")
+    link = ActorLink(server.endpoint, "w", {"obs_dim": 12, "action_dim": 3, "n_actions": None,
+                                            "algo": "stream-ac"}, spool, weight_shapes=shapes).start()
+    replica = torch.nn.Linear(params // 1000, 1000, bias=False)
+    out = []
+    try:
+        while not link.connected:
+            time.sleep(0.01)
+        for version in range(1, repeats + 1):
+            with torch.no_grad():
+                head.weight.add_(1.0)
+            published = time.monotonic()
+            fields, blob = pack_weights({"actor.weight": head.weight}, version)
+            box.put(version, fields["sha256"], blob)
+            while True:
+                item = link.mailbox.take()
+                if item is not None and item[0] == version:
+                    replica.load_state_dict({"weight": item[1]["actor.weight"]})
+                    out.append(time.monotonic() - published)
+                    break
+                time.sleep(0.0005)
+        assert torch.equal(replica.weight, head.weight)
+    finally:
+        link.stop()
+        server.stop.set()
+        thread.join(5)
+        spool.close()
+        cache.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def update_rate(actors: int, seconds: float, tmp: Path) -> float:
+    """Learner updates/s while ``actors`` actor processes stream Hopper-v5 into it."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    port = _port()
+    run = tmp / f"rate-{actors}"
+    cli = [sys.executable, "-m", "agent.cli"]
+    learner = subprocess.Popen([*cli, "learner", "--bind", f"tcp://127.0.0.1:{port}", "--run", str(run),
+                                "--env", "Hopper-v5"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    procs = [subprocess.Popen([*cli, "actor", "--learner", f"tcp://127.0.0.1:{port}", "--run", str(run),
+                               "--env", "Hopper-v5", "--actor-id", f"a{i}", "--seed", str(i),
+                               "--drain", "0"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL) for i in range(actors)]
+    stats = run / "metrics" / "learner.csv"
+
+    def updates() -> tuple[float, int]:
+        lines = stats.read_text().strip().splitlines() if stats.exists() else []
+        if len(lines) < 2:
+            return 0.0, 0
+        row = lines[-1].split(",")
+        return float(row[1]), int(row[0])
+
+    try:
+        deadline = time.monotonic() + 120
+        while updates()[1] == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        t0, u0 = updates()
+        while updates()[0] < t0 + seconds and time.monotonic() < deadline + seconds:
+            time.sleep(0.2)
+        t1, u1 = updates()
+        return (u1 - u0) / max(t1 - t0, 1e-9)
+    finally:
+        for p in [*procs, learner]:
+            p.terminate()
+        for p in [*procs, learner]:
+            p.wait(30)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json")
+    args = parser.parse_args(argv)
+    n_state, n_image = (5_000, 300) if args.quick else (200_000, 5_000)
+    tmp = Path(tempfile.mkdtemp(prefix="rill-bench-link-"))
+    results: dict = {}
+    try:
+        for name, n, image in (("state", n_state, False), ("image", n_image, True)):
+            raw = raw_zmq_throughput(n, image)
+            link = link_throughput(n, image, tmp)
+            results[f"{name}_transitions"] = {"acked_durable_per_s": round(link, 1),
+                                              "raw_zmq_per_s": round(raw, 1), "ratio": round(link / raw, 4),
+                                              "n": n}
+        lat = weight_latency(10_000_000, 2 if args.quick else 10)
+        results["weights_10M"] = {"latency_ms_median": round(1e3 * float(np.median(lat)), 1),
+                                  "latency_ms_max": round(1e3 * max(lat), 1), "repeats": len(lat)}
+        results["learner_updates_per_s"] = {
+            str(k): round(update_rate(k, 4 if args.quick else 15, tmp), 1) for k in (1, 2, 4)}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = [[k, v["acked_durable_per_s"], v["raw_zmq_per_s"], f"{100 * v['ratio']:.1f}%"]
+            for k, v in results.items() if k.endswith("_transitions")]
+    print_table("actor -> learner, loopback", ["records", "acked durable/s", "raw ZeroMQ/s", "ratio"], rows)
+    w = results["weights_10M"]
+    print_table("weights, 10M parameters", ["median ms", "max ms"],
+                [[w["latency_ms_median"], w["latency_ms_max"]]])
+    print_table("learner update rate (Hopper-v5)", ["actors", "updates/s"],
+                [[k, v] for k, v in results["learner_updates_per_s"].items()])
+    write_json(args.json, {**results, "_meta": {"quick": args.quick, **machine()}})
+    return results
+
+
+if __name__ == "__main__":
+    main()
