@@ -40,7 +40,7 @@ setup(
         "video": VIDEO,
         "test": TEST,
         "dev": [*TEST, "pyinstrument>=4.6"],
-        "ray": ["ray[default]>=2.9"],  # the Ray scheduler backend (hal.backends.ray)
+        "ray": ["ray>=2.9"],  # the Ray scheduler backend (hal.backends.ray)
     },
     zip_safe=True,
     entry_points={

@@ -217,13 +217,10 @@ class Scheduler:
         )
         w.state, w.started, w.last_seen, w.last_beat = STARTING, time.monotonic(), None, -1
         w.stop_deadline, w.stop_reason, w.detail = None, "", ""
-        self._event(
-            w,
-            "started",
-            f"pid {self.backend.pid(w.handle)} on {w.assignment.host}"
-            + (f" with robot {w.assignment.robot}" if w.assignment.robot else "")
-            + f" ({w.assignment.device})",
+        where = f"on {w.assignment.host}" + (
+            f" with robot {w.assignment.robot}" if w.assignment.robot else ""
         )
+        self._event(w, "started", f"{where} ({w.assignment.device})")
 
     # -- supervision ---------------------------------------------------------------------------
     @property

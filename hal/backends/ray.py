@@ -105,9 +105,20 @@ class _NodeWorker:
 
 @dataclass
 class RayHandle:
+    """A worker under Ray: the Ray actor that owns its process, and that process's pid (fetched once)."""
+
     actor: Any
-    pid: int
     node_id: str
+    pid_ref: Any
+    _pid: int | None = None
+
+    def pid(self) -> int | None:
+        if self._pid is None:
+            try:
+                self._pid = ray.get(self.pid_ref)
+            except ray.exceptions.RayError:
+                return None
+        return self._pid
 
 
 class RayBackend(Backend):
@@ -230,7 +241,7 @@ class RayBackend(Backend):
         actor = self._worker_cls.options(**options).remote(
             argv, env, heartbeat_file, log_file, str(self.leases.directory), holder, assignment.robot
         )
-        return RayHandle(actor, ray.get(actor.pid.remote()), node_id)
+        return RayHandle(actor, node_id, actor.pid.remote())  # not awaited: starts run in parallel
 
     def poll(self, handles: Sequence[RayHandle]) -> list[PollResult]:
         refs = [h.actor.poll.remote() for h in handles]
@@ -244,7 +255,7 @@ class RayBackend(Backend):
         return out
 
     def pid(self, handle: RayHandle) -> int | None:
-        return handle.pid
+        return handle.pid()
 
     def terminate(self, handle: RayHandle) -> None:
         ray.get(handle.actor.terminate.remote())
