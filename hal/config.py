@@ -68,7 +68,7 @@ def check_number(
     if value is None:
         return
     if value < minimum or (strict and value == minimum):
-        raise ConfigError(f"{owner}.{name} must be {'>' if strict else '>='} {minimum}, got {value!r}")
+        raise ConfigError(f"{owner}.{name} must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
 
 
 def check_name(owner: str, name: str, value: Any) -> None:

@@ -160,7 +160,8 @@ class Robot(abc.ABC):
             self._connected = True
             self._fault = None
             self._holding = False
-            self._last_command = None
+            # The first command is bounded by max_delta from where the robot is, not from nowhere.
+            self._last_command = np.asarray(self._hold_command(), np.float32)
             self._last_action_time = time.monotonic()
         if self.watchdog_timeout_s:
             self._stop.clear()
@@ -216,7 +217,7 @@ class Robot(abc.ABC):
         with self._lock:
             self._refuse_if_faulted()
             self._reset()
-            self._last_command = None
+            self._last_command = np.asarray(self._hold_command(), np.float32)
             self._last_action_time = time.monotonic()
             self._holding = False
         return self.observe()
