@@ -136,6 +136,7 @@ class Scheduler:
         self.spec = spec
         self.run_dir = Path(run_dir) if run_dir is not None else spec.directory
         self.leases = leases or (backend.leases if backend else LeaseStore())
+        self._owns_backend = backend is None  # a backend given to us is the giver's to close
         self.backend = backend or make_backend(spec, self.leases)
         self.sweep_s = sweep_s
         self.workers: dict[str, _Worker] = {}
@@ -369,12 +370,13 @@ class Scheduler:
         self._write_status(force=True)
 
     def close(self) -> None:
-        """Stop what still runs and let the backend go."""
+        """Stop what still runs and close the backend if this scheduler made it."""
         try:
             if any(w.state not in TERMINAL for w in self.workers.values()):
                 self.stop()
         finally:
-            self.backend.close()
+            if self._owns_backend:
+                self.backend.close()
 
     def __enter__(self) -> Scheduler:
         return self
