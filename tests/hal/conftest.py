@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-import sim.robots  # noqa: E402,F401  registers sim-mujoco even where rill's entry points are not installed
+import sim.robots  # noqa: F401  registers sim-mujoco even where rill's entry points are not installed
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +25,16 @@ def rill_home(tmp_path, monkeypatch) -> Path:
 
 def counter_command(steps: int = 100, rate: float = 100.0, *extra: str) -> list[str]:
     """The argv of ``hal.testing.counter_worker`` (a real worker driving a real MuJoCo robot)."""
-    return [sys.executable, "-m", "hal.testing.counter_worker", "--steps", str(steps), "--rate", str(rate), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "hal.testing.counter_worker",
+        "--steps",
+        str(steps),
+        "--rate",
+        str(rate),
+        *extra,
+    ]
 
 
 def wait_for(condition: Callable[[], object], timeout_s: float = 30.0, what: str = "condition") -> object:

@@ -1,4 +1,4 @@
-"""Leases across real processes: one holder at a time, a TTL renewed by beats, a dead holder's lease expires."""
+"""Leases across real processes: one holder at a time, a TTL renewed by beats; a dead holder's expires."""
 
 from __future__ import annotations
 
@@ -30,8 +30,11 @@ def holder_process(tmp_path):
     procs = []
 
     def start(ttl_s: float) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "leases"), str(ttl_s)],
-                                stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(tmp_path / "leases"), str(ttl_s)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert proc.stdout.readline().strip() == "held"
         procs.append(proc)
         return proc

@@ -13,15 +13,15 @@ import pytest
 
 pytest.importorskip("ray")
 
-from hal.backends.embedded import EmbeddedBackend  # noqa: E402
-from hal.backends.ray import RayBackend, robot_resource  # noqa: E402
-from hal.config import RobotConfig  # noqa: E402
-from hal.errors import InfeasibleSpecError  # noqa: E402
-from hal.leases import LeaseStore  # noqa: E402
-from hal.runspec import ActorsSpec, HeartbeatPolicy, LearnerSpec, RestartPolicy, RunSpec  # noqa: E402
-from hal.scheduler import DONE, Scheduler  # noqa: E402
-from hal.testing.counter_worker import stream_path  # noqa: E402
-from hal.testing.sequence_log import read_records  # noqa: E402
+from hal.backends.embedded import EmbeddedBackend
+from hal.backends.ray import RayBackend, robot_resource
+from hal.config import RobotConfig
+from hal.errors import InfeasibleSpecError
+from hal.leases import LeaseStore
+from hal.runspec import ActorsSpec, HeartbeatPolicy, LearnerSpec, RestartPolicy, RunSpec
+from hal.scheduler import DONE, Scheduler
+from hal.testing.counter_worker import stream_path
+from hal.testing.sequence_log import read_records
 
 NAMES = ("hopper-0", "hopper-1", "hopper-2")
 
@@ -31,8 +31,10 @@ def cluster(tmp_path_factory):
     """A local Ray with three simulated robots as custom resources; shut down after the module."""
     root = tmp_path_factory.mktemp("ray-hal")
     fault = root / "hopper-0.estop"
-    robots = [RobotConfig(n, "sim-mujoco", {"env_id": "Hopper-v5", "fault_file": str(root / f"{n}.estop")})
-              for n in NAMES]
+    robots = [
+        RobotConfig(n, "sim-mujoco", {"env_id": "Hopper-v5", "fault_file": str(root / f"{n}.estop")})
+        for n in NAMES
+    ]
     backend = RayBackend(robots, leases=LeaseStore(root / "leases"), num_cpus=2)
     try:
         yield backend, robots, fault
@@ -41,12 +43,15 @@ def cluster(tmp_path_factory):
 
 
 def _spec(robots, tmp_path, count=None, command=None, learner_command=None) -> RunSpec:
-    return RunSpec("ray-t", robots=list(robots),
-                   learner=LearnerSpec(gpu_memory_gb=1, allow_cpu=True, cpus=0.2, command=learner_command),
-                   actors=[ActorsSpec("actor", robot_type="sim-mujoco", count=count, cpus=0.2, command=command)],
-                   restart=RestartPolicy(max_restarts=2, backoff_s=0.05),
-                   heartbeat=HeartbeatPolicy(interval_s=0.05, timeout_s=20, lease_ttl_s=2),
-                   run_dir=str(tmp_path / "run"))
+    return RunSpec(
+        "ray-t",
+        robots=list(robots),
+        learner=LearnerSpec(gpu_memory_gb=1, allow_cpu=True, cpus=0.2, command=learner_command),
+        actors=[ActorsSpec("actor", robot_type="sim-mujoco", count=count, cpus=0.2, command=command)],
+        restart=RestartPolicy(max_restarts=2, backoff_s=0.05),
+        heartbeat=HeartbeatPolicy(interval_s=0.05, timeout_s=20, lease_ttl_s=2),
+        run_dir=str(tmp_path / "run"),
+    )
 
 
 def test_ray_and_embedded_backends_place_a_spec_alike(cluster, tmp_path):
@@ -62,8 +67,10 @@ def test_ray_and_embedded_backends_place_a_spec_alike(cluster, tmp_path):
         on_ray = Scheduler(spec, backend).place()
         local = Scheduler(spec, embedded).place()
         assert on_ray.rows() == local.rows()
-        assert [(w, r, d) for w, _, _, r, d in on_ray.rows()] == [("learner", None, "cpu"),
-                                                                  ("actor-0", "hopper-2", "cpu")]
+        assert [(w, r, d) for w, _, _, r, d in on_ray.rows()] == [
+            ("learner", None, "cpu"),
+            ("actor-0", "hopper-2", "cpu"),
+        ]
         assert on_ray.notes == local.notes and on_ray.spares == local.spares == {}
         too_many = _spec(robots, tmp_path, count=2)
         with pytest.raises(InfeasibleSpecError) as on_ray_err:
@@ -80,8 +87,13 @@ def test_ray_and_embedded_backends_place_a_spec_alike(cluster, tmp_path):
 
 def test_ray_backend_runs_restarts_and_finishes_workers(cluster, tmp_path, counter_cmd):
     backend, robots, _ = cluster
-    spec = _spec(robots[1:], tmp_path, count=2, command=counter_cmd(steps=80, rate=100),
-                 learner_command=counter_cmd(steps=10, rate=50))
+    spec = _spec(
+        robots[1:],
+        tmp_path,
+        count=2,
+        command=counter_cmd(steps=80, rate=100),
+        learner_command=counter_cmd(steps=10, rate=50),
+    )
 
     def records(worker="actor-0"):
         return read_records(stream_path(tmp_path / "run", worker))

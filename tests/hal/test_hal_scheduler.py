@@ -18,17 +18,29 @@ from hal.testing.counter_worker import stream_path
 from hal.testing.sequence_log import read_records
 
 
-def _spec(tmp_path, command, robots=("hopper-0",), count=1, learner=None, restart=None, heartbeat=None,
-          fault_files=None) -> RunSpec:
+def _spec(
+    tmp_path,
+    command,
+    robots=("hopper-0",),
+    count=1,
+    learner=None,
+    restart=None,
+    heartbeat=None,
+    fault_files=None,
+) -> RunSpec:
     fault_files = fault_files or {}
     return RunSpec(
-        "t", robots=[RobotConfig(r, "sim-mujoco", {"env_id": "Hopper-v5", "fault_file": fault_files.get(r)})
-                     for r in robots],
-        learner=learner, actors=[ActorsSpec("actor", robot_type="sim-mujoco", count=count, cpus=0.1,
-                                            command=command)],
+        "t",
+        robots=[
+            RobotConfig(r, "sim-mujoco", {"env_id": "Hopper-v5", "fault_file": fault_files.get(r)})
+            for r in robots
+        ],
+        learner=learner,
+        actors=[ActorsSpec("actor", robot_type="sim-mujoco", count=count, cpus=0.1, command=command)],
         restart=restart or RestartPolicy(max_restarts=3, backoff_s=0.05),
         heartbeat=heartbeat or HeartbeatPolicy(interval_s=0.05, timeout_s=10, lease_ttl_s=2),
-        run_dir=str(tmp_path / "run"))
+        run_dir=str(tmp_path / "run"),
+    )
 
 
 def _kinds(scheduler: Scheduler, worker: str) -> list[str]:
@@ -43,6 +55,7 @@ def _once(condition, action):
         if not done and condition(scheduler):
             done.append(True)
             action(scheduler)
+
     return on_poll
 
 
@@ -51,8 +64,11 @@ def _streamed(tmp_path, worker="actor-0") -> list[tuple[int, int, str]]:
 
 
 def test_kill_9_actor_is_restarted_and_its_sequence_continues(tmp_path, counter_cmd):
-    spec = _spec(tmp_path, counter_cmd(steps=120, rate=200),
-                 learner=LearnerSpec(cpus=0.1, command=counter_cmd(steps=20, rate=50)))
+    spec = _spec(
+        tmp_path,
+        counter_cmd(steps=120, rate=200),
+        learner=LearnerSpec(cpus=0.1, command=counter_cmd(steps=20, rate=50)),
+    )
     killed = []
 
     def kill(scheduler: Scheduler) -> None:
@@ -80,15 +96,21 @@ def test_kill_9_actor_is_restarted_and_its_sequence_continues(tmp_path, counter_
 
 def test_faulted_robot_is_stopped_safely_and_its_actor_moves_to_a_spare(tmp_path, counter_cmd):
     fault = tmp_path / "hopper-0.estop"
-    spec = _spec(tmp_path, counter_cmd(steps=100, rate=200), robots=("hopper-0", "hopper-1"),
-                 fault_files={"hopper-0": str(fault)})
+    spec = _spec(
+        tmp_path,
+        counter_cmd(steps=100, rate=200),
+        robots=("hopper-0", "hopper-1"),
+        fault_files={"hopper-0": str(fault)},
+    )
     with Scheduler(spec, EmbeddedBackend()) as scheduler:
         placement = scheduler.place()
         assert placement.assignments["actor-0"].robot == "hopper-0" and placement.spares == {
-            "sim-mujoco": ["hopper-1"]}
+            "sim-mujoco": ["hopper-1"]
+        }
         scheduler.start(placement)
-        assert scheduler.run(timeout_s=120, on_poll=_once(lambda s: len(_streamed(tmp_path)) >= 30,
-                                                          lambda s: fault.touch()))
+        assert scheduler.run(
+            timeout_s=120, on_poll=_once(lambda s: len(_streamed(tmp_path)) >= 30, lambda s: fault.touch())
+        )
         status = scheduler.status()[0]
     assert status.state == DONE and status.robot == "hopper-1" and status.moves == 1 and status.restarts == 0
     assert "hopper-0" in scheduler.faulted_robots and str(fault) in scheduler.faulted_robots["hopper-0"]
@@ -110,31 +132,52 @@ def test_faulted_robot_without_a_spare_fails_its_actor_clearly(tmp_path, counter
     spec = _spec(tmp_path, counter_cmd(steps=1000, rate=200), fault_files={"hopper-0": str(fault)})
     with Scheduler(spec, EmbeddedBackend()) as scheduler:
         scheduler.start()
-        assert not scheduler.run(timeout_s=120, on_poll=_once(lambda s: len(_streamed(tmp_path)) >= 10,
-                                                              lambda s: fault.touch()))
+        assert not scheduler.run(
+            timeout_s=120, on_poll=_once(lambda s: len(_streamed(tmp_path)) >= 10, lambda s: fault.touch())
+        )
         status = scheduler.status()[0]
     assert status.state == FAILED
-    assert "robot hopper-0 faulted" in status.detail and "no spare healthy robot of type 'sim-mujoco'" in status.detail
+    assert (
+        "robot hopper-0 faulted" in status.detail
+        and "no spare healthy robot of type 'sim-mujoco'" in status.detail
+    )
 
 
 def test_crashing_worker_is_restarted_with_backoff_up_to_the_limit(tmp_path, counter_cmd):
-    spec = _spec(tmp_path, counter_cmd(1, 1, "--exit-code", "3"),
-                 restart=RestartPolicy(max_restarts=2, backoff_s=0.01, max_backoff_s=0.02))
+    spec = _spec(
+        tmp_path,
+        counter_cmd(1, 1, "--exit-code", "3"),
+        restart=RestartPolicy(max_restarts=2, backoff_s=0.01, max_backoff_s=0.02),
+    )
     with Scheduler(spec, EmbeddedBackend()) as scheduler:
         scheduler.start()
         assert not scheduler.run(timeout_s=60)
         status = scheduler.status()[0]
     assert status.state == FAILED and status.restarts == 2 and status.incarnation == 2
     assert "restarted 2 times, the limit" in status.detail
-    assert _kinds(scheduler, "actor-0") == ["started", "crashed", "restarting", "started", "crashed", "restarting",
-                                            "started", "crashed", "failed"]
-    assert [e.detail for e in scheduler.events if e.kind == "restarting"] == ["restart 1 of 2 in 0.01 s",
-                                                                             "restart 2 of 2 in 0.02 s"]
+    assert _kinds(scheduler, "actor-0") == [
+        "started",
+        "crashed",
+        "restarting",
+        "started",
+        "crashed",
+        "restarting",
+        "started",
+        "crashed",
+        "failed",
+    ]
+    assert [e.detail for e in scheduler.events if e.kind == "restarting"] == [
+        "restart 1 of 2 in 0.01 s",
+        "restart 2 of 2 in 0.02 s",
+    ]
 
 
 def test_silent_worker_is_killed_and_restarted(tmp_path, counter_cmd):
-    spec = _spec(tmp_path, counter_cmd(steps=80, rate=200),
-                 heartbeat=HeartbeatPolicy(interval_s=0.05, timeout_s=1.0, lease_ttl_s=2))
+    spec = _spec(
+        tmp_path,
+        counter_cmd(steps=80, rate=200),
+        heartbeat=HeartbeatPolicy(interval_s=0.05, timeout_s=1.0, lease_ttl_s=2),
+    )
 
     def freeze(scheduler: Scheduler) -> None:  # a hung worker: alive, but silent
         os.kill(scheduler.status()[0].pid, signal.SIGSTOP)
@@ -143,8 +186,16 @@ def test_silent_worker_is_killed_and_restarted(tmp_path, counter_cmd):
         scheduler.start()
         assert scheduler.run(timeout_s=120, on_poll=_once(lambda s: len(_streamed(tmp_path)) >= 20, freeze))
     kinds = _kinds(scheduler, "actor-0")
-    assert kinds == ["started", "running", "heartbeat-timeout", "crashed", "restarting", "started", "running",
-                     "exited"]
+    assert kinds == [
+        "started",
+        "running",
+        "heartbeat-timeout",
+        "crashed",
+        "restarting",
+        "started",
+        "running",
+        "exited",
+    ]
     assert [seq for seq, _, _ in _streamed(tmp_path)] == list(range(80))
 
 
@@ -152,10 +203,14 @@ def test_stop_asks_workers_to_stop_and_status_file_tells_rill_status(tmp_path, c
     spec = _spec(tmp_path, counter_cmd(steps=100000, rate=100))
     with Scheduler(spec, EmbeddedBackend()) as scheduler:
         scheduler.start()
-        scheduler.run(timeout_s=60, on_poll=_once(lambda s: len(_streamed(tmp_path)) >= 5, lambda s: s.stop()))
+        scheduler.run(
+            timeout_s=60, on_poll=_once(lambda s: len(_streamed(tmp_path)) >= 5, lambda s: s.stop())
+        )
         status = read_run_status(tmp_path / "run")
     assert status["run"] == "t" and status["backend"] == "embedded"
-    assert [(w["name"], w["state"], w["robot"]) for w in status["workers"]] == [("actor-0", "stopped", "hopper-0")]
+    assert [(w["name"], w["state"], w["robot"]) for w in status["workers"]] == [
+        ("actor-0", "stopped", "hopper-0")
+    ]
     assert _kinds(scheduler, "actor-0")[-1] == "stopped"
     last = _streamed(tmp_path)[-1][0]
     assert [seq for seq, _, _ in _streamed(tmp_path)] == list(range(last + 1))

@@ -26,7 +26,10 @@ def test_sim_robot_declares_specs_before_connecting():
     spec = robot.observation_spec
     assert spec["state"].shape == (11,) and spec["state"].dtype == "float32"
     assert {k: (v.shape, v.dtype) for k, v in spec.items() if k != "state"} == {
-        "reward": ((), "float32"), "terminated": ((), "bool"), "truncated": ((), "bool")}
+        "reward": ((), "float32"),
+        "terminated": ((), "bool"),
+        "truncated": ((), "bool"),
+    }
     with pytest.raises(RobotError, match="not connected"):
         robot.observe()
 
