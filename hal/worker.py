@@ -94,7 +94,7 @@ class Heartbeat:
         self.interval_s = interval_s
         self.identity = {"pid": os.getpid(), "host": socket.gethostname(), **(identity or {})}
         self.beats = 0
-        self._last = 0.0
+        self._last = float("-inf")  # the first beat is always due
 
     def due(self, now: float | None = None) -> bool:
         return (time.monotonic() if now is None else now) - self._last >= self.interval_s
