@@ -10,12 +10,36 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from hal.leases import LeaseStore
 from hal.worker import read_heartbeat
+
+
+def _parent_death_signal():
+    """A function for the child, before exec: get SIGTERM if the process that started it dies.
+
+    A worker in its own session would otherwise outlive a killed scheduler (or Ray actor), keep
+    renewing its robot's lease and drive the robot unsupervised; SIGTERM makes it hold and exit.
+    Linux only; prepared here, in the parent, so that the child only makes one foreign call.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig, sigterm = 1, int(signal.SIGTERM)
+
+    def set_parent_death_signal() -> None:
+        prctl(pr_set_pdeathsig, sigterm, 0, 0, 0)
+
+    return set_parent_death_signal
+
+
+_STOP_WITH_PARENT = _parent_death_signal()
 
 
 class WorkerProcess:
@@ -48,6 +72,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_STOP_WITH_PARENT,
             )
         finally:
             log.close()

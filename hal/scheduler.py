@@ -258,6 +258,7 @@ class Scheduler:
                     if now > w.stop_deadline:
                         self._event(w, "killed", f"did not stop within {hb.stop_grace_s:g} s")
                         self.backend.kill(w.handle)
+                        w.stop_deadline = now + hb.stop_grace_s
                     continue
                 silent = now - (w.last_seen if w.last_seen is not None else w.started)
                 limit = hb.timeout_s if w.last_seen is not None else hb.startup_timeout_s
@@ -274,7 +275,7 @@ class Scheduler:
         robot_state = (
             (w.heartbeat.get("robot") or {}) if w.heartbeat.get("incarnation") == w.incarnation else {}
         )
-        if rc == EXIT_ROBOT_FAULT and w.stop_reason != "robot-fault":
+        if rc == EXIT_ROBOT_FAULT and w.assignment.robot and w.stop_reason != "robot-fault":
             self._robot_fault(w, robot_state.get("detail") or "the worker reported a robot fault")
         if w.stop_reason == "stop":
             w.state = STOPPED

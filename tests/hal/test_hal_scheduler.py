@@ -215,3 +215,46 @@ def test_stop_asks_workers_to_stop_and_status_file_tells_rill_status(tmp_path, c
     last = _streamed(tmp_path)[-1][0]
     assert [seq for seq, _, _ in _streamed(tmp_path)] == list(range(last + 1))
     assert LeaseStore().holder("hopper-0") is None  # the worker released its lease on SIGTERM
+
+
+SUPERVISOR = """
+import sys, time
+import sim.robots
+from hal.backends.embedded import EmbeddedBackend
+from hal.config import RobotConfig
+from hal.runspec import ActorsSpec, RunSpec
+from hal.scheduler import Scheduler
+spec = RunSpec("orphan", robots=[RobotConfig("hopper-0", "sim-mujoco")],
+               actors=[ActorsSpec("actor", robot_type="sim-mujoco", count=1, cpus=0.1, command=sys.argv[2:])],
+               run_dir=sys.argv[1])
+scheduler = Scheduler(spec, EmbeddedBackend())
+scheduler.start()
+scheduler.run()
+"""
+
+
+def test_workers_of_a_killed_scheduler_stop_and_free_their_robot(tmp_path, counter_cmd, wait):
+    import subprocess
+    import sys
+
+    import psutil
+
+    run = tmp_path / "run"
+    supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(run), *counter_cmd(10**9, 100)])
+    try:
+        wait(lambda: len(read_records(stream_path(run, "actor-0"))) >= 5, 60, "the actor to stream")
+        assert LeaseStore().holder("hopper-0") is not None
+        worker = psutil.Process(supervisor.pid).children()[0]
+        supervisor.kill()
+        supervisor.wait()
+        # The orphaned worker is told to stop: it holds the robot, releases its lease and exits.
+        wait(
+            lambda: not worker.is_running() or worker.status() == psutil.STATUS_ZOMBIE,
+            30,
+            "the worker to exit",
+        )
+        assert LeaseStore().holder("hopper-0") is None
+        assert "robot hopper-0 holding position (disconnect)" in (run / "logs" / "actor-0.log").read_text()
+    finally:
+        supervisor.kill()
+        supervisor.wait()
