@@ -154,3 +154,21 @@ def test_third_party_robot_plugs_in_through_the_entry_point_group(tmp_path):
 def test_registry_knows_sim_robots_and_their_discovery():
     assert "sim-mujoco" in robot_types()
     assert any(r.type == "sim-mujoco" for r in discover_robots())
+
+
+def test_setup_py_declares_rills_own_robot_and_discovery_entry_points():
+    import ast
+    from importlib.metadata import EntryPoint
+
+    tree = ast.parse((REPO / "setup.py").read_text())
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setup")
+    entry_points = ast.literal_eval(next(k.value for k in call.keywords if k.arg == "entry_points"))
+    extras = next(k.value for k in call.keywords if k.arg == "extras_require")
+    assert "ray" in [k.value for k in extras.keys]  # ray stays optional
+    loaded = {}
+    for group in ("rill.robots", "rill.discovery"):
+        for line in entry_points[group]:
+            name, _, value = (part.strip() for part in line.partition("="))
+            loaded[group, name] = EntryPoint(name, value, group).load()
+    assert loaded["rill.robots", "sim-mujoco"].type_name == "sim-mujoco"
+    assert all(r.type == "sim-mujoco" for r in loaded["rill.discovery", "sim"]())
