@@ -43,11 +43,15 @@ setup(
         "video": VIDEO,
         "test": TEST,
         "dev": [*TEST, "pyinstrument>=4.6"],
+        "ray": ["ray>=2.9"],  # the Ray scheduler backend (hal.backends.ray)
     },
     zip_safe=True,
     entry_points={
         "console_scripts": [
             "rill = agent.cli:main",
         ],
+        # Robot types and robot discovery (hal.registry); third-party packages add their own.
+        "rill.robots": ["sim-mujoco = sim.robots:MujocoRobot"],
+        "rill.discovery": ["sim = sim.robots:discover_simulated_robots"],
     },
 )

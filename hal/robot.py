@@ -1,10 +1,15 @@
 """The robot interface (DESIGN.md): what every robot, simulated or real, provides.
 
 A concrete robot implements five small hooks (``_connect``, ``_disconnect``, ``_observe``,
-``_send``, ``_hold_command``); the base class carries the contract: connect/disconnect guards, a
-context manager, validation of observations, action clamping (joint limits and per-tick delta),
-and a watchdog that holds position when actions stop arriving. Safety lives here, on the robot
-side, so no policy or network fault can bypass it.
+``_send``, ``_hold_command``) and may override three more (``_hold``, ``_reset``,
+``_check_device``); the base class carries the contract: connect/disconnect guards, a context
+manager, validation of observations against ``observation_spec``, action clamping (joint limits
+and per-tick delta), fault latching, and a watchdog that holds position when actions stop
+arriving. Safety lives here, on the robot side, so no policy or network fault can bypass it.
+
+A robot type is made from config through ``hal.registry``: ``config_class`` is the typed dataclass
+of its ``params`` and ``from_config(name, params)`` builds it; ``probe(name, params)`` reports
+health without connecting, for the scheduler's inventory.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from hal.config import build
 from hal.specs import ActionSpec, FeatureSpec
 
 log = logging.getLogger(__name__)
@@ -46,10 +52,15 @@ class Robot(abc.ABC):
     """Base class of every robot. Subclasses set ``type_name`` and implement the hooks.
 
     ``observation_spec``, ``action_spec`` and ``control_hz`` are plain data, available before
-    ``connect()``. ``act()`` returns the command actually sent, after clamping.
+    ``connect()``. ``observe()`` returns a dict matching ``observation_spec`` plus ``timestamp``.
+    ``act()`` returns the command actually sent, after clamping. A fault (``fault()`` or one the
+    device reports through ``_check_device``) is latched until the next ``connect()``: a faulted
+    robot holds and refuses actions, and ``health().ok`` is false.
     """
 
     type_name: ClassVar[str] = ""
+    #: The typed dataclass of this type's ``params`` (``None``: the type takes no params).
+    config_class: ClassVar[type | None] = None
 
     def __init__(self, name: str, watchdog_timeout_s: float | None = 0.5) -> None:
         self.name = name
@@ -100,6 +111,42 @@ class Robot(abc.ABC):
     def _health_extra(self) -> dict[str, Any]:
         return {}
 
+    def _hold(self) -> np.ndarray:
+        """Make the robot stay where it is and return the command that does so.
+
+        The default sends ``_hold_command()``. A stepped simulator overrides this to stop advancing
+        time instead, which holds every joint exactly.
+        """
+        command = np.asarray(self._hold_command(), np.float32)
+        self._send(command)
+        return command
+
+    def _reset(self) -> None:
+        """Bring the robot to a start state (a simulator starts a new episode). Default: hold."""
+        self._hold()
+
+    def _check_device(self) -> str | None:
+        """Return a fault the device reports now (driver error, e-stop, sensor loss), else ``None``."""
+        return None
+
+    # -- made from config ------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, name: str, params: dict[str, Any] | None = None) -> Robot:
+        """Build a robot of this type from its YAML ``params`` (validated by ``config_class``)."""
+        where = f"robot {name!r} ({cls.type_name}) params"
+        if cls.config_class is None:
+            build(_NoParams, params, where)  # any key is unknown: the error names it
+            return cls(name)  # type: ignore[call-arg]
+        return cls(name, build(cls.config_class, params or {}, where))  # type: ignore[call-arg]
+
+    @classmethod
+    def probe(cls, name: str, params: dict[str, Any] | None = None) -> RobotHealth:
+        """Health of a robot that is not connected, as far as can be told without driving it.
+
+        Used by the scheduler's inventory. The default knows nothing and reports it available.
+        """
+        return RobotHealth(True, "available", "not probed")
+
     # -- the contract ----------------------------------------------------------------------------
     @property
     def is_connected(self) -> bool:
@@ -113,7 +160,8 @@ class Robot(abc.ABC):
             self._connected = True
             self._fault = None
             self._holding = False
-            self._last_command = None
+            # The first command is bounded by max_delta from where the robot is, not from nowhere.
+            self._last_command = np.asarray(self._hold_command(), np.float32)
             self._last_action_time = time.monotonic()
         if self.watchdog_timeout_s:
             self._stop.clear()
@@ -148,10 +196,39 @@ class Robot(abc.ABC):
             raise RobotError(f"robot {self.name!r} is not connected")
 
     def observe(self) -> Observation:
+        """The newest observation: every entry of ``observation_spec``, plus ``timestamp``."""
         self._require_connected()
         obs = self._observe()
+        spec = self.observation_spec
+        missing = [k for k in spec if k not in obs]
+        if missing:
+            raise RobotError(f"robot {self.name!r}: observation lacks {missing} declared in observation_spec")
+        for key, feature in spec.items():
+            feature.check(key, obs[key])
         obs.setdefault("timestamp", time.monotonic())
         return obs
+
+    def reset(self) -> Observation:
+        """Bring the robot to a start state and return the first observation there.
+
+        A simulated robot starts a new episode; a real robot's default is to hold where it is.
+        """
+        self._require_connected()
+        with self._lock:
+            self._refuse_if_faulted()
+            self._reset()
+            self._last_command = np.asarray(self._hold_command(), np.float32)
+            self._last_action_time = time.monotonic()
+            self._holding = False
+        return self.observe()
+
+    def _refuse_if_faulted(self) -> None:
+        if self._fault is None:
+            reason = self._check_device()
+            if reason:
+                self._latch_fault(reason)
+        if self._fault:
+            raise RobotError(f"robot {self.name!r} is faulted: {self._fault}")
 
     def act(self, action: np.ndarray) -> np.ndarray:
         """Clamp ``action`` to the limits and per-tick delta, send it, feed the watchdog."""
@@ -164,8 +241,7 @@ class Robot(abc.ABC):
             self.hold("non-finite action")
             raise ValueError(f"robot {self.name!r}: action has NaN/inf; holding position")
         with self._lock:
-            if self._fault:
-                raise RobotError(f"robot {self.name!r} is faulted: {self._fault}")
+            self._refuse_if_faulted()
             command = spec.clamp(action, self._last_command)
             if not np.array_equal(command, action):
                 self.clamped_actions += 1
@@ -180,20 +256,29 @@ class Robot(abc.ABC):
         with self._lock:
             if not self._connected:
                 return
-            command = np.asarray(self._hold_command(), np.float32)
-            self._send(command)
-            self._last_command = command
+            self._last_command = self._hold()
             if not self._holding:
                 log.info("robot %s holding position%s", self.name, f" ({reason})" if reason else "")
             self._holding = True
 
     def fault(self, reason: str) -> None:
         """Mark the robot unhealthy (a driver or sensor failure) and hold it."""
-        self.hold(f"fault: {reason}")
         with self._lock:
-            self._fault = reason
+            self._latch_fault(reason)
+
+    def _latch_fault(self, reason: str) -> None:
+        self.hold(f"fault: {reason}")
+        if self._fault is None:
+            log.warning("robot %s faulted: %s", self.name, reason)
+        self._fault = reason
 
     def health(self) -> RobotHealth:
+        """A snapshot of the robot's condition; asks the device for a fault first."""
+        if self._connected and self._fault is None:
+            reason = self._check_device()
+            if reason:
+                with self._lock:
+                    self._latch_fault(reason)
         age = None if self._last_action_time is None else time.monotonic() - self._last_action_time
         if not self._connected:
             status, ok = "disconnected", False
@@ -215,3 +300,8 @@ class Robot(abc.ABC):
                 if time.monotonic() - self._last_action_time > self.watchdog_timeout_s:
                     self.watchdog_trips += 1
                     self.hold(f"watchdog: no action for {self.watchdog_timeout_s:.3f}s")
+
+
+@dataclass
+class _NoParams:
+    """The params of a robot type that takes none."""

@@ -1,0 +1,461 @@
+"""The scheduler: place a run, start its workers, watch their heartbeats, restart and move them.
+
+    scheduler = Scheduler(spec)                   # backend from spec.backend (embedded by default)
+    placement = scheduler.place()                 # InfeasibleSpecError before anything starts
+    scheduler.start(placement)
+    scheduler.run()                               # supervise until every worker is done or failed
+
+Supervision, one ``poll()`` at a time:
+
+- a worker that exits 0 is done; one that exits otherwise, or is killed, or is silent longer than
+  ``heartbeat.timeout_s`` (then it is SIGKILLed) has crashed: it restarts after a backoff that
+  doubles up to ``restart.max_backoff_s``, at most ``restart.max_restarts`` times, then fails;
+- an actor whose robot reports a fault (in its heartbeat, or by exiting with ``EXIT_ROBOT_FAULT``
+  after stopping the robot safely) is stopped, the robot is set aside, and the actor moves at once
+  to a spare healthy robot of the same type; with no spare it fails, saying so.
+
+Each launch gets a new incarnation number; the worker keeps its own durable state, so a restart
+continues where the last incarnation left off. Events go to the log and to
+``<run_dir>/events.jsonl``; ``<run_dir>/status.json`` holds the current state for ``rill status``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from hal.backends import Backend, make_backend
+from hal.errors import ConfigError, InfeasibleSpecError
+from hal.leases import LeaseStore
+from hal.placement import Assignment, Placement, place
+from hal.registry import class_path, discover_robots, robot_class
+from hal.runspec import RunSpec, WorkerSpec
+from hal.worker import (
+    ENV_DEVICE,
+    ENV_HEARTBEAT_FILE,
+    ENV_HEARTBEAT_INTERVAL,
+    ENV_INCARNATION,
+    ENV_LEASE_DIR,
+    ENV_LEASE_TTL,
+    ENV_NAME,
+    ENV_ROBOT,
+    ENV_ROLE,
+    ENV_RUN,
+    ENV_RUN_DIR,
+    EXIT_ROBOT_FAULT,
+    heartbeat_path,
+    lease_holder,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE = "status.json"
+EVENTS_FILE = "events.jsonl"
+
+# Worker states.
+STARTING, RUNNING, STOPPING, BACKOFF, DONE, FAILED, STOPPED = (
+    "starting",
+    "running",
+    "stopping",
+    "backoff",
+    "done",
+    "failed",
+    "stopped",
+)
+TERMINAL = (DONE, FAILED, STOPPED)
+
+
+@dataclass
+class Event:
+    """Something the scheduler did or saw: ``kind`` is started, running, exited, crashed,
+    heartbeat-timeout, restarting, robot-fault, moved, failed, stopped."""
+
+    time: float
+    worker: str
+    kind: str
+    detail: str = ""
+    incarnation: int = 0
+
+
+@dataclass
+class WorkerStatus:
+    """One worker as the status table shows it."""
+
+    name: str
+    role: str
+    state: str
+    host: str
+    robot: str | None
+    device: str
+    pid: int | None
+    incarnation: int
+    restarts: int
+    moves: int
+    heartbeat_age_s: float | None
+    progress: dict[str, Any] = field(default_factory=dict)
+    robot_health: str = ""
+    detail: str = ""
+
+
+@dataclass
+class _Worker:
+    spec: WorkerSpec
+    assignment: Assignment
+    state: str = STARTING
+    handle: Any = None
+    incarnation: int = -1
+    restarts: int = 0
+    moves: int = 0
+    started: float = 0.0
+    last_beat: int = -1
+    last_seen: float | None = None
+    heartbeat: dict[str, Any] = field(default_factory=dict)
+    next_start: float = 0.0
+    stop_deadline: float | None = None
+    stop_reason: str = ""  # "robot-fault", "stop" or "" while the scheduler wants it running
+    detail: str = ""
+
+
+class Scheduler:
+    """Places and supervises one run on one backend (``spec.backend`` unless one is given)."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        backend: Backend | None = None,
+        run_dir: str | Path | None = None,
+        leases: LeaseStore | None = None,
+        sweep_s: float = 0.05,
+    ) -> None:
+        self.spec = spec
+        self.run_dir = Path(run_dir) if run_dir is not None else spec.directory
+        self.leases = leases or (backend.leases if backend else LeaseStore())
+        self._owns_backend = backend is None  # a backend given to us is the giver's to close
+        self.backend = backend or make_backend(spec, self.leases)
+        self.sweep_s = sweep_s
+        self.workers: dict[str, _Worker] = {}
+        self.events: list[Event] = []
+        self.faulted_robots: dict[str, str] = {}
+        self.placement: Placement | None = None
+        self._robots = list(spec.robots)
+        self._status_written = 0.0
+        self._started_at: float | None = None
+
+    # -- placement -----------------------------------------------------------------------------
+    def robots(self) -> list:
+        """The run's robots: from its spec, plus discovered ones when ``spec.discover``."""
+        robots = list(self._robots)
+        if self.spec.discover:
+            names = {r.name for r in robots}
+            robots += [r for r in discover_robots() if r.name not in names]
+        return robots
+
+    def place(self) -> Placement:
+        """Place every worker; ``InfeasibleSpecError`` says what is missing. Starts nothing."""
+        inventory = self.backend.inventory(self.robots())
+        self.placement = place(self.spec, inventory, exclude_robots=self.faulted_robots)
+        for note in self.placement.notes:
+            log.warning("%s", note)
+        return self.placement
+
+    # -- starting ------------------------------------------------------------------------------
+    def start(self, placement: Placement | None = None) -> None:
+        """Start every placed worker (placing first if needed). Commands are checked before any starts."""
+        placement = placement or self.placement or self.place()
+        self.placement = placement
+        for worker in placement.workers:
+            if not worker.argv:
+                raise ConfigError(
+                    f"worker {worker.name!r} ({worker.role}) has no command to start it; "
+                    "set learner.command / actors[].command (rill run does)"
+                )
+        (self.run_dir / "workers").mkdir(parents=True, exist_ok=True)
+        self._started_at = time.time()
+        for worker in placement.workers:
+            w = _Worker(worker, placement.assignments[worker.name])
+            self.workers[worker.name] = w
+            self._launch(w)
+        self._write_status(force=True)
+
+    def _env(self, w: _Worker) -> dict[str, str]:
+        """What the worker finds in its environment, beside the backend's own (see hal.worker)."""
+        a = w.assignment
+        env = {
+            **w.spec.env,
+            ENV_NAME: w.spec.name,
+            ENV_ROLE: w.spec.role,
+            ENV_RUN: self.spec.name,
+            ENV_RUN_DIR: str(self.run_dir.resolve()),
+            ENV_INCARNATION: str(w.incarnation),
+            ENV_HEARTBEAT_FILE: str(heartbeat_path(self.run_dir.resolve(), w.spec.name)),
+            ENV_HEARTBEAT_INTERVAL: str(self.spec.heartbeat.interval_s),
+            ENV_LEASE_TTL: str(self.spec.heartbeat.lease_ttl_s),
+            ENV_LEASE_DIR: str(self.leases.directory.resolve()),
+            ENV_DEVICE: "cuda:0" if a.gpu_index is not None else "cpu",
+        }
+        if a.robot is not None:
+            config = next(r for r in self.robots() if r.name == a.robot)
+            env[ENV_ROBOT] = json.dumps({**config.to_dict(), "class": class_path(robot_class(config.type))})
+        return env
+
+    def _launch(self, w: _Worker) -> None:
+        w.incarnation += 1
+        argv = w.spec.command(self.spec.name, str(self.run_dir.resolve()), w.assignment.robot)
+        hb_file = str(heartbeat_path(self.run_dir.resolve(), w.spec.name))
+        w.handle = self.backend.start(
+            argv,
+            self._env(w),
+            w.assignment,
+            hb_file,
+            str(self.run_dir / "logs" / f"{w.spec.name}.log"),
+            lease_holder(self.spec.name, w.spec.name, w.incarnation),
+        )
+        w.state, w.started, w.last_seen, w.last_beat = STARTING, time.monotonic(), None, -1
+        w.stop_deadline, w.stop_reason, w.detail = None, "", ""
+        where = f"on {w.assignment.host}" + (
+            f" with robot {w.assignment.robot}" if w.assignment.robot else ""
+        )
+        self._event(w, "started", f"{where} ({w.assignment.device})")
+
+    # -- supervision ---------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return bool(self.workers) and all(w.state in TERMINAL for w in self.workers.values())
+
+    def poll(self) -> None:
+        """One supervision sweep over every worker."""
+        now = time.monotonic()
+        for w in self.workers.values():
+            if w.state == BACKOFF and now >= w.next_start:
+                self._launch(w)
+        live = [w for w in self.workers.values() if w.handle is not None]
+        results = self.backend.poll([w.handle for w in live]) if live else []
+        now = time.monotonic()
+        hb = self.spec.heartbeat
+        for w, (rc, beat) in zip(live, results):
+            if (
+                beat is not None
+                and beat.get("incarnation") == w.incarnation
+                and beat.get("beat") != w.last_beat
+            ):
+                w.last_beat, w.last_seen, w.heartbeat = beat.get("beat"), now, beat
+                if w.state == STARTING:
+                    w.state = RUNNING
+                    self._event(w, "running", f"first heartbeat, pid {beat.get('pid')}")
+                robot = beat.get("robot") or {}
+                if robot and not robot.get("ok", True) and not w.stop_reason:
+                    self._robot_fault(w, robot.get("detail") or robot.get("status", "fault"))
+                    self.backend.terminate(w.handle)
+                    w.state, w.stop_deadline = STOPPING, now + hb.stop_grace_s
+            if rc is None:
+                if w.stop_deadline is not None:
+                    if now > w.stop_deadline:
+                        self._event(w, "killed", f"did not stop within {hb.stop_grace_s:g} s")
+                        self.backend.kill(w.handle)
+                        w.stop_deadline = now + hb.stop_grace_s
+                    continue
+                silent = now - (w.last_seen if w.last_seen is not None else w.started)
+                limit = hb.timeout_s if w.last_seen is not None else hb.startup_timeout_s
+                if silent > limit:
+                    self._event(w, "heartbeat-timeout", f"no heartbeat for {silent:.1f} s; killing it")
+                    self.backend.kill(w.handle)
+                    w.stop_deadline = now + hb.stop_grace_s
+                continue
+            self._exited(w, self.backend.release(w.handle))
+        self._write_status()
+
+    def _exited(self, w: _Worker, rc: int) -> None:
+        w.handle = None
+        robot_state = (
+            (w.heartbeat.get("robot") or {}) if w.heartbeat.get("incarnation") == w.incarnation else {}
+        )
+        if rc == EXIT_ROBOT_FAULT and w.assignment.robot and w.stop_reason != "robot-fault":
+            self._robot_fault(w, robot_state.get("detail") or "the worker reported a robot fault")
+        if w.stop_reason == "stop":
+            w.state = STOPPED
+            self._event(w, "stopped", f"exit status {rc}")
+        elif w.stop_reason == "robot-fault":
+            self._move(w)
+        elif rc == 0:
+            w.state = DONE
+            self._event(w, "exited", "finished")
+        else:
+            why = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+            self._event(w, "crashed", why)
+            if w.restarts >= self.spec.restart.max_restarts:
+                self._fail(w, f"{why}; restarted {w.restarts} times, the limit")
+                return
+            w.restarts += 1
+            delay = self.spec.restart.backoff(w.restarts)
+            w.state, w.next_start = BACKOFF, time.monotonic() + delay
+            self._event(
+                w, "restarting", f"restart {w.restarts} of {self.spec.restart.max_restarts} in {delay:.2f} s"
+            )
+
+    def _robot_fault(self, w: _Worker, detail: str) -> None:
+        robot = w.assignment.robot
+        w.stop_reason = "robot-fault"
+        if robot:
+            self.faulted_robots[robot] = detail
+        self._event(w, "robot-fault", f"robot {robot}: {detail}")
+
+    def _move(self, w: _Worker) -> None:
+        """Put actor ``w`` on a spare healthy robot of its robot's type, or fail it."""
+        old = w.assignment
+        busy = {x.assignment.robot for x in self.workers.values() if x is not w and x.state not in TERMINAL}
+        inventory = self.backend.inventory(self.robots())
+        spares = sorted(
+            (
+                r
+                for r in inventory.robots
+                if r.type == old.robot_type
+                and r.available
+                and r.name not in busy
+                and r.name not in self.faulted_robots
+                and (w.spec.request.hosts is None or r.host in w.spec.request.hosts)
+            ),
+            key=lambda r: (r.host != old.host, r.host, r.name),
+        )
+        if not spares:
+            self._fail(
+                w,
+                f"robot {old.robot} faulted ({self.faulted_robots.get(old.robot or '', '')}); "
+                f"no spare healthy robot of type {old.robot_type!r}",
+            )
+            return
+        spare = spares[0]
+        w.assignment = replace(old, robot=spare.name, host=spare.host)
+        w.moves += 1
+        self._event(w, "moved", f"from robot {old.robot} to spare {spare.name} on {spare.host}")
+        self._launch(w)
+
+    def _fail(self, w: _Worker, detail: str) -> None:
+        w.state, w.detail = FAILED, detail
+        self._event(w, "failed", detail)
+        log.error("worker %s failed: %s", w.spec.name, detail)
+
+    def run(self, timeout_s: float | None = None, on_poll: Callable[[Scheduler], None] | None = None) -> bool:
+        """Supervise until every worker is done, failed or stopped (or ``timeout_s``); True if all done."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self.done:
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            self.poll()
+            if on_poll is not None:
+                on_poll(self)
+            time.sleep(self.sweep_s)
+        return all(w.state == DONE for w in self.workers.values())
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Ask every live worker to stop, wait ``grace_s`` (default ``heartbeat.stop_grace_s``), then kill."""
+        grace = self.spec.heartbeat.stop_grace_s if grace_s is None else grace_s
+        deadline = time.monotonic() + grace
+        for w in self.workers.values():
+            if w.state not in TERMINAL:
+                w.stop_reason = "stop"
+                if w.handle is not None:
+                    self.backend.terminate(w.handle)
+                    w.state, w.stop_deadline = STOPPING, deadline
+                else:
+                    w.state = STOPPED
+                    self._event(w, "stopped", "before its restart")
+        while not self.done:
+            self.poll()
+            time.sleep(self.sweep_s)
+        self._write_status(force=True)
+
+    def close(self) -> None:
+        """Stop what still runs and close the backend if this scheduler made it."""
+        try:
+            if any(w.state not in TERMINAL for w in self.workers.values()):
+                self.stop()
+        finally:
+            if self._owns_backend:
+                self.backend.close()
+
+    def __enter__(self) -> Scheduler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reporting -----------------------------------------------------------------------------
+    def status(self) -> list[WorkerStatus]:
+        now = time.monotonic()
+        out = []
+        for w in self.workers.values():
+            robot = (w.heartbeat.get("robot") or {}) if w.heartbeat else {}
+            out.append(
+                WorkerStatus(
+                    w.spec.name,
+                    w.spec.role,
+                    w.state,
+                    w.assignment.host,
+                    w.assignment.robot,
+                    w.assignment.device,
+                    self.backend.pid(w.handle) if w.handle is not None else None,
+                    w.incarnation,
+                    w.restarts,
+                    w.moves,
+                    None if w.last_seen is None else now - w.last_seen,
+                    dict(w.heartbeat.get("progress") or {}),
+                    robot.get("status", ""),
+                    w.detail,
+                )
+            )
+        return out
+
+    def _event(self, w: _Worker, kind: str, detail: str = "") -> None:
+        event = Event(time.time(), w.spec.name, kind, detail, w.incarnation)
+        self.events.append(event)
+        level = (
+            logging.WARNING
+            if kind in ("crashed", "heartbeat-timeout", "robot-fault", "killed")
+            else logging.ERROR
+            if kind == "failed"
+            else logging.INFO
+        )
+        log.log(level, "%s #%d %s%s", w.spec.name, w.incarnation, kind, f": {detail}" if detail else "")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / EVENTS_FILE, "a") as f:
+            f.write(json.dumps(asdict(event)) + "\n")
+
+    def _write_status(self, force: bool = False, every_s: float = 0.5) -> None:
+        now = time.monotonic()
+        if not force and now - self._status_written < every_s:
+            return
+        self._status_written = now
+        payload = {
+            "run": self.spec.name,
+            "backend": self.backend.name,
+            "started": self._started_at,
+            "updated": time.time(),
+            "pid": os.getpid(),
+            "faulted_robots": self.faulted_robots,
+            "placement": self.placement.to_dict() if self.placement else None,
+            "workers": [asdict(s) for s in self.status()],
+        }
+        path = self.run_dir / STATUS_FILE
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(payload, indent=1, default=str))
+        os.replace(tmp, path)
+
+
+def read_run_status(run_dir: str | Path) -> dict[str, Any]:
+    """The last status a scheduler wrote for the run in ``run_dir`` (for ``rill status``)."""
+    path = Path(run_dir) / STATUS_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{run_dir}: no {STATUS_FILE}; is it a run directory started by rill run?"
+        ) from None
+
+
+__all__ = ["Event", "InfeasibleSpecError", "Scheduler", "WorkerStatus", "read_run_status"]
