@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agent.train import NonFiniteResetError
 from agent.train_config import RunDirectoryError
+from hal.errors import HalError
 from learners.cache.errors import CacheError
 from learners.checkpoint import CheckpointError
 from learners.security import InsecureEndpointError
@@ -11,6 +12,6 @@ from learners.streamx import ConfigError
 from sim.envs import UnknownEnvError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    CacheError, CheckpointError, ConfigError, InsecureEndpointError, NonFiniteResetError,
+    CacheError, CheckpointError, HalError, ConfigError, InsecureEndpointError, NonFiniteResetError,
     RunDirectoryError, UnknownEnvError, FileNotFoundError,
 )

@@ -11,6 +11,6 @@ stamp=.venv/.rill-installed
 if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt \
-    "torch==2.13.0" -e ".[test]"
+    "torch==2.13.0" -e ".[test,ray]"
   touch "$stamp"
 fi

@@ -26,9 +26,8 @@ from learners.cache.records import encode_transition
 from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.security import CurveClient
 from learners.service.updater import acting_module
-from learners.streamx import algorithm_config, build_algorithm
+from learners.streamx import algorithm_config, build_algorithm, build_preprocessor
 from learners.transition import Transition
-from policies.streamx.normalization import StreamXPreprocessor
 from sim.envs import action_layout, make_env, time_limit
 
 log = logging.getLogger(__name__)
@@ -69,8 +68,9 @@ class ActorRunner:
         self.box = isinstance(self.env.action_space, gym.spaces.Box)
         obs_dim = int(np.prod(self.env.observation_space.shape))
         hyper = algorithm_config(c.algo, c.hyper)
-        self.pre = StreamXPreprocessor(obs_dim, hyper.gamma, time_limit(self.env) if self.box else None)
-        self.algo = build_algorithm(c.algo, self.pre.out_dim, config=hyper, seed=c.seed, **layout)
+        self.pre = build_preprocessor(obs_dim, hyper.gamma, time_limit(self.env) if self.box else None,
+                                      fast=True)
+        self.algo = build_algorithm(c.algo, self.pre.out_dim, config=hyper, seed=c.seed, fast=True, **layout)
         name, module = acting_module(self.algo)
         self.policy_name, self.policy = name, module
         self.spec = {"obs_dim": self.pre.out_dim, "action_dim": layout.get("action_dim"),

@@ -33,7 +33,7 @@ class LearnerService:
         hyper = dict(config.hyper)
         self.algo = build_algorithm(config.algo, config.obs_dim, action_dim=config.action_dim,
                                     n_actions=config.n_actions, seed=config.seed,
-                                    config=algorithm_config(config.algo, hyper))
+                                    config=algorithm_config(config.algo, hyper), fast=config.fast)
         self.weights = WeightsBox()
         self.updater = Updater(config, self.cache, self.algo, self.weights)
         self.server = LearnerServer(config, self.cache, self.weights, self._held_seqs(),

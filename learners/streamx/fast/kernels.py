@@ -273,17 +273,18 @@ def _sign(x):
 
 
 @_jit
-def _gaussian_grad(out, action, entropy_coeff, delta, grad):
-    """d/d(mu, pre_sigma) of ``-sum log pi(a) - c sign(delta) H``."""
+def _gaussian_grad(out, action, entropy_coeff, delta, w, grad):
+    """d/d(mu, pre_sigma) of ``-w sum log pi(a) - c sign(delta) H`` (``w``: importance weight)."""
     n = action.shape[0]
     c = np.float32(entropy_coeff * _sign(delta))
+    w = np.float32(w)
     for k in range(n):
         mu = out[k]
         pre = out[n + k]
         sigma = _softplus(pre)
         zk = (action[k] - mu) / sigma
-        grad[k] = -zk / sigma
-        g_sigma = (np.float32(1.0) - zk * zk - c) / sigma
+        grad[k] = -w * zk / sigma
+        g_sigma = (w * (np.float32(1.0) - zk * zk) - c) / sigma
         if pre > SOFTPLUS_THRESHOLD:
             grad[n + k] = g_sigma
         else:
@@ -292,8 +293,9 @@ def _gaussian_grad(out, action, entropy_coeff, delta, grad):
 
 
 @_jit
-def _categorical_grad(out, a, entropy_coeff, delta, grad):
-    """d/d(logits) of ``-log pi(a) - c sign(delta) H``: ``p - 1_a + c sign p (log p + H)``."""
+def _categorical_grad(out, a, entropy_coeff, delta, w, grad):
+    """d/d(logits) of ``-w log pi(a) - c sign(delta) H``: ``w (p - 1_a) + c sign p (log p + H)``."""
+    w = np.float32(w)
     n = out.shape[0]
     m = out[0]
     for k in range(n):
@@ -310,7 +312,7 @@ def _categorical_grad(out, a, entropy_coeff, delta, grad):
     for k in range(n):
         lp = out[k] - lse
         pk = np.exp(lp)
-        grad[k] = pk - (np.float32(1.0) if k == a else np.float32(0.0)) + c * pk * (lp + entropy)
+        grad[k] = w * (pk - (np.float32(1.0) if k == a else np.float32(0.0))) + c * pk * (lp + entropy)
 
 
 # -- whole updates ---------------------------------------------------------------------------
@@ -327,7 +329,7 @@ def value_delta(p, layout, acts, s, s_next, reward, gamma, done):
 @_jit
 def stream_ac_update(ap, az, av, adir, alay, aacts, cp, cz, cv, cdir, clay, cacts, scratch, grad,
                      s, s_next, action, reward, done, gamma, gl, alpha, kappa_pi, kappa_v,
-                     entropy_coeff, discrete, beta2, t, result):
+                     entropy_coeff, discrete, beta2, t, result, policy_weight):
     """One Stream AC(lambda) update; ``result <- (delta, actor alpha_eff, critic alpha_eff)``.
 
     Matches ``StreamAC.update``: ``V(s')`` is not differentiated; the critic's loss is ``-V(s)``,
@@ -338,9 +340,9 @@ def stream_ac_update(ap, az, av, adir, alay, aacts, cp, cz, cv, cdir, clay, cact
     out = mlp_forward(ap, alay, s, aacts)
     g = grad[:out.shape[0]]
     if discrete:
-        _categorical_grad(out, int(action[0]), entropy_coeff, delta, g)
+        _categorical_grad(out, int(action[0]), entropy_coeff, delta, policy_weight, g)
     else:
-        _gaussian_grad(out, action, entropy_coeff, delta, g)
+        _gaussian_grad(out, action, entropy_coeff, delta, policy_weight, g)
     a_norm = mlp_backward_traces(ap, az, alay, s, aacts, g, scratch, gl)
     grad[0] = -1.0
     c_norm = mlp_backward_traces(cp, cz, clay, s, cacts, grad[:1], scratch, gl)

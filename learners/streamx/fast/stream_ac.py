@@ -64,7 +64,7 @@ class FastStreamAC(CompiledPath, StreamAC):
         logp = kernels.gaussian_act(f.params, f.layout, x, f.acts, self._noise_np, deterministic, action)
         return ActResult(action, float(logp))
 
-    def update(self, t: Transition) -> UpdateInfo:
+    def update(self, t: Transition, policy_weight: float = 1.0) -> UpdateInfo:
         s, s_next = as_input(t.obs), as_input(t.next_obs)
         if self.discrete:
             self._action[0] = int(t.action)
@@ -80,7 +80,7 @@ class FastStreamAC(CompiledPath, StreamAC):
             c.params, c.traces, c.second_moments, c.directions, c.layout, c.acts,
             self._scratch, self._grad, s, s_next, action, float(t.reward), done, cfg.gamma,
             trace_decay(self.actor_opt), cfg.alpha, cfg.kappa_policy, cfg.kappa_value,
-            cfg.entropy_coeff, self.discrete, beta2, step_t, self._result)
+            cfg.entropy_coeff, self.discrete, beta2, step_t, self._result, float(policy_weight))
         delta, self.actor_opt.last_step_size, step = self._result.tolist()
         self.critic_opt.last_step_size = step
         self.updates += 1

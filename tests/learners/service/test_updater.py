@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 from pytest import approx
 
@@ -12,7 +13,7 @@ from learners.cache import CacheConfig, ReplayCache
 from learners.service.config import LearnerConfig
 from learners.service.updater import Updater
 from learners.service.weights import WeightsBox
-from learners.streamx import StreamAC
+from learners.streamx import StreamAC, build_algorithm
 from learners.transition import Transition
 
 
@@ -64,9 +65,10 @@ def test_importance_weight_is_truncated_ratio_of_current_to_behaviour_policy(tmp
     cache2.close()
 
 
-def test_policy_weight_scales_only_the_policy_gradient(tmp_path):
+@pytest.mark.parametrize("fast", [False, True])
+def test_policy_weight_scales_only_the_policy_gradient(tmp_path, fast):
     t = _t("a", 1)
-    full, part = StreamAC(4, action_dim=2, seed=0), StreamAC(4, action_dim=2, seed=0)
+    full, part = (build_algorithm("stream-ac", 4, action_dim=2, seed=0, fast=fast) for _ in range(2))
     full.config.entropy_coeff = part.config.entropy_coeff = 0.0
     full.update(t, policy_weight=1.0)
     part.update(t, policy_weight=0.25)
