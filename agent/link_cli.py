@@ -43,17 +43,49 @@ def cmd_learner(args: argparse.Namespace) -> int:
     from learners.security import CurveServer
     from learners.service import LearnerConfig, LearnerService
 
-    obs_dim, layout = _env_layout(args.env)
+    if args.obs_dim:
+        obs_dim = args.obs_dim
+        layout = {"action_dim": args.action_dim} if args.action_dim else {"n_actions": args.n_actions}
+    else:
+        obs_dim, layout = _env_layout(args.env)
     curve = CurveServer(args.curve_secret, args.allow_keys) if args.curve_secret else None
     config = LearnerConfig(
-        bind=args.bind, run_dir=Path(args.run), obs_dim=obs_dim, algo=args.algo, seed=args.seed,
-        hyper=_parse_overrides(args.hp or []), publish_every_updates=args.publish_every,
-        publish_every_ms=args.publish_ms, checkpoint_every_updates=args.checkpoint_every,
-        importance_clip=None if args.no_importance else args.importance_clip, insecure=args.insecure,
-        curve=curve, durability=args.durability, **layout)
-    _sigterm_as_interrupt()
+        bind=args.bind,
+        run_dir=Path(args.run),
+        obs_dim=obs_dim,
+        algo=args.algo,
+        seed=args.seed,
+        hyper=_parse_overrides(args.hp or []),
+        publish_every_updates=args.publish_every,
+        publish_every_ms=args.publish_ms,
+        checkpoint_every_updates=args.checkpoint_every,
+        importance_clip=None if args.no_importance else args.importance_clip,
+        insecure=args.insecure,
+        curve=curve,
+        durability=args.durability,
+        **layout,
+    )
+    worker = None
+    if args.worker:
+        from hal.worker import WorkerContext
+
+        worker = WorkerContext.from_env()
+    else:
+        _sigterm_as_interrupt()
     service = LearnerService(config).start()
     log.info("learner listening on %s; run directory %s", service.endpoint, config.run_dir)
+    if worker is not None:
+        with worker:
+            try:
+                while not worker.stop_requested.wait(0.2):
+                    worker.beat(
+                        updates=service.algo.updates,
+                        actors=len(service.server.sessions),
+                        episodes=service.updater.episodes,
+                    )
+            finally:
+                service.stop()
+        return 0
 
     def table() -> Table:
         u = service.updater
@@ -62,8 +94,15 @@ def cmd_learner(args: argparse.Namespace) -> int:
             t.add_column(col, justify="right")
         rejected = sum(service.server.rejected.values())
         recent = f"{np.mean(u.recent[-10:]):.1f}" if u.recent else "-"
-        t.add_row(str(service.algo.updates), str(u.version), str(len(service.server.sessions)),
-                  str(service.server.received), str(rejected), str(u.episodes), recent)
+        t.add_row(
+            str(service.algo.updates),
+            str(u.version),
+            str(len(service.server.sessions)),
+            str(service.server.received),
+            str(rejected),
+            str(u.episodes),
+            recent,
+        )
         return t
 
     try:
@@ -86,23 +125,50 @@ def cmd_actor(args: argparse.Namespace) -> int:
     from learners.security import CurveClient
 
     curve = CurveClient(args.curve_secret, args.learner_key) if args.curve_secret else None
-    config = ActorConfig(learner=args.learner, env=args.env, actor_id=args.actor_id, run_dir=Path(args.run),
-                         algo=args.algo, hyper=_parse_overrides(args.hp or []), seed=args.seed,
-                         steps=args.steps, control_hz=args.control_hz, curve=curve, insecure=args.insecure,
-                         durability=args.durability, max_lag=args.max_lag)
+    if args.worker:
+        return _actor_worker(args, curve)
+    if not args.actor_id:
+        raise SystemExit("rill actor: --actor-id is required (unless started by rill run)")
+    config = ActorConfig(
+        learner=args.learner,
+        env=args.env,
+        actor_id=args.actor_id,
+        run_dir=Path(args.run),
+        algo=args.algo,
+        hyper=_parse_overrides(args.hp or []),
+        seed=args.seed,
+        steps=args.steps,
+        control_hz=args.control_hz,
+        curve=curve,
+        insecure=args.insecure,
+        durability=args.durability,
+        max_lag=args.max_lag,
+    )
     _sigterm_as_interrupt()
     runner = ActorRunner(config)
-    columns = [TextColumn(f"[bold]{args.actor_id}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("ep {task.fields[ep]}"), TextColumn("acked {task.fields[acked]}"),
-               TextColumn("backlog {task.fields[backlog]}"), TextColumn("weights v{task.fields[ver]}"),
-               TimeElapsedColumn()]
+    columns = [
+        TextColumn(f"[bold]{args.actor_id}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("ep {task.fields[ep]}"),
+        TextColumn("acked {task.fields[acked]}"),
+        TextColumn("backlog {task.fields[backlog]}"),
+        TextColumn("weights v{task.fields[ver]}"),
+        TimeElapsedColumn(),
+    ]
     try:
         with Progress(*columns, refresh_per_second=2) as progress:
             task = progress.add_task("", total=args.steps, ep=0, acked=0, backlog=0, ver=-1)
 
             def update(r: ActorRunner) -> None:
-                progress.update(task, completed=r.steps, ep=r.episode, acked=r.link.acked_seq,
-                                backlog=r.link.backlog, ver=r.version)
+                progress.update(
+                    task,
+                    completed=r.steps,
+                    ep=r.episode,
+                    acked=r.link.acked_seq,
+                    backlog=r.link.backlog,
+                    ver=r.version,
+                )
 
             summary = runner.run(on_progress=update)
         log.info("actor %s done: %s", args.actor_id, summary)
@@ -114,6 +180,49 @@ def cmd_actor(args: argparse.Namespace) -> int:
             import json
 
             Path(args.summary_json).write_text(json.dumps(runner.summary(), indent=1))
+    return 0
+
+
+def _actor_worker(args: argparse.Namespace, curve) -> int:
+    """``rill actor --worker``: started by the scheduler, driving the robot it leased for us."""
+    from agent.actor import ActorConfig, ActorRunner
+    from agent.actor.sources import RobotSource
+    from agent.cli import _parse_overrides
+    from hal.worker import WorkerContext
+
+    ctx = WorkerContext.from_env()
+    with ctx:
+        robot = ctx.open_robot()
+        config = ActorConfig(
+            learner=args.learner,
+            env=args.env,
+            actor_id=ctx.name,
+            run_dir=ctx.run_dir,
+            algo=args.algo,
+            hyper=_parse_overrides(args.hp or []),
+            seed=args.seed,
+            steps=args.steps,
+            curve=curve,
+            insecure=args.insecure,
+            durability=args.durability,
+            max_lag=args.max_lag,
+        )
+        runner = ActorRunner(config, RobotSource(robot, args.episode_steps))
+
+        def beat(r: ActorRunner) -> None:
+            ctx.beat(
+                steps=r.steps,
+                seq=r.seq,
+                acked=r.link.acked_seq,
+                backlog=r.link.backlog,
+                episodes=r.episode,
+                weights=r.version,
+            )
+
+        try:
+            runner.run(on_step=beat, should_stop=ctx.stop_requested.is_set)
+        finally:
+            runner.close(drain_s=args.drain if not ctx.stop_requested.is_set() else 2.0)
     return 0
 
 
@@ -132,12 +241,17 @@ def add_link_commands(sub) -> None:
     common.add_argument("--hp", action="append", metavar="KEY=VALUE", help="hyperparameter override")
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--run", default="runs/edge", help="run directory")
-    common.add_argument("--insecure", action="store_true",
-                        help="allow plain-text TCP beyond loopback (warned about loudly)")
+    common.add_argument(
+        "--insecure", action="store_true", help="allow plain-text TCP beyond loopback (warned about loudly)"
+    )
     common.add_argument("--durability", default="fsync", choices=["fsync", "os-buffered", "none"])
 
     lp = sub.add_parser("learner", parents=[common], help="serve actors: learn from their streams")
     lp.add_argument("--bind", default="tcp://127.0.0.1:5555")
+    lp.add_argument("--obs-dim", type=int, help="observation width (instead of deriving it from --env)")
+    lp.add_argument("--action-dim", type=int, help="continuous action width (with --obs-dim)")
+    lp.add_argument("--n-actions", type=int, help="number of discrete actions (with --obs-dim)")
+    lp.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by rill run
     lp.add_argument("--curve-secret", type=Path, help="learner's CurveZMQ .key_secret file")
     lp.add_argument("--allow-keys", type=Path, help="directory of allowed actors' public .key files")
     lp.add_argument("--publish-every", type=int, default=100, help="publish weights every N updates")
@@ -149,11 +263,18 @@ def add_link_commands(sub) -> None:
 
     ap = sub.add_parser("actor", parents=[common], help="act on an environment, stream to a learner")
     ap.add_argument("--learner", default="tcp://127.0.0.1:5555")
-    ap.add_argument("--actor-id", required=True)
+    ap.add_argument(
+        "--actor-id", help="stable id of this actor (its sequence numbers continue across restarts)"
+    )
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by rill run
+    ap.add_argument("--episode-steps", type=int, help="robot episodes: the time-feature horizon")
     ap.add_argument("--steps", type=int, help="stop after N steps (default: run until stopped)")
     ap.add_argument("--control-hz", type=float, help="pace the loop at this rate")
-    ap.add_argument("--max-lag", type=int, help="simulation only: wait while more than N transitions "
-                    "are not yet learned from")
+    ap.add_argument(
+        "--max-lag",
+        type=int,
+        help="simulation only: wait while more than N transitions are not yet learned from",
+    )
     ap.add_argument("--drain", type=float, default=10.0, help="seconds to wait for acks when done")
     ap.add_argument("--summary-json", type=Path, help="write the actor's final summary here")
     ap.add_argument("--curve-secret", type=Path, help="actor's CurveZMQ .key_secret file")

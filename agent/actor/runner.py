@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from agent.actor.link import ActorLink
+from agent.actor.sources import GymSource, RobotSource
 from agent.actor.spool import open_spool
 from learners.cache.format import KIND_TRANSITION
 from learners.cache.records import encode_transition
@@ -28,7 +28,7 @@ from learners.security import CurveClient
 from learners.service.updater import acting_module
 from learners.streamx import algorithm_config, build_algorithm, build_preprocessor
 from learners.transition import Transition
-from sim.envs import action_layout, make_env, time_limit
+from sim.envs import make_env
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class ActorConfig:
     curve: CurveClient | None = None
     insecure: bool = False
     durability: str = "fsync"
-    state_every: int = 10_000
+    state_every: int = 1_000  # normalizer statistics and counters, a few KB
     # Simulation only: wait while more than this many of our transitions are not yet learned
     # from, so a simulator faster than the learner does not run ahead on stale weights. A real
     # robot leaves it None: it never waits for the learner.
@@ -60,16 +60,17 @@ class ActorConfig:
 
 
 class ActorRunner:
-    def __init__(self, config: ActorConfig) -> None:
+    """Acts on ``source`` (default: the gymnasium env named in the config) and streams to a learner."""
+
+    def __init__(self, config: ActorConfig, source: GymSource | RobotSource | None = None) -> None:
         torch.set_num_threads(1)
         self.config = c = config
-        self.env = make_env(c.env)
-        layout = action_layout(self.env)
-        self.box = isinstance(self.env.action_space, gym.spaces.Box)
-        obs_dim = int(np.prod(self.env.observation_space.shape))
+        self.source = source or GymSource(make_env(c.env), seed=c.seed)
+        layout = self.source.layout
+        self.box = self.source.box
+        obs_dim = self.source.obs_dim
         hyper = algorithm_config(c.algo, c.hyper)
-        self.pre = build_preprocessor(obs_dim, hyper.gamma, time_limit(self.env) if self.box else None,
-                                      fast=True)
+        self.pre = build_preprocessor(obs_dim, hyper.gamma, self.source.time_limit, fast=True)
         self.algo = build_algorithm(c.algo, self.pre.out_dim, config=hyper, seed=c.seed, fast=True, **layout)
         name, module = acting_module(self.algo)
         self.policy_name, self.policy = name, module
@@ -98,7 +99,6 @@ class ActorRunner:
         self.lag_waits = 0
         self.state_store = CheckpointStore(self.dir / "state", keep=2)
         self._restore_state()
-        self.env.reset(seed=c.seed + 7919 * (self.episode + 1))
         self._episodes_csv = self.dir / "episodes.csv"
         if not self._episodes_csv.exists():
             self._episodes_csv.write_text("step,seq,episode,return,length,policy_version,wall_time\n")
@@ -143,7 +143,7 @@ class ActorRunner:
         self.weight_latencies.append(time.monotonic() - arrived)
 
     def _begin_episode(self) -> None:
-        raw, _ = self.env.reset()
+        raw = self.source.reset()
         self.obs = self.pre.reset(raw)
         self.ep_return, self.ep_len, self.pending_action = 0.0, 0, None
 
@@ -153,10 +153,7 @@ class ActorRunner:
             self._begin_episode()
         s = self.obs
         chosen = self.pending_action or self.algo.act(s)
-        action = chosen.action
-        if self.box:
-            action = np.clip(action, self.env.action_space.low, self.env.action_space.high)
-        raw, reward, terminated, truncated, _ = self.env.step(action)
+        raw, reward, terminated, truncated = self.source.step(chosen.action)
         self.steps += 1
         self.ep_len += 1
         if not (np.all(np.isfinite(raw)) and math.isfinite(reward)):
@@ -187,14 +184,19 @@ class ActorRunner:
         if self.steps % self.config.state_every == 0:
             self._save_state()
 
-    def run(self, steps: int | None = None, on_progress=None) -> dict:
-        """Step until ``steps`` (default: the config's, or forever) or KeyboardInterrupt."""
+    def run(self, steps: int | None = None, on_progress=None, on_step=None, should_stop=None) -> dict:
+        """Step until ``steps`` (default: the config's, or forever), ``should_stop()`` or Ctrl-C.
+
+        ``on_step(self)`` runs after every step (a scheduler heartbeat); ``on_progress`` every 1000.
+        """
         total = steps if steps is not None else self.config.steps
         self.link.start()
         period = 1.0 / self.config.control_hz if self.config.control_hz else None
         next_tick = time.monotonic()
         try:
             while total is None or self.steps < total:
+                if should_stop is not None and should_stop():
+                    break
                 if self.config.max_lag is not None:
                     self._wait_for_learner(self.config.max_lag)
                 start = time.monotonic()
@@ -208,6 +210,8 @@ class ActorRunner:
                         next_tick = end
                     else:
                         time.sleep(next_tick - end)
+                if on_step is not None:
+                    on_step(self)
                 if on_progress and self.steps % 1000 == 0:
                     on_progress(self)
         finally:
@@ -233,7 +237,7 @@ class ActorRunner:
         self.link.stop(drain_s)
         self.spool.flush()
         self.spool.close()
-        self.env.close()
+        self.source.close()
 
 
 def read_actor_episodes(actor_dir: Path) -> list[dict]:

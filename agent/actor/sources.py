@@ -1,0 +1,69 @@
+"""Where an actor's experience comes from: a gymnasium environment or a ``hal.Robot``.
+
+Both give raw float vectors and task signals; the actor does the stream-x preprocessing. A
+robot supplies its reward and episode end as observation entries (``reward``, ``terminated``,
+``truncated``: a simulated robot reads them off its simulator; a real one gets them from a task
+module), and its ``act`` clamps every command to the robot's limits, whatever the policy says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from hal.robot import Robot
+from sim.envs import action_layout, time_limit
+
+
+class GymSource:
+    def __init__(self, env: gym.Env, seed: int) -> None:
+        self.env = env
+        self.layout = action_layout(env)
+        self.box = "action_dim" in self.layout
+        self.obs_dim = int(np.prod(env.observation_space.shape))
+        self.time_limit = time_limit(env) if self.box else None
+        if self.box:
+            self.low, self.high = env.action_space.low, env.action_space.high
+        env.reset(seed=seed)
+
+    def reset(self) -> np.ndarray:
+        return self.env.reset()[0]
+
+    def step(self, action) -> tuple[np.ndarray, float, bool, bool]:
+        if self.box:
+            action = np.clip(action, self.low, self.high)
+        raw, reward, terminated, truncated, _ = self.env.step(action)
+        return raw, float(reward), bool(terminated), bool(truncated)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class RobotSource:
+    """Drives a connected ``hal.Robot`` whose observations carry ``state`` and task signals."""
+
+    def __init__(self, robot: Robot, episode_steps: int | None) -> None:
+        spec = robot.observation_spec
+        missing = [k for k in ("state", "reward", "terminated", "truncated") if k not in spec]
+        if missing:
+            raise ValueError(f"robot {robot.name!r} cannot feed a learner: its observations lack {missing}")
+        self.robot = robot
+        self.layout: dict[str, Any] = {"action_dim": robot.action_spec.dim}
+        self.box = True
+        self.obs_dim = int(np.prod(spec["state"].shape))
+        self.time_limit = episode_steps
+
+    def reset(self) -> np.ndarray:
+        self.robot.reset()
+        return np.asarray(self.robot.observe()["state"], np.float32)
+
+    def step(self, action) -> tuple[np.ndarray, float, bool, bool]:
+        self.robot.act(action)
+        obs = self.robot.observe()
+        return (np.asarray(obs["state"], np.float32), float(obs["reward"]), bool(obs["terminated"]),
+                bool(obs["truncated"]))
+
+    def close(self) -> None:
+        """The worker context holds and disconnects the robot; nothing to do here."""

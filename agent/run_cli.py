@@ -1,0 +1,245 @@
+"""``rill run CONFIG`` and ``rill status RUN``: a whole run placed and supervised by the HAL scheduler.
+
+A run config is a HAL run spec (robots, learner, actors, restart, heartbeat; see
+``hal.runspec``) plus a ``train:`` section for the learning itself. ``rill run`` fills in the
+learner's and actors' commands, asks the scheduler for placements (an infeasible spec is refused
+before anything starts), starts the workers, shows a live table, and when every actor has taken
+its steps stops the learner (which writes its checkpoint) and draws the learning curve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import logging
+import socket
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger("rill")
+DEFAULT_CONFIG = "config/sim_hopper.yaml"
+
+
+@dataclass
+class RunTrainConfig:
+    """The ``train:`` section of a run config."""
+
+    algo: str = "stream-ac"
+    seed: int = 0
+    steps_per_actor: int = 100_000
+    hyper: dict[str, Any] = field(default_factory=dict)
+    max_lag: int | None = 64  # simulated robots wait for the learner beyond this; None: never
+    episode_steps: int | None = None  # time-feature horizon; default: the simulator's time limit
+
+    def __post_init__(self) -> None:
+        from learners.streamx import ConfigError, algorithm_config
+
+        if type(self.steps_per_actor) is not int or self.steps_per_actor <= 0:
+            raise ConfigError(
+                f"train.steps_per_actor must be a positive integer, got {self.steps_per_actor!r}"
+            )
+        algorithm_config(self.algo, self.hyper)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunTrainConfig:
+        from learners.streamx import ConfigError
+
+        valid = [f.name for f in fields(cls)]
+        for key in values:
+            if key not in valid:
+                near = difflib.get_close_matches(key, valid, n=1)
+                raise ConfigError(
+                    f"train: unknown key {key!r}" + (f"; did you mean {near[0]!r}?" if near else "")
+                )
+        return cls(**values)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _robot_shapes(spec) -> tuple[int, int, int | None]:
+    """``(state dim, action dim, episode steps)`` shared by the robots the actors will drive."""
+    import hal.registry as registry
+    from hal.errors import HalError
+
+    types = {a.robot_type for a in spec.actors if a.robot_type} | {
+        r.type for r in spec.robots if any(a.robot == r.name for a in spec.actors)
+    }
+    shapes = set()
+    for robot in spec.robots:
+        if robot.type not in types:
+            continue
+        instance = registry.make_robot(robot)
+        obs, act = instance.observation_spec, instance.action_spec
+        if "state" not in obs:
+            raise HalError(f"robot {robot.name!r} ({robot.type}) has no 'state' observation to learn from")
+        horizon = None
+        if "env_id" in robot.params:
+            from sim.envs import make_env, time_limit
+
+            horizon = time_limit(make_env(robot.params["env_id"]))
+        shapes.add((int(obs["state"].shape[0]), act.dim, horizon))
+    if len(shapes) != 1:
+        raise HalError(f"the actors' robots must share one observation/action shape, found {sorted(shapes)}")
+    return shapes.pop()
+
+
+def prepare(path: Path) -> tuple[Any, RunTrainConfig]:
+    import sim.robots  # noqa: F401  registers the simulated robot types
+    from hal.runspec import RunSpec
+
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    train = RunTrainConfig.from_dict(raw.get("train") or {})
+    spec = RunSpec.from_yaml(path, ignore=("train",))
+    state_dim, action_dim, horizon = _robot_shapes(spec)
+    episode_steps = train.episode_steps or horizon or 1000
+    endpoint = f"tcp://127.0.0.1:{_free_port()}"
+    py = [sys.executable, "-m", "agent.cli"]
+    hp = [a for k, v in train.hyper.items() for a in ("--hp", f"{k}={yaml.safe_dump(v).strip()}")]
+    common = ["--algo", train.algo, "--seed", str(train.seed), *hp]
+    spec.learner.command = [
+        *py,
+        "learner",
+        "--worker",
+        "--bind",
+        endpoint,
+        "--run",
+        "{run_dir}",
+        "--obs-dim",
+        str(state_dim + 1),
+        "--action-dim",
+        str(action_dim),
+        *common,
+    ]
+    for actors in spec.actors:
+        lag = ["--max-lag", str(train.max_lag)] if train.max_lag is not None else []
+        actors.command = [
+            *py,
+            "actor",
+            "--worker",
+            "--learner",
+            endpoint,
+            "--steps",
+            str(train.steps_per_actor),
+            "--episode-steps",
+            str(episode_steps),
+            *lag,
+            *common,
+        ]
+    return spec, train
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rich.console import Group
+    from rich.live import Live
+
+    from agent.hal_cli import worker_table
+    from hal.scheduler import DONE, Scheduler
+
+    spec, train = prepare(Path(args.config))
+    run_dir = spec.directory
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(Path(args.config).read_text())
+    scheduler = Scheduler(spec)
+    placement = scheduler.place()  # refuses an infeasible spec before anything starts
+    for note in getattr(placement, "notes", []):
+        log.info("%s", note)
+
+    def view():
+        return Group(worker_table(scheduler.status(), title=f"rill run {spec.name}"), _learning_line(run_dir))
+
+    finished = False
+
+    def on_poll(s) -> None:
+        nonlocal finished
+        live.update(view())
+        actors = [w for w in s.status() if w.role == "actor"]
+        if not finished and actors and all(w.state == DONE for w in actors):
+            finished = True
+            log.info("every actor finished its %d steps; stopping the learner", train.steps_per_actor)
+            s.stop()
+
+    with scheduler, Live(view(), refresh_per_second=2) as live:
+        scheduler.start(placement)
+        try:
+            scheduler.run(on_poll=on_poll)
+        except KeyboardInterrupt:
+            log.warning(
+                "interrupted: stopping every worker (actors keep their spools, the learner checkpoints)"
+            )
+            scheduler.stop()
+    png = plot_run(run_dir, f"rill run {spec.name}")
+    log.info("run directory %s%s", run_dir, f"; learning curve {png}" if png else "")
+    return 0
+
+
+def _learning_line(run_dir: Path):
+    from rich.text import Text
+
+    stats = run_dir / "metrics" / "learner.csv"
+    lines = stats.read_text().strip().splitlines() if stats.exists() else []
+    if len(lines) < 2:
+        return Text("learner: waiting for its first statistics")
+    row = dict(zip(lines[0].split(","), lines[-1].split(",")))
+    return Text(
+        f"learner: {row['updates']} updates ({row['updates_per_s']}/s), {row['episodes']} episodes, "
+        f"recent return {float(row['recent_return']):.1f}, staleness {row['staleness_mean']}"
+    )
+
+
+def plot_run(run_dir: Path, title: str) -> Path | None:
+    """One learning curve over every actor's episodes: raw returns against the total environment
+    steps of all actors, episodes ordered by when they ended."""
+    import csv
+
+    from agent.plots import plot_learning_curve
+
+    episodes = []
+    for path in sorted((run_dir / "actors").glob("*/episodes.csv")):
+        with open(path, newline="") as f:
+            episodes += [
+                (float(r["wall_time"]), int(r["length"]), float(r["return"])) for r in csv.DictReader(f)
+            ]
+    if not episodes:
+        return None
+    episodes.sort()
+    steps, total = [], 0
+    for _, length, _ in episodes:
+        total += length
+        steps.append(total)
+    return plot_learning_curve(steps, [r for _, _, r in episodes], run_dir / "learning_curve.png", title)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from agent.hal_cli import worker_table
+    from hal.scheduler import read_run_status
+
+    run_dir = Path(args.run)
+    status = read_run_status(run_dir)
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    console.print(worker_table(status, title=f"rill status {run_dir}"))
+    console.print(_learning_line(run_dir))
+    if status.get("time"):
+        console.print(f"status written {time.time() - float(status['time']):.0f}s ago")
+    return 0
+
+
+def add_run_commands(sub) -> None:
+    run = sub.add_parser("run", help="a whole run: learner + actors on robots, placed and supervised")
+    run.add_argument(
+        "config", nargs="?", default=DEFAULT_CONFIG, help=f"run config (default {DEFAULT_CONFIG})"
+    )
+    run.set_defaults(func=cmd_run)
+    st = sub.add_parser("status", help="the workers and learning of a running or finished run")
+    st.add_argument("run", help="run directory (e.g. runs/sim-hopper)")
+    st.set_defaults(func=cmd_status)

@@ -1,0 +1,100 @@
+"""``rill run``: the scheduler places and supervises a real learner and actor; a killed actor is
+restarted, continues its sequence, and nothing is lost or applied twice."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from learners.service.journal import read_journal
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _config(tmp: Path, steps: int, **actors) -> Path:
+    spec = yaml.safe_load((REPO / "config" / "sim_hopper.yaml").read_text())
+    spec["run_dir"] = str(tmp / "run")
+    spec["train"] = {"steps_per_actor": steps, "max_lag": 64}
+    spec["actors"][0].update(actors)
+    path = tmp / "run.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _env(tmp: Path) -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO), "RILL_HOME": str(tmp / "home"), "MUJOCO_GL": "egl"}
+
+
+def _status(run: Path) -> dict:
+    try:
+        return json.loads((run / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def test_rill_run_survives_kill_9_of_its_actor(tmp_path):
+    cfg, run = _config(tmp_path, 3000), tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "run", str(cfg)],
+        cwd=REPO,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        victim = None
+        deadline = time.monotonic() + 120
+        while victim is None and time.monotonic() < deadline:
+            for w in _status(run).get("workers", []):
+                if w["name"] == "actor-0" and w["state"] == "running" and w["progress"].get("steps", 0) > 500:
+                    victim = w["pid"]
+            time.sleep(0.05)
+        assert victim is not None, "the actor never got going"
+        os.kill(victim, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert any(e["worker"] == "actor-0" and e["kind"] == "crashed" for e in events)
+    workers = {w["name"]: w for w in _status(run)["workers"]}
+    assert workers["actor-0"]["state"] == "done" and workers["actor-0"]["restarts"] == 1
+    applied = read_journal(run / "applied.log")
+    assert not [k for k, n in collections.Counter(applied).items() if n > 1], "applied twice"
+    seqs = [s for a, s in applied if a == "actor-0"]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 3000
+    assert (run / "learning_curve.png").is_file()
+    status = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "status", str(run)],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0 and "actor-0" in status.stdout and "updates" in status.stdout
+
+
+def test_infeasible_run_is_refused_before_anything_starts(tmp_path):
+    cfg = _config(tmp_path, 100, count=3)
+    out = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "run", str(cfg)],
+        cwd=REPO,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert "sim-mujoco" in out.stdout + out.stderr and "3" in out.stdout + out.stderr
+    assert not (tmp_path / "run" / "workers").exists() and not (tmp_path / "run" / "cache").exists()
