@@ -23,6 +23,7 @@ import yaml
 
 log = logging.getLogger("rill")
 DEFAULT_CONFIG = "config/sim_hopper.yaml"
+DRAIN_S = 60.0  # how long the learner may take to learn from what is still in its cache
 
 
 @dataclass
@@ -156,15 +157,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     def view():
         return Group(worker_table(scheduler.status(), title=f"rill run {spec.name}"), _learning_line(run_dir))
 
-    finished = False
+    finished_at = None
 
     def on_poll(s) -> None:
-        nonlocal finished
+        nonlocal finished_at
         live.update(view())
-        actors = [w for w in s.status() if w.role == "actor"]
-        if not finished and actors and all(w.state == DONE for w in actors):
-            finished = True
-            log.info("every actor finished its %d steps; stopping the learner", train.steps_per_actor)
+        status = s.status()
+        actors = [w for w in status if w.role == "actor"]
+        if not actors or not all(w.state == DONE for w in actors):
+            return
+        if finished_at is None:
+            finished_at = time.monotonic()
+            log.info("every actor finished its %d steps; the learner catches up, then stops",
+                     train.steps_per_actor)
+        sent = sum(int(w.progress.get("seq", 0)) for w in actors)
+        learned = max((int(w.progress.get("updates", 0)) for w in status if w.role == "learner"), default=0)
+        if learned >= sent or time.monotonic() - finished_at > DRAIN_S:
             s.stop()
 
     with scheduler, Live(view(), refresh_per_second=2) as live:
@@ -177,8 +185,31 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
             scheduler.stop()
     png = plot_run(run_dir, f"rill run {spec.name}")
+    _print_result(run_dir)
     log.info("run directory %s%s", run_dir, f"; learning curve {png}" if png else "")
     return 0
+
+
+def _print_result(run_dir: Path) -> None:
+    """Raw episodic returns at the start and at the end of the run, over all actors."""
+    import csv
+
+    from rich.console import Console
+    from rich.table import Table
+
+    returns = []
+    for path in sorted((run_dir / "actors").glob("*/episodes.csv")):
+        with open(path, newline="") as f:
+            returns += [(float(r["wall_time"]), float(r["return"])) for r in csv.DictReader(f)]
+    if len(returns) < 20:
+        return
+    returns = [r for _, r in sorted(returns)]
+    table = Table(title="episodic return (raw), all actors")
+    for col in ("episodes", "first 10: mean", "last 10: mean", "best"):
+        table.add_column(col, justify="right")
+    table.add_row(str(len(returns)), f"{sum(returns[:10]) / 10:.1f}", f"{sum(returns[-10:]) / 10:.1f}",
+                  f"{max(returns):.1f}")
+    Console().print(table)
 
 
 def _learning_line(run_dir: Path):

@@ -240,6 +240,19 @@ def gaussian_act(p, layout, x, acts, noise, deterministic, action):
 
 
 @_jit
+def gaussian_log_prob(p, layout, x, acts, action):
+    """The summed ``log pi(action | x)`` of the Gaussian policy (for importance weights)."""
+    out = mlp_forward(p, layout, x, acts)
+    n = action.shape[0]
+    logp = np.float32(0.0)
+    for k in range(n):
+        sigma = _softplus(out[n + k])
+        zk = (action[k] - out[k]) / sigma
+        logp += np.float32(-0.5) * zk * zk - np.log(sigma) - HALF_LOG_2PI
+    return logp
+
+
+@_jit
 def categorical_log_probs(p, layout, x, acts, logp):
     """``log_softmax`` of the logits into ``logp``; returns the first argmax."""
     out = mlp_forward(p, layout, x, acts)

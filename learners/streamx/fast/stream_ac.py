@@ -64,6 +64,13 @@ class FastStreamAC(CompiledPath, StreamAC):
         logp = kernels.gaussian_act(f.params, f.layout, x, f.acts, self._noise_np, deterministic, action)
         return ActResult(action, float(logp))
 
+    def log_prob(self, obs: np.ndarray, action) -> float:
+        f = self.actor_flat
+        if self.discrete:
+            kernels.categorical_log_probs(f.params, f.layout, as_input(obs), f.acts, self._logp)
+            return float(self._logp[int(action)])
+        return float(kernels.gaussian_log_prob(f.params, f.layout, as_input(obs), f.acts, as_input(action)))
+
     def update(self, t: Transition, policy_weight: float = 1.0) -> UpdateInfo:
         s, s_next = as_input(t.obs), as_input(t.next_obs)
         if self.discrete:

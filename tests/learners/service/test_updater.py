@@ -84,3 +84,14 @@ def test_staleness_is_recorded(tmp_path):
     row = up.write_stats()
     assert row["staleness_max"] == 6 and row["staleness_mean"] == 3.0
     cache.close()
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_fast_log_prob_matches_autograd(discrete):
+    layout = {"n_actions": 4} if discrete else {"action_dim": 2}
+    slow, fast = (build_algorithm("stream-ac", 4, seed=3, fast=f, **layout) for f in (False, True))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        obs = rng.normal(size=4).astype(np.float32)
+        action = int(rng.integers(4)) if discrete else rng.normal(size=2).astype(np.float32)
+        assert fast.log_prob(obs, action) == approx(slow.log_prob(obs, action), rel=1e-5, abs=1e-6)
