@@ -1,0 +1,32 @@
+"""bench.link and bench.edge_learning keep working (CI runs their --quick modes; no timings asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(module: str, out: Path) -> dict:
+    subprocess.run([sys.executable, "-m", module, "--quick", "--json", str(out)], cwd=REPO, check=True,
+                   capture_output=True, timeout=600)
+    return json.loads(out.read_text())
+
+
+def test_link_bench_quick(tmp_path):
+    data = _run("bench.link", tmp_path / "link.json")
+    for kind in ("state_transitions", "image_transitions"):
+        row = data[kind]
+        assert row["acked_durable_per_s"] > 0 and row["raw_zmq_per_s"] > 0 and row["ratio"] > 0
+    assert data["weights_10M"]["repeats"] == 2 and data["weights_10M"]["latency_ms_median"] > 0
+    assert set(data["learner_updates_per_s"]) == {"1", "2", "4"}
+    assert all(v > 0 for v in data["learner_updates_per_s"].values())
+
+
+def test_edge_learning_bench_quick(tmp_path):
+    data = _run("bench.edge_learning", tmp_path / "edge.json")
+    assert set(data) - {"_meta"} == {"train", "link-1", "link-4-stale"}
+    assert all(len(v["curve_mean"]) == 20 for k, v in data.items() if k != "_meta")
