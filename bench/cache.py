@@ -197,9 +197,7 @@ def run_throughput(root: Path, quick: bool, group: int, console: Console) -> dic
     results["raw_disk_MBps_samples"] = results["raw_disk_MBps"]
     results["raw_disk_MBps"] = statistics.median(results["raw_disk_MBps"])
     for label in SIZES:
-        results["appends_per_s"][label] = {
-            s: statistics.median(v) for s, v in samples[label].items()
-        }
+        results["appends_per_s"][label] = {s: statistics.median(v) for s, v in samples[label].items()}
     results["samples"] = samples
     return results
 
@@ -230,9 +228,7 @@ def print_tables(console: Console, results: dict) -> None:
     raw = results["raw_disk_MBps"] * 1e6
     for label, size in SIZES.items():
         row = results["appends_per_s"][label]
-        table.add_row(
-            label, *(f"{row[s]:,.0f}" for s in ("cache", "sqlite", "lmdb")), f"{raw / size:,.0f}"
-        )
+        table.add_row(label, *(f"{row[s]:,.0f}" for s in ("cache", "sqlite", "lmdb")), f"{raw / size:,.0f}")
     console.print(table)
     rec = results["recovery"]
     other = Table(title="reads and recovery")
@@ -286,9 +282,7 @@ def run_crash(root: Path, trials: int, console: Console) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.cache", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m bench.cache", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, one repetition")
     parser.add_argument("--crash", action="store_true", help="run the SIGKILL crash campaign")
     parser.add_argument("--trials", type=int, default=200, help="crash trials (default 200)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,13 @@ def machine() -> dict[str, Any]:
 
     import torch
 
-    return {"python": platform.python_version(), "machine": platform.machine(),
-            "cpus": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
@@ -32,4 +38,5 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]], width: in
         table.add_column(col, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*[f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row])
-    Console(width=width).print(table)
+    # Wide when written to a file or pipe, so no column is cut to an ellipsis.
+    Console(width=width or (None if sys.stdout.isatty() else 200)).print(table)

@@ -47,8 +47,19 @@ def _record(seq: int, image: bool) -> object:
             frame = rng.integers(0, 255, (96, 96, 3), np.uint8)
             obs = {"state": state, "image.cam": frame} if image else state
             next_obs = {"state": state} if image else state
-            out.append(Transition(obs, rng.normal(size=3).astype(np.float32), 0.5, next_obs, False, False,
-                                  actor_id="bench", behavior_logp=-1.0, extras={"raw_reward": 0.5}))
+            out.append(
+                Transition(
+                    obs,
+                    rng.normal(size=3).astype(np.float32),
+                    0.5,
+                    next_obs,
+                    False,
+                    False,
+                    actor_id="bench",
+                    behavior_logp=-1.0,
+                    extras={"raw_reward": 0.5},
+                )
+            )
         _TEMPLATES[image] = out
     return dataclasses.replace(_TEMPLATES[image][seq % 64], seq=seq)
 
@@ -186,8 +197,13 @@ def weight_latency(params: int, repeats: int) -> list[float]:
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
     spool, _, _ = open_spool(tmp / "spool", "w", "none")
-    link = ActorLink(server.endpoint, "w", {"obs_dim": 12, "action_dim": 3, "n_actions": None,
-                                            "algo": "stream-ac"}, spool, weight_shapes=shapes).start()
+    link = ActorLink(
+        server.endpoint,
+        "w",
+        {"obs_dim": 12, "action_dim": 3, "n_actions": None, "algo": "stream-ac"},
+        spool,
+        weight_shapes=shapes,
+    ).start()
     replica = torch.nn.Linear(params // 1000, 1000, bias=False)
     out = []
     try:
@@ -223,13 +239,38 @@ def update_rate(actors: int, seconds: float, tmp: Path) -> float:
     port = _port()
     run = tmp / f"rate-{actors}"
     cli = [sys.executable, "-m", "agent.cli"]
-    learner = subprocess.Popen([*cli, "learner", "--bind", f"tcp://127.0.0.1:{port}", "--run", str(run),
-                                "--env", "Hopper-v5"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    procs = [subprocess.Popen([*cli, "actor", "--learner", f"tcp://127.0.0.1:{port}", "--run", str(run),
-                               "--env", "Hopper-v5", "--actor-id", f"a{i}", "--seed", str(i),
-                               "--drain", "0"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL) for i in range(actors)]
+    learner = subprocess.Popen(
+        [*cli, "learner", "--bind", f"tcp://127.0.0.1:{port}", "--run", str(run), "--env", "Hopper-v5"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    procs = [
+        subprocess.Popen(
+            [
+                *cli,
+                "actor",
+                "--learner",
+                f"tcp://127.0.0.1:{port}",
+                "--run",
+                str(run),
+                "--env",
+                "Hopper-v5",
+                "--actor-id",
+                f"a{i}",
+                "--seed",
+                str(i),
+                "--drain",
+                "0",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(actors)
+    ]
     stats = run / "metrics" / "learner.csv"
 
     def updates() -> tuple[float, int]:
@@ -267,24 +308,38 @@ def main(argv: list[str] | None = None) -> dict:
         for name, n, image in (("state", n_state, False), ("image", n_image, True)):
             raw = raw_zmq_throughput(n, image)
             link = link_throughput(n, image, tmp)
-            results[f"{name}_transitions"] = {"acked_durable_per_s": round(link, 1),
-                                              "raw_zmq_per_s": round(raw, 1), "ratio": round(link / raw, 4),
-                                              "n": n}
+            results[f"{name}_transitions"] = {
+                "acked_durable_per_s": round(link, 1),
+                "raw_zmq_per_s": round(raw, 1),
+                "ratio": round(link / raw, 4),
+                "n": n,
+            }
         lat = weight_latency(10_000_000, 2 if args.quick else 10)
-        results["weights_10M"] = {"latency_ms_median": round(1e3 * float(np.median(lat)), 1),
-                                  "latency_ms_max": round(1e3 * max(lat), 1), "repeats": len(lat)}
+        results["weights_10M"] = {
+            "latency_ms_median": round(1e3 * float(np.median(lat)), 1),
+            "latency_ms_max": round(1e3 * max(lat), 1),
+            "repeats": len(lat),
+        }
         results["learner_updates_per_s"] = {
-            str(k): round(update_rate(k, 4 if args.quick else 15, tmp), 1) for k in (1, 2, 4)}
+            str(k): round(update_rate(k, 4 if args.quick else 15, tmp), 1) for k in (1, 2, 4)
+        }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    rows = [[k, v["acked_durable_per_s"], v["raw_zmq_per_s"], f"{100 * v['ratio']:.1f}%"]
-            for k, v in results.items() if k.endswith("_transitions")]
+    rows = [
+        [k, v["acked_durable_per_s"], v["raw_zmq_per_s"], f"{100 * v['ratio']:.1f}%"]
+        for k, v in results.items()
+        if k.endswith("_transitions")
+    ]
     print_table("actor -> learner, loopback", ["records", "acked durable/s", "raw ZeroMQ/s", "ratio"], rows)
     w = results["weights_10M"]
-    print_table("weights, 10M parameters", ["median ms", "max ms"],
-                [[w["latency_ms_median"], w["latency_ms_max"]]])
-    print_table("learner update rate (Hopper-v5)", ["actors", "updates/s"],
-                [[k, v] for k, v in results["learner_updates_per_s"].items()])
+    print_table(
+        "weights, 10M parameters", ["median ms", "max ms"], [[w["latency_ms_median"], w["latency_ms_max"]]]
+    )
+    print_table(
+        "learner update rate (Hopper-v5)",
+        ["actors", "updates/s"],
+        [[k, v] for k, v in results["learner_updates_per_s"].items()],
+    )
     write_json(args.json, {**results, "_meta": {"quick": args.quick, **machine()}})
     return results
 

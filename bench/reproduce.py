@@ -57,16 +57,29 @@ def train_one(spec: RunSpec) -> dict:
         if summary.get("steps", 0) >= spec.steps:
             log.info("%s: already trained to %d steps", run, summary["steps"])
             return summary
-    config = TrainConfig(env=spec.env, algo="stream-ac", steps=spec.steps, seed=spec.seed, run=str(run),
-                         checkpoint_every=min(spec.checkpoint_every, spec.steps),
-                         update_path=spec.update_path)
+    config = TrainConfig(
+        env=spec.env,
+        algo="stream-ac",
+        steps=spec.steps,
+        seed=spec.seed,
+        run=str(run),
+        checkpoint_every=min(spec.checkpoint_every, spec.steps),
+        update_path=spec.update_path,
+    )
     trainer = Trainer(config, resume=(run / CONFIG_FILE).exists())
     every = max(spec.steps // 20, 1000)
 
     def progress(tr, rate: float) -> None:
         if tr.step % every == 0:
-            log.info("%s seed %d: step %d/%d, %.0f steps/s, recent return %.1f", spec.env, spec.seed,
-                     tr.step, spec.steps, rate, tr.recent_return())
+            log.info(
+                "%s seed %d: step %d/%d, %.0f steps/s, recent return %.1f",
+                spec.env,
+                spec.seed,
+                tr.step,
+                spec.steps,
+                rate,
+                tr.recent_return(),
+            )
 
     return trainer.run(on_progress=progress)
 
@@ -122,8 +135,13 @@ def _plot(env: str, grid: np.ndarray, curves: np.ndarray, total: int, out: Path)
         ax.fill_between(grid, mean - se, mean + se, color="tab:blue", alpha=0.25, label="± standard error")
     family = env.split("-")[0]
     if family in PAPER:
-        ax.axhline(PAPER[family]["stream AC(λ)"], color="black", ls="--", lw=1,
-                   label=f"paper, stream AC(λ) at 2M ({PAPER[family]['stream AC(λ)']})")
+        ax.axhline(
+            PAPER[family]["stream AC(λ)"],
+            color="black",
+            ls="--",
+            lw=1,
+            label=f"paper, stream AC(λ) at 2M ({PAPER[family]['stream AC(λ)']})",
+        )
     ax.set_xlim(0, total)
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episodic return (raw)")
@@ -164,9 +182,17 @@ def write_report(specs: list[RunSpec], out_dir: Path, total: int) -> Path:
         target = TARGETS.get(family)
         meets = "" if target is None or not np.isfinite(mean) else ("yes" if mean >= target else "no")
         rows.append((env, len(env_specs), mean, se, finals, paper, target, meets))
-        payload["envs"][env] = {"seeds": [s.seed for s in env_specs], "final_returns": finals,
-                                "mean": mean, "standard_error": se, "paper": paper, "target": target,
-                                "steps_per_s": rates, "update_path": sorted(paths), "plot": png.name}
+        payload["envs"][env] = {
+            "seeds": [s.seed for s in env_specs],
+            "final_returns": finals,
+            "mean": mean,
+            "standard_error": se,
+            "paper": paper,
+            "target": target,
+            "steps_per_s": rates,
+            "update_path": sorted(paths),
+            "plot": png.name,
+        }
     (out_dir / "streamx.json").write_text(json.dumps(payload, indent=1))
     report = out_dir / "streamx.md"
     report.write_text(_markdown(rows, payload, total, window))
@@ -192,19 +218,32 @@ def _markdown(rows, payload, total: int, window: int) -> str:
     ]
     for env, n, mean, se, finals, paper, target, meets in rows:
         per_seed = ", ".join(_fmt(f) for f in finals)
-        lines.append(f"| {env} | {n} | {_fmt(mean)} ± {_fmt(se)} | {per_seed} | "
-                     f"{_fmt(paper.get('stream AC(λ)'))} | {_fmt(paper.get('PPO'))} | "
-                     f"{_fmt(paper.get('SAC'))} | {_fmt(paper.get('PPO1'))} | {_fmt(paper.get('SAC1'))} | "
-                     f"{'≥ ' + _fmt(target) if target else '–'} | {meets or '–'} |")
-    lines += ["", "## Learning curves", "",
-              "Mean raw episodic return over seeds (± standard error shaded), each point the mean of "
-              f"the episodes that ended in the preceding {max(total // 40, 1000):,} steps; dashed: the "
-              "paper's final value.", ""]
+        lines.append(
+            f"| {env} | {n} | {_fmt(mean)} ± {_fmt(se)} | {per_seed} | "
+            f"{_fmt(paper.get('stream AC(λ)'))} | {_fmt(paper.get('PPO'))} | "
+            f"{_fmt(paper.get('SAC'))} | {_fmt(paper.get('PPO1'))} | {_fmt(paper.get('SAC1'))} | "
+            f"{'≥ ' + _fmt(target) if target else '–'} | {meets or '–'} |"
+        )
+    lines += [
+        "",
+        "## Learning curves",
+        "",
+        "Mean raw episodic return over seeds (± standard error shaded), each point the mean of "
+        f"the episodes that ended in the preceding {max(total // 40, 1000):,} steps; dashed: the "
+        "paper's final value.",
+        "",
+    ]
     for env, info in payload["envs"].items():
         rates = ", ".join(_fmt(r) for r in info["steps_per_s"])
-        lines += [f"### {env}", "", f"![{env}]({info['plot']})", "",
-                  f"Update path: {', '.join(info['update_path']) or '?'}; training rate per run "
-                  f"(steps/s, 1 thread): {rates or '–'}.", ""]
+        lines += [
+            f"### {env}",
+            "",
+            f"![{env}]({info['plot']})",
+            "",
+            f"Update path: {', '.join(info['update_path']) or '?'}; training rate per run "
+            f"(steps/s, 1 thread): {rates or '–'}.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -222,8 +261,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, help="report directory (default docs/results)")
     parser.add_argument("--update-path", choices=("fast", "autograd"), default="fast")
     parser.add_argument("--report-only", action="store_true", help="write the report from existing runs")
-    parser.add_argument("--quick", action="store_true",
-                        help="CI smoke run: 2k steps, 1 seed, Hopper-v5, runs and report in a temp dir")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="CI smoke run: 2k steps, 1 seed, Hopper-v5, runs and report in a temp dir",
+    )
     args = parser.parse_args(argv)
     _configure_logging()
     if any(v is not None and v < 1 for v in (args.seeds, args.steps, args.jobs)):
@@ -238,13 +280,17 @@ def main(argv: list[str] | None = None) -> Path:
         envs, seeds = args.env or ["Hopper-v5", "Walker2d-v5"], args.seeds or 3
         steps = args.steps or 2_000_000
         runs, out = args.runs or Path("runs/reproduce"), args.out or Path("docs/results")
-    specs = [RunSpec(env, seed, steps, str(runs / env / f"seed{seed}"), args.update_path)
-             for env in envs for seed in range(seeds)]
+    specs = [
+        RunSpec(env, seed, steps, str(runs / env / f"seed{seed}"), args.update_path)
+        for env in envs
+        for seed in range(seeds)
+    ]
     if not args.report_only:
         if args.jobs > 1:
             ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch state
-            with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx,
-                                     initializer=_configure_logging) as pool:
+            with ProcessPoolExecutor(
+                max_workers=args.jobs, mp_context=ctx, initializer=_configure_logging
+            ) as pool:
                 list(pool.map(train_one, specs))
         else:
             for spec in specs:

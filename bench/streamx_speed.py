@@ -48,8 +48,17 @@ def _trainer(env_id: str, update_path: str, run: str, seed: int = 0):
     from agent.train import Trainer
     from agent.train_config import TrainConfig
 
-    trainer = Trainer(TrainConfig(env=env_id, algo="stream-ac", steps=10**9, seed=seed, run=run,
-                                  checkpoint_every=10**9, update_path=update_path))
+    trainer = Trainer(
+        TrainConfig(
+            env=env_id,
+            algo="stream-ac",
+            steps=10**9,
+            seed=seed,
+            run=run,
+            checkpoint_every=10**9,
+            update_path=update_path,
+        )
+    )
     if trainer.algo.update_path != update_path:
         raise RuntimeError(f"asked for the {update_path} path, got {trainer.algo.update_path}")
     for _ in range(200):  # warm-up: first calls allocate (and load compiled kernels)
@@ -76,8 +85,10 @@ def measure(env_id: str, raw_steps: int, train_steps: dict[str, int], rounds: in
                 totals[p] += _train_seconds(trainers[p], train_steps[p])
         for trainer in trainers.values():
             trainer.metrics.close()
-    rate = {"raw": rounds * raw_steps / totals["raw"],
-            **{p: rounds * train_steps[p] / totals[p] for p in PATHS}}
+    rate = {
+        "raw": rounds * raw_steps / totals["raw"],
+        **{p: rounds * train_steps[p] / totals[p] for p in PATHS},
+    }
     return {
         "raw_steps_per_s": round(rate["raw"], 1),
         "fast_train_steps_per_s": round(rate["fast"], 1),
@@ -102,17 +113,46 @@ def main(argv: list[str] | None = None) -> dict:
         rounds, raw_steps, train_steps = 1, 1_000, {"fast": 500, "autograd": 50}
     else:
         rounds, raw_steps, train_steps = 3, 10_000, {"fast": 10_000, "autograd": 700}
-    results = {env_id: measure(env_id, raw_steps, train_steps, rounds)
-               for env_id in args.env or DEFAULT_ENVS}
-    rows = [[env, r["raw_steps_per_s"], r["fast_train_steps_per_s"], f"{100 * r['fast_over_raw']:.1f}%",
-             r["autograd_train_steps_per_s"], f"{100 * r['autograd_over_raw']:.1f}%",
-             f"{r['fast_over_autograd']:.1f}x"] for env, r in results.items()]
-    print_table("stream AC(λ) training rate vs raw simulator rate (1 thread)",
-                ["env", "raw steps/s", "fast train/s", "fast / raw", "autograd train/s", "autograd / raw",
-                 "fast / autograd"], rows, width=120)
-    write_json(args.json, {**results, "_meta": {
-        "quick": args.quick, "rounds": rounds, "raw_steps_per_round": raw_steps,
-        "train_steps_per_round": train_steps, **machine()}})
+    results = {env_id: measure(env_id, raw_steps, train_steps, rounds) for env_id in args.env or DEFAULT_ENVS}
+    rows = [
+        [
+            env,
+            r["raw_steps_per_s"],
+            r["fast_train_steps_per_s"],
+            f"{100 * r['fast_over_raw']:.1f}%",
+            r["autograd_train_steps_per_s"],
+            f"{100 * r['autograd_over_raw']:.1f}%",
+            f"{r['fast_over_autograd']:.1f}x",
+        ]
+        for env, r in results.items()
+    ]
+    print_table(
+        "stream AC(λ) training rate vs raw simulator rate (1 thread)",
+        [
+            "env",
+            "raw steps/s",
+            "fast train/s",
+            "fast / raw",
+            "autograd train/s",
+            "autograd / raw",
+            "fast / autograd",
+        ],
+        rows,
+        width=120,
+    )
+    write_json(
+        args.json,
+        {
+            **results,
+            "_meta": {
+                "quick": args.quick,
+                "rounds": rounds,
+                "raw_steps_per_round": raw_steps,
+                "train_steps_per_round": train_steps,
+                **machine(),
+            },
+        },
+    )
     return results
 
 

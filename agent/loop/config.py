@@ -1,0 +1,49 @@
+"""``LoopConfig``: timing, blending and safety settings of the control loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from learners.streamx.config import ConfigError
+
+BLENDS = ("linear", "none")
+
+
+@dataclass
+class LoopConfig:
+    """How the control loop ticks and joins action chunks.
+
+    - ``control_hz``: tick rate (the robot's control rate).
+    - ``asynchronous``: infer on a thread of its own (the default); ``False`` runs the policy inside
+      the tick when the chunk runs out, as naive loops do (kept for comparison in ``bench.loop``).
+    - ``blend`` / ``blend_ticks``: how a new chunk takes over from the one executing: ``linear``
+      cross-fades over ``blend_ticks`` ticks; ``none`` switches at once.
+    - ``lead_margin_ticks``: the next inference starts when the current chunk has no more than
+      (measured inference latency in ticks + this margin) actions left.
+    - ``max_obs_age_s``: an observation older than this is stale: flagged, never acted on.
+    - ``max_chunk_age_ticks``: a chunk whose actions are all used up leaves the robot holding.
+    """
+
+    control_hz: float = 50.0
+    asynchronous: bool = True
+    blend: str = "linear"
+    blend_ticks: int = 5
+    lead_margin_ticks: int = 2
+    max_obs_age_s: float = 0.2
+    latency_window: int = 50
+
+    def __post_init__(self) -> None:
+        if not self.control_hz > 0:
+            raise ConfigError(f"loop.control_hz must be > 0, got {self.control_hz!r}")
+        if self.blend not in BLENDS:
+            raise ConfigError(f"loop.blend must be one of {BLENDS}, got {self.blend!r}")
+        for name in ("blend_ticks", "lead_margin_ticks", "latency_window"):
+            value = getattr(self, name)
+            if type(value) is not int or value < (1 if name == "latency_window" else 0):
+                raise ConfigError(f"loop.{name} must be a non-negative integer, got {value!r}")
+        if not self.max_obs_age_s > 0:
+            raise ConfigError(f"loop.max_obs_age_s must be > 0, got {self.max_obs_age_s!r}")
+
+    @property
+    def period_s(self) -> float:
+        return 1.0 / self.control_hz

@@ -1,0 +1,208 @@
+"""``ControlLoop``: ticks at the robot's control rate and never waits for the policy.
+
+Each tick takes the newest observation, executes the action the current chunk holds for this
+tick (joined smoothly to the previous chunk), and hands a record of the tick to ``on_tick``
+(e.g. the learner client, which only enqueues). Inference runs on a thread of its own: it starts
+the next chunk when the current one has about an inference latency (measured) of actions left.
+When no action is available — the policy is slow or failing, or the observation is stale — the
+robot holds position and the loop counts why. Safety limits (joint limits, per-tick delta,
+watchdog) stay on the robot side and apply whatever the loop sends.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.loop.chunks import ChunkSchedule
+from agent.loop.config import LoopConfig
+from agent.loop.stats import LoopStats
+from hal.robot import Robot
+from policies.base import ActionChunk, Observation, Policy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickRecord:
+    """What one tick did. ``action`` is what the robot was sent (after its clamping), or None."""
+
+    tick: int
+    observation: Observation
+    action: np.ndarray | None
+    chunk: ActionChunk | None  # the chunk the action came from (the newest installed)
+    held: bool
+    reason: str = ""  # why the robot held: "no chunk", "stale observation", "policy failing"
+
+
+class ControlLoop:
+    def __init__(
+        self,
+        robot: Robot,
+        policy: Policy,
+        config: LoopConfig | None = None,
+        on_tick: Callable[[TickRecord], None] | None = None,
+    ) -> None:
+        self.robot, self.policy = robot, policy
+        self.config = config or LoopConfig()
+        self.on_tick = on_tick
+        self.stats = LoopStats()
+        self.schedule = ChunkSchedule(self.config.blend, self.config.blend_ticks)
+        self._latency = collections.deque(maxlen=self.config.latency_window)
+        self._lock = threading.Lock()
+        self._latest: tuple[Observation, int] | None = None
+        self._inbox: tuple[ActionChunk, int] | None = None
+        self._want = threading.Event()
+        self._stop = threading.Event()
+        self._in_flight = False
+        self._last_action: np.ndarray | None = None
+        self._failing = False
+        self.tick = 0
+        self.state = "starting"
+
+    # -- inference -------------------------------------------------------------------------------
+    def _infer(self, obs: Observation, tick: int) -> None:
+        start = time.monotonic()
+        try:
+            chunk = self.policy.act(obs)
+        except Exception as e:  # any policy fault: hold and report, keep the loop alive
+            self._failing = True
+            self.stats.policy_failures += 1
+            self.stats.last_failure = f"{type(e).__name__}: {e}"
+            if self.stats.policy_failures == 1 or self.stats.policy_failures % 100 == 0:
+                log.error(
+                    "policy failed (%d so far): %s", self.stats.policy_failures, self.stats.last_failure
+                )
+            return
+        latency = time.monotonic() - start
+        self._failing = False
+        self._latency.append(latency)
+        self.stats.inference_s.append(latency)
+        with self._lock:
+            self._inbox = (chunk, tick)
+
+    def _inference_thread(self) -> None:
+        while not self._stop.is_set():
+            if not self._want.wait(0.05):
+                continue
+            self._want.clear()
+            with self._lock:
+                latest = self._latest
+            if latest is not None:
+                self._infer(*latest)
+            self._in_flight = False
+
+    def lead_ticks(self) -> int:
+        """Start the next inference when this few actions are left (measured latency + margin)."""
+        if not self._latency:
+            return self.config.lead_margin_ticks + 1
+        expected = float(np.percentile(self._latency, 90))
+        return math.ceil(expected / self.config.period_s) + self.config.lead_margin_ticks
+
+    # -- the tick --------------------------------------------------------------------------------
+    def _hold(self, reason: str) -> None:
+        self.robot.hold(reason)
+        self.stats.holds += 1
+        self.state = f"holding: {reason}"
+
+    def step(self, tick: int) -> TickRecord:
+        """One control tick (public for tests and for loops driven from outside)."""
+        cfg = self.config
+        obs = self.robot.observe()
+        now = time.monotonic()
+        if now - float(obs.get("timestamp", now)) > cfg.max_obs_age_s:
+            self.stats.stale_observations += 1
+            self._hold("stale observation")
+            return TickRecord(tick, obs, None, None, True, "stale observation")
+        with self._lock:
+            self._latest = (obs, tick)
+            inbox, self._inbox = self._inbox, None
+        if inbox is None and not cfg.asynchronous and self.schedule.remaining(tick) == 0:
+            self._infer(obs, tick)  # the naive loop: the robot waits for the policy right here
+            with self._lock:
+                inbox, self._inbox = self._inbox, None
+        if inbox is not None:
+            chunk, start_tick = inbox
+            self.stats.chunks += 1
+            if not self.schedule.add(chunk, start_tick, tick if cfg.asynchronous else start_tick):
+                self.stats.late_chunks += 1
+        action = self.schedule.action(tick)
+        record_chunk = self.schedule.current.chunk if self.schedule.current else None
+        if action is None:
+            reason = "policy failing" if self._failing else "no chunk"
+            self._hold(reason)
+            record = TickRecord(tick, obs, None, record_chunk, True, reason)
+        else:
+            sent = self.robot.act(action)
+            if tick == self.schedule.handover_tick and self._last_action is not None:
+                self.stats.joins.append(float(np.max(np.abs(sent - self._last_action))))
+            self._last_action = sent
+            self.stats.obs_to_action_s.append(time.monotonic() - float(obs.get("timestamp", now)))
+            self.state = "running"
+            record = TickRecord(tick, obs, sent, record_chunk, False)
+        if (
+            cfg.asynchronous
+            and not self._in_flight
+            and self.schedule.remaining(tick + 1) <= self.lead_ticks()
+        ):
+            self._in_flight = True
+            self._want.set()
+        return record
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self, ticks: int | None = None, should_stop: Callable[[], bool] | None = None) -> LoopStats:
+        """Tick on schedule until ``ticks`` ticks, ``should_stop()`` or ``stop()``."""
+        period = self.config.period_s
+        worker = None
+        if self.config.asynchronous:
+            worker = threading.Thread(target=self._inference_thread, name="inference", daemon=True)
+            worker.start()
+        start = time.monotonic()
+        scheduled = start
+        try:
+            while not self._stop.is_set() and (ticks is None or self.stats.ticks < ticks):
+                if should_stop is not None and should_stop():
+                    break
+                _sleep_until(scheduled)
+                began = time.monotonic()
+                self.stats.jitter_s.append(began - scheduled)
+                record = self.step(self.tick)
+                if self.on_tick is not None:
+                    self.on_tick(record)
+                self.stats.ticks += 1
+                self.stats.tick_work_s.append(time.monotonic() - began)
+                self.tick += 1
+                scheduled += period
+                overrun = time.monotonic() - scheduled
+                if overrun > 0:  # this tick's work ran into the next tick's slot: a deadline miss
+                    self.stats.deadline_misses += 1
+                    skipped = int(overrun // period)  # whole ticks that cannot happen on time: skip them
+                    if skipped:
+                        self.stats.deadline_misses += skipped
+                        scheduled += skipped * period
+                        self.tick += skipped
+        finally:
+            self._stop.set()
+            if worker is not None:
+                worker.join(timeout=5)
+            self.robot.hold("loop stopped")
+        return self.stats
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _sleep_until(deadline: float) -> None:
+    """Sleep to ``deadline`` (monotonic), spinning the last fraction of a millisecond."""
+    remaining = deadline - time.monotonic()
+    if remaining > 0.0005:
+        time.sleep(remaining - 0.0004)
+    while time.monotonic() < deadline:
+        pass

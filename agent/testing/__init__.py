@@ -1,0 +1,1 @@
+"""Reference policies for tests and benchmarks of the control loop (real timing, real chunks)."""
