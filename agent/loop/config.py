@@ -21,7 +21,7 @@ class LoopConfig:
     - ``lead_margin_ticks``: the next inference starts when the current chunk has no more than
       (measured inference latency in ticks + this margin) actions left.
     - ``max_obs_age_s``: an observation older than this is stale: flagged, never acted on.
-    - ``max_chunk_age_ticks``: a chunk whose actions are all used up leaves the robot holding.
+    - ``auto_reset``: when the robot reports the episode ended, ``robot.reset()`` and drop old plans.
     """
 
     control_hz: float = 50.0
@@ -31,6 +31,7 @@ class LoopConfig:
     lead_margin_ticks: int = 2
     max_obs_age_s: float = 0.2
     latency_window: int = 50
+    auto_reset: bool = True  # reset the robot when it reports terminated/truncated
 
     def __post_init__(self) -> None:
         if not self.control_hz > 0:

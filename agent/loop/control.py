@@ -40,6 +40,11 @@ class TickRecord:
     chunk: ActionChunk | None  # the chunk the action came from (the newest installed)
     held: bool
     reason: str = ""  # why the robot held: "no chunk", "stale observation", "policy failing"
+    episode: int = 0
+
+    @property
+    def episode_end(self) -> bool:
+        return bool(self.observation.get("terminated", False) or self.observation.get("truncated", False))
 
 
 class ControlLoop:
@@ -57,8 +62,9 @@ class ControlLoop:
         self.schedule = ChunkSchedule(self.config.blend, self.config.blend_ticks)
         self._latency = collections.deque(maxlen=self.config.latency_window)
         self._lock = threading.Lock()
-        self._latest: tuple[Observation, int] | None = None
-        self._inbox: tuple[ActionChunk, int] | None = None
+        self._latest: tuple[Observation, int, int] | None = None  # observation, tick, episode
+        self._inbox: tuple[ActionChunk, int, int] | None = None  # chunk, start tick, episode
+        self.episode = 0
         self._want = threading.Event()
         self._stop = threading.Event()
         self._in_flight = False
@@ -68,7 +74,7 @@ class ControlLoop:
         self.state = "starting"
 
     # -- inference -------------------------------------------------------------------------------
-    def _infer(self, obs: Observation, tick: int) -> None:
+    def _infer(self, obs: Observation, tick: int, episode: int) -> None:
         start = time.monotonic()
         try:
             chunk = self.policy.act(obs)
@@ -86,7 +92,7 @@ class ControlLoop:
         self._latency.append(latency)
         self.stats.inference_s.append(latency)
         with self._lock:
-            self._inbox = (chunk, tick)
+            self._inbox = (chunk, tick, episode)
 
     def _inference_thread(self) -> None:
         while not self._stop.is_set():
@@ -120,16 +126,18 @@ class ControlLoop:
         if now - float(obs.get("timestamp", now)) > cfg.max_obs_age_s:
             self.stats.stale_observations += 1
             self._hold("stale observation")
-            return TickRecord(tick, obs, None, None, True, "stale observation")
+            return TickRecord(tick, obs, None, None, True, "stale observation", self.episode)
         with self._lock:
-            self._latest = (obs, tick)
+            self._latest = (obs, tick, self.episode)
             inbox, self._inbox = self._inbox, None
         if inbox is None and not cfg.asynchronous and self.schedule.remaining(tick) == 0:
-            self._infer(obs, tick)  # the naive loop: the robot waits for the policy right here
+            self._infer(obs, tick, self.episode)  # the naive loop: the robot waits for the policy here
             with self._lock:
                 inbox, self._inbox = self._inbox, None
+        if inbox is not None and inbox[2] != self.episode:
+            inbox = None  # planned in an episode that has ended
         if inbox is not None:
-            chunk, start_tick = inbox
+            chunk, start_tick, _ = inbox
             self.stats.chunks += 1
             if not self.schedule.add(chunk, start_tick, tick if cfg.asynchronous else start_tick):
                 self.stats.late_chunks += 1
@@ -138,7 +146,7 @@ class ControlLoop:
         if action is None:
             reason = "policy failing" if self._failing else "no chunk"
             self._hold(reason)
-            record = TickRecord(tick, obs, None, record_chunk, True, reason)
+            record = TickRecord(tick, obs, None, record_chunk, True, reason, self.episode)
         else:
             sent = self.robot.act(action)
             if tick == self.schedule.handover_tick and self._last_action is not None:
@@ -146,7 +154,7 @@ class ControlLoop:
             self._last_action = sent
             self.stats.obs_to_action_s.append(time.monotonic() - float(obs.get("timestamp", now)))
             self.state = "running"
-            record = TickRecord(tick, obs, sent, record_chunk, False)
+            record = TickRecord(tick, obs, sent, record_chunk, False, episode=self.episode)
         if (
             cfg.asynchronous
             and not self._in_flight
@@ -176,6 +184,8 @@ class ControlLoop:
                 record = self.step(self.tick)
                 if self.on_tick is not None:
                     self.on_tick(record)
+                if self.config.auto_reset and record.episode_end:
+                    self.new_episode()
                 self.stats.ticks += 1
                 self.stats.tick_work_s.append(time.monotonic() - began)
                 self.tick += 1
@@ -194,6 +204,15 @@ class ControlLoop:
                 worker.join(timeout=5)
             self.robot.hold("loop stopped")
         return self.stats
+
+    def new_episode(self) -> None:
+        """Reset the robot and forget every plan made in the episode that ended."""
+        self.robot.reset()
+        with self._lock:
+            self.episode += 1
+            self._latest, self._inbox = None, None
+        self.schedule = ChunkSchedule(self.config.blend, self.config.blend_ticks)
+        self._last_action = None
 
     def stop(self) -> None:
         self._stop.set()

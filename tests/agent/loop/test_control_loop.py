@@ -50,9 +50,12 @@ def test_asynchronous_loop_never_runs_the_policy_on_the_control_thread():
     _loop, stats, records, policy, control = _run(asynchronous=True)
     assert stats.ticks == 120 and len(records) == 120
     assert policy.calls >= 3 and control not in policy.threads
-    # The robot held only before the first chunk existed, never after.
-    first_action = next(r.tick for r in records if not r.held)
-    assert all(not r.held for r in records if r.tick > first_action)
+    # In each episode the robot held only until that episode's first chunk arrived, never after.
+    for episode in {r.episode for r in records}:
+        ticks = [r for r in records if r.episode == episode]
+        acted = [r.tick for r in ticks if not r.held]
+        if acted:
+            assert all(not r.held for r in ticks if r.tick > acted[0]), episode
     assert {r.reason for r in records if r.held} <= {"no chunk"}
     assert stats.policy_failures == 0 and stats.late_chunks == 0
 
@@ -118,3 +121,26 @@ def test_stale_observations_are_flagged_and_never_acted_on():
     assert stats.stale_observations == 30 and all(r.held and r.reason == "stale observation" for r in records)
     hold = robot._hold_command()
     assert all(np.array_equal(cmd, hold) for cmd in sent)  # only hold commands ever reached the robot
+
+
+def test_episode_end_resets_the_robot_and_drops_old_plans():
+    robot = _robot()
+    records = []
+    loop = ControlLoop(
+        robot,
+        ReplanningPolicy(3, chunk_size=40, latency_s=0.005, amplitude=1.0),
+        LoopConfig(control_hz=200),
+        on_tick=records.append,
+    )
+    with robot:
+        loop.run(ticks=600)
+    ends = [r for r in records if r.episode_end]
+    assert ends, "a Hopper under a random-ish policy falls within 600 ticks"
+    assert loop.episode == len(ends)
+    episodes = [r.episode for r in records]
+    assert episodes == sorted(episodes)  # episodes only move forward
+    # After each reset the first ticks hold until a chunk planned in the new episode arrives.
+    for end in ends:
+        following = [r for r in records if r.episode == end.episode + 1]
+        if following:
+            assert following[0].held and following[0].reason == "no chunk"
