@@ -223,6 +223,9 @@ def _actor_worker(args: argparse.Namespace, curve) -> int:
             runner.run(on_step=beat, should_stop=ctx.stop_requested.is_set)
         finally:
             runner.close(drain_s=args.drain if not ctx.stop_requested.is_set() else 2.0)
+        # The last word to the scheduler: how far this actor's stream got, once drained.
+        ctx.beat(force=True, steps=runner.steps, seq=runner.seq, acked=runner.link.acked_seq,
+                 backlog=runner.link.backlog, episodes=runner.episode, weights=runner.version)
     return 0
 
 

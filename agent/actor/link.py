@@ -76,6 +76,7 @@ class ActorLink:
         self.inflight: collections.deque[tuple[int, int, bytes | None]] = collections.deque()
         self.last_seq = 0  # highest seq handed to the link
         self.acked_seq = 0
+        self.learner_seq = 0  # the highest seq of ours the learner said it holds (at hello)
         self.applied_seq = 0  # how far the learner has learned from this actor's stream
         self.acked_offset = -1
         self.connected = False
@@ -228,6 +229,7 @@ class ActorLink:
             self._lost()  # resend everything not acknowledged, from the learner's point on
             self.connected = True
             self._acked(f["acked_seq"])
+            self.learner_seq = max(self.learner_seq, f["acked_seq"])
             log.info("actor %s: connected to learner %s (it holds seq <= %d; %d to send)", self.actor_id,
                      f["learner_id"], f["acked_seq"], self.backlog)
             return f["weights_version"] > self.weights_version

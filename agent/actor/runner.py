@@ -84,7 +84,6 @@ class ActorRunner:
                               curve=c.curve, insecure=c.insecure)
         for seq, offset in pending:
             self.link.enqueue(seq, offset, None)
-        self.link.last_seq = last_seq
         self.seq = last_seq
         self.version = -1
         self.episode = 0
@@ -99,6 +98,7 @@ class ActorRunner:
         self.lag_waits = 0
         self.state_store = CheckpointStore(self.dir / "state", keep=2)
         self._restore_state()
+        self.link.last_seq = self.seq
         self._episodes_csv = self.dir / "episodes.csv"
         if not self._episodes_csv.exists():
             self._episodes_csv.write_text("step,seq,episode,return,length,policy_version,wall_time\n")
@@ -120,6 +120,9 @@ class ActorRunner:
             pre["time"] = state["time"]
         self.pre.load_state_dict(pre)
         self.episode, self.steps = int(state["episode"]), int(state["steps"])
+        # Never reuse a sequence number: the spool normally knows the last one; the saved state is
+        # a floor in case the spool lost its tail.
+        self.seq = max(self.seq, int(state.get("seq", 0)))
 
     def _save_state(self) -> None:
         pre = self.pre.state_dict()
@@ -164,6 +167,10 @@ class ActorRunner:
         s_next, scaled = self.pre.step(raw, reward, terminated, truncated)
         done = terminated or truncated
         next_choice = self.algo.act(s_next) if self.algo.needs_next_action and not done else None
+        if self.link.learner_seq > self.seq:  # the learner holds more of us than our spool did
+            log.error("actor %s: the learner holds seq %d but this actor's spool ended at %d; continuing "
+                      "after the learner's", self.config.actor_id, self.link.learner_seq, self.seq)
+            self.seq = self.link.learner_seq
         self.seq += 1
         t = Transition(s, chosen.action, scaled, s_next, bool(terminated), bool(truncated),
                        actor_id=self.config.actor_id, seq=self.seq, episode=self.episode,

@@ -98,3 +98,48 @@ def test_infeasible_run_is_refused_before_anything_starts(tmp_path):
     assert out.returncode == 2
     assert "sim-mujoco" in out.stdout + out.stderr and "3" in out.stdout + out.stderr
     assert not (tmp_path / "run" / "workers").exists() and not (tmp_path / "run" / "cache").exists()
+
+
+def test_actor_moves_to_the_spare_robot_when_its_robot_faults(tmp_path):
+    spec = yaml.safe_load((REPO / "config" / "sim_hopper_2actors.yaml").read_text())
+    spec["run_dir"] = str(tmp_path / "run")
+    spec["train"] = {"steps_per_actor": 2500, "max_lag": 64}
+    faults = {r["name"]: tmp_path / f"{r['name']}.fault" for r in spec["robots"]}
+    for robot in spec["robots"]:
+        robot["params"]["fault_file"] = str(faults[robot["name"]])
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump(spec))
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "run", str(cfg)],
+        cwd=REPO,
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        broken = None
+        deadline = time.monotonic() + 120
+        while broken is None and time.monotonic() < deadline:
+            for w in _status(run).get("workers", []):
+                if w["name"] == "actor-0" and w["state"] == "running" and w["progress"].get("steps", 0) > 300:
+                    broken = w["robot"]
+            time.sleep(0.05)
+        assert broken is not None, "actor-0 never got going"
+        faults[broken].touch()  # the simulated device reports a fault from now on
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out[-3000:]
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert any(e["worker"] == "actor-0" and e["kind"] == "robot-fault" for e in events)
+    assert any(e["worker"] == "actor-0" and e["kind"] == "moved" for e in events)
+    workers = {w["name"]: w for w in _status(run)["workers"]}
+    assert workers["actor-0"]["state"] == "done" and workers["actor-0"]["robot"] not in (broken, None)
+    applied = read_journal(run / "applied.log")
+    assert not [k for k, n in collections.Counter(applied).items() if n > 1], "applied twice"
+    for actor in ("actor-0", "actor-1"):
+        seqs = [s for a, s in applied if a == actor]
+        assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 2500, actor
