@@ -10,10 +10,15 @@ The backward folds each gradient straight into the trace (``z <- gamma lambda z 
 walks the layers and sums ``|z|`` on the way, so the ObGD bound costs no extra pass; a second pass
 applies ``p <- p - alpha_eff delta z`` (STREAMX.md, piece 1).
 
-All kernels live in this one file on purpose: numba's on-disk cache (``cache=True``) is keyed
-on the file that defines a function, so a kernel that called into another file could outlive an
-edit there. Array arithmetic uses ``reassoc``/``contract`` so that dot products and the L1 norm
-vectorize: float32 sums then run in a different order than torch's, which is the (tiny,
+The kernels are compiled in every process (no on-disk cache): with fast-math flags, code loaded
+from numba's cache computed different float32 results from the freshly compiled code of the process
+that wrote the cache (seen: a run killed and resumed then differed from an uninterrupted one in the
+last bits). Fresh compiles agree with each other, whatever the compile order, so every process
+compiling its own keeps ``rill train --resume`` bit-exact across processes; the price is a few
+seconds of compilation at start-up.
+
+Array arithmetic uses ``reassoc``/``contract`` so that dot products and the L1 norm vectorize:
+float32 sums then run in a different order than torch's, which is the (tiny,
 bounded) difference between this path and the autograd path. Scalars that decide the step
 (delta, the bound) are computed without fast-math, in float64, as the autograd path does.
 """
@@ -32,8 +37,8 @@ SOFTPLUS_THRESHOLD = np.float32(20.0)
 HALF_LOG_2PI = np.float32(0.5 * math.log(2.0 * math.pi))
 _BLOCK = 256
 
-_jit = njit(cache=True, fastmath=FASTMATH, nogil=True)
-_exact = njit(cache=True, nogil=True)  # strict IEEE: no reassociation, no fused multiply-add
+_jit = njit(cache=False, fastmath=FASTMATH, nogil=True)
+_exact = njit(cache=False, nogil=True)  # strict IEEE: no reassociation, no fused multiply-add
 
 
 # -- forward -----------------------------------------------------------------------------------
