@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -95,6 +96,7 @@ class ResidualPolicy(Policy):
         self.actor.requires_grad_(False)  # trained in the learner; here weights only arrive by name
         self.generator = torch.Generator().manual_seed(int(seed))
         self._version = 0
+        self._lock = threading.Lock()  # weights may arrive on another thread than the one acting
         self.nonfinite = 0  # chunks whose residual was not finite (the base actions were sent)
 
     @property
@@ -107,7 +109,8 @@ class ResidualPolicy(Policy):
         if feats is None or feats.shape != (self.feature_dim,):
             raise RuntimeError(f"the base policy's chunk has features of shape "
                                f"{None if feats is None else feats.shape}, expected ({self.feature_dim},)")
-        with torch.inference_mode():
+        with self._lock, torch.inference_mode():
+            version = self._version
             mu, sigma = self.actor(torch.as_tensor(feats, dtype=torch.float32))
             if self.deterministic:
                 r = mu
@@ -118,18 +121,18 @@ class ResidualPolicy(Policy):
         if not (np.isfinite(residual).all() and math.isfinite(logp)):
             # Diverged weights must not reach the robot: send the VLA's own chunk, mark it.
             self.nonfinite += 1
-            log.warning("residual actor v%d gave a non-finite residual; sending the base actions",
-                        self._version)
+            log.warning("residual actor v%d gave a non-finite residual; sending the base actions", version)
             residual, logp = np.zeros(self.action_dim, np.float32), float("nan")
         actions = np.clip(chunk.actions + self.scale * residual, self.action_low, self.action_high)
         extras = {**chunk.extras, "residual": residual, "base_actions": chunk.actions,
                   "base_version": chunk.version}
-        return ActionChunk(actions=actions, period_s=chunk.period_s, version=self._version, features=feats,
+        return ActionChunk(actions=actions, period_s=chunk.period_s, version=version, features=feats,
                            logp=logp, observed_at=chunk.observed_at, extras=extras)
 
     # -- weights by name -------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {PREFIX + k: v.detach().clone() for k, v in self.actor.state_dict().items()}
+        with self._lock:
+            return {PREFIX + k: v.detach().clone() for k, v in self.actor.state_dict().items()}
 
     def load_state_dict(self, state: Mapping[str, Any], version: int | None = None) -> None:
         """Apply the learner's actor weights (``actor.<param>`` keys), all or nothing.
@@ -154,7 +157,7 @@ class ResidualPolicy(Policy):
             if not t.is_floating_point() or not torch.isfinite(t).all():
                 raise ResidualWeightsError(f"actor weights: {key!r} is not a finite float tensor")
             staged[key[len(PREFIX):]] = t
-        with torch.no_grad():
+        with self._lock, torch.no_grad():
             for name, t in staged.items():
                 own[name].copy_(t)
-        self._version = int(version) if version is not None else self._version + 1
+            self._version = int(version) if version is not None else self._version + 1
