@@ -38,6 +38,8 @@ setup(
         "pyarrow>=14.0",
         "crc32c>=2.4",
         "pillow>=10.0",
+        "transformers>=5.23",  # the VLA backbone (policies.vla); built from configs, no hub access
+        "tokenizers>=0.23",
     ],
     extras_require={
         "video": VIDEO,

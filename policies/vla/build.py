@@ -1,0 +1,76 @@
+"""Ways to get a VLA: the tiny default built locally, a saved one, or one around a real backbone.
+
+Nothing here downloads: ``tiny_vla`` builds config, tokenizer and weights on the spot;
+``load_vla`` and ``vla_from_backbone`` read local directories only (``HF_HUB_OFFLINE=1`` works).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from policies.vla.checkpoint import VLACheckpointError, _check_tokenizer
+from policies.vla.config import VLAConfig
+from policies.vla.model import VLAModel
+from policies.vla.preprocess import image_processor_settings
+from policies.vla.tokenizer import TokenizerError, build_tokenizer, load_tokenizer
+
+
+def _seeded(config: VLAConfig, tokenizer, seed: int) -> VLAModel:
+    # A private RNG stream: the caller's global torch RNG is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        return VLAModel(config, tokenizer=tokenizer)
+
+
+def tiny_vla(state_dim: int = 8, action_dim: int = 7, chunk_size: int = 8, seed: int = 0,
+             **overrides: Any) -> VLAModel:
+    """The default tiny SmolVLM-architecture VLA with the offline tokenizer, random weights from
+    ``seed`` (the same seed gives the same weights). ``overrides`` are further ``VLAConfig`` fields."""
+    config = VLAConfig(state_dim=state_dim, action_dim=action_dim, chunk_size=chunk_size, **overrides)
+    return _seeded(config, build_tokenizer(), seed)
+
+
+def load_vla(path: str | Path) -> VLAModel:
+    """A VLA saved with ``save_pretrained``, loaded strictly (``VLACheckpointError`` on any mismatch)."""
+    return VLAModel.from_pretrained(path)
+
+
+def vla_from_backbone(path: str | Path, state_dim: int, action_dim: int, chunk_size: int, seed: int = 0,
+                      **overrides: Any) -> VLAModel:
+    """A new VLA around a local vision-language checkpoint (e.g. a SmolVLM directory).
+
+    The backbone's weights, its tokenizer and its image normalization (``preprocessor_config.json``)
+    come from ``path``; the state encoder and the heads are new, from ``seed``. Missing or
+    mis-shaped backbone weights are an error, not a random initialization.
+    """
+    from transformers import AutoConfig, AutoModel
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise VLACheckpointError(f"{path}: no config.json; not a transformers checkpoint directory")
+    try:
+        vlm_config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+        tokenizer = load_tokenizer(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise VLACheckpointError(f"{path}: {type(e).__name__}: {e}") from e
+    settings = {**image_processor_settings(path), **overrides}
+    config = VLAConfig(vlm_config=vlm_config, state_dim=state_dim, action_dim=action_dim,
+                       chunk_size=chunk_size, **settings)
+    try:
+        _check_tokenizer(tokenizer, config, path)
+    except TokenizerError as e:
+        raise VLACheckpointError(str(e)) from e
+    try:
+        backbone, info = AutoModel.from_pretrained(str(path), local_files_only=True, dtype=torch.float32,
+                                                   output_loading_info=True)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise VLACheckpointError(f"{path}: cannot load the backbone: {type(e).__name__}: {e}") from e
+    bad = {k: v for k, v in info.items() if k in ("missing_keys", "mismatched_keys") and v}
+    if bad:
+        raise VLACheckpointError(f"{path}: backbone weights do not match its config.json: {bad}")
+    model = _seeded(config, tokenizer, seed)
+    model.backbone.load_state_dict(backbone.state_dict(), strict=True)
+    return model
