@@ -1,0 +1,196 @@
+"""``VLAActor``: a robot driven by a frozen VLA plus stream-x residual heads, learning online.
+
+The control loop ticks at the robot's rate; the VLA infers on its own thread; each executed chunk
+becomes one transition (features, residual, summed reward, next features) spooled locally and
+streamed to the learner, whose newest residual-actor weights are swapped in between ticks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agent.actor.link import ActorLink
+from agent.actor.spool import open_spool
+from agent.loop import ControlLoop, LoopConfig
+from agent.loop.control import TickRecord
+from agent.vla.features import NormalizedFeatures
+from agent.vla.transitions import ChunkStep, ChunkTransitionBuilder
+from hal.robot import Robot
+from learners.cache.format import KIND_TRANSITION
+from learners.cache.records import encode_transition
+from learners.security import CurveClient
+from learners.transition import Transition
+from policies.vla import ResidualPolicy, VLAPolicy, load_vla, tiny_vla
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VLAActorConfig:
+    learner: str
+    actor_id: str
+    run_dir: Path
+    vla_path: str | None = None  # a saved VLA (Hugging Face layout); None: the tiny default, built here
+    chunk_size: int = 8
+    control_hz: float | None = None  # None: the robot's rate
+    residual_scale: float = 1.0
+    hidden: tuple[int, ...] = (128, 128)
+    gamma: float = 0.99
+    seed: int = 0
+    keep_images: bool = False  # store the camera frames in the transitions (the cache keeps them)
+    curve: CurveClient | None = None
+    insecure: bool = False
+    durability: str = "fsync"
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        self.hidden = tuple(int(h) for h in self.hidden)
+
+
+class VLAActor:
+    def __init__(self, config: VLAActorConfig, robot: Robot) -> None:
+        torch.set_num_threads(1)
+        self.config = c = config
+        self.robot = robot
+        spec = robot.observation_spec
+        missing = [k for k in ("state", "instruction", "reward", "terminated", "truncated") if k not in spec]
+        if missing:
+            raise ValueError(
+                f"robot {robot.name!r} cannot drive a VLA learner: no {missing} in its observations"
+            )
+        state_dim, action = int(spec["state"].shape[0]), robot.action_spec
+        model = load_vla(c.vla_path) if c.vla_path else tiny_vla(state_dim, action.dim, c.chunk_size, c.seed)
+        self.vla = VLAPolicy(model)
+        if self.vla.state_dim != state_dim or self.vla.action_dim != action.dim:
+            raise ValueError(
+                f"VLA {c.vla_path}: state/action dims {self.vla.state_dim}/{self.vla.action_dim} "
+                f"do not fit robot {robot.name!r} ({state_dim}/{action.dim})"
+            )
+        self.features = NormalizedFeatures(self.vla, self.vla.feature_dim)
+        self.policy = ResidualPolicy(
+            self.features,
+            self.vla.feature_dim,
+            scale=c.residual_scale,
+            low=action.low,
+            high=action.high,
+            hidden=c.hidden,
+            seed=c.seed,
+        )
+        self.dir = c.run_dir / "actors" / c.actor_id
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.spool, pending, self.seq = open_spool(self.dir / "spool", c.actor_id, c.durability)
+        self.spec = {
+            "obs_dim": self.vla.feature_dim,
+            "action_dim": action.dim,
+            "n_actions": None,
+            "algo": "stream-ac",
+        }
+        shapes = {k: tuple(v.shape) for k, v in self.policy.state_dict().items()}
+        self.link = ActorLink(
+            c.learner,
+            c.actor_id,
+            self.spec,
+            self.spool,
+            weight_shapes=shapes,
+            curve=c.curve,
+            insecure=c.insecure,
+        )
+        for seq, offset in pending:
+            self.link.enqueue(seq, offset, None)
+        self.link.last_seq = self.seq
+        hz = c.control_hz or robot.control_hz
+        self.loop = ControlLoop(robot, self.policy, LoopConfig(control_hz=hz), on_tick=self._on_tick)
+        self.builder = ChunkTransitionBuilder(c.gamma, self._emit)
+        self.episode = 0
+        self.ep_return, self.ep_ticks = 0.0, 0
+        self.successes: list[bool] = []
+        self.returns: list[float] = []
+        self._t0 = time.monotonic()
+        self._episodes_csv = self.dir / "episodes.csv"
+        if not self._episodes_csv.exists():
+            self._episodes_csv.write_text("step,seq,episode,return,length,success,policy_version,wall_time\n")
+        self.ticks = 0
+
+    # -- per tick (control thread: nothing here may block) ----------------------------------------
+    def _on_tick(self, record: TickRecord) -> None:
+        item = self.link.mailbox.take()
+        if item is not None:
+            version, state, _ = item
+            self.policy.load_state_dict(state, version)
+        self.ticks += 1
+        obs = record.observation
+        self.ep_return += float(obs.get("reward", 0.0))
+        self.ep_ticks += 1
+        self.builder.on_tick(record)
+        if record.episode_end:
+            self.episode += 1
+            success = bool(obs.get("success", False))
+            self.successes.append(success)
+            self.returns.append(self.ep_return)
+            with open(self._episodes_csv, "a") as f:
+                f.write(
+                    f"{self.ticks},{self.seq},{self.episode},{self.ep_return},{self.ep_ticks},{int(success)},"
+                    f"{self.policy.version},{time.monotonic() - self._t0:.3f}\n"
+                )
+            self.ep_return, self.ep_ticks = 0.0, 0
+
+    def _emit(self, step: ChunkStep) -> None:
+        chunk = step.chunk
+        self.seq += 1
+        obs: Any = chunk.features
+        if self.config.keep_images and "images" in chunk.extras:
+            obs = {"state": chunk.features, **chunk.extras["images"]}
+        t = Transition(
+            obs,
+            chunk.extras["residual"],
+            step.scaled_reward,
+            {"state": step.next_features} if isinstance(obs, dict) else step.next_features,
+            step.terminated,
+            step.truncated,
+            actor_id=self.config.actor_id,
+            seq=self.seq,
+            episode=self.episode,
+            step=step.ticks,
+            policy_version=chunk.version,
+            behavior_logp=chunk.logp,
+            timestamp=time.time(),
+            extras={"raw_reward": step.raw_reward, "ticks": step.ticks, "success": step.success},
+        )
+        payload = encode_transition(t)
+        self.link.enqueue(self.seq, self.spool.log.append(payload, KIND_TRANSITION), payload)
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self, ticks: int | None = None, should_stop=None) -> dict:
+        self.link.start()
+        stats = self.loop.run(ticks=ticks, should_stop=should_stop)
+        return self.summary(stats)
+
+    def summary(self, stats=None) -> dict:
+        stats = stats or self.loop.stats
+        recent = self.successes[-20:]
+        return {
+            "actor_id": self.config.actor_id,
+            "ticks": self.ticks,
+            "seq": self.seq,
+            "episodes": self.episode,
+            "success_rate_recent": float(np.mean(recent)) if recent else float("nan"),
+            "return_recent": float(np.mean(self.returns[-20:])) if self.returns else float("nan"),
+            "acked_seq": self.link.acked_seq,
+            "backlog": self.link.backlog,
+            "weights_version": self.policy.version,
+            "loop": stats.summary(),
+        }
+
+    def close(self, drain_s: float = 0.0) -> None:
+        self.link.stop(drain_s)
+        self.spool.flush()
+        self.spool.close()
+        (self.dir / "summary.json").write_text(json.dumps(self.summary(), indent=1, default=float))
