@@ -128,8 +128,8 @@ def build_mjcf(colors: tuple[str, ...], geometry: Geometry = GEOMETRY, timestep:
     </body>
   </worldbody>
   <actuator>
-    <position name="shoulder" joint="shoulder" kp="40" dampratio="1" ctrlrange="-2.8 2.8"/>
-    <position name="elbow" joint="elbow" kp="25" dampratio="1" ctrlrange="0.0 2.8"/>
+    <position name="shoulder" joint="shoulder" kp="300" dampratio="1" ctrlrange="-2.8 2.8"/>
+    <position name="elbow" joint="elbow" kp="200" dampratio="1" ctrlrange="0.0 2.8"/>
   </actuator>
 </mujoco>
 """
