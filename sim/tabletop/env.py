@@ -6,9 +6,10 @@ Observation (``obs_mode="dict"``, a ``gymnasium.spaces.Dict``):
   velocities, pusher x/y, every block's x/y, the target's x/y, and every block relative to the
   pusher. Which block is the goal is *not* there: it is in the instruction and the image. For
   state-only learning ``goal_in_state`` appends it: ``"onehot"`` (or ``True``) a one-hot of the goal
-  block (``[8 + 5n]``); ``"relative"`` that one-hot plus the goal block relative to the pusher and
-  the target relative to the goal block (``[12 + 5n]``), which a learner picks up far sooner than
-  it learns to select a block by a one-hot.
+  block (``[8 + 5n]``); ``"relative"`` that one-hot plus the goal block relative to the pusher,
+  the target relative to the goal block and the task's approach point (``TabletopTask.
+  approach_point``) relative to the pusher (``[14 + 5n]``), which a learner picks up far sooner
+  than it learns to select a block by a one-hot.
 - ``image.<camera>`` uint8 ``[H, W, 3]`` for each of ``cameras`` (default ``front`` at 96x96),
   rendered offscreen with one reused renderer.
 - ``instruction`` str, e.g. "push the red block to the green target".
@@ -126,7 +127,8 @@ class TabletopEnv(gym.Env):
         if self.goal_in_state:
             names += [f"goal_{c}" for c in self.colors]
         if self.goal_in_state == "relative":
-            names += ["goal_dx", "goal_dy", "goal_to_target_dx", "goal_to_target_dy"]
+            names += ["goal_dx", "goal_dy", "goal_to_target_dx", "goal_to_target_dy",
+                      "approach_dx", "approach_dy"]
         return names
 
     @property
@@ -148,7 +150,10 @@ class TabletopEnv(gym.Env):
         mujoco.mj_resetData(m, d)
         goal, phrasing = self.task.sample_goal(self.np_random)
         if options and "goal" in options:  # a caller (a test, a demo) may pick the goal by colour
-            goal = self.colors.index(options["goal"])
+            wanted = options["goal"]
+            if wanted not in self.colors:
+                raise ValueError(f"options['goal'] must be one of {list(self.colors)}, got {wanted!r}")
+            goal = self.colors.index(wanted)
         layout = self.task.sample_layout(self.np_random)
         d.userdata[_GOAL], d.userdata[_PHRASING] = goal, phrasing
         self.controller.place(d, *layout.pusher)
@@ -196,7 +201,8 @@ class TabletopEnv(gym.Env):
             parts.append(np.eye(len(self.colors))[self.goal])
         if self.goal_in_state == "relative":
             goal = blocks[2 * self.goal: 2 * self.goal + 2]
-            parts += [goal - pusher, d.mocap_pos[0, :2] - goal]
+            target = d.mocap_pos[0, :2]
+            parts += [goal - pusher, target - goal, np.array(self.task.approach_point(goal, target)) - pusher]
         return np.concatenate(parts).astype(np.float32)
 
     def _observation(self):

@@ -3,8 +3,9 @@
 Two tasks share the scene:
 
 - ``push``: push the goal block into the green target. Reward per tick
-  ``-(0.5 * d(pusher, block) + d(block, target))`` (metres) plus ``success_bonus`` on the tick the
-  block's centre enters the target disc; success is that.
+  ``-(0.5 * d(pusher, behind) + d(block, target))`` (metres), where ``behind`` is the point
+  ``PUSH_STANDOFF`` behind the block on the far side from the target (where a push must start),
+  plus ``success_bonus`` on the tick the block's centre enters the target disc; success is that.
 - ``reach``: bring the pusher to the goal block. Reward ``-d(pusher, block)`` plus the bonus;
   success is the pusher within ``reach_tolerance`` of the block's centre (touching it).
 
@@ -67,6 +68,7 @@ class TabletopTask:
     PUSHER_START_X = (-0.08, 0.08)
     PUSHER_START_Y = (0.14, 0.17)  # at least 7 cm short of any block: reach is never given either
     MIN_GAP = 0.09  # between any two of blocks and target, centre to centre
+    PUSH_STANDOFF = 0.04  # push: where the pusher should be, behind the block (centre to centre)
     MIN_PUSH = 0.12  # push: any block to the target at the start, so success is never given
 
     def __init__(self, task: str, colors: tuple[str, ...], target_radius: float = 0.05,
@@ -123,6 +125,15 @@ class TabletopTask:
         pusher = (float(rng.uniform(*self.PUSHER_START_X)), float(rng.uniform(*self.PUSHER_START_Y)))
         return Layout(pusher, blocks, (float(target[0]), float(target[1])))
 
+    def approach_point(self, block, target) -> tuple[float, float]:
+        """Where the pusher should head: the block (reach), or the side of the block away from the
+        target (push), from where pushing moves the block home."""
+        if self.task == "reach":
+            return float(block[0]), float(block[1])
+        dx, dy = float(target[0] - block[0]), float(target[1] - block[1])
+        k = self.PUSH_STANDOFF / max(math.hypot(dx, dy), 1e-6)
+        return float(block[0]) - k * dx, float(block[1]) - k * dy
+
     def evaluate(self, pusher: np.ndarray, block: np.ndarray, target: np.ndarray) -> Outcome:
         """Reward and success for the pusher, the goal block and the target positions (x, y)."""
         reach = math.hypot(pusher[0] - block[0], pusher[1] - block[1])
@@ -132,7 +143,8 @@ class TabletopTask:
             reward = -reach
         else:
             success = push < self.target_radius
-            reward = -(0.5 * reach + push)
+            ax, ay = self.approach_point(block, target)
+            reward = -(0.5 * math.hypot(pusher[0] - ax, pusher[1] - ay) + push)
         if success:
             reward += self.success_bonus
         return Outcome(reward, success, reach, push)

@@ -8,7 +8,7 @@ id                         observation                                    max st
 rill/TabletopPush-v0       Dict: state [20], image.front [96, 96, 3],     250
                            instruction
 rill/TabletopReach-v0      the same                                       150
-rill/TabletopPushState-v0  flat state [27]: the state, the goal block     250
+rill/TabletopPushState-v0  flat state [29]: the state, the goal block     250
                            one-hot and goal-relative vectors; no images
 rill/TabletopReachState-v0 the same                                       150
 ========================== ============================================== =========

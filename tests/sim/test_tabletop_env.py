@@ -115,9 +115,11 @@ def test_state_carries_no_goal_unless_asked():
     relative = _unwrapped("rill/TabletopPushState-v0")  # the default of the state ids
     state, _ = relative.reset(seed=5, options={"goal": "blue"})
     names = relative.state_names()
-    assert state.shape == (27,) and names[20:23] == ["goal_red", "goal_blue", "goal_yellow"]
+    assert state.shape == (29,) and names[20:23] == ["goal_red", "goal_blue", "goal_yellow"]
     np.testing.assert_allclose(state[23:25], state[names.index("blue_dx"):names.index("blue_dy") + 1])
     np.testing.assert_allclose(state[25:27], state[12:14] - state[8:10], atol=1e-6)  # target - blue
+    u = state[25:27] / np.linalg.norm(state[25:27])  # push from behind blue, away from the target
+    np.testing.assert_allclose(state[27:29], state[23:25] - relative.task.PUSH_STANDOFF * u, atol=1e-6)
 
 
 def test_scripted_push_raises_the_reward_until_success():
@@ -169,6 +171,7 @@ def test_reach_succeeds_at_the_goal_block():
     assert terminated and info["success"] and info["reach_distance"] < 0.05 and reward > 4.5
 
 
+@pytest.mark.filterwarnings("ignore:.*Box observation space m")  # state is unbounded on purpose
 @pytest.mark.parametrize("env_id", ["rill/TabletopPush-v0", "rill/TabletopReachState-v0"])
 def test_gymnasium_env_checker_passes(env_id):
     env = _unwrapped(env_id)
@@ -177,7 +180,7 @@ def test_gymnasium_env_checker_passes(env_id):
 
 
 def test_state_learners_are_pointed_at_the_state_ids():
-    assert make_env("rill/TabletopReachState-v0").observation_space.shape == (27,)
+    assert make_env("rill/TabletopReachState-v0").observation_space.shape == (29,)
     with pytest.raises(ValueError, match=r"\['image.front', 'instruction'\].*rill/TabletopPushState-v0"):
         make_env("rill/TabletopPush-v0")
 

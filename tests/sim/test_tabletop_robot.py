@@ -57,7 +57,7 @@ def test_robot_declares_specs_before_connecting():
     with pytest.raises(RobotError, match="not connected"):
         robot.observe()
     blind = _robot(cameras=[], goal_in_state="relative", task="reach")
-    assert "image.front" not in blind.observation_spec and blind.observation_spec["state"].shape == (27,)
+    assert "image.front" not in blind.observation_spec and blind.observation_spec["state"].shape == (29,)
     assert blind.episode_steps == 150
 
 
