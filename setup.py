@@ -53,7 +53,10 @@ setup(
             "rill = agent.cli:main",
         ],
         # Robot types and robot discovery (hal.registry); third-party packages add their own.
-        "rill.robots": ["sim-mujoco = sim.robots:MujocoRobot"],
+        "rill.robots": [
+            "sim-mujoco = sim.robots:MujocoRobot",
+            "sim-tabletop = sim.tabletop.robot:TabletopRobot",
+        ],
         "rill.discovery": ["sim = sim.robots:discover_simulated_robots"],
     },
 )

@@ -9,7 +9,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """One observation entry: ``shape`` and ``dtype`` (``"str"`` for text such as an instruction)."""
+    """One observation entry: ``shape`` and ``dtype`` (``"str"`` for text such as an instruction,
+    which must not be empty)."""
 
     shape: tuple[int, ...]
     dtype: str
@@ -19,6 +20,8 @@ class FeatureSpec:
         if self.dtype == "str":
             if not isinstance(value, str):
                 raise ValueError(f"observation {name!r}: expected str, got {type(value).__name__}")
+            if not value.strip():  # an instruction nobody can act on is a sensor fault, not a task
+                raise ValueError(f"observation {name!r}: empty string")
             return
         arr = np.asarray(value)
         if arr.shape != self.shape or arr.dtype != np.dtype(self.dtype):

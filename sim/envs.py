@@ -30,8 +30,22 @@ def make_env(env_id: str, render_mode: str | None = None, **kwargs: Any) -> gym.
     env = gym.make(env_id, **kwargs)
     if not (isinstance(env.observation_space, gym.spaces.Box) and
             len(env.observation_space.shape) == 1):
+        _refuse_images_and_text(env_id, env.observation_space)
         env = gym.wrappers.FlattenObservation(env)
     return env
+
+
+def _refuse_images_and_text(env_id: str, space: gym.Space) -> None:
+    """Flattening images and text would hand a state learner raw pixels and character codes."""
+    if not isinstance(space, gym.spaces.Dict):
+        return
+    bad = [k for k, s in space.spaces.items()
+           if isinstance(s, gym.spaces.Text) or (isinstance(s, gym.spaces.Box) and len(s.shape) >= 3)]
+    if bad:
+        state_id = env_id.replace("-v", "State-v")
+        hint = f"; use {state_id} for state-only learning" if state_id in gym.registry else ""
+        raise ValueError(f"{env_id} observes {bad} (images or text), which a flat state learner cannot "
+                         f"use{hint}")
 
 
 def time_limit(env: gym.Env, default: int = 1000) -> int:

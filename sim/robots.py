@@ -9,8 +9,9 @@ new episode. With ``real_time: true`` each ``act()`` waits for the next control 
 A simulated device fault: while the file named by ``fault_file`` exists, the robot reports a fault
 (health not ok, actions refused, position held), as a real driver would on an e-stop.
 
-Importing this module registers the type and the discovery of simulated robots with ``hal``; the
-``rill.robots`` / ``rill.discovery`` entry points in setup.py do the same for an installed rill.
+Importing this module registers the type and the discovery of simulated robots with ``hal``, and
+the tabletop arm (``sim.tabletop.robot``, type ``sim-tabletop``); the ``rill.robots`` /
+``rill.discovery`` entry points in setup.py do the same for an installed rill.
 """
 
 from __future__ import annotations
@@ -199,3 +200,7 @@ def discover_simulated_robots() -> list[RobotConfig]:
 
 
 register_discovery("sim", discover_simulated_robots)
+
+from sim.tabletop.robot import TabletopRobot  # noqa: E402  registers sim-tabletop as well
+
+__all__ = ["MujocoRobot", "MujocoRobotConfig", "TabletopRobot", "discover_simulated_robots"]

@@ -1,0 +1,64 @@
+"""Offscreen camera images of a MuJoCo scene (``MUJOCO_GL=egl`` renders without a display).
+
+One ``mujoco.Renderer`` per image size, made on first use and reused for every frame: making one
+costs a GL context. A GL context can be current in only one thread at a time, so each frame is
+rendered with the context made current for just that frame and released after it: a robot
+stepped from its caller's thread, or from its own real-time thread, renders either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import mujoco
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class CameraRenderer:
+    """Renders named cameras of ``model`` as HxWx3 uint8 images."""
+
+    def __init__(self, model: mujoco.MjModel) -> None:
+        self.model = model
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+
+    def camera_id(self, name: str) -> int:
+        cam = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, name)
+        if cam < 0:
+            known = [self.model.camera(i).name for i in range(self.model.ncam)]
+            raise ValueError(f"no camera {name!r} in the scene; cameras: {known}")
+        return cam
+
+    def render(self, data: mujoco.MjData, camera: str | int, height: int, width: int) -> np.ndarray:
+        """One RGB frame of ``camera`` at the state in ``data`` (call ``mj_forward`` first if stale)."""
+        renderer = self._renderers.get((height, width))
+        if renderer is None:
+            renderer = mujoco.Renderer(self.model, height, width)  # leaves its context current
+            self._renderers[(height, width)] = renderer
+        cam = self.camera_id(camera) if isinstance(camera, str) else camera
+        renderer.update_scene(data, camera=cam)
+        try:
+            return renderer.render()
+        finally:
+            _release_context()
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            try:
+                renderer.close()
+            except Exception as e:  # closing at interpreter exit may find GL already gone
+                log.debug("closing a renderer failed: %s", e)
+        self._renderers.clear()
+
+
+def _release_context() -> None:
+    """Make no EGL context current in this thread (other GL backends keep theirs)."""
+    if os.environ.get("MUJOCO_GL", "").lower() != "egl":
+        return
+    from mujoco import egl
+
+    if egl.EGL_DISPLAY is not None:
+        egl.EGL.eglMakeCurrent(egl.EGL_DISPLAY, egl.EGL.EGL_NO_SURFACE, egl.EGL.EGL_NO_SURFACE,
+                               egl.EGL.EGL_NO_CONTEXT)
