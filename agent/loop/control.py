@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import logging
 import math
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -168,6 +169,10 @@ class ControlLoop:
     def run(self, ticks: int | None = None, should_stop: Callable[[], bool] | None = None) -> LoopStats:
         """Tick on schedule until ``ticks`` ticks, ``should_stop()`` or ``stop()``."""
         period = self.config.period_s
+        # The inference thread holds the GIL through a model's Python-level work; by default a
+        # waiting thread gets it back only after 5 ms. Ask for a handover well within a tick.
+        previous_switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous_switch, max(period / 50, 0.0002)))
         worker = None
         if self.config.asynchronous:
             worker = threading.Thread(target=self._inference_thread, name="inference", daemon=True)
@@ -202,6 +207,7 @@ class ControlLoop:
             self._stop.set()
             if worker is not None:
                 worker.join(timeout=5)
+            sys.setswitchinterval(previous_switch)
             self.robot.hold("loop stopped")
         return self.stats
 
