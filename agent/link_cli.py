@@ -183,6 +183,60 @@ def cmd_actor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _vla_actor_worker(args: argparse.Namespace, curve, ctx, robot) -> int:
+    """A scheduled actor whose robot is driven by a frozen VLA plus stream-x residual heads."""
+    from agent.cli import _parse_overrides
+    from agent.vla.actor import VLAActor, VLAActorConfig
+
+    hidden = _parse_overrides(args.hp or []).get("hidden", (128, 128))
+    actor = VLAActor(
+        VLAActorConfig(
+            learner=args.learner,
+            actor_id=ctx.name,
+            run_dir=ctx.run_dir,
+            vla_path=args.vla,
+            chunk_size=args.chunk_size,
+            control_hz=args.control_hz,
+            residual_scale=args.residual_scale,
+            hidden=hidden,
+            seed=args.seed,
+            keep_images=args.keep_images,
+            curve=curve,
+            insecure=args.insecure,
+            durability=args.durability,
+        ),
+        robot,
+    )
+
+    def progress() -> dict:
+        summary = actor.summary()
+        return {
+            k: summary[k]
+            for k in (
+                "ticks",
+                "seq",
+                "episodes",
+                "success_rate_recent",
+                "return_recent",
+                "acked_seq",
+                "backlog",
+                "weights_version",
+            )
+        }
+
+    def should_stop() -> bool:
+        if actor.ticks % 25 == 0:
+            ctx.beat(**progress())
+        return ctx.stop_requested.is_set()
+
+    try:
+        actor.run(ticks=args.steps, should_stop=should_stop)
+    finally:
+        actor.close(drain_s=args.drain if not ctx.stop_requested.is_set() else 2.0)
+    ctx.beat(force=True, **progress())
+    return 0
+
+
 def _actor_worker(args: argparse.Namespace, curve) -> int:
     """``rill actor --worker``: started by the scheduler, driving the robot it leased for us."""
     from agent.actor import ActorConfig, ActorRunner
@@ -193,6 +247,8 @@ def _actor_worker(args: argparse.Namespace, curve) -> int:
     ctx = WorkerContext.from_env()
     with ctx:
         robot = ctx.open_robot()
+        if args.policy == "vla-residual":
+            return _vla_actor_worker(args, curve, ctx, robot)
         config = ActorConfig(
             learner=args.learner,
             env=args.env,
@@ -224,8 +280,15 @@ def _actor_worker(args: argparse.Namespace, curve) -> int:
         finally:
             runner.close(drain_s=args.drain if not ctx.stop_requested.is_set() else 2.0)
         # The last word to the scheduler: how far this actor's stream got, once drained.
-        ctx.beat(force=True, steps=runner.steps, seq=runner.seq, acked=runner.link.acked_seq,
-                 backlog=runner.link.backlog, episodes=runner.episode, weights=runner.version)
+        ctx.beat(
+            force=True,
+            steps=runner.steps,
+            seq=runner.seq,
+            acked=runner.link.acked_seq,
+            backlog=runner.link.backlog,
+            episodes=runner.episode,
+            weights=runner.version,
+        )
     return 0
 
 
@@ -271,6 +334,17 @@ def add_link_commands(sub) -> None:
     )
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by rill run
     ap.add_argument("--episode-steps", type=int, help="robot episodes: the time-feature horizon")
+    ap.add_argument(
+        "--policy",
+        default="streamx",
+        choices=["streamx", "vla-residual"],
+        help="streamx: a stream-x actor on the state; vla-residual: a frozen VLA plus stream-x "
+        "residual heads (robots with a camera and instructions; with --worker)",
+    )
+    ap.add_argument("--vla", help="a saved VLA directory (default: the tiny VLA, built locally)")
+    ap.add_argument("--chunk-size", type=int, default=8, help="actions per VLA chunk")
+    ap.add_argument("--residual-scale", type=float, default=1.0, help="residual action scale")
+    ap.add_argument("--keep-images", action="store_true", help="keep camera frames in the replay cache")
     ap.add_argument("--steps", type=int, help="stop after N steps (default: run until stopped)")
     ap.add_argument("--control-hz", type=float, help="pace the loop at this rate")
     ap.add_argument(

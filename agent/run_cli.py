@@ -36,10 +36,18 @@ class RunTrainConfig:
     hyper: dict[str, Any] = field(default_factory=dict)
     max_lag: int | None = 64  # simulated robots wait for the learner beyond this; None: never
     episode_steps: int | None = None  # time-feature horizon; default: the simulator's time limit
+    policy: str = "streamx"  # streamx | vla-residual
+    vla: str | None = None  # vla-residual: a saved VLA directory; None: the tiny VLA built locally
+    chunk_size: int = 8  # vla-residual: actions per chunk (one learning step per chunk)
+    residual_scale: float = 1.0
+    control_hz: float | None = None  # vla-residual: loop rate (a simulated robot may run faster)
+    keep_images: bool = False
 
     def __post_init__(self) -> None:
         from learners.streamx import ConfigError, algorithm_config
 
+        if self.policy not in ("streamx", "vla-residual"):
+            raise ConfigError(f"train.policy must be streamx or vla-residual, got {self.policy!r}")
         if type(self.steps_per_actor) is not int or self.steps_per_actor <= 0:
             raise ConfigError(
                 f"train.steps_per_actor must be a positive integer, got {self.steps_per_actor!r}"
@@ -93,6 +101,16 @@ def _robot_shapes(spec) -> tuple[int, int, int | None]:
     return shapes.pop()
 
 
+def _vla_feature_dim(train: RunTrainConfig, state_dim: int, action_dim: int) -> int:
+    """What the residual heads learn from: the VLA's pooled features plus the state."""
+    from policies.vla import VLAPolicy, load_vla, tiny_vla
+
+    model = (
+        load_vla(train.vla) if train.vla else tiny_vla(state_dim, action_dim, train.chunk_size, train.seed)
+    )
+    return int(VLAPolicy(model).feature_dim)
+
+
 def prepare(path: Path) -> tuple[Any, RunTrainConfig]:
     import sim.robots  # noqa: F401  registers the simulated robot types
     from hal.runspec import RunSpec
@@ -102,6 +120,21 @@ def prepare(path: Path) -> tuple[Any, RunTrainConfig]:
     spec = RunSpec.from_yaml(path, ignore=("train",))
     state_dim, action_dim, horizon = _robot_shapes(spec)
     episode_steps = train.episode_steps or horizon or 1000
+    obs_dim = state_dim + 1  # stream-x on the state, plus the time feature
+    extra: list[str] = []
+    if train.policy == "vla-residual":
+        obs_dim = _vla_feature_dim(train, state_dim, action_dim)
+        extra = [
+            "--policy",
+            "vla-residual",
+            "--chunk-size",
+            str(train.chunk_size),
+            "--residual-scale",
+            str(train.residual_scale),
+        ]
+        extra += ["--vla", train.vla] if train.vla else []
+        extra += ["--control-hz", str(train.control_hz)] if train.control_hz else []
+        extra += ["--keep-images"] if train.keep_images else []
     endpoint = f"tcp://127.0.0.1:{_free_port()}"
     py = [sys.executable, "-m", "agent.cli"]
     hp = [a for k, v in train.hyper.items() for a in ("--hp", f"{k}={yaml.safe_dump(v).strip()}")]
@@ -115,7 +148,7 @@ def prepare(path: Path) -> tuple[Any, RunTrainConfig]:
         "--run",
         "{run_dir}",
         "--obs-dim",
-        str(state_dim + 1),
+        str(obs_dim),
         "--action-dim",
         str(action_dim),
         *common,
@@ -134,6 +167,7 @@ def prepare(path: Path) -> tuple[Any, RunTrainConfig]:
             str(episode_steps),
             *lag,
             *common,
+            *extra,
         ]
     return spec, train
 
@@ -168,8 +202,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             return
         if finished_at is None:
             finished_at = time.monotonic()
-            log.info("every actor finished its %d steps; the learner catches up, then stops",
-                     train.steps_per_actor)
+            log.info(
+                "every actor finished its %d steps; the learner catches up, then stops", train.steps_per_actor
+            )
         sent = sum(int(w.progress.get("seq", 0)) for w in actors)
         learned = max((int(w.progress.get("updates", 0)) for w in status if w.role == "learner"), default=0)
         if learned >= sent or time.monotonic() - finished_at > DRAIN_S:
@@ -207,8 +242,12 @@ def _print_result(run_dir: Path) -> None:
     table = Table(title="episodic return (raw), all actors")
     for col in ("episodes", "first 10: mean", "last 10: mean", "best"):
         table.add_column(col, justify="right")
-    table.add_row(str(len(returns)), f"{sum(returns[:10]) / 10:.1f}", f"{sum(returns[-10:]) / 10:.1f}",
-                  f"{max(returns):.1f}")
+    table.add_row(
+        str(len(returns)),
+        f"{sum(returns[:10]) / 10:.1f}",
+        f"{sum(returns[-10:]) / 10:.1f}",
+        f"{max(returns):.1f}",
+    )
     Console().print(table)
 
 
