@@ -42,15 +42,27 @@ def capture_training(tr: Trainer) -> tuple[dict[str, torch.Tensor], dict[str, An
         if tr.pending_action is not None:
             tensors["loop.pending_action"] = _np(np.atleast_1d(tr.pending_action.action))
     state = {
-        "step": tr.step, "episode": tr.episode, "mid_episode": mid_episode,
-        "ep_return": tr.ep_return, "ep_length": tr.ep_length, "nonfinite": tr.nonfinite,
-        "wall_time": tr.wall_time, "recent": list(tr.recent),
+        "step": tr.step,
+        "episode": tr.episode,
+        "mid_episode": mid_episode,
+        "ep_return": tr.ep_return,
+        "ep_length": tr.ep_length,
+        "nonfinite": tr.nonfinite,
+        "wall_time": tr.wall_time,
+        "recent": list(tr.recent),
         "pending_logp": tr.pending_action.logp if tr.pending_action is not None else None,
-        "pre": {"obs_count": pre["obs"]["count"],
-                "reward": {"trace": pre["reward"]["trace"], "count": pre["reward"]["count"],
-                           "mean": float(pre["reward"]["mean"]), "m2": float(pre["reward"]["m2"])},
-                "time": pre.get("time")},
-        "env": env_state, "config": tr.config.to_dict(),
+        "pre": {
+            "obs_count": pre["obs"]["count"],
+            "reward": {
+                "trace": pre["reward"]["trace"],
+                "count": pre["reward"]["count"],
+                "mean": float(pre["reward"]["mean"]),
+                "m2": float(pre["reward"]["m2"]),
+            },
+            "time": pre.get("time"),
+        },
+        "env": env_state,
+        "config": tr.config.to_dict(),
     }
     return tensors, state
 
@@ -60,9 +72,14 @@ def restore_training(tr: Trainer, tensors: dict[str, torch.Tensor], state: dict[
     try:
         algo_state = {k[5:]: v for k, v in tensors.items() if k.startswith("algo.")}
         tr.algo.load_state_dict(algo_state)
-        pre = {"obs": {"count": state["pre"]["obs_count"], "mean": tensors["pre.obs.mean"].numpy(),
-                       "m2": tensors["pre.obs.m2"].numpy()},
-               "reward": state["pre"]["reward"]}
+        pre = {
+            "obs": {
+                "count": state["pre"]["obs_count"],
+                "mean": tensors["pre.obs.mean"].numpy(),
+                "m2": tensors["pre.obs.m2"].numpy(),
+            },
+            "reward": state["pre"]["reward"],
+        }
         if state["pre"].get("time") is not None:
             pre["time"] = state["pre"]["time"]
         tr.pre.load_state_dict(pre)

@@ -57,8 +57,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rill", description="rill: embodied agents that learn "
-                                     "online with stream-x")
+    parser = argparse.ArgumentParser(
+        prog="rill", description="rill: embodied agents that learn online with stream-x"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -70,11 +71,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--run", help="run directory (default runs/train)")
     train.add_argument("--checkpoint-every", type=int, dest="checkpoint_every")
-    train.add_argument("--update-path", choices=("fast", "autograd"), dest="update_path",
-                       help="fast: compiled stream-x kernels for the MLP networks (default); "
-                       "autograd: the general torch path")
-    train.add_argument("--hp", action="append", metavar="KEY=VALUE",
-                       help="algorithm hyperparameter override, e.g. --hp lamda=0.9")
+    train.add_argument(
+        "--update-path",
+        choices=("fast", "autograd"),
+        dest="update_path",
+        help="fast: compiled stream-x kernels for the MLP networks (default); "
+        "autograd: the general torch path",
+    )
+    train.add_argument(
+        "--hp",
+        action="append",
+        metavar="KEY=VALUE",
+        help="algorithm hyperparameter override, e.g. --hp lamda=0.9",
+    )
     mode = train.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue the run in --run exactly")
     mode.add_argument("--overwrite", action="store_true", help="replace the run in --run")
@@ -104,8 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from rich.logging import RichHandler
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(show_path=False, rich_tracebacks=False)])
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(show_path=False, rich_tracebacks=False)],
+    )
     logging.getLogger("OpenGL").setLevel(logging.WARNING)  # chatty at import under MUJOCO_GL=egl
     from agent.errors import USER_ERRORS
 

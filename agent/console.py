@@ -19,19 +19,37 @@ console = Console()
 def train_with_progress(trainer) -> dict:
     """Run ``trainer`` under a progress bar; print the summary and where the results are."""
     columns = [
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>6.0f} steps/s"), TextColumn("ep {task.fields[episodes]}"),
-        TextColumn("return {task.fields[ret]:>8.1f}"), TextColumn("skipped {task.fields[skipped]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>6.0f} steps/s"),
+        TextColumn("ep {task.fields[episodes]}"),
+        TextColumn("return {task.fields[ret]:>8.1f}"),
+        TextColumn("skipped {task.fields[skipped]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
     ]
     cfg = trainer.config
     with Progress(*columns, console=console, refresh_per_second=4) as progress:
-        task = progress.add_task(f"{cfg.algo} {cfg.env}", total=cfg.steps, completed=trainer.step,
-                                 rate=0.0, episodes=trainer.episode, ret=float("nan"), skipped=0)
+        task = progress.add_task(
+            f"{cfg.algo} {cfg.env}",
+            total=cfg.steps,
+            completed=trainer.step,
+            rate=0.0,
+            episodes=trainer.episode,
+            ret=float("nan"),
+            skipped=0,
+        )
 
         def update(tr, rate: float) -> None:
-            progress.update(task, completed=tr.step, rate=rate, episodes=tr.episode,
-                            ret=tr.recent_return(), skipped=tr.nonfinite)
+            progress.update(
+                task,
+                completed=tr.step,
+                rate=rate,
+                episodes=tr.episode,
+                ret=tr.recent_return(),
+                skipped=tr.nonfinite,
+            )
 
         summary = trainer.run(update)
         update(trainer, summary["steps_per_s"])
@@ -41,8 +59,10 @@ def train_with_progress(trainer) -> dict:
     for key, value in summary.items():
         table.add_row(key, f"{value:.1f}" if isinstance(value, float) else str(value))
     console.print(table)
-    console.print(f"learning curve: {trainer.run_dir / 'learning_curve.png'}\n"
-                  f"metrics: {trainer.run_dir / 'metrics'} (CSV, TensorBoard)")
+    console.print(
+        f"learning curve: {trainer.run_dir / 'learning_curve.png'}\n"
+        f"metrics: {trainer.run_dir / 'metrics'} (CSV, TensorBoard)"
+    )
     return summary
 
 

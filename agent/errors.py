@@ -12,6 +12,13 @@ from learners.streamx import ConfigError
 from sim.envs import UnknownEnvError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    CacheError, CheckpointError, HalError, ConfigError, InsecureEndpointError, NonFiniteResetError,
-    RunDirectoryError, UnknownEnvError, FileNotFoundError,
+    CacheError,
+    CheckpointError,
+    HalError,
+    ConfigError,
+    InsecureEndpointError,
+    NonFiniteResetError,
+    RunDirectoryError,
+    UnknownEnvError,
+    FileNotFoundError,
 )

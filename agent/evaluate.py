@@ -47,8 +47,7 @@ class _Holder:
         self.obs = self.pending_action = None
 
 
-def evaluate(run_dir: Path, episodes: int = 10, seed: int = 10_000,
-             video: Path | None = None) -> EvalResult:
+def evaluate(run_dir: Path, episodes: int = 10, seed: int = 10_000, video: Path | None = None) -> EvalResult:
     """Return the raw returns of ``episodes`` deterministic episodes of the run's latest policy."""
     torch.set_num_threads(1)
     run_dir = Path(run_dir)

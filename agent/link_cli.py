@@ -344,6 +344,7 @@ def add_link_commands(sub) -> None:
     ap.add_argument("--vla", help="a saved VLA directory (default: the tiny VLA, built locally)")
     ap.add_argument("--chunk-size", type=int, default=8, help="actions per VLA chunk")
     ap.add_argument("--residual-scale", type=float, default=1.0, help="residual action scale")
+    ap.add_argument("--base-scale", type=float, default=1.0, help="weight of the VLA's own actions")
     ap.add_argument("--keep-images", action="store_true", help="keep camera frames in the replay cache")
     ap.add_argument("--steps", type=int, help="stop after N steps (default: run until stopped)")
     ap.add_argument("--control-hz", type=float, help="pace the loop at this rate")

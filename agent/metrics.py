@@ -9,8 +9,17 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 EPISODE_FIELDS = ["step", "episode", "return", "length", "wall_time"]
-PROGRESS_FIELDS = ["step", "wall_time", "steps_per_s", "episodes", "recent_return",
-                   "nonfinite_skipped", "overshoots", "mean_abs_delta", "mean_step_size"]
+PROGRESS_FIELDS = [
+    "step",
+    "wall_time",
+    "steps_per_s",
+    "episodes",
+    "recent_return",
+    "nonfinite_skipped",
+    "overshoots",
+    "mean_abs_delta",
+    "mean_step_size",
+]
 
 
 def _truncate_csv(path: Path, fields: list[str], after_step: int) -> None:
@@ -63,8 +72,15 @@ class RunMetrics:
         return f, writer
 
     def episode(self, step: int, episode: int, ret: float, length: int, wall_time: float) -> None:
-        self._episodes[1].writerow({"step": step, "episode": episode, "return": ret,
-                                    "length": length, "wall_time": round(wall_time, 3)})
+        self._episodes[1].writerow(
+            {
+                "step": step,
+                "episode": episode,
+                "return": ret,
+                "length": length,
+                "wall_time": round(wall_time, 3),
+            }
+        )
         if self._tb:
             self._tb.add_scalar("episode/return", ret, step)
             self._tb.add_scalar("episode/length", length, step)

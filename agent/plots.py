@@ -31,8 +31,13 @@ def plot_learning_curve(steps, returns, out: Path, title: str) -> Path:
     ax.plot(steps, returns, "o", ms=3, alpha=0.4, color="tab:blue", label="episode return")
     if len(returns):
         window = max(float(steps[-1]) / 20, 1.0)
-        ax.plot(steps, step_window_average(steps, returns, window), color="tab:blue", lw=2,
-                label=f"mean over the last {window:,.0f} steps")
+        ax.plot(
+            steps,
+            step_window_average(steps, returns, window),
+            color="tab:blue",
+            lw=2,
+            label=f"mean over the last {window:,.0f} steps",
+        )
     ax.set_xlabel("environment steps")
     ax.set_ylabel("episodic return (raw)")
     ax.set_title(title)

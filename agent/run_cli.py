@@ -40,6 +40,7 @@ class RunTrainConfig:
     vla: str | None = None  # vla-residual: a saved VLA directory; None: the tiny VLA built locally
     chunk_size: int = 8  # vla-residual: actions per chunk (one learning step per chunk)
     residual_scale: float = 1.0
+    base_scale: float = 1.0
     control_hz: float | None = None  # vla-residual: loop rate (a simulated robot may run faster)
     keep_images: bool = False
 
@@ -131,6 +132,8 @@ def prepare(path: Path) -> tuple[Any, RunTrainConfig]:
             str(train.chunk_size),
             "--residual-scale",
             str(train.residual_scale),
+            "--base-scale",
+            str(train.base_scale),
         ]
         extra += ["--vla", train.vla] if train.vla else []
         extra += ["--control-hz", str(train.control_hz)] if train.control_hz else []

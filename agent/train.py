@@ -46,10 +46,12 @@ def build_stream(config: TrainConfig, env: gym.Env | None = None):
     use_time = continuous if config.time_feature is None else config.time_feature
     obs_dim = int(np.prod(env.observation_space.shape))
     fast = config.update_path == "fast"
-    pre = build_preprocessor(obs_dim, config.algo_config.gamma, time_limit(env) if use_time else None,
-                             fast=fast)
-    algo = build_algorithm(config.algo, pre.out_dim, config=config.algo_config, seed=config.seed,
-                           fast=fast, **layout)
+    pre = build_preprocessor(
+        obs_dim, config.algo_config.gamma, time_limit(env) if use_time else None, fast=fast
+    )
+    algo = build_algorithm(
+        config.algo, pre.out_dim, config=config.algo_config, seed=config.seed, fast=fast, **layout
+    )
     return env, pre, algo
 
 
@@ -87,10 +89,16 @@ class Trainer:
 
     # -- setup -----------------------------------------------------------------------------------
     def _write_run_info(self) -> None:
-        info = {"env": self.config.env, "algo": self.config.algo, "seed": self.config.seed,
-                "update_path": self.algo.update_path, "obs_dim": self.pre.out_dim,
-                "algo_config": self.config.algo_config.to_dict(),
-                "time_feature": self.pre.time is not None, "torch": torch.__version__}
+        info = {
+            "env": self.config.env,
+            "algo": self.config.algo,
+            "seed": self.config.seed,
+            "update_path": self.algo.update_path,
+            "obs_dim": self.pre.out_dim,
+            "algo_config": self.config.algo_config.to_dict(),
+            "time_feature": self.pre.time is not None,
+            "torch": torch.__version__,
+        }
         (self.run_dir / "run.json").write_text(json.dumps(info, indent=1))
 
     def _resume(self) -> int:
@@ -116,8 +124,9 @@ class Trainer:
                 self.pending_action = None
                 return
             self.nonfinite += 1
-        raise NonFiniteResetError(f"{self.config.env}: {MAX_BAD_RESETS} resets in a row gave "
-                                  "non-finite observations")
+        raise NonFiniteResetError(
+            f"{self.config.env}: {MAX_BAD_RESETS} resets in a row gave non-finite observations"
+        )
 
     def _env_action(self, action):
         if self.box:
@@ -143,16 +152,25 @@ class Trainer:
         next_choice = None
         if self.algo.needs_next_action and not done:
             next_choice = self.algo.act(s_next)
-        self.last_info = self.algo.update(Transition(
-            s, chosen.action, scaled, s_next, bool(terminated), bool(truncated),
-            seq=self.step, episode=self.episode, step=self.ep_length,
-            behavior_logp=chosen.logp,
-            next_action=None if next_choice is None else next_choice.action))
+        self.last_info = self.algo.update(
+            Transition(
+                s,
+                chosen.action,
+                scaled,
+                s_next,
+                bool(terminated),
+                bool(truncated),
+                seq=self.step,
+                episode=self.episode,
+                step=self.ep_length,
+                behavior_logp=chosen.logp,
+                next_action=None if next_choice is None else next_choice.action,
+            )
+        )
         if done:
             self.episode += 1
             self.recent.append(self.ep_return)
-            self.metrics.episode(self.step, self.episode, self.ep_return, self.ep_length,
-                                 self.wall_time)
+            self.metrics.episode(self.step, self.episode, self.ep_return, self.ep_length, self.wall_time)
             self.obs = None
         else:
             self.obs, self.pending_action = s_next, next_choice
@@ -193,12 +211,19 @@ class Trainer:
         return summary
 
     def _log_progress(self, rate: float, deltas: list, sizes: list) -> None:
-        self.metrics.progress({
-            "step": self.step, "wall_time": round(self.wall_time, 3), "steps_per_s": round(rate, 1),
-            "episodes": self.episode, "recent_return": self.recent_return(),
-            "nonfinite_skipped": self.nonfinite, "overshoots": self.algo.overshoots,
-            "mean_abs_delta": float(np.mean(deltas)) if deltas else float("nan"),
-            "mean_step_size": float(np.mean(sizes)) if sizes else float("nan")})
+        self.metrics.progress(
+            {
+                "step": self.step,
+                "wall_time": round(self.wall_time, 3),
+                "steps_per_s": round(rate, 1),
+                "episodes": self.episode,
+                "recent_return": self.recent_return(),
+                "nonfinite_skipped": self.nonfinite,
+                "overshoots": self.algo.overshoots,
+                "mean_abs_delta": float(np.mean(deltas)) if deltas else float("nan"),
+                "mean_step_size": float(np.mean(sizes)) if sizes else float("nan"),
+            }
+        )
 
     def recent_return(self, n: int = 10) -> float:
         if not self.recent:
@@ -206,12 +231,19 @@ class Trainer:
         return float(np.mean(list(self.recent)[-n:]))
 
     def summary(self, steps_per_s: float) -> dict:
-        return {"env": self.config.env, "algo": self.config.algo, "seed": self.config.seed,
-                "steps": self.step, "episodes": self.episode,
-                "final_return_mean_last_10": self.recent_return(10),
-                "final_return_mean_last_100": self.recent_return(100),
-                "nonfinite_skipped": self.nonfinite, "overshoots": self.algo.overshoots,
-                "steps_per_s": round(steps_per_s, 1), "wall_time_s": round(self.wall_time, 1)}
+        return {
+            "env": self.config.env,
+            "algo": self.config.algo,
+            "seed": self.config.seed,
+            "steps": self.step,
+            "episodes": self.episode,
+            "final_return_mean_last_10": self.recent_return(10),
+            "final_return_mean_last_100": self.recent_return(100),
+            "nonfinite_skipped": self.nonfinite,
+            "overshoots": self.algo.overshoots,
+            "steps_per_s": round(steps_per_s, 1),
+            "wall_time_s": round(self.wall_time, 1),
+        }
 
     def save_checkpoint(self) -> Path:
         from agent.checkpoints import capture_training
@@ -226,5 +258,9 @@ class Trainer:
         from agent.plots import plot_learning_curve
 
         steps, returns = read_episodes(self.metrics.episodes_path)
-        plot_learning_curve(steps, returns, self.run_dir / "learning_curve.png",
-                            f"{self.config.algo} on {self.config.env} (seed {self.config.seed})")
+        plot_learning_curve(
+            steps,
+            returns,
+            self.run_dir / "learning_curve.png",
+            f"{self.config.algo} on {self.config.env} (seed {self.config.seed})",
+        )

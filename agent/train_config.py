@@ -38,15 +38,17 @@ class TrainConfig:
         if not isinstance(self.steps, int) or self.steps <= 0:
             raise ConfigError(f"train.steps must be a positive integer, got {self.steps!r}")
         if not isinstance(self.checkpoint_every, int) or self.checkpoint_every <= 0:
-            raise ConfigError(f"train.checkpoint_every must be a positive integer, "
-                              f"got {self.checkpoint_every!r}")
+            raise ConfigError(
+                f"train.checkpoint_every must be a positive integer, got {self.checkpoint_every!r}"
+            )
         if self.keep_checkpoints < 1:
             raise ConfigError(f"train.keep_checkpoints must be >= 1, got {self.keep_checkpoints!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError(f"train.seed must be a non-negative integer, got {self.seed!r}")
         if self.update_path not in UPDATE_PATHS:
-            raise ConfigError(f"train.update_path must be one of {', '.join(UPDATE_PATHS)}, "
-                              f"got {self.update_path!r}")
+            raise ConfigError(
+                f"train.update_path must be one of {', '.join(UPDATE_PATHS)}, got {self.update_path!r}"
+            )
         hyper = dict(self.hyper)
         if self.algo in ("stream-q", "stream-sarsa"):
             hyper.setdefault("total_steps", self.steps)
@@ -89,18 +91,21 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
         shutil.rmtree(run)
         occupied = False
     if occupied and not resume:
-        raise RunDirectoryError(f"run directory {run} already holds a run; pass --resume to continue "
-                                "it or --overwrite to replace it")
+        raise RunDirectoryError(
+            f"run directory {run} already holds a run; pass --resume to continue "
+            "it or --overwrite to replace it"
+        )
     if resume:
         if not cfg_file.exists():
             raise RunDirectoryError(f"--resume: {run} holds no run ({CONFIG_FILE} missing)")
         stored = yaml.safe_load(cfg_file.read_text()) or {}
         mine = config.to_dict()
-        diff = [f"{k}: {stored.get(k)!r} -> {mine[k]!r}" for k in IDENTITY_FIELDS
-                if stored.get(k) != mine[k]]
+        diff = [f"{k}: {stored.get(k)!r} -> {mine[k]!r}" for k in IDENTITY_FIELDS if stored.get(k) != mine[k]]
         if diff:
-            raise RunDirectoryError(f"--resume: {run} holds a different run ({'; '.join(diff)}); "
-                                    "use another --run directory or --overwrite")
+            raise RunDirectoryError(
+                f"--resume: {run} holds a different run ({'; '.join(diff)}); "
+                "use another --run directory or --overwrite"
+            )
     run.mkdir(parents=True, exist_ok=True)
     for sub in ("checkpoints", "metrics"):
         (run / sub).mkdir(exist_ok=True)

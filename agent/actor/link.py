@@ -61,10 +61,21 @@ class WeightsMailbox:
 class ActorLink:
     """Streams ``(seq, offset)`` records of ``spool`` to the learner at ``endpoint``."""
 
-    def __init__(self, endpoint: str, actor_id: str, spec: dict[str, Any], spool: ReplayCache, *,
-                 weight_shapes: dict[str, tuple[int, ...]], curve: CurveClient | None = None,
-                 insecure: bool = False, window: int = 16_384, batch: int = 1024,
-                 timeout_s: float = 3.0, limits: WireLimits | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        actor_id: str,
+        spec: dict[str, Any],
+        spool: ReplayCache,
+        *,
+        weight_shapes: dict[str, tuple[int, ...]],
+        curve: CurveClient | None = None,
+        insecure: bool = False,
+        window: int = 16_384,
+        batch: int = 1024,
+        timeout_s: float = 3.0,
+        limits: WireLimits | None = None,
+    ) -> None:
         if curve is None:
             check_plaintext_endpoint(endpoint, insecure, "actor")
         self.endpoint, self.actor_id, self.spec, self.spool = endpoint, actor_id, spec, spool
@@ -135,12 +146,14 @@ class ActorLink:
             while not self._stop.is_set():
                 now = time.monotonic()
                 if self.connected and now - last_rx > self.timeout_s:
-                    log.warning("actor %s: learner silent for %.1fs; reconnecting", self.actor_id,
-                                now - last_rx)
+                    log.warning(
+                        "actor %s: learner silent for %.1fs; reconnecting", self.actor_id, now - last_rx
+                    )
                     self._lost()
                 if not self.connected and now - last_hello > 0.5:
-                    self._send(sock, HELLO, {"actor_id": self.actor_id, "last_seq": self.last_seq,
-                                             "spec": self.spec})
+                    self._send(
+                        sock, HELLO, {"actor_id": self.actor_id, "last_seq": self.last_seq, "spec": self.spec}
+                    )
                     last_hello = now
                 if self.connected:
                     self._send_batches(sock)
@@ -230,8 +243,13 @@ class ActorLink:
             self.connected = True
             self._acked(f["acked_seq"])
             self.learner_seq = max(self.learner_seq, f["acked_seq"])
-            log.info("actor %s: connected to learner %s (it holds seq <= %d; %d to send)", self.actor_id,
-                     f["learner_id"], f["acked_seq"], self.backlog)
+            log.info(
+                "actor %s: connected to learner %s (it holds seq <= %d; %d to send)",
+                self.actor_id,
+                f["learner_id"],
+                f["acked_seq"],
+                self.backlog,
+            )
             return f["weights_version"] > self.weights_version
         if msg.type == ACK:
             self._acked(f["seq"])
@@ -251,8 +269,9 @@ class ActorLink:
             return False
         elif msg.type == ERROR:
             self.errors[f["reason"]] += 1
-            log.warning("actor %s: learner rejected a message: %s: %s", self.actor_id, f["reason"],
-                        f["detail"])
+            log.warning(
+                "actor %s: learner rejected a message: %s: %s", self.actor_id, f["reason"], f["detail"]
+            )
             if f["reason"] in ("no_session", "gap"):
                 self._lost()
         return None

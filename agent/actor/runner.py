@@ -74,14 +74,25 @@ class ActorRunner:
         self.algo = build_algorithm(c.algo, self.pre.out_dim, config=hyper, seed=c.seed, fast=True, **layout)
         name, module = acting_module(self.algo)
         self.policy_name, self.policy = name, module
-        self.spec = {"obs_dim": self.pre.out_dim, "action_dim": layout.get("action_dim"),
-                     "n_actions": layout.get("n_actions"), "algo": c.algo}
+        self.spec = {
+            "obs_dim": self.pre.out_dim,
+            "action_dim": layout.get("action_dim"),
+            "n_actions": layout.get("n_actions"),
+            "algo": c.algo,
+        }
         self.dir = c.run_dir / "actors" / c.actor_id
         self.dir.mkdir(parents=True, exist_ok=True)
         self.spool, pending, last_seq = open_spool(self.dir / "spool", c.actor_id, c.durability)
         shapes = {f"{name}.{k}": tuple(v.shape) for k, v in module.state_dict().items()}
-        self.link = ActorLink(c.learner, c.actor_id, self.spec, self.spool, weight_shapes=shapes,
-                              curve=c.curve, insecure=c.insecure)
+        self.link = ActorLink(
+            c.learner,
+            c.actor_id,
+            self.spec,
+            self.spool,
+            weight_shapes=shapes,
+            curve=c.curve,
+            insecure=c.insecure,
+        )
         for seq, offset in pending:
             self.link.enqueue(seq, offset, None)
         self.seq = last_seq
@@ -114,8 +125,14 @@ class ActorRunner:
         if found is None:
             return
         _, tensors, state = found
-        pre = {"obs": {"count": state["obs_count"], "mean": tensors["obs.mean"].numpy(),
-                       "m2": tensors["obs.m2"].numpy()}, "reward": state["reward"]}
+        pre = {
+            "obs": {
+                "count": state["obs_count"],
+                "mean": tensors["obs.mean"].numpy(),
+                "m2": tensors["obs.m2"].numpy(),
+            },
+            "reward": state["reward"],
+        }
         if state.get("time") is not None:
             pre["time"] = state["time"]
         self.pre.load_state_dict(pre)
@@ -126,12 +143,23 @@ class ActorRunner:
 
     def _save_state(self) -> None:
         pre = self.pre.state_dict()
-        tensors = {"obs.mean": torch.from_numpy(pre["obs"]["mean"].copy()),
-                   "obs.m2": torch.from_numpy(pre["obs"]["m2"].copy())}
-        state = {"obs_count": pre["obs"]["count"], "episode": self.episode, "steps": self.steps,
-                 "seq": self.seq, "time": pre.get("time"),
-                 "reward": {"trace": pre["reward"]["trace"], "count": pre["reward"]["count"],
-                            "mean": float(pre["reward"]["mean"]), "m2": float(pre["reward"]["m2"])}}
+        tensors = {
+            "obs.mean": torch.from_numpy(pre["obs"]["mean"].copy()),
+            "obs.m2": torch.from_numpy(pre["obs"]["m2"].copy()),
+        }
+        state = {
+            "obs_count": pre["obs"]["count"],
+            "episode": self.episode,
+            "steps": self.steps,
+            "seq": self.seq,
+            "time": pre.get("time"),
+            "reward": {
+                "trace": pre["reward"]["trace"],
+                "count": pre["reward"]["count"],
+                "mean": float(pre["reward"]["mean"]),
+                "m2": float(pre["reward"]["m2"]),
+            },
+        }
         self.state_store.save(self.steps, tensors, state)
 
     # -- the loop --------------------------------------------------------------------------------
@@ -141,7 +169,7 @@ class ActorRunner:
             return
         version, state, arrived = item
         prefix = f"{self.policy_name}."
-        self.policy.load_state_dict({k[len(prefix):]: v for k, v in state.items()})
+        self.policy.load_state_dict({k[len(prefix) :]: v for k, v in state.items()})
         self.version = version
         self.weight_latencies.append(time.monotonic() - arrived)
 
@@ -168,23 +196,42 @@ class ActorRunner:
         done = terminated or truncated
         next_choice = self.algo.act(s_next) if self.algo.needs_next_action and not done else None
         if self.link.learner_seq > self.seq:  # the learner holds more of us than our spool did
-            log.error("actor %s: the learner holds seq %d but this actor's spool ended at %d; continuing "
-                      "after the learner's", self.config.actor_id, self.link.learner_seq, self.seq)
+            log.error(
+                "actor %s: the learner holds seq %d but this actor's spool ended at %d; continuing "
+                "after the learner's",
+                self.config.actor_id,
+                self.link.learner_seq,
+                self.seq,
+            )
             self.seq = self.link.learner_seq
         self.seq += 1
-        t = Transition(s, chosen.action, scaled, s_next, bool(terminated), bool(truncated),
-                       actor_id=self.config.actor_id, seq=self.seq, episode=self.episode,
-                       step=self.ep_len, policy_version=max(self.version, 0), behavior_logp=chosen.logp,
-                       next_action=None if next_choice is None else next_choice.action,
-                       timestamp=time.time(), extras={"raw_reward": float(reward)})
+        t = Transition(
+            s,
+            chosen.action,
+            scaled,
+            s_next,
+            bool(terminated),
+            bool(truncated),
+            actor_id=self.config.actor_id,
+            seq=self.seq,
+            episode=self.episode,
+            step=self.ep_len,
+            policy_version=max(self.version, 0),
+            behavior_logp=chosen.logp,
+            next_action=None if next_choice is None else next_choice.action,
+            timestamp=time.time(),
+            extras={"raw_reward": float(reward)},
+        )
         payload = encode_transition(t)
         offset = self.spool.log.append(payload, KIND_TRANSITION)
         self.link.enqueue(self.seq, offset, payload)
         if done:
             self.episode += 1
             with open(self._episodes_csv, "a") as f:
-                f.write(f"{self.steps},{self.seq},{self.episode},{self.ep_return},{self.ep_len},"
-                        f"{self.version},{time.monotonic() - self._t0:.3f}\n")
+                f.write(
+                    f"{self.steps},{self.seq},{self.episode},{self.ep_return},{self.ep_len},"
+                    f"{self.version},{time.monotonic() - self._t0:.3f}\n"
+                )
             self.obs = None
         else:
             self.obs, self.pending_action = s_next, next_choice
@@ -234,11 +281,19 @@ class ActorRunner:
 
     def summary(self) -> dict:
         ticks = np.asarray(self.tick_durations) if self.tick_durations else np.zeros(1)
-        return {"actor_id": self.config.actor_id, "steps": self.steps, "seq": self.seq,
-                "episodes": self.episode, "acked_seq": self.link.acked_seq, "backlog": self.link.backlog,
-                "weights_version": self.version, "nonfinite_skipped": self.nonfinite,
-                "deadline_misses": self.deadline_misses, "tick_p99_ms": float(np.percentile(ticks, 99) * 1e3),
-                "link_errors": dict(self.link.errors)}
+        return {
+            "actor_id": self.config.actor_id,
+            "steps": self.steps,
+            "seq": self.seq,
+            "episodes": self.episode,
+            "acked_seq": self.link.acked_seq,
+            "backlog": self.link.backlog,
+            "weights_version": self.version,
+            "nonfinite_skipped": self.nonfinite,
+            "deadline_misses": self.deadline_misses,
+            "tick_p99_ms": float(np.percentile(ticks, 99) * 1e3),
+            "link_errors": dict(self.link.errors),
+        }
 
     def close(self, drain_s: float = 0.0) -> None:
         self.link.stop(drain_s)

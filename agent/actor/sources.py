@@ -62,8 +62,12 @@ class RobotSource:
     def step(self, action) -> tuple[np.ndarray, float, bool, bool]:
         self.robot.act(action)
         obs = self.robot.observe()
-        return (np.asarray(obs["state"], np.float32), float(obs["reward"]), bool(obs["terminated"]),
-                bool(obs["truncated"]))
+        return (
+            np.asarray(obs["state"], np.float32),
+            float(obs["reward"]),
+            bool(obs["terminated"]),
+            bool(obs["truncated"]),
+        )
 
     def close(self) -> None:
         """The worker context holds and disconnects the robot; nothing to do here."""

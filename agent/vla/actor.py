@@ -42,6 +42,7 @@ class VLAActorConfig:
     chunk_size: int = 8
     control_hz: float | None = None  # None: the robot's rate
     residual_scale: float = 1.0
+    base_scale: float = 1.0  # weight of the VLA's own actions (0: an untrained head is muted)
     hidden: tuple[int, ...] = (128, 128)
     gamma: float = 0.99
     seed: int = 0
@@ -74,7 +75,7 @@ class VLAActor:
                 f"VLA {c.vla_path}: state/action dims {self.vla.state_dim}/{self.vla.action_dim} "
                 f"do not fit robot {robot.name!r} ({state_dim}/{action.dim})"
             )
-        self.features = NormalizedFeatures(self.vla, self.vla.feature_dim)
+        self.features = NormalizedFeatures(self.vla, self.vla.feature_dim, c.base_scale)
         self.policy = ResidualPolicy(
             self.features,
             self.vla.feature_dim,

@@ -19,10 +19,13 @@ from policies.streamx.normalization import ObservationNormalizer
 
 
 class NormalizedFeatures(Policy):
-    """Wraps ``base``: each chunk's ``features`` replaced by their running standardization."""
+    """Wraps ``base``: each chunk's ``features`` replaced by their running standardization, and its
+    actions multiplied by ``action_scale`` (0 mutes an untrained action head: the residual heads
+    then drive alone, from the VLA's features)."""
 
-    def __init__(self, base: Policy, feature_dim: int) -> None:
+    def __init__(self, base: Policy, feature_dim: int, action_scale: float = 1.0) -> None:
         self.base = base
+        self.action_scale = float(action_scale)
         self.action_dim, self.chunk_size = base.action_dim, base.chunk_size
         self.feature_dim = int(feature_dim)
         self.action_low = getattr(base, "action_low", None)
@@ -43,7 +46,8 @@ class NormalizedFeatures(Policy):
             )
         with self._lock:
             normed = self.normalizer(chunk.features).astype(np.float32)
-        return dataclasses.replace(chunk, features=normed)
+        actions = chunk.actions if self.action_scale == 1.0 else chunk.actions * np.float32(self.action_scale)
+        return dataclasses.replace(chunk, features=normed, actions=actions)
 
     def state_dict(self) -> dict[str, Any]:
         with self._lock:
