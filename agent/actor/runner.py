@@ -18,11 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent.actor.link import ActorLink
 from agent.actor.sources import GymSource, RobotSource
-from agent.actor.spool import open_spool
-from learners.cache.format import KIND_TRANSITION
-from learners.cache.records import encode_transition
+from agent.actor.stream import TransitionStream
 from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.security import CurveClient
 from learners.service.updater import acting_module
@@ -82,20 +79,18 @@ class ActorRunner:
         }
         self.dir = c.run_dir / "actors" / c.actor_id
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.spool, pending, last_seq = open_spool(self.dir / "spool", c.actor_id, c.durability)
         shapes = {f"{name}.{k}": tuple(v.shape) for k, v in module.state_dict().items()}
-        self.link = ActorLink(
-            c.learner,
+        self.stream = TransitionStream(
+            self.dir,
             c.actor_id,
+            c.learner,
             self.spec,
-            self.spool,
-            weight_shapes=shapes,
+            shapes,
             curve=c.curve,
             insecure=c.insecure,
+            durability=c.durability,
         )
-        for seq, offset in pending:
-            self.link.enqueue(seq, offset, None)
-        self.seq = last_seq
+        self.link = self.stream.link
         self.version = -1
         self.episode = 0
         self.steps = 0
@@ -109,7 +104,6 @@ class ActorRunner:
         self.lag_waits = 0
         self.state_store = CheckpointStore(self.dir / "state", keep=2)
         self._restore_state()
-        self.link.last_seq = self.seq
         self._episodes_csv = self.dir / "episodes.csv"
         if not self._episodes_csv.exists():
             self._episodes_csv.write_text("step,seq,episode,return,length,policy_version,wall_time\n")
@@ -139,7 +133,7 @@ class ActorRunner:
         self.episode, self.steps = int(state["episode"]), int(state["steps"])
         # Never reuse a sequence number: the spool normally knows the last one; the saved state is
         # a floor in case the spool lost its tail.
-        self.seq = max(self.seq, int(state.get("seq", 0)))
+        self.stream.raise_floor(int(state.get("seq", 0)))
 
     def _save_state(self) -> None:
         pre = self.pre.state_dict()
@@ -164,7 +158,7 @@ class ActorRunner:
 
     # -- the loop --------------------------------------------------------------------------------
     def _take_weights(self) -> None:
-        item = self.link.mailbox.take()
+        item = self.stream.take_weights()
         if item is None:
             return
         version, state, arrived = item
@@ -195,16 +189,7 @@ class ActorRunner:
         s_next, scaled = self.pre.step(raw, reward, terminated, truncated)
         done = terminated or truncated
         next_choice = self.algo.act(s_next) if self.algo.needs_next_action and not done else None
-        if self.link.learner_seq > self.seq:  # the learner holds more of us than our spool did
-            log.error(
-                "actor %s: the learner holds seq %d but this actor's spool ended at %d; continuing "
-                "after the learner's",
-                self.config.actor_id,
-                self.link.learner_seq,
-                self.seq,
-            )
-            self.seq = self.link.learner_seq
-        self.seq += 1
+        seq = self.stream.next_seq()
         t = Transition(
             s,
             chosen.action,
@@ -213,7 +198,7 @@ class ActorRunner:
             bool(terminated),
             bool(truncated),
             actor_id=self.config.actor_id,
-            seq=self.seq,
+            seq=seq,
             episode=self.episode,
             step=self.ep_len,
             policy_version=max(self.version, 0),
@@ -222,9 +207,7 @@ class ActorRunner:
             timestamp=time.time(),
             extras={"raw_reward": float(reward)},
         )
-        payload = encode_transition(t)
-        offset = self.spool.log.append(payload, KIND_TRANSITION)
-        self.link.enqueue(self.seq, offset, payload)
+        self.stream.emit(t)
         if done:
             self.episode += 1
             with open(self._episodes_csv, "a") as f:
@@ -295,10 +278,13 @@ class ActorRunner:
             "link_errors": dict(self.link.errors),
         }
 
+    @property
+    def seq(self) -> int:
+        """The last sequence number handed out."""
+        return self.stream.seq
+
     def close(self, drain_s: float = 0.0) -> None:
-        self.link.stop(drain_s)
-        self.spool.flush()
-        self.spool.close()
+        self.stream.close(drain_s)
         self.source.close()
 
 

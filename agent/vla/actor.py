@@ -17,15 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent.actor.link import ActorLink
-from agent.actor.spool import open_spool
+from agent.actor.stream import TransitionStream
 from agent.loop import ControlLoop, LoopConfig
 from agent.loop.control import TickRecord
 from agent.vla.features import NormalizedFeatures
 from agent.vla.transitions import ChunkStep, ChunkTransitionBuilder
 from hal.robot import Robot
-from learners.cache.format import KIND_TRANSITION
-from learners.cache.records import encode_transition
 from learners.security import CurveClient
 from learners.transition import Transition
 from policies.vla import ResidualPolicy, VLAPolicy, load_vla, tiny_vla
@@ -87,7 +84,6 @@ class VLAActor:
         )
         self.dir = c.run_dir / "actors" / c.actor_id
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.spool, pending, self.seq = open_spool(self.dir / "spool", c.actor_id, c.durability)
         self.spec = {
             "obs_dim": self.vla.feature_dim,
             "action_dim": action.dim,
@@ -95,18 +91,17 @@ class VLAActor:
             "algo": "stream-ac",
         }
         shapes = {k: tuple(v.shape) for k, v in self.policy.state_dict().items()}
-        self.link = ActorLink(
-            c.learner,
+        self.stream = TransitionStream(
+            self.dir,
             c.actor_id,
+            c.learner,
             self.spec,
-            self.spool,
-            weight_shapes=shapes,
+            shapes,
             curve=c.curve,
             insecure=c.insecure,
+            durability=c.durability,
         )
-        for seq, offset in pending:
-            self.link.enqueue(seq, offset, None)
-        self.link.last_seq = self.seq
+        self.link = self.stream.link
         hz = c.control_hz or robot.control_hz
         self.loop = ControlLoop(robot, self.policy, LoopConfig(control_hz=hz), on_tick=self._on_tick)
         self.builder = ChunkTransitionBuilder(c.gamma, self._emit)
@@ -122,7 +117,7 @@ class VLAActor:
 
     # -- per tick (control thread: nothing here may block) ----------------------------------------
     def _on_tick(self, record: TickRecord) -> None:
-        item = self.link.mailbox.take()
+        item = self.stream.take_weights()
         if item is not None:
             version, state, _ = item
             self.policy.load_state_dict(state, version)
@@ -145,7 +140,7 @@ class VLAActor:
 
     def _emit(self, step: ChunkStep) -> None:
         chunk = step.chunk
-        self.seq += 1
+        seq = self.stream.next_seq()
         obs: Any = chunk.features
         if self.config.keep_images and "images" in chunk.extras:
             obs = {"state": chunk.features, **chunk.extras["images"]}
@@ -157,7 +152,7 @@ class VLAActor:
             step.terminated,
             step.truncated,
             actor_id=self.config.actor_id,
-            seq=self.seq,
+            seq=seq,
             episode=self.episode,
             step=step.ticks,
             policy_version=chunk.version,
@@ -165,12 +160,11 @@ class VLAActor:
             timestamp=time.time(),
             extras={"raw_reward": step.raw_reward, "ticks": step.ticks, "success": step.success},
         )
-        payload = encode_transition(t)
-        self.link.enqueue(self.seq, self.spool.log.append(payload, KIND_TRANSITION), payload)
+        self.stream.emit(t)
 
     # -- running ---------------------------------------------------------------------------------
     def run(self, ticks: int | None = None, should_stop=None) -> dict:
-        self.link.start()
+        self.stream.start()
         stats = self.loop.run(ticks=ticks, should_stop=should_stop)
         return self.summary(stats)
 
@@ -190,8 +184,10 @@ class VLAActor:
             "loop": stats.summary(),
         }
 
+    @property
+    def seq(self) -> int:
+        return self.stream.seq
+
     def close(self, drain_s: float = 0.0) -> None:
-        self.link.stop(drain_s)
-        self.spool.flush()
-        self.spool.close()
+        self.stream.close(drain_s)
         (self.dir / "summary.json").write_text(json.dumps(self.summary(), indent=1, default=float))
