@@ -21,6 +21,9 @@ Action: float32 ``[2]`` in [-1, 1], the pusher's velocity in the table plane (x:
 from the arm), scaled to ``max_speed`` m/s; zero holds the arm still. Control runs at
 ``control_hz`` (default 50 Hz): each step integrates the physics for ``1 / control_hz`` s.
 
+Reward (``sim.tabletop.task``): ``"progress"`` (default), how much closer the shaped distance got
+this tick, or ``"distance"``, minus the shaped distance itself; plus a bonus on success.
+
 ``info``: ``success`` (bool), ``reach_distance`` (pusher to goal block), ``push_distance`` (goal
 block to target), ``goal`` (colour) and ``instruction``. An episode terminates on success when
 ``terminate_on_success`` (default); the time limit comes from the registered ``max_episode_steps``.
@@ -47,7 +50,7 @@ from sim.tabletop.task import TabletopTask
 
 DEFAULT_COLORS = ("red", "blue", "yellow")
 INSTRUCTION_CHARSET = string.ascii_lowercase + " "
-_GOAL, _PHRASING = 0, 1  # data.userdata slots
+_GOAL, _PHRASING, _POTENTIAL = 0, 1, 2  # data.userdata slots
 
 
 class TabletopEnv(gym.Env):
@@ -59,7 +62,7 @@ class TabletopEnv(gym.Env):
                  cameras: tuple[str, ...] = ("front",), image_size: tuple[int, int] = (96, 96),
                  goal_in_state: bool | str = False, control_hz: float = 50.0,
                  terminate_on_success: bool = True, phrasing: str = "random", max_speed: float = 0.3,
-                 success_bonus: float = 5.0,
+                 success_bonus: float = 5.0, reward: str = "progress",
                  render_mode: str | None = None, render_size: tuple[int, int] = (240, 320)) -> None:
         if obs_mode not in ("dict", "state"):
             raise ValueError(f"obs_mode must be 'dict' or 'state', got {obs_mode!r}")
@@ -74,7 +77,7 @@ class TabletopEnv(gym.Env):
         if not control_hz > 0:
             raise ValueError(f"control_hz must be > 0, got {control_hz!r}")
         self.task = TabletopTask(task, tuple(colors), GEOMETRY.target_radius, success_bonus=success_bonus,
-                                 phrasing=phrasing)
+                                 phrasing=phrasing, reward=reward)
         self.colors = self.task.colors
         self.obs_mode = obs_mode
         self.cameras = tuple(cameras) if obs_mode == "dict" else ()
@@ -160,7 +163,7 @@ class TabletopEnv(gym.Env):
         d.qpos[self._block_qpos.reshape(-1)] = layout.blocks.reshape(-1)
         d.mocap_pos[0, :2] = layout.target
         mujoco.mj_forward(m, d)
-        outcome = self._outcome()
+        outcome = self._outcome(first=True)
         return self._observation(), self._info(outcome)
 
     def step(self, action):
@@ -185,11 +188,13 @@ class TabletopEnv(gym.Env):
         self._camera.close()
 
     # -- pieces ---------------------------------------------------------------------------------
-    def _outcome(self):
+    def _outcome(self, first: bool = False):
         d = self.data
-        g = self.goal
-        block = d.qpos[self._block_qpos[g, :2]]
-        return self.task.evaluate(self.pusher_xy(), block, d.mocap_pos[0])
+        block = d.qpos[self._block_qpos[self.goal, :2]]
+        previous = None if first else float(d.userdata[_POTENTIAL])
+        outcome = self.task.evaluate(self.pusher_xy(), block, d.mocap_pos[0], previous)
+        d.userdata[_POTENTIAL] = outcome.potential
+        return outcome
 
     def _state(self) -> np.ndarray:
         d = self.data

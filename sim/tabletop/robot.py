@@ -38,7 +38,7 @@ from hal.robot import Observation, Robot, RobotError, RobotHealth
 from hal.specs import ActionSpec, FeatureSpec
 from sim.tabletop.env import DEFAULT_COLORS, TabletopEnv
 from sim.tabletop.scene import CAMERAS, PALETTE
-from sim.tabletop.task import TASKS
+from sim.tabletop.task import REWARDS, TASKS
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class TabletopRobotConfig:
     episode_steps: int | None = None  # None: 250 for push, 150 for reach
     terminate_on_success: bool = True
     phrasing: str = "random"  # random | first
+    reward: str = "progress"  # progress | distance (see sim.tabletop.task)
     watchdog_timeout_s: float | None = 0.5
     fault_file: str | None = None
     seed: int = 0
@@ -94,6 +95,8 @@ class TabletopRobotConfig:
         check_type("params", "terminate_on_success", self.terminate_on_success, bool)
         if self.phrasing not in ("random", "first"):
             raise ConfigError(f"params.phrasing must be 'random' or 'first', got {self.phrasing!r}")
+        if self.reward not in REWARDS:
+            raise ConfigError(f"params.reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
         check_number("params", "watchdog_timeout_s", self.watchdog_timeout_s, 0, strict=True, optional=True)
         check_type("params", "fault_file", self.fault_file, str, optional=True)
         check_type("params", "seed", self.seed, int)
@@ -127,7 +130,7 @@ class TabletopRobot(Robot):
         base = TabletopEnv(task=c.task, colors=tuple(c.colors), cameras=tuple(c.cameras),
                            image_size=(c.image_height, c.image_width), goal_in_state=c.goal_in_state,
                            control_hz=c.control_hz, terminate_on_success=c.terminate_on_success,
-                           phrasing=c.phrasing, max_speed=c.max_speed)
+                           phrasing=c.phrasing, max_speed=c.max_speed, reward=c.reward)
         self.env = gym.wrappers.TimeLimit(base, c.max_episode_steps)
         self.tabletop = base
         self._action_spec = ActionSpec(("ee_vx", "ee_vy"), -np.ones(2), np.ones(2), c.max_delta)

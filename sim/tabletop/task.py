@@ -1,17 +1,25 @@
 """What the robot is asked to do: the goal block, the instruction, the reward and success.
 
-Two tasks share the scene:
+Two tasks share the scene, each with a shaped distance ``D`` (metres) the robot should close:
 
-- ``push``: push the goal block into the green target. Reward per tick
-  ``-(0.5 * d(pusher, behind) + d(block, target))`` (metres), where ``behind`` is the point
-  ``PUSH_STANDOFF`` behind the block on the far side from the target (where a push must start),
-  plus ``success_bonus`` on the tick the block's centre enters the target disc; success is that.
-- ``reach``: bring the pusher to the goal block. Reward ``-d(pusher, block)`` plus the bonus;
-  success is the pusher within ``reach_tolerance`` of the block's centre (touching it).
+- ``push``: push the goal block into the green target. ``D = 0.5 * d(pusher, approach) +
+  d(block, target)``, where ``approach`` is the point ``PUSH_STANDOFF`` behind the block on the far
+  side from the target (where a push must start); success is the block's centre inside the target
+  disc.
+- ``reach``: bring the pusher to the goal block. ``D = d(pusher, block)``; success is the pusher
+  within ``reach_tolerance`` of the block's centre (touching it).
 
-Dense negative distances make every tick spent away from the goal cost something, so with the
-episode ending on success (``terminate_on_success``, the default) the return rises as the policy
-gets there sooner; the bonus marks the success itself.
+The reward per tick is ``success_bonus`` on success plus, with ``reward="progress"`` (the
+default), ``PROGRESS_SCALE`` times how much ``D`` shrank this tick (potential-based shaping: the
+return is the distance closed over the episode, whatever the layout), or with
+``reward="distance"`` ``-D`` itself. Progress learns much sooner with stream-x: the per-episode
+offset of ``-D`` (how far away things happened to start) is noise to a value function learning
+one sample at a time. Measured with stream AC on state (reach, goal as a one-hot): 90 % success
+after about 120k steps with progress, about 45 % after 250k with distance; push (goal as
+relative vectors): about 20 % after 150k steps with progress, none in 1M with distance.
+
+An episode ends on success by default (``terminate_on_success``), so success also ends the
+episode's reward stream.
 
 Each episode samples the goal block uniformly and one phrasing of its instruction; the goal is
 never in the proprioceptive state unless asked for (a one-hot, for state-only learning).
@@ -25,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 TASKS = ("push", "reach")
+REWARDS = ("distance", "progress")
+PROGRESS_SCALE = 10.0  # progress reward per metre of shaped distance closed
 
 PHRASINGS: dict[str, tuple[str, ...]] = {
     "push": (
@@ -57,6 +67,7 @@ class Outcome:
     success: bool
     reach_distance: float  # pusher to goal block centre
     push_distance: float  # goal block centre to target centre
+    potential: float  # minus the shaped distance; the progress reward is its change
 
 
 class TabletopTask:
@@ -72,11 +83,15 @@ class TabletopTask:
     MIN_PUSH = 0.12  # push: any block to the target at the start, so success is never given
 
     def __init__(self, task: str, colors: tuple[str, ...], target_radius: float = 0.05,
-                 reach_tolerance: float = 0.05, success_bonus: float = 5.0, phrasing: str = "random") -> None:
+                 reach_tolerance: float = 0.05, success_bonus: float = 5.0, phrasing: str = "random",
+                 reward: str = "progress") -> None:
         if task not in TASKS:
             raise ValueError(f"unknown tabletop task {task!r}; known: {', '.join(TASKS)}")
         if phrasing not in ("random", "first"):
             raise ValueError(f"phrasing must be 'random' or 'first', got {phrasing!r}")
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
+        self.reward = reward
         self.task = task
         self.colors = tuple(colors)
         self.target_radius = target_radius
@@ -134,17 +149,26 @@ class TabletopTask:
         k = self.PUSH_STANDOFF / max(math.hypot(dx, dy), 1e-6)
         return float(block[0]) - k * dx, float(block[1]) - k * dy
 
-    def evaluate(self, pusher: np.ndarray, block: np.ndarray, target: np.ndarray) -> Outcome:
-        """Reward and success for the pusher, the goal block and the target positions (x, y)."""
+    def evaluate(self, pusher: np.ndarray, block: np.ndarray, target: np.ndarray,
+                 previous: float | None = None) -> Outcome:
+        """Reward and success for the pusher, the goal block and the target positions (x, y).
+
+        ``previous`` is the last tick's ``potential`` (``None`` at the start of an episode); the
+        ``progress`` reward is the change of the potential since then.
+        """
         reach = math.hypot(pusher[0] - block[0], pusher[1] - block[1])
         push = math.hypot(block[0] - target[0], block[1] - target[1])
         if self.task == "reach":
             success = reach < self.reach_tolerance
-            reward = -reach
+            potential = -reach
         else:
             success = push < self.target_radius
             ax, ay = self.approach_point(block, target)
-            reward = -(0.5 * math.hypot(pusher[0] - ax, pusher[1] - ay) + push)
+            potential = -(0.5 * math.hypot(pusher[0] - ax, pusher[1] - ay) + push)
+        if self.reward == "distance":
+            reward = potential
+        else:
+            reward = 0.0 if previous is None else PROGRESS_SCALE * (potential - previous)
         if success:
             reward += self.success_bonus
-        return Outcome(reward, success, reach, push)
+        return Outcome(reward, success, reach, push, potential)

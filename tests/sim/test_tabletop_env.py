@@ -122,9 +122,7 @@ def test_state_carries_no_goal_unless_asked():
     np.testing.assert_allclose(state[27:29], state[23:25] - relative.task.PUSH_STANDOFF * u, atol=1e-6)
 
 
-def test_scripted_push_raises_the_reward_until_success():
-    env = _unwrapped("rill/TabletopPushState-v0")
-    env.reset(seed=0)
+def _scripted_episode(env: TabletopEnv) -> tuple[list[float], list[float], dict, bool]:
     rewards, distances = [], []
     for _ in range(250):
         _, reward, terminated, truncated, info = env.step(scripted_push(env))
@@ -132,12 +130,29 @@ def test_scripted_push_raises_the_reward_until_success():
         distances.append(info["push_distance"])
         if terminated or truncated:
             break
+    return rewards, distances, info, terminated
+
+
+def test_scripted_push_earns_reward_as_the_block_nears_the_target():
+    env = _unwrapped("rill/TabletopPushState-v0")  # progress reward
+    env.reset(seed=0)
+    start = env.data.userdata[2]  # the shaped potential at the start
+    rewards, distances, info, terminated = _scripted_episode(env)
     assert terminated and info["success"] and distances[-1] < env.task.target_radius
     assert distances[0] > 0.12  # the goal block started well outside the target
-    assert rewards[-1] > env.task.success_bonus - 0.1  # the bonus on the success tick
+    bonus = env.task.success_bonus
+    assert rewards[-1] > bonus  # the bonus, and the last bit of progress
     pushing = rewards[-15:-1]  # the last ticks of the push: the block nears the target
-    assert pushing[-1] > pushing[0] and rewards[-2] > rewards[0]
-    assert np.corrcoef(rewards[:-1], distances[:-1])[0, 1] < -0.5
+    assert all(r > 0 for r in pushing) and np.all(np.diff(distances[-15:]) < 0)
+    # Progress telescopes: the return is the shaped distance closed (times the scale) plus the bonus.
+    closed = env.data.userdata[2] - start
+    assert sum(rewards) == pytest.approx(10.0 * closed + bonus, abs=1e-6)
+
+    plain = _unwrapped("rill/TabletopPushState-v0", reward="distance")
+    plain.reset(seed=0)
+    rewards, distances, info, terminated = _scripted_episode(plain)
+    assert terminated and rewards[-2] > rewards[0] and rewards[-1] > bonus - 0.1
+    assert np.corrcoef(rewards[:-1], distances[:-1])[0, 1] < -0.5  # nearer: more reward
 
 
 def test_success_fires_when_the_block_is_in_the_target():
@@ -146,11 +161,11 @@ def test_success_fires_when_the_block_is_in_the_target():
     qx, qy, _ = env._block_qpos[env.goal]
     target = env.data.mocap_pos[0, :2].copy()
     env.data.qpos[[qx, qy]] = target + np.array([0.07, 0.0])  # outside the 5 cm disc
-    _, reward_out, terminated, _, info = env.step(np.zeros(2, np.float32))
+    _, _, terminated, _, info = env.step(np.zeros(2, np.float32))
     assert not info["success"] and not terminated
     env.data.qpos[[qx, qy]] = target + np.array([0.02, 0.0])  # inside
     _, reward_in, terminated, _, info = env.step(np.zeros(2, np.float32))
-    assert info["success"] and terminated and reward_in > reward_out + env.task.success_bonus - 0.01
+    assert info["success"] and terminated and reward_in > env.task.success_bonus  # bonus and progress
     stay = _unwrapped("rill/TabletopPushState-v0", terminate_on_success=False)
     stay.reset(seed=2)
     qx, qy, _ = stay._block_qpos[stay.goal]

@@ -75,7 +75,7 @@ def test_robot_observes_the_task_and_clamps_actions():
         np.testing.assert_allclose(sent, [1.0, -0.2])  # then the limits
         assert robot.health().clamped_actions == 2 and robot.steps == 2
         obs = robot.observe()
-        assert obs["reward"] < 0.0 and obs["state"][2] != 0.0  # stepped: the arm moves, reward reported
+        assert obs["reward"] != 0.0 and obs["state"][2] != 0.0  # stepped: the arm moves, reward reported
         with pytest.raises(ValueError, match="shape"):
             robot.act(np.zeros(3))
     assert not robot.is_connected
@@ -204,6 +204,8 @@ def test_params_are_validated_by_name():
         validate_robot(RobotConfig("t", "sim-tabletop", {"task": "stack"}))
     with pytest.raises(ConfigError, match=r"params.image_height must be within 8..480"):
         validate_robot(RobotConfig("t", "sim-tabletop", {"image_height": 4}))
+    with pytest.raises(ConfigError, match=r"params.reward must be one of distance, progress, got 'sparse'"):
+        validate_robot(RobotConfig("t", "sim-tabletop", {"reward": "sparse"}))
     with pytest.raises(ConfigError, match=r"params.cameras: unknown \['wrist'\]"):
         validate_robot(RobotConfig("t", "sim-tabletop", {"cameras": ["wrist"]}))
     assert robot_class("sim-tabletop") is TabletopRobot
