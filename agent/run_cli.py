@@ -91,8 +91,8 @@ def _robot_shapes(spec) -> tuple[int, int, int | None]:
         obs, act = instance.observation_spec, instance.action_spec
         if "state" not in obs:
             raise HalError(f"robot {robot.name!r} ({robot.type}) has no 'state' observation to learn from")
-        horizon = None
-        if "env_id" in robot.params:
+        horizon = getattr(instance, "episode_steps", None)
+        if horizon is None and "env_id" in robot.params:
             from sim.envs import make_env, time_limit
 
             horizon = time_limit(make_env(robot.params["env_id"]))
