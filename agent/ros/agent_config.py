@@ -18,7 +18,7 @@ from hal.errors import ConfigError
 
 #: ``policy.type`` values: ``class`` builds ``policy.class_path`` (``module:Class``).
 POLICY_TYPES = ("replan", "reach", "streamx", "vla", "class")
-DURABILITY = ("fsync", "flush", "none")
+DURABILITY = ("fsync", "os-buffered", "none")
 
 
 @dataclass

@@ -132,8 +132,9 @@ def coerce(field: ParamField, value: Any) -> Any:
         return value
     if kind.startswith("list["):
         item = kind[5:-1]
+        want = "a list of " + {"str": "strings", "int": "integers", "float": "numbers"}[item]
         if not isinstance(value, (list, tuple)):
-            raise _fail(field, f"a list of {item}s", value)
+            raise _fail(field, want, value)
         if item == "str":
             ok = all(isinstance(v, str) for v in value)
         elif item == "int":
@@ -141,7 +142,7 @@ def coerce(field: ParamField, value: Any) -> Any:
         else:
             ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         if not ok:
-            raise _fail(field, f"a list of {item}s", value)
+            raise _fail(field, want, value)
         return [float(v) for v in value] if item == "float" else list(value)
     if kind == "mapping":
         if isinstance(value, dict):
@@ -207,30 +208,60 @@ def ros_default(field: ParamField) -> Any:
     return field.default
 
 
+def _overrides(node) -> dict[str, Any]:
+    """The parameters given to ``node`` on its command line or in its YAML files, by name."""
+    return dict(getattr(node, "_parameter_overrides", {}))  # where rclpy keeps them (Humble..Kilted)
+
+
+def _sub_keys(node, field: ParamField) -> list[str]:
+    """Names under a mapping parameter (``policy.args.gain``): a YAML file nesting a mapping
+    flattens it into such names."""
+    return sorted(n for n in _overrides(node) if n.startswith(field.name + "."))
+
+
 def declare_config(node, cls: type, prefix: str = "", exclude: tuple[str, ...] = ()) -> list[ParamField]:
-    """Declare every parameter of ``cls`` on ``node`` (dynamically typed: checked by ``coerce``)."""
+    """Declare every parameter of ``cls`` on ``node`` (dynamically typed: checked by ``coerce``).
+
+    A mapping parameter also declares the flattened names a YAML file gave under it.
+    """
     from rcl_interfaces.msg import ParameterDescriptor
 
     fields = param_fields(cls, prefix, exclude)
     for field in fields:
         descriptor = ParameterDescriptor(dynamic_typing=True, description=f"{cls.__name__} {field.kind}")
         node.declare_parameter(field.name, ros_default(field), descriptor)
+        if field.kind == "mapping":
+            for name in _sub_keys(node, field):
+                node.declare_parameter(name, None, ParameterDescriptor(dynamic_typing=True))
     return fields
 
 
 def read_config(node, cls: type, prefix: str = "", exclude: tuple[str, ...] = (),
                 fixed: dict[str, Any] | None = None) -> Any:
     """``cls`` built from the parameters ``declare_config`` declared on ``node``."""
-    values = {f.name: node.get_parameter(f.name).value for f in param_fields(cls, prefix, exclude)}
+    values: dict[str, Any] = {}
+    for field in param_fields(cls, prefix, exclude):
+        value = node.get_parameter(field.name).value
+        if field.kind == "mapping":
+            nested = coerce(field, value) if value not in (None, "") else {}
+            for name in _sub_keys(node, field):
+                *path, leaf = name[len(field.name) + 1:].split(".")
+                where = nested
+                for part in path:
+                    where = where.setdefault(part, {})
+                where[leaf] = node.get_parameter(name).value
+            value = nested
+        values[field.name] = value
     return build_config(cls, values, prefix, exclude, fixed)
 
 
 def check_unknown_parameters(node, known: list[ParamField]) -> None:
     """Refuse a parameter given to ``node`` (command line, YAML file) that no config declares."""
     names = {f.name for f in known}
-    given = getattr(node, "_parameter_overrides", {})  # rclpy keeps overrides here (Humble..Kilted)
-    for name in sorted(given):
-        if name in names or name in ROS_BUILTIN_PARAMETERS or name.startswith("qos_overrides."):
+    mappings = tuple(f.name + "." for f in known if f.kind == "mapping")
+    for name in sorted(_overrides(node)):
+        if (name in names or name in ROS_BUILTIN_PARAMETERS or name.startswith("qos_overrides.")
+                or name.startswith(mappings)):
             continue
         near = nearest(name, sorted(names))
         hint = f"; did you mean {near!r}?" if near else ""
