@@ -229,7 +229,11 @@ class Ros2Robot(Robot):
             import rclpy  # noqa: F401
         except ImportError as e:
             return RobotHealth(False, "unavailable", f"rclpy cannot be imported ({e}): source ROS 2 first")
-        return RobotHealth(True, "available", "ROS 2 topics (not probed)")
+        try:
+            config = Ros2RobotConfig(**(params or {}))
+        except (ConfigError, TypeError) as e:
+            return RobotHealth(False, "misconfigured", str(e))
+        return RobotHealth(True, "available", f"{len(config.joints)} joints on {config.joint_states_topic}")
 
     # -- connecting ------------------------------------------------------------------------------
     def _connect(self) -> None:
