@@ -13,7 +13,7 @@ ROS_WHEELS=(
   "ros-rclpy[fastrtps]" ros-std-msgs ros-sensor-msgs ros-trajectory-msgs ros-diagnostic-msgs
   ros-builtin-interfaces
 )
-BUILD_TOOLS=(colcon-core colcon-ros ros-ament-package setuptools)
+BUILD_TOOLS=(colcon-core colcon-ros ros-ament-package setuptools pytest)
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi

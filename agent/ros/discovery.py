@@ -5,7 +5,7 @@ joints of one message read from it, the camera topic of the same namespace (raw 
 compressed), the command interface a controller listens on (``JointTrajectory`` preferred to a
 ``Float64MultiArray`` ``.../commands``), and an instruction topic if there is one. Without rclpy
 (no ROS 2 sourced) it finds nothing, quietly. It watches the graph for up to
-``RILL_ROS_DISCOVERY_S`` seconds (default 1.5; DDS discovery takes a moment), in a ROS context of
+``RILL_ROS_DISCOVERY_S`` seconds (default 2; DDS discovery takes a moment), in a ROS context of
 its own, so it never disturbs a node running in the same process.
 """
 
@@ -89,7 +89,7 @@ def discover_ros2_robots(wait_s: float | None = None) -> list[RobotConfig]:
     import agent.ros.robot  # noqa: F401  registers the ros2 robot type for hal list's probe
 
     if wait_s is None:
-        wait_s = float(os.environ.get("RILL_ROS_DISCOVERY_S", "1.5"))
+        wait_s = float(os.environ.get("RILL_ROS_DISCOVERY_S", "2"))
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = executor = None
