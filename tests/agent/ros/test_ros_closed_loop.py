@@ -12,8 +12,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from learners.service import LearnerConfig, LearnerService
 
 REPO = Path(__file__).resolve().parents[3]
@@ -96,14 +94,3 @@ def test_sim_and_agent_nodes_close_the_loop(start_node, ros_env, ros_python, tmp
     assert ros and ros[0]["source"] == "discovered" and ros[0]["ok"], rows_listed
     assert "4 joints on /joint_states" in ros[0]["detail"], ros[0]
 
-
-@pytest.mark.parametrize("args, message", [
-    (("-p", "robot.joints:=[a, b]", "-p", "robot.control_hz:=fast"),
-     "parameter 'robot.control_hz' must be a number, got string 'fast'"),
-    (("-p", "robot.jionts:=[a, b]"), "unknown parameter 'robot.jionts' for node 'agent_node'; did you mean "
-                                     "'robot.joints'?"),
-])
-def test_agent_node_refuses_a_bad_parameter_naming_it(start_node, args, message):
-    agent = start_node("agent.ros.agent_node", *args)
-    assert agent.proc.wait(60) == 2
-    assert message in agent.output()
