@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.loop.config import LoopConfig
-from agent.ros.robot import Ros2RobotConfig
+from agent.ros.robot_config import Ros2RobotConfig
 from hal.config import check_number, nearest
 from hal.errors import ConfigError
 

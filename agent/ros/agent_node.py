@@ -104,6 +104,7 @@ class AgentNode:
         os.replace(tmp, path)
 
     def run(self, should_stop) -> None:
+        self.robot.interrupt = should_stop
         self.robot.connect()
         log.info("agent_node: %d joints %s at %.0f Hz, policy %s, commands on %s%s",
                  self.robot.action_spec.dim, list(self.robot.action_spec.names), self.robot.control_hz,

@@ -7,7 +7,7 @@ import pytest
 
 from agent.ros.agent_config import DERIVED, AgentNodeConfig, LearnerClientConfig, PolicyConfig
 from agent.ros.params import ParameterError, ParamField, build_config, coerce, param_fields, ros_default
-from agent.ros.robot import Ros2RobotConfig
+from agent.ros.robot_config import Ros2RobotConfig
 from agent.ros.sim_node import SimNodeConfig
 
 
