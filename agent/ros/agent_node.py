@@ -70,11 +70,22 @@ class AgentNode:
         self.policy = build_policy(config.policy, state_dim, action_dim, 1.0 / config.robot.control_hz,
                                    self.learner)
         self.loop = ControlLoop(self.robot, self.policy, config.loop,
-                                on_tick=self.learner.on_tick if self.learner else None)
+                                on_tick=self._on_tick if self.learner else None)
         self.robot.plan = lambda n: planned_actions(self.loop, n)
         self.diagnostics = node.create_publisher(DiagnosticArray, config.diagnostics_topic, reliable_qos())
         self._timer = node.create_timer(1.0 / config.diagnostics_hz, self.report)
         self._last_log = 0.0
+        self.learner_errors = 0
+
+    def _on_tick(self, record: Any) -> None:
+        """Hand a tick to the learner client; its failure costs that transition, never the loop."""
+        try:
+            self.learner.on_tick(record)
+        except Exception as e:
+            self.learner_errors += 1
+            if self.learner_errors == 1 or self.learner_errors % 500 == 0:
+                log.error("learner client failed on a tick (%d so far): %s: %s", self.learner_errors,
+                          type(e).__name__, e)
 
     def snapshot(self) -> dict[str, Any]:
         from agent.ros.diagnostics import loop_snapshot
@@ -86,6 +97,7 @@ class AgentNode:
         from agent.ros.diagnostics import ERROR, diagnostic_array
 
         snap = self.snapshot()
+        snap["learner_errors"] = self.learner_errors
         self.diagnostics.publish(diagnostic_array(snap, f"rill: {self.node.get_name()} control loop",
                                                   self.node.get_fully_qualified_name(),
                                                   self.node.get_clock().now().to_msg()))

@@ -86,6 +86,7 @@ class Ros2Robot(Robot):
         self._own_context = False
         self._executor = None
         self._spin_thread: threading.Thread | None = None
+        self._spinning = threading.Event()
         low, high = c.limits
         self._action_spec = ActionSpec(tuple(c.joints), low, high, c.max_delta)
         self._observed = [*c.joints, *c.extra_state_joints]
@@ -206,16 +207,20 @@ class Ros2Robot(Robot):
         self._own_node = True
         self._executor = SingleThreadedExecutor()
         self._executor.add_node(self._node)
+        self._spinning.set()
         self._spin_thread = threading.Thread(target=self._spin, name=f"ros-{self.name}", daemon=True)
         self._spin_thread.start()
 
     def _spin(self) -> None:
         from rclpy.executors import ExternalShutdownException
 
-        try:
-            self._executor.spin()
-        except ExternalShutdownException:
-            pass
+        while self._spinning.is_set():
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except ExternalShutdownException:
+                return
+            except Exception:  # one bad message must not end the robot's subscriptions
+                log.exception("robot %s: a ROS callback failed; still listening", self.name)
 
     def wait_for_data(self, timeout_s: float) -> bool:
         """Wait until every sensor stream (joints, camera) is fresh; False on timeout."""
@@ -238,9 +243,10 @@ class Ros2Robot(Robot):
             node.destroy_subscription(sub)
         self._subs = []
         if self._own_node:
-            self._executor.shutdown(timeout_sec=1.0)
+            self._spinning.clear()
             if self._spin_thread is not None:
                 self._spin_thread.join(timeout=2.0)
+            self._executor.shutdown(timeout_sec=1.0)
             node.destroy_node()
             self._node, self._own_node = None, False
             if self._own_context:

@@ -67,11 +67,13 @@ class NodeRuntime:
     def _spin(self) -> None:
         from rclpy.executors import ExternalShutdownException
 
-        try:
-            while not self.stop.is_set():
+        while not self.stop.is_set():
+            try:
                 self._executor.spin_once(timeout_sec=0.05)
-        except ExternalShutdownException:
-            pass
+            except ExternalShutdownException:
+                return
+            except Exception:  # one bad callback must not end every callback of the node
+                log.exception("a ROS callback failed; the node keeps running")
 
     def close(self, node=None) -> None:
         """Stop the executor, destroy ``node`` and shut ROS down."""
