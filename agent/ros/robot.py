@@ -51,6 +51,7 @@ from hal.specs import ActionSpec, FeatureSpec
 
 log = logging.getLogger(__name__)
 
+
 class _Throttle:
     """True at most once per ``period_s`` per key: keeps a flood of bad messages out of the log."""
 
