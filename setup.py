@@ -51,12 +51,20 @@ setup(
     entry_points={
         "console_scripts": [
             "rill = agent.cli:main",
+            # ROS 2 nodes (installed under lib/rill by setup.cfg, where `ros2 run/launch` finds them).
+            "agent_node = agent.ros.agent_node:main",
+            "sim_node = agent.ros.sim_node:main",
+            "learner_node = agent.ros.learner_node:main",
         ],
         # Robot types and robot discovery (hal.registry); third-party packages add their own.
         "rill.robots": [
             "sim-mujoco = sim.robots:MujocoRobot",
             "sim-tabletop = sim.tabletop.robot:TabletopRobot",
+            "ros2 = agent.ros.robot:Ros2Robot",
         ],
-        "rill.discovery": ["sim = sim.robots:discover_simulated_robots"],
+        "rill.discovery": [
+            "sim = sim.robots:discover_simulated_robots",
+            "ros2 = agent.ros.discovery:discover_ros2_robots",
+        ],
     },
 )

@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# The ROS 2 tests run rill's nodes in a venv of their own (the ROS wheels re-exec Python in theirs).
+bash scripts/setup_ros.sh
+export RILL_REQUIRE_ROS=${RILL_REQUIRE_ROS:-1}
 export MUJOCO_GL=${MUJOCO_GL:-egl}
 .venv/bin/ruff check .
 set +e

@@ -1,0 +1,156 @@
+"""``agent_node``: the control loop, a policy and the learner client, on a ``Ros2Robot``.
+
+Configured entirely by ROS parameters (``agent_config``; defaults in ``config/ros_agent.yaml``).
+The node's callbacks (sensor messages, diagnostics) run on an executor thread; the control loop
+runs on the main thread at ``robot.control_hz`` and never waits for ROS, the policy or the
+learner. It publishes loop health on ``/diagnostics``. On SIGINT or SIGTERM the loop stops, the
+robot holds where it is (the hold command is acknowledged before ROS shuts down), the learner
+link drains for up to two seconds, and the node exits 0. A configuration error exits 2 with one
+line naming the parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.ros.agent_config import DERIVED, AgentNodeConfig
+from agent.ros.params import check_unknown_parameters, declare_config, read_config
+from agent.ros.runtime import NodeRuntime, run_main
+
+log = logging.getLogger(__name__)
+
+
+def planned_actions(loop: Any, n: int) -> list[np.ndarray]:
+    """The next ``n`` actions the loop's chunk schedule holds after the current tick (look-ahead)."""
+    out = []
+    for h in range(1, n + 1):
+        action = loop.schedule.action(loop.tick + h)
+        if action is None:
+            break
+        out.append(action)
+    return out
+
+
+def read_agent_config(node: Any) -> AgentNodeConfig:
+    """Declare ``agent_node``'s parameters on ``node`` and build its config from them."""
+    fields = declare_config(node, AgentNodeConfig, exclude=DERIVED)
+    check_unknown_parameters(node, fields)
+    control_hz = node.get_parameter("robot.control_hz").value
+    fixed = {"loop.control_hz": float(control_hz) if isinstance(control_hz, (int, float)) else 50.0}
+    return read_config(node, AgentNodeConfig, exclude=DERIVED, fixed=fixed)
+
+
+class AgentNode:
+    """Everything ``agent_node`` runs, built from its config around a ROS node."""
+
+    def __init__(self, node: Any, config: AgentNodeConfig) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        from agent.loop import ControlLoop
+        from agent.ros.policy_factory import build_policy
+        from agent.ros.qos import reliable_qos
+        from agent.ros.robot import Ros2Robot
+
+        self.node, self.config = node, config
+        self.robot = Ros2Robot(node.get_name(), config.robot, node=node)
+        state_dim = self.robot.observation_spec["state"].shape[0]
+        action_dim = self.robot.action_spec.dim
+        self.learner = None
+        if config.learner.endpoint:
+            from agent.ros.transitions import TickTransitions
+
+            self.learner = TickTransitions(config.learner, state_dim, action_dim)
+        self.policy = build_policy(config.policy, state_dim, action_dim, 1.0 / config.robot.control_hz,
+                                   self.learner)
+        self.loop = ControlLoop(self.robot, self.policy, config.loop,
+                                on_tick=self._on_tick if self.learner else None)
+        self.robot.plan = lambda n: planned_actions(self.loop, n)
+        self.diagnostics = node.create_publisher(DiagnosticArray, config.diagnostics_topic, reliable_qos())
+        self._timer = node.create_timer(1.0 / config.diagnostics_hz, self.report)
+        self._last_log = 0.0
+        self.learner_errors = 0
+
+    def _on_tick(self, record: Any) -> None:
+        """Hand a tick to the learner client; its failure costs that transition, never the loop."""
+        try:
+            self.learner.on_tick(record)
+        except Exception as e:
+            self.learner_errors += 1
+            if self.learner_errors == 1 or self.learner_errors % 500 == 0:
+                log.error("learner client failed on a tick (%d so far): %s: %s", self.learner_errors,
+                          type(e).__name__, e)
+
+    def snapshot(self) -> dict[str, Any]:
+        from agent.ros.diagnostics import loop_snapshot
+
+        return loop_snapshot(self.loop, self.robot, self.learner)
+
+    def report(self) -> None:
+        """Publish diagnostics, rewrite the status file, and log a problem every few seconds."""
+        from agent.ros.diagnostics import ERROR, diagnostic_array
+
+        snap = self.snapshot()
+        snap["learner_errors"] = self.learner_errors
+        self.diagnostics.publish(diagnostic_array(snap, f"rill: {self.node.get_name()} control loop",
+                                                  self.node.get_fully_qualified_name(),
+                                                  self.node.get_clock().now().to_msg()))
+        self.write_status(snap)
+        if snap["level"] == ERROR and time.monotonic() - self._last_log > 5.0:
+            self._last_log = time.monotonic()
+            log.warning("control loop holding the robot: %s", snap["message"])
+
+    def write_status(self, snap: dict[str, Any] | None = None, **extra: Any) -> None:
+        if not self.config.status_file:
+            return
+        snap = dict(snap or self.snapshot(), **extra)
+        path = Path(self.config.status_file)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(snap, default=str))
+        os.replace(tmp, path)
+
+    def run(self, should_stop) -> None:
+        self.robot.interrupt = should_stop
+        self.robot.connect()
+        log.info("agent_node: %d joints %s at %.0f Hz, policy %s, commands on %s%s",
+                 self.robot.action_spec.dim, list(self.robot.action_spec.names), self.robot.control_hz,
+                 self.config.policy.type, self.config.robot.trajectory_topic
+                 if self.config.robot.command == "trajectory" else self.config.robot.forward_topic,
+                 f", learner {self.config.learner.endpoint}" if self.learner else "")
+        try:
+            self.loop.run(self.config.ticks or None, should_stop=should_stop)
+        finally:
+            self.robot.disconnect()  # holds, and waits for the hold to be acknowledged
+            if self.learner is not None:
+                self.learner.close(drain_s=2.0)
+            self._timer.cancel()
+            self.write_status(stopped=True, last_published=self.robot.last_published)
+            log.info("agent_node stopped after %d ticks (%d holds); robot held", self.loop.stats.ticks,
+                     self.loop.stats.holds)
+
+
+def _run(runtime: NodeRuntime) -> int:
+    import rclpy
+
+    node = rclpy.create_node("agent_node")
+    try:
+        agent = AgentNode(node, read_agent_config(node))
+        runtime.spin_in_background(node)
+        agent.run(runtime.stop.is_set)
+    finally:
+        runtime.close(node)
+    return 0
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_main("agent_node", _run, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
