@@ -14,13 +14,14 @@ class FeatureSpec:
 
     shape: tuple[int, ...]
     dtype: str
+    allow_empty: bool = False  # text only: may the string be empty (e.g. no instruction received yet)?
 
     def check(self, name: str, value) -> None:
         """Raise ``ValueError`` naming ``name`` if ``value`` does not match this spec."""
         if self.dtype == "str":
             if not isinstance(value, str):
                 raise ValueError(f"observation {name!r}: expected str, got {type(value).__name__}")
-            if not value.strip():  # an instruction nobody can act on is a sensor fault, not a task
+            if not value.strip() and not self.allow_empty:  # nobody can act on a blank instruction
                 raise ValueError(f"observation {name!r}: empty string")
             return
         arr = np.asarray(value)

@@ -25,7 +25,7 @@ import numpy as np
 from agent.loop.chunks import ChunkSchedule
 from agent.loop.config import LoopConfig
 from agent.loop.stats import LoopStats
-from hal.robot import Robot
+from hal.robot import Robot, RobotError
 from policies.base import ActionChunk, Observation, Policy
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,13 @@ class ControlLoop:
     def step(self, tick: int) -> TickRecord:
         """One control tick (public for tests and for loops driven from outside)."""
         cfg = self.config
-        obs = self.robot.observe()
+        try:
+            obs = self.robot.observe()
+        except (ValueError, RobotError) as e:  # a sensor delivering something unusable: hold, report
+            self.stats.bad_observations += 1
+            self.stats.last_failure = f"observation: {e}"
+            self._hold("bad observation")
+            return TickRecord(tick, {}, None, None, True, "bad observation", self.episode)
         now = time.monotonic()
         if now - float(obs.get("timestamp", now)) > cfg.max_obs_age_s:
             self.stats.stale_observations += 1

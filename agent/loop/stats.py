@@ -17,6 +17,7 @@ class LoopStats:
     deadline_misses: int = 0  # ticks that started later than one period after their schedule
     holds: int = 0  # ticks with no action to execute: the robot held position
     stale_observations: int = 0
+    bad_observations: int = 0  # observations the robot refused as invalid (wrong shape, no data...)
     policy_failures: int = 0
     chunks: int = 0
     late_chunks: int = 0  # chunks that arrived after every one of their actions was due
@@ -33,6 +34,7 @@ class LoopStats:
             "deadline_misses": self.deadline_misses,
             "holds": self.holds,
             "stale_observations": self.stale_observations,
+            "bad_observations": self.bad_observations,
             "policy_failures": self.policy_failures,
             "chunks": self.chunks,
             "late_chunks": self.late_chunks,

@@ -93,7 +93,7 @@ class Ros2Robot(Robot):
         self._observed = [*c.joints, *c.extra_state_joints]
         n = len(self._observed)
         self._observation_spec = {"state": FeatureSpec((2 * n,), "float32"),
-                                  "instruction": FeatureSpec((), "str")}
+                                  "instruction": FeatureSpec((), "str", allow_empty=True)}
         if c.image_topic:
             self._observation_spec[self.image_key] = FeatureSpec((c.image_height, c.image_width, 3), "uint8")
         if c.reward_topic:

@@ -144,3 +144,26 @@ def test_episode_end_resets_the_robot_and_drops_old_plans():
         following = [r for r in records if r.episode == end.episode + 1]
         if following:
             assert following[0].held and following[0].reason == "no chunk"
+
+
+def test_an_invalid_observation_holds_the_robot_and_is_counted():
+    from sim.tabletop.robot import TabletopRobot, TabletopRobotConfig
+
+    class _BrokenCamera(TabletopRobot):
+        """A tabletop arm whose camera driver delivers frames of the wrong size."""
+
+        def _observe(self):
+            obs = super()._observe()
+            obs["image.front"] = obs["image.front"][:10]
+            return obs
+
+    robot = _BrokenCamera("tab", TabletopRobotConfig(task="reach", watchdog_timeout_s=None))
+    records = []
+    loop = ControlLoop(
+        robot, ReplanningPolicy(2, latency_s=0.0), LoopConfig(control_hz=100), on_tick=records.append
+    )
+    with robot:
+        stats = loop.run(ticks=20)
+    assert stats.ticks == 20 and stats.bad_observations == 20
+    assert all(r.held and r.reason == "bad observation" for r in records)
+    assert "image.front" in stats.last_failure
