@@ -242,6 +242,12 @@ def _print_result(run_dir: Path) -> None:
     if len(returns) < 20:
         return
     returns = [r for _, r in sorted(returns)]
+    successes = []
+    for path in sorted((run_dir / "actors").glob("*/episodes.csv")):
+        with open(path, newline="") as f:
+            successes += [
+                (float(r["wall_time"]), float(r["success"])) for r in csv.DictReader(f) if r.get("success")
+            ]
     table = Table(title="episodic return (raw), all actors")
     for col in ("episodes", "first 10: mean", "last 10: mean", "best"):
         table.add_column(col, justify="right")
@@ -252,6 +258,10 @@ def _print_result(run_dir: Path) -> None:
         f"{max(returns):.1f}",
     )
     Console().print(table)
+    if len(successes) >= 100:
+        rates = [x for _, x in sorted(successes)]
+        first, last = sum(rates[:50]) / 50, sum(rates[-50:]) / 50
+        Console().print(f"success rate: first 50 episodes {first:.0%}, last 50 episodes {last:.0%}")
 
 
 def _learning_line(run_dir: Path):
@@ -269,26 +279,51 @@ def _learning_line(run_dir: Path):
 
 
 def plot_run(run_dir: Path, title: str) -> Path | None:
-    """One learning curve over every actor's episodes: raw returns against the total environment
-    steps of all actors, episodes ordered by when they ended."""
+    """The run's learning curve over every actor's episodes: raw returns (and success rate, when the
+    task reports success) against the total environment steps of all actors, in order of ending."""
     import csv
 
-    from agent.plots import plot_learning_curve
+    import numpy as np
+
+    from agent.plots import plot_learning_curve, step_window_average
 
     episodes = []
     for path in sorted((run_dir / "actors").glob("*/episodes.csv")):
         with open(path, newline="") as f:
             episodes += [
-                (float(r["wall_time"]), int(r["length"]), float(r["return"])) for r in csv.DictReader(f)
+                (
+                    float(r["wall_time"]),
+                    int(r["length"]),
+                    float(r["return"]),
+                    float(r["success"]) if r.get("success") not in (None, "") else None,
+                )
+                for r in csv.DictReader(f)
             ]
     if not episodes:
         return None
     episodes.sort()
-    steps, total = [], 0
-    for _, length, _ in episodes:
-        total += length
-        steps.append(total)
-    return plot_learning_curve(steps, [r for _, _, r in episodes], run_dir / "learning_curve.png", title)
+    steps = np.cumsum([n for _, n, _, _ in episodes])
+    out = run_dir / "learning_curve.png"
+    plot_learning_curve(steps, [r for _, _, r, _ in episodes], out, title)
+    if all(s is not None for _, _, _, s in episodes):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        success = np.array([s for _, _, _, s in episodes])
+        window = max(float(steps[-1]) / 20, 1.0)
+        fig, ax = plt.subplots(figsize=(7, 3), dpi=110)
+        ax.plot(steps, step_window_average(steps, success, window), color="tab:green", lw=2)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(f"success rate (last {window:,.0f} steps)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(run_dir / "success_rate.png")
+        plt.close(fig)
+    return out
 
 
 def cmd_status(args: argparse.Namespace) -> int:
