@@ -11,8 +11,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(module: str, out: Path) -> dict:
-    subprocess.run([sys.executable, "-m", module, "--quick", "--json", str(out)], cwd=REPO, check=True,
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", module, "--quick", "--json", str(out)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     return json.loads(out.read_text())
 
 

@@ -12,8 +12,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _reproduce(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "bench.reproduce", *args], cwd=REPO, check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "bench.reproduce", *args],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def test_reproduce_quick_writes_a_report(tmp_path):
@@ -27,8 +32,18 @@ def test_reproduce_quick_writes_a_report(tmp_path):
 
 
 def test_reproduce_runs_seeds_in_parallel_and_resumes(tmp_path):
-    common = ["--env", "Hopper-v5", "--seeds", "2", "--jobs", "2", "--runs", str(tmp_path / "runs"),
-              "--out", str(tmp_path / "out")]
+    common = [
+        "--env",
+        "Hopper-v5",
+        "--seeds",
+        "2",
+        "--jobs",
+        "2",
+        "--runs",
+        str(tmp_path / "runs"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     _reproduce(*common, "--steps", "1200")
     _reproduce(*common, "--steps", "1800")  # picks both runs up from their checkpoints
     for seed in (0, 1):
