@@ -1,8 +1,9 @@
-"""The segmented, append-only log: recovery on open, group-committed appends, reads by offset.
+"""The segmented log: a run of LMDB segments, appends that never wait for the disk, reads by offset.
 
-Appends only copy the framed record into an in-memory buffer; a committer thread writes the
-buffer and fdatasyncs it (one group commit), so a control loop never waits on the disk. A record
-is *durable* once its group commit finished; ``wait_durable`` blocks until then.
+An append only queues the record and hands back its offset (the next record number); the
+committer thread (``commit.py``) writes queued records to the active segment in one LMDB write
+transaction per group and syncs it. A record is *durable* once its transaction committed (and,
+with ``durability="fsync"``, was synced); ``wait_durable`` blocks until then.
 """
 
 from __future__ import annotations
@@ -10,64 +11,57 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import shutil
 import threading
 import time
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from crc32c import crc32c
+from crc32c import crc32c as _crc32c
 
-from learners.cache.commit import Chunk, GroupCommitter
+from learners.cache.commit import GroupCommitter
 from learners.cache.config import CacheConfig
 from learners.cache.errors import (
     CacheClosedError,
-    CacheCorruptError,
     CacheFormatError,
     CacheFullError,
     CacheLockedError,
     NoSuchRecordError,
     RecordTooLargeError,
 )
-from learners.cache.files import LOCK_NAME, check_meta, fsync_dir, write_meta
-from learners.cache.format import (
-    FRAME,
-    FRAME_PREFIX,
-    FRAME_SIZE,
-    KIND_BYTES,
-    SEGMENT_HEADER_SIZE,
-    SYNC,
-    index_name,
+from learners.cache.files import (
+    CLOSED_MARKER,
+    DELETING_SUFFIX,
+    LOCK_NAME,
+    NEW_SUFFIX,
+    SEALED_MARKER,
+    SEGMENT_MARKER,
+    check_meta,
+    fsync_dir,
     parse_segment_name,
+    read_marker,
     segment_name,
+    write_marker,
+    write_meta,
+    writer_alive,
 )
-from learners.cache.segment import (
-    Segment,
-    check_header,
-    create_segment,
-    open_sealed,
-    recover_active,
-)
+from learners.cache.format import FORMAT_VERSION, HEAD, KEY, KIND_BYTES, RECORD_OVERHEAD, frame
+from learners.cache.segment import Segment, create_segment
 
 log = logging.getLogger(__name__)
 
 _yield_gil = time.sleep
-_pack_frame = FRAME.pack
-_pack_prefix = FRAME_PREFIX.pack
-_prefix_crcs: dict[int, int] = {}  # CRC-32C of a frame's first 8 bytes, by (length, kind)
-
-
-def _prefix_crc(kind: int, n: int) -> int:
-    """The CRC-32C of a frame's sync/kind/length bytes: the seed of the record's checksum."""
-    crc = crc32c(_pack_prefix(SYNC, kind, 0, n))
-    if len(_prefix_crcs) >= 4096:  # records of many sizes: keep the memo small
-        _prefix_crcs.clear()
-    _prefix_crcs[n * 2 + kind] = crc
-    return crc
+_pack_key = KEY.pack
+_pack_head = HEAD.pack
+_frame = frame
+MAX_OPEN_SEALED = 256  # sealed segments kept open for reading (file descriptors, mappings)
 
 
 class SegmentedLog(GroupCommitter):
-    """The append-only log under a cache directory. Thread-safe; one writer process at a time."""
+    """The log under a cache directory. Thread-safe; one writing process at a time."""
 
     def __init__(self, directory: str | os.PathLike[str], config: CacheConfig) -> None:
         self.directory = Path(directory)
@@ -76,8 +70,6 @@ class SegmentedLog(GroupCommitter):
         self._lock = threading.Lock()
         self._commit_cond = threading.Condition(self._lock)
         self._durable_cond = threading.Condition(self._lock)
-        self._read_lock = threading.Lock()
-        self._read_fds: dict[int, int] = {}
         self._segments: list[Segment] = []
         self._bases: list[int] = []
         self._lock_fd: int | None = None
@@ -85,26 +77,38 @@ class SegmentedLog(GroupCommitter):
         self._closed = False
         self._closing = False
         self._flush_requested = False
-        self._pending = 0
-        self._dir_sync_pending = False
+        self._queue: list[tuple[bytes, bytes]] = []  # (key, framed value) to commit, in order
+        self._pending = 0  # bytes queued
         self._first_pending_at = 0.0
         self._retry_at = 0.0
         self._retry_delay = 0.0
+        self._reopen_active = False
         self._max_record = config.max_record_bytes
-        self._segment_bytes = config.segment_bytes
         self._commit_bytes = config.commit_bytes
-        self._fsync = config.durability == "fsync"
         self._durable_now = config.durability == "none"
+        self._synced_commits = config.durability == "fsync"
+        map_size = 2 * config.segment_bytes + (8 << 20)
+        # LMDB syncs data and meta page at each commit only in "fsync" mode; the other modes
+        # sync when a segment is sealed and when the cache closes.
+        self.write_options: dict[str, Any] = dict(
+            map_size=map_size,
+            subdir=True,
+            sync=self._synced_commits,
+            metasync=self._synced_commits,
+            meminit=False,
+            max_dbs=0,
+        )
+        self.read_options: dict[str, Any] = dict(map_size=map_size, subdir=True, max_dbs=0)
+        self._recent: OrderedDict[int, Segment] = OrderedDict()  # sealed segments open, LRU
+        self._recent_lock = threading.Lock()
         self._open()
         end = self._segments[-1].end if self._segments else 0
+        self._next = end
         self._durable_end = end
         self._visible_end = end
         self._unwritable = not self.writable
         self._committer: threading.Thread | None = None
         if self.writable:
-            active = self._segments[-1]
-            self._parts: list[bytes] = []
-            self._chunks = [Chunk(active, self._parts)]
             self._committer = threading.Thread(
                 target=self._run_committer,
                 name=f"rill-cache-commit:{self.directory.name}",
@@ -112,7 +116,7 @@ class SegmentedLog(GroupCommitter):
             )
             self._committer.start()
 
-    # ------------------------------------------------------------------ opening and recovery
+    # ------------------------------------------------------------------ opening
 
     def _open(self) -> None:
         directory = self.directory
@@ -122,55 +126,80 @@ class SegmentedLog(GroupCommitter):
             directory.mkdir(parents=True, exist_ok=True)
             write_meta(directory)
         check_meta(directory)
-        bases = sorted(
-            b for b in (parse_segment_name(p.name) for p in directory.iterdir()) if b is not None
-        )
-        # Check every header before changing anything: a newer format must leave all untouched.
-        problems = {b: check_header(directory / segment_name(b), b) for b in bases[:-1]}
-        if bases:
-            check_header(directory / segment_name(bases[-1]), bases[-1])
+        names = [p.name for p in directory.iterdir()]
+        bases = sorted(b for b in map(parse_segment_name, names) if b is not None)
+        for base in bases:  # before changing anything: a newer format must leave all untouched
+            self._check_segment_format(base)
+        alive = False
         if self.writable:
             self._take_lock()
-        for base, problem in problems.items():
-            if problem is not None:
-                log.warning(
-                    "segment %s: %s (its records are still read one by one)",
-                    segment_name(base),
-                    problem,
-                )
-        writable = self.writable
+            self._remove_leftovers(names)
+        else:
+            alive = writer_alive(directory)
         for i, base in enumerate(bases):
             path = directory / segment_name(base)
-            last = i == len(bases) - 1
-            if not last or (directory / index_name(base)).exists():
-                segment = open_sealed(path, base, writable=writable)
+            sealed = read_marker(path / SEALED_MARKER)
+            if sealed is not None:
+                segment = Segment(path, base, int(sealed["end"]), sealed=True)
+                segment.sealed_at = float(sealed.get("sealed_at", 0.0))
+            elif i + 1 < len(bases):  # sealed, but its marker is lost: it ends where the next begins
+                segment = Segment(path, base, bases[i + 1], sealed=True)
+                segment.sealed_at = path.stat().st_mtime
             else:
-                segment = recover_active(path, base, writable=writable)
+                segment = self._open_tail(path, base, alive)
             if self._segments and segment.base < self._segments[-1].end:
-                raise CacheCorruptError(
-                    f"segment {segment.name} overlaps segment {self._segments[-1].name}"
-                )
-            self._append_segment(segment)
-        if writable:
-            if not self._segments or self._segments[-1].sealed:
-                base = self._segments[-1].end if self._segments else 0
-                self._append_segment(create_segment(directory / segment_name(base), base))
-                fsync_dir(directory)
-            active = self._segments[-1]
-            active.fd = os.open(active.path, os.O_WRONLY)
-            self._remove_orphan_indexes(bases)
+                log.warning("segment %s overlaps %s; ends it there", self._segments[-1].name, segment.name)
+                self._segments[-1].end = segment.base
+            self._segments.append(segment)
+            self._bases.append(segment.base)
+        if self.writable and (not self._segments or self._segments[-1].sealed):
+            base = self._segments[-1].end if self._segments else 0
+            self._add_segment(create_segment(directory / segment_name(base), base, self.write_options))
+        self._active = self._segments[-1] if self._segments else None
 
-    def _append_segment(self, segment: Segment) -> None:
+    def _check_segment_format(self, base: int) -> None:
+        marker = read_marker(self.directory / segment_name(base) / SEGMENT_MARKER)
+        version = None if marker is None else marker.get("format_version")
+        if type(version) is int and version > FORMAT_VERSION:
+            raise CacheFormatError(
+                f"segment {segment_name(base)}: segment format version {version} is newer than this "
+                f"rill supports ({FORMAT_VERSION}); upgrade rill to open it"
+            )
+        if marker is None:
+            log.warning("segment %s: its SEGMENT marker is missing or damaged", segment_name(base))
+
+    def _open_tail(self, path: Path, base: int, writer_alive: bool) -> Segment:
+        """The last segment, unsealed: the active one. One the trust check fails is salvaged and
+        sealed where no record it may have held can be (new offsets never reuse lost ones)."""
+        segment = Segment(path, base, base, sealed=False)
+        if not self.writable:
+            segment.open_for_reading(self.read_options, live=writer_alive)
+            return segment
+        problem = None if not segment.data_path.exists() else segment.check_trust(CLOSED_MARKER)
+        if problem is None:  # intact, or created just before a crash, before LMDB made its file
+            segment.open_writable(self.write_options)
+            return segment
+        log.error("segment %s: not closed cleanly and damaged: %s", segment.name, problem)
+        segment.salvage(problem)
+        segment.end = segment.offset_bound()
+        segment.sealed = True
+        segment.sealed_at = time.time()
+        write_marker(
+            path / SEALED_MARKER, {"end": segment.end, "sealed_at": segment.sealed_at, "damaged": problem}
+        )
+        return segment
+
+    def _add_segment(self, segment: Segment) -> None:
         self._segments.append(segment)
         self._bases.append(segment.base)
-        self._active = segment  # the last segment; appends go here
+        self._active = segment
 
-    def _remove_orphan_indexes(self, bases: list[int]) -> None:
-        # An index whose segment is gone: retention was interrupted between the two unlinks.
-        known = {index_name(b) for b in bases}
-        for path in self.directory.glob("*.idx"):
-            if path.name not in known:
-                path.unlink()
+    def _remove_leftovers(self, names: list[str]) -> None:
+        # A segment whose creation or deletion a crash interrupted: never held a durable record,
+        # or was being deleted by retention.
+        for name in names:
+            if name.endswith(NEW_SUFFIX) or name.endswith(DELETING_SUFFIX):
+                shutil.rmtree(self.directory / name, ignore_errors=True)
 
     def _take_lock(self) -> None:
         fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -189,86 +218,61 @@ class SegmentedLog(GroupCommitter):
     # ------------------------------------------------------------------ appending
 
     def append(self, payload: bytes | bytearray | memoryview, kind: int = KIND_BYTES) -> int:
-        """Accept one record; return its offset. Never waits for the disk."""
-        if type(payload) is not bytes:  # the committer writes it later: keep an immutable copy
-            payload = bytes(payload)
+        """Accept one record; return its offset. Never waits for the disk.
+
+        The record is framed (checksummed with its offset) here, so that the committer only
+        hands finished values to LMDB and the caller's work overlaps LMDB's sync.
+        """
         n = len(payload)
         if n > self._max_record:
             raise RecordTooLargeError(
                 f"{self.directory}: record of {n} bytes exceeds max_record_bytes="
                 f"{self._max_record}; nothing was written"
             )
-        seed = _prefix_crcs.get(n * 2 + kind)
-        if seed is None:
-            seed = _prefix_crc(kind, n)
-        head = _pack_frame(SYNC, kind, 0, n, crc32c(payload, seed))
-        total = n + FRAME_SIZE
         with self._lock:
             if self._unwritable:
                 self._raise_unwritable()
-            segment = self._active
-            pos = segment.size
-            if pos + total > self._segment_bytes:
-                segment = self._roll()
-                pos = segment.size
-            parts = self._parts
-            parts.append(head)
-            parts.append(payload)
-            segment.positions.append(pos)
-            segment.size = pos + total
+            offset = self._next
+            self._next = offset + 1
+            key = _pack_key(offset)  # framed inline (see format.frame): this is the hot path
+            self._queue.append((key, _pack_head(kind, _crc32c(payload, _crc32c(key, kind))) + payload))
             pending = self._pending
-            self._pending = pending + total
+            n += RECORD_OVERHEAD
+            self._pending = pending + n
             if pending == 0:
                 self._first_pending_at = time.monotonic()
                 self._commit_cond.notify()
-                return segment.base + pos
-            crossed = pending // self._commit_bytes != (pending + total) // self._commit_bytes
+                return offset
+            crossed = pending // self._commit_bytes != (pending + n) // self._commit_bytes
             if crossed:
                 self._commit_cond.notify()
         if crossed:
             # Another group's worth is pending: let the committer have the GIL for a moment, or
             # a caller appending in a tight loop starves it for a whole switch interval (5 ms).
             _yield_gil(0)
-        return segment.base + pos
+        return offset
 
     def append_many(self, payloads: list[bytes], kind: int = KIND_BYTES) -> list[int]:
         """Accept several records at once (one lock round trip); return their offsets.
 
         All-or-nothing for size: an over-limit record rejects the batch before anything is kept.
         """
-        framed = []
+        added = 0
         for payload in payloads:
-            if type(payload) is not bytes:
-                payload = bytes(payload)
-            n = len(payload)
-            if n > self._max_record:
+            if len(payload) > self._max_record:
                 raise RecordTooLargeError(
-                    f"{self.directory}: record of {n} bytes exceeds max_record_bytes="
+                    f"{self.directory}: record of {len(payload)} bytes exceeds max_record_bytes="
                     f"{self._max_record}; nothing of this batch was written"
                 )
-            crc = crc32c(payload, _prefix_crc(kind, n))
-            framed.append((_pack_frame(SYNC, kind, 0, n, crc), payload, n + FRAME_SIZE))
-        offsets = []
+            added += len(payload) + RECORD_OVERHEAD
         with self._lock:
             if self._unwritable:
                 self._raise_unwritable()
+            first = self._next
+            self._next = first + len(payloads)
+            keys = map(_pack_key, range(first, self._next))
+            self._queue += [(key, _frame(key, kind, payload)) for key, payload in zip(keys, payloads)]
             was_empty = self._pending == 0
-            added = 0
-            segment = self._active
-            for head, payload, total in framed:
-                pos = segment.size
-                if pos + total > self._segment_bytes:
-                    self._pending += added
-                    added = 0
-                    segment = self._roll()
-                    pos = segment.size
-                parts = self._parts
-                parts.append(head)
-                parts.append(payload)
-                segment.positions.append(pos)
-                segment.size = pos + total
-                added += total
-                offsets.append(segment.base + pos)
             self._pending += added
             if was_empty:
                 self._first_pending_at = time.monotonic()
@@ -277,21 +281,7 @@ class SegmentedLog(GroupCommitter):
                 self._commit_cond.notify()
         if crossed:
             _yield_gil(0)
-        return offsets
-
-    def _roll(self) -> Segment:
-        """Start a new segment (lock held). The committer seals the old one after writing it."""
-        old = self._segments[-1]
-        old.sealing = True
-        new = Segment(old.end, self.directory / segment_name(old.end))
-        self._append_segment(new)
-        self._parts = []  # the committer writes the header when it creates the file
-        self._chunks.append(Chunk(new, self._parts))
-        if self._pending == 0:
-            self._first_pending_at = time.monotonic()
-            self._commit_cond.notify()
-        self._pending += SEGMENT_HEADER_SIZE
-        return new
+        return list(range(first, first + len(payloads)))
 
     def _raise_unwritable(self) -> None:
         if self._closed or self._closing:
@@ -301,7 +291,7 @@ class SegmentedLog(GroupCommitter):
         assert self._error is not None
         raise CacheFullError(str(self._error), path=self._error.path, errno=self._error.errno)
 
-    # ------------------------------------------------------------------ group commit
+    # ------------------------------------------------------------------ durability
 
     def wait_durable(self, offset: int, timeout: float | None = None) -> bool:
         """True once the record at ``offset`` is durable; False if ``timeout`` passes first.
@@ -312,12 +302,10 @@ class SegmentedLog(GroupCommitter):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             if self._durable_now:
-                return offset < self._active.end
+                return offset < self._next
             while self._durable_end <= offset:
                 if self._error is not None:
-                    raise CacheFullError(
-                        str(self._error), path=self._error.path, errno=self._error.errno
-                    )
+                    raise CacheFullError(str(self._error), path=self._error.path, errno=self._error.errno)
                 if self._closed:
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -331,21 +319,33 @@ class SegmentedLog(GroupCommitter):
         with self._lock:
             if not self.writable or self._closed:
                 return True
-            target = self._active.end
+            target = self._next
             self._flush_requested = True
             self._commit_cond.notify()
-        return self.wait_durable(target - 1, timeout)
+            if self._durable_now:  # durable already; wait until readers see it too
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while self._visible_end < target and not self._closed:
+                    if self._error is not None:
+                        raise CacheFullError(
+                            str(self._error), path=self._error.path, errno=self._error.errno
+                        )
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._durable_cond.wait(remaining)
+                return True
+        return target == 0 or self.wait_durable(target - 1, timeout)
 
     @property
     def durable_offset(self) -> int:
         """Every record at an offset below this is durable."""
         if self._durable_now and self.writable:
-            return self._active.end
+            return self._next
         return self._durable_end
 
     @property
     def visible_offset(self) -> int:
-        """Readers see the records below this offset (durable, and written to the OS)."""
+        """Readers see the records below this offset (committed to LMDB)."""
         return self._visible_end
 
     def wait_for_record(self, offset: int, timeout: float | None) -> bool:
@@ -363,9 +363,9 @@ class SegmentedLog(GroupCommitter):
         """The offset of the newest visible record, or -1 (lock held)."""
         visible = self._visible_end
         for segment in reversed(self._segments):
-            count = segment.count_below(visible - segment.base)
+            count = segment.count(visible)
             if count:
-                return segment.base + segment.positions[count - 1]
+                return segment.offset_at(count - 1)
         return -1
 
     # ------------------------------------------------------------------ reading
@@ -386,85 +386,72 @@ class SegmentedLog(GroupCommitter):
     def read(self, offset: int) -> tuple[int, bytes]:
         """``(kind, payload)`` of the record at ``offset``; checksum verified."""
         segment = self.segment_for(offset)
-        if segment is None or offset >= self._visible_end:
+        if segment is None or offset >= self._visible_end or offset < 0:
             first = self._segments[0].base if self._segments else 0
-            why = "removed by retention" if offset < first else "not (yet) a durable record"
+            if offset < first:
+                why = "removed by retention"
+            elif offset >= self._visible_end:
+                why = "not (yet) a durable record"
+            else:
+                why = "in the gap after a damaged segment"
             raise NoSuchRecordError(f"{self.directory}: no record at offset {offset} ({why})")
-        pos = offset - segment.base
-        positions = segment.positions
-        i = segment.count_below(pos)
-        if i == len(positions) or positions[i] != pos:
-            if pos in segment.damage:
-                d = segment.damage[pos]
-                raise CacheCorruptError(f"segment {segment.name}: {d.problem} at offset {offset}")
-            raise NoSuchRecordError(f"segment {segment.name}: no record starts at offset {offset}")
-        stop = positions[i + 1] if i + 1 < len(positions) else segment.size
-        data = self._pread(segment, stop - pos, pos)
-        if len(data) < FRAME_SIZE:
-            raise CacheCorruptError(f"segment {segment.name}: truncated record at offset {offset}")
-        sync, kind, reserved, length, crc = FRAME.unpack_from(data)
-        end = FRAME_SIZE + length
-        if sync != SYNC or reserved != 0 or end > len(data):
-            raise CacheCorruptError(
-                f"segment {segment.name}: damaged frame header at offset {offset}"
-            )
-        payload = data[FRAME_SIZE:end]
-        if crc32c(payload, crc32c(data[:8])) != crc:
-            raise CacheCorruptError(f"segment {segment.name}: checksum mismatch at offset {offset}")
-        return kind, payload
+        if segment.sealed:
+            self._touch(segment)
+        return segment.get(offset, self.read_options)
 
-    def _pread(self, segment: Segment, size: int, pos: int) -> bytes:
-        with self._read_lock:
-            fd = self._read_fds.get(segment.base)
-            if fd is None:
-                try:
-                    fd = os.open(segment.path, os.O_RDONLY)
-                except FileNotFoundError as exc:
-                    raise NoSuchRecordError(
-                        f"segment {segment.name} was removed by retention"
-                    ) from exc
-                self._read_fds[segment.base] = fd
-            return os.pread(fd, size, pos)
+    def _touch(self, segment: Segment) -> None:
+        """Keep at most ``MAX_OPEN_SEALED`` sealed segments open, least recently read first out."""
+        with self._recent_lock:
+            recent = self._recent
+            if recent and next(reversed(recent)) == segment.base:
+                return
+            recent[segment.base] = segment
+            recent.move_to_end(segment.base)
+            oldest = recent.popitem(last=False)[1] if len(recent) > MAX_OPEN_SEALED else None
+        if oldest is not None:
+            oldest.release()
 
     def offsets(self, start: int = 0, stop: int | None = None) -> Iterator[int]:
         """Offsets of the visible records in ``[start, stop)``, in order."""
         for segment in self.segments():
-            limit = min(self._visible_end if stop is None else stop, self._visible_end)
+            limit = self._visible_end if stop is None else min(stop, self._visible_end)
             if segment.end <= start:
                 continue
             if segment.base >= limit:
                 return
-            positions = segment.positions
-            base = segment.base
-            i = segment.count_below(max(start - base, 0))
-            end = segment.count_below(limit - base)
-            for j in range(i, end):
-                yield base + positions[j]
+            if segment.sealed and not segment.salvaged:
+                self._touch(segment)
+                segment.open_for_reading(self.read_options)  # a damaged one is salvaged now
+            yield from segment.offsets(start, limit)
 
     # ------------------------------------------------------------------ retention and closing
 
     def delete_segment(self, segment: Segment) -> None:
-        """Remove a sealed segment and its index (retention). Never the active one."""
+        """Remove a sealed segment (retention). Never the active one."""
+        if not self.writable:
+            raise CacheClosedError(f"{self.directory}: the cache is open read-only")
         with self._lock:
             if not segment.sealed or segment is self._segments[-1]:
                 raise ValueError(f"segment {segment.name} is not sealed")
             i = self._segments.index(segment)
             del self._segments[i]
             del self._bases[i]
-        with self._read_lock:
-            fd = self._read_fds.pop(segment.base, None)
-            if fd is not None:
-                os.close(fd)
-        segment.path.unlink()
-        segment.path.with_name(index_name(segment.base)).unlink(missing_ok=True)
+        with self._recent_lock:
+            self._recent.pop(segment.base, None)
+        segment.wait_sealed()
+        segment.deleted = True
+        segment.release()
+        doomed = segment.path.with_name(segment.name + DELETING_SUFFIX)
+        segment.path.rename(doomed)  # atomic: a crash leaves it whole or marked for deletion
         fsync_dir(self.directory)
+        shutil.rmtree(doomed)
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def close(self) -> None:
-        """Write and sync what is pending, stop the committer, release the directory."""
+        """Commit and sync what is pending, stop the committer, release the directory."""
         with self._lock:
             if self._closed or self._closing:
                 return
@@ -473,21 +460,21 @@ class SegmentedLog(GroupCommitter):
             self._commit_cond.notify()
         if self._committer is not None:
             self._committer.join()
+        for segment in self.segments():
+            segment.wait_sealed()
         with self._lock:
             self._closed = True
             error = self._error
             self._durable_cond.notify_all()
-        for segment in self._segments:
-            if segment.fd is not None:
-                os.close(segment.fd)
-                segment.fd = None
-        with self._read_lock:
-            for fd in self._read_fds.values():
-                os.close(fd)
-            self._read_fds.clear()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        try:
+            if self.writable and self._active is not None and self._active.is_open:
+                self._active.close_clean(sync=not self._synced_commits)
+        finally:
+            for segment in self._segments:
+                segment.release()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
         if error is not None:
             raise CacheFullError(
                 f"{error}; records not yet durable at close were lost",

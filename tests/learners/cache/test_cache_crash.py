@@ -100,7 +100,7 @@ DISK_FULL = textwrap.dedent(
     with ReplayCache(directory, CacheConfig(commit_interval_ms=1.0)) as cache:
         durable = [cache.append(bytes([i]) * 1000) for i in range(50)]
         assert cache.wait_durable(durable[-1], timeout=10)
-        size = max(p.stat().st_size for p in directory.glob("*.log"))
+        size = max(p.stat().st_size for p in directory.glob("*.lmdb/data.mdb"))
         soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
         resource.setrlimit(resource.RLIMIT_FSIZE, (size + 20_000, hard))
         accepted, error = [], None
@@ -150,7 +150,7 @@ def test_disk_full_raises_a_specific_error_and_recovers(tmp_path: Path) -> None:
     report = json.loads(proc.stdout)
     assert report["errno"] == 27  # EFBIG: a real OS error from the lowered RLIMIT_FSIZE
     assert "file size limit reached" in report["error"]
-    assert report["error_path"].endswith(".log") and report["error_path"] in report["error"]
+    assert report["error_path"].endswith("data.mdb") and report["error_path"] in report["error"]
     assert report["wait"] == "CacheFullError"
     assert report["intact"] and report["after_durable"]
     assert report["accepted_durable"] and report["accepted_intact"]
