@@ -95,11 +95,11 @@ class GroupCommitter:
     _lock: threading.Lock
     _commit_cond: threading.Condition
     _durable_cond: threading.Condition
-    _segments: list[Segment]
-    _bases: list[int]
+    _index: tuple[list[int], list[Segment]]
     _active: Segment
     _queue: list[tuple[bytes, bytes]]
     _error: CacheFullError | None
+    _committing: bool
 
     def _run_committer(self) -> None:
         interval = self.config.commit_interval_ms / 1000.0
@@ -174,6 +174,7 @@ class GroupCommitter:
                     self._roll(_offset(records[done][0]))
                     continue
                 try:
+                    self._committing = True
                     segment.put(records[done:stop])
                 except lmdb.MapFullError:
                     # Fuller than estimated (the map is 2 x segment_bytes + 8 MiB): the rest
@@ -185,6 +186,8 @@ class GroupCommitter:
                     else:
                         raise
                     continue
+                finally:
+                    self._committing = False
                 done = stop
                 self._publish(segment, _offset(records[stop - 1][0]) + 1)
         except (OSError, lmdb.Error) as exc:
@@ -204,9 +207,7 @@ class GroupCommitter:
             old.seal(sync=not self._synced_commits)
         new = create_segment(self.directory / segment_name(base), base, self.write_options)
         with self._lock:
-            self._segments.append(new)
-            self._bases.append(base)
-            self._active = new
+            self._add_segment(new)  # type: ignore[attr-defined]  (SegmentedLog's)
         log.debug("sealed segment %s, started %s", old.name, new.name)
 
     def _on_write_error(self, remaining: list[tuple[bytes, bytes]], exc: BaseException) -> bool:

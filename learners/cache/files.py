@@ -163,3 +163,23 @@ def writer_alive(directory: Path) -> bool:
     finally:
         os.close(fd)  # also drops the shared lock
     return False
+
+
+def boot_id() -> str | None:
+    """This boot of the machine (Linux), or None where the kernel does not say."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def crashed_writer(directory: Path) -> tuple[int, str] | None:
+    """``(pid, boot id)`` of a writer that held the cache and never closed it, from its LOCK file
+    (a clean close empties it); None if there is none or it cannot be told."""
+    try:
+        words = (directory / LOCK_NAME).read_text().split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if len(words) != 2 or not words[0].isdigit():
+        return None
+    return int(words[0]), words[1]

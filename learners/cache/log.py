@@ -39,7 +39,9 @@ from learners.cache.files import (
     NEW_SUFFIX,
     SEALED_MARKER,
     SEGMENT_MARKER,
+    boot_id,
     check_meta,
+    crashed_writer,
     fsync_dir,
     parse_segment_name,
     read_marker,
@@ -70,8 +72,9 @@ class SegmentedLog(GroupCommitter):
         self._lock = threading.Lock()
         self._commit_cond = threading.Condition(self._lock)
         self._durable_cond = threading.Condition(self._lock)
-        self._segments: list[Segment] = []
-        self._bases: list[int] = []
+        # (bases, segments), replaced whole on every change, never mutated: readers take it
+        # without the lock.
+        self._index: tuple[list[int], list[Segment]] = ([], [])
         self._lock_fd: int | None = None
         self._error: CacheFullError | None = None
         self._closed = False
@@ -83,6 +86,7 @@ class SegmentedLog(GroupCommitter):
         self._retry_at = 0.0
         self._retry_delay = 0.0
         self._reopen_active = False
+        self._committing = False  # the committer is inside an LMDB commit (without the GIL)
         self._max_record = config.max_record_bytes
         self._commit_bytes = config.commit_bytes
         self._durable_now = config.durability == "none"
@@ -102,7 +106,8 @@ class SegmentedLog(GroupCommitter):
         self._recent: OrderedDict[int, Segment] = OrderedDict()  # sealed segments open, LRU
         self._recent_lock = threading.Lock()
         self._open()
-        end = self._segments[-1].end if self._segments else 0
+        segments = self._index[1]
+        end = segments[-1].end if segments else 0
         self._next = end
         self._durable_end = end
         self._visible_end = end
@@ -131,6 +136,11 @@ class SegmentedLog(GroupCommitter):
         for base in bases:  # before changing anything: a newer format must leave all untouched
             self._check_segment_format(base)
         alive = False
+        crashed = crashed_writer(directory)
+        # A writer that died on this boot (SIGKILL, OOM): the OS kept every page it wrote, and
+        # LMDB's commit order keeps that consistent, so its active segment needs no structural
+        # check, only the cheap test that the file is as long as LMDB's meta page says.
+        self._crashed_on_this_boot = crashed is not None and crashed[1] == boot_id()
         if self.writable:
             self._take_lock()
             self._remove_leftovers(names)
@@ -147,15 +157,16 @@ class SegmentedLog(GroupCommitter):
                 segment.sealed_at = path.stat().st_mtime
             else:
                 segment = self._open_tail(path, base, alive)
-            if self._segments and segment.base < self._segments[-1].end:
-                log.warning("segment %s overlaps %s; ends it there", self._segments[-1].name, segment.name)
-                self._segments[-1].end = segment.base
-            self._segments.append(segment)
-            self._bases.append(segment.base)
-        if self.writable and (not self._segments or self._segments[-1].sealed):
-            base = self._segments[-1].end if self._segments else 0
+            previous = self._index[1][-1] if self._index[1] else None
+            if previous is not None and segment.base < previous.end:
+                log.warning("segment %s overlaps %s; ends it there", previous.name, segment.name)
+                previous.end = segment.base
+            self._add_segment(segment)
+        segments = self._index[1]
+        if self.writable and (not segments or segments[-1].sealed):
+            base = segments[-1].end if segments else 0
             self._add_segment(create_segment(directory / segment_name(base), base, self.write_options))
-        self._active = self._segments[-1] if self._segments else None
+        self._active = self._index[1][-1] if self._index[1] else None
 
     def _check_segment_format(self, base: int) -> None:
         marker = read_marker(self.directory / segment_name(base) / SEGMENT_MARKER)
@@ -172,11 +183,15 @@ class SegmentedLog(GroupCommitter):
         """The last segment, unsealed: the active one. One the trust check fails is salvaged and
         sealed where no record it may have held can be (new offsets never reuse lost ones)."""
         segment = Segment(path, base, base, sealed=False)
+        trusted = self._crashed_on_this_boot and segment.file_covers_meta()
         if not self.writable:
-            segment.open_for_reading(self.read_options, live=writer_alive)
+            segment.open_for_reading(self.read_options, live=writer_alive or trusted)
             return segment
-        problem = None if not segment.data_path.exists() else segment.check_trust(CLOSED_MARKER)
-        if problem is None:  # intact, or created just before a crash, before LMDB made its file
+        if not segment.data_path.exists() or trusted:  # created just before a crash, or see above
+            problem = None
+        else:
+            problem = segment.check_trust(CLOSED_MARKER)
+        if problem is None:
             segment.open_writable(self.write_options)
             return segment
         log.error("segment %s: not closed cleanly and damaged: %s", segment.name, problem)
@@ -190,8 +205,9 @@ class SegmentedLog(GroupCommitter):
         return segment
 
     def _add_segment(self, segment: Segment) -> None:
-        self._segments.append(segment)
-        self._bases.append(segment.base)
+        """Append a segment and make it the active one (the lock held, or before any thread)."""
+        bases, segments = self._index
+        self._index = ([*bases, segment.base], [*segments, segment])
         self._active = segment
 
     def _remove_leftovers(self, names: list[str]) -> None:
@@ -206,13 +222,13 @@ class SegmentedLog(GroupCommitter):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            holder = os.pread(fd, 64, 0).decode(errors="replace").split()[:1]
             os.close(fd)
             raise CacheLockedError(
-                f"{self.directory}: open for writing by another process (pid {holder or '?'})"
+                f"{self.directory}: open for writing by another process (pid {holder[0] if holder else '?'})"
             ) from exc
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {boot_id() or '-'}\n".encode(), 0)
         self._lock_fd = fd
 
     # ------------------------------------------------------------------ appending
@@ -246,9 +262,10 @@ class SegmentedLog(GroupCommitter):
             crossed = pending // self._commit_bytes != (pending + n) // self._commit_bytes
             if crossed:
                 self._commit_cond.notify()
-        if crossed:
-            # Another group's worth is pending: let the committer have the GIL for a moment, or
-            # a caller appending in a tight loop starves it for a whole switch interval (5 ms).
+        if crossed or (self._committing and not offset & 63):
+            # Let the committer have the GIL for a moment: when another group is due, and now
+            # and then while LMDB syncs, so that the committer, once the sync returns, does not
+            # wait a whole switch interval (5 ms) behind a caller appending in a tight loop.
             _yield_gil(0)
         return offset
 
@@ -362,7 +379,7 @@ class SegmentedLog(GroupCommitter):
     def _last_visible_record(self) -> int:
         """The offset of the newest visible record, or -1 (lock held)."""
         visible = self._visible_end
-        for segment in reversed(self._segments):
+        for segment in reversed(self._index[1]):
             count = segment.count(visible)
             if count:
                 return segment.offset_at(count - 1)
@@ -372,32 +389,34 @@ class SegmentedLog(GroupCommitter):
 
     def segments(self) -> list[Segment]:
         """A snapshot of the segment list, oldest first."""
-        with self._lock:
-            return list(self._segments)
+        return list(self._index[1])
 
     def segment_for(self, offset: int) -> Segment | None:
-        with self._lock:
-            i = bisect_right(self._bases, offset) - 1
-            if i < 0:
-                return None
-            segment = self._segments[i]
-            return segment if offset < segment.end else None
+        bases, segments = self._index
+        i = bisect_right(bases, offset) - 1
+        if i < 0:
+            return None
+        segment = segments[i]
+        return segment if offset < segment.end else None
 
     def read(self, offset: int) -> tuple[int, bytes]:
         """``(kind, payload)`` of the record at ``offset``; checksum verified."""
-        segment = self.segment_for(offset)
-        if segment is None or offset >= self._visible_end or offset < 0:
-            first = self._segments[0].base if self._segments else 0
-            if offset < first:
-                why = "removed by retention"
-            elif offset >= self._visible_end:
-                why = "not (yet) a durable record"
-            else:
-                why = "in the gap after a damaged segment"
-            raise NoSuchRecordError(f"{self.directory}: no record at offset {offset} ({why})")
-        if segment.sealed:
-            self._touch(segment)
-        return segment.get(offset, self.read_options)
+        bases, segments = self._index
+        i = bisect_right(bases, offset) - 1
+        if i >= 0 and 0 <= offset < self._visible_end:
+            segment = segments[i]
+            if offset < segment.end:
+                if segment.sealed and len(segments) > MAX_OPEN_SEALED:
+                    self._touch(segment)
+                return segment.get(offset, self.read_options)
+        first = bases[0] if bases else 0
+        if offset < first:
+            why = "removed by retention"
+        elif offset >= self._visible_end:
+            why = "not (yet) a durable record"
+        else:
+            why = "in the gap after a damaged segment"
+        raise NoSuchRecordError(f"{self.directory}: no record at offset {offset} ({why})")
 
     def _touch(self, segment: Segment) -> None:
         """Keep at most ``MAX_OPEN_SEALED`` sealed segments open, least recently read first out."""
@@ -420,7 +439,8 @@ class SegmentedLog(GroupCommitter):
             if segment.base >= limit:
                 return
             if segment.sealed and not segment.salvaged:
-                self._touch(segment)
+                if len(self._index[1]) > MAX_OPEN_SEALED:
+                    self._touch(segment)
                 segment.open_for_reading(self.read_options)  # a damaged one is salvaged now
             yield from segment.offsets(start, limit)
 
@@ -431,11 +451,11 @@ class SegmentedLog(GroupCommitter):
         if not self.writable:
             raise CacheClosedError(f"{self.directory}: the cache is open read-only")
         with self._lock:
-            if not segment.sealed or segment is self._segments[-1]:
+            bases, segments = self._index
+            if not segment.sealed or segment is segments[-1]:
                 raise ValueError(f"segment {segment.name} is not sealed")
-            i = self._segments.index(segment)
-            del self._segments[i]
-            del self._bases[i]
+            i = segments.index(segment)
+            self._index = (bases[:i] + bases[i + 1 :], segments[:i] + segments[i + 1 :])
         with self._recent_lock:
             self._recent.pop(segment.base, None)
         segment.wait_sealed()
@@ -470,9 +490,10 @@ class SegmentedLog(GroupCommitter):
             if self.writable and self._active is not None and self._active.is_open:
                 self._active.close_clean(sync=not self._synced_commits)
         finally:
-            for segment in self._segments:
+            for segment in self._index[1]:
                 segment.release()
             if self._lock_fd is not None:
+                os.ftruncate(self._lock_fd, 0)  # a clean close: see crashed_writer
                 os.close(self._lock_fd)
                 self._lock_fd = None
         if error is not None:

@@ -50,7 +50,8 @@ def page_size_of(head: bytes) -> int | None:
     return psize
 
 
-def _last_page(data: bytes, psize: int) -> int:
+def last_page(data: bytes, psize: int) -> int:
+    """The highest page number either meta page of ``data`` (the file's start) claims, or 0."""
     last = 0
     for page in (0, 1):
         at = page * psize
@@ -66,7 +67,7 @@ def scan(path: Path, base: int) -> Salvage:
     except FileNotFoundError:
         return Salvage()
     psize = page_size_of(data) or os.sysconf("SC_PAGE_SIZE")
-    result = Salvage(page_size=psize, last_page=_last_page(data, psize))
+    result = Salvage(page_size=psize, last_page=last_page(data, psize))
     crcs: dict[int, int] = {}
     pages = len(data) // psize
     page = 2  # pages 0 and 1 are the meta pages

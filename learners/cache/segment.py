@@ -41,7 +41,7 @@ from learners.cache.files import (
     write_marker,
 )
 from learners.cache.format import FORMAT_VERSION, KEY, check_value
-from learners.cache.salvage import Salvage, read_salvaged, scan
+from learners.cache.salvage import Salvage, last_page, page_size_of, read_salvaged, scan
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +120,18 @@ class Segment:
         except (lmdb.verify.VerifyError, OSError) as exc:
             return str(exc)
         return problems[0] if problems else None
+
+    def file_covers_meta(self) -> bool:
+        """True if the data file holds every page its newest meta page counts (a truncated file
+        would make LMDB fault on the first read past its end)."""
+        try:
+            with open(self.data_path, "rb") as f:
+                head = f.read(2 * 65536)
+                size = os.fstat(f.fileno()).st_size
+        except OSError:
+            return False
+        psize = page_size_of(head)
+        return psize is not None and size >= (last_page(head, psize) + 1) * psize
 
     def check_trust(self, marker: str, *, live: bool = False) -> str | None:
         """None if LMDB may open the file, else the structural problem found."""
