@@ -105,6 +105,7 @@ class SegmentedLog(GroupCommitter):
         self.read_options: dict[str, Any] = dict(map_size=map_size, subdir=True, max_dbs=0)
         self._recent: OrderedDict[int, Segment] = OrderedDict()  # sealed segments open, LRU
         self._recent_lock = threading.Lock()
+        self._last_touched: Segment | None = None
         self._open()
         segments = self._index[1]
         end = segments[-1].end if segments else 0
@@ -406,7 +407,7 @@ class SegmentedLog(GroupCommitter):
         if i >= 0 and 0 <= offset < self._visible_end:
             segment = segments[i]
             if offset < segment.end:
-                if segment.sealed and len(segments) > MAX_OPEN_SEALED:
+                if segment.sealed:
                     self._touch(segment)
                 return segment.get(offset, self.read_options)
         first = bases[0] if bases else 0
@@ -420,10 +421,11 @@ class SegmentedLog(GroupCommitter):
 
     def _touch(self, segment: Segment) -> None:
         """Keep at most ``MAX_OPEN_SEALED`` sealed segments open, least recently read first out."""
+        recent = self._recent
+        if self._last_touched is segment:  # reading on in the same segment: nothing to do
+            return
         with self._recent_lock:
-            recent = self._recent
-            if recent and next(reversed(recent)) == segment.base:
-                return
+            self._last_touched = segment
             recent[segment.base] = segment
             recent.move_to_end(segment.base)
             oldest = recent.popitem(last=False)[1] if len(recent) > MAX_OPEN_SEALED else None
@@ -439,8 +441,7 @@ class SegmentedLog(GroupCommitter):
             if segment.base >= limit:
                 return
             if segment.sealed and not segment.salvaged:
-                if len(self._index[1]) > MAX_OPEN_SEALED:
-                    self._touch(segment)
+                self._touch(segment)
                 segment.open_for_reading(self.read_options)  # a damaged one is salvaged now
             yield from segment.offsets(start, limit)
 
@@ -458,6 +459,7 @@ class SegmentedLog(GroupCommitter):
             self._index = (bases[:i] + bases[i + 1 :], segments[:i] + segments[i + 1 :])
         with self._recent_lock:
             self._recent.pop(segment.base, None)
+            self._last_touched = None
         segment.wait_sealed()
         segment.deleted = True
         segment.release()

@@ -306,12 +306,14 @@ class Segment:
 
     def _write_sealed_marker(self, sync: bool) -> None:
         try:
-            with self._lock:
-                env = self._env
-                if env is None or self.deleted:
-                    return
-                if sync:
-                    env.sync(True)
+            if self.deleted:
+                return
+            if sync:  # through the file, not the environment: that may be closed by now
+                fd = os.open(self.data_path, os.O_RDONLY)
+                try:
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
             size, crc = file_digest(self.data_path)
             write_marker(
                 self.path / SEALED_MARKER,

@@ -208,3 +208,18 @@ def test_records_carry_their_offset_in_their_checksum(tmp_path: Path) -> None:
 def test_config_errors_name_the_field_and_value(field: str, value: object, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         CacheConfig(**{field: value})
+
+
+def test_only_so_many_sealed_segments_stay_open(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("learners.cache.log.MAX_OPEN_SEALED", 2)
+    data = records(600)
+    with ReplayCache(tmp_path, SMALL) as cache:
+        offsets = cache.append_many(data)
+        cache.flush(timeout=10)
+    with ReplayCache(tmp_path, CacheConfig(read_only=True)) as cache:
+        segments = cache.log.segments()
+        assert len(segments) > 5
+        for _ in range(2):  # evicted segments reopen (without their digest check again)
+            for offset in reversed(offsets):
+                assert cache.read(offset) == data[offset]
+                assert sum(s.is_open for s in segments if s.sealed) <= 2
