@@ -231,12 +231,20 @@ class Segment:
         """``(kind, payload)`` of the record at ``offset``, checksum verified."""
         key = _key(offset)
         with self._lock:
-            if self._env is None and self._salvage is None:
-                self._open_for_reading_locked(options, False)
-            if self._salvage is not None:
-                result = self._get_salvaged(offset, key)
+            txn = self._txn
+            if txn is not None:  # the common case: a kept snapshot
+                try:
+                    value = txn.get(key)
+                    result = "record missing" if value is None else check_value(key, value)
+                except lmdb.Error as exc:
+                    result = f"LMDB error ({exc})"
             else:
-                result = self._get_lmdb(offset, key)
+                if self._env is None and self._salvage is None:
+                    self._open_for_reading_locked(options, False)
+                if self._salvage is not None:
+                    result = self._get_salvaged(offset, key)
+                else:
+                    result = self._get_lmdb(offset, key)
         if isinstance(result, str):
             raise CacheCorruptError(f"segment {self.name}: {result} at offset {offset}")
         return result
