@@ -188,7 +188,10 @@ class SegmentedLog(GroupCommitter):
         if not self.writable:
             segment.open_for_reading(self.read_options, live=writer_alive or trusted)
             return segment
-        if not segment.data_path.exists() or trusted:  # created just before a crash, or see above
+        if segment.never_committed():  # created just before a crash: LMDB starts it afresh
+            segment.reset_uncommitted()
+            problem = None
+        elif trusted:
             problem = None
         else:
             problem = segment.check_trust(CLOSED_MARKER)

@@ -121,6 +121,19 @@ class Segment:
             return str(exc)
         return problems[0] if problems else None
 
+    def never_committed(self) -> bool:
+        """True if its data file is missing or no longer than LMDB's two meta pages: LMDB was
+        killed while creating it, and it cannot hold a record (a first commit writes page 2)."""
+        try:
+            return self.data_path.stat().st_size <= 2 * self.page_size
+        except FileNotFoundError:
+            return True
+
+    def reset_uncommitted(self) -> None:
+        """Remove the files of a segment that never committed, so LMDB creates them afresh."""
+        for name in (DATA_NAME, "lock.mdb"):
+            (self.path / name).unlink(missing_ok=True)
+
     def file_covers_meta(self) -> bool:
         """True if the data file holds every page its newest meta page counts (a truncated file
         would make LMDB fault on the first read past its end)."""
@@ -137,6 +150,8 @@ class Segment:
         """None if LMDB may open the file, else the structural problem found."""
         if live or self.matches_marker(marker):
             return None
+        if marker == SEALED_MARKER and self.matches_marker(CLOSED_MARKER):
+            return None  # sealed by a crash before its marker, unchanged since a clean close
         return self.structure_problem()
 
     def open_writable(self, options: dict[str, Any]) -> None:
@@ -156,7 +171,7 @@ class Segment:
             return
         if self.deleted:
             raise NoSuchRecordError(f"segment {self.name} was removed by retention")
-        if not self.sealed and not self.data_path.exists():  # created just before a crash
+        if not self.sealed and self.never_committed():  # created just before a crash
             self._salvage = Salvage()
             return
         if not self._trusted:

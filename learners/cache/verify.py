@@ -120,6 +120,8 @@ def _verify_segment(
 ) -> SegmentReport:
     segment = Segment(path, base, base if end is None else end, sealed=sealed)
     live = writer_alive and not sealed
+    if not sealed and not live and segment.never_committed():  # LMDB was killed creating it
+        return SegmentReport(segment.name, base, base, segment.size(), 0, "never committed", sealed)
     check = "live" if live else "digest"
     problem = None
     if not live and not segment.matches_marker(SEALED_MARKER if sealed else CLOSED_MARKER):

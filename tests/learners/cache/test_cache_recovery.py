@@ -195,3 +195,22 @@ def test_a_segment_of_a_newer_format_is_refused_untouched(tmp_path: Path, segmen
     with pytest.raises(CacheFormatError, match="segment format version 7"):
         verify_cache(tmp_path)
     assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("size", [0, 4096, 8192])
+def test_a_segment_lmdb_never_finished_creating_is_no_damage(tmp_path: Path, size: int) -> None:
+    expected = build(tmp_path)
+    # A writer killed while LMDB created the next segment's files: no meta pages, no record.
+    base = max(expected) + 1
+    segment = tmp_path / f"{base:020d}.lmdb"
+    segment.mkdir()
+    write_marker(segment / "SEGMENT", {"format_version": 2, "base": base, "created_at": 0.0})
+    (segment / "data.mdb").write_bytes(bytes(size))
+    (segment / "lock.mdb").write_bytes(bytes(8192))
+    (tmp_path / "LOCK").write_text("12345 a-previous-boot\n")
+    report = verify_cache(tmp_path)
+    assert report.ok and report.segments[-1].check == "never committed"
+    assert check_reopened(tmp_path, expected) == expected
+    with ReplayCache(tmp_path, CONFIG) as cache:
+        assert cache.append(b"next") == base + 1  # "continues" took base
+    assert verify_cache(tmp_path).ok
