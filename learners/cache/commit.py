@@ -22,7 +22,7 @@ import lmdb
 from learners.cache.config import CacheConfig
 from learners.cache.errors import CacheFullError
 from learners.cache.files import segment_name
-from learners.cache.format import HEAD_SIZE, KEY, footprint
+from learners.cache.format import footprint, offset_of
 from learners.cache.segment import Segment, create_segment
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,6 @@ _REFUSALS = {
     errno.EFBIG: "file size limit reached",
     errno.EDQUOT: "disk quota exceeded",
 }
-
-
-def _offset(key: bytes) -> int:
-    return KEY.unpack(key)[0]
 
 
 class _WriteFailed(Exception):
@@ -100,6 +96,8 @@ class GroupCommitter:
     _queue: list[tuple[bytes, bytes]]
     _error: CacheFullError | None
     _committing: bool
+    _costs: dict[int, int]  # set by _reset_costs, on the first write
+    _costs_page = 0
 
     def _run_committer(self) -> None:
         interval = self.config.commit_interval_ms / 1000.0
@@ -145,7 +143,7 @@ class GroupCommitter:
                 self._durable_cond.notify_all()
 
     def _write(self, records: list[tuple[bytes, bytes]]) -> None:
-        """Commit ``records`` (framed, in offset order) in transactions of about ``commit_bytes``,
+        """Commit ``records`` (keyed, in offset order) in transactions of about ``commit_bytes``,
         rolling to a new segment before one would pass ``segment_bytes``."""
         done = 0
         try:
@@ -162,8 +160,14 @@ class GroupCommitter:
                 room = limit - segment.used  # used: what LMDB reports after the last commit
                 empty = segment.end == segment.base
                 stop, size = done, 0
+                costs = self._costs if page == self._costs_page else self._reset_costs(page)
                 while stop < n and stop - done < cap:
-                    cost = footprint(len(records[stop][1]) - HEAD_SIZE, page)
+                    length = len(records[stop][1])
+                    cost = costs.get(length)
+                    if cost is None:
+                        if len(costs) > 4096:  # many sizes: keep the memo small
+                            costs.clear()
+                        cost = costs[length] = footprint(length, page)
                     if size + cost > room and (stop > done or not empty):
                         break  # the segment is full
                     if size + cost > self._commit_bytes and stop > done:
@@ -171,7 +175,7 @@ class GroupCommitter:
                     size += cost
                     stop += 1
                 if stop == done:
-                    self._roll(_offset(records[done][0]))
+                    self._roll(offset_of(records[done][0]))
                     continue
                 try:
                     self._committing = True
@@ -180,7 +184,7 @@ class GroupCommitter:
                     # Fuller than estimated (the map is 2 x segment_bytes + 8 MiB): the rest
                     # goes to a new segment, or into smaller transactions in an empty one.
                     if not empty:
-                        self._roll(_offset(records[done][0]))
+                        self._roll(offset_of(records[done][0]))
                     elif stop - done > 1:
                         cap = (stop - done) // 2
                     else:
@@ -189,9 +193,14 @@ class GroupCommitter:
                 finally:
                     self._committing = False
                 done = stop
-                self._publish(segment, _offset(records[stop - 1][0]) + 1)
+                self._publish(segment, offset_of(records[stop - 1][0]) + 1)
         except (OSError, lmdb.Error) as exc:
             raise _WriteFailed(done, exc) from exc
+
+    def _reset_costs(self, page: int) -> dict[int, int]:
+        """A fresh memo of ``footprint`` by payload size (a stream repeats sizes)."""
+        self._costs, self._costs_page = {}, page
+        return self._costs
 
     def _publish(self, segment: Segment, end: int) -> None:
         segment.end = end

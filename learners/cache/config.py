@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from learners.cache.format import HEAD_SIZE
-
 DURABILITY_MODES = ("fsync", "os-buffered", "none")
 IMAGE_CODECS = ("raw", "png")
 DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
@@ -43,7 +41,7 @@ class CacheConfig:
 
     def __post_init__(self) -> None:
         _require_int("segment_bytes", self.segment_bytes, MIN_SEGMENT_BYTES, 2**40)
-        room = self.segment_bytes - SEGMENT_RESERVE - HEAD_SIZE
+        room = self.segment_bytes - SEGMENT_RESERVE
         if self.max_record_bytes is None:
             self.max_record_bytes = min(DEFAULT_MAX_RECORD_BYTES, room)
         _require_int("max_record_bytes", self.max_record_bytes, 1, None)

@@ -2,13 +2,15 @@
 
 Each segment is one LMDB environment; its main database holds the records:
 
-* **key**: the record's offset, 8 bytes big-endian, so that LMDB's key order is offset order and
-  every append lands on the right edge of the B-tree (``put(..., append=True)``);
-* **value**: a 5-byte head, the record kind (u8) and a CRC-32C (u32, little-endian) over the key,
-  the kind and the payload; then the payload. The key is inside the checksum, so a value can never
-  be returned under another offset (a damaged branch page, a stale page found by salvage).
+* **key** (13 bytes): the record's offset (u64 big-endian), its kind (u8) and a CRC-32C (u32
+  big-endian) over the offset, the kind and the payload. The offset comes first, so LMDB's key
+  order is offset order, every append lands on the right edge of the B-tree
+  (``put(..., append=True)``), and a read finds a record with ``set_range(offset)``;
+* **value**: the payload, unchanged: LMDB copies the caller's bytes once, nothing is concatenated.
 
-Offsets are record numbers, 0, 1, 2..., across segments: a segment holds ``[base, end)``.
+The offset is inside the checksum, so a payload can never be returned under another offset (a
+damaged key, a stale page found by salvage). Offsets are record numbers, 0, 1, 2..., across
+segments: a segment holds ``[base, end)``.
 """
 
 from __future__ import annotations
@@ -26,44 +28,49 @@ KIND_TRANSITION = 1
 """A msgpack-encoded :class:`learners.transition.Transition` (see ``records.py``)."""
 KNOWN_KINDS = (KIND_BYTES, KIND_TRANSITION)
 
-KEY = struct.Struct(">Q")
-HEAD = struct.Struct("<BI")  # kind, crc32c
-HEAD_SIZE = HEAD.size
-RECORD_OVERHEAD = KEY.size + HEAD_SIZE  # stored bytes besides the payload (before LMDB's own)
+OFFSET = struct.Struct(">Q")
+KEY = struct.Struct(">QBI")  # offset, kind, crc32c
+KEY_SIZE = KEY.size
+RECORD_OVERHEAD = KEY_SIZE  # stored bytes besides the payload (before LMDB's own)
 
-_pack_head = HEAD.pack
-_unpack_head = HEAD.unpack_from
-
-
-def record_key(offset: int) -> bytes:
-    return KEY.pack(offset)
+_pack_offset = OFFSET.pack
+_pack_key = KEY.pack
+_unpack_key = KEY.unpack
 
 
-def frame(key: bytes, kind: int, payload: bytes) -> bytes:
-    """The stored value of a record: head, then payload."""
-    return _pack_head(kind, crc32c(payload, crc32c(key, kind))) + payload
+def record_key(offset: int, kind: int, payload: bytes | memoryview) -> bytes:
+    """The key under which ``payload`` is stored at ``offset``."""
+    return _pack_key(offset, kind, crc32c(payload, crc32c(_pack_offset(offset), kind)))
 
 
-def check_value(key: bytes, value: bytes | memoryview) -> tuple[int, bytes] | str:
-    """``(kind, payload)`` of a stored value whose checksum holds, or a string naming the problem."""
-    if len(value) < HEAD_SIZE:
-        return f"record value of {len(value)} bytes is shorter than its head"
-    kind, crc = _unpack_head(value)
-    payload = value[HEAD_SIZE:]
-    if crc32c(payload, crc32c(key, kind)) != crc:
+def seek_key(offset: int) -> bytes:
+    """The prefix that ``set_range`` positions on: the record at ``offset`` or the next one."""
+    return _pack_offset(offset)
+
+
+def offset_of(key: bytes | memoryview) -> int:
+    return OFFSET.unpack_from(key)[0]
+
+
+def check_record(key: bytes | memoryview, value: bytes | memoryview) -> tuple[int, int, bytes] | str:
+    """``(offset, kind, payload)`` of a stored record whose checksum holds, or the problem."""
+    if len(key) != KEY_SIZE:
+        return f"key of {len(key)} bytes, not {KEY_SIZE}"
+    offset, kind, crc = _unpack_key(key)
+    if crc32c(value, crc32c(_pack_offset(offset), kind)) != crc:
         return "checksum mismatch"
     if kind not in KNOWN_KINDS:
         return f"unknown record kind {kind}"
-    return kind, bytes(payload)
+    return offset, kind, bytes(value)
 
 
 def footprint(payload_bytes: int, page_size: int) -> int:
     """About how many bytes of the LMDB file a record of ``payload_bytes`` takes (for rolling
     segments before they fill): its share of a leaf page, or its overflow pages."""
-    node = 8 + KEY.size + HEAD_SIZE + payload_bytes  # node header, key, value
+    node = 8 + KEY_SIZE + payload_bytes  # node header, key, value
     usable = page_size - 16  # page header
     if node > usable // 2:  # LMDB moves values this large to overflow pages
-        pages = (16 + HEAD_SIZE + payload_bytes + page_size - 1) // page_size
-        return pages * page_size + 8 + KEY.size + 8 + 2
+        pages = (16 + payload_bytes + page_size - 1) // page_size
+        return pages * page_size + 8 + KEY_SIZE + 8 + 2
     per_page = usable // (node + 2)  # + its 2-byte slot in the page's index
     return page_size // per_page

@@ -50,15 +50,15 @@ from learners.cache.files import (
     write_meta,
     writer_alive,
 )
-from learners.cache.format import FORMAT_VERSION, HEAD, KEY, KIND_BYTES, RECORD_OVERHEAD, frame
+from learners.cache.format import FORMAT_VERSION, KEY, KIND_BYTES, OFFSET, RECORD_OVERHEAD, record_key
 from learners.cache.segment import Segment, create_segment
 
 log = logging.getLogger(__name__)
 
 _yield_gil = time.sleep
 _pack_key = KEY.pack
-_pack_head = HEAD.pack
-_frame = frame
+_pack_offset = OFFSET.pack
+_record_key = record_key
 MAX_OPEN_SEALED = 256  # sealed segments kept open for reading (file descriptors, mappings)
 
 
@@ -80,7 +80,7 @@ class SegmentedLog(GroupCommitter):
         self._closed = False
         self._closing = False
         self._flush_requested = False
-        self._queue: list[tuple[bytes, bytes]] = []  # (key, framed value) to commit, in order
+        self._queue: list[tuple[bytes, bytes]] = []  # (key, payload) to commit, in offset order
         self._pending = 0  # bytes queued
         self._first_pending_at = 0.0
         self._retry_at = 0.0
@@ -240,9 +240,12 @@ class SegmentedLog(GroupCommitter):
     def append(self, payload: bytes | bytearray | memoryview, kind: int = KIND_BYTES) -> int:
         """Accept one record; return its offset. Never waits for the disk.
 
-        The record is framed (checksummed with its offset) here, so that the committer only
-        hands finished values to LMDB and the caller's work overlaps LMDB's sync.
+        The record's key (offset, kind, CRC-32C) is made here, so that the committer only hands
+        finished records to LMDB and the caller's work overlaps LMDB's sync. ``bytes`` are kept
+        as they are (no copy); other buffers (a ZeroMQ frame's memoryview) are copied once.
         """
+        if type(payload) is not bytes:  # the committer stores it later: keep an immutable copy
+            payload = bytes(payload)
         n = len(payload)
         if n > self._max_record:
             raise RecordTooLargeError(
@@ -254,8 +257,9 @@ class SegmentedLog(GroupCommitter):
                 self._raise_unwritable()
             offset = self._next
             self._next = offset + 1
-            key = _pack_key(offset)  # framed inline (see format.frame): this is the hot path
-            self._queue.append((key, _pack_head(kind, _crc32c(payload, _crc32c(key, kind))) + payload))
+            # The key holds offset, kind and CRC (format.record_key, inlined: the hot path).
+            crc = _crc32c(payload, _crc32c(_pack_offset(offset), kind))
+            self._queue.append((_pack_key(offset, kind, crc), payload))
             pending = self._pending
             n += RECORD_OVERHEAD
             self._pending = pending + n
@@ -279,6 +283,7 @@ class SegmentedLog(GroupCommitter):
         All-or-nothing for size: an over-limit record rejects the batch before anything is kept.
         """
         added = 0
+        payloads = [p if type(p) is bytes else bytes(p) for p in payloads]  # kept until committed
         for payload in payloads:
             if len(payload) > self._max_record:
                 raise RecordTooLargeError(
@@ -291,8 +296,7 @@ class SegmentedLog(GroupCommitter):
                 self._raise_unwritable()
             first = self._next
             self._next = first + len(payloads)
-            keys = map(_pack_key, range(first, self._next))
-            self._queue += [(key, _frame(key, kind, payload)) for key, payload in zip(keys, payloads)]
+            self._queue += [(_record_key(o, kind, p), p) for o, p in enumerate(payloads, first)]
             was_empty = self._pending == 0
             self._pending += added
             if was_empty:

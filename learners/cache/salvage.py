@@ -3,9 +3,10 @@
 A segment file that fails LMDB's structural check (a truncated file, a damaged branch page) is
 never handed to LMDB, which could fault on it. Instead every page is read as plain bytes: leaf
 pages (LMDB 0.9 layout: 16-byte page header, 2-byte node index, nodes of an 8-byte header, the
-key and the value or an overflow page number) yield candidate records, and a candidate counts only
-if its CRC-32C, which covers its offset, holds. Two different intact values for one offset (a page
-left from an uncommitted transaction) make that offset a conflict: neither is returned.
+13-byte key and the value or an overflow page number) yield candidate records, and a candidate
+counts only if the CRC-32C in its key, which covers its offset, holds. Two different intact
+records for one offset (a page left from an uncommitted transaction) make that offset a conflict:
+neither is returned.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from learners.cache.format import HEAD_SIZE, KEY, check_value
+from learners.cache.format import KEY_SIZE, check_record
 
 MDB_MAGIC = 0xBEEFC0DE
 PAGE_HEADER = 16
@@ -34,7 +35,7 @@ _U64 = struct.Struct("<Q")
 class Salvage:
     """What a scan of a segment file found."""
 
-    records: dict[int, tuple[int, int]] = field(default_factory=dict)  # offset -> (position, size)
+    records: dict[int, tuple[bytes, int, int]] = field(default_factory=dict)  # offset -> key, at, size
     conflicts: set[int] = field(default_factory=set)
     page_size: int = 4096
     last_page: int = 0  # the highest page either meta page claims (0 if none is readable)
@@ -68,7 +69,7 @@ def scan(path: Path, base: int) -> Salvage:
         return Salvage()
     psize = page_size_of(data) or os.sysconf("SC_PAGE_SIZE")
     result = Salvage(page_size=psize, last_page=last_page(data, psize))
-    crcs: dict[int, int] = {}
+    keys: dict[int, bytes] = {}
     pages = len(data) // psize
     page = 2  # pages 0 and 1 are the meta pages
     while page < pages:
@@ -79,47 +80,48 @@ def scan(path: Path, base: int) -> Salvage:
             page += count if 0 < count <= pages - page else 1
             continue
         if flags == P_LEAF and PAGE_HEADER <= lower <= upper <= psize:
-            _scan_leaf(data, at, psize, (lower - PAGE_HEADER) // 2, base, result, crcs)
+            _scan_leaf(data, at, psize, (lower - PAGE_HEADER) // 2, base, result, keys)
         page += 1
     return result
 
 
 def _scan_leaf(
-    data: bytes, at: int, psize: int, count: int, base: int, result: Salvage, crcs: dict[int, int]
+    data: bytes, at: int, psize: int, count: int, base: int, result: Salvage, keys: dict[int, bytes]
 ) -> None:
     end = at + psize
+    view = memoryview(data)
     for i in range(count):
         node = at + _U16.unpack_from(data, at + PAGE_HEADER + 2 * i)[0]
-        if node + 8 + KEY.size > end:
+        if node + 8 + KEY_SIZE > end:
             continue
         lo, hi, flags, key_size = _NODE.unpack_from(data, node)
-        if key_size != KEY.size:
+        if key_size != KEY_SIZE:
             continue
-        key = data[node + 8 : node + 16]
+        key = data[node + 8 : node + 8 + KEY_SIZE]
         size = lo | hi << 16
         if flags & F_BIGDATA:
-            if node + 24 > end:
+            if node + 8 + KEY_SIZE + 8 > end:
                 continue
-            position = _U64.unpack_from(data, node + 16)[0] * psize + PAGE_HEADER
+            position = _U64.unpack_from(data, node + 8 + KEY_SIZE)[0] * psize + PAGE_HEADER
         else:
-            position = node + 16
+            position = node + 8 + KEY_SIZE
             if position + size > end:
                 continue
-        if size < HEAD_SIZE or position + size > len(data):
+        if position + size > len(data):
             continue
-        checked = check_value(key, memoryview(data)[position : position + size])
-        offset = KEY.unpack(key)[0]
-        if isinstance(checked, str) or offset < base:
+        checked = check_record(key, view[position : position + size])
+        if isinstance(checked, str) or checked[0] < base:
             continue
-        crc = _U32.unpack_from(data, position + 1)[0]
-        known = crcs.get(offset)
+        offset = checked[0]
+        known = keys.get(offset)
         if known is None:
-            crcs[offset] = crc
-            result.records[offset] = (position, size)
-        elif known != crc:
+            keys[offset] = key
+            result.records[offset] = (key, position, size)
+        elif known != key:
             result.conflicts.add(offset)
 
 
 def read_salvaged(fd: int, key: bytes, position: int, size: int) -> tuple[int, bytes] | str:
     """Read one salvaged record again from the file and check it."""
-    return check_value(key, os.pread(fd, size, position))
+    checked = check_record(key, os.pread(fd, size, position))
+    return checked if isinstance(checked, str) else (checked[1], checked[2])

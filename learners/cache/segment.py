@@ -40,12 +40,12 @@ from learners.cache.files import (
     read_marker,
     write_marker,
 )
-from learners.cache.format import FORMAT_VERSION, KEY, check_value
+from learners.cache.format import FORMAT_VERSION, check_record, offset_of, seek_key
 from learners.cache.salvage import Salvage, last_page, page_size_of, read_salvaged, scan
 
 log = logging.getLogger(__name__)
 
-_key = KEY.pack
+_seek_key = seek_key
 
 
 class Segment:
@@ -71,6 +71,7 @@ class Segment:
         self._env_key = ""
         self._live = False  # another process writes it: read transactions are not kept
         self._txn: lmdb.Transaction | None = None
+        self._cursor: lmdb.Cursor | None = None  # on _txn, kept for reads
         self._salvage: Salvage | None = None
         self._salvaged: list[int] = []  # sorted offsets of the salvaged records
         self._fd: int | None = None
@@ -192,7 +193,7 @@ class Segment:
         assert self._env is not None
         with self._env.begin() as txn:
             cursor = txn.cursor()
-            self.end = KEY.unpack(cursor.key())[0] + 1 if cursor.last() else self.base
+            self.end = offset_of(cursor.key()) + 1 if cursor.last() else self.base
         self.page_size = self._env.stat()["psize"]
         self.used = (self._env.info()["last_pgno"] + 1) * self.page_size
 
@@ -244,15 +245,11 @@ class Segment:
 
     def get(self, offset: int, options: dict[str, Any]) -> tuple[int, bytes]:
         """``(kind, payload)`` of the record at ``offset``, checksum verified."""
-        key = _key(offset)
+        key = _seek_key(offset)
         with self._lock:
-            txn = self._txn
-            if txn is not None:  # the common case: a kept snapshot
-                try:
-                    value = txn.get(key)
-                    result = "record missing" if value is None else check_value(key, value)
-                except lmdb.Error as exc:
-                    result = f"LMDB error ({exc})"
+            cursor = self._cursor
+            if cursor is not None:  # the common case: a kept snapshot
+                result = _find(cursor, key, offset)
             else:
                 if self._env is None and self._salvage is None:
                     self._open_for_reading_locked(options, False)
@@ -268,33 +265,33 @@ class Segment:
         env = self._env
         if env is None:
             raise NoSuchRecordError(f"segment {self.name} was removed by retention")
-        try:
-            if self._live:  # keep no snapshot open in another process's file
-                with env.begin(buffers=True) as txn:
-                    value = txn.get(key)
-                    return "record missing" if value is None else check_value(key, value)
-            if self._txn is None:
-                self._txn = env.begin(buffers=True)
-            value = self._txn.get(key)
-            return "record missing" if value is None else check_value(key, value)
-        except lmdb.Error as exc:
-            return f"LMDB error ({exc})"
+        if self._live:  # keep no snapshot open in another process's file
+            with env.begin(buffers=True) as txn:
+                return _find(txn.cursor(), key, offset)
+        self._txn = env.begin(buffers=True)
+        self._cursor = self._txn.cursor()
+        return _find(self._cursor, key, offset)
 
     def _get_salvaged(self, offset: int, key: bytes) -> tuple[int, bytes] | str:
-        assert self._salvage is not None and self._fd is not None
+        assert self._salvage is not None
         if offset in self._salvage.conflicts:
             return "two different intact copies (a stale page); neither is trusted"
         where = self._salvage.records.get(offset)
         if where is None:
             return f"record lost with the damaged LMDB structure ({self.damage})"
-        return read_salvaged(self._fd, key, *where)
+        assert self._fd is not None
+        return read_salvaged(self._fd, *where)
 
     def drop_snapshot(self) -> None:
         """End the kept read transaction, so that the writer can reuse the pages it pins."""
         with self._lock:
-            if self._txn is not None:
-                self._txn.abort()
-                self._txn = None
+            self._drop_snapshot_locked()
+
+    def _drop_snapshot_locked(self) -> None:
+        self._cursor = None
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None
 
     # ------------------------------------------------------------------ writing (committer)
 
@@ -367,9 +364,7 @@ class Segment:
     def release(self) -> None:
         """Close what it holds open (it reopens on the next read unless deleted)."""
         with self._lock:
-            if self._txn is not None:
-                self._txn.abort()
-                self._txn = None
+            self._drop_snapshot_locked()
             if self._env is not None:
                 self._env = None
                 envs.release(self._env_key)
@@ -382,6 +377,22 @@ class Segment:
     @property
     def is_open(self) -> bool:
         return self._env is not None
+
+
+def _find(cursor: lmdb.Cursor, key: bytes, offset: int) -> tuple[int, bytes] | str:
+    """The record at ``offset`` (``key`` is its 8-byte prefix), checked, or the problem."""
+    try:
+        if not cursor.set_range(key):
+            return "record missing"
+        found = cursor.key()
+        if found[:8] != key:
+            return "record missing"
+        result = check_record(found, cursor.value())
+    except lmdb.Error as exc:
+        return f"LMDB error ({exc})"
+    if isinstance(result, str):
+        return result
+    return result[1], result[2]
 
 
 def create_segment(path: Path, base: int, options: dict[str, Any]) -> Segment:

@@ -27,7 +27,7 @@ from learners.cache.files import (
     segment_name,
     writer_alive,
 )
-from learners.cache.format import FORMAT_VERSION, KEY, check_value
+from learners.cache.format import FORMAT_VERSION, KEY_SIZE, check_record, offset_of
 from learners.cache.salvage import scan
 from learners.cache.segment import Segment
 
@@ -142,13 +142,13 @@ def _read_all(segment: Segment, end: int | None, live: bool, report: SegmentRepo
     try:
         with env.begin(buffers=True) as txn:
             for key, value in txn.cursor():
-                if len(key) != KEY.size:
+                if len(key) != KEY_SIZE:
                     report.problems.append(Problem(segment.name, expected, f"foreign key {bytes(key)!r}"))
                     continue
-                offset = KEY.unpack(key)[0]
+                offset = offset_of(key)
                 if offset > expected:
                     _missing(report, segment.name, expected, offset)
-                checked = check_value(bytes(key), value)
+                checked = check_record(key, value)
                 if isinstance(checked, str):
                     report.problems.append(Problem(segment.name, offset, checked))
                 else:

@@ -188,10 +188,12 @@ def test_records_carry_their_offset_in_their_checksum(tmp_path: Path) -> None:
         segment = cache.log.segments()[0]
     env = lmdb.open(str(segment.path), readonly=True, lock=False)
     with env.begin() as txn:
-        value_a = txn.get(record_format.record_key(a))
+        (key_a, value_a), (key_b, _) = list(txn.cursor())
     env.close()
-    assert record_format.check_value(record_format.record_key(a), value_a) == (0, b"first record")
-    assert record_format.check_value(record_format.record_key(b), value_a) == "checksum mismatch"
+    assert record_format.check_record(key_a, value_a) == (a, 0, b"first record")
+    assert record_format.offset_of(key_b) == b
+    moved = record_format.OFFSET.pack(b) + key_a[8:]  # a's kind and CRC under b's offset
+    assert record_format.check_record(moved, value_a) == "checksum mismatch"
 
 
 @pytest.mark.parametrize(
