@@ -52,8 +52,8 @@ def offset_of(key: bytes | memoryview) -> int:
     return OFFSET.unpack_from(key)[0]
 
 
-def check_record(key: bytes | memoryview, value: bytes | memoryview) -> tuple[int, int, bytes] | str:
-    """``(offset, kind, payload)`` of a stored record whose checksum holds, or the problem."""
+def record_problem(key: bytes | memoryview, value: bytes | memoryview) -> str | None:
+    """What is wrong with a stored record (key and value), or None if its checksum holds."""
     if len(key) != KEY_SIZE:
         return f"key of {len(key)} bytes, not {KEY_SIZE}"
     offset, kind, crc = _unpack_key(key)
@@ -61,6 +61,15 @@ def check_record(key: bytes | memoryview, value: bytes | memoryview) -> tuple[in
         return "checksum mismatch"
     if kind not in KNOWN_KINDS:
         return f"unknown record kind {kind}"
+    return None
+
+
+def check_record(key: bytes | memoryview, value: bytes | memoryview) -> tuple[int, int, bytes] | str:
+    """``(offset, kind, payload)`` of a stored record whose checksum holds, or the problem."""
+    problem = record_problem(key, value)
+    if problem is not None:
+        return problem
+    offset, kind, _crc = _unpack_key(key)
     return offset, kind, bytes(value)
 
 

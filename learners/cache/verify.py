@@ -27,7 +27,7 @@ from learners.cache.files import (
     segment_name,
     writer_alive,
 )
-from learners.cache.format import FORMAT_VERSION, KEY_SIZE, check_record, offset_of
+from learners.cache.format import FORMAT_VERSION, KEY_SIZE, offset_of, record_problem
 from learners.cache.salvage import scan
 from learners.cache.segment import Segment
 
@@ -148,9 +148,9 @@ def _read_all(segment: Segment, end: int | None, live: bool, report: SegmentRepo
                 offset = offset_of(key)
                 if offset > expected:
                     _missing(report, segment.name, expected, offset)
-                checked = check_record(key, value)
-                if isinstance(checked, str):
-                    report.problems.append(Problem(segment.name, offset, checked))
+                problem = record_problem(key, value)
+                if problem is not None:
+                    report.problems.append(Problem(segment.name, offset, problem))
                 else:
                     report.records += 1
                 expected = max(expected, offset + 1)
