@@ -8,7 +8,6 @@ with ``durability="fsync"``, was synced); ``wait_durable`` blocks until then.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
@@ -26,32 +25,14 @@ from learners.cache.commit import GroupCommitter
 from learners.cache.config import CacheConfig
 from learners.cache.errors import (
     CacheClosedError,
-    CacheFormatError,
     CacheFullError,
-    CacheLockedError,
     NoSuchRecordError,
     RecordTooLargeError,
 )
-from learners.cache.files import (
-    CLOSED_MARKER,
-    DELETING_SUFFIX,
-    LOCK_NAME,
-    NEW_SUFFIX,
-    SEALED_MARKER,
-    SEGMENT_MARKER,
-    boot_id,
-    check_meta,
-    crashed_writer,
-    fsync_dir,
-    parse_segment_name,
-    read_marker,
-    segment_name,
-    write_marker,
-    write_meta,
-    writer_alive,
-)
-from learners.cache.format import FORMAT_VERSION, KEY, KIND_BYTES, OFFSET, RECORD_OVERHEAD, record_key
-from learners.cache.segment import Segment, create_segment
+from learners.cache.files import DELETING_SUFFIX, fsync_dir
+from learners.cache.format import KEY, KIND_BYTES, OFFSET, RECORD_OVERHEAD, record_key
+from learners.cache.recovery import open_directory, release_lock
+from learners.cache.segment import Segment
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +87,16 @@ class SegmentedLog(GroupCommitter):
         self._recent: OrderedDict[int, Segment] = OrderedDict()  # sealed segments open, LRU
         self._recent_lock = threading.Lock()
         self._last_touched: Segment | None = None
-        self._open()
-        segments = self._index[1]
+        opened = open_directory(
+            self.directory,
+            writable=self.writable,
+            write_options=self.write_options,
+            read_options=self.read_options,
+        )
+        self._lock_fd = opened.lock_fd
+        segments = opened.segments
+        self._index = ([s.base for s in segments], segments)
+        self._active = segments[-1] if segments else None
         end = segments[-1].end if segments else 0
         self._next = end
         self._durable_end = end
@@ -122,118 +111,11 @@ class SegmentedLog(GroupCommitter):
             )
             self._committer.start()
 
-    # ------------------------------------------------------------------ opening
-
-    def _open(self) -> None:
-        directory = self.directory
-        if not directory.exists() or (directory.is_dir() and not any(directory.iterdir())):
-            if not self.writable:
-                raise CacheFormatError(f"{directory}: no replay cache here")
-            directory.mkdir(parents=True, exist_ok=True)
-            write_meta(directory)
-        check_meta(directory)
-        names = [p.name for p in directory.iterdir()]
-        bases = sorted(b for b in map(parse_segment_name, names) if b is not None)
-        for base in bases:  # before changing anything: a newer format must leave all untouched
-            self._check_segment_format(base)
-        alive = False
-        crashed = crashed_writer(directory)
-        # A writer that died on this boot (SIGKILL, OOM): the OS kept every page it wrote, and
-        # LMDB's commit order keeps that consistent, so its active segment needs no structural
-        # check, only the cheap test that the file is as long as LMDB's meta page says.
-        self._crashed_on_this_boot = crashed is not None and crashed[1] == boot_id()
-        if self.writable:
-            self._take_lock()
-            self._remove_leftovers(names)
-        else:
-            alive = writer_alive(directory)
-        for i, base in enumerate(bases):
-            path = directory / segment_name(base)
-            sealed = read_marker(path / SEALED_MARKER)
-            if sealed is not None:
-                segment = Segment(path, base, int(sealed["end"]), sealed=True)
-                segment.sealed_at = float(sealed.get("sealed_at", 0.0))
-            elif i + 1 < len(bases):  # sealed, but its marker is lost: it ends where the next begins
-                segment = Segment(path, base, bases[i + 1], sealed=True)
-                segment.sealed_at = path.stat().st_mtime
-            else:
-                segment = self._open_tail(path, base, alive)
-            previous = self._index[1][-1] if self._index[1] else None
-            if previous is not None and segment.base < previous.end:
-                log.warning("segment %s overlaps %s; ends it there", previous.name, segment.name)
-                previous.end = segment.base
-            self._add_segment(segment)
-        segments = self._index[1]
-        if self.writable and (not segments or segments[-1].sealed):
-            base = segments[-1].end if segments else 0
-            self._add_segment(create_segment(directory / segment_name(base), base, self.write_options))
-        self._active = self._index[1][-1] if self._index[1] else None
-
-    def _check_segment_format(self, base: int) -> None:
-        marker = read_marker(self.directory / segment_name(base) / SEGMENT_MARKER)
-        version = None if marker is None else marker.get("format_version")
-        if type(version) is int and version > FORMAT_VERSION:
-            raise CacheFormatError(
-                f"segment {segment_name(base)}: segment format version {version} is newer than this "
-                f"rill supports ({FORMAT_VERSION}); upgrade rill to open it"
-            )
-        if marker is None:
-            log.warning("segment %s: its SEGMENT marker is missing or damaged", segment_name(base))
-
-    def _open_tail(self, path: Path, base: int, writer_alive: bool) -> Segment:
-        """The last segment, unsealed: the active one. One the trust check fails is salvaged and
-        sealed where no record it may have held can be (new offsets never reuse lost ones)."""
-        segment = Segment(path, base, base, sealed=False)
-        trusted = self._crashed_on_this_boot and segment.file_covers_meta()
-        if not self.writable:
-            segment.open_for_reading(self.read_options, live=writer_alive or trusted)
-            return segment
-        if segment.never_committed():  # created just before a crash: LMDB starts it afresh
-            segment.reset_uncommitted()
-            problem = None
-        elif trusted:
-            problem = None
-        else:
-            problem = segment.check_trust(CLOSED_MARKER)
-        if problem is None:
-            segment.open_writable(self.write_options)
-            return segment
-        log.error("segment %s: not closed cleanly and damaged: %s", segment.name, problem)
-        segment.salvage(problem)
-        segment.end = segment.offset_bound()
-        segment.sealed = True
-        segment.sealed_at = time.time()
-        write_marker(
-            path / SEALED_MARKER, {"end": segment.end, "sealed_at": segment.sealed_at, "damaged": problem}
-        )
-        return segment
-
     def _add_segment(self, segment: Segment) -> None:
         """Append a segment and make it the active one (the lock held, or before any thread)."""
         bases, segments = self._index
         self._index = ([*bases, segment.base], [*segments, segment])
         self._active = segment
-
-    def _remove_leftovers(self, names: list[str]) -> None:
-        # A segment whose creation or deletion a crash interrupted: never held a durable record,
-        # or was being deleted by retention.
-        for name in names:
-            if name.endswith(NEW_SUFFIX) or name.endswith(DELETING_SUFFIX):
-                shutil.rmtree(self.directory / name, ignore_errors=True)
-
-    def _take_lock(self) -> None:
-        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").split()[:1]
-            os.close(fd)
-            raise CacheLockedError(
-                f"{self.directory}: open for writing by another process (pid {holder[0] if holder else '?'})"
-            ) from exc
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {boot_id() or '-'}\n".encode(), 0)
-        self._lock_fd = fd
 
     # ------------------------------------------------------------------ appending
 
@@ -502,8 +384,7 @@ class SegmentedLog(GroupCommitter):
             for segment in self._index[1]:
                 segment.release()
             if self._lock_fd is not None:
-                os.ftruncate(self._lock_fd, 0)  # a clean close: see crashed_writer
-                os.close(self._lock_fd)
+                release_lock(self._lock_fd)
                 self._lock_fd = None
         if error is not None:
             raise CacheFullError(

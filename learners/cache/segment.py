@@ -1,16 +1,9 @@
 """One segment: an LMDB environment holding the records ``[base, end)``, and how it is trusted.
 
-LMDB trusts its file: a truncated file makes it fault (SIGBUS) and a damaged page can make it
-fail or read the wrong bytes. So a segment file is handed to LMDB only when it is known intact:
-
-* its size and CRC-32C equal those this cache recorded when it sealed the segment (``SEALED``)
-  or last closed it cleanly (``CLOSED``); or
-* py-lmdb's offline structural verifier (``lmdb.verify``: pure Python, never maps the file)
-  finds nothing wrong.
-
-Otherwise the segment is *salvaged* (``salvage.py``): its intact records are found without LMDB
-and read from the file directly; the others are reported lost. Either way every record's own
-CRC-32C is checked on every read, so a flipped payload byte is reported and never returned.
+A segment file is handed to LMDB only when it is known intact (``trust.py``); otherwise the
+segment is *salvaged* (``salvage.py``): its intact records are found without LMDB and read from
+the file directly; the others are reported lost. Either way every record's own CRC-32C is
+checked on every read, so a flipped payload byte is reported and never returned.
 """
 
 from __future__ import annotations
@@ -25,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import lmdb
-import lmdb.verify
 
-from learners.cache import envs
+from learners.cache import envs, trust
 from learners.cache.errors import CacheCorruptError, NoSuchRecordError
 from learners.cache.files import (
     CLOSED_MARKER,
@@ -37,11 +29,10 @@ from learners.cache.files import (
     SEGMENT_MARKER,
     file_digest,
     fsync_dir,
-    read_marker,
     write_marker,
 )
 from learners.cache.format import FORMAT_VERSION, check_record, offset_of, seek_key
-from learners.cache.salvage import Salvage, last_page, page_size_of, read_salvaged, scan
+from learners.cache.salvage import Salvage, read_salvaged, scan
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +44,7 @@ class Segment:
 
     ``end`` grows while the segment is active (the committer publishes each commit). Reads are
     thread-safe; writes come from the committer only. The environment is opened lazily, after
-    the trust check above, so opening a cache reads no segment file.
+    the trust check (``trust.py``), so opening a cache reads no sealed segment's file.
     """
 
     def __init__(self, path: Path, base: int, end: int, *, sealed: bool, sealed_at: float = 0.0):
@@ -103,58 +94,6 @@ class Segment:
 
     # ------------------------------------------------------------------ trust and opening
 
-    def matches_marker(self, name: str) -> bool:
-        """True when the data file is byte-for-byte what marker ``name`` recorded."""
-        marker = read_marker(self.path / name)
-        if marker is None or "crc32c" not in marker:
-            return False
-        try:
-            size = self.data_path.stat().st_size
-            return size == marker["size"] and file_digest(self.data_path) == (size, marker["crc32c"])
-        except OSError:
-            return False
-
-    def structure_problem(self) -> str | None:
-        """The first problem LMDB's offline verifier finds in the data file, or None."""
-        try:
-            problems = lmdb.verify.verify(str(self.path))
-        except (lmdb.verify.VerifyError, OSError) as exc:
-            return str(exc)
-        return problems[0] if problems else None
-
-    def never_committed(self) -> bool:
-        """True if its data file is missing or no longer than LMDB's two meta pages: LMDB was
-        killed while creating it, and it cannot hold a record (a first commit writes page 2)."""
-        try:
-            return self.data_path.stat().st_size <= 2 * self.page_size
-        except FileNotFoundError:
-            return True
-
-    def reset_uncommitted(self) -> None:
-        """Remove the files of a segment that never committed, so LMDB creates them afresh."""
-        for name in (DATA_NAME, "lock.mdb"):
-            (self.path / name).unlink(missing_ok=True)
-
-    def file_covers_meta(self) -> bool:
-        """True if the data file holds every page its newest meta page counts (a truncated file
-        would make LMDB fault on the first read past its end)."""
-        try:
-            with open(self.data_path, "rb") as f:
-                head = f.read(2 * 65536)
-                size = os.fstat(f.fileno()).st_size
-        except OSError:
-            return False
-        psize = page_size_of(head)
-        return psize is not None and size >= (last_page(head, psize) + 1) * psize
-
-    def check_trust(self, marker: str, *, live: bool = False) -> str | None:
-        """None if LMDB may open the file, else the structural problem found."""
-        if live or self.matches_marker(marker):
-            return None
-        if marker == SEALED_MARKER and self.matches_marker(CLOSED_MARKER):
-            return None  # sealed by a crash before its marker, unchanged since a clean close
-        return self.structure_problem()
-
     def open_writable(self, options: dict[str, Any]) -> None:
         """Open the environment for the committer (the active segment, already trusted)."""
         with self._lock:
@@ -172,11 +111,11 @@ class Segment:
             return
         if self.deleted:
             raise NoSuchRecordError(f"segment {self.name} was removed by retention")
-        if not self.sealed and self.never_committed():  # created just before a crash
+        if not self.sealed and trust.never_committed(self):  # created just before a crash
             self._salvage = Salvage()
             return
-        if not self._trusted:
-            problem = self.check_trust(SEALED_MARKER if self.sealed else CLOSED_MARKER, live=live)
+        if not self._trusted and not live:
+            problem = trust.check(self, SEALED_MARKER if self.sealed else CLOSED_MARKER)
             if problem is not None:
                 self._salvage_locked(problem)
                 return
@@ -209,20 +148,21 @@ class Segment:
         self._fd = os.open(self.data_path, os.O_RDONLY) if found.records else None
         if self._salvaged and self._salvaged[-1] >= self.end:
             self.end = self._salvaged[-1] + 1
-        lost = self.end - self.base - len(self._salvaged)
+        # An active segment's end is not recorded anywhere: how many it lost is unknown.
+        lost = f"{max(self.end - self.base - len(self._salvaged), 0)}" if self.sealed else "an unknown number"
         log.warning(
             "segment %s: LMDB structure damaged (%s); salvaged %d record(s) without LMDB, "
-            "%d lost, %d with conflicting copies",
+            "%s lost, %d with conflicting copies",
             self.name,
             problem,
             len(self._salvaged),
-            max(lost, 0),
+            lost,
             len(found.conflicts),
         )
 
     def offset_bound(self) -> int:
         """An offset above every record this (salvaged) file can hold: its pages could hold at
-        most one record per 23 bytes (node slot, header, key and value head)."""
+        most one record per 23 bytes (its 2-byte slot, 8-byte node header and 13-byte key)."""
         pages = max(self._salvage.last_page + 1 if self._salvage else 0, self.size() // self.page_size)
         return max(self.end, self.base + pages * self.page_size // 23 + 1)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import lmdb
 
-from learners.cache import envs
+from learners.cache import envs, trust
 from learners.cache.consumer import registered_consumers
 from learners.cache.errors import CacheCorruptError, CacheFormatError
 from learners.cache.files import (
@@ -120,13 +120,13 @@ def _verify_segment(
 ) -> SegmentReport:
     segment = Segment(path, base, base if end is None else end, sealed=sealed)
     live = writer_alive and not sealed
-    if not sealed and not live and segment.never_committed():  # LMDB was killed creating it
+    if not sealed and not live and trust.never_committed(segment):  # LMDB was killed creating it
         return SegmentReport(segment.name, base, base, segment.size(), 0, "never committed", sealed)
     check = "live" if live else "digest"
     problem = None
-    if not live and not segment.matches_marker(SEALED_MARKER if sealed else CLOSED_MARKER):
+    if not live and not trust.matches_marker(segment, SEALED_MARKER if sealed else CLOSED_MARKER):
         check = "lmdb.verify"
-        problem = segment.structure_problem()
+        problem = trust.structure_problem(segment)
     report = SegmentReport(segment.name, base, segment.end, segment.size(), 0, check, sealed)
     if problem is not None:
         _report_salvage(segment, problem, end, report)
