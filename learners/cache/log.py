@@ -296,7 +296,7 @@ class SegmentedLog(GroupCommitter):
         if i >= 0 and 0 <= offset < self._visible_end:
             segment = segments[i]
             if offset < segment.end:
-                if segment.sealed:
+                if segment.sealed and len(segments) > MAX_OPEN_SEALED:
                     self._touch(segment)
                 return segment.get(offset, self.read_options)
         first = bases[0] if bases else 0
@@ -309,11 +309,16 @@ class SegmentedLog(GroupCommitter):
         raise NoSuchRecordError(f"{self.directory}: no record at offset {offset} ({why})")
 
     def _touch(self, segment: Segment) -> None:
-        """Keep at most ``MAX_OPEN_SEALED`` sealed segments open, least recently read first out."""
+        """Keep at most ``MAX_OPEN_SEALED`` sealed segments open, least recently read first out
+        (called only once there are more segments than that)."""
         recent = self._recent
         if self._last_touched is segment:  # reading on in the same segment: nothing to do
             return
         with self._recent_lock:
+            if not recent:  # just past the limit: what is open already counts too
+                for other in self._index[1]:
+                    if other.sealed and other.is_open:
+                        recent[other.base] = other
             self._last_touched = segment
             recent[segment.base] = segment
             recent.move_to_end(segment.base)
@@ -330,7 +335,8 @@ class SegmentedLog(GroupCommitter):
             if segment.base >= limit:
                 return
             if segment.sealed and not segment.salvaged:
-                self._touch(segment)
+                if len(self._index[1]) > MAX_OPEN_SEALED:
+                    self._touch(segment)
                 segment.open_for_reading(self.read_options)  # a damaged one is salvaged now
             yield from segment.offsets(start, limit)
 
