@@ -80,7 +80,6 @@ class SegmentedLog(GroupCommitter):
             subdir=True,
             sync=self._synced_commits,
             metasync=self._synced_commits,
-            meminit=False,
             max_dbs=0,
         )
         self.read_options: dict[str, Any] = dict(map_size=map_size, subdir=True, max_dbs=0)
