@@ -101,7 +101,7 @@ class ReplayCache:
         Raises :class:`RecordTooLargeError` (nothing written) and :class:`CacheFullError` while
         the OS refuses writes.
         """
-        if isinstance(record, bytes):
+        if type(record) is bytes:
             return self.log.append(record)
         kind, payload = self.encode(record)
         return self.log.append(payload, kind)

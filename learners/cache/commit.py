@@ -14,6 +14,7 @@ import os
 import resource
 import threading
 import time
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import lmdb
 from learners.cache.config import CacheConfig
 from learners.cache.errors import CacheFullError
 from learners.cache.files import segment_name
-from learners.cache.format import footprint, offset_of
+from learners.cache.format import RECORD_OVERHEAD, footprint, offset_of
 from learners.cache.segment import Segment, create_segment
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class GroupCommitter:
     _queue: list[tuple[bytes, bytes]]
     _error: CacheFullError | None
     _committing: bool
+    _notify_at: int
     _costs: dict[int, int]  # set by _reset_costs, on the first write
     _costs_page = 0
 
@@ -126,6 +128,7 @@ class GroupCommitter:
                 records = self._queue
                 self._queue = []
                 self._pending = 0
+                self._notify_at = 0
                 self._flush_requested = False
                 closing = self._closing
             try:
@@ -154,32 +157,36 @@ class GroupCommitter:
             n = len(records)
             limit = self.config.segment_bytes
             cap = n  # records per transaction; halved if one overflows even an empty segment
+            # A batch is split into transactions of about commit_bytes, but never leaves a small
+            # rest behind: every transaction costs LMDB's syncs, however few records it holds.
+            left = sum(map(len, map(itemgetter(1), records))) + n * RECORD_OVERHEAD
             while done < n:
                 segment = self._active
                 page = segment.page_size
                 room = limit - segment.used  # used: what LMDB reports after the last commit
                 empty = segment.end == segment.base
-                stop, size = done, 0
+                stop, size, queued = done, 0, 0
                 costs = self._costs if page == self._costs_page else self._reset_costs(page)
                 while stop < n and stop - done < cap:
                     length = len(records[stop][1])
-                    cost = costs.get(length)
+                    cost = costs.get(length)  # its bytes in the LMDB file, for the segment's room
                     if cost is None:
                         if len(costs) > 4096:  # many sizes: keep the memo small
                             costs.clear()
                         cost = costs[length] = footprint(length, page)
                     if size + cost > room and (stop > done or not empty):
                         break  # the segment is full
-                    if size + cost > self._commit_bytes and stop > done:
-                        break  # this transaction is big enough
+                    if queued >= self._commit_bytes and left - queued >= self._commit_bytes // 2:
+                        break  # a group's worth (as appends count it), and enough left for another
                     size += cost
+                    queued += length + RECORD_OVERHEAD
                     stop += 1
                 if stop == done:
                     self._roll(offset_of(records[done][0]))
                     continue
                 try:
                     self._committing = True
-                    segment.put(records[done:stop])
+                    segment.put(records[done:stop], size, limit * 7 // 8)
                 except lmdb.MapFullError:
                     # Fuller than estimated (the map is 2 x segment_bytes + 8 MiB): the rest
                     # goes to a new segment, or into smaller transactions in an empty one.
@@ -193,6 +200,7 @@ class GroupCommitter:
                 finally:
                     self._committing = False
                 done = stop
+                left -= queued
                 self._publish(segment, offset_of(records[stop - 1][0]) + 1)
         except (OSError, lmdb.Error) as exc:
             raise _WriteFailed(done, exc) from exc
@@ -239,6 +247,7 @@ class GroupCommitter:
             self._unwritable = True
             self._queue = remaining + self._queue
             self._pending += sum(len(key) + len(value) for key, value in remaining)
+            self._notify_at = 0
             self._retry_delay = min(max(self._retry_delay * 2, 0.01), _MAX_RETRY_S)
             self._retry_at = time.monotonic() + self._retry_delay
             self._durable_cond.notify_all()

@@ -3,9 +3,10 @@
 Each segment is one LMDB environment; its main database holds the records:
 
 * **key** (13 bytes): the record's offset (u64 big-endian), its kind (u8) and a CRC-32C (u32
-  big-endian) over the offset, the kind and the payload. The offset comes first, so LMDB's key
-  order is offset order, every append lands on the right edge of the B-tree
-  (``put(..., append=True)``), and a read finds a record with ``set_range(offset)``;
+  big-endian) over the payload followed by the offset and the kind (the key's first 9 bytes).
+  The offset comes first, so LMDB's key order is offset order, every append lands on the right
+  edge of the B-tree (``put(..., append=True)``), and a read finds a record with
+  ``set_range(offset)``. The payload's CRC can be computed before the offset is known;
 * **value**: the payload, unchanged: LMDB copies the caller's bytes once, nothing is concatenated.
 
 The offset is inside the checksum, so a payload can never be returned under another offset (a
@@ -29,18 +30,25 @@ KIND_TRANSITION = 1
 KNOWN_KINDS = (KIND_BYTES, KIND_TRANSITION)
 
 OFFSET = struct.Struct(">Q")
+TAIL = struct.Struct(">QB")  # offset, kind: what the checksum covers after the payload
 KEY = struct.Struct(">QBI")  # offset, kind, crc32c
 KEY_SIZE = KEY.size
 RECORD_OVERHEAD = KEY_SIZE  # stored bytes besides the payload (before LMDB's own)
 
 _pack_offset = OFFSET.pack
+_pack_tail = TAIL.pack
 _pack_key = KEY.pack
 _unpack_key = KEY.unpack
 
 
+def record_crc(offset: int, kind: int, payload_crc: int) -> int:
+    """The record's checksum, from the CRC-32C of its payload (computed beforehand)."""
+    return crc32c(_pack_tail(offset, kind), payload_crc)
+
+
 def record_key(offset: int, kind: int, payload: bytes | memoryview) -> bytes:
     """The key under which ``payload`` is stored at ``offset``."""
-    return _pack_key(offset, kind, crc32c(payload, crc32c(_pack_offset(offset), kind)))
+    return _pack_key(offset, kind, crc32c(_pack_tail(offset, kind), crc32c(payload)))
 
 
 def seek_key(offset: int) -> bytes:
@@ -57,7 +65,7 @@ def record_problem(key: bytes | memoryview, value: bytes | memoryview) -> str | 
     if len(key) != KEY_SIZE:
         return f"key of {len(key)} bytes, not {KEY_SIZE}"
     offset, kind, crc = _unpack_key(key)
-    if crc32c(value, crc32c(_pack_offset(offset), kind)) != crc:
+    if crc32c(_pack_tail(offset, kind), crc32c(value)) != crc:
         return "checksum mismatch"
     if kind not in KNOWN_KINDS:
         return f"unknown record kind {kind}"

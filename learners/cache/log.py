@@ -30,7 +30,7 @@ from learners.cache.errors import (
     RecordTooLargeError,
 )
 from learners.cache.files import DELETING_SUFFIX, fsync_dir
-from learners.cache.format import KEY, KIND_BYTES, OFFSET, RECORD_OVERHEAD, record_key
+from learners.cache.format import KEY, KIND_BYTES, RECORD_OVERHEAD, TAIL, record_key
 from learners.cache.recovery import open_directory, release_lock
 from learners.cache.segment import Segment
 
@@ -38,9 +38,10 @@ log = logging.getLogger(__name__)
 
 _yield_gil = time.sleep
 _pack_key = KEY.pack
-_pack_offset = OFFSET.pack
+_pack_tail = TAIL.pack
 _record_key = record_key
 MAX_OPEN_SEALED = 256  # sealed segments kept open for reading (file descriptors, mappings)
+HAND_OVER_MASK = 255  # while LMDB commits, an appender offers the GIL every 256 appends
 
 
 class SegmentedLog(GroupCommitter):
@@ -63,6 +64,7 @@ class SegmentedLog(GroupCommitter):
         self._flush_requested = False
         self._queue: list[tuple[bytes, bytes]] = []  # (key, payload) to commit, in offset order
         self._pending = 0  # bytes queued
+        self._notify_at = 0  # wake the committer when _pending reaches this (0: at the next one)
         self._first_pending_at = 0.0
         self._retry_at = 0.0
         self._retry_delay = 0.0
@@ -133,25 +135,26 @@ class SegmentedLog(GroupCommitter):
                 f"{self.directory}: record of {n} bytes exceeds max_record_bytes="
                 f"{self._max_record}; nothing was written"
             )
+        payload_crc = _crc32c(payload)  # outside the lock: only offset and kind are added inside
         with self._lock:
             if self._unwritable:
                 self._raise_unwritable()
             offset = self._next
             self._next = offset + 1
-            # The key holds offset, kind and CRC (format.record_key, inlined: the hot path).
-            crc = _crc32c(payload, _crc32c(_pack_offset(offset), kind))
+            # The key: offset, kind, CRC (format.record_key, inlined: this is the hot path).
+            crc = _crc32c(_pack_tail(offset, kind), payload_crc)
             self._queue.append((_pack_key(offset, kind, crc), payload))
-            pending = self._pending
-            n += RECORD_OVERHEAD
-            self._pending = pending + n
-            if pending == 0:
-                self._first_pending_at = time.monotonic()
+            pending = self._pending + n + RECORD_OVERHEAD
+            self._pending = pending
+            if pending < self._notify_at:
+                hand_over = self._committing and not offset & HAND_OVER_MASK
+            else:  # the first record of a group, or another group's worth: wake the committer
+                if not self._notify_at:
+                    self._first_pending_at = time.monotonic()
+                self._notify_at = pending + self._commit_bytes
                 self._commit_cond.notify()
-                return offset
-            crossed = pending // self._commit_bytes != (pending + n) // self._commit_bytes
-            if crossed:
-                self._commit_cond.notify()
-        if crossed or (self._committing and not offset & 63):
+                hand_over = pending >= self._commit_bytes
+        if hand_over:
             # Let the committer have the GIL for a moment: when another group is due, and now
             # and then while LMDB syncs, so that the committer, once the sync returns, does not
             # wait a whole switch interval (5 ms) behind a caller appending in a tight loop.
@@ -178,14 +181,16 @@ class SegmentedLog(GroupCommitter):
             first = self._next
             self._next = first + len(payloads)
             self._queue += [(_record_key(o, kind, p), p) for o, p in enumerate(payloads, first)]
-            was_empty = self._pending == 0
-            self._pending += added
-            if was_empty:
-                self._first_pending_at = time.monotonic()
-            crossed = self._pending >= self._commit_bytes
-            if was_empty or crossed:
+            pending = self._pending + added
+            self._pending = pending
+            hand_over = False
+            if pending >= self._notify_at:
+                if not self._notify_at:
+                    self._first_pending_at = time.monotonic()
+                self._notify_at = pending + self._commit_bytes
                 self._commit_cond.notify()
-        if crossed:
+                hand_over = pending >= self._commit_bytes
+        if hand_over:
             _yield_gil(0)
         return list(range(first, first + len(payloads)))
 

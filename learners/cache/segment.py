@@ -237,9 +237,13 @@ class Segment:
 
     # ------------------------------------------------------------------ writing (committer)
 
-    def put(self, items: list[tuple[bytes, bytes]]) -> None:
+    def put(self, items: list[tuple[bytes, bytes]], estimate: int, limit: int) -> None:
         """Append ``(key, value)`` items in one write transaction, synced per the environment's
-        flags when it commits. Raises ``lmdb.Error`` (nothing of it is then stored)."""
+        flags when it commits. Raises ``lmdb.Error`` (nothing of it is then stored).
+
+        ``used`` grows by ``estimate``; LMDB's own page count is read only once that passes
+        ``limit`` (each call into LMDB gives up the GIL, and getting it back from a busy appender
+        takes time)."""
         env = self._env
         assert env is not None
         txn = env.begin(write=True)
@@ -252,7 +256,9 @@ class Segment:
             txn.abort()
             raise
         self.drop_snapshot()
-        self.used = (env.info()["last_pgno"] + 1) * self.page_size
+        self.used += estimate
+        if self.used >= limit:
+            self.used = (env.info()["last_pgno"] + 1) * self.page_size
 
     def seal(self, *, sync: bool) -> None:
         """Seal it: no write follows. Its ``SEALED`` marker (end, time, size and CRC-32C of the
@@ -335,7 +341,7 @@ def _find(cursor: lmdb.Cursor, key: bytes, offset: int) -> tuple[int, bytes] | s
     if len(found) != KEY_SIZE:
         return f"key of {len(found)} bytes, not {KEY_SIZE}"
     _offset, kind, crc = _unpack_key(found)
-    if _crc32c(value, _crc32c(key, kind)) != crc:
+    if _crc32c(found[:9], _crc32c(value)) != crc:  # payload, then offset and kind
         return "checksum mismatch"
     if kind not in KNOWN_KINDS:
         return f"unknown record kind {kind}"
