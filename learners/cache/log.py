@@ -183,13 +183,13 @@ class SegmentedLog(GroupCommitter):
             self._queue += [(_record_key(o, kind, p), p) for o, p in enumerate(payloads, first)]
             pending = self._pending + added
             self._pending = pending
-            hand_over = False
+            hand_over = self._committing  # (see append)
             if pending >= self._notify_at:
                 if not self._notify_at:
                     self._first_pending_at = time.monotonic()
                 self._notify_at = pending + self._commit_bytes
                 self._commit_cond.notify()
-                hand_over = pending >= self._commit_bytes
+                hand_over = hand_over or pending >= self._commit_bytes
         if hand_over:
             _yield_gil(0)
         return list(range(first, first + len(payloads)))
