@@ -61,7 +61,7 @@ def cmd_info(args: argparse.Namespace, console: Console | None = None) -> int:
         ctable = Table(title="consumers")
         ctable.add_column("name")
         ctable.add_column("committed position", justify="right")
-        ctable.add_column("lag (bytes)", justify="right")
+        ctable.add_column("lag (records)", justify="right")
         for name, position in consumers.items():
             ctable.add_row(name, str(position), f"{max(stats.durable_offset - position, 0):,}")
         console.print(ctable)
@@ -74,24 +74,24 @@ def cmd_verify(args: argparse.Namespace, console: Console | None = None) -> int:
         task = progress.add_task("verifying", total=None)
         report = verify_cache(args.dir, on_segment=lambda s: progress.advance(task))
     table = Table(title=f"verify {args.dir}")
-    for column in ("segment", "records", "bytes", "index", "problems"):
+    for column in ("segment", "offsets", "records", "bytes", "check", "problems"):
         table.add_column(column, justify="left" if column == "segment" else "right")
     for seg in report.segments:
         table.add_row(
             seg.name,
+            f"{seg.base}..{seg.end - 1}" if seg.end > seg.base else "-",
             str(seg.records),
             f"{seg.bytes:,}",
-            "yes" if seg.indexed else "no",
+            seg.check + ("" if seg.sealed else " (active)"),
             str(len(seg.problems)),
         )
     console.print(table)
     if report.problems:
         damage = Table(title="damage")
-        for column in ("segment", "offset", "bytes", "problem"):
+        for column in ("segment", "offset", "records", "problem"):
             damage.add_column(column)
         for p in report.problems:
-            what = p.problem + (" (torn tail: recovery truncates it)" if p.torn_tail else "")
-            damage.add_row(p.segment, str(p.offset), str(p.length), what)
+            damage.add_row(p.segment, str(p.offset), str(p.count), p.problem)
         console.print(damage)
     for problem in report.consumer_problems:
         console.print(f"[red]{problem}[/red]")

@@ -52,14 +52,16 @@ class CacheStats:
 
 
 class ReplayCache:
-    """A persistent, crash-safe replay cache in ``path`` (see ``docs/cache.md``).
+    """A persistent, crash-safe replay cache in ``path`` (see ``docs/cache.md``), stored as a
+    run of LMDB environments (segments).
 
     ``append`` takes a :class:`Transition` (encoded as a schema-versioned msgpack record) or
-    opaque ``bytes`` and returns the record's offset at once; the record becomes durable at the
-    next group commit, which ``wait_durable(offset)`` waits for. Acknowledge a transition to its
-    actor only after that. Readers (``read``, consumers, ``sample``, the iterators) see durable
-    records only, verify every checksum, and never return a corrupt record.
-    One process may open a cache for writing; others may open it with ``read_only=True``.
+    opaque ``bytes`` and returns the record's offset (0, 1, 2...: record numbers) at once; the
+    record becomes durable at the next group commit, which ``wait_durable(offset)`` waits for.
+    Acknowledge a transition to its actor only after that. Readers (``read``, consumers,
+    ``sample``, the iterators) see committed records only, verify every checksum, and never
+    return a corrupt record. One process may open a cache for writing; others may open it with
+    ``read_only=True`` (they see the records committed when they opened it).
     """
 
     def __init__(self, path: str | os.PathLike[str], config: CacheConfig | None = None) -> None:
@@ -99,7 +101,7 @@ class ReplayCache:
         Raises :class:`RecordTooLargeError` (nothing written) and :class:`CacheFullError` while
         the OS refuses writes.
         """
-        if isinstance(record, bytes):
+        if type(record) is bytes:
             return self.log.append(record)
         kind, payload = self.encode(record)
         return self.log.append(payload, kind)
@@ -227,14 +229,10 @@ class ReplayCache:
     def stats(self) -> CacheStats:
         segments = self.log.segments()
         visible = self.log.visible_offset
-        records = sum(
-            s.count_below(visible - s.base) if s.end > visible else len(s.positions)
-            for s in segments
-        )
         return CacheStats(
             segments=len(segments),
-            records=records,
-            bytes=sum(s.size for s in segments),
+            records=sum(s.count(visible) for s in segments),
+            bytes=sum(s.size() for s in segments),
             first_offset=segments[0].base if segments else 0,
             durable_offset=self.durable_offset,
         )

@@ -1,6 +1,9 @@
-"""Group commit: the thread that writes queued records and syncs them, and its error handling.
+"""Group commit: the thread that writes queued records to LMDB, rolls segments, handles failures.
 
-Mixed into :class:`learners.cache.log.SegmentedLog`, whose lock, queues and segments it uses.
+Mixed into :class:`learners.cache.log.SegmentedLog`, whose lock, queue and segments it uses. A
+group is every record queued ``commit_interval_ms`` after the first one, or ``commit_bytes`` of
+them, whichever comes first; a backlog is written in transactions of about ``commit_bytes``, each
+published as durable when it commits, so a burst never waits for one huge sync.
 """
 
 from __future__ import annotations
@@ -8,44 +11,76 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import resource
 import threading
 import time
-from bisect import bisect_left
-from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
+from typing import Any
+
+import lmdb
 
 from learners.cache.config import CacheConfig
 from learners.cache.errors import CacheFullError
-from learners.cache.files import fsync_dir, write_index
-from learners.cache.format import SEGMENT_HEADER_SIZE, index_name, pack_segment_header
-from learners.cache.segment import Segment
+from learners.cache.files import segment_name
+from learners.cache.format import RECORD_OVERHEAD, footprint, offset_of
+from learners.cache.segment import Segment, create_segment
 
 log = logging.getLogger(__name__)
 
 _MAX_RETRY_S = 1.0
+_REFUSALS = {
+    errno.ENOSPC: "disk full",
+    errno.EFBIG: "file size limit reached",
+    errno.EDQUOT: "disk quota exceeded",
+}
 
-_IOV_MAX = 1024  # buffers per pwritev call (Linux IOV_MAX)
+
+class _WriteFailed(Exception):
+    def __init__(self, done: int, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.done = done  # records of the batch that were committed before the failure
+        self.cause = cause
 
 
-class Chunk:
-    """Buffers accepted for one segment, not yet handed to the OS, in order.
+def os_error_number(exc: BaseException) -> int | None:
+    """The errno behind an OSError or an LMDB error (py-lmdb gives only the message)."""
+    if isinstance(exc, OSError):
+        return exc.errno
+    if isinstance(exc, lmdb.DiskError):
+        return errno.ENOSPC
+    text = str(exc)
+    for number in (*_REFUSALS, errno.EIO, errno.EROFS, errno.EACCES):
+        if text.endswith(os.strerror(number)):
+            return number
+    return None
 
-    Appends add a frame header and the caller's payload object (never copied here); the
-    committer hands them to the kernel with ``pwritev``.
+
+def probe_write(data_path: Path, page: int) -> int | None:
+    """Why a write past the end of ``data_path`` fails, as an errno, or None if it does not.
+
+    LMDB reports a short write as EIO, and a short write is how the kernel says "disk full"
+    (the next write would say ENOSPC) or "file size limit" (EFBIG): one page written where LMDB
+    was writing, into a scratch file beside it, tells which.
     """
-
-    __slots__ = ("finished", "next_part", "parts", "rest", "rest_end", "segment")
-
-    def __init__(self, segment: Segment, parts: list[bytes]) -> None:
-        self.segment = segment
-        self.parts = parts  # frame header, payload, frame header, payload...
-        self.next_part = 0  # parts before this one are written
-        self.rest: bytes | None = None  # the unwritten end of a short write
-        self.rest_end = 0  # the part index after the slice that ``rest`` belongs to
-        self.finished = False
-
-    def unwritten(self) -> int:
-        return sum(map(len, self.parts[self.next_part :]))
+    try:
+        offset = data_path.stat().st_size
+    except OSError as exc:
+        return exc.errno
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and offset + page > limit:
+        return errno.EFBIG  # writing there would raise SIGXFSZ, which kills by default
+    probe = data_path.with_name(".write-probe")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.pwrite(fd, bytes(page), offset)  # sparse below: needs one block, like LMDB's write
+        finally:
+            os.close(fd)
+            probe.unlink(missing_ok=True)
+    except OSError as exc:
+        return exc.errno
+    return None
 
 
 class GroupCommitter:
@@ -53,20 +88,25 @@ class GroupCommitter:
 
     directory: Path
     config: CacheConfig
+    write_options: dict[str, Any]
     _lock: threading.Lock
     _commit_cond: threading.Condition
     _durable_cond: threading.Condition
-    _chunks: list[Chunk]
-    _parts: list[bytes]
+    _index: tuple[list[int], list[Segment]]
     _active: Segment
+    _queue: list[tuple[bytes, bytes]]
     _error: CacheFullError | None
+    _committing: bool
+    _notify_at: int
+    _costs: dict[int, int]  # set by _reset_costs, on the first write
+    _costs_page = 0
 
     def _run_committer(self) -> None:
         interval = self.config.commit_interval_ms / 1000.0
         while True:
             with self._lock:
                 while True:
-                    if self._pending == 0 and not self._flush_requested and self._error is None:
+                    if not self._queue and not self._flush_requested and self._error is None:
                         if self._closing:
                             return
                         self._commit_cond.wait()
@@ -85,140 +125,133 @@ class GroupCommitter:
                     ):
                         break
                     self._commit_cond.wait(due - now)
-                chunks = self._chunks
-                self._parts = []
-                self._chunks = [Chunk(self._active, self._parts)]
-                target = self._active.end
+                records = self._queue
+                self._queue = []
                 self._pending = 0
+                self._notify_at = 0
                 self._flush_requested = False
                 closing = self._closing
             try:
-                self._write_chunks(chunks)
-            except OSError as exc:
-                if self._on_write_error(chunks, exc) and closing:
+                self._write(records)
+            except _WriteFailed as failed:
+                if self._on_write_error(records[failed.done :], failed.cause) and closing:
                     return
                 continue
             with self._lock:
-                self._visible_end = target
-                self._durable_end = target
                 if self._error is not None:
-                    log.warning("%s: writes succeed again; %s", self.directory, "error cleared")
+                    log.warning("%s: writes succeed again; appends are accepted", self.directory)
                 self._error = None
                 self._retry_delay = 0.0
                 self._unwritable = self._closed or self._closing
                 self._durable_cond.notify_all()
 
-    def _write_chunks(self, chunks: list[Chunk]) -> None:
-        """Write the chunks in order, syncing (and publishing as durable) about every
-        ``commit_bytes``: one huge write and sync is slower than a steady series of them."""
-        last = len(chunks) - 1
-        for i, chunk in enumerate(chunks):
-            if chunk.finished:
-                continue
-            segment = chunk.segment
-            if segment.fd is None:
-                segment.fd = os.open(segment.path, os.O_WRONLY | os.O_CREAT, 0o644)
-                self._dir_sync_pending = True
-            if segment.written < SEGMENT_HEADER_SIZE:  # a new segment starts with its header
-                header = pack_segment_header(segment.base)[segment.written :]
-                segment.written += os.pwrite(segment.fd, header, segment.written)
-                if segment.written < SEGMENT_HEADER_SIZE:
-                    raise OSError(errno.EIO, "short write of a segment header", str(segment.path))
-            parts = chunk.parts
-            unsynced = 0
-            while chunk.next_part < len(parts):
-                unsynced += self._write_slice(chunk)
-                if unsynced >= self._commit_bytes and chunk.next_part < len(parts):
-                    self._publish(segment)  # more to come: make this much durable now
-                    unsynced = 0
-            if segment.sealing and i < last and chunks[i + 1].segment is not segment:
-                self._seal(segment)
-            chunk.finished = True
-        active = chunks[-1].segment
-        if self._fsync:
-            os.fdatasync(active.fd)
-        if self._dir_sync_pending:  # a new segment's name must be durable before its records
-            fsync_dir(self.directory)
-            self._dir_sync_pending = False
-
-    def _write_slice(self, chunk: Chunk) -> int:
-        """Write the next run of whole records of ``chunk`` (one ``pwritev``), finishing a short
-        write, so that it ends on a record boundary. Returns the bytes written."""
-        segment = chunk.segment
-        parts = chunk.parts
-        first = chunk.next_part
-        before = segment.written
-        if chunk.rest is None:
-            # Whole records (an even count of parts) adding up to about commit_bytes.
-            ends = list(accumulate(map(len, parts[first : first + _IOV_MAX])))
-            count = min(bisect_left(ends, self._commit_bytes) + 1, len(ends))
-            count += count & 1
-            batch = parts[first : first + count]
-            size = ends[count - 1]
-            n = os.pwritev(segment.fd, batch, segment.written)
-            segment.written += n
-            chunk.rest_end = first + count
-            if n < size:
-                chunk.rest = b"".join(batch)[n:]
-        while chunk.rest:
-            n = os.pwrite(segment.fd, chunk.rest, segment.written)
-            if n == 0:
-                raise OSError(errno.EIO, "write made no progress", str(segment.path))
-            segment.written += n
-            chunk.rest = chunk.rest[n:]
-        chunk.rest = None
-        chunk.next_part = chunk.rest_end
-        return segment.written - before
-
-    def _publish(self, segment: Segment) -> None:
-        """Sync what is written of ``segment`` (at a record boundary) and mark it durable."""
-        if self._fsync:
-            os.fdatasync(segment.fd)
-        if self._dir_sync_pending:
-            fsync_dir(self.directory)
-            self._dir_sync_pending = False
-        end = segment.base + segment.written
-        with self._lock:
-            if end > self._durable_end:
-                self._durable_end = end
-                self._visible_end = end
-                self._durable_cond.notify_all()
-
-    def _seal(self, segment: Segment) -> None:
-        if self._fsync:
-            os.fdatasync(segment.fd)
-        os.close(segment.fd)
-        segment.fd = None
-        segment.sealed_at = time.time()
-        segment.sealed = True
+    def _write(self, records: list[tuple[bytes, bytes]]) -> None:
+        """Commit ``records`` (keyed, in offset order) in transactions of about ``commit_bytes``,
+        rolling to a new segment before one would pass ``segment_bytes``."""
+        done = 0
         try:
-            write_index(self.directory / index_name(segment.base), segment.index())
-        except OSError as exc:  # the index only speeds up opening; a scan rebuilds it
-            log.warning("segment %s: could not write its index: %s", segment.name, exc)
+            if self._reopen_active:
+                self._active.release()
+                self._active.open_writable(self.write_options)
+                self._reopen_active = False
+            n = len(records)
+            limit = self.config.segment_bytes
+            cap = n  # records per transaction; halved if one overflows even an empty segment
+            # A batch is split into transactions of about commit_bytes, but never leaves a small
+            # rest behind: every transaction costs LMDB's syncs, however few records it holds.
+            left = sum(map(len, map(itemgetter(1), records))) + n * RECORD_OVERHEAD
+            while done < n:
+                segment = self._active
+                page = segment.page_size
+                room = limit - segment.used  # used: what LMDB reports after the last commit
+                empty = segment.end == segment.base
+                stop, size, queued = done, 0, 0
+                costs = self._costs if page == self._costs_page else self._reset_costs(page)
+                while stop < n and stop - done < cap:
+                    length = len(records[stop][1])
+                    cost = costs.get(length)  # its bytes in the LMDB file, for the segment's room
+                    if cost is None:
+                        if len(costs) > 4096:  # many sizes: keep the memo small
+                            costs.clear()
+                        cost = costs[length] = footprint(length, page)
+                    if size + cost > room and (stop > done or not empty):
+                        break  # the segment is full
+                    if queued >= self._commit_bytes and left - queued >= self._commit_bytes // 2:
+                        break  # a group's worth (as appends count it), and enough left for another
+                    size += cost
+                    queued += length + RECORD_OVERHEAD
+                    stop += 1
+                if stop == done:
+                    self._roll(offset_of(records[done][0]))
+                    continue
+                try:
+                    self._committing = True
+                    segment.put(records[done:stop], size, limit * 7 // 8)
+                except lmdb.MapFullError:
+                    # Fuller than estimated (the map is 2 x segment_bytes + 8 MiB): the rest
+                    # goes to a new segment, or into smaller transactions in an empty one.
+                    if not empty:
+                        self._roll(offset_of(records[done][0]))
+                    elif stop - done > 1:
+                        cap = (stop - done) // 2
+                    else:
+                        raise
+                    continue
+                finally:
+                    self._committing = False
+                done = stop
+                left -= queued
+                self._publish(segment, offset_of(records[stop - 1][0]) + 1)
+        except (OSError, lmdb.Error) as exc:
+            raise _WriteFailed(done, exc) from exc
 
-    def _on_write_error(self, chunks: list[Chunk], exc: OSError) -> bool:
-        """Keep the unwritten bytes for a retry, refuse new appends until one succeeds."""
-        remaining = [c for c in chunks if not c.finished]
-        path = remaining[0].segment.path if remaining else self.directory
-        reason = {
-            errno.ENOSPC: "disk full",
-            errno.EFBIG: "file size limit reached",
-            errno.EDQUOT: "disk quota exceeded",
-        }.get(exc.errno, exc.strerror or str(exc))
-        message = (
-            f"{path}: write failed ({reason}, errno {exc.errno}); durable records are "
-            "intact, pending records are kept and retried, new appends are refused"
-        )
+    def _reset_costs(self, page: int) -> dict[int, int]:
+        """A fresh memo of ``footprint`` by payload size (a stream repeats sizes)."""
+        self._costs, self._costs_page = {}, page
+        return self._costs
+
+    def _publish(self, segment: Segment, end: int) -> None:
+        segment.end = end
         with self._lock:
-            first = self._error is None
-            self._error = CacheFullError(message, path=str(path), errno=exc.errno)
+            self._durable_end = end
+            self._visible_end = end
+            self._durable_cond.notify_all()
+
+    def _roll(self, base: int) -> None:
+        """Seal the active segment and start the next one at offset ``base``."""
+        old = self._active
+        if not old.sealed:
+            old.seal(sync=not self._synced_commits)
+        new = create_segment(self.directory / segment_name(base), base, self.write_options)
+        with self._lock:
+            self._add_segment(new)  # type: ignore[attr-defined]  (SegmentedLog's)
+        log.debug("sealed segment %s, started %s", old.name, new.name)
+
+    def _on_write_error(self, remaining: list[tuple[bytes, bytes]], exc: BaseException) -> bool:
+        """Keep the unwritten records for a retry, refuse new appends until one succeeds."""
+        number = os_error_number(exc)
+        path = self._active.data_path
+        if number == errno.EIO and not isinstance(exc, OSError):
+            number = probe_write(path, self._active.page_size) or number
+        reason = _REFUSALS.get(number) if number is not None else None
+        reason = reason or (os.strerror(number) if number is not None else f"{type(exc).__name__}: {exc}")
+        message = (
+            f"{path}: write failed ({reason}, errno {number}); durable records are intact, pending "
+            "records are kept and retried, new appends are refused"
+        )
+        if isinstance(exc, lmdb.PanicError):  # LMDB gave up on the environment: reopen it
+            self._reopen_active = True
+        with self._lock:
+            first_failure = self._error is None
+            self._error = CacheFullError(message, path=str(path), errno=number)
             self._unwritable = True
-            self._chunks = remaining + self._chunks
-            self._pending += sum(c.unwritten() for c in remaining)
+            self._queue = remaining + self._queue
+            self._pending += sum(len(key) + len(value) for key, value in remaining)
+            self._notify_at = 0
             self._retry_delay = min(max(self._retry_delay * 2, 0.01), _MAX_RETRY_S)
             self._retry_at = time.monotonic() + self._retry_delay
             self._durable_cond.notify_all()
             gave_up = self._closing
-        if first or gave_up:
+        if first_failure or gave_up:
             log.error("%s%s", message, "; giving up at close" if gave_up else "")
         return gave_up

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-
-from learners.cache.format import FRAME_SIZE, SEGMENT_HEADER_SIZE
 
 DURABILITY_MODES = ("fsync", "os-buffered", "none")
 IMAGE_CODECS = ("raw", "png")
 DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")  # LMDB's page size
+MIN_SEGMENT_BYTES = 16 * PAGE_SIZE
+SEGMENT_RESERVE = 8 * PAGE_SIZE  # an empty segment's meta, root and spare pages
 
 
 @dataclass
@@ -16,10 +18,13 @@ class CacheConfig:
     """How the replay cache writes, keeps and reads records.
 
     ``durability`` says when a record counts as durable (what :meth:`ReplayCache.wait_durable`
-    waits for): ``fsync`` after the group commit's fdatasync (survives power loss); ``os-buffered``
-    once written to the OS (survives a crash of this process, not of the machine); ``none`` at once.
-    A group commit happens ``commit_interval_ms`` after the first pending append, or as soon as
-    ``commit_bytes`` are pending, whichever comes first.
+    waits for): ``fsync`` once its group's LMDB transaction committed and was synced (survives
+    power loss); ``os-buffered`` once the transaction committed without a sync, its pages written
+    to the OS (survives a crash of this process, not of the machine; segments are synced when
+    sealed and at close); ``none`` at once. A group commit happens ``commit_interval_ms`` after the
+    first pending append, or as soon as ``commit_bytes`` are pending, whichever comes first.
+    ``segment_bytes`` bounds each segment's LMDB file (its map is twice that), and so what one
+    damaged file can take with it and what retention frees at a time.
     """
 
     segment_bytes: int = 64 * 1024 * 1024
@@ -35,8 +40,8 @@ class CacheConfig:
     read_only: bool = False
 
     def __post_init__(self) -> None:
-        _require_int("segment_bytes", self.segment_bytes, 4096, 2**32 - 1)
-        room = self.segment_bytes - SEGMENT_HEADER_SIZE - FRAME_SIZE
+        _require_int("segment_bytes", self.segment_bytes, MIN_SEGMENT_BYTES, 2**40)
+        room = self.segment_bytes - SEGMENT_RESERVE
         if self.max_record_bytes is None:
             self.max_record_bytes = min(DEFAULT_MAX_RECORD_BYTES, room)
         _require_int("max_record_bytes", self.max_record_bytes, 1, None)

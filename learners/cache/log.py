@@ -1,73 +1,51 @@
-"""The segmented, append-only log: recovery on open, group-committed appends, reads by offset.
+"""The segmented log: a run of LMDB segments, appends that never wait for the disk, reads by offset.
 
-Appends only copy the framed record into an in-memory buffer; a committer thread writes the
-buffer and fdatasyncs it (one group commit), so a control loop never waits on the disk. A record
-is *durable* once its group commit finished; ``wait_durable`` blocks until then.
+An append only queues the record and hands back its offset (the next record number); the
+committer thread (``commit.py``) writes queued records to the active segment in one LMDB write
+transaction per group and syncs it. A record is *durable* once its transaction committed (and,
+with ``durability="fsync"``, was synced); ``wait_durable`` blocks until then.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
+import shutil
 import threading
 import time
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from crc32c import crc32c
+from crc32c import crc32c as _crc32c
 
-from learners.cache.commit import Chunk, GroupCommitter
+from learners.cache.commit import GroupCommitter
 from learners.cache.config import CacheConfig
 from learners.cache.errors import (
     CacheClosedError,
-    CacheCorruptError,
-    CacheFormatError,
     CacheFullError,
-    CacheLockedError,
     NoSuchRecordError,
     RecordTooLargeError,
 )
-from learners.cache.files import LOCK_NAME, check_meta, fsync_dir, write_meta
-from learners.cache.format import (
-    FRAME,
-    FRAME_PREFIX,
-    FRAME_SIZE,
-    KIND_BYTES,
-    SEGMENT_HEADER_SIZE,
-    SYNC,
-    index_name,
-    parse_segment_name,
-    segment_name,
-)
-from learners.cache.segment import (
-    Segment,
-    check_header,
-    create_segment,
-    open_sealed,
-    recover_active,
-)
+from learners.cache.files import DELETING_SUFFIX, fsync_dir
+from learners.cache.format import KEY, KIND_BYTES, RECORD_OVERHEAD, TAIL, record_key
+from learners.cache.recovery import open_directory, release_lock
+from learners.cache.segment import Segment
 
 log = logging.getLogger(__name__)
 
 _yield_gil = time.sleep
-_pack_frame = FRAME.pack
-_pack_prefix = FRAME_PREFIX.pack
-_prefix_crcs: dict[int, int] = {}  # CRC-32C of a frame's first 8 bytes, by (length, kind)
-
-
-def _prefix_crc(kind: int, n: int) -> int:
-    """The CRC-32C of a frame's sync/kind/length bytes: the seed of the record's checksum."""
-    crc = crc32c(_pack_prefix(SYNC, kind, 0, n))
-    if len(_prefix_crcs) >= 4096:  # records of many sizes: keep the memo small
-        _prefix_crcs.clear()
-    _prefix_crcs[n * 2 + kind] = crc
-    return crc
+_pack_key = KEY.pack
+_pack_tail = TAIL.pack
+_record_key = record_key
+MAX_OPEN_SEALED = 256  # sealed segments kept open for reading (file descriptors, mappings)
+HAND_OVER_MASK = 255  # while LMDB commits, an appender offers the GIL every 256 appends
 
 
 class SegmentedLog(GroupCommitter):
-    """The append-only log under a cache directory. Thread-safe; one writer process at a time."""
+    """The log under a cache directory. Thread-safe; one writing process at a time."""
 
     def __init__(self, directory: str | os.PathLike[str], config: CacheConfig) -> None:
         self.directory = Path(directory)
@@ -76,35 +54,57 @@ class SegmentedLog(GroupCommitter):
         self._lock = threading.Lock()
         self._commit_cond = threading.Condition(self._lock)
         self._durable_cond = threading.Condition(self._lock)
-        self._read_lock = threading.Lock()
-        self._read_fds: dict[int, int] = {}
-        self._segments: list[Segment] = []
-        self._bases: list[int] = []
+        # (bases, segments), replaced whole on every change, never mutated: readers take it
+        # without the lock.
+        self._index: tuple[list[int], list[Segment]] = ([], [])
         self._lock_fd: int | None = None
         self._error: CacheFullError | None = None
         self._closed = False
         self._closing = False
         self._flush_requested = False
-        self._pending = 0
-        self._dir_sync_pending = False
+        self._queue: list[tuple[bytes, bytes]] = []  # (key, payload) to commit, in offset order
+        self._pending = 0  # bytes queued
+        self._notify_at = 0  # wake the committer when _pending reaches this (0: at the next one)
         self._first_pending_at = 0.0
         self._retry_at = 0.0
         self._retry_delay = 0.0
+        self._reopen_active = False
+        self._committing = False  # the committer is inside an LMDB commit (without the GIL)
         self._max_record = config.max_record_bytes
-        self._segment_bytes = config.segment_bytes
         self._commit_bytes = config.commit_bytes
-        self._fsync = config.durability == "fsync"
         self._durable_now = config.durability == "none"
-        self._open()
-        end = self._segments[-1].end if self._segments else 0
+        self._synced_commits = config.durability == "fsync"
+        map_size = 2 * config.segment_bytes + (8 << 20)
+        # LMDB syncs data and meta page at each commit only in "fsync" mode; the other modes
+        # sync when a segment is sealed and when the cache closes.
+        self.write_options: dict[str, Any] = dict(
+            map_size=map_size,
+            subdir=True,
+            sync=self._synced_commits,
+            metasync=self._synced_commits,
+            max_dbs=0,
+        )
+        self.read_options: dict[str, Any] = dict(map_size=map_size, subdir=True, max_dbs=0)
+        self._recent: OrderedDict[int, Segment] = OrderedDict()  # sealed segments open, LRU
+        self._recent_lock = threading.Lock()
+        self._last_touched: Segment | None = None
+        opened = open_directory(
+            self.directory,
+            writable=self.writable,
+            write_options=self.write_options,
+            read_options=self.read_options,
+        )
+        self._lock_fd = opened.lock_fd
+        segments = opened.segments
+        self._index = ([s.base for s in segments], segments)
+        self._active = segments[-1] if segments else None
+        end = segments[-1].end if segments else 0
+        self._next = end
         self._durable_end = end
         self._visible_end = end
         self._unwritable = not self.writable
         self._committer: threading.Thread | None = None
         if self.writable:
-            active = self._segments[-1]
-            self._parts: list[bytes] = []
-            self._chunks = [Chunk(active, self._parts)]
             self._committer = threading.Thread(
                 target=self._run_committer,
                 name=f"rill-cache-commit:{self.directory.name}",
@@ -112,85 +112,22 @@ class SegmentedLog(GroupCommitter):
             )
             self._committer.start()
 
-    # ------------------------------------------------------------------ opening and recovery
-
-    def _open(self) -> None:
-        directory = self.directory
-        if not directory.exists() or (directory.is_dir() and not any(directory.iterdir())):
-            if not self.writable:
-                raise CacheFormatError(f"{directory}: no replay cache here")
-            directory.mkdir(parents=True, exist_ok=True)
-            write_meta(directory)
-        check_meta(directory)
-        bases = sorted(
-            b for b in (parse_segment_name(p.name) for p in directory.iterdir()) if b is not None
-        )
-        # Check every header before changing anything: a newer format must leave all untouched.
-        problems = {b: check_header(directory / segment_name(b), b) for b in bases[:-1]}
-        if bases:
-            check_header(directory / segment_name(bases[-1]), bases[-1])
-        if self.writable:
-            self._take_lock()
-        for base, problem in problems.items():
-            if problem is not None:
-                log.warning(
-                    "segment %s: %s (its records are still read one by one)",
-                    segment_name(base),
-                    problem,
-                )
-        writable = self.writable
-        for i, base in enumerate(bases):
-            path = directory / segment_name(base)
-            last = i == len(bases) - 1
-            if not last or (directory / index_name(base)).exists():
-                segment = open_sealed(path, base, writable=writable)
-            else:
-                segment = recover_active(path, base, writable=writable)
-            if self._segments and segment.base < self._segments[-1].end:
-                raise CacheCorruptError(
-                    f"segment {segment.name} overlaps segment {self._segments[-1].name}"
-                )
-            self._append_segment(segment)
-        if writable:
-            if not self._segments or self._segments[-1].sealed:
-                base = self._segments[-1].end if self._segments else 0
-                self._append_segment(create_segment(directory / segment_name(base), base))
-                fsync_dir(directory)
-            active = self._segments[-1]
-            active.fd = os.open(active.path, os.O_WRONLY)
-            self._remove_orphan_indexes(bases)
-
-    def _append_segment(self, segment: Segment) -> None:
-        self._segments.append(segment)
-        self._bases.append(segment.base)
-        self._active = segment  # the last segment; appends go here
-
-    def _remove_orphan_indexes(self, bases: list[int]) -> None:
-        # An index whose segment is gone: retention was interrupted between the two unlinks.
-        known = {index_name(b) for b in bases}
-        for path in self.directory.glob("*.idx"):
-            if path.name not in known:
-                path.unlink()
-
-    def _take_lock(self) -> None:
-        fd = os.open(self.directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            os.close(fd)
-            raise CacheLockedError(
-                f"{self.directory}: open for writing by another process (pid {holder or '?'})"
-            ) from exc
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._lock_fd = fd
+    def _add_segment(self, segment: Segment) -> None:
+        """Append a segment and make it the active one (the lock held, or before any thread)."""
+        bases, segments = self._index
+        self._index = ([*bases, segment.base], [*segments, segment])
+        self._active = segment
 
     # ------------------------------------------------------------------ appending
 
     def append(self, payload: bytes | bytearray | memoryview, kind: int = KIND_BYTES) -> int:
-        """Accept one record; return its offset. Never waits for the disk."""
-        if type(payload) is not bytes:  # the committer writes it later: keep an immutable copy
+        """Accept one record; return its offset. Never waits for the disk.
+
+        The record's key (offset, kind, CRC-32C) is made here, so that the committer only hands
+        finished records to LMDB and the caller's work overlaps LMDB's sync. ``bytes`` are kept
+        as they are (no copy); other buffers (a ZeroMQ frame's memoryview) are copied once.
+        """
+        if type(payload) is not bytes:  # the committer stores it later: keep an immutable copy
             payload = bytes(payload)
         n = len(payload)
         if n > self._max_record:
@@ -198,100 +135,64 @@ class SegmentedLog(GroupCommitter):
                 f"{self.directory}: record of {n} bytes exceeds max_record_bytes="
                 f"{self._max_record}; nothing was written"
             )
-        seed = _prefix_crcs.get(n * 2 + kind)
-        if seed is None:
-            seed = _prefix_crc(kind, n)
-        head = _pack_frame(SYNC, kind, 0, n, crc32c(payload, seed))
-        total = n + FRAME_SIZE
+        payload_crc = _crc32c(payload)  # outside the lock: only offset and kind are added inside
         with self._lock:
             if self._unwritable:
                 self._raise_unwritable()
-            segment = self._active
-            pos = segment.size
-            if pos + total > self._segment_bytes:
-                segment = self._roll()
-                pos = segment.size
-            parts = self._parts
-            parts.append(head)
-            parts.append(payload)
-            segment.positions.append(pos)
-            segment.size = pos + total
-            pending = self._pending
-            self._pending = pending + total
-            if pending == 0:
-                self._first_pending_at = time.monotonic()
+            offset = self._next
+            self._next = offset + 1
+            # The key: offset, kind, CRC (format.record_key, inlined: this is the hot path).
+            crc = _crc32c(_pack_tail(offset, kind), payload_crc)
+            self._queue.append((_pack_key(offset, kind, crc), payload))
+            pending = self._pending + n + RECORD_OVERHEAD
+            self._pending = pending
+            if pending < self._notify_at:
+                hand_over = self._committing and not offset & HAND_OVER_MASK
+            else:  # the first record of a group, or another group's worth: wake the committer
+                if not self._notify_at:
+                    self._first_pending_at = time.monotonic()
+                self._notify_at = pending + self._commit_bytes
                 self._commit_cond.notify()
-                return segment.base + pos
-            crossed = pending // self._commit_bytes != (pending + total) // self._commit_bytes
-            if crossed:
-                self._commit_cond.notify()
-        if crossed:
-            # Another group's worth is pending: let the committer have the GIL for a moment, or
-            # a caller appending in a tight loop starves it for a whole switch interval (5 ms).
+                hand_over = pending >= self._commit_bytes
+        if hand_over:
+            # Let the committer have the GIL for a moment: when another group is due, and now
+            # and then while LMDB syncs, so that the committer, once the sync returns, does not
+            # wait a whole switch interval (5 ms) behind a caller appending in a tight loop.
             _yield_gil(0)
-        return segment.base + pos
+        return offset
 
     def append_many(self, payloads: list[bytes], kind: int = KIND_BYTES) -> list[int]:
         """Accept several records at once (one lock round trip); return their offsets.
 
         All-or-nothing for size: an over-limit record rejects the batch before anything is kept.
         """
-        framed = []
+        added = 0
+        payloads = [p if type(p) is bytes else bytes(p) for p in payloads]  # kept until committed
         for payload in payloads:
-            if type(payload) is not bytes:
-                payload = bytes(payload)
-            n = len(payload)
-            if n > self._max_record:
+            if len(payload) > self._max_record:
                 raise RecordTooLargeError(
-                    f"{self.directory}: record of {n} bytes exceeds max_record_bytes="
+                    f"{self.directory}: record of {len(payload)} bytes exceeds max_record_bytes="
                     f"{self._max_record}; nothing of this batch was written"
                 )
-            crc = crc32c(payload, _prefix_crc(kind, n))
-            framed.append((_pack_frame(SYNC, kind, 0, n, crc), payload, n + FRAME_SIZE))
-        offsets = []
+            added += len(payload) + RECORD_OVERHEAD
         with self._lock:
             if self._unwritable:
                 self._raise_unwritable()
-            was_empty = self._pending == 0
-            added = 0
-            segment = self._active
-            for head, payload, total in framed:
-                pos = segment.size
-                if pos + total > self._segment_bytes:
-                    self._pending += added
-                    added = 0
-                    segment = self._roll()
-                    pos = segment.size
-                parts = self._parts
-                parts.append(head)
-                parts.append(payload)
-                segment.positions.append(pos)
-                segment.size = pos + total
-                added += total
-                offsets.append(segment.base + pos)
-            self._pending += added
-            if was_empty:
-                self._first_pending_at = time.monotonic()
-            crossed = self._pending >= self._commit_bytes
-            if was_empty or crossed:
+            first = self._next
+            self._next = first + len(payloads)
+            self._queue += [(_record_key(o, kind, p), p) for o, p in enumerate(payloads, first)]
+            pending = self._pending + added
+            self._pending = pending
+            hand_over = self._committing  # (see append)
+            if pending >= self._notify_at:
+                if not self._notify_at:
+                    self._first_pending_at = time.monotonic()
+                self._notify_at = pending + self._commit_bytes
                 self._commit_cond.notify()
-        if crossed:
+                hand_over = hand_over or pending >= self._commit_bytes
+        if hand_over:
             _yield_gil(0)
-        return offsets
-
-    def _roll(self) -> Segment:
-        """Start a new segment (lock held). The committer seals the old one after writing it."""
-        old = self._segments[-1]
-        old.sealing = True
-        new = Segment(old.end, self.directory / segment_name(old.end))
-        self._append_segment(new)
-        self._parts = []  # the committer writes the header when it creates the file
-        self._chunks.append(Chunk(new, self._parts))
-        if self._pending == 0:
-            self._first_pending_at = time.monotonic()
-            self._commit_cond.notify()
-        self._pending += SEGMENT_HEADER_SIZE
-        return new
+        return list(range(first, first + len(payloads)))
 
     def _raise_unwritable(self) -> None:
         if self._closed or self._closing:
@@ -301,7 +202,7 @@ class SegmentedLog(GroupCommitter):
         assert self._error is not None
         raise CacheFullError(str(self._error), path=self._error.path, errno=self._error.errno)
 
-    # ------------------------------------------------------------------ group commit
+    # ------------------------------------------------------------------ durability
 
     def wait_durable(self, offset: int, timeout: float | None = None) -> bool:
         """True once the record at ``offset`` is durable; False if ``timeout`` passes first.
@@ -312,12 +213,10 @@ class SegmentedLog(GroupCommitter):
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             if self._durable_now:
-                return offset < self._active.end
+                return offset < self._next
             while self._durable_end <= offset:
                 if self._error is not None:
-                    raise CacheFullError(
-                        str(self._error), path=self._error.path, errno=self._error.errno
-                    )
+                    raise CacheFullError(str(self._error), path=self._error.path, errno=self._error.errno)
                 if self._closed:
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -331,21 +230,33 @@ class SegmentedLog(GroupCommitter):
         with self._lock:
             if not self.writable or self._closed:
                 return True
-            target = self._active.end
+            target = self._next
             self._flush_requested = True
             self._commit_cond.notify()
-        return self.wait_durable(target - 1, timeout)
+            if self._durable_now:  # durable already; wait until readers see it too
+                deadline = None if timeout is None else time.monotonic() + timeout
+                while self._visible_end < target and not self._closed:
+                    if self._error is not None:
+                        raise CacheFullError(
+                            str(self._error), path=self._error.path, errno=self._error.errno
+                        )
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return False
+                    self._durable_cond.wait(remaining)
+                return True
+        return target == 0 or self.wait_durable(target - 1, timeout)
 
     @property
     def durable_offset(self) -> int:
         """Every record at an offset below this is durable."""
         if self._durable_now and self.writable:
-            return self._active.end
+            return self._next
         return self._durable_end
 
     @property
     def visible_offset(self) -> int:
-        """Readers see the records below this offset (durable, and written to the OS)."""
+        """Readers see the records below this offset (committed to LMDB)."""
         return self._visible_end
 
     def wait_for_record(self, offset: int, timeout: float | None) -> bool:
@@ -362,109 +273,106 @@ class SegmentedLog(GroupCommitter):
     def _last_visible_record(self) -> int:
         """The offset of the newest visible record, or -1 (lock held)."""
         visible = self._visible_end
-        for segment in reversed(self._segments):
-            count = segment.count_below(visible - segment.base)
+        for segment in reversed(self._index[1]):
+            count = segment.count(visible)
             if count:
-                return segment.base + segment.positions[count - 1]
+                return segment.offset_at(count - 1)
         return -1
 
     # ------------------------------------------------------------------ reading
 
     def segments(self) -> list[Segment]:
         """A snapshot of the segment list, oldest first."""
-        with self._lock:
-            return list(self._segments)
+        return list(self._index[1])
 
     def segment_for(self, offset: int) -> Segment | None:
-        with self._lock:
-            i = bisect_right(self._bases, offset) - 1
-            if i < 0:
-                return None
-            segment = self._segments[i]
-            return segment if offset < segment.end else None
+        bases, segments = self._index
+        i = bisect_right(bases, offset) - 1
+        if i < 0:
+            return None
+        segment = segments[i]
+        return segment if offset < segment.end else None
 
     def read(self, offset: int) -> tuple[int, bytes]:
         """``(kind, payload)`` of the record at ``offset``; checksum verified."""
-        segment = self.segment_for(offset)
-        if segment is None or offset >= self._visible_end:
-            first = self._segments[0].base if self._segments else 0
-            why = "removed by retention" if offset < first else "not (yet) a durable record"
-            raise NoSuchRecordError(f"{self.directory}: no record at offset {offset} ({why})")
-        pos = offset - segment.base
-        positions = segment.positions
-        i = segment.count_below(pos)
-        if i == len(positions) or positions[i] != pos:
-            if pos in segment.damage:
-                d = segment.damage[pos]
-                raise CacheCorruptError(f"segment {segment.name}: {d.problem} at offset {offset}")
-            raise NoSuchRecordError(f"segment {segment.name}: no record starts at offset {offset}")
-        stop = positions[i + 1] if i + 1 < len(positions) else segment.size
-        data = self._pread(segment, stop - pos, pos)
-        if len(data) < FRAME_SIZE:
-            raise CacheCorruptError(f"segment {segment.name}: truncated record at offset {offset}")
-        sync, kind, reserved, length, crc = FRAME.unpack_from(data)
-        end = FRAME_SIZE + length
-        if sync != SYNC or reserved != 0 or end > len(data):
-            raise CacheCorruptError(
-                f"segment {segment.name}: damaged frame header at offset {offset}"
-            )
-        payload = data[FRAME_SIZE:end]
-        if crc32c(payload, crc32c(data[:8])) != crc:
-            raise CacheCorruptError(f"segment {segment.name}: checksum mismatch at offset {offset}")
-        return kind, payload
+        bases, segments = self._index
+        i = bisect_right(bases, offset) - 1
+        if i >= 0 and 0 <= offset < self._visible_end:
+            segment = segments[i]
+            if offset < segment.end:
+                if segment.sealed and len(segments) > MAX_OPEN_SEALED:
+                    self._touch(segment)
+                return segment.get(offset, self.read_options)
+        first = bases[0] if bases else 0
+        if offset < first:
+            why = "removed by retention"
+        elif offset >= self._visible_end:
+            why = "not (yet) a durable record"
+        else:
+            why = "in the gap after a damaged segment"
+        raise NoSuchRecordError(f"{self.directory}: no record at offset {offset} ({why})")
 
-    def _pread(self, segment: Segment, size: int, pos: int) -> bytes:
-        with self._read_lock:
-            fd = self._read_fds.get(segment.base)
-            if fd is None:
-                try:
-                    fd = os.open(segment.path, os.O_RDONLY)
-                except FileNotFoundError as exc:
-                    raise NoSuchRecordError(
-                        f"segment {segment.name} was removed by retention"
-                    ) from exc
-                self._read_fds[segment.base] = fd
-            return os.pread(fd, size, pos)
+    def _touch(self, segment: Segment) -> None:
+        """Keep at most ``MAX_OPEN_SEALED`` sealed segments open, least recently read first out
+        (called only once there are more segments than that)."""
+        recent = self._recent
+        if self._last_touched is segment:  # reading on in the same segment: nothing to do
+            return
+        with self._recent_lock:
+            if not recent:  # just past the limit: what is open already counts too
+                for other in self._index[1]:
+                    if other.sealed and other.is_open:
+                        recent[other.base] = other
+            self._last_touched = segment
+            recent[segment.base] = segment
+            recent.move_to_end(segment.base)
+            oldest = recent.popitem(last=False)[1] if len(recent) > MAX_OPEN_SEALED else None
+        if oldest is not None:
+            oldest.release()
 
     def offsets(self, start: int = 0, stop: int | None = None) -> Iterator[int]:
         """Offsets of the visible records in ``[start, stop)``, in order."""
         for segment in self.segments():
-            limit = min(self._visible_end if stop is None else stop, self._visible_end)
+            limit = self._visible_end if stop is None else min(stop, self._visible_end)
             if segment.end <= start:
                 continue
             if segment.base >= limit:
                 return
-            positions = segment.positions
-            base = segment.base
-            i = segment.count_below(max(start - base, 0))
-            end = segment.count_below(limit - base)
-            for j in range(i, end):
-                yield base + positions[j]
+            if segment.sealed and not segment.salvaged:
+                if len(self._index[1]) > MAX_OPEN_SEALED:
+                    self._touch(segment)
+                segment.open_for_reading(self.read_options)  # a damaged one is salvaged now
+            yield from segment.offsets(start, limit)
 
     # ------------------------------------------------------------------ retention and closing
 
     def delete_segment(self, segment: Segment) -> None:
-        """Remove a sealed segment and its index (retention). Never the active one."""
+        """Remove a sealed segment (retention). Never the active one."""
+        if not self.writable:
+            raise CacheClosedError(f"{self.directory}: the cache is open read-only")
         with self._lock:
-            if not segment.sealed or segment is self._segments[-1]:
+            bases, segments = self._index
+            if not segment.sealed or segment is segments[-1]:
                 raise ValueError(f"segment {segment.name} is not sealed")
-            i = self._segments.index(segment)
-            del self._segments[i]
-            del self._bases[i]
-        with self._read_lock:
-            fd = self._read_fds.pop(segment.base, None)
-            if fd is not None:
-                os.close(fd)
-        segment.path.unlink()
-        segment.path.with_name(index_name(segment.base)).unlink(missing_ok=True)
+            i = segments.index(segment)
+            self._index = (bases[:i] + bases[i + 1 :], segments[:i] + segments[i + 1 :])
+        with self._recent_lock:
+            self._recent.pop(segment.base, None)
+            self._last_touched = None
+        segment.wait_sealed()
+        segment.deleted = True
+        segment.release()
+        doomed = segment.path.with_name(segment.name + DELETING_SUFFIX)
+        segment.path.rename(doomed)  # atomic: a crash leaves it whole or marked for deletion
         fsync_dir(self.directory)
+        shutil.rmtree(doomed)
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def close(self) -> None:
-        """Write and sync what is pending, stop the committer, release the directory."""
+        """Commit and sync what is pending, stop the committer, release the directory."""
         with self._lock:
             if self._closed or self._closing:
                 return
@@ -473,21 +381,21 @@ class SegmentedLog(GroupCommitter):
             self._commit_cond.notify()
         if self._committer is not None:
             self._committer.join()
+        for segment in self.segments():
+            segment.wait_sealed()
         with self._lock:
             self._closed = True
             error = self._error
             self._durable_cond.notify_all()
-        for segment in self._segments:
-            if segment.fd is not None:
-                os.close(segment.fd)
-                segment.fd = None
-        with self._read_lock:
-            for fd in self._read_fds.values():
-                os.close(fd)
-            self._read_fds.clear()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        try:
+            if self.writable and self._active is not None and self._active.is_open:
+                self._active.close_clean(sync=not self._synced_commits)
+        finally:
+            for segment in self._index[1]:
+                segment.release()
+            if self._lock_fd is not None:
+                release_lock(self._lock_fd)
+                self._lock_fd = None
         if error is not None:
             raise CacheFullError(
                 f"{error}; records not yet durable at close were lost",

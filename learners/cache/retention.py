@@ -1,4 +1,8 @@
-"""Retention: drop the oldest sealed segments past a size or age limit, never unconsumed data."""
+"""Retention: drop the oldest sealed segments past a size or age limit, never unconsumed data.
+
+A segment is one LMDB environment, so deleting it returns its disk space at once (a single LMDB
+file never shrinks).
+"""
 
 from __future__ import annotations
 
@@ -38,12 +42,13 @@ def apply_retention(
     segment is never deleted, so the log stays one contiguous run of offsets."""
     result = RetentionResult()
     segments = log_.segments()
-    total = sum(s.size for s in segments)
+    sizes = {s.base: s.size() for s in segments}
+    total = sum(sizes.values())
     now = time.time()
     for segment in segments[:-1]:
         if not segment.sealed or not expired(segment, total, config, now):
             break
-        last = segment.base + segment.positions[-1] if segment.positions else segment.base - 1
+        last = segment.end - 1  # its last offset (lost or not: a consumer must have passed it)
         behind = sorted(name for name, pos in consumers.items() if pos <= last)
         if behind and not force:
             result.blocked_by = behind[0]
@@ -58,7 +63,7 @@ def apply_retention(
                 ", ".join(behind),
             )
         log_.delete_segment(segment)
-        total -= segment.size
+        total -= sizes[segment.base]
         result.deleted.append(segment.name)
-        result.freed_bytes += segment.size
+        result.freed_bytes += sizes[segment.base]
     return result

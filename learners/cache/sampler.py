@@ -53,7 +53,8 @@ class UniformSampler:
     """Draws records uniformly from every visible record the log retains.
 
     Corrupt records are remembered, logged once, and replaced by another draw; they are never
-    returned.
+    returned. A segment not yet opened counts all of ``[base, end)``; if opening finds it
+    damaged, draws of its lost records are redrawn and its count shrinks to what was salvaged.
     """
 
     def __init__(self, log_: SegmentedLog, load: Callable[[int], Any], decoded: DecodedCache):
@@ -65,13 +66,7 @@ class UniformSampler:
     def sample_offsets(self, n: int, rng: np.random.Generator) -> np.ndarray:
         visible = self._log.visible_offset
         segments = self._log.segments()
-        counts = np.array(
-            [
-                s.count_below(visible - s.base) if s.end > visible else len(s.positions)
-                for s in segments
-            ],
-            dtype=np.int64,
-        )
+        counts = np.array([s.count(visible) for s in segments], dtype=np.int64)
         total = int(counts.sum())
         if total == 0:
             raise CacheError(f"{self._log.directory}: no records to sample")
@@ -80,7 +75,7 @@ class UniformSampler:
         which = np.searchsorted(ends, draws, side="right")
         local = draws - (ends[which] - counts[which])
         return np.array(
-            [segments[w].base + segments[w].positions[i] for w, i in zip(which, local)],
+            [segments[w].offset_at(int(i)) for w, i in zip(which, local)],
             dtype=np.int64,
         )
 

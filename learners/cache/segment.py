@@ -1,205 +1,370 @@
-"""One segment file of the log, as the log keeps it in memory, and opening one from disk."""
+"""One segment: an LMDB environment holding the records ``[base, end)``, and how it is trusted.
+
+A segment file is handed to LMDB only when it is known intact (``trust.py``); otherwise the
+segment is *salvaged* (``salvage.py``): its intact records are found without LMDB and read from
+the file directly; the others are reported lost. Either way every record's own CRC-32C is
+checked on every read, so a flipped payload byte is reported and never returned.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from array import array
+import shutil
+import threading
+import time
 from bisect import bisect_left
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from learners.cache.errors import CacheFormatError
-from learners.cache.files import SegmentIndex, read_index, write_index
-from learners.cache.format import (
-    SEGMENT_HEADER_SIZE,
-    Damage,
-    NewerFormatError,
-    SegmentHeaderError,
-    count_torn_records,
-    index_name,
-    pack_segment_header,
-    scan,
-    segment_name,
-    unpack_segment_header,
+import lmdb
+from crc32c import crc32c as _crc32c
+
+from learners.cache import envs, trust
+from learners.cache.errors import CacheCorruptError, NoSuchRecordError
+from learners.cache.files import (
+    CLOSED_MARKER,
+    DATA_NAME,
+    NEW_SUFFIX,
+    SEALED_MARKER,
+    SEGMENT_MARKER,
+    file_digest,
+    fsync_dir,
+    write_marker,
 )
+from learners.cache.format import FORMAT_VERSION, KEY, KEY_SIZE, KNOWN_KINDS, offset_of, seek_key
+from learners.cache.salvage import Salvage, read_salvaged, scan
 
 log = logging.getLogger(__name__)
 
+_seek_key = seek_key
+_unpack_key = KEY.unpack
 
-@dataclass(eq=False)
+
 class Segment:
-    """A segment: ``positions`` of its records and ``size``, the bytes it holds (or will hold,
-    counting bytes accepted but not yet written, for the active segment)."""
+    """A segment of the cache: records ``[base, end)`` in the LMDB environment at ``path``.
 
-    base: int
-    path: Path
-    positions: array = field(default_factory=lambda: array("I"))
-    size: int = SEGMENT_HEADER_SIZE
-    sealed: bool = False
-    sealing: bool = False
-    sealed_at: float = 0.0
-    damage: dict[int, Damage] = field(default_factory=dict)
-    fd: int | None = None  # write descriptor, active segment only
-    written: int = 0  # bytes handed to the OS
+    ``end`` grows while the segment is active (the committer publishes each commit). Reads are
+    thread-safe; writes come from the committer only. The environment is opened lazily, after
+    the trust check (``trust.py``), so opening a cache reads no sealed segment's file.
+    """
+
+    def __init__(self, path: Path, base: int, end: int, *, sealed: bool, sealed_at: float = 0.0):
+        self.path = path
+        self.base = base
+        self.end = end
+        self.sealed = sealed
+        self.sealed_at = sealed_at
+        self.damage: str | None = None  # the structural problem that made it salvaged
+        self.used = 0  # bytes of its LMDB file in use (the active segment's, for rolling)
+        self.page_size = os.sysconf("SC_PAGE_SIZE")
+        self.deleted = False
+        self._lock = threading.Lock()
+        self._env: lmdb.Environment | None = None
+        self._env_key = ""
+        self._live = False  # another process writes it: read transactions are not kept
+        self._txn: lmdb.Transaction | None = None
+        self._cursor: lmdb.Cursor | None = None  # on _txn, kept for reads
+        self._salvage: Salvage | None = None
+        self._salvaged: list[int] = []  # sorted offsets of the salvaged records
+        self._fd: int | None = None
+        self._trusted = False  # passed the trust check in this process: reopening skips it
+        self.sealer: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        state = "salvaged" if self._salvage else "sealed" if self.sealed else "active"
+        return f"Segment({self.name}, [{self.base}, {self.end}), {state})"
 
     @property
     def name(self) -> str:
         return self.path.name
 
     @property
-    def end(self) -> int:
-        """The global offset just past this segment."""
-        return self.base + self.size
+    def data_path(self) -> Path:
+        return self.path / DATA_NAME
 
-    def count_below(self, position: int) -> int:
-        """How many records start before ``position``."""
-        return bisect_left(self.positions, position)
+    @property
+    def salvaged(self) -> bool:
+        return self._salvage is not None
 
-    def index(self) -> SegmentIndex:
-        damage = sorted(self.damage.values(), key=lambda d: d.position)
-        return SegmentIndex(self.base, self.size, self.positions, damage, self.sealed_at)
-
-
-def read_header(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(SEGMENT_HEADER_SIZE)
-
-
-def check_header(path: Path, base: int) -> str | None:
-    """None if the header of the segment at ``path`` is intact, else the problem.
-
-    Raises :class:`CacheFormatError` for a segment of a newer format: that is not damage.
-    """
-    try:
-        found = unpack_segment_header(read_header(path))
-    except NewerFormatError as exc:
-        raise CacheFormatError(f"segment {path.name}: {exc}") from exc
-    except SegmentHeaderError as exc:
-        return str(exc)
-    if found != base:
-        return f"header base offset {found} does not match the file name"
-    return None
-
-
-def open_sealed(path: Path, base: int, *, writable: bool) -> Segment:
-    """A sealed segment from its persisted index, or by scanning it when the index is unusable."""
-    size = path.stat().st_size
-    index = read_index(path.with_name(index_name(base)), base, size)
-    if index is not None:
-        damage = {d.position: d for d in index.damage}
-        return Segment(base, path, index.positions, size, True, False, index.sealed_at, damage)
-    log.warning("segment %s: index missing or stale; rebuilding it by a full scan", path.name)
-    data = path.read_bytes()
-    result = scan(data)
-    damage = {d.position: d for d in result.damage}
-    if result.tail is not None:
-        damage[result.tail.position] = result.tail
-    for d in damage.values():
-        log.warning(
-            "segment %s: %s at offset %d (%d bytes unreadable, skipped)",
-            path.name,
-            d.problem,
-            base + d.position,
-            d.length,
-        )
-    segment = Segment(base, path, result.positions, size, True, False, path.stat().st_mtime, damage)
-    if writable:
+    def size(self) -> int:
+        """Bytes of its LMDB data file (0 once deleted)."""
         try:
-            write_index(path.with_name(index_name(base)), segment.index())
-        except OSError as exc:
-            log.warning("segment %s: could not write its index: %s", path.name, exc)
-    return segment
+            return self.data_path.stat().st_size
+        except OSError:
+            return 0
 
+    # ------------------------------------------------------------------ trust and opening
 
-def recover_active(path: Path, base: int, *, writable: bool) -> Segment:
-    """Open the last segment: scan it, and (when writable) truncate a torn tail and repair its
-    header so appends can continue. Damage followed by valid records is kept as damage: those
-    later records were written after it and are intact."""
-    data = path.read_bytes()
-    problem = check_header(path, base)
-    if problem is not None:
+    def open_writable(self, options: dict[str, Any]) -> None:
+        """Open the environment for the committer (the active segment, already trusted)."""
+        with self._lock:
+            self._env_key, self._env = envs.acquire(self.path, writable=True, **options)
+            self._trusted = True
+            self._refresh_locked()
+
+    def open_for_reading(self, options: dict[str, Any], *, live: bool = False) -> None:
+        """Open it read-only if it passes the trust check, else salvage it. Idempotent."""
+        with self._lock:
+            self._open_for_reading_locked(options, live)
+
+    def _open_for_reading_locked(self, options: dict[str, Any], live: bool) -> None:
+        if self._env is not None or self._salvage is not None:
+            return
+        if self.deleted:
+            raise NoSuchRecordError(f"segment {self.name} was removed by retention")
+        if not self.sealed and trust.never_committed(self):  # created just before a crash
+            self._salvage = Salvage()
+            return
+        if not self._trusted and not live:
+            problem = trust.check(self, SEALED_MARKER if self.sealed else CLOSED_MARKER)
+            if problem is not None:
+                self._salvage_locked(problem)
+                return
+            self._trusted = True
+        self._env_key, self._env = envs.acquire(
+            self.path, writable=False, lock=live, **options
+        )
+        self._live = live
+        if not self.sealed:
+            self._refresh_locked()
+
+    def _refresh_locked(self) -> None:
+        """Read ``end`` and ``used`` of the (active) environment."""
+        assert self._env is not None
+        with self._env.begin() as txn:
+            cursor = txn.cursor()
+            self.end = offset_of(cursor.key()) + 1 if cursor.last() else self.base
+        self.page_size = self._env.stat()["psize"]
+        self.used = (self._env.info()["last_pgno"] + 1) * self.page_size
+
+    def salvage(self, problem: str) -> None:
+        with self._lock:
+            self._salvage_locked(problem)
+
+    def _salvage_locked(self, problem: str) -> None:
+        self.damage = problem
+        found = scan(self.data_path, self.base)
+        self._salvage = found
+        self._salvaged = sorted(found.records)
+        self._fd = os.open(self.data_path, os.O_RDONLY) if found.records else None
+        if self._salvaged and self._salvaged[-1] >= self.end:
+            self.end = self._salvaged[-1] + 1
+        # An active segment's end is not recorded anywhere: how many it lost is unknown.
+        lost = f"{max(self.end - self.base - len(self._salvaged), 0)}" if self.sealed else "an unknown number"
         log.warning(
-            "segment %s: %s; %s",
-            path.name,
+            "segment %s: LMDB structure damaged (%s); salvaged %d record(s) without LMDB, "
+            "%s lost, %d with conflicting copies",
+            self.name,
             problem,
-            "rewriting the header" if writable else "reading records after it",
+            len(self._salvaged),
+            lost,
+            len(found.conflicts),
         )
-        if writable:
-            _rewrite_header(path, base)
-    result = scan(data, SEGMENT_HEADER_SIZE)
-    size = max(result.valid_end, SEGMENT_HEADER_SIZE)
-    for d in result.damage:
-        log.warning(
-            "segment %s: %s at offset %d (%d bytes unreadable, skipped)",
-            path.name,
-            d.problem,
-            base + d.position,
-            d.length,
+
+    def offset_bound(self) -> int:
+        """An offset above every record this (salvaged) file can hold: its pages could hold at
+        most one record per 23 bytes (its 2-byte slot, 8-byte node header and 13-byte key)."""
+        pages = max(self._salvage.last_page + 1 if self._salvage else 0, self.size() // self.page_size)
+        return max(self.end, self.base + pages * self.page_size // 23 + 1)
+
+    # ------------------------------------------------------------------ reading
+
+    def count(self, visible: int) -> int:
+        """How many records below ``visible`` it holds (as far as known before opening it)."""
+        if self._salvage is not None:
+            return bisect_left(self._salvaged, visible)
+        return max(min(self.end, visible) - self.base, 0)
+
+    def offset_at(self, i: int) -> int:
+        return self._salvaged[i] if self._salvage is not None else self.base + i
+
+    def offsets(self, start: int, stop: int) -> range | list[int]:
+        """The offsets of its records in ``[start, stop)``."""
+        if self._salvage is not None:
+            return self._salvaged[bisect_left(self._salvaged, start) : bisect_left(self._salvaged, stop)]
+        return range(max(start, self.base), min(stop, self.end))
+
+    def get(self, offset: int, options: dict[str, Any]) -> tuple[int, bytes]:
+        """``(kind, payload)`` of the record at ``offset``, checksum verified."""
+        key = _seek_key(offset)
+        with self._lock:
+            cursor = self._cursor
+            if cursor is not None:  # the common case: a kept snapshot
+                result = _find(cursor, key, offset)
+            else:
+                if self._env is None and self._salvage is None:
+                    self._open_for_reading_locked(options, False)
+                if self._salvage is not None:
+                    result = self._get_salvaged(offset, key)
+                else:
+                    result = self._get_lmdb(offset, key)
+        if isinstance(result, str):
+            raise CacheCorruptError(f"segment {self.name}: {result} at offset {offset}")
+        return result
+
+    def _get_lmdb(self, offset: int, key: bytes) -> tuple[int, bytes] | str:
+        env = self._env
+        if env is None:
+            raise NoSuchRecordError(f"segment {self.name} was removed by retention")
+        if self._live:  # keep no snapshot open in another process's file
+            with env.begin(buffers=True) as txn:
+                return _find(txn.cursor(), key, offset)
+        self._txn = env.begin(buffers=True)
+        self._cursor = self._txn.cursor()
+        return _find(self._cursor, key, offset)
+
+    def _get_salvaged(self, offset: int, key: bytes) -> tuple[int, bytes] | str:
+        assert self._salvage is not None
+        if offset in self._salvage.conflicts:
+            return "two different intact copies (a stale page); neither is trusted"
+        where = self._salvage.records.get(offset)
+        if where is None:
+            return f"record lost with the damaged LMDB structure ({self.damage})"
+        assert self._fd is not None
+        return read_salvaged(self._fd, *where)
+
+    def drop_snapshot(self) -> None:
+        """End the kept read transaction, so that the writer can reuse the pages it pins."""
+        with self._lock:
+            self._drop_snapshot_locked()
+
+    def _drop_snapshot_locked(self) -> None:
+        self._cursor = None
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None
+
+    # ------------------------------------------------------------------ writing (committer)
+
+    def put(self, items: list[tuple[bytes, bytes]], estimate: int, limit: int) -> None:
+        """Append ``(key, value)`` items in one write transaction, synced per the environment's
+        flags when it commits. Raises ``lmdb.Error`` (nothing of it is then stored).
+
+        ``used`` grows by ``estimate``; LMDB's own page count is read only once that passes
+        ``limit`` (each call into LMDB gives up the GIL, and getting it back from a busy appender
+        takes time)."""
+        env = self._env
+        assert env is not None
+        txn = env.begin(write=True)
+        try:
+            _consumed, added = txn.cursor().putmulti(items, append=True)
+            if added != len(items):
+                raise lmdb.KeyExistsError(f"{self.name}: offsets out of order ({added} of {len(items)})")
+            txn.commit()
+        except BaseException:
+            txn.abort()
+            raise
+        self.drop_snapshot()
+        self.used += estimate
+        if self.used >= limit:
+            self.used = (env.info()["last_pgno"] + 1) * self.page_size
+
+    def seal(self, *, sync: bool) -> None:
+        """Seal it: no write follows. Its ``SEALED`` marker (end, time, size and CRC-32C of the
+        file, after a sync unless every commit was synced) is written by a background thread:
+        reading the whole file would stall the committer. Until the marker exists, a reopened
+        cache trusts this segment only after LMDB's structural check."""
+        self.sealed = True
+        self.sealed_at = time.time()
+        self.sealer = threading.Thread(
+            target=self._write_sealed_marker, args=(sync,), name=f"rill-cache-seal:{self.name}", daemon=True
         )
-    if result.tail is not None:
-        dropped = len(data) - result.valid_end
-        records = count_torn_records(data, result.valid_end)
-        if writable:
-            _truncate(path, result.valid_end)
-            log.warning(
-                "segment %s: %s at offset %d; truncated %d bytes (%d torn record%s)",
-                path.name,
-                result.tail.problem,
-                base + result.valid_end,
-                dropped,
-                records,
-                "" if records == 1 else "s",
+        self.sealer.start()
+
+    def _write_sealed_marker(self, sync: bool) -> None:
+        try:
+            if self.deleted:
+                return
+            if sync:  # through the file, not the environment: that may be closed by now
+                fd = os.open(self.data_path, os.O_RDONLY)
+                try:
+                    os.fdatasync(fd)
+                finally:
+                    os.close(fd)
+            size, crc = file_digest(self.data_path)
+            write_marker(
+                self.path / SEALED_MARKER,
+                {"end": self.end, "sealed_at": self.sealed_at, "size": size, "crc32c": crc},
             )
-        else:
-            log.info(
-                "segment %s: ignoring a torn tail of %d bytes at offset %d (read-only)",
-                path.name,
-                dropped,
-                base + result.valid_end,
-            )
-    damage = {d.position: d for d in result.damage}
-    segment = Segment(base, path, result.positions, size, damage=damage)
-    segment.written = size
+        except (OSError, lmdb.Error) as exc:
+            log.warning("segment %s: could not write its SEALED marker: %s", self.name, exc)
+
+    def wait_sealed(self) -> None:
+        """Wait for the background sealing, if any."""
+        if self.sealer is not None:
+            self.sealer.join()
+
+    def close_clean(self, *, sync: bool) -> None:
+        """At a clean close of the active segment: sync it and record its digest (``CLOSED``),
+        so that the next open trusts it without a structural check."""
+        if self._env is None:
+            return
+        if sync:
+            self._env.sync(True)
+        self.release()
+        size, crc = file_digest(self.data_path)
+        write_marker(
+            self.path / CLOSED_MARKER,
+            {"end": self.end, "closed_at": time.time(), "size": size, "crc32c": crc},
+        )
+
+    def release(self) -> None:
+        """Close what it holds open (it reopens on the next read unless deleted)."""
+        with self._lock:
+            self._drop_snapshot_locked()
+            if self._env is not None:
+                self._env = None
+                envs.release(self._env_key)
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            self._salvage = None  # a later read salvages it again
+            self._salvaged = []
+
+    @property
+    def is_open(self) -> bool:
+        return self._env is not None
+
+
+def _find(cursor: lmdb.Cursor, key: bytes, offset: int) -> tuple[int, bytes] | str:
+    """The record at ``offset`` (``key`` is its 8-byte prefix), checked, or the problem.
+    The read path of sampling: format.check_record, inlined."""
+    try:
+        if not cursor.set_range(key):
+            return "record missing"
+        found, value = cursor.item()
+    except lmdb.Error as exc:
+        return f"LMDB error ({exc})"
+    if found[:8] != key:
+        return "record missing"
+    if len(found) != KEY_SIZE:
+        return f"key of {len(found)} bytes, not {KEY_SIZE}"
+    _offset, kind, crc = _unpack_key(found)
+    if _crc32c(found[:9], _crc32c(value)) != crc:  # payload, then offset and kind
+        return "checksum mismatch"
+    if kind not in KNOWN_KINDS:
+        return f"unknown record kind {kind}"
+    return kind, bytes(value)
+
+
+def create_segment(path: Path, base: int, options: dict[str, Any]) -> Segment:
+    """Create an empty segment durably (its directory appears complete or not at all) and open
+    it for writing. A segment left complete by an earlier, failed attempt is reused."""
+    if (path / SEGMENT_MARKER).exists():
+        segment = Segment(path, base, base, sealed=False)
+        segment.open_writable(options)
+        return segment
+    staging = path.with_name(path.name + NEW_SUFFIX)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    write_marker(
+        staging / SEGMENT_MARKER,
+        {"format_version": FORMAT_VERSION, "base": base, "created_at": time.time()},
+    )
+    staging.rename(path)
+    fsync_dir(path.parent)
+    segment = Segment(path, base, base, sealed=False)
+    segment.open_writable(options)
+    fsync_dir(path)  # data.mdb and lock.mdb exist for good before records go in
     return segment
-
-
-def create_segment(path: Path, base: int) -> Segment:
-    """Create an empty segment file holding only its header, durably."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        os.write(fd, pack_segment_header(base))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    segment = Segment(base, path)
-    segment.written = SEGMENT_HEADER_SIZE
-    return segment
-
-
-def _rewrite_header(path: Path, base: int) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.pwrite(fd, pack_segment_header(base), 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _truncate(path: Path, size: int) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.ftruncate(fd, size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-__all__ = [
-    "Segment",
-    "check_header",
-    "create_segment",
-    "open_sealed",
-    "recover_active",
-    "segment_name",
-]

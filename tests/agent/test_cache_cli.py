@@ -28,7 +28,7 @@ def image(i: int) -> np.ndarray:
 @pytest.fixture
 def cache_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "cache"
-    with ReplayCache(directory, CacheConfig(segment_bytes=8 * 1024)) as cache:
+    with ReplayCache(directory, CacheConfig(segment_bytes=64 * 1024)) as cache:
         for i in range(40):
             obs = {"state": np.full(3, i, np.float32), "image.front": image(i)}
             cache.append(
@@ -67,15 +67,18 @@ def test_info_shows_records_segments_and_consumers(cache_dir: Path, capsys) -> N
 def test_verify_passes_a_healthy_cache_and_pinpoints_damage(cache_dir: Path, capsys) -> None:
     assert main(["cache", "verify", str(cache_dir)]) == 0
     assert "OK: 41 records" in capsys.readouterr().out
-    first = sorted(cache_dir.glob("*.log"))[0]
-    raw = bytearray(first.read_bytes())
-    raw[200] ^= 0x40
-    first.write_bytes(bytes(raw))
     with ReplayCache(cache_dir, CacheConfig(read_only=True)) as cache:
-        damaged = max(o for o in cache.log.offsets() if o <= 200)
+        payload = cache.read_raw(7)
+    segment = sorted(cache_dir.glob("*.lmdb"))[0]
+    raw = bytearray((segment / "data.mdb").read_bytes())
+    at = raw.find(payload)
+    while at >= 0:  # every copy: LMDB's copy-on-write leaves stale ones in freed pages
+        raw[at + 100] ^= 0x40
+        at = raw.find(payload, at + 1)
+    (segment / "data.mdb").write_bytes(bytes(raw))
     assert main(["cache", "verify", str(cache_dir)]) == 1
     out = capsys.readouterr().out
-    assert "DAMAGED" in out and first.name in out and str(damaged) in out
+    assert "DAMAGED" in out and segment.name in out and " 7 " in out
     assert "checksum mismatch" in out
 
 

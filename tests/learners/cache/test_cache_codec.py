@@ -55,6 +55,7 @@ def _ext(dtype: str, shape: list, data: bytes) -> bytes:
         (_ext("<f4", [-1], b""), "invalid shape"),
         (_ext("nonsense", [1], b"\x00"), "unknown dtype"),
         (_ext("[('a', '<i4')]", [1], b"\x00" * 4), "unknown dtype"),
+        (_ext("02", [1], b"\x00"), "unknown dtype"),  # np.dtype raises SyntaxError, not ValueError
         (msgpack.packb(msgpack.ExtType(7, b"xyz")), "unknown msgpack ext type 7"),
         (msgpack.packb(msgpack.ExtType(EXT_NDARRAY, b"\xc1")), "malformed numpy array"),
         (msgpack.packb(msgpack.Timestamp(1, 0)), "ext type -1"),

@@ -9,7 +9,7 @@ import pytest
 
 from learners.cache import CacheConfig, CacheError, ReplayCache
 
-SMALL = CacheConfig(segment_bytes=8 * 1024, commit_interval_ms=1.0)
+SMALL = CacheConfig(segment_bytes=64 * 1024, commit_interval_ms=1.0)
 
 
 def fill(cache: ReplayCache, n: int, start: int = 0) -> list[int]:
@@ -65,32 +65,37 @@ def test_bad_consumer_names_are_refused(tmp_path: Path) -> None:
 
 
 def test_retention_by_size_never_deletes_what_a_consumer_has_not_passed(tmp_path: Path) -> None:
-    config = CacheConfig(segment_bytes=8 * 1024, commit_interval_ms=1.0, retention_bytes=20_000)
+    config = CacheConfig(segment_bytes=64 * 1024, commit_interval_ms=1.0, retention_bytes=150_000)
     with ReplayCache(tmp_path, config) as cache:
         reader = cache.consumer("learner")
-        offsets = fill(cache, 300)
+        offsets = fill(cache, 1000)
         segments = cache.log.segments()
         assert len(segments) > 5
         result = cache.apply_retention()
         assert result.deleted == [] and result.blocked_by == "learner"
-        # The consumer passes the first three segments.
-        reader.commit(max(o for o in offsets if o < segments[3].base))
+        # The consumer passes the first three segments (and is one record short of the fourth).
+        reader.commit(segments[3].base - 1)
         result = cache.apply_retention()
         assert result.deleted == [s.name for s in segments[:3]]
-        assert result.blocked_by == "learner"
+        assert result.blocked_by == "learner" and result.freed_bytes > 0
         assert cache.log.segments()[0].base == segments[3].base
         assert [o for o, _ in cache.iter_records()] == [o for o in offsets if o >= segments[3].base]
         assert not (tmp_path / segments[0].name).exists()
+        reader.commit(segments[4].base - 2)  # still inside segment 3: it stays
+        assert cache.apply_retention().deleted == []
         # Forced retention goes down to the size limit even past the consumer.
         result = cache.apply_retention(force=True)
-        assert cache.stats().bytes <= 20_000 + 8 * 1024
+        assert cache.stats().bytes <= 150_000 + 2 * 64 * 1024
         assert cache.log.segments()[-1].base == segments[-1].base  # the active one stays
+    with ReplayCache(tmp_path, config) as cache:  # and the deletions hold after reopening
+        assert cache.log.segments()[0].base == cache.stats().first_offset > segments[3].base
+        assert not list(tmp_path.glob("*.deleting"))
 
 
 def test_retention_by_age(tmp_path: Path) -> None:
-    config = CacheConfig(segment_bytes=8 * 1024, commit_interval_ms=1.0, retention_age_s=0.0)
+    config = CacheConfig(segment_bytes=64 * 1024, commit_interval_ms=1.0, retention_age_s=0.0)
     with ReplayCache(tmp_path, config) as cache:
-        fill(cache, 100)
+        fill(cache, 400)
         sealed = len(cache.log.segments()) - 1
         assert sealed > 1
         assert len(cache.apply_retention().deleted) == sealed  # no consumer registered
@@ -99,5 +104,6 @@ def test_retention_by_age(tmp_path: Path) -> None:
 
 def test_retention_without_limits_deletes_nothing(tmp_path: Path) -> None:
     with ReplayCache(tmp_path, SMALL) as cache:
-        fill(cache, 100)
+        fill(cache, 400)
+        assert len(cache.log.segments()) > 1
         assert cache.apply_retention(force=True).deleted == []

@@ -83,7 +83,8 @@ def test_consumer_offsets_survive_sigkill(tmp_path: Path) -> None:
             assert reader.committed == 0 or reader.committed - 1 in offsets  # a real record
             resumed = reader.poll(max_records=1)
             if resumed:  # the next record is exactly the one after the committed one
-                assert resumed[0][0] == offsets[offsets.index(reader.committed - 1) + 1]
+                after = offsets.index(reader.committed - 1) + 1 if reader.committed else 0
+                assert resumed[0][0] == offsets[after]
             last_printed = reader.committed
     assert last_printed > offsets[0]
 
@@ -100,7 +101,7 @@ DISK_FULL = textwrap.dedent(
     with ReplayCache(directory, CacheConfig(commit_interval_ms=1.0)) as cache:
         durable = [cache.append(bytes([i]) * 1000) for i in range(50)]
         assert cache.wait_durable(durable[-1], timeout=10)
-        size = max(p.stat().st_size for p in directory.glob("*.log"))
+        size = max(p.stat().st_size for p in directory.glob("*.lmdb/data.mdb"))
         soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
         resource.setrlimit(resource.RLIMIT_FSIZE, (size + 20_000, hard))
         accepted, error = [], None
@@ -150,7 +151,7 @@ def test_disk_full_raises_a_specific_error_and_recovers(tmp_path: Path) -> None:
     report = json.loads(proc.stdout)
     assert report["errno"] == 27  # EFBIG: a real OS error from the lowered RLIMIT_FSIZE
     assert "file size limit reached" in report["error"]
-    assert report["error_path"].endswith(".log") and report["error_path"] in report["error"]
+    assert report["error_path"].endswith("data.mdb") and report["error_path"] in report["error"]
     assert report["wait"] == "CacheFullError"
     assert report["intact"] and report["after_durable"]
     assert report["accepted_durable"] and report["accepted_intact"]
@@ -160,3 +161,60 @@ def test_disk_full_raises_a_specific_error_and_recovers(tmp_path: Path) -> None:
     assert all(stored[o] == b"p" * 1000 for o in report["accepted"])
     assert stored[report["after"]] == b"after"
     assert verify_cache(tmp_path).ok
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys
+    from learners.cache import CacheConfig, ReplayCache
+    cache = ReplayCache(sys.argv[1], CacheConfig(segment_bytes=64 * 1024))
+    offsets = cache.append_many([i.to_bytes(4, "little") * 100 for i in range(400)])
+    cache.wait_durable(offsets[-1])
+    print(offsets[-1], flush=True)
+    sys.stdin.read()
+    """
+)
+
+
+def kill_a_writer(directory: Path) -> int:
+    """Run a writer until 400 records are durable, SIGKILL it; return its last offset."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(directory)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+        env=ENV,
+    )
+    assert proc.stdout is not None
+    last = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return last
+
+
+def test_after_a_sigkill_the_active_segment_opens_without_a_structural_check(
+    tmp_path: Path, monkeypatch
+) -> None:
+    last = kill_a_writer(tmp_path)
+    assert (tmp_path / "LOCK").read_text().split()[0].isdigit()  # it never closed
+
+    def no_check(*args, **kwargs):
+        raise AssertionError("the pages of a process killed on this boot need no check")
+
+    monkeypatch.setattr("lmdb.verify.verify", no_check)
+    with ReplayCache(tmp_path, CacheConfig(segment_bytes=64 * 1024)) as cache:
+        assert [o for o, _ in cache.iter_records()] == list(range(last + 1))
+        assert cache.append(b"next") == last + 1
+    assert (tmp_path / "LOCK").read_text() == ""  # closed cleanly this time
+
+
+def test_a_truncated_file_after_a_sigkill_is_still_caught(tmp_path: Path) -> None:
+    last = kill_a_writer(tmp_path)
+    active = sorted(tmp_path.glob("*.lmdb"))[-1] / "data.mdb"
+    os.truncate(active, active.stat().st_size // 2)  # LMDB would fault reading past the end
+    with ReplayCache(tmp_path, CacheConfig(segment_bytes=64 * 1024)) as cache:
+        kept = [o for o, _ in cache.iter_records()]
+        assert kept == sorted(kept) and len(kept) < last + 1
+        offset = cache.append(b"next")
+        assert offset > last and cache.wait_durable(offset, timeout=10)
+    assert not verify_cache(tmp_path).ok  # the damage stays reported

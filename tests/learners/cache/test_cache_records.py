@@ -184,16 +184,16 @@ def test_iteration_by_actor_and_episode(tmp_path: Path) -> None:
 
 
 def test_sampling_is_uniform_and_the_decoded_cache_stays_bounded(tmp_path: Path) -> None:
-    config = CacheConfig(segment_bytes=16 * 1024, read_cache_bytes=20_000)
+    config = CacheConfig(segment_bytes=64 * 1024, read_cache_bytes=20_000)
     with ReplayCache(tmp_path, config) as cache:
-        offsets = cache.append_many([make(seq=i, image=False) for i in range(200)])
+        offsets = cache.append_many([make(seq=i, image=False) for i in range(800)])
         cache.flush(timeout=10)
         assert cache.stats().segments > 3
         rng = np.random.default_rng(0)
-        seen = [t.seq for _ in range(40) for t in cache.sample(50, rng)]
-        counts = np.bincount(seen, minlength=200)
-        assert counts.min() > 0 and counts.max() < 30  # 2000 draws over 200: ~10 each
+        seen = [t.seq for _ in range(160) for t in cache.sample(100, rng)]
+        counts = np.bincount(seen, minlength=800)
+        assert counts.min() > 0 and counts.max() < 50  # 16,000 draws over 800: ~20 each
         assert cache.decoded_cache.bytes <= 20_000
-        assert 0 < len(cache.decoded_cache) < 200
+        assert 0 < len(cache.decoded_cache) < 800
         assert cache.decoded_cache.hits > 0
-        assert len(offsets) == 200
+        assert len(offsets) == 800
