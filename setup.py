@@ -6,8 +6,8 @@ from setuptools import find_packages, setup
 
 PACKAGE = "rill"
 VIDEO = ["imageio>=2.30", "imageio-ffmpeg>=0.4"]
-# lmdb: the replay-cache benchmark compares against it; video: rill eval --video is tested.
-TEST = ["pytest>=8.0", "pytest-timeout>=2.2", "ruff>=0.5", "lmdb>=1.4", *VIDEO]
+# video: rill eval --video is tested.
+TEST = ["pytest>=8.0", "pytest-timeout>=2.2", "ruff>=0.5", *VIDEO]
 
 setup(
     name=PACKAGE,
@@ -38,6 +38,7 @@ setup(
         "pyarrow>=14.0",
         "crc32c>=2.4",
         "pillow>=10.0",
+        "lmdb>=1.4",  # the replay cache's storage
         "transformers>=5.23",  # the VLA backbone (policies.vla); built from configs, no hub access
         "tokenizers>=0.23",
     ],

@@ -35,9 +35,12 @@ def test_ticks_become_acknowledged_transitions_and_streamx_acts_with_learned_wei
         policy = build_policy(PolicyConfig(type="streamx"), 4, 2, 0.05, client)
         rng = np.random.default_rng(0)
         instruction = "reach the target at x=0.1 y=0.1"
-        tick, deadline = 0, time.monotonic() + 30
-        while (tick < 120 or policy.version == 0) and time.monotonic() < deadline:
+        tick, deadline, since_weights = 0, time.monotonic() + 30, 0
+        # Tick on until learned weights arrived and a few transitions were completed with them (a
+        # tick completes the previous tick's transition).
+        while (tick < 120 or since_weights < 3) and time.monotonic() < deadline:
             tick += 1
+            since_weights += policy.version > 0
             time.sleep(0.005)  # a control rate: the learner's weights arrive while the loop runs
             if tick == 60:
                 instruction = "reach the target at x=-0.1 y=0.1"  # a new task: the episode ends
