@@ -152,7 +152,9 @@ class LearnerServer:
             elif msg.type == WEIGHTS_GET:
                 self._send_weights(actor_id)
             elif msg.type == HEARTBEAT:
-                self._send(actor_id, HEARTBEAT, {"time": time.time()})
+                # Answered with the current acknowledgement: an ACK the socket had to drop (a full
+                # queue) is repaired within a heartbeat, even after the actor's last batch.
+                self._ack_now(actor_id)
             elif msg.type == BYE:
                 self.sessions.pop(actor_id, None)
             else:
