@@ -10,12 +10,11 @@ its steps stops the learner (which writes its checkpoint) and draws the learning
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
 import socket
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,15 +56,9 @@ class RunTrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunTrainConfig:
-        from learners.streamx import ConfigError
+        from learners.streamx.config import reject_unknown_keys
 
-        valid = [f.name for f in fields(cls)]
-        for key in values:
-            if key not in valid:
-                near = difflib.get_close_matches(key, valid, n=1)
-                raise ConfigError(
-                    f"train: unknown key {key!r}" + (f"; did you mean {near[0]!r}?" if near else "")
-                )
+        reject_unknown_keys("train", values, cls)
         return cls(**values)
 
 

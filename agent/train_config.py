@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 import shutil
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from learners.streamx import ConfigError, algorithm_config
+from learners.streamx.config import reject_unknown_keys
 
 CONFIG_FILE = "config.yaml"
 # Fields that make a run what it is: resuming with any of these changed is a different run.
@@ -59,12 +59,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        valid = [f.name for f in fields(cls)]
-        for key in values:
-            if key not in valid:
-                near = difflib.get_close_matches(key, valid, n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {valid}"
-                raise ConfigError(f"train config: unknown key {key!r}{hint}")
+        reject_unknown_keys("train config", values, cls)
         return cls(**values)
 
     @classmethod

@@ -71,6 +71,7 @@ class ControlLoop:
         self._in_flight = False
         self._last_action: np.ndarray | None = None
         self._failing = False
+        self._lead = self.config.lead_margin_ticks + 1  # until a latency has been measured
         self.tick = 0
         self.state = "starting"
 
@@ -91,6 +92,7 @@ class ControlLoop:
         latency = time.monotonic() - start
         self._failing = False
         self._latency.append(latency)
+        self._update_lead()
         self.stats.inference_s.append(latency)
         with self._lock:
             self._inbox = (chunk, tick, episode)
@@ -107,11 +109,14 @@ class ControlLoop:
             self._in_flight = False
 
     def lead_ticks(self) -> int:
-        """Start the next inference when this few actions are left (measured latency + margin)."""
-        if not self._latency:
-            return self.config.lead_margin_ticks + 1
+        """Start the next inference when this few actions are left (measured latency + margin).
+
+        Recomputed once per finished inference, not per tick: the control path only reads it."""
+        return self._lead
+
+    def _update_lead(self) -> None:
         expected = float(np.percentile(self._latency, 90))
-        return math.ceil(expected / self.config.period_s) + self.config.lead_margin_ticks
+        self._lead = math.ceil(expected / self.config.period_s) + self.config.lead_margin_ticks
 
     # -- the tick --------------------------------------------------------------------------------
     def _hold(self, reason: str) -> None:

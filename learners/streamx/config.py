@@ -15,6 +15,17 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown or out of range."""
 
 
+def reject_unknown_keys(where: str, values: dict[str, Any], cls: type, what: str = "key") -> None:
+    """Raise ``ConfigError`` for a key of ``values`` that is not a field of dataclass ``cls``,
+    naming the closest valid one (a typo'd config field is the commonest config error)."""
+    valid = [f.name for f in fields(cls)]
+    for key in values:
+        if key not in valid:
+            near = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; valid: {', '.join(valid)}"
+            raise ConfigError(f"{where}: unknown {what} {key!r}{hint}")
+
+
 def _check(cond: bool, where: str, field: str, value: Any, rule: str) -> None:
     if not cond:
         raise ConfigError(f"{where}.{field} {rule}, got {value!r}")
@@ -52,12 +63,7 @@ class StreamXConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> StreamXConfig:
         """Build from a plain mapping; an unknown key is an error naming the closest valid one."""
-        valid = [f.name for f in fields(cls)]
-        for key in values:
-            if key not in valid:
-                near = difflib.get_close_matches(key, valid, n=1)
-                hint = f"; did you mean {near[0]!r}?" if near else f"; valid fields: {valid}"
-                raise ConfigError(f"{cls.name}: unknown hyperparameter {key!r}{hint}")
+        reject_unknown_keys(cls.name, values, cls, "hyperparameter")
         return cls(**values)
 
 
