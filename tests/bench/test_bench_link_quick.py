@@ -11,13 +11,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(module: str, out: Path) -> dict:
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", module, "--quick", "--json", str(out)],
         cwd=REPO,
-        check=True,
         capture_output=True,
+        text=True,
         timeout=600,
     )
+    assert done.returncode == 0, done.stderr[-4000:]  # the benchmark's own error, if it fails
     return json.loads(out.read_text())
 
 
