@@ -109,7 +109,9 @@ class GroupCommitter:
                     if not self._queue and not self._flush_requested and self._error is None:
                         if self._closing:
                             return
-                        self._commit_cond.wait()
+                        # Timed: a wake-up missed by an append then costs one interval, never a stall
+                        # of the last records until some later append (seen: final acks never sent).
+                        self._commit_cond.wait(interval)
                         continue
                     now = time.monotonic()
                     if self._error is not None and not self._closing and now < self._retry_at:
