@@ -83,6 +83,10 @@ class ActorLink:
         self.window, self.batch, self.timeout_s = window, batch, timeout_s
         self.limits = limits or WireLimits(max_records=max(batch, 4096))
         self.mailbox = WeightsMailbox()
+        # Records move between these two queues (and back, when a connection is lost) under
+        # ``_queues``, so that ``backlog``, read from other threads, never misses a record that
+        # is on its way from one to the other (seen: a drain that stopped before the last batch).
+        self._queues = threading.Lock()
         self.unsent: collections.deque[tuple[int, int, bytes | None]] = collections.deque()
         self.inflight: collections.deque[tuple[int, int, bytes | None]] = collections.deque()
         self.last_seq = 0  # highest seq handed to the link
@@ -101,13 +105,15 @@ class ActorLink:
 
     # -- called by the control loop --------------------------------------------------------------
     def enqueue(self, seq: int, offset: int, payload: bytes | None) -> None:
-        self.unsent.append((seq, offset, payload))
-        self.last_seq = seq
+        with self._queues:
+            self.unsent.append((seq, offset, payload))
+            self.last_seq = seq
 
     @property
     def backlog(self) -> int:
         """Records not yet acknowledged by the learner."""
-        return len(self.unsent) + len(self.inflight)
+        with self._queues:
+            return len(self.unsent) + len(self.inflight)
 
     def start(self) -> ActorLink:
         self._thread = threading.Thread(target=self._run, name=f"link-{self.actor_id}", daemon=True)
@@ -199,34 +205,36 @@ class ActorLink:
     def _lost(self) -> None:
         self.connected = False
         # Everything in flight goes back to the front of the queue, in order.
-        self.unsent.extendleft(reversed(self.inflight))
-        self.inflight.clear()
+        with self._queues:
+            self.unsent.extendleft(reversed(self.inflight))
+            self.inflight.clear()
 
     def _send_batches(self, sock: zmq.Socket) -> None:
         durable = self.spool.durable_offset
         while self.unsent and len(self.inflight) < self.window:
             batch = []
-            while self.unsent and len(batch) < self.batch and len(self.inflight) + len(batch) < self.window:
-                seq, offset, payload = self.unsent[0]
-                if offset >= durable:
-                    break
-                self.unsent.popleft()
-                batch.append((seq, offset, payload))
+            with self._queues:  # in flight from the moment they leave the queue
+                while self.unsent and len(batch) < self.batch and len(self.inflight) < self.window:
+                    if self.unsent[0][1] >= durable:  # not on the spool's disk yet
+                        break
+                    batch.append(self.unsent.popleft())
+                    self.inflight.append(batch[-1])
             if not batch:
                 return
             frames = [p if p is not None else self.spool.read_raw(o) for _, o, p in batch]
             fields = {"actor_id": self.actor_id, "first_seq": batch[0][0], "last_seq": batch[-1][0]}
             if not self._send(sock, TRANSITIONS, fields, frames):
-                self.unsent.extendleft(reversed(batch))
+                with self._queues:  # back to the front, in order (acks arrive on this thread only)
+                    self.unsent.extendleft([self.inflight.pop() for _ in batch])
                 return
-            self.inflight.extend(batch)
             self.sent += len(batch)
 
     def _acked(self, seq: int) -> None:
-        self.acked_seq = max(self.acked_seq, seq)
-        for queue in (self.inflight, self.unsent):
-            while queue and queue[0][0] <= self.acked_seq:
-                self.acked_offset = queue.popleft()[1]
+        with self._queues:
+            self.acked_seq = max(self.acked_seq, seq)
+            for queue in (self.inflight, self.unsent):
+                while queue and queue[0][0] <= self.acked_seq:
+                    self.acked_offset = queue.popleft()[1]
 
     def _handle(self, frames: list) -> bool | None:
         """Process one message; True when weights should be fetched, False when they arrived."""

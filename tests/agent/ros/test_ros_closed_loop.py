@@ -34,6 +34,13 @@ def _commanded_episodes(rows: list[dict]) -> dict[int, list[dict]]:
             and r[-1]["trajectories"] > r[0]["trajectories"] + 10}
 
 
+def _lists_ros_robot(listed: subprocess.CompletedProcess | None) -> bool:
+    if listed is None or listed.returncode != 0:
+        return False
+    robots = json.loads(listed.stdout)["robots"]
+    return any(r["type"] == "ros2" and r["source"] == "discovered" and r["ok"] for r in robots)
+
+
 def test_sim_and_agent_nodes_close_the_loop(start_node, ros_env, ros_python, tmp_path):
     metrics, status = tmp_path / "sim.jsonl", tmp_path / "agent_status.json"
     learner = LearnerService(LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "learner", obs_dim=4,
@@ -49,10 +56,12 @@ def test_sim_and_agent_nodes_close_the_loop(start_node, ros_env, ros_python, tmp
         while time.monotonic() < deadline:
             for node in (sim, agent):
                 assert node.proc.poll() is None, f"{node.argv[2]} exited early:\n{node.output()[-3000:]}"
-            if listed is None and status.exists():  # the robot is up: discovery must see it
+            if not _lists_ros_robot(listed) and status.exists():  # the robot is up: discovery must see it
+                # DDS discovery on two loaded cores can take seconds: a longer window, and again.
                 listed = subprocess.run([str(ros_python), "-m", "agent.cli", "hal", "list", "--json"],
-                                        env=ros_env, cwd=REPO, capture_output=True, text=True, timeout=60)
-            if len(_commanded_episodes(_rows(metrics))) >= 2:
+                                        env={**ros_env, "RILL_ROS_DISCOVERY_S": "10"}, cwd=REPO,
+                                        capture_output=True, text=True, timeout=90)
+            if len(_commanded_episodes(_rows(metrics))) >= 2 and _lists_ros_robot(listed):
                 break
             time.sleep(0.25)
         agent_rc = agent.stop()
