@@ -189,24 +189,26 @@ def _vla_actor_worker(args: argparse.Namespace, curve, ctx, robot) -> int:
     from agent.vla.actor import VLAActor, VLAActorConfig
 
     hidden = _parse_overrides(args.hp or []).get("hidden", (128, 128))
-    actor = VLAActor(
-        VLAActorConfig(
-            learner=args.learner,
-            actor_id=ctx.name,
-            run_dir=ctx.run_dir,
-            vla_path=args.vla,
-            chunk_size=args.chunk_size,
-            control_hz=args.control_hz,
-            residual_scale=args.residual_scale,
-            hidden=hidden,
-            seed=args.seed,
-            keep_images=args.keep_images,
-            curve=curve,
-            insecure=args.insecure,
-            durability=args.durability,
-        ),
-        robot,
-    )
+    with ctx.busy("loading the VLA"):
+        actor = VLAActor(
+            VLAActorConfig(
+                learner=args.learner,
+                actor_id=ctx.name,
+                run_dir=ctx.run_dir,
+                vla_path=args.vla,
+                chunk_size=args.chunk_size,
+                control_hz=args.control_hz,
+                residual_scale=args.residual_scale,
+                base_scale=args.base_scale,
+                hidden=hidden,
+                seed=args.seed,
+                keep_images=args.keep_images,
+                curve=curve,
+                insecure=args.insecure,
+                durability=args.durability,
+            ),
+            robot,
+        )
 
     def progress() -> dict:
         summary = actor.summary()
@@ -264,6 +266,8 @@ def _actor_worker(args: argparse.Namespace, curve) -> int:
             max_lag=args.max_lag,
         )
         runner = ActorRunner(config, RobotSource(robot, args.episode_steps))
+        with ctx.busy("compiling the stream-x kernels"):
+            runner.warm_up()
 
         def beat(r: ActorRunner) -> None:
             ctx.beat(

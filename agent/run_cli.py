@@ -44,6 +44,7 @@ class RunTrainConfig:
     keep_images: bool = False
 
     def __post_init__(self) -> None:
+        from agent.loop.config import MIN_CHUNK
         from learners.streamx import ConfigError, algorithm_config
 
         if self.policy not in ("streamx", "vla-residual"):
@@ -52,6 +53,9 @@ class RunTrainConfig:
             raise ConfigError(
                 f"train.steps_per_actor must be a positive integer, got {self.steps_per_actor!r}"
             )
+        if type(self.chunk_size) is not int or self.chunk_size < MIN_CHUNK:
+            raise ConfigError(f"train.chunk_size must be an integer >= {MIN_CHUNK}, got {self.chunk_size!r}: "
+                              "a chunk's first action is due while it is being computed")
         algorithm_config(self.algo, self.hyper)
 
     @classmethod

@@ -22,6 +22,7 @@ process, and usable unchanged under Ray, where a process on the worker's node re
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,6 +273,35 @@ class WorkerContext:
         return self.heartbeat.beat(
             force=True, state=self.state, robot=robot, progress=self._progress, device=self.device
         )
+
+    @contextlib.contextmanager
+    def busy(self, what: str) -> Iterator[None]:
+        """Keep beating from a thread while the worker does one long piece of work it cannot
+        interleave with beats (compiling kernels, loading a model): the scheduler's heartbeat
+        timeout is for a worker that stopped, not for one that starts slowly on a loaded machine.
+
+        The thread only reports liveness (and renews the robot lease); the robot's health is
+        checked again by the first beat after the work.
+        """
+        done = threading.Event()
+
+        def keep_alive() -> None:
+            while not done.wait(self.heartbeat.interval_s):
+                if self.lease is not None and time.monotonic() - self._renewed > self.lease_ttl_s / 3:
+                    self.lease = self.leases.renew(self.lease)
+                    self._renewed = time.monotonic()
+                self.heartbeat.beat(force=True, state=self.state, progress={**self._progress, "busy": what},
+                                    device=self.device)
+
+        thread = threading.Thread(target=keep_alive, name=f"{self.name}-busy", daemon=True)
+        self.beat(force=True, busy=what)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+            self._progress.pop("busy", None)
 
     # -- lifetime ------------------------------------------------------------------------------
     def __enter__(self) -> WorkerContext:

@@ -98,6 +98,7 @@ class ActorRunner:
         self.pending_action = None
         self.ep_return = 0.0
         self.nonfinite = 0
+        self._warm = False
         self.tick_durations: list[float] = []
         self.deadline_misses = 0
         self.weight_latencies: list[float] = []
@@ -221,12 +222,31 @@ class ActorRunner:
         if self.steps % self.config.state_every == 0:
             self._save_state()
 
+    def warm_up(self) -> None:
+        """Compile the acting path now, on throwaway copies of the preprocessor and algorithm.
+
+        numba compiles each kernel on its first call, seconds of CPU once per process; done in the
+        first step, that would stall a paced loop (and its heartbeat) mid-run. The copies leave
+        this actor's statistics, weights and random stream untouched.
+        """
+        if self._warm:
+            return
+        c, layout = self.config, self.source.layout
+        hyper = algorithm_config(c.algo, c.hyper)
+        pre = build_preprocessor(self.source.obs_dim, hyper.gamma, self.source.time_limit, fast=True)
+        algo = build_algorithm(c.algo, pre.out_dim, config=hyper, seed=c.seed, fast=True, **layout)
+        raw = np.zeros(self.source.obs_dim)
+        algo.act(pre.reset(raw))
+        algo.act(pre.step(raw, 0.0, False, False)[0])
+        self._warm = True
+
     def run(self, steps: int | None = None, on_progress=None, on_step=None, should_stop=None) -> dict:
         """Step until ``steps`` (default: the config's, or forever), ``should_stop()`` or Ctrl-C.
 
         ``on_step(self)`` runs after every step (a scheduler heartbeat); ``on_progress`` every 1000.
         """
         total = steps if steps is not None else self.config.steps
+        self.warm_up()
         self.link.start()
         period = 1.0 / self.config.control_hz if self.config.control_hz else None
         next_tick = time.monotonic()

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from learners.streamx.config import ConfigError
 
 BLENDS = ("linear", "none")
+#: The fewest actions a chunk may hold: the loop executes a chunk from the tick after the one it was
+#: planned on, so a one-action chunk is always late and the robot would only ever hold.
+MIN_CHUNK = 2
 
 
 @dataclass

@@ -19,6 +19,7 @@ import torch
 
 from agent.actor.stream import TransitionStream
 from agent.loop import ControlLoop, LoopConfig
+from agent.loop.config import MIN_CHUNK
 from agent.loop.control import TickRecord
 from agent.vla.features import NormalizedFeatures
 from agent.vla.transitions import ChunkStep, ChunkTransitionBuilder
@@ -49,6 +50,9 @@ class VLAActorConfig:
     durability: str = "fsync"
 
     def __post_init__(self) -> None:
+        if type(self.chunk_size) is not int or self.chunk_size < MIN_CHUNK:
+            raise ValueError(f"VLAActorConfig.chunk_size must be an integer >= {MIN_CHUNK}, "
+                             f"got {self.chunk_size!r}")
         self.run_dir = Path(self.run_dir)
         self.hidden = tuple(int(h) for h in self.hidden)
 
@@ -84,6 +88,10 @@ class VLAActor:
         )
         self.dir = c.run_dir / "actors" / c.actor_id
         self.dir.mkdir(parents=True, exist_ok=True)
+        settings = {k: getattr(c, k) for k in ("vla_path", "chunk_size", "control_hz", "residual_scale",
+                                                  "base_scale", "hidden", "gamma", "seed", "keep_images")}
+        (self.dir / "settings.json").write_text(json.dumps({**settings, "feature_dim": self.vla.feature_dim,
+                                                            "robot": robot.name}, indent=1))
         self.spec = {
             "obs_dim": self.vla.feature_dim,
             "action_dim": action.dim,
