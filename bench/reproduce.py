@@ -210,7 +210,7 @@ def _markdown(rows, payload, total: int, window: int) -> str:
         f"Written by `python -m bench.reproduce` after {total:,} environment steps per run. Final "
         f"return: mean raw episodic return of the episodes that ended in the last {window:,} steps "
         "of each run; mean ± standard error over seeds. Paper numbers (STREAMX.md) are for the -v4 "
-        "tasks at 2M steps; these runs use -v5.",
+        f"tasks at 2M steps; these runs: {', '.join(r[0] for r in rows)}.",
         "",
         "| env | seeds | final return (mean ± s.e.) | per seed | paper stream AC(λ) | PPO | SAC "
         "| PPO1 | SAC1 | target | meets target |",
