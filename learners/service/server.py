@@ -100,7 +100,10 @@ class LearnerServer:
                 if self.sock in events:
                     for _ in range(256):
                         try:
-                            frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                            # Copied into bytes: a transition batch is many small frames, which
+                            # bytes carry more cheaply than zmq.Frame objects, and the cache keeps
+                            # bytes as they are.
+                            frames = self.sock.recv_multipart(zmq.NOBLOCK)
                         except zmq.Again:
                             break
                         self._handle(frames)
@@ -129,8 +132,8 @@ class LearnerServer:
         if actor_id is not None:
             self._send(actor_id, ERROR, {"reason": err.reason, "detail": err.detail[:500]})
 
-    def _handle(self, frames: list) -> None:
-        routing = frames[0].bytes
+    def _handle(self, frames: list[bytes]) -> None:
+        routing = frames[0]
         try:
             actor_id = routing.decode()
         except UnicodeDecodeError:
@@ -191,10 +194,12 @@ class LearnerServer:
         if first > have + 1:
             raise WireError("gap", f"transitions {first}..{last}: expected seq {have + 1} next")
         fresh = msg.frames[have + 1 - first:]
-        payloads = []
+        states: list[np.ndarray] = []
         for i, frame in enumerate(fresh):
-            seq = have + 1 + i
-            payloads.append(self._check_record(actor_id, seq, frame.buffer))
+            self._check_record(actor_id, have + 1 + i, frame, states)
+        if not np.isfinite(np.concatenate(states)).all():  # one pass for the batch, then find which
+            self._find_nonfinite(actor_id, have + 1, fresh)
+        payloads = fresh
         try:
             offsets = self.cache.log.append_many(payloads, KIND_TRANSITION)
         except CacheError as e:
@@ -203,25 +208,38 @@ class LearnerServer:
         self.pending.append((offsets[-1], actor_id, last))
         self.received += len(payloads)
 
-    def _check_record(self, actor_id: str, seq: int, payload) -> memoryview:
+    def _check_record(self, actor_id: str, seq: int, payload: bytes, states: list[np.ndarray]) -> None:
+        """Decode and check one record; its state vectors go to ``states`` for the batch's
+        finiteness check."""
         try:
             t = decode_transition(payload, max_size=self.limits.max_record_bytes, where=f"{actor_id}/{seq}")
         except (ValueError, CacheError) as e:
             raise WireError("bad_record", str(e)) from e
-        self._validate(t, actor_id, seq)
-        return payload
+        self._validate(t, actor_id, seq, states)
 
-    def _validate(self, t: Transition, actor_id: str, seq: int) -> None:
+    def _find_nonfinite(self, actor_id: str, first: int, payloads: list[bytes]) -> None:
+        """Raise for the first record of a batch with a non-finite observation or action (the slow
+        path: the batch's one-pass check found one)."""
+        for i, payload in enumerate(payloads):
+            t = decode_transition(payload, max_size=self.limits.max_record_bytes)
+            for name in ("obs", "next_obs", "action"):
+                state = _state_of(getattr(t, name))
+                if isinstance(state, np.ndarray) and not np.isfinite(state).all():
+                    raise WireError("bad_value", f"transition {actor_id}/{first + i}: {name} is not finite")
+        raise AssertionError("a batch with a non-finite observation, but no record has one")
+
+    def _validate(self, t: Transition, actor_id: str, seq: int, states: list[np.ndarray]) -> None:
         where = f"transition {actor_id}/{seq}"
         if t.actor_id != actor_id or t.seq != seq:
             raise WireError("bad_record", f"{where}: record says {t.actor_id}/{t.seq}")
         cfg = self.config
-        for name in ("obs", "next_obs"):
-            _check_observation(getattr(t, name), cfg.obs_dim, f"{where}: {name}")
+        states.append(_check_observation(t.obs, cfg.obs_dim, f"{where}: obs"))
+        states.append(_check_observation(t.next_obs, cfg.obs_dim, f"{where}: next_obs"))
         if cfg.action_dim is not None:
             a = t.action
             if not (isinstance(a, np.ndarray) and a.shape == (cfg.action_dim,) and a.dtype == np.float32):
                 raise WireError("bad_shape", f"{where}: action must be float32[{cfg.action_dim}]")
+            states.append(a)  # its finiteness is checked with the batch's observations
         elif not (isinstance(t.action, int) and 0 <= t.action < cfg.n_actions):
             raise WireError("bad_value", f"{where}: action must be an int in [0, {cfg.n_actions})")
         if not math.isfinite(t.reward):
@@ -272,11 +290,19 @@ class LearnerServer:
         self._send(actor_id, WEIGHTS, {"version": latest.version, "sha256": latest.sha256}, [latest.blob])
 
 
-def _check_observation(value, obs_dim: int, where: str) -> None:
+def _state_of(value):
+    return value["state"] if isinstance(value, dict) else value
+
+
+def _check_observation(value, obs_dim: int, where: str) -> np.ndarray:
     """A learner observation: a float32[obs_dim] vector, or a dict holding one under ``state``
     (what the learner learns from) plus optional ``image.<camera>`` uint8 HxWx3 frames (kept in
-    the cache for reuse, never fed to the stream-x heads)."""
-    if isinstance(value, dict):
+    the cache for reuse, never fed to the stream-x heads). Returns the state vector; whether it
+    is finite is checked for a whole batch at once (``LearnerServer._transitions``)."""
+    if type(value) is np.ndarray:  # the common case first
+        if value.dtype == np.float32 and value.shape == (obs_dim,):
+            return value
+    elif isinstance(value, dict):
         for key, item in value.items():
             if key == "state":
                 continue
@@ -291,5 +317,4 @@ def _check_observation(value, obs_dim: int, where: str) -> None:
     if not (isinstance(value, np.ndarray) and value.dtype == np.float32 and value.shape == (obs_dim,)):
         got = f"{getattr(value, 'dtype', type(value).__name__)}{list(getattr(value, 'shape', []))}"
         raise WireError("bad_shape", f"{where} must be float32[{obs_dim}], got {got}")
-    if not np.isfinite(value).all():
-        raise WireError("bad_value", f"{where} is not finite")
+    return value
