@@ -18,6 +18,7 @@ from typing import Any
 
 import zmq
 
+from agent.actor.spool import trim_spool
 from learners.cache import ReplayCache
 from learners.security import CurveClient, apply_client_curve, check_plaintext_endpoint
 from learners.wire import (
@@ -39,6 +40,8 @@ from learners.wire import (
 )
 
 log = logging.getLogger(__name__)
+
+TRIM_EVERY_S = 10.0  # how often acknowledged spool segments past the size bound are dropped
 
 
 class WeightsMailbox:
@@ -100,6 +103,7 @@ class ActorLink:
         self.sent = 0
         self._acked_consumer = spool.consumer("acked")
         self._committed_offset = -1
+        self._trimmed_at = float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -190,10 +194,22 @@ class ActorLink:
             ctx.term()
 
     def _commit_acked(self) -> None:
-        """Persist how far the learner has acknowledged, so a restart resends only the rest."""
+        """Persist how far the learner has acknowledged, so a restart resends only the rest;
+        now and then, drop acknowledged spool segments past the spool's size bound."""
         if self.acked_offset > self._committed_offset:
             self._acked_consumer.commit(self.acked_offset)
             self._committed_offset = self.acked_offset
+            now = time.monotonic()
+            if self.spool.config.retention_bytes is not None and now - self._trimmed_at > TRIM_EVERY_S:
+                self._trimmed_at = now
+                try:
+                    trimmed = trim_spool(self.spool)
+                except OSError as e:  # a full or failing disk: the spool keeps what it has
+                    log.warning("actor %s: trimming the spool failed: %s", self.actor_id, e)
+                else:
+                    if trimmed.deleted:
+                        log.info("actor %s: spool trimmed, %d acknowledged segment(s), %.1f MB freed",
+                                 self.actor_id, len(trimmed.deleted), trimmed.freed_bytes / 1e6)
 
     def _send(self, sock: zmq.Socket, kind: str, fields: dict, frames=()) -> bool:
         try:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from agent.actor.sources import GymSource, RobotSource
+from agent.actor.spool import KEEP_BYTES
 from agent.actor.stream import TransitionStream
 from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.security import CurveClient
@@ -49,6 +50,9 @@ class ActorConfig:
     # from, so a simulator faster than the learner does not run ahead on stale weights. A real
     # robot leaves it None: it never waits for the learner.
     max_lag: int | None = None
+    # Acknowledged transitions kept on the actor's own disk (the oldest are dropped past this);
+    # None keeps everything. Unacknowledged ones are never dropped.
+    spool_keep_bytes: int | None = KEEP_BYTES
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -89,6 +93,7 @@ class ActorRunner:
             curve=c.curve,
             insecure=c.insecure,
             durability=c.durability,
+            spool_keep_bytes=c.spool_keep_bytes,
         )
         self.link = self.stream.link
         self.version = -1

@@ -6,16 +6,25 @@ from pathlib import Path
 
 from learners.cache import CacheConfig, ReplayCache
 from learners.cache.records import record_head
+from learners.cache.retention import RetentionResult, apply_retention
+
+#: Acknowledged history an actor keeps on its own disk by default (the learner holds it all).
+KEEP_BYTES = 256 * 1024 * 1024
+SEGMENT_BYTES = 16 * 1024 * 1024
 
 
-def open_spool(path: Path, actor_id: str, durability: str) -> tuple[ReplayCache, list[tuple[int, int]], int]:
+def open_spool(path: Path, actor_id: str, durability: str, *, keep_bytes: int | None = KEEP_BYTES,
+               segment_bytes: int = SEGMENT_BYTES) -> tuple[ReplayCache, list[tuple[int, int]], int]:
     """Open (or create) the spool; return it, the ``(seq, offset)`` records still to send, and the
     highest sequence number it holds (0 if none), after which the next transition continues.
 
     The scan starts at the last acknowledged record (the ``acked`` consumer committed just past
     it), so the highest sequence number is known even when everything was acknowledged.
+    ``keep_bytes`` bounds the spool by dropping its oldest acknowledged segments (``trim_spool``);
+    None keeps everything.
     """
-    spool = ReplayCache(path, CacheConfig(durability=durability, segment_bytes=16 * 1024 * 1024))
+    config = CacheConfig(durability=durability, segment_bytes=segment_bytes, retention_bytes=keep_bytes)
+    spool = ReplayCache(path, config)
     acked = spool.consumer("acked")
     start = max(acked.committed - 1, 0)
     pending: list[tuple[int, int]] = []
@@ -28,3 +37,11 @@ def open_spool(path: Path, actor_id: str, durability: str) -> tuple[ReplayCache,
             pending.append((seq, offset))
         last_seq = max(last_seq, seq)
     return spool, pending, last_seq
+
+
+def trim_spool(spool: ReplayCache) -> RetentionResult:
+    """Delete the oldest acknowledged segments past the spool's ``keep_bytes``. Never a record
+    not yet acknowledged, and never the segment holding the last acknowledged one: a reopened
+    spool reads its last sequence number there."""
+    acked = spool.consumers().get("acked", 0)
+    return apply_retention(spool.log, spool.config, {"acked": max(acked - 1, 0)})

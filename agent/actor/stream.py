@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.actor.link import ActorLink
-from agent.actor.spool import open_spool
+from agent.actor.spool import KEEP_BYTES, open_spool
 from learners.cache.format import KIND_TRANSITION
 from learners.cache.records import encode_transition
 from learners.security import CurveClient
@@ -35,11 +35,13 @@ class TransitionStream:
         curve: CurveClient | None = None,
         insecure: bool = False,
         durability: str = "fsync",
+        spool_keep_bytes: int | None = KEEP_BYTES,
     ) -> None:
         if not actor_id or "/" in actor_id or len(actor_id.encode()) > 200:
             raise ValueError(f"actor_id {actor_id!r}: 1-200 bytes, no '/'")
         self.actor_id = actor_id
-        self.spool, pending, self.seq = open_spool(Path(directory) / "spool", actor_id, durability)
+        self.spool, pending, self.seq = open_spool(Path(directory) / "spool", actor_id, durability,
+                                                   keep_bytes=spool_keep_bytes)
         self.link = ActorLink(
             learner, actor_id, spec, self.spool, weight_shapes=weight_shapes, curve=curve, insecure=insecure
         )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.actor.spool import open_spool
+from agent.actor.spool import open_spool, trim_spool
 from learners.cache.format import KIND_TRANSITION
-from learners.cache.records import encode_transition
+from learners.cache.records import encode_transition, record_head
 from learners.transition import Transition
 
 
@@ -49,3 +49,42 @@ def test_a_spool_of_another_actor_is_refused(tmp_path):
     spool.close()
     with pytest.raises(ValueError, match="belongs to actor 'a'"):
         open_spool(tmp_path / "spool", "b", "fsync")
+
+
+def test_trimming_drops_only_acknowledged_segments_and_keeps_the_last_sequence_number(tmp_path):
+    small = {"keep_bytes": 256 * 1024, "segment_bytes": 64 * 1024}
+    spool, _, _ = open_spool(tmp_path / "spool", "a", "fsync", **small)
+    offsets = _append(spool, range(1, 6001))
+    segments_before = len(spool.log.segments())
+    assert segments_before > 8, segments_before
+    spool.consumer("acked").commit(offsets[3999])  # seq 1..4000 acknowledged
+    trimmed = trim_spool(spool)
+    assert trimmed.deleted and trimmed.blocked_by == "acked"  # stopped at the last acked record
+    first_kept = spool.log.segments()[0].base
+    assert 0 < first_kept <= offsets[3999]  # the last acknowledged record is still there
+    assert [seq for seq, _ in open_spool_pending(spool)] == list(range(4001, 6001))
+    spool.close()
+
+    # Everything acknowledged, then trimmed: a reopened spool still continues after seq 6000.
+    spool, pending, last = open_spool(tmp_path / "spool", "a", "fsync", **small)
+    spool.consumer("acked").commit(offsets[-1])
+    trim_spool(spool)
+    spool.close()
+    spool, pending, last = open_spool(tmp_path / "spool", "a", "fsync", **small)
+    assert (pending, last) == ([], 6000)
+    assert len(spool.log.segments()) < segments_before
+    spool.close()
+
+
+def test_keep_bytes_none_keeps_everything(tmp_path):
+    spool, _, _ = open_spool(tmp_path / "spool", "a", "fsync", keep_bytes=None, segment_bytes=64 * 1024)
+    offsets = _append(spool, range(1, 3001))
+    spool.consumer("acked").commit(offsets[-1])
+    assert not trim_spool(spool).deleted and spool.log.segments()[0].base == 0
+    spool.close()
+
+
+def open_spool_pending(spool) -> list[tuple[int, int]]:
+    """The records a link would still send: those past the acknowledged position."""
+    start = spool.consumer("acked").committed
+    return [(record_head(p)[1], o) for o, p in spool.iter_records(start, raw=True)]
