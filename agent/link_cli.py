@@ -63,6 +63,8 @@ def cmd_learner(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         curve=curve,
         durability=args.durability,
+        retention_bytes=None if args.keep_gb is None else int(args.keep_gb * 1e9),
+        retention_age_s=None if args.keep_days is None else args.keep_days * 86400.0,
         **layout,
     )
     worker = None
@@ -329,6 +331,9 @@ def add_link_commands(sub) -> None:
     lp.add_argument("--checkpoint-every", type=int, default=20_000, help="checkpoint every N updates")
     lp.add_argument("--importance-clip", type=float, default=1.0)
     lp.add_argument("--no-importance", action="store_true", help="no importance weighting")
+    lp.add_argument("--keep-gb", type=float, help="replay cache retention: delete the oldest consumed "
+                    "segments past this size (default: keep everything)")
+    lp.add_argument("--keep-days", type=float, help="... or older than this many days")
     lp.set_defaults(func=cmd_learner)
 
     ap = sub.add_parser("actor", parents=[common], help="act on an environment, stream to a learner")

@@ -39,6 +39,13 @@ class LearnerConfig:
     durability: str = "fsync"
     max_batch_records: int = 4096
     fast: bool = True
+    # Replay cache retention (None: keep everything): the oldest segments past this size or age
+    # are deleted, checked every ``retention_every_s``, never one the updater has not consumed and
+    # a checkpoint covered (a restarted learner resumes from its checkpoint's cache position).
+    retention_bytes: int | None = None
+    retention_age_s: float | None = None
+    retention_every_s: float = 60.0
+    cache_segment_bytes: int = 64 * 1024 * 1024  # retention deletes whole segments
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -56,6 +63,15 @@ class LearnerConfig:
             raise ConfigError(f"learner.publish_every_ms must be > 0, got {self.publish_every_ms!r}")
         if self.importance_clip is not None and not self.importance_clip > 0:
             raise ConfigError(f"learner.importance_clip must be > 0 or None, got {self.importance_clip!r}")
+        keep = self.retention_bytes
+        if keep is not None and (type(keep) is not int or keep < 0):
+            raise ConfigError(f"learner.retention_bytes must be an integer >= 0 or None, got {keep!r}")
+        for name in ("retention_age_s", "retention_every_s"):
+            value = getattr(self, name)
+            if (value is not None or name == "retention_every_s") and not (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            ):
+                raise ConfigError(f"learner.{name} must be a number > 0, got {value!r}")
         if self.algo not in ("stream-ac", "stream-q", "stream-sarsa"):
             raise ConfigError(f"learner.algo must be stream-ac, stream-q or stream-sarsa, got {self.algo!r}")
 

@@ -29,7 +29,10 @@ class LearnerService:
         run = config.run_dir
         for sub in ("checkpoints", "metrics"):
             (run / sub).mkdir(parents=True, exist_ok=True)
-        self.cache = ReplayCache(run / "cache", CacheConfig(durability=config.durability))
+        self.cache = ReplayCache(run / "cache", CacheConfig(durability=config.durability,
+                                                            retention_bytes=config.retention_bytes,
+                                                            retention_age_s=config.retention_age_s,
+                                                            segment_bytes=config.cache_segment_bytes))
         hyper = dict(config.hyper)
         self.algo = build_algorithm(config.algo, config.obs_dim, action_dim=config.action_dim,
                                     n_actions=config.n_actions, seed=config.seed,
@@ -65,12 +68,29 @@ class LearnerService:
         return self
 
     def _learn(self) -> None:
-        last_stats = time.monotonic()
+        last_stats = last_retention = time.monotonic()
+        retain = self.config.retention_bytes is not None or self.config.retention_age_s is not None
         while not self._stop.is_set():
             self.updater.step(timeout=0.05)
-            if time.monotonic() - last_stats > 2.0:
+            now = time.monotonic()
+            if now - last_stats > 2.0:
                 self.updater.write_stats()
-                last_stats = time.monotonic()
+                last_stats = now
+            if retain and now - last_retention > self.config.retention_every_s:
+                last_retention = now
+                self.apply_retention()
+
+    def apply_retention(self) -> None:
+        """Delete the cache's oldest segments past the retention limits that every registered
+        consumer (the updater's included) has passed; a failure is logged, learning goes on."""
+        try:
+            result = self.cache.apply_retention()
+        except OSError as e:
+            log.warning("replay cache retention failed: %s", e)
+            return
+        if result.deleted:
+            log.info("replay cache retention: deleted %d segment(s), %.1f MB", len(result.deleted),
+                     result.freed_bytes / 1e6)
 
     def stop(self) -> None:
         self._stop.set()

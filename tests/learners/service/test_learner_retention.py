@@ -1,0 +1,67 @@
+"""The learner applies its replay cache's retention while it learns: segments past the limit that
+a checkpoint has covered are deleted, and learning goes on across the deletion."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from learners.cache.records import encode_transition
+from learners.service import LearnerConfig, LearnerService
+from learners.streamx import ConfigError
+from learners.transition import Transition
+from learners.wire import TRANSITIONS, encode
+
+
+def _send(sock, first: int, n: int) -> None:
+    payloads = [encode_transition(Transition(np.full(12, 0.01 * seq, np.float32), np.zeros(3, np.float32),
+                                             0.1, np.ones(12, np.float32), False, False, actor_id="ret",
+                                             seq=seq, extras={"pad": "x" * 400}))
+                for seq in range(first, first + n)]
+    fields = {"actor_id": "ret", "first_seq": first, "last_seq": first + n - 1}
+    sock.send_multipart(encode(TRANSITIONS, fields, payloads))
+
+
+def _wait(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_consumed_segments_past_the_limit_are_deleted_while_learning_goes_on(tmp_path):
+    config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "run", obs_dim=12, action_dim=3,
+                           durability="os-buffered", retention_bytes=256 * 1024, retention_every_s=0.2,
+                           cache_segment_bytes=128 * 1024, checkpoint_every_updates=500)
+    with LearnerService(config) as service:
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, b"ret")
+        sock.connect(service.endpoint)
+        try:
+            sock.send_multipart(encode("hello", {"actor_id": "ret", "last_seq": 0, "spec": config.spec}))
+            assert sock.poll(5000)
+            for first in range(1, 3001, 500):
+                _send(sock, first, 500)
+            assert _wait(lambda: service.updater.applied.get("ret", 0) == 3000, 60), service.updater.applied
+            assert _wait(lambda: service.cache.log.segments()[0].base > 0)
+            _send(sock, 3001, 500)  # learning goes on after a deletion
+            assert _wait(lambda: service.updater.applied.get("ret", 0) == 3500, 60)
+            # ~2.1 MB went in; what stays is the limit plus what the last checkpoint has not covered
+            # (up to 500 records) and the active segment.
+            assert _wait(lambda: service.cache.stats().bytes < 1_000_000), service.cache.stats()
+            first_kept = service.cache.log.segments()[0].base
+        finally:
+            sock.close(linger=0)
+            ctx.term()
+    assert service.server.received == 3500 and 0 < first_kept <= 3000
+
+
+@pytest.mark.parametrize("field, value", [("retention_bytes", -1), ("retention_age_s", 0),
+                                          ("retention_every_s", "often")])
+def test_bad_retention_settings_are_named(tmp_path, field, value):
+    with pytest.raises(ConfigError, match=f"learner.{field}"):
+        LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path, obs_dim=3, action_dim=1, **{field: value})
