@@ -88,3 +88,31 @@ def procs(tmp_path):
     p = Procs(tmp_path)
     yield p
     p.cleanup()
+
+
+@pytest.fixture
+def raw_actor():
+    """``connect(service, actor_id)``: a DEALER socket that has said hello to ``service`` as
+    ``actor_id`` (its welcome read), for tests that write wire messages by hand."""
+    import zmq
+
+    from learners.wire import encode
+
+    ctx = zmq.Context()
+    socks = []
+
+    def connect(service, actor_id: str):
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, actor_id.encode())
+        sock.connect(service.endpoint)
+        socks.append(sock)
+        hello = {"actor_id": actor_id, "last_seq": 0, "spec": service.config.spec}
+        sock.send_multipart(encode("hello", hello))
+        assert sock.poll(5000), "no welcome"
+        sock.recv_multipart()
+        return sock
+
+    yield connect
+    for sock in socks:
+        sock.close(linger=0)
+    ctx.term()

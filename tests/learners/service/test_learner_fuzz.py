@@ -129,33 +129,23 @@ def _batch(actor_id: str, first: int, poison: dict[int, str] | None = None) -> l
     return encode(TRANSITIONS, {"actor_id": actor_id, "first_seq": first, "last_seq": first + 2}, payloads)
 
 
-def test_a_non_finite_value_rejects_its_whole_batch_and_names_the_record(tmp_path):
+def test_a_non_finite_value_rejects_its_whole_batch_and_names_the_record(tmp_path, raw_actor):
     config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "run", obs_dim=12, action_dim=3,
                            durability="os-buffered")
     with LearnerService(config) as service:
-        ctx = zmq.Context()
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.ROUTING_ID, b"nan")
-        sock.connect(service.endpoint)
-        try:
-            sock.send_multipart(encode("hello", {"actor_id": "nan", "last_seq": 0, "spec": config.spec}))
-            assert sock.poll(5000)
-            sock.recv_multipart()
-            errors = []
-            for poison in ({2: "next_obs"}, {3: "action"}, {1: "obs"}):
-                sock.send_multipart(_batch("nan", 1, poison))
-                while len(errors) < 3 and sock.poll(5000):  # (weight announcements may come first)
-                    reply = msgpack.unpackb(sock.recv_multipart()[0])
-                    if reply["type"] == "error":
-                        errors.append((reply["reason"], reply["detail"]))
-                        break
-            sock.send_multipart(_batch("nan", 1))
-            deadline = time.monotonic() + 10
-            while service.server.durable_seq.get("nan", 0) < 3 and time.monotonic() < deadline:
-                time.sleep(0.02)
-        finally:
-            sock.close(linger=0)
-            ctx.term()
+        sock = raw_actor(service, "nan")
+        errors = []
+        for poison in ({2: "next_obs"}, {3: "action"}, {1: "obs"}):
+            sock.send_multipart(_batch("nan", 1, poison))
+            while len(errors) < 3 and sock.poll(5000):  # (weight announcements may come first)
+                reply = msgpack.unpackb(sock.recv_multipart()[0])
+                if reply["type"] == "error":
+                    errors.append((reply["reason"], reply["detail"]))
+                    break
+        sock.send_multipart(_batch("nan", 1))
+        deadline = time.monotonic() + 10
+        while service.server.durable_seq.get("nan", 0) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert errors == [("bad_value", "transition nan/2: next_obs is not finite"),
                           ("bad_value", "transition nan/3: action is not finite"),
                           ("bad_value", "transition nan/1: obs is not finite")], errors

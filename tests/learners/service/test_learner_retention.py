@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-import zmq
 
 from learners.cache.records import encode_transition
 from learners.service import LearnerConfig, LearnerService
@@ -32,31 +31,22 @@ def _wait(predicate, timeout: float = 30.0) -> bool:
     return predicate()
 
 
-def test_consumed_segments_past_the_limit_are_deleted_while_learning_goes_on(tmp_path):
+def test_consumed_segments_past_the_limit_are_deleted_while_learning_goes_on(tmp_path, raw_actor):
     config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "run", obs_dim=12, action_dim=3,
                            durability="os-buffered", retention_bytes=256 * 1024, retention_every_s=0.2,
                            cache_segment_bytes=128 * 1024, checkpoint_every_updates=500)
     with LearnerService(config) as service:
-        ctx = zmq.Context()
-        sock = ctx.socket(zmq.DEALER)
-        sock.setsockopt(zmq.ROUTING_ID, b"ret")
-        sock.connect(service.endpoint)
-        try:
-            sock.send_multipart(encode("hello", {"actor_id": "ret", "last_seq": 0, "spec": config.spec}))
-            assert sock.poll(5000)
-            for first in range(1, 3001, 500):
-                _send(sock, first, 500)
-            assert _wait(lambda: service.updater.applied.get("ret", 0) == 3000, 60), service.updater.applied
-            assert _wait(lambda: service.cache.log.segments()[0].base > 0)
-            _send(sock, 3001, 500)  # learning goes on after a deletion
-            assert _wait(lambda: service.updater.applied.get("ret", 0) == 3500, 60)
-            # ~2.1 MB went in; what stays is the limit plus what the last checkpoint has not covered
-            # (up to 500 records) and the active segment.
-            assert _wait(lambda: service.cache.stats().bytes < 1_000_000), service.cache.stats()
-            first_kept = service.cache.log.segments()[0].base
-        finally:
-            sock.close(linger=0)
-            ctx.term()
+        sock = raw_actor(service, "ret")
+        for first in range(1, 3001, 500):
+            _send(sock, first, 500)
+        assert _wait(lambda: service.updater.applied.get("ret", 0) == 3000, 60), service.updater.applied
+        assert _wait(lambda: service.cache.log.segments()[0].base > 0)
+        _send(sock, 3001, 500)  # learning goes on after a deletion
+        assert _wait(lambda: service.updater.applied.get("ret", 0) == 3500, 60)
+        # ~2.1 MB went in; what stays is the limit plus what the last checkpoint has not covered
+        # (up to 500 records) and the active segment.
+        assert _wait(lambda: service.cache.stats().bytes < 1_000_000), service.cache.stats()
+        first_kept = service.cache.log.segments()[0].base
     assert service.server.received == 3500 and 0 < first_kept <= 3000
 
 
