@@ -42,6 +42,7 @@ def cmd_learner(args: argparse.Namespace) -> int:
     from agent.cli import _parse_overrides
     from learners.security import CurveServer
     from learners.service import LearnerConfig, LearnerService
+    from learners.streamx import ConfigError
 
     if args.obs_dim:
         obs_dim = args.obs_dim
@@ -49,6 +50,9 @@ def cmd_learner(args: argparse.Namespace) -> int:
     else:
         obs_dim, layout = _env_layout(args.env)
     curve = CurveServer(args.curve_secret, args.allow_keys) if args.curve_secret else None
+    for flag, value in (("--keep-gb", args.keep_gb), ("--keep-days", args.keep_days)):
+        if value is not None and not value > 0:
+            raise ConfigError(f"{flag} must be > 0, got {value:g}")
     config = LearnerConfig(
         bind=args.bind,
         run_dir=Path(args.run),

@@ -3,7 +3,11 @@ a checkpoint has covered are deleted, and learning goes on across the deletion."
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +17,8 @@ from learners.service import LearnerConfig, LearnerService
 from learners.streamx import ConfigError
 from learners.transition import Transition
 from learners.wire import TRANSITIONS, encode
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _send(sock, first: int, n: int) -> None:
@@ -55,3 +61,12 @@ def test_consumed_segments_past_the_limit_are_deleted_while_learning_goes_on(tmp
 def test_bad_retention_settings_are_named(tmp_path, field, value):
     with pytest.raises(ConfigError, match=f"learner.{field}"):
         LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path, obs_dim=3, action_dim=1, **{field: value})
+
+
+def test_rill_learner_refuses_a_bad_keep_flag_by_name(tmp_path):
+    argv = [sys.executable, "-m", "agent.cli", "learner", "--keep-days", "0", "--obs-dim", "3",
+            "--action-dim", "1", "--run", str(tmp_path / "run")]
+    out = subprocess.run(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode != 0 and "--keep-days must be > 0" in out.stdout + out.stderr
+    assert not (tmp_path / "run" / "cache").exists()
