@@ -53,7 +53,7 @@ def test_consumed_segments_past_the_limit_are_deleted_while_learning_goes_on(tmp
         # (up to 500 records) and the active segment.
         assert _wait(lambda: service.cache.stats().bytes < 1_000_000), service.cache.stats()
         first_kept = service.cache.log.segments()[0].base
-    assert service.server.received == 3500 and 0 < first_kept <= 3000
+    assert service.server.received == 3500 and first_kept > 0
 
 
 @pytest.mark.parametrize("field, value", [("retention_bytes", -1), ("retention_age_s", 0),
