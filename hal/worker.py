@@ -265,14 +265,17 @@ class WorkerContext:
         robot = self._robot_status()
         if robot is not None and not robot["ok"]:
             self.stop_for_robot_fault(robot["detail"] or robot["status"])
-        if self.lease is not None and time.monotonic() - self._renewed > self.lease_ttl_s / 3:
-            self.lease = self.leases.renew(self.lease)
-            self._renewed = time.monotonic()
+        self._renew_lease()
         if self.state == "starting":
             self.state = "running"
         return self.heartbeat.beat(
             force=True, state=self.state, robot=robot, progress=self._progress, device=self.device
         )
+
+    def _renew_lease(self) -> None:
+        if self.lease is not None and time.monotonic() - self._renewed > self.lease_ttl_s / 3:
+            self.lease = self.leases.renew(self.lease)
+            self._renewed = time.monotonic()
 
     @contextlib.contextmanager
     def busy(self, what: str) -> Iterator[None]:
@@ -287,11 +290,8 @@ class WorkerContext:
 
         def keep_alive() -> None:
             while not done.wait(self.heartbeat.interval_s):
-                if self.lease is not None and time.monotonic() - self._renewed > self.lease_ttl_s / 3:
-                    self.lease = self.leases.renew(self.lease)
-                    self._renewed = time.monotonic()
-                self.heartbeat.beat(force=True, state=self.state, progress={**self._progress, "busy": what},
-                                    device=self.device)
+                self._renew_lease()
+                self.heartbeat.beat(force=True, state=self.state, progress=self._progress, device=self.device)
 
         thread = threading.Thread(target=keep_alive, name=f"{self.name}-busy", daemon=True)
         self.beat(force=True, busy=what)

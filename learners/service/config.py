@@ -66,12 +66,10 @@ class LearnerConfig:
         keep = self.retention_bytes
         if keep is not None and (type(keep) is not int or keep < 0):
             raise ConfigError(f"learner.retention_bytes must be an integer >= 0 or None, got {keep!r}")
-        for name in ("retention_age_s", "retention_every_s"):
-            value = getattr(self, name)
-            if (value is not None or name == "retention_every_s") and not (
-                isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-            ):
-                raise ConfigError(f"learner.{name} must be a number > 0, got {value!r}")
+        age = 1.0 if self.retention_age_s is None else self.retention_age_s  # None: no age limit
+        for name, value in (("retention_age_s", age), ("retention_every_s", self.retention_every_s)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"learner.{name} must be a number > 0, got {getattr(self, name)!r}")
         if self.algo not in ("stream-ac", "stream-q", "stream-sarsa"):
             raise ConfigError(f"learner.algo must be stream-ac, stream-q or stream-sarsa, got {self.algo!r}")
 
