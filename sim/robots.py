@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from hal.config import RobotConfig, check_number, check_type
 from hal.registry import register_discovery, register_robot
 from hal.robot import Observation, Robot, RobotHealth
 from hal.specs import ActionSpec, FeatureSpec
+from sim.faults import fault_reason
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class MujocoRobot(Robot):
         self._start_episode()
 
     def _check_device(self) -> str | None:
-        return _fault_reason(self.config.fault_file)
+        return fault_reason(self.config.fault_file)
 
     def _health_extra(self) -> dict[str, Any]:
         return {"env_id": self.config.env_id, "episode": self.episode, "steps": self.steps}
@@ -180,16 +180,10 @@ class MujocoRobot(Robot):
     @classmethod
     def probe(cls, name: str, params: dict[str, Any] | None = None) -> RobotHealth:
         config = MujocoRobotConfig(**(params or {}))
-        reason = _fault_reason(config.fault_file)
+        reason = fault_reason(config.fault_file)
         if reason:
             return RobotHealth(False, "fault", reason)
         return RobotHealth(True, "available", f"simulated {config.env_id}")
-
-
-def _fault_reason(fault_file: str | None) -> str | None:
-    if fault_file and Path(fault_file).exists():
-        return f"simulated fault: {fault_file} exists"
-    return None
 
 
 def discover_simulated_robots() -> list[RobotConfig]:

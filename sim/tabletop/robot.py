@@ -25,7 +25,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -36,6 +35,7 @@ from hal.errors import ConfigError
 from hal.registry import register_robot
 from hal.robot import Observation, Robot, RobotError, RobotHealth
 from hal.specs import ActionSpec, FeatureSpec
+from sim.faults import fault_reason
 from sim.tabletop.env import DEFAULT_COLORS, TabletopEnv
 from sim.tabletop.scene import CAMERAS, PALETTE
 from sim.tabletop.task import REWARDS, TASKS
@@ -303,7 +303,7 @@ class TabletopRobot(Robot):
     def _check_device(self) -> str | None:
         if self._sim_error is not None:
             return f"simulation failed: {self._sim_error}"
-        return _fault_reason(self.config.fault_file)
+        return fault_reason(self.config.fault_file)
 
     def _health_extra(self) -> dict[str, Any]:
         return {"task": self.config.task, "episode": self.episode, "steps": self.steps,
@@ -312,13 +312,7 @@ class TabletopRobot(Robot):
     @classmethod
     def probe(cls, name: str, params: dict[str, Any] | None = None) -> RobotHealth:
         config = TabletopRobotConfig(**(params or {}))
-        reason = _fault_reason(config.fault_file)
+        reason = fault_reason(config.fault_file)
         if reason:
             return RobotHealth(False, "fault", reason)
         return RobotHealth(True, "available", f"simulated tabletop ({config.task})")
-
-
-def _fault_reason(fault_file: str | None) -> str | None:
-    if fault_file and Path(fault_file).exists():
-        return f"simulated fault: {fault_file} exists"
-    return None
