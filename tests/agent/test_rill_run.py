@@ -40,26 +40,29 @@ def _status(run: Path) -> dict:
         return {}
 
 
+def _start(cfg: Path, tmp: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "agent.cli", "run", str(cfg)], cwd=REPO, env=_env(tmp),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _running_actor(run: Path, steps: int) -> dict | None:
+    """actor-0's status once it runs and has taken more than ``steps`` steps (None after 120 s)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        for w in _status(run).get("workers", []):
+            if w["name"] == "actor-0" and w["state"] == "running" and w["progress"].get("steps", 0) > steps:
+                return w
+        time.sleep(0.05)
+    return None
+
+
 def test_rill_run_survives_kill_9_of_its_actor(tmp_path):
     cfg, run = _config(tmp_path, 3000), tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "run", str(cfg)],
-        cwd=REPO,
-        env=_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _start(cfg, tmp_path)
     try:
-        victim = None
-        deadline = time.monotonic() + 120
-        while victim is None and time.monotonic() < deadline:
-            for w in _status(run).get("workers", []):
-                if w["name"] == "actor-0" and w["state"] == "running" and w["progress"].get("steps", 0) > 500:
-                    victim = w["pid"]
-            time.sleep(0.05)
+        victim = _running_actor(run, 500)
         assert victim is not None, "the actor never got going"
-        os.kill(victim, signal.SIGKILL)
+        os.kill(victim["pid"], signal.SIGKILL)
         out, _ = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
@@ -110,23 +113,11 @@ def test_actor_moves_to_the_spare_robot_when_its_robot_faults(tmp_path):
     cfg = tmp_path / "run.yaml"
     cfg.write_text(yaml.safe_dump(spec))
     run = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "run", str(cfg)],
-        cwd=REPO,
-        env=_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = _start(cfg, tmp_path)
     try:
-        broken = None
-        deadline = time.monotonic() + 120
-        while broken is None and time.monotonic() < deadline:
-            for w in _status(run).get("workers", []):
-                if w["name"] == "actor-0" and w["state"] == "running" and w["progress"].get("steps", 0) > 300:
-                    broken = w["robot"]
-            time.sleep(0.05)
-        assert broken is not None, "actor-0 never got going"
+        actor = _running_actor(run, 300)
+        assert actor is not None, "actor-0 never got going"
+        broken = actor["robot"]
         faults[broken].touch()  # the simulated device reports a fault from now on
         out, _ = proc.communicate(timeout=300)
     finally:
