@@ -248,7 +248,8 @@ class ActorRunner:
     def run(self, steps: int | None = None, on_progress=None, on_step=None, should_stop=None) -> dict:
         """Step until ``steps`` (default: the config's, or forever), ``should_stop()`` or Ctrl-C.
 
-        ``on_step(self)`` runs after every step (a scheduler heartbeat); ``on_progress`` every 1000.
+        ``on_step(self)`` runs after every step and while waiting for the learner (a scheduler
+        heartbeat: a simulated actor held back by ``max_lag`` is alive); ``on_progress`` every 1000.
         """
         total = steps if steps is not None else self.config.steps
         self.warm_up()
@@ -260,7 +261,7 @@ class ActorRunner:
                 if should_stop is not None and should_stop():
                     break
                 if self.config.max_lag is not None:
-                    self._wait_for_learner(self.config.max_lag)
+                    self._wait_for_learner(self.config.max_lag, on_step)
                 start = time.monotonic()
                 self.step()
                 if period:
@@ -280,12 +281,14 @@ class ActorRunner:
             self._save_state()
         return self.summary()
 
-    def _wait_for_learner(self, max_lag: int) -> None:
+    def _wait_for_learner(self, max_lag: int, on_wait=None) -> None:
         waited = 0.0
         while self.seq - self.link.applied_seq > max_lag and waited < 30.0:
             time.sleep(0.0005)
             waited += 0.0005
             self.lag_waits += 1
+            if on_wait is not None:
+                on_wait(self)
 
     def summary(self) -> dict:
         ticks = np.asarray(self.tick_durations) if self.tick_durations else np.zeros(1)
