@@ -3,10 +3,12 @@
     python -m bench.link [--quick] --json OUT
 
 1. Acknowledged, durable transitions/s actor -> learner (state-sized ~300 B and image-sized
-   96x96x3 records): a real actor side (encode, local fsync'd spool, link thread) against a
-   learner ingest process (validate every record, append to its fsync'd cache, ack once
-   durable), next to raw ZeroMQ moving the same frames in the same batches with no msgpack,
-   no validation and no disk.
+   96x96x3 transitions, built before the clock starts): a real actor side (column batches,
+   local fsync'd spool, link thread) against a learner ingest process (decode and check every
+   batch, append it to its fsync'd cache, ack once durable). Next to it, raw ZeroMQ moving
+   precomputed bytes with no encoding, no checks and no disk, two ways: each transition's own
+   record as a frame, 1024 frames a message (what shipping transitions one by one costs the
+   transport), and the actor's own batch bytes, one frame a message (the bandwidth ceiling).
 2. Weight delivery latency for a 10M-parameter head: publish -> loaded into the actor's network.
 3. Learner update rate with 1, 2 and 4 actor processes streaming Hopper-v5.
 """
@@ -110,26 +112,33 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def link_throughput(n: int, image: bool, tmp: Path) -> float:
-    """Acked durable transitions/s through the real actor link into a learner ingest process."""
+def _transitions(n: int, image: bool) -> list:
+    return [_record(seq, image) for seq in range(1, n + 1)]
+
+
+def link_throughput(transitions: list, tmp: Path) -> float:
+    """Acked durable transitions/s through the real actor side (``SpoolBatcher``: batch encode,
+    fsync'd spool, link thread) into a learner ingest process."""
+    from agent.actor.batcher import SpoolBatcher
     from agent.actor.link import ActorLink
     from agent.actor.spool import open_spool
-    from learners.cache.format import KIND_TRANSITION
-    from learners.cache.records import encode_transition
 
+    n = len(transitions)
+    image = isinstance(transitions[0].obs, dict)
     endpoint = f"tcp://127.0.0.1:{_port()}"
     run = tmp / f"learner-{'img' if image else 'state'}"
     proc = _spawn(_serve_ingest, endpoint, str(run))
     spool, _, _ = open_spool(tmp / f"spool-{'img' if image else 'state'}", "bench", "fsync")
     spec = {"obs_dim": 12, "action_dim": 3, "n_actions": None, "algo": "stream-ac"}
     link = ActorLink(endpoint, "bench", spec, spool, weight_shapes={}).start()
+    batcher = SpoolBatcher(spool, link)
     try:
         while not link.connected:
             time.sleep(0.01)
         start = time.perf_counter()
-        for seq in range(1, n + 1):
-            payload = encode_transition(_record(seq, image))
-            link.enqueue(seq, spool.log.append(payload, KIND_TRANSITION), payload)
+        for t in transitions:
+            batcher.add(t)
+        batcher.flush()
         while link.acked_seq < n:
             time.sleep(0.0005)
         return n / (time.perf_counter() - start)
@@ -140,31 +149,44 @@ def link_throughput(n: int, image: bool, tmp: Path) -> float:
         proc.join()
 
 
-def raw_zmq_throughput(n: int, image: bool, batch: int = 1024, window: int = 16) -> float:
-    """The same record bytes, batched the same way, DEALER -> ROUTER -> ack, nothing else."""
+def raw_zmq_throughput(transitions: list, framing: str, batch: int = 1024, window: int = 16) -> float:
+    """The same transitions' bytes, precomputed, DEALER -> ROUTER -> one ack per message, nothing
+    else: ``framing="record"`` sends each transition's own record as a frame, ``batch`` per
+    message (how an application without batch encoding would ship them); ``framing="batch"`` sends
+    the column batches the actor sends, one frame per message (the bandwidth ceiling)."""
     import zmq
 
+    from learners.cache.batch import encode_batch
     from learners.cache.records import encode_transition
 
-    frames = [encode_transition(_record(seq, image)) for seq in range(1, min(n, batch) + 1)]
+    n = len(transitions)
+    if framing == "record":
+        messages = [[b"h", *[encode_transition(t) for t in transitions[:batch]]]]
+        per = len(messages[0]) - 1
+    else:
+        from agent.actor.batcher import MAX_BYTES, _nbytes
+
+        rows = max(1, min(batch, MAX_BYTES // _nbytes(transitions[0])))
+        messages = [[b"h", encode_batch(transitions[:rows])]]
+        per = rows
     endpoint = f"tcp://127.0.0.1:{_port()}"
     proc = _spawn(_serve_raw, endpoint)
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.connect(endpoint)
     try:
-        batches, in_flight, done = -(-n // batch), 0, 0
+        total, in_flight, done = -(-n // per), 0, 0
         start = time.perf_counter()
         sent = 0
-        while done < batches:
-            while sent < batches and in_flight < window:
-                sock.send_multipart([b"h", *frames], copy=False)
+        while done < total:
+            while sent < total and in_flight < window:
+                sock.send_multipart(messages[0], copy=False)
                 sent += 1
                 in_flight += 1
             sock.recv_multipart()
             in_flight -= 1
             done += 1
-        return batches * len(frames) / (time.perf_counter() - start)
+        return total * per / (time.perf_counter() - start)
     finally:
         sock.close(0)
         ctx.term()
@@ -310,14 +332,19 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {}
     try:
         for name, n, image in (("state", n_state, False), ("image", n_image, True)):
-            raw = raw_zmq_throughput(n, image)
-            link = link_throughput(n, image, tmp)
+            transitions = _transitions(n, image)
+            raw = raw_zmq_throughput(transitions, "record")
+            raw_batch = raw_zmq_throughput(transitions, "batch")
+            link = link_throughput(transitions, tmp)
             results[f"{name}_transitions"] = {
                 "acked_durable_per_s": round(link, 1),
                 "raw_zmq_per_s": round(raw, 1),
                 "ratio": round(link / raw, 4),
+                "raw_zmq_batch_frames_per_s": round(raw_batch, 1),
+                "ratio_to_batch_frames": round(link / raw_batch, 4),
                 "n": n,
             }
+            del transitions
         lat = weight_latency(10_000_000, 2 if args.quick else 10)
         results["weights_10M"] = {
             "latency_ms_median": round(1e3 * float(np.median(lat)), 1),
@@ -330,11 +357,14 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = [
-        [k, v["acked_durable_per_s"], v["raw_zmq_per_s"], f"{100 * v['ratio']:.1f}%"]
+        [k, v["acked_durable_per_s"], v["raw_zmq_per_s"], f"{100 * v['ratio']:.1f}%",
+         v["raw_zmq_batch_frames_per_s"], f"{100 * v['ratio_to_batch_frames']:.1f}%"]
         for k, v in results.items()
         if k.endswith("_transitions")
     ]
-    print_table("actor -> learner, loopback", ["records", "acked durable/s", "raw ZeroMQ/s", "ratio"], rows)
+    print_table("actor -> learner, loopback",
+                ["records", "acked durable/s", "raw ZeroMQ/s (record frames)", "ratio",
+                 "raw ZeroMQ/s (batch frames)", "ratio"], rows)
     w = results["weights_10M"]
     print_table(
         "weights, 10M parameters", ["median ms", "max ms"], [[w["latency_ms_median"], w["latency_ms_max"]]]

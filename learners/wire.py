@@ -1,9 +1,10 @@
 """The wire protocol between actors and the learner (DESIGN.md), used by both ends.
 
 A message is a ZeroMQ multipart message: frame 0 is a msgpack header ``{"v": PROTOCOL_VERSION,
-"type": ..., fields...}``; any further frames carry bulk bytes, sent and received without copies:
-each transition record of a batch (the replay cache's own record encoding, so the learner
-appends it unchanged), or a safetensors weight payload. Decoding trusts nothing: an unknown type,
+"type": ..., fields...}``; a further frame carries bulk bytes, sent and received without copies:
+a batch of consecutive transitions, column by column (the replay cache's own batch record, so
+the learner checks it with whole-array operations and appends it unchanged), or a safetensors
+weight payload. Decoding trusts nothing: an unknown type,
 a wrong version, a missing or mistyped field, a frame over its limit or a count that does not
 match raise :class:`WireError`, whose ``reason`` is a short label the server counts.
 Never pickle; weights are safetensors with a SHA-256 and a version.
@@ -19,11 +20,13 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+"""2: a TRANSITIONS message carries one batch record (``learners.cache.batch``); 1 carried one
+frame per transition."""
 
 HELLO = "hello"  # actor -> learner: actor id, specs, the last seq it holds
 WELCOME = "welcome"  # learner -> actor: the last durable seq it holds of that actor, weights version
-TRANSITIONS = "transitions"  # actor -> learner: records first_seq..last_seq, one frame each
+TRANSITIONS = "transitions"  # actor -> learner: transitions first_seq..last_seq, one batch frame
 ACK = "ack"  # learner -> actor: every seq up to ``seq`` is durable at the learner
 WEIGHTS_ANNOUNCE = "weights_announce"  # learner -> actor: version, sha256, size
 WEIGHTS_GET = "weights_get"  # actor -> learner: send me the newest weights
@@ -48,7 +51,7 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     BYE: {"actor_id": (_STR, True)},
 }
 # How many bulk frames follow the header: exact count, or None for "as the header says".
-_FRAMES = {TRANSITIONS: None, WEIGHTS: 1}
+_FRAMES = {TRANSITIONS: 1, WEIGHTS: 1}
 
 
 class WireError(ValueError):
@@ -65,8 +68,8 @@ class WireLimits:
     """Sizes beyond which a message is rejected before it is decoded."""
 
     max_header_bytes: int = 64 * 1024
-    max_record_bytes: int = 16 * 1024 * 1024
-    max_records: int = 4096
+    max_record_bytes: int = 16 * 1024 * 1024  # one batch of transitions
+    max_records: int = 4096  # transitions in one batch
     max_weights_bytes: int = 2 * 1024**3
 
     def __post_init__(self) -> None:
@@ -155,7 +158,6 @@ def _check_frames(kind: str, fields: dict[str, Any], bulk: list[Any], limits: Wi
             raise WireError("bad_field", f"transitions: bad sequence range {first}..{last}")
         if count > limits.max_records:
             raise WireError("oversized", f"transitions: {count} records exceed {limits.max_records}")
-        expected = count
         cap = limits.max_record_bytes
     elif kind == WEIGHTS:
         cap = limits.max_weights_bytes

@@ -1,7 +1,8 @@
 """The actor's link to its learner, on a thread of its own.
 
-The control loop only appends to the local spool (a replay cache) and hands the link the record's
-offset; it never waits on the network. The link sends spooled records once they are durable
+The control loop only appends batch records to the local spool (a replay cache, through
+``SpoolBatcher``) and hands the link each record's sequence range and offset; it never waits on
+the network. The link sends spooled records once they are durable
 locally (so a restarted actor can never reuse a sequence number the learner has seen), keeps a
 window of unacknowledged records in flight, forgets them when the learner acknowledges, and
 resends everything unacknowledged after a reconnect. It also fetches weights the learner
@@ -14,11 +15,14 @@ import collections
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import zmq
 
 from agent.actor.spool import trim_spool
+from learners.cache.batch import encode_batch
+from learners.cache.format import KIND_TRANSITION
+from learners.cache.records import decode_transition
 from learners.cache import ReplayCache
 from learners.security import CurveClient, apply_client_curve, check_plaintext_endpoint
 from learners.wire import (
@@ -61,8 +65,19 @@ class WeightsMailbox:
             return item
 
 
+class BatchSource(Protocol):
+    """What feeds the link batch records (``agent.actor.batcher.SpoolBatcher``)."""
+
+    open_rows: int  # transitions taken but not yet in a queued batch
+
+    def flush(self) -> None: ...  # queue the open batch now
+
+    def flush_due(self) -> None: ...  # queue it if it has waited long enough (link thread)
+
+
 class ActorLink:
-    """Streams ``(seq, offset)`` records of ``spool`` to the learner at ``endpoint``."""
+    """Streams the batch records of ``spool`` (``(first_seq, last_seq, offset)``) to the learner at
+    ``endpoint``, one message each."""
 
     def __init__(
         self,
@@ -75,7 +90,6 @@ class ActorLink:
         curve: CurveClient | None = None,
         insecure: bool = False,
         window: int = 16_384,
-        batch: int = 1024,
         timeout_s: float = 3.0,
         limits: WireLimits | None = None,
     ) -> None:
@@ -83,15 +97,19 @@ class ActorLink:
             check_plaintext_endpoint(endpoint, insecure, "actor")
         self.endpoint, self.actor_id, self.spec, self.spool = endpoint, actor_id, spec, spool
         self.weight_shapes, self.curve = weight_shapes, curve
-        self.window, self.batch, self.timeout_s = window, batch, timeout_s
-        self.limits = limits or WireLimits(max_records=max(batch, 4096))
+        self.window, self.timeout_s = window, timeout_s
+        self.limits = limits or WireLimits()
         self.mailbox = WeightsMailbox()
         # Records move between these two queues (and back, when a connection is lost) under
         # ``_queues``, so that ``backlog``, read from other threads, never misses a record that
         # is on its way from one to the other (seen: a drain that stopped before the last batch).
         self._queues = threading.Lock()
-        self.unsent: collections.deque[tuple[int, int, bytes | None]] = collections.deque()
-        self.inflight: collections.deque[tuple[int, int, bytes | None]] = collections.deque()
+        # (first_seq, last_seq, offset, payload or None to read it from the spool)
+        self.unsent: collections.deque[tuple[int, int, int, bytes | None]] = collections.deque()
+        self.inflight: collections.deque[tuple[int, int, int, bytes | None]] = collections.deque()
+        self._backlog = 0  # transitions in both queues
+        self._inflight_rows = 0
+        self.source: BatchSource | None = None  # where batches come from (``SpoolBatcher``)
         self.last_seq = 0  # highest seq handed to the link
         self.acked_seq = 0
         self.learner_seq = 0  # the highest seq of ours the learner said it holds (at hello)
@@ -108,16 +126,19 @@ class ActorLink:
         self._thread: threading.Thread | None = None
 
     # -- called by the control loop --------------------------------------------------------------
-    def enqueue(self, seq: int, offset: int, payload: bytes | None) -> None:
+    def enqueue(self, first_seq: int, last_seq: int, offset: int, payload: bytes | None) -> None:
+        """Queue the spool's record at ``offset``: transitions ``first_seq..last_seq``."""
         with self._queues:
-            self.unsent.append((seq, offset, payload))
-            self.last_seq = seq
+            self.unsent.append((first_seq, last_seq, offset, payload))
+            self._backlog += last_seq - first_seq + 1
+            self.last_seq = max(self.last_seq, last_seq)
 
     @property
     def backlog(self) -> int:
-        """Records not yet acknowledged by the learner."""
+        """Transitions not yet acknowledged by the learner (those still in an open batch too)."""
         with self._queues:
-            return len(self.unsent) + len(self.inflight)
+            queued = self._backlog
+        return queued + (self.source.open_rows if self.source is not None else 0)
 
     def start(self) -> ActorLink:
         self._thread = threading.Thread(target=self._run, name=f"link-{self.actor_id}", daemon=True)
@@ -127,6 +148,8 @@ class ActorLink:
     def stop(self, drain_s: float = 0.0) -> None:
         """Stop, after waiting up to ``drain_s`` for every record to be acknowledged."""
         deadline = time.monotonic() + drain_s
+        if self.source is not None:
+            self.source.flush()
         while self.backlog and time.monotonic() < deadline:
             time.sleep(0.01)
         self._stop.set()
@@ -165,6 +188,8 @@ class ActorLink:
                         sock, HELLO, {"actor_id": self.actor_id, "last_seq": self.last_seq, "spec": self.spec}
                     )
                     last_hello = now
+                if self.source is not None:
+                    self.source.flush_due()
                 if self.connected:
                     self._send_batches(sock)
                     if now - last_beat > 0.5:
@@ -224,33 +249,46 @@ class ActorLink:
         with self._queues:
             self.unsent.extendleft(reversed(self.inflight))
             self.inflight.clear()
+            self._inflight_rows = 0
 
     def _send_batches(self, sock: zmq.Socket) -> None:
         durable = self.spool.durable_offset
-        while self.unsent and len(self.inflight) < self.window:
-            batch = []
-            with self._queues:  # in flight from the moment they leave the queue
-                while self.unsent and len(batch) < self.batch and len(self.inflight) < self.window:
-                    if self.unsent[0][1] >= durable:  # not on the spool's disk yet
-                        break
-                    batch.append(self.unsent.popleft())
-                    self.inflight.append(batch[-1])
-            if not batch:
+        while True:
+            with self._queues:  # in flight from the moment it leaves the queue
+                if not self.unsent or self._inflight_rows >= self.window or self.unsent[0][2] >= durable:
+                    return  # nothing to send, the window is full, or the next is not on disk yet
+                entry = self.unsent.popleft()
+                self.inflight.append(entry)
+                self._inflight_rows += entry[1] - entry[0] + 1
+            first, last, offset, payload = entry
+            frame = payload if payload is not None else self._spooled(offset)
+            fields = {"actor_id": self.actor_id, "first_seq": first, "last_seq": last}
+            if not self._send(sock, TRANSITIONS, fields, [frame]):
+                with self._queues:  # back to the front (acks arrive on this thread only)
+                    self.unsent.appendleft(self.inflight.pop())
+                    self._inflight_rows -= last - first + 1
                 return
-            frames = [p if p is not None else self.spool.read_raw(o) for _, o, p in batch]
-            fields = {"actor_id": self.actor_id, "first_seq": batch[0][0], "last_seq": batch[-1][0]}
-            if not self._send(sock, TRANSITIONS, fields, frames):
-                with self._queues:  # back to the front, in order (acks arrive on this thread only)
-                    self.unsent.extendleft([self.inflight.pop() for _ in batch])
-                return
-            self.sent += len(batch)
+            self.sent += last - first + 1
+
+    def _spooled(self, offset: int) -> bytes:
+        """The batch bytes of the spool's record at ``offset``; a single-transition record (what
+        an actor of protocol version 1 spooled) is sent as a batch of one."""
+        kind, payload = self.spool.log.read(offset)
+        if kind == KIND_TRANSITION:
+            where = f"spool record at offset {offset}"
+            t = decode_transition(payload, max_size=self.spool.config.max_record_bytes, where=where)
+            payload = encode_batch([t])
+        return payload
 
     def _acked(self, seq: int) -> None:
         with self._queues:
             self.acked_seq = max(self.acked_seq, seq)
             for queue in (self.inflight, self.unsent):
-                while queue and queue[0][0] <= self.acked_seq:
-                    self.acked_offset = queue.popleft()[1]
+                while queue and queue[0][1] <= self.acked_seq:
+                    first, last, self.acked_offset, _ = queue.popleft()
+                    self._backlog -= last - first + 1
+                    if queue is self.inflight:
+                        self._inflight_rows -= last - first + 1
 
     def _handle(self, frames: list) -> bool | None:
         """Process one message; True when weights should be fetched, False when they arrived."""

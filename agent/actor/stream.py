@@ -1,8 +1,8 @@
 """``TransitionStream``: an actor's side of the link: sequence numbers, the spool, the link thread.
 
 Whatever produces transitions (a stream-x actor on an environment, a VLA control loop) hands them
-to ``emit``: the stream gives each the next sequence number, encodes it once, appends it to the
-local spool and queues it for the link, without waiting on anything. Sequence numbers are never
+to ``emit``: the stream gathers them into batch records (``SpoolBatcher``), appends each batch to
+the local spool and queues it for the link, without waiting on anything. Sequence numbers are never
 reused: the spool's last one on start, a caller's saved floor, and the learner's own count when it
 says it holds more (a lost spool) all bound the next one from below.
 """
@@ -13,10 +13,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from agent.actor.batcher import SpoolBatcher
 from agent.actor.link import ActorLink
 from agent.actor.spool import KEEP_BYTES, open_spool
-from learners.cache.format import KIND_TRANSITION
-from learners.cache.records import encode_transition
 from learners.security import CurveClient
 from learners.transition import Transition
 
@@ -45,9 +44,10 @@ class TransitionStream:
         self.link = ActorLink(
             learner, actor_id, spec, self.spool, weight_shapes=weight_shapes, curve=curve, insecure=insecure
         )
-        for seq, offset in pending:
-            self.link.enqueue(seq, offset, None)
+        for first, last, offset in pending:
+            self.link.enqueue(first, last, offset, None)
         self.link.last_seq = self.seq
+        self.batcher = SpoolBatcher(self.spool, self.link)
 
     def raise_floor(self, seq: int) -> None:
         """Never hand out a sequence number at or below ``seq`` (e.g. one saved with the actor's state)."""
@@ -70,8 +70,7 @@ class TransitionStream:
 
     def emit(self, transition: Transition) -> None:
         """Spool ``transition`` (its ``seq`` already taken from ``next_seq``) and queue it to send."""
-        payload = encode_transition(transition)
-        self.link.enqueue(transition.seq, self.spool.log.append(payload, KIND_TRANSITION), payload)
+        self.batcher.add(transition)
 
     def take_weights(self) -> tuple[int, dict[str, Any], float] | None:
         return self.link.mailbox.take()
@@ -81,6 +80,7 @@ class TransitionStream:
         return self
 
     def close(self, drain_s: float = 0.0) -> None:
+        self.batcher.flush()
         self.link.stop(drain_s)
         self.spool.flush()
         self.spool.close()

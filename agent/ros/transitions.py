@@ -39,6 +39,7 @@ class TickTransitions:
     """Builds transitions from ``TickRecord``s and streams them to the learner at ``endpoint``."""
 
     def __init__(self, config: LearnerClientConfig, obs_dim: int, action_dim: int) -> None:
+        from agent.actor.batcher import SpoolBatcher
         from agent.actor.link import ActorLink
         from agent.actor.spool import open_spool
         from learners.security import CurveClient
@@ -60,9 +61,10 @@ class TickTransitions:
         curve = CurveClient(Path(c.curve_secret), Path(c.learner_key)) if c.curve_secret else None
         self.link = ActorLink(c.endpoint, c.actor_id, self.spec, self.spool, weight_shapes=shapes,
                               curve=curve, insecure=c.insecure)
-        for seq, offset in pending:
-            self.link.enqueue(seq, offset, None)
+        for first, last, offset in pending:
+            self.link.enqueue(first, last, offset, None)
         self.link.last_seq = self.seq = last_seq
+        self.batcher = SpoolBatcher(self.spool, self.link)
         self.episode = 0
         self.step = 0
         self.made = 0
@@ -79,8 +81,6 @@ class TickTransitions:
 
     def on_tick(self, record: Any) -> None:
         """Called by the control loop after every tick (on the loop's thread; cheap, never blocks)."""
-        from learners.cache.format import KIND_TRANSITION
-        from learners.cache.records import encode_transition
         from learners.transition import Transition
 
         obs = record.observation
@@ -107,9 +107,7 @@ class TickTransitions:
             t = Transition(p.s, p.action, scaled, s, False, truncated, actor_id=self.config.actor_id,
                            seq=self.seq, episode=self.episode, step=self.step, policy_version=p.version,
                            behavior_logp=p.logp, timestamp=time.time(), extras={"raw_reward": reward})
-            payload = encode_transition(t)
-            offset = self.spool.log.append(payload, KIND_TRANSITION)
-            self.link.enqueue(self.seq, offset, payload)
+            self.batcher.add(t)
             self.made += 1
             if truncated:
                 self.episode += 1
@@ -135,6 +133,7 @@ class TickTransitions:
 
     def close(self, drain_s: float = 2.0) -> None:
         """Stop the link after up to ``drain_s`` for the learner to acknowledge what is spooled."""
+        self.batcher.flush()
         self.link.stop(drain_s)
         self.spool.flush()
         self.spool.close()

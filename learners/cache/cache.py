@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from learners.cache.batch import TransitionBatch, batch_span, decode_batch
 from learners.cache.config import CacheConfig
 from learners.cache.consumer import Consumer, registered_consumers
 from learners.cache.errors import CacheCorruptError
-from learners.cache.format import KIND_BYTES, KIND_TRANSITION
+from learners.cache.format import KIND_BATCH, KIND_BYTES, KIND_TRANSITION
 from learners.cache.log import SegmentedLog
 from learners.cache.records import (
     decode_transition,
@@ -29,7 +30,18 @@ from learners.transition import Transition
 
 log = logging.getLogger(__name__)
 
-Record = Transition | bytes
+Record = Transition | TransitionBatch | bytes
+
+
+def record_span(kind: int, payload: bytes, where: str = "record") -> tuple[str, int, int] | None:
+    """``(actor_id, first_seq, last_seq)`` of a transition or batch record (decoding only its
+    head); None for opaque bytes."""
+    if kind == KIND_BATCH:
+        return batch_span(payload, where)
+    if kind == KIND_TRANSITION:
+        actor_id, seq, _, _ = record_head(payload, where)
+        return actor_id, seq, seq
+    return None
 
 
 @dataclass
@@ -134,7 +146,8 @@ class ReplayCache:
     # ------------------------------------------------------------------ reading
 
     def read(self, offset: int) -> Record:
-        """The record at ``offset``: a :class:`Transition`, or ``bytes`` if appended as bytes.
+        """The record at ``offset``: a :class:`Transition`, a :class:`TransitionBatch` (an
+        actor's batch, as the learner stores them), or ``bytes`` if appended as bytes.
 
         Raises :class:`CacheCorruptError` if it fails its checksum, :class:`NoSuchRecordError`
         if no durable record starts there, :class:`SchemaVersionError` if a newer rill wrote it.
@@ -144,7 +157,17 @@ class ReplayCache:
             return decode_transition(
                 payload, max_size=self.config.max_record_bytes, where=f"record at offset {offset}"
             )
+        if kind == KIND_BATCH:
+            return decode_batch(
+                payload, max_size=self.config.max_record_bytes, where=f"record at offset {offset}"
+            )
         return payload
+
+    def read_span(self, offset: int) -> tuple[str, int, int] | None:
+        """``(actor_id, first_seq, last_seq)`` of the transition or batch at ``offset`` (its head
+        only); None for opaque bytes."""
+        kind, payload = self.log.read(offset)
+        return record_span(kind, payload, f"record at offset {offset}")
 
     def read_raw(self, offset: int) -> bytes:
         """The stored payload bytes at ``offset`` (checksum verified), undecoded."""
@@ -163,17 +186,25 @@ class ReplayCache:
     def iter_transitions(
         self, actor_id: str | None = None, episode: int | None = None
     ) -> Iterator[tuple[int, Transition]]:
-        """Transitions in offset order, optionally of one actor and/or episode. Only the record
-        head is decoded to filter, so skipping is cheap."""
+        """Transitions in offset order (a batch record's in seq order), optionally of one actor
+        and/or episode. Only the record head is decoded to filter, so skipping is cheap."""
         for offset in self.log.offsets():
             try:
                 kind, payload = self.log.read(offset)
             except CacheCorruptError as exc:
                 log.warning("skipping a corrupt record: %s", exc)
                 continue
+            where = f"record at offset {offset}"
+            if kind == KIND_BATCH:
+                if actor_id is not None and batch_span(payload, where)[0] != actor_id:
+                    continue
+                batch = decode_batch(payload, max_size=self.config.max_record_bytes, where=where)
+                for t in batch:
+                    if episode is None or t.episode == episode:
+                        yield offset, t
+                continue
             if kind != KIND_TRANSITION:
                 continue
-            where = f"record at offset {offset}"
             if actor_id is not None or episode is not None:
                 actor, _seq, ep, _step = record_head(payload, where)
                 if (actor_id is not None and actor != actor_id) or (
@@ -201,11 +232,17 @@ class ReplayCache:
     def sample(self, n: int, rng: np.random.Generator | int | None = None) -> list[Record]:
         """``n`` records drawn uniformly (with replacement) from the retained durable history.
 
+        A drawn batch record gives one of its transitions, drawn uniformly: draws are uniform
+        over records, so a transition of a small batch is likelier than one of a large batch.
         Recently decoded records are kept in memory up to ``config.read_cache_bytes``.
         """
         if not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
-        return self._sampler.sample(n, rng)
+        out = self._sampler.sample(n, rng)
+        for i, record in enumerate(out):
+            if isinstance(record, TransitionBatch):
+                out[i] = record.transition(int(rng.integers(record.count)))
+        return out
 
     @property
     def decoded_cache(self) -> DecodedCache:
@@ -245,7 +282,9 @@ class ReplayCache:
 def _size_of(record: Any) -> int:
     if isinstance(record, Transition):
         return transition_nbytes(record)
+    if isinstance(record, TransitionBatch):
+        return record.nbytes()
     return len(record) + 64
 
 
-__all__ = ["CacheStats", "Episode", "Record", "ReplayCache"]
+__all__ = ["CacheStats", "Episode", "Record", "ReplayCache", "record_span"]

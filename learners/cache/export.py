@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from learners.cache.batch import TransitionBatch
 from learners.cache.cache import ReplayCache
 from learners.cache.config import CacheConfig
 from learners.cache.errors import CacheError
@@ -108,11 +109,16 @@ def export_parquet(
 
     with ReplayCache(cache_path, CacheConfig(read_only=True)) as cache:
         for offset, record in cache.iter_records():
-            if not isinstance(record, Transition):
+            if isinstance(record, TransitionBatch):
+                transitions = list(record)
+            elif isinstance(record, Transition):
+                transitions = [record]
+            else:
                 skipped += 1
                 continue
-            rows.append(transition_row(offset, record, images))
-            total += 1
+            for t in transitions:
+                rows.append(transition_row(offset, t, images))
+            total += len(transitions)
             if len(rows) >= batch_rows:
                 flush()
         flush()

@@ -27,7 +27,9 @@ KIND_BYTES = 0
 """An opaque payload, returned as ``bytes``."""
 KIND_TRANSITION = 1
 """A msgpack-encoded :class:`learners.transition.Transition` (see ``records.py``)."""
-KNOWN_KINDS = (KIND_BYTES, KIND_TRANSITION)
+KIND_BATCH = 2
+"""Consecutive transitions of one actor, column by column (see ``batch.py``)."""
+KNOWN_KINDS = (KIND_BYTES, KIND_TRANSITION, KIND_BATCH)
 
 OFFSET = struct.Struct(">Q")
 TAIL = struct.Struct(">QB")  # offset, kind: what the checksum covers after the payload

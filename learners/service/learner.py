@@ -6,8 +6,7 @@ import logging
 import threading
 import time
 
-from learners.cache import CacheConfig, ReplayCache
-from learners.cache.records import record_head
+from learners.cache import CacheConfig, CacheError, ReplayCache
 from learners.service.config import LearnerConfig
 from learners.service.server import LearnerServer
 from learners.service.updater import Updater
@@ -47,12 +46,15 @@ class LearnerService:
     def _held_seqs(self) -> dict[str, int]:
         """Highest durable seq per actor: the checkpoint's applied map, then the cache beyond it."""
         held = dict(self.updater.applied)
-        for _, payload in self.cache.iter_records(self.updater.consumer.position, raw=True):
+        for offset in self.cache.log.offsets(self.updater.consumer.position):
             try:
-                actor_id, seq, _, _ = record_head(payload)
-            except ValueError:
+                span = self.cache.read_span(offset)
+            except CacheError as e:  # a corrupt record: the actor resends what it held
+                log.warning("learner: %s", e)
                 continue
-            held[actor_id] = max(held.get(actor_id, 0), seq)
+            if span is not None:
+                actor_id, _, last = span
+                held[actor_id] = max(held.get(actor_id, 0), last)
         return held
 
     @property

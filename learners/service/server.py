@@ -1,8 +1,8 @@
 """The learner's network side: one ZeroMQ ROUTER socket serving any number of actors.
 
-Each actor connects a DEALER whose routing id is its actor id. Transition batches are checked
-record by record (decoded strictly, shapes against the learner's spec, sequence contiguity),
-appended to the replay cache unchanged, and acknowledged only once the cache says they are
+Each actor connects a DEALER whose routing id is its actor id. A transition batch is decoded
+strictly and checked column by column against the learner's spec (``checks.py``), appended to
+the replay cache unchanged as one record, and acknowledged only once the cache says it is
 durable. Duplicates (a resend after a lost ack) are dropped and re-acknowledged, so delivery is
 idempotent. Anything malformed is answered with an ERROR naming the reason, counted, and the
 server keeps serving.
@@ -12,23 +12,21 @@ from __future__ import annotations
 
 import collections
 import logging
-import math
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 
-import numpy as np
 import zmq
 
 from learners.cache import ReplayCache
+from learners.cache.batch import decode_batch, encode_batch
 from learners.cache.errors import CacheError
-from learners.cache.format import KIND_TRANSITION
-from learners.cache.records import decode_transition
+from learners.cache.format import KIND_BATCH
 from learners.security import apply_server_curve, start_authenticator
+from learners.service.checks import check_batch
 from learners.service.config import LearnerConfig
 from learners.service.weights import WeightsBox
-from learners.transition import Transition
 from learners.wire import (
     ACK,
     BYE,
@@ -193,57 +191,26 @@ class LearnerServer:
             return
         if first > have + 1:
             raise WireError("gap", f"transitions {first}..{last}: expected seq {have + 1} next")
-        fresh = msg.frames[have + 1 - first:]
-        states: list[np.ndarray] = []
-        for i, frame in enumerate(fresh):
-            self._check_record(actor_id, have + 1 + i, frame, states)
-        if not np.isfinite(np.concatenate(states)).all():  # one pass for the batch, then find which
-            self._find_nonfinite(actor_id, have + 1, fresh)
-        payloads = fresh
+        payload = msg.frames[0]
         try:
-            offsets = self.cache.log.append_many(payloads, KIND_TRANSITION)
+            batch = decode_batch(payload, max_size=self.limits.max_record_bytes,
+                                 where=f"transitions {actor_id}/{first}..{last}")
+        except (ValueError, CacheError) as e:
+            raise WireError("bad_record", str(e)) from e
+        if (batch.actor_id, batch.first_seq, batch.last_seq) != (actor_id, first, last):
+            raise WireError("bad_record", f"transitions {actor_id}/{first}..{last}: the batch holds "
+                                          f"{batch.actor_id}/{batch.first_seq}..{batch.last_seq}")
+        check_batch(batch, self.config)
+        if first <= have:  # partly held already (a resend across a learner restart): keep the rest
+            batch_rest = list(batch)[have + 1 - first:]
+            payload = encode_batch(batch_rest)
+        try:
+            offset = self.cache.log.append(payload, KIND_BATCH)
         except CacheError as e:
             raise WireError("cache_error", f"could not store transitions {have + 1}..{last}: {e}") from e
         self.appended_seq[actor_id] = last
-        self.pending.append((offsets[-1], actor_id, last))
-        self.received += len(payloads)
-
-    def _check_record(self, actor_id: str, seq: int, payload: bytes, states: list[np.ndarray]) -> None:
-        """Decode and check one record; its state vectors go to ``states`` for the batch's
-        finiteness check."""
-        try:
-            t = decode_transition(payload, max_size=self.limits.max_record_bytes, where=f"{actor_id}/{seq}")
-        except (ValueError, CacheError) as e:
-            raise WireError("bad_record", str(e)) from e
-        self._validate(t, actor_id, seq, states)
-
-    def _find_nonfinite(self, actor_id: str, first: int, payloads: list[bytes]) -> None:
-        """Raise for the first record of a batch with a non-finite observation or action (the slow
-        path: the batch's one-pass check found one)."""
-        for i, payload in enumerate(payloads):
-            t = decode_transition(payload, max_size=self.limits.max_record_bytes)
-            for name in ("obs", "next_obs", "action"):
-                state = _state_of(getattr(t, name))
-                if isinstance(state, np.ndarray) and not np.isfinite(state).all():
-                    raise WireError("bad_value", f"transition {actor_id}/{first + i}: {name} is not finite")
-        raise AssertionError("a batch with a non-finite observation, but no record has one")
-
-    def _validate(self, t: Transition, actor_id: str, seq: int, states: list[np.ndarray]) -> None:
-        where = f"transition {actor_id}/{seq}"
-        if t.actor_id != actor_id or t.seq != seq:
-            raise WireError("bad_record", f"{where}: record says {t.actor_id}/{t.seq}")
-        cfg = self.config
-        states.append(_check_observation(t.obs, cfg.obs_dim, f"{where}: obs"))
-        states.append(_check_observation(t.next_obs, cfg.obs_dim, f"{where}: next_obs"))
-        if cfg.action_dim is not None:
-            a = t.action
-            if not (isinstance(a, np.ndarray) and a.shape == (cfg.action_dim,) and a.dtype == np.float32):
-                raise WireError("bad_shape", f"{where}: action must be float32[{cfg.action_dim}]")
-            states.append(a)  # its finiteness is checked with the batch's observations
-        elif not (isinstance(t.action, int) and 0 <= t.action < cfg.n_actions):
-            raise WireError("bad_value", f"{where}: action must be an int in [0, {cfg.n_actions})")
-        if not math.isfinite(t.reward):
-            raise WireError("bad_value", f"{where}: reward is not finite")
+        self.pending.append((offset, actor_id, last))
+        self.received += last - have
 
     def _ack_now(self, actor_id: str) -> None:
         applied = self.applied_seq.get(actor_id, 0)
@@ -288,33 +255,3 @@ class LearnerServer:
         if latest is None:
             raise WireError("no_weights", "no weights published yet")
         self._send(actor_id, WEIGHTS, {"version": latest.version, "sha256": latest.sha256}, [latest.blob])
-
-
-def _state_of(value):
-    return value["state"] if isinstance(value, dict) else value
-
-
-def _check_observation(value, obs_dim: int, where: str) -> np.ndarray:
-    """A learner observation: a float32[obs_dim] vector, or a dict holding one under ``state``
-    (what the learner learns from) plus optional ``image.<camera>`` uint8 HxWx3 frames (kept in
-    the cache for reuse, never fed to the stream-x heads). Returns the state vector; whether it
-    is finite is checked for a whole batch at once (``LearnerServer._transitions``)."""
-    if type(value) is np.ndarray:  # the common case first
-        if value.dtype == np.float32 and value.shape == (obs_dim,):
-            return value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if key == "state":
-                continue
-            ok = (key.startswith("image.") and isinstance(item, np.ndarray) and item.dtype == np.uint8
-                  and item.ndim == 3 and item.shape[2] == 3)
-            if not ok:
-                raise WireError("bad_shape", f"{where}[{key!r}]: only 'state' and uint8 HxWx3 "
-                                             "'image.<camera>' entries are accepted")
-        if "state" not in value:
-            raise WireError("bad_shape", f"{where}: an observation dict needs a 'state' vector")
-        value = value["state"]
-    if not (isinstance(value, np.ndarray) and value.dtype == np.float32 and value.shape == (obs_dim,)):
-        got = f"{getattr(value, 'dtype', type(value).__name__)}{list(getattr(value, 'shape', []))}"
-        raise WireError("bad_shape", f"{where} must be float32[{obs_dim}], got {got}")
-    return value

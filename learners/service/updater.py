@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from learners.cache import ReplayCache
+from learners.cache.batch import TransitionBatch
 from learners.checkpoint import CheckpointStore
 from learners.service.config import LearnerConfig
 from learners.service.journal import AppliedJournal
@@ -143,18 +144,30 @@ class Updater:
         self.episode_returns[t.actor_id] = total
 
     def step(self, timeout: float = 0.05) -> int:
-        """Apply the records available now (waiting up to ``timeout`` for the first)."""
-        batch = self.consumer.poll(256, timeout)
-        for _, record in batch:
-            if isinstance(record, Transition):
+        """Apply the records available now (waiting up to ``timeout`` for the first); returns how
+        many records (transitions or batches of them) were consumed."""
+        records = self.consumer.poll(4, timeout)
+        every = self.config.checkpoint_every_updates
+        for _, record in records:
+            before = self.algo.updates
+            if isinstance(record, TransitionBatch):
+                for t in record:
+                    self.apply(t)
+            elif isinstance(record, Transition):
                 self.apply(record)
-                if self.algo.updates % self.config.checkpoint_every_updates == 0:
-                    self.checkpoint()
+            # Only between records: a checkpoint's cache position is a record's.
+            if self.algo.updates // every > before // every:
+                self.checkpoint()
+            self._maybe_publish()
+        if not records:
+            self._maybe_publish()
+        return len(records)
+
+    def _maybe_publish(self) -> None:
         waited_ms = (time.monotonic() - self._last_publish) * 1e3
         if self._since_publish and (self._since_publish >= self.config.publish_every_updates
                                     or waited_ms >= self.config.publish_every_ms):
             self.publish()
-        return len(batch)
 
     def write_stats(self) -> dict:
         now = time.monotonic()

@@ -6,12 +6,15 @@ import numpy as np
 import pytest
 
 from agent.actor.spool import open_spool, trim_spool
-from learners.cache.format import KIND_TRANSITION
-from learners.cache.records import encode_transition, record_head
+from learners.cache.batch import encode_batch
+from learners.cache.format import KIND_BATCH, KIND_TRANSITION
+from learners.cache.records import encode_transition
 from learners.transition import Transition
 
 
-def _append(spool, seqs, actor="a"):
+def _append(spool, seqs, actor="a", kind=KIND_BATCH):
+    """One record per transition: a batch of one, or (``KIND_TRANSITION``) the per-transition
+    record of protocol version 1."""
     offsets = []
     for seq in seqs:
         t = Transition(
@@ -24,7 +27,8 @@ def _append(spool, seqs, actor="a"):
             actor_id=actor,
             seq=seq,
         )
-        offsets.append(spool.log.append(encode_transition(t), KIND_TRANSITION))
+        payload = encode_batch([t]) if kind == KIND_BATCH else encode_transition(t)
+        offsets.append(spool.log.append(payload, kind))
     spool.flush()
     return offsets
 
@@ -39,7 +43,20 @@ def test_last_seq_survives_reopening(tmp_path, acked_upto):
     spool.close()
     spool, pending, last = open_spool(tmp_path / "spool", "a", "fsync")
     assert last == 5
-    assert [seq for seq, _ in pending] == list(range(acked_upto + 1, 6))
+    assert [(first, last) for first, last, _ in pending] == [(s, s) for s in range(acked_upto + 1, 6)]
+    spool.close()
+
+
+def test_pending_batches_carry_their_sequence_ranges(tmp_path):
+    spool, _, _ = open_spool(tmp_path / "spool", "a", "fsync")
+    rows = [Transition(np.zeros(3, np.float32), np.zeros(1, np.float32), 0.0, np.zeros(3, np.float32),
+                       False, False, actor_id="a", seq=seq) for seq in range(1, 11)]
+    spool.log.append(encode_batch(rows[:4]), KIND_BATCH)
+    spool.log.append(encode_batch(rows[4:]), KIND_BATCH)
+    _append(spool, [11], kind=KIND_TRANSITION)  # a record spooled by a protocol-1 actor
+    spool.close()
+    spool, pending, last = open_spool(tmp_path / "spool", "a", "fsync")
+    assert last == 11 and [(f, t) for f, t, _ in pending] == [(1, 4), (5, 10), (11, 11)]
     spool.close()
 
 
@@ -62,7 +79,7 @@ def test_trimming_drops_only_acknowledged_segments_and_keeps_the_last_sequence_n
     assert trimmed.deleted and trimmed.blocked_by == "acked"  # stopped at the last acked record
     first_kept = spool.log.segments()[0].base
     assert 0 < first_kept <= offsets[3999]  # the last acknowledged record is still there
-    assert [seq for seq, _ in open_spool_pending(spool)] == list(range(4001, 6001))
+    assert [first for first, _ in open_spool_pending(spool)] == list(range(4001, 6001))
     spool.close()
 
     # Everything acknowledged, then trimmed: a reopened spool still continues after seq 6000.
@@ -85,6 +102,7 @@ def test_keep_bytes_none_keeps_everything(tmp_path):
 
 
 def open_spool_pending(spool) -> list[tuple[int, int]]:
-    """The records a link would still send: those past the acknowledged position."""
+    """``(first_seq, offset)`` of the records a link would still send: those past the
+    acknowledged position."""
     start = spool.consumer("acked").committed
-    return [(record_head(p)[1], o) for o, p in spool.iter_records(start, raw=True)]
+    return [(spool.read_span(o)[1], o) for o in spool.log.offsets(start)]

@@ -11,7 +11,7 @@ import numpy as np
 import zmq
 
 from agent.actor import ActorConfig, ActorRunner
-from learners.cache.records import encode_transition
+from learners.cache.batch import encode_batch
 from learners.service import LearnerConfig, LearnerService
 from learners.transition import Transition
 from learners.wire import PROTOCOL_VERSION, TRANSITIONS, encode
@@ -26,7 +26,8 @@ def _garbage(rng: np.random.Generator, i: int, name: str) -> list[bytes]:
         whole = msgpack.packb({**head, "type": "ack", "actor_id": "x", "seq": 5})
         return [whole[: int(rng.integers(1, len(whole)))]]
     if kind == 2:  # wrong version
-        return [msgpack.packb({"v": int(rng.integers(2, 1000)), "type": "heartbeat", "time": 1.0})]
+        return [msgpack.packb({"v": int(rng.integers(PROTOCOL_VERSION + 1, 1000)), "type": "heartbeat",
+                               "time": 1.0})]
     if kind == 3:  # unknown type
         return [msgpack.packb({**head, "type": rng.bytes(6).hex()})]
     if kind == 4:  # wrong field types
@@ -37,9 +38,9 @@ def _garbage(rng: np.random.Generator, i: int, name: str) -> list[bytes]:
     if kind == 6:  # a huge sequence range
         return [msgpack.packb({**head, "type": TRANSITIONS, "actor_id": "fz", "first_seq": 1,
                                "last_seq": 10**12})]
-    if kind == 7:  # frame count lies
+    if kind == 7:  # one batch frame expected, two sent
         return [msgpack.packb({**head, "type": TRANSITIONS, "actor_id": "fz", "first_seq": 1, "last_seq": 3}),
-                b"only one"]
+                b"one", b"two"]
     if kind == 8:
         return [msgpack.packb({**head, "type": "weights", "version": 1})]  # missing sha256 / frame
     return [msgpack.packb({**head, "type": "heartbeat", "time": 1.0})]  # valid, but no hello first
@@ -75,8 +76,8 @@ def test_fuzzed_learner_keeps_serving_a_real_actor(tmp_path):
         assert ok.poll(5000)
         ok.recv_multipart()
         five = np.zeros(5, np.float32)
-        bad_shape = encode_transition(Transition(five, np.zeros(3, np.float32), 0.0, five, False, False,
-                                                 actor_id="fz1", seq=1))
+        bad_shape = encode_batch([Transition(five, np.zeros(3, np.float32), 0.0, five, False, False,
+                                             actor_id="fz1", seq=1)])
         for i in range(3000):
             if i % 50 == 0:
                 ok.send_multipart(encode(TRANSITIONS, {"actor_id": "fz1", "first_seq": 1, "last_seq": 1},
@@ -119,14 +120,14 @@ def test_fuzzed_learner_keeps_serving_a_real_actor(tmp_path):
 def _batch(actor_id: str, first: int, poison: dict[int, str] | None = None) -> list[bytes]:
     """Three well-formed transitions from ``first`` on; ``poison`` puts a NaN into one field."""
     poison = poison or {}
-    payloads = []
+    transitions = []
     for seq in range(first, first + 3):
         obs, action = np.zeros(12, np.float32), np.zeros(3, np.float32)
         next_obs = np.ones(12, np.float32)
         {"obs": obs, "next_obs": next_obs, "action": action}.get(poison.get(seq, ""), np.zeros(1))[0] = np.nan
-        payloads.append(encode_transition(Transition(obs, action, 0.0, next_obs, False, False,
-                                                     actor_id=actor_id, seq=seq)))
-    return encode(TRANSITIONS, {"actor_id": actor_id, "first_seq": first, "last_seq": first + 2}, payloads)
+        transitions.append(Transition(obs, action, 0.0, next_obs, False, False, actor_id=actor_id, seq=seq))
+    return encode(TRANSITIONS, {"actor_id": actor_id, "first_seq": first, "last_seq": first + 2},
+                  [encode_batch(transitions)])
 
 
 def test_a_non_finite_value_rejects_its_whole_batch_and_names_the_record(tmp_path, raw_actor):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from learners.cache.records import encode_transition
+from learners.cache.batch import encode_batch
 from learners.service import LearnerConfig, LearnerService
 from learners.streamx import ConfigError
 from learners.transition import Transition
@@ -21,13 +21,16 @@ from learners.wire import TRANSITIONS, encode
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _send(sock, first: int, n: int) -> None:
-    payloads = [encode_transition(Transition(np.full(12, 0.01 * seq, np.float32), np.zeros(3, np.float32),
-                                             0.1, np.ones(12, np.float32), False, False, actor_id="ret",
-                                             seq=seq, extras={"pad": "x" * 400}))
-                for seq in range(first, first + n)]
-    fields = {"actor_id": "ret", "first_seq": first, "last_seq": first + n - 1}
-    sock.send_multipart(encode(TRANSITIONS, fields, payloads))
+def _send(sock, first: int, n: int, per_batch: int = 50) -> None:
+    """Transitions ``first..first+n-1`` in batches of ``per_batch`` (~25 kB records, several to a
+    segment)."""
+    for start in range(first, first + n, per_batch):
+        batch = [Transition(np.full(12, 0.01 * seq, np.float32), np.zeros(3, np.float32), 0.1,
+                            np.ones(12, np.float32), False, False, actor_id="ret", seq=seq,
+                            extras={"pad": "x" * 400})
+                 for seq in range(start, min(start + per_batch, first + n))]
+        fields = {"actor_id": "ret", "first_seq": batch[0].seq, "last_seq": batch[-1].seq}
+        sock.send_multipart(encode(TRANSITIONS, fields, [encode_batch(batch)]))
 
 
 def _wait(predicate, timeout: float = 30.0) -> bool:

@@ -1,0 +1,255 @@
+"""Transition batches: consecutive transitions of one actor stored column by column, one record.
+
+An actor streams thousands of transitions a second; encoding, checking and storing each as its
+own msgpack document costs microseconds apiece on both ends of the link. A batch record holds a
+run of one actor's transitions (``first_seq`` .. ``first_seq + count - 1``, no gaps) with every
+field as a column, so the learner decodes a handful of numpy arrays per batch, checks them with
+whole-array operations, and stores the batch unchanged as one cache record (kind ``KIND_BATCH``).
+
+A record is the msgpack array ``[BATCH_VERSION, actor_id, first_seq, count, columns]``. The
+scalar fields are typed arrays of ``count`` rows (``reward``, ``behavior_logp``, ``timestamp``
+float64; ``terminated``, ``truncated`` bool; ``policy_version``, ``episode``, ``step`` int64).
+Every other field is a column in one of three forms, a one-key map:
+
+* ``{"a": array}``: the rows stacked (every row an array of the same dtype and shape);
+* ``{"d": {key: column}}``: every row a dict with the same keys, one column per key;
+* ``{"l": [row, ...]}``: anything else, one value per row (the per-record codec's rules).
+
+Reading a row back gives exactly the values that went in (arrays as row views of the stacked
+array, Python scalars as Python scalars). Decoding trusts nothing: a wrong count, a column of
+the wrong length, an unknown form or field raises :class:`RecordDecodeError` naming the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from learners.cache.errors import RecordDecodeError, SchemaVersionError
+from learners.codec import (
+    DecodeError,
+    EncodeError,
+    may_hold_timestamp,
+    pack_plain,
+    packer,
+    plain,
+    reject_foreign,
+    unpack_unchecked,
+)
+from learners.transition import Transition
+
+BATCH_VERSION = 1
+SCALARS: dict[str, np.dtype] = {
+    "reward": np.dtype(np.float64),
+    "behavior_logp": np.dtype(np.float64),
+    "timestamp": np.dtype(np.float64),
+    "terminated": np.dtype(np.bool_),
+    "truncated": np.dtype(np.bool_),
+    "policy_version": np.dtype(np.int64),
+    "episode": np.dtype(np.int64),
+    "step": np.dtype(np.int64),
+}
+COLUMNS = ("obs", "action", "next_obs", "next_action", "extras")
+_FIELDS = frozenset(SCALARS) | frozenset(COLUMNS)
+_PY = {np.dtype(np.float64): float, np.dtype(np.bool_): bool, np.dtype(np.int64): int}
+
+
+# ---------------------------------------------------------------------------------------- encoding
+
+def _column(values: list[Any], pack: Any) -> dict[str, Any]:
+    """The most compact exact form of one field's values (see the module docstring)."""
+    first = values[0]
+    if type(first) is np.ndarray and first.ndim:
+        dtype, shape = first.dtype, first.shape
+        if all(type(v) is np.ndarray and v.dtype == dtype and v.shape == shape for v in values):
+            return {"a": plain(np.stack(values), pack)}
+    elif type(first) is dict and first:
+        keys = first.keys()
+        if all(type(v) is dict and v.keys() == keys for v in values) and all(type(k) is str for k in keys):
+            return {"d": {k: _column([v[k] for v in values], pack) for k in keys}}
+    return {"l": [plain(v, pack) for v in values]}
+
+
+def encode_batch(transitions: Sequence[Transition]) -> bytes:
+    """One batch record of ``transitions``: one actor's, with consecutive ``seq``.
+
+    Raises ``ValueError`` for an empty or non-consecutive run, ``EncodeError`` for values msgpack
+    cannot hold.
+    """
+    if not transitions:
+        raise ValueError("a transition batch needs at least one transition")
+    head = transitions[0]
+    actor_id, first_seq = head.actor_id, int(head.seq)
+    if not isinstance(actor_id, str):
+        raise EncodeError(f"Transition.actor_id must be a str, got {type(actor_id).__name__}")
+    for i, t in enumerate(transitions):
+        if t.actor_id != actor_id or t.seq != first_seq + i:
+            raise ValueError(f"a batch holds one actor's consecutive transitions: {actor_id}/{first_seq}+{i} "
+                             f"is followed by {t.actor_id}/{t.seq}")
+    pack = packer().pack
+    try:
+        columns: dict[str, Any] = {}
+        for name, dtype in SCALARS.items():
+            columns[name] = plain(np.array([getattr(t, name) for t in transitions], dtype=dtype), pack)
+        for name in COLUMNS:
+            columns[name] = _column([getattr(t, name) for t in transitions], pack)
+        doc = [BATCH_VERSION, actor_id, first_seq, len(transitions), columns]
+    except (RecursionError, TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode transition batch {actor_id}/{first_seq}: {exc}") from exc
+    return pack_plain(doc)
+
+
+# ---------------------------------------------------------------------------------------- decoding
+
+@dataclass
+class TransitionBatch:
+    """A decoded batch record: ``count`` transitions of ``actor_id`` from ``first_seq`` on."""
+
+    actor_id: str
+    first_seq: int
+    count: int
+    columns: dict[str, Any]  # scalar fields: arrays; others: {"a"|"d"|"l": ...} as stored
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + self.count - 1
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[Transition]:
+        c = self.columns
+        rows = {name: _rows(c[name]) for name in COLUMNS}
+        scalars = {name: c[name].tolist() for name in SCALARS}
+        obs, action, next_obs, next_action, extras = (rows[n] for n in COLUMNS)
+        reward, logp, stamp = scalars["reward"], scalars["behavior_logp"], scalars["timestamp"]
+        term, trunc, version = scalars["terminated"], scalars["truncated"], scalars["policy_version"]
+        episode, step = scalars["episode"], scalars["step"]
+        actor_id, first = self.actor_id, self.first_seq
+        for i in range(self.count):
+            yield Transition(obs(i), action(i), reward[i], next_obs(i), term[i], trunc[i], actor_id,
+                             first + i, episode[i], step[i], version[i], logp[i], next_action(i), stamp[i],
+                             extras(i))
+
+    def transition(self, i: int) -> Transition:
+        """The ``i``-th transition (0-based)."""
+        if not 0 <= i < self.count:
+            raise IndexError(f"batch {self.actor_id}/{self.first_seq} has {self.count} transitions, "
+                             f"not {i + 1}")
+        c = self.columns
+        values = {name: _rows(c[name])(i) for name in COLUMNS}
+        values.update({name: _PY[SCALARS[name]](c[name][i]) for name in SCALARS})
+        return Transition(actor_id=self.actor_id, seq=self.first_seq + i, **values)
+
+    def nbytes(self) -> int:
+        """Rough memory held by the decoded batch (for bounded decode caches)."""
+        return 256 + sum(_column_nbytes(self.columns[n]) for n in (*SCALARS, *COLUMNS))
+
+
+def _column_nbytes(column: Any) -> int:
+    if isinstance(column, np.ndarray):
+        return column.nbytes
+    form, value = next(iter(column.items()))
+    if form == "a":
+        return value.nbytes
+    if form == "d":
+        return sum(_column_nbytes(c) for c in value.values())
+    return 64 * len(value)
+
+
+def _rows(column: dict[str, Any]):
+    """A function of the row index that returns that row's value of ``column``."""
+    form, value = next(iter(column.items()))
+    if form == "a" or form == "l":
+        return value.__getitem__
+    getters = {k: _rows(c) for k, c in value.items()}
+    return lambda i: {k: get(i) for k, get in getters.items()}
+
+
+def _check_column(column: Any, count: int, where: str, depth: int = 0) -> None:
+    if type(column) is not dict or len(column) != 1:
+        raise RecordDecodeError(f"{where}: a column must be a one-key map ('a', 'd' or 'l')")
+    form, value = next(iter(column.items()))
+    if form == "a":
+        if type(value) is not np.ndarray or value.ndim < 1 or value.shape[0] != count:
+            raise RecordDecodeError(f"{where}: stacked column must be an array of {count} rows")
+    elif form == "l":
+        if type(value) is not list or len(value) != count:
+            raise RecordDecodeError(f"{where}: list column must hold {count} values")
+    elif form == "d":
+        if type(value) is not dict or not value or depth > 8:
+            raise RecordDecodeError(f"{where}: dict column must map keys to columns")
+        for key, sub in value.items():
+            if type(key) is not str:
+                raise RecordDecodeError(f"{where}: dict column keys must be str, got {key!r}")
+            _check_column(sub, count, f"{where}[{key!r}]", depth + 1)
+    else:
+        raise RecordDecodeError(f"{where}: unknown column form {form!r}")
+
+
+def batch_span(payload: bytes, where: str = "batch") -> tuple[str, int, int]:
+    """``(actor_id, first_seq, last_seq)`` of a batch record, decoding only its head."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=len(payload) or 1)
+    unpacker.feed(payload)
+    try:
+        if unpacker.read_array_header() != 5:
+            raise RecordDecodeError(f"{where}: not a transition batch (expected 5 items)")
+        _check_version(unpacker.unpack(), where)
+        actor_id, first_seq, count = unpacker.unpack(), unpacker.unpack(), unpacker.unpack()
+    except RecordDecodeError:
+        raise
+    except Exception as exc:
+        raise RecordDecodeError(f"{where}: malformed batch head ({exc})") from exc
+    _check_head(actor_id, first_seq, count, where)
+    return actor_id, first_seq, first_seq + count - 1
+
+
+def _check_version(version: Any, where: str) -> None:
+    if type(version) is not int or version < 1:
+        raise RecordDecodeError(f"{where}: invalid batch version {version!r}")
+    if version > BATCH_VERSION:
+        raise SchemaVersionError(f"{where}: transition batch version {version} is newer than this rill "
+                                 f"supports ({BATCH_VERSION}); upgrade rill to read it")
+
+
+def _check_head(actor_id: Any, first_seq: Any, count: Any, where: str) -> None:
+    if type(actor_id) is not str:
+        raise RecordDecodeError(f"{where}: actor_id must be a str, got {type(actor_id).__name__}")
+    if type(first_seq) is not int or first_seq < 0:
+        raise RecordDecodeError(f"{where}: first_seq must be a non-negative int, got {first_seq!r}")
+    if type(count) is not int or count < 1:
+        raise RecordDecodeError(f"{where}: count must be a positive int, got {count!r}")
+
+
+def decode_batch(payload: bytes | memoryview, *, max_size: int, where: str = "batch") -> TransitionBatch:
+    """The :class:`TransitionBatch` in ``payload``; :class:`RecordDecodeError` if malformed."""
+    try:
+        doc = unpack_unchecked(payload, max_size=max_size)
+        if may_hold_timestamp(payload):
+            reject_foreign(doc)
+    except DecodeError as exc:
+        raise RecordDecodeError(f"{where}: {exc}") from exc
+    if type(doc) is not list or len(doc) != 5:
+        raise RecordDecodeError(f"{where}: not a transition batch (expected a 5-item array)")
+    version, actor_id, first_seq, count, columns = doc
+    _check_version(version, where)
+    _check_head(actor_id, first_seq, count, where)
+    where = f"{where} ({actor_id}/{first_seq}..{first_seq + count - 1})"
+    if type(columns) is not dict or columns.keys() != _FIELDS:
+        keys = set(columns) if isinstance(columns, dict) else set()
+        raise RecordDecodeError(f"{where}: unexpected columns {sorted(keys - _FIELDS, key=repr)} / "
+                                f"missing columns {sorted(_FIELDS - keys)}")
+    for name, dtype in SCALARS.items():
+        value = columns[name]
+        if type(value) is not np.ndarray or value.dtype != dtype or value.shape != (count,):
+            raise RecordDecodeError(f"{where}: {name} must be {dtype}[{count}]")
+    for name in COLUMNS:
+        _check_column(columns[name], count, f"{where}: {name}")
+    return TransitionBatch(actor_id, first_seq, count, columns)
+
+
+__all__ = ["BATCH_VERSION", "TransitionBatch", "batch_span", "decode_batch", "encode_batch"]
