@@ -76,7 +76,9 @@ def array_ext(array: np.ndarray, pack: Any) -> msgpack.ExtType:
     if name is None:
         name = _dtype_str(dtype)
     # tuple.__new__ skips ExtType.__new__'s Python-level argument checks: ours are known good.
-    return _new_tuple(_ExtType, (EXT_NDARRAY, pack([name, list(array.shape), array.tobytes()])))
+    # A C-contiguous array is packed from its own memory (no intermediate bytes object).
+    data = memoryview(array).cast("B") if array.flags.c_contiguous and array.size else array.tobytes()
+    return _new_tuple(_ExtType, (EXT_NDARRAY, pack([name, list(array.shape), data])))
 
 
 _PLAIN_TYPES = frozenset({str, bytes, int, float, bool, type(None)})
@@ -115,6 +117,12 @@ def _plain_other(obj: Any, pack: Any) -> Any:
             raise EncodeError(f"cannot encode numpy scalar of dtype {obj.dtype}")
         return obj.item()
     raise EncodeError(f"cannot encode object of type {type(obj).__name__}")
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    """``dtype.str`` of an encodable dtype; :class:`EncodeError` for object or structured ones."""
+    name = _encode_dtypes.get(dtype)
+    return name if name is not None else _dtype_str(dtype)
 
 
 def pack_plain(obj: Any) -> bytes:
@@ -161,7 +169,15 @@ def _decode_dtype(name: str) -> np.dtype:
     return dtype
 
 
-def _unpack_array(data: bytes) -> np.ndarray:
+def dtype_from_name(name: Any) -> np.dtype:
+    """The dtype a decoded ``name`` stands for; :class:`DecodeError` unless an allowed one."""
+    if type(name) is not str:
+        raise DecodeError(f"numpy dtype must be a str, got {type(name).__name__}")
+    dtype = _decode_dtypes.get(name)
+    return dtype if dtype is not None else _decode_dtype(name)
+
+
+def _unpack_array(data: bytes, writable: bool = True) -> np.ndarray:
     try:
         parts = _unpackb(data, raw=False, use_list=True, strict_map_key=True)
     except Exception as exc:
@@ -187,13 +203,20 @@ def _unpack_array(data: bytes) -> np.ndarray:
             f"numpy array of shape {tuple(shape)} and dtype {dtype} needs "
             f"{count * dtype.itemsize} bytes, got {len(raw)}"
         )
-    array = _frombuffer(bytearray(raw), dtype)  # writable, and owns its memory (one copy)
+    # Writable arrays own a copy; read-only ones view the decoded bytes.
+    array = _frombuffer(bytearray(raw) if writable else raw, dtype)
     return array if len(shape) == 1 else array.reshape(shape)
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == EXT_NDARRAY:
         return _unpack_array(data)
+    raise DecodeError(f"unknown msgpack ext type {code}")
+
+
+def _ext_hook_readonly(code: int, data: bytes) -> Any:
+    if code == EXT_NDARRAY:
+        return _unpack_array(data, writable=False)
     raise DecodeError(f"unknown msgpack ext type {code}")
 
 
@@ -210,13 +233,15 @@ def reject_foreign(obj: Any) -> None:
             raise DecodeError("unknown msgpack ext type -1 (timestamp)")
 
 
-def unpack_unchecked(data: bytes | bytearray | memoryview, *, max_size: int) -> Any:
+def unpack_unchecked(data: bytes | bytearray | memoryview, *, max_size: int, writable: bool = True) -> Any:
     """Like :func:`unpackb`, but the caller checks for msgpack timestamps (ext type -1) in the
-    parts it does not type-check itself (see :func:`reject_foreign`)."""
+    parts it does not type-check itself (see :func:`reject_foreign`). ``writable=False`` gives
+    read-only arrays, one copy cheaper."""
     if len(data) > max_size:
         raise DecodeError(f"document of {len(data)} bytes exceeds the limit of {max_size} bytes")
+    hook = _ext_hook if writable else _ext_hook_readonly
     try:
-        return _unpackb(data, raw=False, use_list=True, strict_map_key=True, ext_hook=_ext_hook)
+        return _unpackb(data, raw=False, use_list=True, strict_map_key=True, ext_hook=hook)
     except DecodeError:
         raise
     except msgpack.ExtraData as exc:

@@ -20,10 +20,10 @@ from typing import Any, Protocol
 import zmq
 
 from agent.actor.spool import trim_spool
+from learners.cache import ReplayCache
 from learners.cache.batch import encode_batch
 from learners.cache.format import KIND_TRANSITION
 from learners.cache.records import decode_transition
-from learners.cache import ReplayCache
 from learners.security import CurveClient, apply_client_curve, check_plaintext_endpoint
 from learners.wire import (
     ACK,

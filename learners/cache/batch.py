@@ -6,14 +6,19 @@ run of one actor's transitions (``first_seq`` .. ``first_seq + count - 1``, no g
 field as a column, so the learner decodes a handful of numpy arrays per batch, checks them with
 whole-array operations, and stores the batch unchanged as one cache record (kind ``KIND_BATCH``).
 
-A record is the msgpack array ``[BATCH_VERSION, actor_id, first_seq, count, columns]``. The
-scalar fields are typed arrays of ``count`` rows (``reward``, ``behavior_logp``, ``timestamp``
-float64; ``terminated``, ``truncated`` bool; ``policy_version``, ``episode``, ``step`` int64).
-Every other field is a column in one of three forms, a one-key map:
+A record is a 4-byte little-endian length, a msgpack head of that length, then a data section:
+the head is ``[BATCH_VERSION, actor_id, first_seq, count, columns]``; the scalar fields are typed
+arrays of ``count`` rows inside the head (``reward``, ``behavior_logp``, ``timestamp`` float64;
+``terminated``, ``truncated`` bool; ``policy_version``, ``episode``, ``step`` int64). Every other
+field is a column in one of three forms, a one-key map:
 
-* ``{"a": array}``: the rows stacked (every row an array of the same dtype and shape);
+* ``{"a": [dtype, row_shape, offset, nbytes]}``: the rows stacked, stored raw in the data
+  section at ``offset`` (every row an array of the same dtype and shape). Encoding copies each
+  row once, straight into the record; decoding makes a view, no copy, so an image batch costs
+  what moving its bytes costs;
 * ``{"d": {key: column}}``: every row a dict with the same keys, one column per key;
 * ``{"l": [row, ...]}``: anything else, one value per row (the per-record codec's rules).
+The stacked sections exactly fill the data section.
 
 Reading a row back gives exactly the values that went in (arrays as row views of the stacked
 array, Python scalars as Python scalars). Decoding trusts nothing: a wrong count, a column of
@@ -22,6 +27,8 @@ the wrong length, an unknown form or field raises :class:`RecordDecodeError` nam
 
 from __future__ import annotations
 
+import math
+import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +38,11 @@ import numpy as np
 
 from learners.cache.errors import RecordDecodeError, SchemaVersionError
 from learners.codec import (
+    MAX_NDIM,
     DecodeError,
     EncodeError,
-    may_hold_timestamp,
+    dtype_from_name,
+    dtype_name,
     pack_plain,
     packer,
     plain,
@@ -60,17 +69,40 @@ _PY = {np.dtype(np.float64): float, np.dtype(np.bool_): bool, np.dtype(np.int64)
 
 # ---------------------------------------------------------------------------------------- encoding
 
-def _column(values: list[Any], pack: Any) -> dict[str, Any]:
+_PREFIX = struct.Struct("<I")  # the msgpack head's length
+
+
+class _Data:
+    """The data section being assembled: row buffers, in order, and their total size."""
+
+    def __init__(self) -> None:
+        self.parts: list[Any] = []
+        self.size = 0
+
+    def add(self, rows: list[np.ndarray]) -> list[Any]:
+        first = rows[0]
+        name = dtype_name(first.dtype)
+        offset = self.size
+        if first.nbytes < 4096:  # small rows: one C-level stack beats a buffer per row
+            self.parts.append(memoryview(np.stack(rows)).cast("B"))
+        else:  # large rows (images): each copied once, straight into the record
+            for row in rows:
+                self.parts.append(memoryview(row).cast("B") if row.flags.c_contiguous else row.tobytes())
+        self.size += first.nbytes * len(rows)
+        return [name, list(first.shape), offset, first.nbytes * len(rows)]
+
+
+def _column(values: list[Any], pack: Any, data: _Data) -> dict[str, Any]:
     """The most compact exact form of one field's values (see the module docstring)."""
     first = values[0]
-    if type(first) is np.ndarray and first.ndim:
+    if type(first) is np.ndarray and first.ndim and first.size:  # (a 0-d row would come back a scalar)
         dtype, shape = first.dtype, first.shape
         if all(type(v) is np.ndarray and v.dtype == dtype and v.shape == shape for v in values):
-            return {"a": plain(np.stack(values), pack)}
+            return {"a": data.add(values)}
     elif type(first) is dict and first:
         keys = first.keys()
         if all(type(v) is dict and v.keys() == keys for v in values) and all(type(k) is str for k in keys):
-            return {"d": {k: _column([v[k] for v in values], pack) for k in keys}}
+            return {"d": {k: _column([v[k] for v in values], pack, data) for k in keys}}
     return {"l": [plain(v, pack) for v in values]}
 
 
@@ -91,16 +123,18 @@ def encode_batch(transitions: Sequence[Transition]) -> bytes:
             raise ValueError(f"a batch holds one actor's consecutive transitions: {actor_id}/{first_seq}+{i} "
                              f"is followed by {t.actor_id}/{t.seq}")
     pack = packer().pack
+    data = _Data()
     try:
         columns: dict[str, Any] = {}
         for name, dtype in SCALARS.items():
             columns[name] = plain(np.array([getattr(t, name) for t in transitions], dtype=dtype), pack)
         for name in COLUMNS:
-            columns[name] = _column([getattr(t, name) for t in transitions], pack)
+            columns[name] = _column([getattr(t, name) for t in transitions], pack, data)
         doc = [BATCH_VERSION, actor_id, first_seq, len(transitions), columns]
     except (RecursionError, TypeError, ValueError, OverflowError) as exc:
         raise EncodeError(f"cannot encode transition batch {actor_id}/{first_seq}: {exc}") from exc
-    return pack_plain(doc)
+    head_bytes = pack_plain(doc)
+    return b"".join([_PREFIX.pack(len(head_bytes)), head_bytes, *data.parts])
 
 
 # ---------------------------------------------------------------------------------------- decoding
@@ -170,13 +204,44 @@ def _rows(column: dict[str, Any]):
     return lambda i: {k: get(i) for k, get in getters.items()}
 
 
-def _check_column(column: Any, count: int, where: str, depth: int = 0) -> None:
+class _Sections:
+    """The data section of a record being decoded: hands out stacked columns as array views."""
+
+    def __init__(self, buffer: Any, start: int) -> None:
+        self.buffer, self.start = buffer, start
+        self.size = len(buffer) - start
+        self.used = 0
+
+    def array(self, spec: Any, count: int, where: str) -> np.ndarray:
+        if type(spec) is not list or len(spec) != 4:
+            raise RecordDecodeError(f"{where}: stacked column must be [dtype, row shape, offset, nbytes]")
+        name, shape, offset, nbytes = spec
+        try:
+            dtype = dtype_from_name(name)
+        except DecodeError as exc:
+            raise RecordDecodeError(f"{where}: {exc}") from exc
+        if (type(shape) is not list or len(shape) > MAX_NDIM
+                or not all(type(d) is int and d > 0 for d in shape)):
+            raise RecordDecodeError(f"{where}: invalid row shape {shape!r}")
+        if type(offset) is not int or type(nbytes) is not int or offset < 0 or offset + nbytes > self.size:
+            raise RecordDecodeError(f"{where}: section {offset!r}+{nbytes!r} lies outside the "
+                                    f"{self.size}-byte data section")
+        items = count * math.prod(shape)
+        if items * dtype.itemsize != nbytes:
+            raise RecordDecodeError(f"{where}: {count} rows of {dtype}{shape} need {items * dtype.itemsize} "
+                                    f"bytes, the section has {nbytes}")
+        self.used += nbytes
+        array = np.frombuffer(self.buffer, dtype, items, self.start + offset)
+        return array.reshape((count, *shape))
+
+
+def _load_column(column: Any, count: int, where: str, data: _Sections, depth: int = 0) -> None:
+    """Check ``column``'s form and length; stacked columns become arrays (in place)."""
     if type(column) is not dict or len(column) != 1:
         raise RecordDecodeError(f"{where}: a column must be a one-key map ('a', 'd' or 'l')")
     form, value = next(iter(column.items()))
     if form == "a":
-        if type(value) is not np.ndarray or value.ndim < 1 or value.shape[0] != count:
-            raise RecordDecodeError(f"{where}: stacked column must be an array of {count} rows")
+        column["a"] = data.array(value, count, where)
     elif form == "l":
         if type(value) is not list or len(value) != count:
             raise RecordDecodeError(f"{where}: list column must hold {count} values")
@@ -186,15 +251,27 @@ def _check_column(column: Any, count: int, where: str, depth: int = 0) -> None:
         for key, sub in value.items():
             if type(key) is not str:
                 raise RecordDecodeError(f"{where}: dict column keys must be str, got {key!r}")
-            _check_column(sub, count, f"{where}[{key!r}]", depth + 1)
+            _load_column(sub, count, f"{where}[{key!r}]", data, depth + 1)
     else:
         raise RecordDecodeError(f"{where}: unknown column form {form!r}")
 
 
+def _split(payload: Any, where: str) -> int:
+    """Where the msgpack head ends (and the data section starts) in ``payload``."""
+    if len(payload) < _PREFIX.size:
+        raise RecordDecodeError(f"{where}: {len(payload)} bytes is too short for a transition batch")
+    end = _PREFIX.size + _PREFIX.unpack_from(payload)[0]
+    if end > len(payload):
+        raise RecordDecodeError(f"{where}: head of {end - _PREFIX.size} bytes runs past the "
+                                f"{len(payload)}-byte record")
+    return end
+
+
 def batch_span(payload: bytes, where: str = "batch") -> tuple[str, int, int]:
     """``(actor_id, first_seq, last_seq)`` of a batch record, decoding only its head."""
-    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=len(payload) or 1)
-    unpacker.feed(payload)
+    end = _split(payload, where)
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=end)
+    unpacker.feed(memoryview(payload)[_PREFIX.size:end])
     try:
         if unpacker.read_array_header() != 5:
             raise RecordDecodeError(f"{where}: not a transition batch (expected 5 items)")
@@ -225,12 +302,20 @@ def _check_head(actor_id: Any, first_seq: Any, count: Any, where: str) -> None:
         raise RecordDecodeError(f"{where}: count must be a positive int, got {count!r}")
 
 
-def decode_batch(payload: bytes | memoryview, *, max_size: int, where: str = "batch") -> TransitionBatch:
-    """The :class:`TransitionBatch` in ``payload``; :class:`RecordDecodeError` if malformed."""
+def decode_batch(payload: bytes | memoryview, *, max_size: int, where: str = "batch",
+                 writable: bool = True) -> TransitionBatch:
+    """The :class:`TransitionBatch` in ``payload``; :class:`RecordDecodeError` if malformed.
+    Stacked columns are views of one writable copy of ``payload``, or, with ``writable=False``
+    (for checking a batch), read-only views of ``payload`` itself."""
+    if len(payload) > max_size:
+        raise RecordDecodeError(f"{where}: batch of {len(payload)} bytes exceeds the limit of "
+                                f"{max_size} bytes")
+    end = _split(payload, where)
     try:
-        doc = unpack_unchecked(payload, max_size=max_size)
-        if may_hold_timestamp(payload):
-            reject_foreign(doc)
+        doc = unpack_unchecked(memoryview(payload)[_PREFIX.size:end], max_size=max_size, writable=writable)
+        # A batch is a few large arrays and some small lists: walking the document is cheaper
+        # than scanning the (image-sized) bytes for a timestamp's byte pattern.
+        reject_foreign(doc)
     except DecodeError as exc:
         raise RecordDecodeError(f"{where}: {exc}") from exc
     if type(doc) is not list or len(doc) != 5:
@@ -247,8 +332,12 @@ def decode_batch(payload: bytes | memoryview, *, max_size: int, where: str = "ba
         value = columns[name]
         if type(value) is not np.ndarray or value.dtype != dtype or value.shape != (count,):
             raise RecordDecodeError(f"{where}: {name} must be {dtype}[{count}]")
+    data = _Sections(bytearray(payload) if writable else payload, end)
     for name in COLUMNS:
-        _check_column(columns[name], count, f"{where}: {name}")
+        _load_column(columns[name], count, f"{where}: {name}", data)
+    if data.used != data.size:
+        raise RecordDecodeError(f"{where}: the stacked columns cover {data.used} of the data section's "
+                                f"{data.size} bytes")
     return TransitionBatch(actor_id, first_seq, count, columns)
 
 

@@ -194,7 +194,7 @@ class LearnerServer:
         payload = msg.frames[0]
         try:
             batch = decode_batch(payload, max_size=self.limits.max_record_bytes,
-                                 where=f"transitions {actor_id}/{first}..{last}")
+                                 where=f"transitions {actor_id}/{first}..{last}", writable=False)
         except (ValueError, CacheError) as e:
             raise WireError("bad_record", str(e)) from e
         if (batch.actor_id, batch.first_seq, batch.last_seq) != (actor_id, first, last):

@@ -121,8 +121,8 @@ class Updater:
         stale = self.version - t.policy_version
         self._stale_sum += stale
         self._stale_max = max(self._stale_max, stale)
-        if isinstance(t.obs, dict):  # images ride along in the cache; the heads learn from 'state'
-            t = dataclasses.replace(t, obs=t.obs["state"], next_obs=t.next_obs["state"])
+        if isinstance(t.obs, dict) or isinstance(t.next_obs, dict):  # images ride along in the cache;
+            t = dataclasses.replace(t, obs=_state(t.obs), next_obs=_state(t.next_obs))  # heads learn 'state'
         self.algo.select_stream(t.actor_id)
         if self.config.algo == "stream-ac":
             self.algo.update(t, policy_weight=self._importance_weight(t))
@@ -191,6 +191,10 @@ class Updater:
     def close(self) -> None:
         self.checkpoint()
         self.journal.close()
+
+
+def _state(obs):
+    return obs["state"] if isinstance(obs, dict) else obs
 
 
 def journal_path(run_dir: Path) -> Path:

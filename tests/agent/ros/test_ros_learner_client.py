@@ -62,7 +62,7 @@ def test_ticks_become_acknowledged_transitions_and_streamx_acts_with_learned_wei
     assert client.made == made and client.broken_chains == 1 and client.episode == 1
     assert service.server.durable_seq == {"arm-1": made}
     cache = ReplayCache(tmp_path / "learner" / "cache")
-    records = [r for _, r in cache.iter_records(0)]
+    records = [t for _, t in cache.iter_transitions()]
     cache.close()
     assert [t.seq for t in records] == list(range(1, made + 1))
     assert sum(t.truncated for t in records) == 1

@@ -1,0 +1,78 @@
+"""Batches at the learner: a resend that overlaps what it holds stores only the new part; a batch
+whose columns break the spec is refused with the offending transition named."""
+
+from __future__ import annotations
+
+import time
+
+import msgpack
+import numpy as np
+
+from learners.cache.batch import encode_batch
+from learners.service import LearnerConfig, LearnerService
+from learners.service.journal import read_journal
+from learners.transition import Transition
+from learners.wire import TRANSITIONS, encode
+
+
+def _rows(first: int, last: int, obs=None, action=None) -> list[Transition]:
+    return [Transition(np.full(12, 0.01 * seq, np.float32) if obs is None else obs,
+                       np.zeros(3, np.float32) if action is None else action, 0.1,
+                       np.ones(12, np.float32), False, False, actor_id="ov", seq=seq)
+            for seq in range(first, last + 1)]
+
+
+def _send(sock, rows: list[Transition]) -> None:
+    fields = {"actor_id": rows[0].actor_id, "first_seq": rows[0].seq, "last_seq": rows[-1].seq}
+    sock.send_multipart(encode(TRANSITIONS, fields, [encode_batch(rows)]))
+
+
+def _error(sock) -> tuple[str, str]:
+    while sock.poll(5000):
+        reply = msgpack.unpackb(sock.recv_multipart()[0])
+        if reply["type"] == "error":
+            return reply["reason"], reply["detail"]
+    raise AssertionError("no error reply")
+
+
+def _wait(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_an_overlapping_resend_is_stored_from_the_first_new_transition(tmp_path, raw_actor):
+    config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "run", obs_dim=12, action_dim=3,
+                           durability="os-buffered")
+    with LearnerService(config) as service:
+        sock = raw_actor(service, "ov")
+        _send(sock, _rows(1, 5))
+        _send(sock, _rows(3, 8))  # 3..5 held already
+        _send(sock, _rows(1, 8))  # all held: acknowledged again, nothing stored
+        assert _wait(lambda: service.updater.applied.get("ov", 0) == 8)
+        assert service.server.received == 8 and service.server.durable_seq["ov"] == 8
+        spans = [service.cache.read_span(o) for o in service.cache.log.offsets()]
+        assert spans == [("ov", 1, 5), ("ov", 6, 8)]
+    assert read_journal(tmp_path / "run" / "applied.log") == [("ov", s) for s in range(1, 9)]
+
+
+def test_a_batch_that_breaks_the_spec_names_its_transition(tmp_path, raw_actor):
+    config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "run", obs_dim=12, action_dim=3,
+                           durability="os-buffered")
+    with LearnerService(config) as service:
+        sock = raw_actor(service, "ov")
+        wrong_obs = _rows(1, 3, obs=np.zeros(11, np.float32))
+        _send(sock, wrong_obs)
+        assert _error(sock) == ("bad_shape", "transition ov/1: obs must be float32[12], got float32[11]")
+        mixed = _rows(1, 3)
+        mixed[2].action = np.zeros(3, np.float64)  # one row of another layout: checked row by row
+        _send(sock, mixed)
+        assert _error(sock) == ("bad_shape", "transition ov/3: action must be float32[3], got float64[3]")
+        image_obs = {"state": np.zeros(12, np.float32), "image.cam": np.zeros((8, 8), np.uint8)}
+        _send(sock, _rows(1, 2, obs=image_obs))
+        assert _error(sock)[0] == "bad_shape"
+        _send(sock, _rows(1, 2, obs={"state": np.zeros(12, np.float32),
+                                     "image.cam": np.zeros((8, 8, 3), np.uint8)}))
+        assert _wait(lambda: service.server.durable_seq.get("ov", 0) == 2)
+        assert service.server.rejected == {"bad_shape": 3}
