@@ -20,13 +20,13 @@ import numpy as np
 
 from agent.actor.link import ActorLink
 from learners.cache import ReplayCache
-from learners.cache.batch import encode_batch
+from learners.cache.batch import MAX_BATCH_ROWS, encode_batch
 from learners.cache.format import KIND_BATCH
 from learners.transition import Transition
 
 log = logging.getLogger(__name__)
 
-MAX_ROWS = 1024
+MAX_ROWS = MAX_BATCH_ROWS
 MAX_BYTES = 4 * 1024 * 1024
 MAX_DELAY_S = 0.02
 
@@ -44,9 +44,9 @@ def _nbytes(t: Transition) -> int:
 class SpoolBatcher:
     def __init__(self, spool: ReplayCache, link: ActorLink, *, max_rows: int = MAX_ROWS,
                  max_bytes: int = MAX_BYTES, max_delay_s: float = MAX_DELAY_S) -> None:
-        if max_rows < 1 or max_bytes < 1 or max_delay_s < 0:
-            raise ValueError(f"SpoolBatcher: max_rows ({max_rows}) and max_bytes ({max_bytes}) must be "
-                             f"positive, max_delay_s ({max_delay_s}) not negative")
+        if not 1 <= max_rows <= MAX_BATCH_ROWS or max_bytes < 1 or max_delay_s < 0:
+            raise ValueError(f"SpoolBatcher: max_rows ({max_rows}) must be in [1, {MAX_BATCH_ROWS}], "
+                             f"max_bytes ({max_bytes}) positive, max_delay_s ({max_delay_s}) not negative")
         self.spool, self.link = spool, link
         self.max_rows, self.max_bytes, self.max_delay_s = max_rows, max_bytes, max_delay_s
         self._lock = threading.Lock()

@@ -52,6 +52,8 @@ from learners.codec import (
 from learners.transition import Transition
 
 BATCH_VERSION = 1
+MAX_BATCH_ROWS = 1024
+"""The most transitions an actor puts in one batch; a learner accepts at least this many."""
 SCALARS: dict[str, np.dtype] = {
     "reward": np.dtype(np.float64),
     "behavior_logp": np.dtype(np.float64),
@@ -341,4 +343,4 @@ def decode_batch(payload: bytes | memoryview, *, max_size: int, where: str = "ba
     return TransitionBatch(actor_id, first_seq, count, columns)
 
 
-__all__ = ["BATCH_VERSION", "TransitionBatch", "batch_span", "decode_batch", "encode_batch"]
+__all__ = ["BATCH_VERSION", "MAX_BATCH_ROWS", "TransitionBatch", "batch_span", "decode_batch", "encode_batch"]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from learners.cache.batch import MAX_BATCH_ROWS
 from learners.security import CurveServer, check_plaintext_endpoint
 from learners.streamx.config import ConfigError
 
@@ -55,7 +56,7 @@ class LearnerConfig:
             raise ConfigError("learner: exactly one of action_dim (continuous) or n_actions (discrete)")
         checks = [("obs_dim", self.obs_dim, 1), ("publish_every_updates", self.publish_every_updates, 1),
                   ("checkpoint_every_updates", self.checkpoint_every_updates, 1),
-                  ("max_batch_records", self.max_batch_records, 1)]
+                  ("max_batch_records", self.max_batch_records, MAX_BATCH_ROWS)]  # what actors send
         for name, value, low in checks:
             if type(value) is not int or value < low:
                 raise ConfigError(f"learner.{name} must be an integer >= {low}, got {value!r}")

@@ -7,10 +7,12 @@ import time
 
 import msgpack
 import numpy as np
+import pytest
 
 from learners.cache.batch import encode_batch
 from learners.service import LearnerConfig, LearnerService
 from learners.service.journal import read_journal
+from learners.streamx import ConfigError
 from learners.transition import Transition
 from learners.wire import TRANSITIONS, encode
 
@@ -76,3 +78,9 @@ def test_a_batch_that_breaks_the_spec_names_its_transition(tmp_path, raw_actor):
                                      "image.cam": np.zeros((8, 8, 3), np.uint8)}))
         assert _wait(lambda: service.server.durable_seq.get("ov", 0) == 2)
         assert service.server.rejected == {"bad_shape": 3}
+
+
+def test_a_learner_must_take_the_batches_actors_send(tmp_path):
+    with pytest.raises(ConfigError, match=r"learner\.max_batch_records must be an integer >= 1024, got 100"):
+        LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path, obs_dim=3, action_dim=1,
+                      max_batch_records=100)
