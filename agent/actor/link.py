@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 from typing import Any, Protocol
@@ -124,6 +125,9 @@ class ActorLink:
         self._trimmed_at = float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
 
     # -- called by the control loop --------------------------------------------------------------
     def enqueue(self, first_seq: int, last_seq: int, offset: int, payload: bytes | None) -> None:
@@ -132,6 +136,11 @@ class ActorLink:
             self.unsent.append((first_seq, last_seq, offset, payload))
             self._backlog += last_seq - first_seq + 1
             self.last_seq = max(self.last_seq, last_seq)
+            if self._wake_w >= 0:  # wake the link thread, which may be waiting on the socket
+                try:
+                    os.write(self._wake_w, b"\0")
+                except BlockingIOError:  # a full pipe: it is awake enough
+                    pass
 
     @property
     def backlog(self) -> int:
@@ -155,6 +164,12 @@ class ActorLink:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._thread is None or not self._thread.is_alive():
+            with self._queues:
+                for fd in (self._wake_r, self._wake_w):
+                    if fd >= 0:
+                        os.close(fd)
+                self._wake_r = self._wake_w = -1
 
     # -- the link thread -------------------------------------------------------------------------
     def _socket(self, ctx: zmq.Context) -> zmq.Socket:
@@ -173,6 +188,9 @@ class ActorLink:
     def _run(self) -> None:
         ctx = zmq.Context()
         sock = self._socket(ctx)
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
         last_hello = last_rx = last_beat = 0.0
         fetching_since = 0.0
         try:
@@ -196,7 +214,13 @@ class ActorLink:
                         self._commit_acked()
                         self._send(sock, HEARTBEAT, {"time": time.time(), "actor_id": self.actor_id})
                         last_beat = now
-                if sock.poll(2 if self.connected and self.unsent else 20):
+                events = dict(poller.poll(2 if self.connected and self.unsent else 20))
+                if self._wake_r in events:  # a batch was queued: send it on the next turn
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+                if sock in events:
                     while True:
                         try:
                             frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)

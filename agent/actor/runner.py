@@ -282,6 +282,9 @@ class ActorRunner:
         return self.summary()
 
     def _wait_for_learner(self, max_lag: int, on_wait=None) -> None:
+        if self.seq - self.link.applied_seq <= max_lag:
+            return
+        self.stream.flush()  # the learner can only catch up on what it has been sent
         waited = 0.0
         while self.seq - self.link.applied_seq > max_lag and waited < 30.0:
             time.sleep(0.0005)

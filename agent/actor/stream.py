@@ -72,6 +72,11 @@ class TransitionStream:
         """Spool ``transition`` (its ``seq`` already taken from ``next_seq``) and queue it to send."""
         self.batcher.add(transition)
 
+    def flush(self) -> None:
+        """Send what the open batch holds now, without waiting for it to fill (e.g. before
+        waiting on the learner to learn from these very transitions)."""
+        self.batcher.flush()
+
     def take_weights(self) -> tuple[int, dict[str, Any], float] | None:
         return self.link.mailbox.take()
 

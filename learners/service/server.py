@@ -94,7 +94,9 @@ class LearnerServer:
         self.ready.set()
         try:
             while not self.stop.is_set():
-                events = dict(poller.poll(1 if self.pending else 20))
+                # Short waits while acks are due or learning runs behind what was received
+                # (actors held back by max_lag wait on the applied position).
+                events = dict(poller.poll(1 if self.pending or self._learning_behind() else 20))
                 if self.sock in events:
                     for _ in range(256):
                         try:
@@ -219,6 +221,9 @@ class LearnerServer:
         session = self.sessions.get(actor_id)
         if session is not None:
             session.applied_sent = applied
+
+    def _learning_behind(self) -> bool:
+        return any(self.applied_seq.get(a, 0) < self.appended_seq.get(a, 0) for a in self.sessions)
 
     def _report_applied(self) -> None:
         """Tell actors how far learning has got (a simulated actor may pace itself on it)."""
