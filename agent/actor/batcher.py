@@ -42,6 +42,8 @@ def _nbytes(t: Transition) -> int:
 
 
 class SpoolBatcher:
+    """Batches ``spool``'s transitions for ``link`` (and becomes the link's ``source``)."""
+
     def __init__(self, spool: ReplayCache, link: ActorLink, *, max_rows: int = MAX_ROWS,
                  max_bytes: int = MAX_BYTES, max_delay_s: float = MAX_DELAY_S) -> None:
         if not 1 <= max_rows <= MAX_BATCH_ROWS or max_bytes < 1 or max_delay_s < 0:
@@ -60,13 +62,12 @@ class SpoolBatcher:
         """Take ``t`` (its ``seq`` the next of this actor's); closes the batch when it is due."""
         with self._lock:
             rows = self._open
-            if not rows:
+            if rows and (t.seq != rows[-1].seq + 1 or t.actor_id != rows[-1].actor_id):
+                self._close()  # a batch holds consecutive transitions only
+            if not self._open:
                 self._opened_at = time.monotonic()
                 # The first transition sizes the batch: rows of one stream share their layout.
                 self._rows_cap = max(1, min(self.max_rows, self.max_bytes // _nbytes(t)))
-            elif t.seq != rows[-1].seq + 1 or t.actor_id != rows[-1].actor_id:
-                self._close()  # a batch holds consecutive transitions only
-                self._opened_at = time.monotonic()
             self._open.append(t)
             if len(self._open) >= self._rows_cap or time.monotonic() - self._opened_at >= self.max_delay_s:
                 self._close()
