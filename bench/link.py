@@ -8,10 +8,9 @@
    batch, append it to its fsync'd cache, ack once durable). Next to it, raw ZeroMQ moving
    precomputed bytes with no encoding, no checks and no disk, two ways: each transition's own
    record as a frame, 1024 frames a message (what shipping transitions one by one costs the
-   transport), and the actor's own batch bytes, one frame a message (the bandwidth ceiling);
-   and the raw disk: the batch bytes written to a plain file, fdatasync'd every 4 MB. On one
-   machine every transition is written durably twice (the actor's spool, the learner's cache),
-   so half that rate bounds the link; across machines each side has a disk of its own.
+   transport), and the actor's own batch bytes, one frame a message (the bandwidth ceiling).
+   On one machine every transition is also written durably twice (the actor's spool, the
+   learner's cache) to the same disk; across machines each side has a disk of its own.
 2. Weight delivery latency for a 10M-parameter head: publish -> loaded into the actor's network.
 3. Learner update rate with 1, 2 and 4 actor processes streaming Hopper-v5.
 """
@@ -197,34 +196,6 @@ def raw_zmq_throughput(transitions: list, framing: str, batch: int = 1024, windo
         proc.join()
 
 
-def raw_disk_throughput(transitions: list, tmp: Path, sync_bytes: int = 4 * 1024 * 1024) -> float:
-    """Transitions/s this disk takes when the actor's batch bytes are written to a plain file and
-    fdatasync'd every ``sync_bytes``: the physical limit of one durable copy (loopback puts the
-    actor's spool and the learner's cache, two copies, on this one disk)."""
-    from agent.actor.batcher import MAX_BYTES, MAX_ROWS, _nbytes
-    from learners.cache.batch import encode_batch
-
-    n = len(transitions)
-    rows = max(1, min(MAX_ROWS, MAX_BYTES // _nbytes(transitions[0])))
-    batch = encode_batch(transitions[:rows])
-    path = tmp / "raw-disk.bin"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        start = time.perf_counter()
-        written = unsynced = 0
-        while written < n:
-            unsynced += os.write(fd, batch)
-            written += rows
-            if unsynced >= sync_bytes:
-                os.fdatasync(fd)
-                unsynced = 0
-        os.fdatasync(fd)
-        return written / (time.perf_counter() - start)
-    finally:
-        os.close(fd)
-        path.unlink()
-
-
 def weight_latency(params: int, repeats: int) -> list[float]:
     """Seconds from publishing a ``params``-float head to the actor's copy being loaded."""
     import torch
@@ -366,7 +337,6 @@ def main(argv: list[str] | None = None) -> dict:
             transitions = _transitions(n, image)
             raw = raw_zmq_throughput(transitions, "record")
             raw_batch = raw_zmq_throughput(transitions, "batch")
-            disk = raw_disk_throughput(transitions, tmp)
             link = link_throughput(transitions, tmp)
             results[f"{name}_transitions"] = {
                 "acked_durable_per_s": round(link, 1),
@@ -374,8 +344,6 @@ def main(argv: list[str] | None = None) -> dict:
                 "ratio": round(link / raw, 4),
                 "raw_zmq_batch_frames_per_s": round(raw_batch, 1),
                 "ratio_to_batch_frames": round(link / raw_batch, 4),
-                "raw_disk_one_copy_per_s": round(disk, 1),
-                "ratio_to_disk_two_copies": round(link / (disk / 2), 4),
                 "n": n,
             }
             del transitions
@@ -392,14 +360,13 @@ def main(argv: list[str] | None = None) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = [
         [k, v["acked_durable_per_s"], v["raw_zmq_per_s"], f"{100 * v['ratio']:.1f}%",
-         v["raw_zmq_batch_frames_per_s"], f"{100 * v['ratio_to_batch_frames']:.1f}%",
-         v["raw_disk_one_copy_per_s"], f"{100 * v['ratio_to_disk_two_copies']:.1f}%"]
+         v["raw_zmq_batch_frames_per_s"], f"{100 * v['ratio_to_batch_frames']:.1f}%"]
         for k, v in results.items()
         if k.endswith("_transitions")
     ]
     print_table("actor -> learner, loopback",
                 ["records", "acked durable/s", "raw ZeroMQ/s (record frames)", "ratio",
-                 "raw ZeroMQ/s (batch frames)", "ratio", "raw disk/s (one copy)", "ratio to half"], rows)
+                 "raw ZeroMQ/s (batch frames)", "ratio"], rows)
     w = results["weights_10M"]
     print_table(
         "weights, 10M parameters", ["median ms", "max ms"], [[w["latency_ms_median"], w["latency_ms_max"]]]

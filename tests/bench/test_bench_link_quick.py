@@ -27,7 +27,7 @@ def test_link_bench_quick(tmp_path):
     for kind in ("state_transitions", "image_transitions"):
         row = data[kind]
         assert row["acked_durable_per_s"] > 0 and row["raw_zmq_per_s"] > 0 and row["ratio"] > 0
-        assert row["raw_zmq_batch_frames_per_s"] > 0 and row["raw_disk_one_copy_per_s"] > 0
+        assert row["raw_zmq_batch_frames_per_s"] > 0
     assert data["weights_10M"]["repeats"] == 2 and data["weights_10M"]["latency_ms_median"] > 0
     assert set(data["learner_updates_per_s"]) == {"1", "2", "4"}
     assert all(v > 0 for v in data["learner_updates_per_s"].values())
