@@ -73,7 +73,8 @@ class LearnerService:
         last_stats = last_retention = time.monotonic()
         retain = self.config.retention_bytes is not None or self.config.retention_age_s is not None
         while not self._stop.is_set():
-            self.updater.step(timeout=0.05)
+            if self.updater.step(timeout=0.05):
+                self.server.learned()
             now = time.monotonic()
             if now - last_stats > 2.0:
                 self.updater.write_stats()

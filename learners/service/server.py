@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 import uuid
@@ -73,6 +74,10 @@ class LearnerServer:
         self.received = 0
         self.stop = threading.Event()
         self.ready = threading.Event()
+        self._wake_lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self.ctx = zmq.Context()
         self._auth = None
         self.sock = self.ctx.socket(zmq.ROUTER)
@@ -91,12 +96,16 @@ class LearnerServer:
     def serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
         self.ready.set()
         try:
             while not self.stop.is_set():
-                # Short waits while acks are due or learning runs behind what was received
-                # (actors held back by max_lag wait on the applied position).
-                events = dict(poller.poll(1 if self.pending or self._learning_behind() else 20))
+                events = dict(poller.poll(1 if self.pending else 20))
+                if self._wake_r in events:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except BlockingIOError:
+                        pass
                 if self.sock in events:
                     for _ in range(256):
                         try:
@@ -114,6 +123,11 @@ class LearnerServer:
             self.close()
 
     def close(self) -> None:
+        with self._wake_lock:
+            for fd in (self._wake_r, self._wake_w):
+                if fd >= 0:
+                    os.close(fd)
+            self._wake_r = self._wake_w = -1
         self.sock.close(linger=0)
         if self._auth is not None:
             self._auth.stop()
@@ -222,8 +236,15 @@ class LearnerServer:
         if session is not None:
             session.applied_sent = applied
 
-    def _learning_behind(self) -> bool:
-        return any(self.applied_seq.get(a, 0) < self.appended_seq.get(a, 0) for a in self.sessions)
+    def learned(self) -> None:
+        """Called by the updater (another thread) after it applied records: the loop wakes and
+        tells actors how far learning has got (a simulated actor may be waiting on it)."""
+        with self._wake_lock:  # not while close() closes the pipe
+            if self._wake_w >= 0:
+                try:
+                    os.write(self._wake_w, b"\0")
+                except BlockingIOError:  # a full pipe: the loop is awake enough
+                    pass
 
     def _report_applied(self) -> None:
         """Tell actors how far learning has got (a simulated actor may pace itself on it)."""
