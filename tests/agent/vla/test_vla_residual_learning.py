@@ -90,6 +90,8 @@ def test_residual_heads_learn_the_tabletop_reach_beyond_their_baseline(tmp_path)
     # Learning: during the run, and the learned mean residual against the initial one.
     returns = np.asarray(actor.returns)
     assert len(returns) >= 40, len(returns)
-    early, late = returns[:15].mean(), returns[-15:].mean()
-    assert late > early + 0.3, (early, late)
+    # Medians: a success pays about +5 and comes now and then from the start, so one lucky early
+    # success moves a 15-episode mean by 0.3 (seen failing a CI run with learning intact).
+    early, late = np.median(returns[:15]), np.median(returns[-15:])
+    assert late > early + 0.3, (early, late, returns.round(2).tolist())
     assert after[0] > before[0] + 0.5, (before, after)
