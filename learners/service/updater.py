@@ -56,6 +56,9 @@ class Updater:
         self.episodes = 0
         self._stale_sum = self._stale_max = self._rho_sum = self._rho_n = self._clipped = 0
         journal_length = self._restore()
+        # One past the last record applied: what a checkpoint may claim. The consumer's own
+        # position runs ahead of it by the records polled but not yet applied.
+        self.position = self.consumer.position
         self.journal = AppliedJournal(config.run_dir / "applied.log", journal_length)
         self._last_publish = time.monotonic()
         self._since_publish = 0
@@ -84,11 +87,12 @@ class Updater:
         journal_length = self.journal.sync()
         tensors = {f"algo.{k}": v for k, v in self.algo.state_dict().items()}
         tensors.update({f"traces.{k}": v for k, v in self.algo.stream_traces().items()})
-        state = {"applied": self.applied, "consumer_position": self.consumer.position,
+        state = {"applied": self.applied, "consumer_position": self.position,
                  "journal_length": journal_length, "weights_version": self.version,
                  "updates": self.algo.updates, "episodes": self.episodes}
         self.store.save(self.algo.updates, tensors, state)
-        self.consumer.commit()  # lets retention reclaim what the checkpoint has covered
+        if self.position > self.consumer.committed:  # lets retention reclaim what it covers
+            self.consumer.commit(self.position - 1)
 
     # -- learning --------------------------------------------------------------------------------
     def publish(self) -> None:
@@ -148,13 +152,14 @@ class Updater:
         many records (transitions or batches of them) were consumed."""
         records = self.consumer.poll(4, timeout)
         every = self.config.checkpoint_every_updates
-        for _, record in records:
+        for offset, record in records:
             before = self.algo.updates
             if isinstance(record, TransitionBatch):
                 for t in record:
                     self.apply(t)
             elif isinstance(record, Transition):
                 self.apply(record)
+            self.position = offset + 1
             # Only between records: a checkpoint's cache position is a record's.
             if self.algo.updates // every > before // every:
                 self.checkpoint()

@@ -95,3 +95,23 @@ def test_fast_log_prob_matches_autograd(discrete):
         obs = rng.normal(size=4).astype(np.float32)
         action = int(rng.integers(4)) if discrete else rng.normal(size=2).astype(np.float32)
         assert fast.log_prob(obs, action) == approx(slow.log_prob(obs, action), rel=1e-5, abs=1e-6)
+
+
+def test_a_checkpoint_between_records_of_one_poll_claims_only_what_was_applied(tmp_path):
+    from learners.cache.batch import encode_batch
+    from learners.cache.format import KIND_BATCH
+
+    up, cache, _ = _updater(tmp_path, checkpoint_every_updates=4)
+    for first, last in ((1, 2), (3, 4), (5, 5), (6, 6)):  # one poll takes all four records
+        cache.log.append(encode_batch([_t("a", s) for s in range(first, last + 1)]), KIND_BATCH)
+    cache.flush()
+    assert up.step(timeout=1.0) == 4 and up.applied == {"a": 6}
+    _, _, state = up.store.load_latest()  # taken after the second record, at update 4
+    assert state["updates"] == 4 and state["consumer_position"] == 2 and state["applied"] == {"a": 4}
+    up.journal.close()
+    # A crash here loses the updates after the checkpoint: a restarted updater applies them again.
+    again = Updater(up.config, cache, StreamAC(4, action_dim=2, seed=0), WeightsBox())
+    assert again.applied == {"a": 4}
+    assert again.step(timeout=1.0) == 2 and again.applied == {"a": 6}
+    again.journal.close()
+    cache.close()
