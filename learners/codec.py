@@ -71,13 +71,10 @@ def _dtype_str(dtype: np.dtype) -> str:
 
 def array_ext(array: np.ndarray, pack: Any) -> msgpack.ExtType:
     """``array`` as ext type 1 ``[dtype.str, shape, C-order bytes]``, packed with ``pack``."""
-    dtype = array.dtype
-    name = _encode_dtypes.get(dtype)
-    if name is None:
-        name = _dtype_str(dtype)
-    # tuple.__new__ skips ExtType.__new__'s Python-level argument checks: ours are known good.
+    name = dtype_name(array.dtype)
     # A C-contiguous array is packed from its own memory (no intermediate bytes object).
     data = memoryview(array).cast("B") if array.flags.c_contiguous and array.size else array.tobytes()
+    # tuple.__new__ skips ExtType.__new__'s Python-level argument checks: ours are known good.
     return _new_tuple(_ExtType, (EXT_NDARRAY, pack([name, list(array.shape), data])))
 
 
@@ -177,7 +174,7 @@ def dtype_from_name(name: Any) -> np.dtype:
     return dtype if dtype is not None else _decode_dtype(name)
 
 
-def _unpack_array(data: bytes, writable: bool = True) -> np.ndarray:
+def _unpack_array(data: bytes) -> np.ndarray:
     try:
         parts = _unpackb(data, raw=False, use_list=True, strict_map_key=True)
     except Exception as exc:
@@ -203,20 +200,13 @@ def _unpack_array(data: bytes, writable: bool = True) -> np.ndarray:
             f"numpy array of shape {tuple(shape)} and dtype {dtype} needs "
             f"{count * dtype.itemsize} bytes, got {len(raw)}"
         )
-    # Writable arrays own a copy; read-only ones view the decoded bytes.
-    array = _frombuffer(bytearray(raw) if writable else raw, dtype)
+    array = _frombuffer(bytearray(raw), dtype)  # writable, and owns its memory (one copy)
     return array if len(shape) == 1 else array.reshape(shape)
 
 
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == EXT_NDARRAY:
         return _unpack_array(data)
-    raise DecodeError(f"unknown msgpack ext type {code}")
-
-
-def _ext_hook_readonly(code: int, data: bytes) -> Any:
-    if code == EXT_NDARRAY:
-        return _unpack_array(data, writable=False)
     raise DecodeError(f"unknown msgpack ext type {code}")
 
 
@@ -233,15 +223,13 @@ def reject_foreign(obj: Any) -> None:
             raise DecodeError("unknown msgpack ext type -1 (timestamp)")
 
 
-def unpack_unchecked(data: bytes | bytearray | memoryview, *, max_size: int, writable: bool = True) -> Any:
+def unpack_unchecked(data: bytes | bytearray | memoryview, *, max_size: int) -> Any:
     """Like :func:`unpackb`, but the caller checks for msgpack timestamps (ext type -1) in the
-    parts it does not type-check itself (see :func:`reject_foreign`). ``writable=False`` gives
-    read-only arrays, one copy cheaper."""
+    parts it does not type-check itself (see :func:`reject_foreign`)."""
     if len(data) > max_size:
         raise DecodeError(f"document of {len(data)} bytes exceeds the limit of {max_size} bytes")
-    hook = _ext_hook if writable else _ext_hook_readonly
     try:
-        return _unpackb(data, raw=False, use_list=True, strict_map_key=True, ext_hook=hook)
+        return _unpackb(data, raw=False, use_list=True, strict_map_key=True, ext_hook=_ext_hook)
     except DecodeError:
         raise
     except msgpack.ExtraData as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
 from typing import Any, Protocol
@@ -26,6 +25,7 @@ from learners.cache.batch import encode_batch
 from learners.cache.format import KIND_TRANSITION
 from learners.cache.records import decode_transition
 from learners.security import CurveClient, apply_client_curve, check_plaintext_endpoint
+from learners.wakeup import Wakeup
 from learners.wire import (
     ACK,
     BYE,
@@ -125,9 +125,7 @@ class ActorLink:
         self._trimmed_at = float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wakeup = Wakeup()  # set when a batch is queued
 
     # -- called by the control loop --------------------------------------------------------------
     def enqueue(self, first_seq: int, last_seq: int, offset: int, payload: bytes | None) -> None:
@@ -136,11 +134,7 @@ class ActorLink:
             self.unsent.append((first_seq, last_seq, offset, payload))
             self._backlog += last_seq - first_seq + 1
             self.last_seq = max(self.last_seq, last_seq)
-            if self._wake_w >= 0:  # wake the link thread, which may be waiting on the socket
-                try:
-                    os.write(self._wake_w, b"\0")
-                except BlockingIOError:  # a full pipe: it is awake enough
-                    pass
+        self._wakeup.set()  # the link thread may be waiting on the socket
 
     @property
     def backlog(self) -> int:
@@ -165,11 +159,7 @@ class ActorLink:
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self._thread is None or not self._thread.is_alive():
-            with self._queues:
-                for fd in (self._wake_r, self._wake_w):
-                    if fd >= 0:
-                        os.close(fd)
-                self._wake_r = self._wake_w = -1
+            self._wakeup.close()
 
     # -- the link thread -------------------------------------------------------------------------
     def _socket(self, ctx: zmq.Context) -> zmq.Socket:
@@ -190,7 +180,8 @@ class ActorLink:
         sock = self._socket(ctx)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
+        wake = self._wakeup.fileno()  # (the poller reports plain descriptors by number)
+        poller.register(wake, zmq.POLLIN)
         last_hello = last_rx = last_beat = 0.0
         fetching_since = 0.0
         try:
@@ -215,11 +206,8 @@ class ActorLink:
                         self._send(sock, HEARTBEAT, {"time": time.time(), "actor_id": self.actor_id})
                         last_beat = now
                 events = dict(poller.poll(2 if self.connected and self.unsent else 20))
-                if self._wake_r in events:  # a batch was queued: send it on the next turn
-                    try:
-                        os.read(self._wake_r, 4096)
-                    except BlockingIOError:
-                        pass
+                if wake in events:  # a batch was queued: send it on the next turn
+                    self._wakeup.clear()
                 if sock in events:
                     while True:
                         try:

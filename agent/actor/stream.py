@@ -85,7 +85,6 @@ class TransitionStream:
         return self
 
     def close(self, drain_s: float = 0.0) -> None:
-        self.batcher.flush()
         self.link.stop(drain_s)
         self.spool.flush()
         self.spool.close()

@@ -133,7 +133,6 @@ class TickTransitions:
 
     def close(self, drain_s: float = 2.0) -> None:
         """Stop the link after up to ``drain_s`` for the learner to acknowledge what is spooled."""
-        self.batcher.flush()
         self.link.stop(drain_s)
         self.spool.flush()
         self.spool.close()

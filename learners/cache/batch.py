@@ -314,7 +314,7 @@ def decode_batch(payload: bytes | memoryview, *, max_size: int, where: str = "ba
                                 f"{max_size} bytes")
     end = _split(payload, where)
     try:
-        doc = unpack_unchecked(memoryview(payload)[_PREFIX.size:end], max_size=max_size, writable=writable)
+        doc = unpack_unchecked(memoryview(payload)[_PREFIX.size:end], max_size=max_size)
         # A batch is a few large arrays and some small lists: walking the document is cheaper
         # than scanning the (image-sized) bytes for a timestamp's byte pattern.
         reject_foreign(doc)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 import time
 import uuid
@@ -28,6 +27,7 @@ from learners.security import apply_server_curve, start_authenticator
 from learners.service.checks import check_batch
 from learners.service.config import LearnerConfig
 from learners.service.weights import WeightsBox
+from learners.wakeup import Wakeup
 from learners.wire import (
     ACK,
     BYE,
@@ -74,10 +74,7 @@ class LearnerServer:
         self.received = 0
         self.stop = threading.Event()
         self.ready = threading.Event()
-        self._wake_lock = threading.Lock()
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wakeup = Wakeup()  # set by the updater when it has applied records
         self.ctx = zmq.Context()
         self._auth = None
         self.sock = self.ctx.socket(zmq.ROUTER)
@@ -96,16 +93,14 @@ class LearnerServer:
     def serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
+        wake = self._wakeup.fileno()  # (the poller reports plain descriptors by number)
+        poller.register(wake, zmq.POLLIN)
         self.ready.set()
         try:
             while not self.stop.is_set():
                 events = dict(poller.poll(1 if self.pending else 20))
-                if self._wake_r in events:
-                    try:
-                        os.read(self._wake_r, 4096)
-                    except BlockingIOError:
-                        pass
+                if wake in events:
+                    self._wakeup.clear()
                 if self.sock in events:
                     for _ in range(256):
                         try:
@@ -123,11 +118,7 @@ class LearnerServer:
             self.close()
 
     def close(self) -> None:
-        with self._wake_lock:
-            for fd in (self._wake_r, self._wake_w):
-                if fd >= 0:
-                    os.close(fd)
-            self._wake_r = self._wake_w = -1
+        self._wakeup.close()
         self.sock.close(linger=0)
         if self._auth is not None:
             self._auth.stop()
@@ -239,12 +230,7 @@ class LearnerServer:
     def learned(self) -> None:
         """Called by the updater (another thread) after it applied records: the loop wakes and
         tells actors how far learning has got (a simulated actor may be waiting on it)."""
-        with self._wake_lock:  # not while close() closes the pipe
-            if self._wake_w >= 0:
-                try:
-                    os.write(self._wake_w, b"\0")
-                except BlockingIOError:  # a full pipe: the loop is awake enough
-                    pass
+        self._wakeup.set()
 
     def _report_applied(self) -> None:
         """Tell actors how far learning has got (a simulated actor may pace itself on it)."""
