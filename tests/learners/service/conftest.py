@@ -116,3 +116,17 @@ def raw_actor():
     for sock in socks:
         sock.close(linger=0)
     ctx.term()
+
+
+def _settles(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture
+def settles():
+    """``settles(predicate, timeout=30)``: True once ``predicate()`` holds, False if it still does
+    not after ``timeout`` seconds (for ``assert settles(...), details``)."""
+    return _settles

@@ -3,8 +3,6 @@ whose columns break the spec is refused with the offending transition named."""
 
 from __future__ import annotations
 
-import time
-
 import msgpack
 import numpy as np
 import pytest
@@ -37,14 +35,7 @@ def _error(sock) -> tuple[str, str]:
     raise AssertionError("no error reply")
 
 
-def _wait(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return predicate()
-
-
-def test_an_overlapping_resend_is_stored_from_the_first_new_transition(tmp_path, raw_actor):
+def test_an_overlapping_resend_is_stored_from_the_first_new_transition(tmp_path, raw_actor, settles):
     config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "run", obs_dim=12, action_dim=3,
                            durability="os-buffered")
     with LearnerService(config) as service:
@@ -52,14 +43,14 @@ def test_an_overlapping_resend_is_stored_from_the_first_new_transition(tmp_path,
         _send(sock, _rows(1, 5))
         _send(sock, _rows(3, 8))  # 3..5 held already
         _send(sock, _rows(1, 8))  # all held: acknowledged again, nothing stored
-        assert _wait(lambda: service.updater.applied.get("ov", 0) == 8)
+        assert settles(lambda: service.updater.applied.get("ov", 0) == 8)
         assert service.server.received == 8 and service.server.durable_seq["ov"] == 8
         spans = [service.cache.read_span(o) for o in service.cache.log.offsets()]
         assert spans == [("ov", 1, 5), ("ov", 6, 8)]
     assert read_journal(tmp_path / "run" / "applied.log") == [("ov", s) for s in range(1, 9)]
 
 
-def test_a_batch_that_breaks_the_spec_names_its_transition(tmp_path, raw_actor):
+def test_a_batch_that_breaks_the_spec_names_its_transition(tmp_path, raw_actor, settles):
     config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "run", obs_dim=12, action_dim=3,
                            durability="os-buffered")
     with LearnerService(config) as service:
@@ -76,7 +67,7 @@ def test_a_batch_that_breaks_the_spec_names_its_transition(tmp_path, raw_actor):
         assert _error(sock)[0] == "bad_shape"
         _send(sock, _rows(1, 2, obs={"state": np.zeros(12, np.float32),
                                      "image.cam": np.zeros((8, 8, 3), np.uint8)}))
-        assert _wait(lambda: service.server.durable_seq.get("ov", 0) == 2)
+        assert settles(lambda: service.server.durable_seq.get("ov", 0) == 2)
         assert service.server.rejected == {"bad_shape": 3}
 
 

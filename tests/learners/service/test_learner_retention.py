@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +32,7 @@ def _send(sock, first: int, n: int, per_batch: int = 50) -> None:
         sock.send_multipart(encode(TRANSITIONS, fields, [encode_batch(batch)]))
 
 
-def _wait(predicate, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return predicate()
-
-
-def test_consumed_segments_past_the_limit_are_deleted_while_learning_goes_on(tmp_path, raw_actor):
+def test_consumed_segments_past_the_limit_are_deleted_while_learning_goes_on(tmp_path, raw_actor, settles):
     config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "run", obs_dim=12, action_dim=3,
                            durability="os-buffered", retention_bytes=256 * 1024, retention_every_s=0.2,
                            cache_segment_bytes=128 * 1024, checkpoint_every_updates=500)
@@ -48,13 +40,13 @@ def test_consumed_segments_past_the_limit_are_deleted_while_learning_goes_on(tmp
         sock = raw_actor(service, "ret")
         for first in range(1, 3001, 500):
             _send(sock, first, 500)
-        assert _wait(lambda: service.updater.applied.get("ret", 0) == 3000, 60), service.updater.applied
-        assert _wait(lambda: service.cache.log.segments()[0].base > 0)
+        assert settles(lambda: service.updater.applied.get("ret", 0) == 3000, 60), service.updater.applied
+        assert settles(lambda: service.cache.log.segments()[0].base > 0)
         _send(sock, 3001, 500)  # learning goes on after a deletion
-        assert _wait(lambda: service.updater.applied.get("ret", 0) == 3500, 60)
+        assert settles(lambda: service.updater.applied.get("ret", 0) == 3500, 60)
         # ~2.1 MB went in; what stays is the limit plus what the last checkpoint has not covered
         # (up to 500 records) and the active segment.
-        assert _wait(lambda: service.cache.stats().bytes < 1_000_000), service.cache.stats()
+        assert settles(lambda: service.cache.stats().bytes < 1_000_000), service.cache.stats()
         first_kept = service.cache.log.segments()[0].base
     assert service.server.received == 3500 and first_kept > 0
 
