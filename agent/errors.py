@@ -7,7 +7,7 @@ from agent.train_config import RunDirectoryError
 from hal.errors import HalError
 from learners.cache.errors import CacheError
 from learners.checkpoint import CheckpointError
-from learners.security import InsecureEndpointError
+from learners.link.security import InsecureEndpointError
 from learners.streamx import ConfigError
 from sim.envs import UnknownEnvError
 

@@ -40,7 +40,7 @@ def cmd_learner(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from agent.cli import _parse_overrides
-    from learners.security import CurveServer
+    from learners.link.security import CurveServer
     from learners.service import LearnerConfig, LearnerService
     from learners.streamx import ConfigError
 
@@ -128,7 +128,7 @@ def cmd_actor(args: argparse.Namespace) -> int:
 
     from agent.actor import ActorConfig, ActorRunner
     from agent.cli import _parse_overrides
-    from learners.security import CurveClient
+    from learners.link.security import CurveClient
 
     curve = CurveClient(args.curve_secret, args.learner_key) if args.curve_secret else None
     if args.worker:
@@ -303,7 +303,7 @@ def _actor_worker(args: argparse.Namespace, curve) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from learners.security import generate_keys
+    from learners.link.security import generate_keys
 
     public, secret = generate_keys(Path(args.dir), args.name)
     log.info("wrote %s (share it) and %s (keep it private)", public, secret)

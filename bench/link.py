@@ -71,9 +71,9 @@ def _record(seq: int, image: bool) -> object:
 # -- learner side (a process of its own) --------------------------------------------------------
 def _serve_ingest(endpoint: str, run_dir: str, ready) -> None:
     from learners.cache import CacheConfig, ReplayCache
+    from learners.link.server import LearnerServer
+    from learners.link.weights import WeightsBox
     from learners.service.config import LearnerConfig
-    from learners.service.server import LearnerServer
-    from learners.service.weights import WeightsBox
 
     config = LearnerConfig(bind=endpoint, run_dir=Path(run_dir), obs_dim=12, action_dim=3)
     cache = ReplayCache(Path(run_dir) / "cache", CacheConfig(durability="fsync"))
@@ -121,9 +121,9 @@ def _transitions(n: int, image: bool) -> list:
 def link_throughput(transitions: list, tmp: Path) -> float:
     """Acked durable transitions/s through the real actor side (``SpoolBatcher``: batch encode,
     fsync'd spool, link thread) into a learner ingest process."""
-    from agent.actor.batcher import SpoolBatcher
-    from agent.actor.link import ActorLink
-    from agent.actor.spool import open_spool
+    from learners.link.batcher import SpoolBatcher
+    from learners.link.client import ActorLink
+    from learners.link.spool import open_spool
 
     n = len(transitions)
     image = isinstance(transitions[0].obs, dict)
@@ -166,7 +166,7 @@ def raw_zmq_throughput(transitions: list, framing: str, batch: int = 1024, windo
         messages = [[b"h", *[encode_transition(t) for t in transitions[:batch]]]]
         per = len(messages[0]) - 1
     else:
-        from agent.actor.batcher import MAX_BYTES, _nbytes
+        from learners.link.batcher import MAX_BYTES, _nbytes
 
         rows = max(1, min(batch, MAX_BYTES // _nbytes(transitions[0])))
         messages = [[b"h", encode_batch(transitions[:rows])]]
@@ -200,12 +200,12 @@ def weight_latency(params: int, repeats: int) -> list[float]:
     """Seconds from publishing a ``params``-float head to the actor's copy being loaded."""
     import torch
 
-    from agent.actor.link import ActorLink
-    from agent.actor.spool import open_spool
+    from learners.link.client import ActorLink
+    from learners.link.server import LearnerServer
+    from learners.link.spool import open_spool
+    from learners.link.weights import WeightsBox
+    from learners.link.wire import pack_weights
     from learners.service.config import LearnerConfig
-    from learners.service.server import LearnerServer
-    from learners.service.weights import WeightsBox
-    from learners.wire import pack_weights
 
     tmp = Path(tempfile.mkdtemp(prefix="rill-wlat-"))
     box = WeightsBox()

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from agent.actor.sources import GymSource, RobotSource
-from agent.actor.spool import KEEP_BYTES
-from agent.actor.stream import TransitionStream
 from learners.checkpoint import CheckpointError, CheckpointStore
-from learners.security import CurveClient
+from learners.link.security import CurveClient
+from learners.link.spool import KEEP_BYTES
+from learners.link.stream import TransitionStream
 from learners.service.updater import acting_module
 from learners.streamx import algorithm_config, build_algorithm, build_preprocessor
 from learners.transition import Transition

@@ -48,7 +48,7 @@ class LearnerNodeConfig:
 
 
 def build_service(config: LearnerNodeConfig):
-    from learners.security import CurveServer
+    from learners.link.security import CurveServer
     from learners.service import LearnerConfig, LearnerService
 
     curve = CurveServer(Path(config.curve_secret), Path(config.allow_keys)) if config.curve_secret else None

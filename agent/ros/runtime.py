@@ -92,7 +92,7 @@ class NodeRuntime:
 def run_main(node_name: str, body: Callable[[NodeRuntime], int], args: list[str] | None = None) -> int:
     """Start ROS, run ``body(runtime)`` and turn a configuration error into one log line, exit code 2."""
     from hal.errors import ConfigError
-    from learners.security import InsecureEndpointError
+    from learners.link.security import InsecureEndpointError
     from learners.streamx.config import ConfigError as AlgorithmConfigError
 
     configure_logging(node_name)

@@ -39,10 +39,10 @@ class TickTransitions:
     """Builds transitions from ``TickRecord``s and streams them to the learner at ``endpoint``."""
 
     def __init__(self, config: LearnerClientConfig, obs_dim: int, action_dim: int) -> None:
-        from agent.actor.batcher import SpoolBatcher
-        from agent.actor.link import ActorLink
-        from agent.actor.spool import open_spool
-        from learners.security import CurveClient
+        from learners.link.batcher import SpoolBatcher
+        from learners.link.client import ActorLink
+        from learners.link.security import CurveClient
+        from learners.link.spool import open_spool
         from learners.service.updater import acting_module
         from learners.streamx import algorithm_config, build_algorithm, build_preprocessor
 

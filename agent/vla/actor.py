@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent.actor.stream import TransitionStream
 from agent.loop import ControlLoop, LoopConfig
 from agent.loop.config import MIN_CHUNK
 from agent.loop.control import TickRecord
 from agent.vla.features import NormalizedFeatures
 from agent.vla.transitions import ChunkStep, ChunkTransitionBuilder
 from hal.robot import Robot
-from learners.security import CurveClient
+from learners.link.security import CurveClient
+from learners.link.stream import TransitionStream
 from learners.transition import Transition
 from policies.vla import ResidualPolicy, VLAPolicy, load_vla, tiny_vla
 

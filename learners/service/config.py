@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from learners.cache.batch import MAX_BATCH_ROWS
-from learners.security import CurveServer, check_plaintext_endpoint
+from learners.link.security import CurveServer, check_plaintext_endpoint
 from learners.streamx.config import ConfigError
 
 

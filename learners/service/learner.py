@@ -7,10 +7,10 @@ import threading
 import time
 
 from learners.cache import CacheConfig, CacheError, ReplayCache
+from learners.link.server import LearnerServer
+from learners.link.weights import WeightsBox
 from learners.service.config import LearnerConfig
-from learners.service.server import LearnerServer
 from learners.service.updater import Updater
-from learners.service.weights import WeightsBox
 from learners.streamx import algorithm_config, build_algorithm
 
 log = logging.getLogger(__name__)

@@ -22,12 +22,12 @@ import numpy as np
 from learners.cache import ReplayCache
 from learners.cache.batch import TransitionBatch
 from learners.checkpoint import CheckpointStore
+from learners.link.weights import WeightsBox
+from learners.link.wire import pack_weights
 from learners.service.config import LearnerConfig
 from learners.service.journal import AppliedJournal
-from learners.service.weights import WeightsBox
 from learners.streamx.base import StreamAlgorithm
 from learners.transition import Transition
-from learners.wire import pack_weights
 
 log = logging.getLogger(__name__)
 STATS_FIELDS = ["updates", "wall_time", "updates_per_s", "weights_version", "staleness_mean",

@@ -96,7 +96,7 @@ def raw_actor():
     ``actor_id`` (its welcome read), for tests that write wire messages by hand."""
     import zmq
 
-    from learners.wire import encode
+    from learners.link.wire import encode
 
     ctx = zmq.Context()
     socks = []

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from learners.cache.batch import encode_batch
+from learners.link.wire import TRANSITIONS, encode
 from learners.service import LearnerConfig, LearnerService
 from learners.service.journal import read_journal
 from learners.streamx import ConfigError
 from learners.transition import Transition
-from learners.wire import TRANSITIONS, encode
 
 
 def _rows(first: int, last: int, obs=None, action=None) -> list[Transition]:

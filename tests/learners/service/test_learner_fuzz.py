@@ -12,9 +12,9 @@ import zmq
 
 from agent.actor import ActorConfig, ActorRunner
 from learners.cache.batch import encode_batch
+from learners.link.wire import PROTOCOL_VERSION, TRANSITIONS, encode
 from learners.service import LearnerConfig, LearnerService
 from learners.transition import Transition
-from learners.wire import PROTOCOL_VERSION, TRANSITIONS, encode
 
 
 def _garbage(rng: np.random.Generator, i: int, name: str) -> list[bytes]:

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from learners.cache.batch import encode_batch
+from learners.link.wire import TRANSITIONS, encode
 from learners.service import LearnerConfig, LearnerService
 from learners.streamx import ConfigError
 from learners.transition import Transition
-from learners.wire import TRANSITIONS, encode
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from agent.actor import ActorConfig, ActorRunner
-from agent.actor.link import ActorLink
-from learners.security import CurveClient, CurveServer, InsecureEndpointError, generate_keys
+from learners.link.client import ActorLink
+from learners.link.security import CurveClient, CurveServer, InsecureEndpointError, generate_keys
 from learners.service import LearnerConfig, LearnerService
 
 

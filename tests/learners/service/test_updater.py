@@ -10,9 +10,9 @@ import torch
 from pytest import approx
 
 from learners.cache import CacheConfig, ReplayCache
+from learners.link.weights import WeightsBox
 from learners.service.config import LearnerConfig
 from learners.service.updater import Updater
-from learners.service.weights import WeightsBox
 from learners.streamx import StreamAC, build_algorithm
 from learners.transition import Transition
 

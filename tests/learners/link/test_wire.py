@@ -6,7 +6,7 @@ import msgpack
 import pytest
 import torch
 
-from learners.wire import (
+from learners.link.wire import (
     ACK,
     HELLO,
     PROTOCOL_VERSION,

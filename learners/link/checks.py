@@ -11,11 +11,15 @@ transition as ``actor/seq``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from learners.cache.batch import TransitionBatch
-from learners.service.config import LearnerConfig
-from learners.wire import WireError
+from learners.link.wire import WireError
+
+if TYPE_CHECKING:  # the learner's config, read by attribute only: no import cycle
+    from learners.service.config import LearnerConfig
 
 
 def check_batch(batch: TransitionBatch, config: LearnerConfig) -> None:

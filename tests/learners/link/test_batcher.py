@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from agent.actor.batcher import SpoolBatcher
-from agent.actor.link import ActorLink
-from agent.actor.spool import open_spool
 from learners.cache.format import KIND_BATCH
+from learners.link.batcher import SpoolBatcher
+from learners.link.client import ActorLink
+from learners.link.spool import open_spool
 from learners.transition import Transition
 
 SPEC = {"obs_dim": 3, "action_dim": 1, "n_actions": None, "algo": "stream-ac"}

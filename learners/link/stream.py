@@ -13,10 +13,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from agent.actor.batcher import SpoolBatcher
-from agent.actor.link import ActorLink
-from agent.actor.spool import KEEP_BYTES, open_spool
-from learners.security import CurveClient
+from learners.link.batcher import SpoolBatcher
+from learners.link.client import ActorLink
+from learners.link.security import CurveClient
+from learners.link.spool import KEEP_BYTES, open_spool
 from learners.transition import Transition
 
 log = logging.getLogger(__name__)

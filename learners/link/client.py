@@ -19,14 +19,14 @@ from typing import Any, Protocol
 
 import zmq
 
-from agent.actor.spool import trim_spool
 from learners.cache import ReplayCache
 from learners.cache.batch import encode_batch
 from learners.cache.format import KIND_TRANSITION
 from learners.cache.records import decode_transition
-from learners.security import CurveClient, apply_client_curve, check_plaintext_endpoint
-from learners.wakeup import Wakeup
-from learners.wire import (
+from learners.link.security import CurveClient, apply_client_curve, check_plaintext_endpoint
+from learners.link.spool import trim_spool
+from learners.link.wakeup import Wakeup
+from learners.link.wire import (
     ACK,
     BYE,
     ERROR,
@@ -67,7 +67,7 @@ class WeightsMailbox:
 
 
 class BatchSource(Protocol):
-    """What feeds the link batch records (``agent.actor.batcher.SpoolBatcher``)."""
+    """What feeds the link batch records (``learners.link.batcher.SpoolBatcher``)."""
 
     open_rows: int  # transitions taken but not yet in a queued batch
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.actor.spool import open_spool, trim_spool
 from learners.cache.batch import encode_batch
 from learners.cache.format import KIND_BATCH, KIND_TRANSITION
 from learners.cache.records import encode_transition
+from learners.link.spool import open_spool, trim_spool
 from learners.transition import Transition
 
 

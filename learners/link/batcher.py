@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 
-from agent.actor.link import ActorLink
 from learners.cache import ReplayCache
 from learners.cache.batch import MAX_BATCH_ROWS, encode_batch
 from learners.cache.format import KIND_BATCH
+from learners.link.client import ActorLink
 from learners.transition import Transition
 
 log = logging.getLogger(__name__)

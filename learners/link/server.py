@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import zmq
 
@@ -23,12 +24,11 @@ from learners.cache import ReplayCache
 from learners.cache.batch import decode_batch, encode_batch
 from learners.cache.errors import CacheError
 from learners.cache.format import KIND_BATCH
-from learners.security import apply_server_curve, start_authenticator
-from learners.service.checks import check_batch
-from learners.service.config import LearnerConfig
-from learners.service.weights import WeightsBox
-from learners.wakeup import Wakeup
-from learners.wire import (
+from learners.link.checks import check_batch
+from learners.link.security import apply_server_curve, start_authenticator
+from learners.link.wakeup import Wakeup
+from learners.link.weights import WeightsBox
+from learners.link.wire import (
     ACK,
     BYE,
     ERROR,
@@ -44,6 +44,10 @@ from learners.wire import (
     decode,
     encode,
 )
+
+if TYPE_CHECKING:  # the learner's config, read by attribute only: no import cycle
+    from learners.service.config import LearnerConfig
+
 
 log = logging.getLogger(__name__)
 
