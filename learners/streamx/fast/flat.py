@@ -1,6 +1,6 @@
 """A stock stream-x MLP whose weights and ObGD state live in contiguous float32 buffers.
 
-The compiled kernels (``kernels.py``) work on one flat buffer per network; the torch module and
+The compiled kernels (``fast/kernels/``) work on one flat buffer per network; the torch module and
 its ObGD optimizer keep working as before because their tensors become *views* of those buffers
 (``torch.from_numpy``). So ``state_dict()`` / ``load_state_dict()``, checkpoints and weight
 shipping by name see exactly the keys, shapes and values of the autograd path, and anything
