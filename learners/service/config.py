@@ -9,6 +9,7 @@ from typing import Any
 from learners.cache.batch import MAX_BATCH_ROWS
 from learners.link.security import CurveServer, check_plaintext_endpoint
 from learners.streamx.config import ConfigError
+from learners.streamx.registry import algorithm_names
 
 
 @dataclass
@@ -71,8 +72,10 @@ class LearnerConfig:
         for name, value in (("retention_age_s", age), ("retention_every_s", self.retention_every_s)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"learner.{name} must be a number > 0, got {getattr(self, name)!r}")
-        if self.algo not in ("stream-ac", "stream-q", "stream-sarsa"):
-            raise ConfigError(f"learner.algo must be stream-ac, stream-q or stream-sarsa, got {self.algo!r}")
+        names = algorithm_names(control_only=True)  # a learner ships weights that actors act with
+        if self.algo not in names:
+            choices = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+            raise ConfigError(f"learner.algo must be {choices}, got {self.algo!r}")
 
     @property
     def spec(self) -> dict[str, Any]:

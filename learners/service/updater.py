@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from learners.cache import ReplayCache
 from learners.cache.batch import TransitionBatch
@@ -27,6 +28,7 @@ from learners.link.wire import pack_weights
 from learners.service.config import LearnerConfig
 from learners.service.journal import AppliedJournal
 from learners.streamx.base import StreamAlgorithm
+from learners.streamx.registry import algorithm_spec
 from learners.transition import Transition
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,10 @@ STATS_FIELDS = ["updates", "wall_time", "updates_per_s", "weights_version", "sta
                 "recent_return"]
 
 
-def acting_module(algo: StreamAlgorithm) -> tuple[str, object]:
-    """The network an actor needs to act: the policy of AC, the Q-network of Q/SARSA."""
-    modules = algo.modules()
-    name = "actor" if "actor" in modules else "q"
-    return name, modules[name]
+# Deprecated alias of StreamAlgorithm.acting_module(): remove once agent/ is switched.
+def acting_module(algo: StreamAlgorithm) -> tuple[str, torch.nn.Module]:
+    """Deprecated: use ``algo.acting_module()``."""
+    return algo.acting_module()
 
 
 class Updater:
@@ -54,6 +55,7 @@ class Updater:
         self.episode_returns: dict[str, float] = {}
         self.recent: list[float] = []
         self.episodes = 0
+        self._policy_weighted = algorithm_spec(config.algo).policy_weighted
         self._stale_sum = self._stale_max = self._rho_sum = self._rho_n = self._clipped = 0
         journal_length = self._restore()
         # One past the last record applied: what a checkpoint may claim. The consumer's own
@@ -96,7 +98,7 @@ class Updater:
 
     # -- learning --------------------------------------------------------------------------------
     def publish(self) -> None:
-        name, module = acting_module(self.algo)
+        name, module = self.algo.acting_module()
         self.version = self.algo.updates
         fields, blob = pack_weights({f"{name}.{k}": v for k, v in module.state_dict().items()},
                                     self.version)
@@ -128,7 +130,7 @@ class Updater:
         if isinstance(t.obs, dict) or isinstance(t.next_obs, dict):  # images ride along in the cache;
             t = dataclasses.replace(t, obs=_state(t.obs), next_obs=_state(t.next_obs))  # heads learn 'state'
         self.algo.select_stream(t.actor_id)
-        if self.config.algo == "stream-ac":
+        if self._policy_weighted:
             self.algo.update(t, policy_weight=self._importance_weight(t))
         else:
             self.algo.update(t)

@@ -1,11 +1,10 @@
-"""The stream-x algorithms (STREAMX.md): ObGD, Stream AC/Q/SARSA/TD(lambda), and a registry.
+"""The stream-x algorithms (docs/streamx.md): ObGD, Stream AC/Q/SARSA/TD(lambda), built by name.
 
-A new algorithm plugs in by adding an entry to ``ALGORITHMS``; callers build by name.
+A new algorithm plugs in by adding an entry to ``ALGORITHMS`` (``learners.streamx.registry``).
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 from typing import Any
 
@@ -19,38 +18,28 @@ from learners.streamx.config import (
     StreamXConfig,
 )
 from learners.streamx.obgd import AdaptiveObGD, ObGD
+from learners.streamx.registry import (
+    ALGORITHMS,
+    AlgorithmSpec,
+    algorithm_names,
+    algorithm_spec,
+    spec_of,
+)
 from learners.streamx.stream_ac import StreamAC
 from learners.streamx.stream_q import StreamQ, StreamSARSA
 from learners.streamx.stream_td import StreamTD
 
 log = logging.getLogger(__name__)
 
-ALGORITHMS: dict[str, tuple[type[StreamAlgorithm], type[StreamXConfig]]] = {
-    "stream-ac": (StreamAC, StreamACConfig),
-    "stream-q": (StreamQ, StreamQConfig),
-    "stream-sarsa": (StreamSARSA, StreamSARSAConfig),
-    "stream-td": (StreamTD, StreamTDConfig),
-}
-
 
 def algorithm_config(name: str, overrides: dict[str, Any] | None = None) -> StreamXConfig:
     """The validated config of algorithm ``name`` with ``overrides`` applied."""
-    if name not in ALGORITHMS:
-        near = difflib.get_close_matches(name, ALGORITHMS, n=3)
-        hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        raise ConfigError(f"unknown algorithm {name!r}{hint}; known: {', '.join(ALGORITHMS)}")
-    return ALGORITHMS[name][1].from_dict(dict(overrides or {}))
+    return algorithm_spec(name).config.from_dict(dict(overrides or {}))
 
 
 def fast_algorithm_class(name: str) -> type[StreamAlgorithm] | None:
     """The compiled-path class of algorithm ``name``, or None when numba cannot be imported."""
-    try:
-        from learners.streamx import fast
-    except ImportError as e:  # numba is a dependency; a stripped install still trains, slowly
-        log.warning("fast stream-x path unavailable (%s); using the autograd path", e)
-        return None
-    return {"stream-ac": fast.FastStreamAC, "stream-q": fast.FastStreamQ,
-            "stream-sarsa": fast.FastStreamSARSA, "stream-td": fast.FastStreamTD}.get(name)
+    return algorithm_spec(name).fast_class()
 
 
 def build_preprocessor(obs_dim: int, gamma: float, time_limit: int | None, fast: bool = False):
@@ -82,23 +71,24 @@ def build_algorithm(
     ``fast`` picks the compiled update path (same numbers, same state); the result's
     ``update_path`` says which path was built.
     """
-    cls, _ = ALGORITHMS[name]
-    config = config or algorithm_config(name)
-    if fast:
-        cls = fast_algorithm_class(name) or cls
-    if issubclass(cls, StreamAC):
+    spec = algorithm_spec(name)
+    config = config or spec.config()
+    cls = (spec.fast_class() if fast else None) or spec.algorithm
+    if spec.continuous:  # it takes either action space and checks that exactly one is given
         return cls(obs_dim, action_dim=action_dim, n_actions=n_actions, config=config, seed=seed)
-    if issubclass(cls, StreamTD):
+    if not spec.controls:
         return cls(obs_dim, config=config, seed=seed)
     if n_actions is None:
+        use = " or ".join(n for n, s in ALGORITHMS.items() if s.continuous)
         raise ConfigError(f"{name} needs a discrete action space; this task's actions are continuous"
-                          " (use stream-ac)")
+                          f" (use {use})")
     return cls(obs_dim, n_actions, config=config, seed=seed)
 
 
 __all__ = [
-    "ALGORITHMS", "ActResult", "AdaptiveObGD", "ConfigError", "ObGD", "StreamAC", "StreamACConfig",
-    "StreamAlgorithm", "StreamQ", "StreamQConfig", "StreamSARSA", "StreamSARSAConfig", "StreamTD",
-    "StreamTDConfig", "StreamXConfig", "UpdateInfo", "algorithm_config", "build_algorithm",
-    "build_preprocessor", "fast_algorithm_class",
+    "ALGORITHMS", "ActResult", "AdaptiveObGD", "AlgorithmSpec", "ConfigError", "ObGD", "StreamAC",
+    "StreamACConfig", "StreamAlgorithm", "StreamQ", "StreamQConfig", "StreamSARSA",
+    "StreamSARSAConfig", "StreamTD", "StreamTDConfig", "StreamXConfig", "UpdateInfo",
+    "algorithm_config", "algorithm_names", "algorithm_spec", "build_algorithm", "build_preprocessor",
+    "fast_algorithm_class", "spec_of",
 ]

@@ -68,6 +68,21 @@ class StreamAlgorithm(abc.ABC):
     def optimizers(self) -> dict[str, Any]:
         """The ObGD optimizers by network name."""
 
+    def acting_module(self) -> tuple[str, torch.nn.Module]:
+        """``(name, network)`` an actor needs to choose actions: AC's ``actor``, Q/SARSA's ``q``.
+
+        The learner ships this network's weights (keys ``<name>.<parameter>``) and actors load
+        them into theirs. The name comes from the algorithm's entry in
+        ``learners.streamx.registry``; an algorithm that only predicts raises
+        ``NotImplementedError``.
+        """
+        from learners.streamx.registry import spec_of  # the registry imports every algorithm
+
+        spec = spec_of(self)
+        if spec.acting_module is None:
+            raise NotImplementedError(f"{spec.name} predicts values; it has no network to act with")
+        return spec.acting_module, self.modules()[spec.acting_module]
+
     # -- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every tensor needed to continue exactly: weights, traces, RNG state, counters."""
