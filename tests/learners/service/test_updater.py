@@ -52,15 +52,15 @@ def test_importance_weight_is_truncated_ratio_of_current_to_behaviour_policy(tmp
     t = _t("a", 1)
     logp_now = algo.log_prob(t.obs, t.action)
     t.behavior_logp = logp_now + math.log(4.0)  # the behaviour policy liked this action 4x more
-    assert up._importance_weight(t) == approx(0.25, rel=1e-5)
+    assert up.learning.importance_weight(t) == approx(0.25, rel=1e-5)
     t.behavior_logp = logp_now - 3.0  # more likely now than then: truncated at 1
-    assert up._importance_weight(t) == 1.0
-    assert up._clipped == 1
+    assert up.learning.importance_weight(t) == 1.0
+    assert up.stats.importance_clipped == 1
     t.behavior_logp = float("nan")  # no behaviour log-probability recorded: on-policy weight
-    assert up._importance_weight(t) == 1.0
+    assert up.learning.importance_weight(t) == 1.0
     off, cache2, _ = _updater(tmp_path / "off", importance_clip=None)
     t.behavior_logp = logp_now + 5.0
-    assert off._importance_weight(t) == 1.0
+    assert off.learning.importance_weight(t) == 1.0
     cache.close()
     cache2.close()
 
@@ -113,5 +113,24 @@ def test_a_checkpoint_between_records_of_one_poll_claims_only_what_was_applied(t
     again = Updater(up.config, cache, StreamAC(4, action_dim=2, seed=0), WeightsBox())
     assert again.applied == {"a": 4}
     assert again.step(timeout=1.0) == 2 and again.applied == {"a": 6}
+    again.journal.close()
+    cache.close()
+
+
+def test_weights_are_published_every_n_updates_and_episodes_survive_a_restart(tmp_path):
+    from learners.cache.batch import encode_batch
+    from learners.cache.format import KIND_BATCH
+
+    up, cache, algo = _updater(tmp_path, publish_every_updates=3, publish_every_ms=1e9)
+    assert up.weights.latest().version == 0 and up.version == 0  # published at start
+    for first, last in ((1, 2), (3, 4), (5, 5)):  # 2 updates: too few; 4: published; 5: too few
+        cache.log.append(encode_batch([_t("a", s, done=s == 3) for s in range(first, last + 1)]), KIND_BATCH)
+    cache.flush()
+    assert up.step(timeout=1.0) == 3
+    assert up.version == 4 and up.weights.latest().version == 4 and algo.updates == 5
+    assert up.episodes == 1 and len(up.recent) == 1 and up.position == 3
+    up.close()
+    again = Updater(up.config, cache, StreamAC(4, action_dim=2, seed=0), WeightsBox())
+    assert again.episodes == 1 and again.applied == {"a": 5} and again.version == 5
     again.journal.close()
     cache.close()

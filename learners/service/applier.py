@@ -1,0 +1,72 @@
+"""``TransitionApplier``: the learning itself, one transition at a time in each actor's order.
+
+Transitions arrive in cache order, which is each actor's sequence order; each actor has its own
+eligibility traces over the shared weights (``StreamAlgorithm.select_stream``). A transition is
+applied at most once: the map of the last seq applied per actor (checkpointed) refuses a repeat,
+and the applied journal records every update in order. For an algorithm whose update is policy
+weighted (stream AC), the policy-gradient term of an action chosen with older weights is scaled
+by the truncated importance weight ``min(clip, pi/mu)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+
+from learners.service.config import LearnerConfig
+from learners.service.journal import AppliedJournal
+from learners.service.stats import LearnerStats
+from learners.streamx.base import StreamAlgorithm
+from learners.streamx.registry import algorithm_spec
+from learners.transition import Transition
+
+log = logging.getLogger(__name__)
+MAX_LOG_RATIO = 50.0  # exp() of a larger log-ratio overflows; the clip truncates it anyway
+
+
+class TransitionApplier:
+    """Applies transitions to ``algo`` in order, recording them in ``journal`` and ``stats``."""
+
+    def __init__(self, config: LearnerConfig, algo: StreamAlgorithm, journal: AppliedJournal,
+                 stats: LearnerStats, applied: dict[str, int] | None = None) -> None:
+        self.config, self.algo, self.journal, self.stats = config, algo, journal, stats
+        self.applied: dict[str, int] = {} if applied is None else applied  # actor -> last seq applied
+        self._policy_weighted = algorithm_spec(config.algo).policy_weighted
+
+    def importance_weight(self, t: Transition) -> float:
+        """``min(clip, pi(a|s) / mu(a|s))`` under the current weights; 1 when the clip is off or the
+        behaviour log-probability was not recorded."""
+        clip = self.config.importance_clip
+        if clip is None or not hasattr(self.algo, "log_prob") or not math.isfinite(t.behavior_logp):
+            return 1.0
+        rho = math.exp(min(self.algo.log_prob(t.obs, t.action) - t.behavior_logp, MAX_LOG_RATIO))
+        self.stats.importance(rho, clip)
+        return min(rho, clip)
+
+    def apply(self, t: Transition, weights_version: int) -> bool:
+        """One update from ``t`` (acted with weights ``t.policy_version``; the newest published are
+        ``weights_version``); False when ``t`` was applied already and is skipped."""
+        last = self.applied.get(t.actor_id, 0)
+        if t.seq <= last:  # cannot happen with an intact cache; never apply twice
+            log.error("transition %s/%d already applied; skipped", t.actor_id, t.seq)
+            return False
+        if t.seq != last + 1:
+            self.stats.out_of_order += 1
+            log.error("transition %s/%d follows %d: a gap in the actor's stream", t.actor_id, t.seq, last)
+        self.stats.staleness(weights_version - t.policy_version)
+        if isinstance(t.obs, dict) or isinstance(t.next_obs, dict):  # images ride along in the cache;
+            t = dataclasses.replace(t, obs=_state(t.obs), next_obs=_state(t.next_obs))  # heads learn 'state'
+        self.algo.select_stream(t.actor_id)
+        if self._policy_weighted:
+            self.algo.update(t, policy_weight=self.importance_weight(t))
+        else:
+            self.algo.update(t)
+        self.applied[t.actor_id] = t.seq
+        self.journal.record(t.actor_id, t.seq)
+        self.stats.episode_step(t)
+        return True
+
+
+def _state(obs):
+    return obs["state"] if isinstance(obs, dict) else obs
