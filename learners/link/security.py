@@ -1,16 +1,24 @@
-"""Who may talk to a learner: endpoint policy and CurveZMQ keys.
+"""Who may talk to a learner: endpoint policy, CurveZMQ keys, and the actor ids keys speak for.
 
 Plain TCP is allowed only on loopback (or ``ipc://`` / ``inproc://``) unless the caller says
 ``insecure=True`` explicitly; anything else needs CurveZMQ, which authenticates the actor by an
 allow-listed public key and encrypts the link. Key files are ZeroMQ's own certificate format
 (``zmq.auth.create_certificates``), plain text, never pickled.
+
+The allow-list directory binds each key to one actor id: ``robot-a.key`` admits the key in it and
+lets that key speak only as actor ``robot-a`` (:class:`AllowList`). The ZAP handler admits a
+connection whose key is listed and stamps every message it carries with the key (ZeroMQ's
+``User-Id``); the learner looks the key up again for each message, so a key removed or replaced
+in the directory stops speaking at once, whatever connection it holds.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,16 +103,145 @@ def generate_keys(directory: Path, name: str) -> tuple[Path, Path]:
     return Path(public), Path(secret)
 
 
-def start_authenticator(context: zmq.Context, curve: CurveServer):
-    """A ZAP handler that admits only actors whose public key file is in ``curve.allow_dir``."""
+ALLOW_LIST_POLL_S = 1.0  # how often the learner looks for changed key files
+_MAX_ACTOR_ID_BYTES = 255  # a ZeroMQ routing id
+
+
+class AllowListError(ValueError):
+    """An allow-list directory that cannot be read as one key per actor id."""
+
+
+class AllowList:
+    """The actors' public keys, one ``ACTOR_ID.key`` file per actor id in ``directory``.
+
+    A key may speak only as the actor id its file is named after. :meth:`actor_of` answers for
+    the ZAP handler's thread and the learner's network thread alike (the map is replaced whole,
+    never changed in place). :meth:`refresh` reloads the directory when a key file was added,
+    removed or rewritten, and returns the actor ids whose key was revoked (removed or replaced).
+    At construction a file that is not a public key, or one key in two files, is an error; on a
+    reload such a file is logged and admits nobody, so a half-copied file cannot stop a learner.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise FileNotFoundError(f"CurveZMQ allow-list directory {self.directory} does not exist")
+        self._by_key: dict[str, str] = {}  # z85 public key -> actor id
+        self._listing: tuple = ()
+        self._checked = time.monotonic()
+        self.refresh(strict=True)
+        if not self._by_key:
+            log.warning("CurveZMQ allow-list %s holds no ACTOR_ID.key file: no actor can connect "
+                        "until one is added", self.directory)
+
+    @property
+    def actors(self) -> dict[str, str]:
+        """actor id -> its z85 public key."""
+        return {actor: key for key, actor in self._by_key.items()}
+
+    def actor_of(self, key: str | bytes | None) -> str | None:
+        """The actor id ``key`` (z85 text) may speak as, or None if it is not on the list."""
+        if isinstance(key, bytes):
+            key = key.decode("ascii", "replace")
+        return self._by_key.get(key) if key else None
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """pyzmq's CURVE credentials provider (called in the ZAP handler's thread)."""
+        actor = self.actor_of(key)
+        if actor is None:
+            log.warning("CurveZMQ: refused a connection with key %s: not in %s",
+                        key.decode("ascii", "replace"), self.directory)
+        return actor is not None
+
+    def refresh_due(self) -> set[str]:
+        """:meth:`refresh` at most every ``ALLOW_LIST_POLL_S`` seconds."""
+        now = time.monotonic()
+        if now - self._checked < ALLOW_LIST_POLL_S:
+            return set()
+        self._checked = now
+        return self.refresh()
+
+    def refresh(self, *, strict: bool = False) -> set[str]:
+        """Reload the directory if its key files changed; the actor ids whose key is gone."""
+        try:
+            listing = self._list()
+        except OSError as e:
+            if strict:
+                raise
+            log.error("CurveZMQ allow-list %s unreadable (%s); keeping the keys loaded before",
+                      self.directory, e)
+            return set()
+        if listing == self._listing:
+            return set()
+        by_key: dict[str, str] = {}
+        files: dict[str, Path] = {}
+        for path in sorted(self.directory.glob("*.key")):
+            actor = path.name[: -len(".key")]
+            try:
+                key = self._read(path, actor)
+            except AllowListError as e:
+                if strict:
+                    raise
+                log.error("%s; it admits nobody until it is fixed", e)
+                continue
+            if key in by_key:
+                message = (f"CurveZMQ allow-list: {files[key]} and {path} hold the same key; a key "
+                           "speaks for one actor id only")
+                if strict:
+                    raise AllowListError(message)
+                log.error("%s: neither admits it until one is removed", message)
+                by_key[key] = ""  # bound to nobody, and stays so whatever a third file says
+                continue
+            by_key[key], files[key] = actor, path
+        by_key = {key: actor for key, actor in by_key.items() if actor}
+        before = {actor: key for key, actor in self._by_key.items()}
+        after = {actor: key for key, actor in by_key.items()}
+        revoked = {actor for actor, key in before.items() if after.get(actor) != key}
+        added = sorted(actor for actor, key in after.items() if before.get(actor) != key)
+        self._by_key, self._listing = by_key, listing
+        if revoked:
+            log.warning("CurveZMQ allow-list %s: key of %s removed or replaced: revoked",
+                        self.directory, ", ".join(sorted(revoked)))
+        if added and not strict:
+            log.info("CurveZMQ allow-list %s: key of %s added", self.directory, ", ".join(added))
+        return revoked
+
+    def _list(self) -> tuple:
+        """What a change of the key files changes: names, inodes, sizes and mtimes."""
+        out = []
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                if entry.name.endswith(".key"):
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:  # removed since the listing was read
+                        continue
+                    out.append((entry.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(sorted(out))
+
+    def _read(self, path: Path, actor: str) -> str:
+        raw = actor.encode("utf-8", "surrogateescape")
+        if not raw or len(raw) > _MAX_ACTOR_ID_BYTES or raw[0] == 0:
+            raise AllowListError(f"CurveZMQ key file {path}: {actor!r} is not a usable actor id "
+                                 f"(1 to {_MAX_ACTOR_ID_BYTES} bytes, not starting with a zero byte)")
+        try:
+            public, _ = zmq.auth.load_certificate(path)
+        except (ValueError, OSError) as e:
+            raise AllowListError(f"CurveZMQ key file {path}: not a public key ({e})") from e
+        if not public or len(public) != 40:
+            raise AllowListError(f"CurveZMQ key file {path}: no 40-character public-key entry")
+        return public.decode("ascii")
+
+
+def start_authenticator(context: zmq.Context, allow: AllowList):
+    """A ZAP handler that admits only keys on ``allow``; each message of a connection carries its
+    key as the ``User-Id`` property (z85 text), which :meth:`AllowList.actor_of` maps to the only
+    actor id it may use."""
     from zmq.auth.thread import ThreadAuthenticator
 
-    allow = Path(curve.allow_dir)
-    if not allow.is_dir():
-        raise FileNotFoundError(f"CurveZMQ allow-list directory {allow} does not exist")
     auth = ThreadAuthenticator(context, log=logging.getLogger("rill.zap"))
     auth.start()
-    auth.configure_curve(domain="*", location=str(allow))
+    auth.configure_curve_callback(domain="*", credentials_provider=allow)
     return auth
 
 

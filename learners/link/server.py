@@ -6,6 +6,13 @@ the replay cache unchanged as one record, and acknowledged only once the cache s
 durable. Duplicates (a resend after a lost ack) are dropped and re-acknowledged, so delivery is
 idempotent. Anything malformed is answered with an ERROR naming the reason, counted, and the
 server keeps serving.
+
+With CurveZMQ every message is checked against the key that authenticated its connection: the
+key must still be on the allow-list and be the one bound to the actor id the message uses (its
+routing id, and the actor id it names). A second connection cannot take over a connected actor's
+routing id (no ``ROUTER_HANDOVER``; ZeroMQ ignores the newcomer), and ZeroMQ heartbeats drop a
+dead connection within seconds, so the actor's own reconnect finds its id free. Without CurveZMQ
+(loopback) ids are unauthenticated and the newest connection of an id takes it over.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from learners.cache.batch import decode_batch, encode_batch
 from learners.cache.errors import CacheError
 from learners.cache.format import KIND_BATCH
 from learners.link.checks import check_batch
-from learners.link.security import apply_server_curve, start_authenticator
+from learners.link.security import AllowList, apply_server_curve, start_authenticator
 from learners.link.wakeup import Wakeup
 from learners.link.weights import WeightsBox
 from learners.link.wire import (
@@ -50,6 +57,11 @@ if TYPE_CHECKING:  # the learner's config, read by attribute only: no import cyc
 
 
 log = logging.getLogger(__name__)
+
+# ZeroMQ heartbeats: the learner pings every connection each second and drops one silent for 5 s;
+# an actor drops its connection after 10 s without a ping (and reconnects). The learner always
+# gives up first, so an actor that reconnects finds its routing id free.
+HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS, HEARTBEAT_TTL_MS = 1000, 5000, 10_000
 
 
 @dataclass
@@ -81,15 +93,21 @@ class LearnerServer:
         self._wakeup = Wakeup()  # set by the updater when it has applied records
         self.ctx = zmq.Context()
         self._auth = None
+        self.allow: AllowList | None = None  # with CurveZMQ: which key speaks for which actor id
         self.sock = self.ctx.socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        self.sock.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TTL_MS)
         self.sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
         self.sock.setsockopt(zmq.SNDHWM, 10_000)
         self.sock.setsockopt(zmq.RCVHWM, 10_000)
         if config.curve is not None:
-            self._auth = start_authenticator(self.ctx, config.curve)
+            self.allow = AllowList(config.curve.allow_dir)
+            self._auth = start_authenticator(self.ctx, self.allow)
             apply_server_curve(self.sock, config.curve)
+        else:  # ids are unauthenticated anyway: a restarted actor's connection replaces its old one
+            self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.sock.bind(config.bind)
         self.endpoint = self.sock.getsockopt(zmq.LAST_ENDPOINT).decode()
 
@@ -108,13 +126,10 @@ class LearnerServer:
                 if self.sock in events:
                     for _ in range(256):
                         try:
-                            # Copied into bytes: a transition batch is many small frames, which
-                            # bytes carry more cheaply than zmq.Frame objects, and the cache keeps
-                            # bytes as they are.
-                            frames = self.sock.recv_multipart(zmq.NOBLOCK)
+                            frames, key = self._recv()
                         except zmq.Again:
                             break
-                        self._handle(frames)
+                        self._handle(frames, key)
                 self._send_acks()
                 self._announce_weights()
                 self._report_applied()
@@ -127,6 +142,18 @@ class LearnerServer:
         if self._auth is not None:
             self._auth.stop()
         self.ctx.term()
+
+    def _recv(self) -> tuple[list[bytes], str | None]:
+        """One message as bytes (the cache keeps bytes as they are), and with CurveZMQ the key
+        that authenticated its connection (z85 text; raises ``zmq.Again`` when none is queued)."""
+        if self.allow is None:
+            return self.sock.recv_multipart(zmq.NOBLOCK), None
+        parts = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        try:
+            key = parts[-1].get("User-Id")
+        except zmq.ZMQError:  # no metadata: cannot happen on a CURVE socket; refused below
+            key = None
+        return [part.bytes for part in parts], key
 
     def _send(self, actor_id: str, kind: str, fields: dict, frames=()) -> None:
         try:
@@ -141,13 +168,15 @@ class LearnerServer:
         if actor_id is not None:
             self._send(actor_id, ERROR, {"reason": err.reason, "detail": err.detail[:500]})
 
-    def _handle(self, frames: list[bytes]) -> None:
+    def _handle(self, frames: list[bytes], key: str | None = None) -> None:
         routing = frames[0]
         try:
             actor_id = routing.decode()
         except UnicodeDecodeError:
             actor_id = None
         try:
+            if self.allow is not None:
+                self._check_key(actor_id, routing, key)
             msg = decode(frames[1:], self.limits)
             if msg.type == HELLO:
                 self._hello(actor_id, msg.fields)
@@ -173,6 +202,16 @@ class LearnerServer:
                 raise WireError("unexpected_type", f"{msg.type} is not sent to a learner")
         except WireError as err:
             self._reject(actor_id, err)
+
+    def _check_key(self, actor_id: str | None, routing: bytes, key: str | None) -> None:
+        """The message's key must be on the allow-list and bound to the actor id it uses."""
+        owner = self.allow.actor_of(key)
+        if owner is None:
+            raise WireError("key_revoked", f"the key {(key or '?')[:8]}... of this connection is no "
+                                           f"longer on the allow-list {self.allow.directory}")
+        if owner != actor_id:
+            raise WireError("key_mismatch", f"the key of actor {owner!r} may speak only as {owner!r}, "
+                                            f"not as {actor_id or routing!r}")
 
     def _hello(self, actor_id: str | None, fields: dict) -> None:
         if actor_id is None or fields["actor_id"] != actor_id or not actor_id:

@@ -130,3 +130,65 @@ def settles():
     """``settles(predicate, timeout=30)``: True once ``predicate()`` holds, False if it still does
     not after ``timeout`` seconds (for ``assert settles(...), details``)."""
     return _settles
+
+
+class CurveKeys:
+    """A learner key pair and actor key pairs; the actors' public keys allow-listed by name."""
+
+    def __init__(self, tmp: Path, actors: tuple[str, ...]) -> None:
+        from learners.link.security import CurveServer, generate_keys
+
+        self.dir, self.allow = tmp / "keys", tmp / "allow"
+        self.allow.mkdir()
+        self.learner_public, learner_secret = generate_keys(self.dir, "learner")
+        self.server = CurveServer(learner_secret, self.allow)
+        for name in actors:
+            self.add(name)
+
+    def add(self, name: str) -> None:
+        """Make ``name``'s key pair if it has none, and allow-list its public key as ``name``."""
+        from learners.link.security import generate_keys
+
+        if not (self.dir / f"{name}.key").exists():
+            generate_keys(self.dir, name)
+        (self.allow / f"{name}.key").write_bytes((self.dir / f"{name}.key").read_bytes())
+
+    def secret(self, name: str) -> Path:
+        return self.dir / f"{name}.key_secret"
+
+    def client(self, name: str):
+        from learners.link.security import CurveClient
+
+        return CurveClient(self.secret(name), self.learner_public)
+
+
+@pytest.fixture
+def curve_keys(tmp_path):
+    """``curve_keys(*actor_ids)``: a :class:`CurveKeys` with those actors allow-listed."""
+    return lambda *actors: CurveKeys(tmp_path, actors)
+
+
+@pytest.fixture
+def curve_socket():
+    """``connect(endpoint, keys, key_name, routing_id)``: a CurveZMQ DEALER holding ``key_name``'s
+    secret key and using ``routing_id``, for tests that write wire messages by hand."""
+    import zmq
+
+    from learners.link.security import apply_client_curve
+
+    ctx = zmq.Context()
+    socks = []
+
+    def connect(endpoint: str, keys: CurveKeys, key_name: str, routing_id: str):
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, routing_id.encode())
+        sock.setsockopt(zmq.LINGER, 0)
+        apply_client_curve(sock, keys.client(key_name))
+        sock.connect(endpoint)
+        socks.append(sock)
+        return sock
+
+    yield connect
+    for sock in socks:
+        sock.close(linger=0)
+    ctx.term()
