@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from learners.cache.batch import TransitionBatch, batch_span, decode_batch
+from learners.cache.batch import TransitionBatch, batch_span, decode_batch, encode_batch
 from learners.cache.config import CacheConfig
 from learners.cache.consumer import Consumer, registered_consumers
 from learners.cache.errors import CacheCorruptError
@@ -118,6 +118,11 @@ class ReplayCache:
         kind, payload = self.encode(record)
         return self.log.append(payload, kind)
 
+    def append_batch(self, payload: bytes) -> int:
+        """Append an encoded batch record (``learners.cache.batch.encode_batch``) as it is and
+        return its offset; raises as ``append`` does."""
+        return self.log.append(payload, KIND_BATCH)
+
     def append_many(self, records: Iterable[Record]) -> list[int]:
         """Append several records; the same as ``append`` on each, with one lock round trip."""
         encoded = [self.encode(r) for r in records]
@@ -172,6 +177,21 @@ class ReplayCache:
     def read_raw(self, offset: int) -> bytes:
         """The stored payload bytes at ``offset`` (checksum verified), undecoded."""
         return self.log.read(offset)[1]
+
+    def read_batch_bytes(self, offset: int) -> bytes:
+        """The transitions at ``offset`` as batch bytes: a batch record as stored, a
+        single-transition record (what an actor of protocol version 1 spooled) re-encoded as a
+        batch of one."""
+        kind, payload = self.log.read(offset)
+        if kind == KIND_TRANSITION:
+            where = f"record at offset {offset}"
+            t = decode_transition(payload, max_size=self.config.max_record_bytes, where=where)
+            return encode_batch([t])
+        return payload
+
+    def offsets(self, start: int = 0) -> Iterator[int]:
+        """Offsets of the durable records from ``start`` on, in order."""
+        return self.log.offsets(start)
 
     def iter_records(self, start: int = 0, *, raw: bool = False) -> Iterator[tuple[int, Any]]:
         """``(offset, record)`` for every durable record from ``start``; corrupt ones are logged
@@ -258,10 +278,14 @@ class ReplayCache:
         """Every registered consumer and its committed position."""
         return registered_consumers(self.path)
 
-    def apply_retention(self, force: bool = False) -> RetentionResult:
+    def apply_retention(
+        self, force: bool = False, *, consumers: dict[str, int] | None = None
+    ) -> RetentionResult:
         """Delete sealed segments past ``retention_bytes`` / ``retention_age_s``, oldest first,
-        never one a registered consumer has not passed unless ``force``."""
-        return apply_retention(self.log, self.config, self.consumers(), force=force)
+        never one a registered consumer has not passed unless ``force``. ``consumers`` (name ->
+        position) replaces the committed positions, e.g. to keep a consumer's last record."""
+        positions = self.consumers() if consumers is None else consumers
+        return apply_retention(self.log, self.config, positions, force=force)
 
     def stats(self) -> CacheStats:
         segments = self.log.segments()
