@@ -1,12 +1,12 @@
 """The actor's link to its learner, on a thread of its own.
 
-The control loop only appends batch records to the local spool (a replay cache, through
-``SpoolBatcher``) and hands the link each record's sequence range and offset; it never waits on
-the network. The link sends spooled records once they are durable
-locally (so a restarted actor can never reuse a sequence number the learner has seen), keeps a
-window of unacknowledged records in flight, forgets them when the learner acknowledges, and
-resends everything unacknowledged after a reconnect. It also fetches weights the learner
-announces and hands them to the control loop through a mailbox.
+The control loop only appends batch records to the local spool (``ActorSpool``, through
+``SpoolBatcher``); it never waits on the network. The link takes from the spool what it has not
+sent (the spool offers a record once it is durable locally, so a restarted actor can never reuse
+a sequence number the learner has seen), keeps a window of unacknowledged transitions in flight,
+tells the spool what the learner acknowledged, and has it resend everything unacknowledged after
+a reconnect. It also fetches weights the learner announces and hands them to the control loop
+through a mailbox. The link never calls the batcher, and reads the spool only through its methods.
 """
 
 from __future__ import annotations
@@ -15,17 +15,12 @@ import collections
 import logging
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any
 
 import zmq
 
-from learners.cache import ReplayCache
-from learners.cache.batch import encode_batch
-from learners.cache.format import KIND_TRANSITION
-from learners.cache.records import decode_transition
 from learners.link.security import CurveClient, apply_client_curve, check_plaintext_endpoint
-from learners.link.spool import trim_spool
-from learners.link.wakeup import Wakeup
+from learners.link.spool import ActorSpool
 from learners.link.wire import (
     ACK,
     BYE,
@@ -46,7 +41,7 @@ from learners.link.wire import (
 
 log = logging.getLogger(__name__)
 
-TRIM_EVERY_S = 10.0  # how often acknowledged spool segments past the size bound are dropped
+HEARTBEAT_S = 0.5  # also how often the acknowledged position is committed to the spool's disk
 
 
 class WeightsMailbox:
@@ -66,26 +61,15 @@ class WeightsMailbox:
             return item
 
 
-class BatchSource(Protocol):
-    """What feeds the link batch records (``learners.link.batcher.SpoolBatcher``)."""
-
-    open_rows: int  # transitions taken but not yet in a queued batch
-
-    def flush(self) -> None: ...  # queue the open batch now
-
-    def flush_due(self) -> None: ...  # queue it if it has waited long enough (link thread)
-
-
 class ActorLink:
-    """Streams the batch records of ``spool`` (``(first_seq, last_seq, offset)``) to the learner at
-    ``endpoint``, one message each."""
+    """Streams the batch records of ``spool`` to the learner at ``endpoint``, one message each."""
 
     def __init__(
         self,
         endpoint: str,
         actor_id: str,
         spec: dict[str, Any],
-        spool: ReplayCache,
+        spool: ActorSpool,
         *,
         weight_shapes: dict[str, tuple[int, ...]],
         curve: CurveClient | None = None,
@@ -101,47 +85,42 @@ class ActorLink:
         self.window, self.timeout_s = window, timeout_s
         self.limits = limits or WireLimits()
         self.mailbox = WeightsMailbox()
-        # Records move between these two queues (and back, when a connection is lost) under
-        # ``_queues``, so that ``backlog``, read from other threads, never misses a record that
-        # is on its way from one to the other (seen: a drain that stopped before the last batch).
-        self._queues = threading.Lock()
-        # (first_seq, last_seq, offset, payload or None to read it from the spool)
-        self.unsent: collections.deque[tuple[int, int, int, bytes | None]] = collections.deque()
-        self.inflight: collections.deque[tuple[int, int, int, bytes | None]] = collections.deque()
-        self._backlog = 0  # transitions in both queues
-        self._inflight_rows = 0
-        self.source: BatchSource | None = None  # where batches come from (``SpoolBatcher``)
-        self.last_seq = 0  # highest seq handed to the link
-        self.acked_seq = 0
-        self.learner_seq = 0  # the highest seq of ours the learner said it holds (at hello)
         self.applied_seq = 0  # how far the learner has learned from this actor's stream
-        self.acked_offset = -1
         self.connected = False
         self.weights_version = -1
         self.errors: collections.Counter[str] = collections.Counter()
         self.sent = 0
-        self._acked_consumer = spool.consumer("acked")
-        self._committed_offset = -1
-        self._trimmed_at = float("-inf")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._wakeup = Wakeup()  # set when a batch is queued
 
-    # -- called by the control loop --------------------------------------------------------------
-    def enqueue(self, first_seq: int, last_seq: int, offset: int, payload: bytes | None) -> None:
-        """Queue the spool's record at ``offset``: transitions ``first_seq..last_seq``."""
-        with self._queues:
-            self.unsent.append((first_seq, last_seq, offset, payload))
-            self._backlog += last_seq - first_seq + 1
-            self.last_seq = max(self.last_seq, last_seq)
-        self._wakeup.set()  # the link thread may be waiting on the socket
-
+    # -- what the spool knows, read where callers have always read it --------------------------
     @property
     def backlog(self) -> int:
         """Transitions not yet acknowledged by the learner (those still in an open batch too)."""
-        with self._queues:
-            queued = self._backlog
-        return queued + (self.source.open_rows if self.source is not None else 0)
+        return self.spool.backlog
+
+    @property
+    def acked_seq(self) -> int:
+        """The highest sequence number the learner has acknowledged (it holds every one up to it)."""
+        return self.spool.acked_seq
+
+    @property
+    def learner_seq(self) -> int:
+        """The highest sequence number of ours the learner said it holds (at hello)."""
+        return self.spool.learner_seq
+
+    @property
+    def last_seq(self) -> int:
+        """The highest sequence number spooled, or the spool's floor (said at hello)."""
+        return self.spool.last_seq
+
+    @last_seq.setter
+    def last_seq(self, seq: int) -> None:  # old callers set it after opening the spool
+        self.spool.raise_floor(seq)
+
+    def enqueue(self, first_seq: int, last_seq: int, offset: int, payload: bytes | None) -> None:
+        """Kept for old callers, who queued the records ``open_spool`` returned: the spool queues
+        its records itself now, so there is nothing to do."""
 
     def start(self) -> ActorLink:
         self._thread = threading.Thread(target=self._run, name=f"link-{self.actor_id}", daemon=True)
@@ -149,17 +128,14 @@ class ActorLink:
         return self
 
     def stop(self, drain_s: float = 0.0) -> None:
-        """Stop, after waiting up to ``drain_s`` for every record to be acknowledged."""
+        """Stop, after waiting up to ``drain_s`` for every record to be acknowledged (close the
+        batcher first, so that its open batch is among them)."""
         deadline = time.monotonic() + drain_s
-        if self.source is not None:
-            self.source.flush()
         while self.backlog and time.monotonic() < deadline:
             time.sleep(0.01)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if self._thread is None or not self._thread.is_alive():
-            self._wakeup.close()
 
     # -- the link thread -------------------------------------------------------------------------
     def _socket(self, ctx: zmq.Context) -> zmq.Socket:
@@ -180,7 +156,8 @@ class ActorLink:
         sock = self._socket(ctx)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
-        wake = self._wakeup.fileno()  # (the poller reports plain descriptors by number)
+        appended = self.spool.appended
+        wake = appended.fileno()  # (the poller reports plain descriptors by number)
         poller.register(wake, zmq.POLLIN)
         last_hello = last_rx = last_beat = 0.0
         fetching_since = 0.0
@@ -197,17 +174,15 @@ class ActorLink:
                         sock, HELLO, {"actor_id": self.actor_id, "last_seq": self.last_seq, "spec": self.spec}
                     )
                     last_hello = now
-                if self.source is not None:
-                    self.source.flush_due()
                 if self.connected:
                     self._send_batches(sock)
-                    if now - last_beat > 0.5:
-                        self._commit_acked()
+                    if now - last_beat > HEARTBEAT_S:
+                        self.spool.commit_acked()
                         self._send(sock, HEARTBEAT, {"time": time.time(), "actor_id": self.actor_id})
                         last_beat = now
-                events = dict(poller.poll(2 if self.connected and self.unsent else 20))
-                if wake in events:  # a batch was queued: send it on the next turn
-                    self._wakeup.clear()
+                events = dict(poller.poll(2 if self.connected and self.spool.unsent_count else 20))
+                if wake in events:  # a batch was spooled: send it on the next turn
+                    appended.clear()
                 if sock in events:
                     while True:
                         try:
@@ -225,28 +200,10 @@ class ActorLink:
                             last_hello = 0.0
             if self.connected:
                 self._send(sock, BYE, {"actor_id": self.actor_id})
-            self._commit_acked()
+            self.spool.commit_acked()
         finally:
             sock.close(linger=100)
             ctx.term()
-
-    def _commit_acked(self) -> None:
-        """Persist how far the learner has acknowledged, so a restart resends only the rest;
-        now and then, drop acknowledged spool segments past the spool's size bound."""
-        if self.acked_offset > self._committed_offset:
-            self._acked_consumer.commit(self.acked_offset)
-            self._committed_offset = self.acked_offset
-            now = time.monotonic()
-            if self.spool.config.retention_bytes is not None and now - self._trimmed_at > TRIM_EVERY_S:
-                self._trimmed_at = now
-                try:
-                    trimmed = trim_spool(self.spool)
-                except OSError as e:  # a full or failing disk: the spool keeps what it has
-                    log.warning("actor %s: trimming the spool failed: %s", self.actor_id, e)
-                else:
-                    if trimmed.deleted:
-                        log.info("actor %s: spool trimmed, %d acknowledged segment(s), %.1f MB freed",
-                                 self.actor_id, len(trimmed.deleted), trimmed.freed_bytes / 1e6)
 
     def _send(self, sock: zmq.Socket, kind: str, fields: dict, frames=()) -> bool:
         try:
@@ -257,50 +214,20 @@ class ActorLink:
 
     def _lost(self) -> None:
         self.connected = False
-        # Everything in flight goes back to the front of the queue, in order.
-        with self._queues:
-            self.unsent.extendleft(reversed(self.inflight))
-            self.inflight.clear()
-            self._inflight_rows = 0
+        self.spool.resend_unacked()
 
     def _send_batches(self, sock: zmq.Socket) -> None:
-        durable = self.spool.durable_offset
         while True:
-            with self._queues:  # in flight from the moment it leaves the queue
-                if not self.unsent or self._inflight_rows >= self.window or self.unsent[0][2] >= durable:
-                    return  # nothing to send, the window is full, or the next is not on disk yet
-                entry = self.unsent.popleft()
-                self.inflight.append(entry)
-                self._inflight_rows += entry[1] - entry[0] + 1
-            first, last, offset, payload = entry
-            frame = payload if payload is not None else self._spooled(offset)
+            # None: nothing to send, the window is full, or the next record is not on disk yet.
+            record = self.spool.take_unsent(self.window)
+            if record is None:
+                return
+            first, last, frame = record
             fields = {"actor_id": self.actor_id, "first_seq": first, "last_seq": last}
             if not self._send(sock, TRANSITIONS, fields, [frame]):
-                with self._queues:  # back to the front (acks arrive on this thread only)
-                    self.unsent.appendleft(self.inflight.pop())
-                    self._inflight_rows -= last - first + 1
+                self.spool.put_back()  # acknowledgements arrive on this thread only
                 return
             self.sent += last - first + 1
-
-    def _spooled(self, offset: int) -> bytes:
-        """The batch bytes of the spool's record at ``offset``; a single-transition record (what
-        an actor of protocol version 1 spooled) is sent as a batch of one."""
-        kind, payload = self.spool.log.read(offset)
-        if kind == KIND_TRANSITION:
-            where = f"spool record at offset {offset}"
-            t = decode_transition(payload, max_size=self.spool.config.max_record_bytes, where=where)
-            payload = encode_batch([t])
-        return payload
-
-    def _acked(self, seq: int) -> None:
-        with self._queues:
-            self.acked_seq = max(self.acked_seq, seq)
-            for queue in (self.inflight, self.unsent):
-                while queue and queue[0][1] <= self.acked_seq:
-                    first, last, self.acked_offset, _ = queue.popleft()
-                    self._backlog -= last - first + 1
-                    if queue is self.inflight:
-                        self._inflight_rows -= last - first + 1
 
     def _handle(self, frames: list) -> bool | None:
         """Process one message; True when weights should be fetched, False when they arrived."""
@@ -313,10 +240,7 @@ class ActorLink:
         f = msg.fields
         if msg.type == WELCOME:
             self.connected = True
-            self._lost()  # resend everything not acknowledged, from the learner's point on
-            self.connected = True
-            self._acked(f["acked_seq"])
-            self.learner_seq = max(self.learner_seq, f["acked_seq"])
+            self.spool.learner_holds(f["acked_seq"])  # resend what it lacks; never reuse what it has
             log.info(
                 "actor %s: connected to learner %s (it holds seq <= %d; %d to send)",
                 self.actor_id,
@@ -326,7 +250,7 @@ class ActorLink:
             )
             return f["weights_version"] > self.weights_version
         if msg.type == ACK:
-            self._acked(f["seq"])
+            self.spool.acked(f["seq"])
             self.applied_seq = max(self.applied_seq, f.get("applied_seq", 0))
         elif msg.type == WEIGHTS_ANNOUNCE:
             return f["version"] > self.weights_version

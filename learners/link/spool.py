@@ -1,57 +1,274 @@
-"""The actor's local spool: a replay cache holding every transition until the learner has it."""
+"""``ActorSpool``: the actor's local replay cache, holding every transition until the learner has it.
+
+The spool owns everything about an actor's records between the batcher and the learner:
+
+- **sequence numbers**: the last one it holds on open, a floor a caller raises (one saved with
+  the actor's state), and the learner's own count when it says it holds more (a lost spool) all
+  bound the next one (``next_seq``) from below, so a number is never reused;
+- **appends**: a closed batch (``append``) becomes one batch record, queued to send;
+- **durability**: a record is offered to the link only once it is durable, so a restarted actor
+  never reuses a sequence number the learner has seen;
+- **acknowledgements**: the link says how far the learner holds this actor's stream (``acked``,
+  ``learner_holds``); ``commit_acked`` makes that position durable (the ``acked`` consumer), so a
+  restart resends only the rest;
+- **trimming**: acknowledged segments past ``keep_bytes`` are dropped, never a record not yet
+  acknowledged and never the one the last sequence number is read from on the next open.
+
+The link takes what is unsent (``take_unsent``) and tells the spool what happened to it; the
+spool never calls the link, only sets ``appended`` (a ``Wakeup`` the link's poller watches).
+"""
 
 from __future__ import annotations
 
+import collections
 import logging
+import threading
+import time
 from pathlib import Path
+from typing import NamedTuple
 
-from learners.cache import CacheConfig, CacheCorruptError, ReplayCache
-from learners.cache.retention import RetentionResult, apply_retention
+from learners.cache import CacheConfig, CacheCorruptError, ReplayCache, RetentionResult
+from learners.cache.batch import encode_batch
+from learners.link.wakeup import Wakeup
+from learners.transition import Transition
 
 #: Acknowledged history an actor keeps on its own disk by default (the learner holds it all).
 KEEP_BYTES = 256 * 1024 * 1024
 SEGMENT_BYTES = 16 * 1024 * 1024
+TRIM_EVERY_S = 10.0  # how often acknowledged segments past ``keep_bytes`` are dropped
+ACKED = "acked"  # the consumer whose committed position is "the learner holds all before this"
 
 log = logging.getLogger(__name__)
 
 
-def open_spool(path: Path, actor_id: str, durability: str, *, keep_bytes: int | None = KEEP_BYTES,
-               segment_bytes: int = SEGMENT_BYTES) -> tuple[ReplayCache, list[tuple[int, int, int]], int]:
-    """Open (or create) the spool; return it, the ``(first_seq, last_seq, offset)`` records still
-    to send, and the highest sequence number it holds (0 if none), after which the next
-    transition continues.
+class SpooledRecord(NamedTuple):
+    """A batch record not yet acknowledged: transitions ``first_seq..last_seq`` at ``offset``.
+    ``payload`` is its bytes when this process appended it, None to read them back."""
 
-    The scan starts at the last acknowledged record (the ``acked`` consumer committed just past
-    it), so the highest sequence number is known even when everything was acknowledged.
-    ``keep_bytes`` bounds the spool by dropping its oldest acknowledged segments (``trim_spool``);
-    None keeps everything.
+    first_seq: int
+    last_seq: int
+    offset: int
+    payload: bytes | None
+
+    @property
+    def rows(self) -> int:
+        return self.last_seq - self.first_seq + 1
+
+
+class ActorSpool:
+    """The spool of actor ``actor_id`` at ``path`` (created if new).
+
+    Raises ``ValueError`` if the spool holds another actor's transitions. ``keep_bytes`` bounds
+    the acknowledged history kept on disk; None keeps everything.
     """
-    config = CacheConfig(durability=durability, segment_bytes=segment_bytes, retention_bytes=keep_bytes)
-    spool = ReplayCache(path, config)
-    acked = spool.consumer("acked")
-    start = max(acked.committed - 1, 0)
-    pending: list[tuple[int, int, int]] = []
-    last_seq = 0
-    for offset in spool.log.offsets(start):
+
+    def __init__(self, path: Path, actor_id: str, durability: str, *, keep_bytes: int | None = KEEP_BYTES,
+                 segment_bytes: int = SEGMENT_BYTES) -> None:
+        config = CacheConfig(durability=durability, segment_bytes=segment_bytes, retention_bytes=keep_bytes)
+        self.path, self.actor_id = Path(path), actor_id
+        self.cache = ReplayCache(self.path, config)
+        self.appended = Wakeup()  # set on every append: the link waits on it in its poller
+        # Records move between these two queues (and back, when a connection is lost) under
+        # ``_lock``, so that ``backlog``, read from other threads, never misses a record on its
+        # way from one to the other (seen: a drain that stopped before the last batch).
+        self._lock = threading.Lock()
+        self._unsent: collections.deque[SpooledRecord] = collections.deque()
+        self._inflight: collections.deque[SpooledRecord] = collections.deque()
+        self._queued_rows = 0  # transitions in both queues
+        self._inflight_rows = 0
+        #: Transitions a batcher holds for this spool, not yet appended (its open batch): they
+        #: count as not acknowledged. Only the batcher writes it.
+        self.open_rows = 0
+        self.seq = 0  # the last sequence number handed out
+        self.last_seq = 0  # the highest one spooled, or the floor (what the link says at hello)
+        self.learner_seq = 0  # the highest of ours the learner said it holds (at hello)
+        self.acked_seq = 0
+        self.acked_offset = -1  # the offset of the last acknowledged record
+        self._committed_offset = -1
+        self._trimmed_at = float("-inf")
+        self._closed = False
         try:
-            span = spool.read_span(offset)
-        except CacheCorruptError as e:
-            log.error("spool %s: %s; its transitions are lost", path, e)
-            continue
-        if span is None:
-            continue
-        owner, first, last = span
-        if owner != actor_id:
-            raise ValueError(f"spool {path} belongs to actor {owner!r}, not {actor_id!r}")
-        if offset >= acked.committed:
-            pending.append((first, last, offset))
-        last_seq = max(last_seq, last)
-    return spool, pending, last_seq
+            self._acked = self.cache.consumer(ACKED)
+            self._scan()
+        except BaseException:
+            self.close()
+            raise
+        self.seq = self.last_seq
+
+    def _scan(self) -> None:
+        """Queue the records not yet acknowledged and find the last sequence number. The scan
+        starts at the last acknowledged record (the consumer committed just past it), so the
+        last sequence number is known even when everything was acknowledged."""
+        committed = self._acked.committed
+        for offset in self.cache.offsets(max(committed - 1, 0)):
+            try:
+                span = self.cache.read_span(offset)
+            except CacheCorruptError as e:
+                log.error("spool %s: %s; its transitions are lost", self.path, e)
+                continue
+            if span is None:
+                continue
+            owner, first, last = span
+            if owner != self.actor_id:
+                raise ValueError(f"spool {self.path} belongs to actor {owner!r}, not {self.actor_id!r}")
+            if offset >= committed:
+                self._unsent.append(SpooledRecord(first, last, offset, None))
+                self._queued_rows += last - first + 1
+            self.last_seq = max(self.last_seq, last)
+
+    # -- sequence numbers (the control loop's thread) ----------------------------------------------
+    def next_seq(self) -> int:
+        """The next sequence number: after the last handed out or spooled, the floor and the
+        learner's count. (Only the control loop's thread calls this; ``last_seq`` and
+        ``learner_seq``, written by others, only grow.)"""
+        if self.learner_seq > self.seq:  # the learner holds more of us than our spool did
+            log.error("actor %s: the learner holds seq %d but this actor's spool ended at %d; continuing "
+                      "after the learner's", self.actor_id, self.learner_seq, self.seq)
+            self.seq = self.learner_seq
+        self.seq = max(self.seq, self.last_seq) + 1  # (rows a caller numbered itself, old callers)
+        return self.seq
+
+    def raise_floor(self, seq: int) -> None:
+        """Never hand out a sequence number at or below ``seq`` (e.g. one saved with the actor's state)."""
+        if seq > self.seq:
+            self.seq = seq
+            self.last_seq = max(self.last_seq, seq)
+
+    # -- appends and durability ----------------------------------------------------------------
+    def append(self, rows: list[Transition]) -> int:
+        """Append ``rows`` (consecutive transitions of this actor) as one batch record, queue it to
+        send once durable, and return its offset. Raises what the cache raises (nothing queued)."""
+        payload = encode_batch(rows)
+        offset = self.cache.append_batch(payload)
+        record = SpooledRecord(rows[0].seq, rows[-1].seq, offset, payload)
+        with self._lock:
+            self._unsent.append(record)
+            self._queued_rows += record.rows
+            self.last_seq = max(self.last_seq, record.last_seq)
+        self.appended.set()
+        return offset
+
+    @property
+    def durable_offset(self) -> int:
+        return self.cache.durable_offset
+
+    def flush(self) -> bool:
+        """Make everything appended durable now."""
+        return self.cache.flush()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Make everything appended durable (per ``durability``) and release the directory; stop
+        the link first (it reads the spool)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.cache.close()
+        finally:
+            self.appended.close()
+
+    # -- what the link sends (the link's thread) ---------------------------------------------------
+    @property
+    def backlog(self) -> int:
+        """Transitions not yet acknowledged by the learner (those in an open batch too)."""
+        with self._lock:
+            queued = self._queued_rows
+        return queued + self.open_rows
+
+    @property
+    def unsent_count(self) -> int:
+        """Records queued and not in flight."""
+        return len(self._unsent)
+
+    def pending(self) -> list[tuple[int, int, int]]:
+        """``(first_seq, last_seq, offset)`` of every record not yet acknowledged, in order."""
+        with self._lock:
+            return [(r.first_seq, r.last_seq, r.offset) for r in (*self._inflight, *self._unsent)]
+
+    def take_unsent(self, window: int) -> tuple[int, int, bytes] | None:
+        """The next record to send, ``(first_seq, last_seq, batch bytes)``, now in flight; None
+        if there is none, if ``window`` transitions are in flight, or if it is not durable yet."""
+        durable = self.cache.durable_offset
+        with self._lock:  # in flight from the moment it leaves the queue
+            if not self._unsent or self._inflight_rows >= window or self._unsent[0].offset >= durable:
+                return None
+            record = self._unsent.popleft()
+            self._inflight.append(record)
+            self._inflight_rows += record.rows
+        payload = record.payload if record.payload is not None else self.cache.read_batch_bytes(record.offset)
+        return record.first_seq, record.last_seq, payload
+
+    def put_back(self) -> None:
+        """The record ``take_unsent`` gave last could not be sent: it is the next to send again.
+        (Only the link's thread takes records and handles acknowledgements.)"""
+        with self._lock:
+            record = self._inflight.pop()
+            self._unsent.appendleft(record)
+            self._inflight_rows -= record.rows
+
+    def resend_unacked(self) -> None:
+        """The connection was lost: everything in flight goes back to the front, in order."""
+        with self._lock:
+            self._unsent.extendleft(reversed(self._inflight))
+            self._inflight.clear()
+            self._inflight_rows = 0
+
+    def learner_holds(self, seq: int) -> None:
+        """The learner (re)admitted this actor holding every seq <= ``seq``: resend everything
+        after it, and never hand out a sequence number at or below it."""
+        self.resend_unacked()
+        self.acked(seq)
+        self.learner_seq = max(self.learner_seq, seq)
+
+    def acked(self, seq: int) -> None:
+        """The learner holds every seq <= ``seq``: forget the records it covers."""
+        with self._lock:
+            self.acked_seq = max(self.acked_seq, seq)
+            for queue in (self._inflight, self._unsent):
+                while queue and queue[0].last_seq <= self.acked_seq:
+                    record = queue.popleft()
+                    self.acked_offset = record.offset
+                    self._queued_rows -= record.rows
+                    if queue is self._inflight:
+                        self._inflight_rows -= record.rows
+
+    # -- acknowledgements on disk, trimming ------------------------------------------------------
+    def commit_acked(self) -> RetentionResult | None:
+        """Persist how far the learner has acknowledged, so a restart resends only the rest; at
+        most every ``TRIM_EVERY_S``, trim. Returns what a trim did, None when it did not run."""
+        acked_offset = self.acked_offset
+        if acked_offset <= self._committed_offset:
+            return None
+        self._acked.commit(acked_offset)
+        self._committed_offset = acked_offset
+        now = time.monotonic()
+        if self.cache.config.retention_bytes is None or now - self._trimmed_at <= TRIM_EVERY_S:
+            return None
+        self._trimmed_at = now
+        try:
+            trimmed = self.trim()
+        except OSError as e:  # a full or failing disk: the spool keeps what it has
+            log.warning("actor %s: trimming the spool failed: %s", self.actor_id, e)
+            return None
+        if trimmed.deleted:
+            log.info("actor %s: spool trimmed, %d acknowledged segment(s), %.1f MB freed",
+                     self.actor_id, len(trimmed.deleted), trimmed.freed_bytes / 1e6)
+        return trimmed
+
+    def trim(self) -> RetentionResult:
+        """Delete the oldest acknowledged segments past ``keep_bytes`` now. Never a record not yet
+        acknowledged, and never the segment holding the last acknowledged one: a reopened spool
+        reads its last sequence number there."""
+        return self.cache.apply_retention(consumers={ACKED: max(self._acked.committed - 1, 0)})
 
 
-def trim_spool(spool: ReplayCache) -> RetentionResult:
-    """Delete the oldest acknowledged segments past the spool's ``keep_bytes``. Never a record
-    not yet acknowledged, and never the segment holding the last acknowledged one: a reopened
-    spool reads its last sequence number there."""
-    acked = spool.consumers().get("acked", 0)
-    return apply_retention(spool.log, spool.config, {"acked": max(acked - 1, 0)})
+def open_spool(path: Path, actor_id: str, durability: str, *, keep_bytes: int | None = KEEP_BYTES,
+               segment_bytes: int = SEGMENT_BYTES) -> tuple[ActorSpool, list[tuple[int, int, int]], int]:
+    """The old way to open a spool, kept for its callers: ``(spool, pending, last_seq)``. The
+    spool queues its pending records itself now (``ActorLink.enqueue`` ignores them)."""
+    spool = ActorSpool(path, actor_id, durability, keep_bytes=keep_bytes, segment_bytes=segment_bytes)
+    return spool, spool.pending(), spool.last_seq

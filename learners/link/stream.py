@@ -1,10 +1,11 @@
-"""``TransitionStream``: an actor's side of the link: sequence numbers, the spool, the link thread.
+"""``TransitionStream``: an actor's side of the link, the one entry point actors use.
 
 Whatever produces transitions (a stream-x actor on an environment, a VLA control loop) hands them
-to ``emit``: the stream gathers them into batch records (``SpoolBatcher``), appends each batch to
-the local spool and queues it for the link, without waiting on anything. Sequence numbers are never
-reused: the spool's last one on start, a caller's saved floor, and the learner's own count when it
-says it holds more (a lost spool) all bound the next one from below.
+to ``emit``, without waiting on anything. They flow one way: ``SpoolBatcher`` gathers them into
+batches → ``ActorSpool`` appends each as one record → ``ActorLink`` sends what the spool has not
+sent, once durable, and tells the spool what the learner acknowledged. Sequence numbers come from
+the spool (``next_seq``), which never reuses one: its last one on start, a caller's saved floor,
+and the learner's own count when it says it holds more (a lost spool) all bound the next from below.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ from typing import Any
 from learners.link.batcher import SpoolBatcher
 from learners.link.client import ActorLink
 from learners.link.security import CurveClient
-from learners.link.spool import KEEP_BYTES, open_spool
+from learners.link.spool import KEEP_BYTES, ActorSpool
 from learners.transition import Transition
 
 log = logging.getLogger(__name__)
 
 
 class TransitionStream:
+    """Spool, link and batcher of actor ``actor_id``, whose spool lives in ``directory``/spool."""
+
     def __init__(
         self,
         directory: Path,
@@ -39,34 +42,27 @@ class TransitionStream:
         if not actor_id or "/" in actor_id or len(actor_id.encode()) > 200:
             raise ValueError(f"actor_id {actor_id!r}: 1-200 bytes, no '/'")
         self.actor_id = actor_id
-        self.spool, pending, self.seq = open_spool(Path(directory) / "spool", actor_id, durability,
-                                                   keep_bytes=spool_keep_bytes)
-        self.link = ActorLink(
-            learner, actor_id, spec, self.spool, weight_shapes=weight_shapes, curve=curve, insecure=insecure
-        )
-        for first, last, offset in pending:
-            self.link.enqueue(first, last, offset, None)
-        self.link.last_seq = self.seq
-        self.batcher = SpoolBatcher(self.spool, self.link)
+        self.spool = ActorSpool(Path(directory) / "spool", actor_id, durability, keep_bytes=spool_keep_bytes)
+        try:
+            self.link = ActorLink(learner, actor_id, spec, self.spool, weight_shapes=weight_shapes,
+                                  curve=curve, insecure=insecure)
+        except BaseException:  # e.g. a plain-text endpoint beyond loopback: release the spool
+            self.spool.close()
+            raise
+        self.batcher = SpoolBatcher(self.spool)
+
+    @property
+    def seq(self) -> int:
+        """The last sequence number handed out."""
+        return self.spool.seq
 
     def raise_floor(self, seq: int) -> None:
         """Never hand out a sequence number at or below ``seq`` (e.g. one saved with the actor's state)."""
-        if seq > self.seq:
-            self.seq = seq
-            self.link.last_seq = seq
+        self.spool.raise_floor(seq)
 
     def next_seq(self) -> int:
-        if self.link.learner_seq > self.seq:  # the learner holds more of us than our spool did
-            log.error(
-                "actor %s: the learner holds seq %d but this actor's spool ended at %d; continuing "
-                "after the learner's",
-                self.actor_id,
-                self.link.learner_seq,
-                self.seq,
-            )
-            self.seq = self.link.learner_seq
-        self.seq += 1
-        return self.seq
+        """The sequence number of the next transition to ``emit``."""
+        return self.spool.next_seq()
 
     def emit(self, transition: Transition) -> None:
         """Spool ``transition`` (its ``seq`` already taken from ``next_seq``) and queue it to send."""
@@ -78,6 +74,8 @@ class TransitionStream:
         self.batcher.flush()
 
     def take_weights(self) -> tuple[int, dict[str, Any], float] | None:
+        """The newest weights the learner published since the last call: ``(version, state,
+        monotonic time of arrival)``, or None."""
         return self.link.mailbox.take()
 
     def start(self) -> TransitionStream:
@@ -85,6 +83,11 @@ class TransitionStream:
         return self
 
     def close(self, drain_s: float = 0.0) -> None:
-        self.link.stop(drain_s)
-        self.spool.flush()
-        self.spool.close()
+        """Spool the open batch, wait up to ``drain_s`` for the learner to acknowledge everything,
+        stop the link and close the spool."""
+        try:
+            self.batcher.close()
+        finally:
+            self.link.stop(drain_s)
+            self.spool.flush()
+            self.spool.close()

@@ -1,5 +1,6 @@
 """SpoolBatcher: transitions become batch records on the spool, queued for the link, when a batch
-is full, old enough, or interrupted by a jump in sequence numbers."""
+is full, old enough, or interrupted by a jump in sequence numbers. Batches go one way, batcher →
+spool; the link (not needed here) reads the spool."""
 
 from __future__ import annotations
 
@@ -8,13 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from learners.cache.format import KIND_BATCH
+from learners.cache.batch import TransitionBatch
 from learners.link.batcher import SpoolBatcher
-from learners.link.client import ActorLink
-from learners.link.spool import open_spool
+from learners.link.spool import ActorSpool
 from learners.transition import Transition
-
-SPEC = {"obs_dim": 3, "action_dim": 1, "n_actions": None, "algo": "stream-ac"}
 
 
 def _t(seq: int, image: bool = False) -> Transition:
@@ -25,62 +23,62 @@ def _t(seq: int, image: bool = False) -> Transition:
 
 
 @pytest.fixture
-def spool_and_link(tmp_path):
-    spool, _, _ = open_spool(tmp_path / "spool", "a", "none")
-    link = ActorLink("tcp://127.0.0.1:9", "a", SPEC, spool, weight_shapes={})  # never started
-    yield spool, link
+def spool(tmp_path):
+    spool = ActorSpool(tmp_path / "spool", "a", "none")
+    yield spool
     spool.close()
 
 
-def _queued(link: ActorLink) -> list[tuple[int, int]]:
-    return [(first, last) for first, last, _, _ in link.unsent]
+def _queued(spool: ActorSpool) -> list[tuple[int, int]]:
+    """The records the spool holds for the link to send."""
+    return [(first, last) for first, last, _ in spool.pending()]
 
 
-def test_full_batches_close_and_the_rest_waits(spool_and_link):
-    spool, link = spool_and_link
-    batcher = SpoolBatcher(spool, link, max_rows=4, max_delay_s=60)
+def test_full_batches_close_and_the_rest_waits(spool):
+    batcher = SpoolBatcher(spool, max_rows=4, max_delay_s=60)
     for seq in range(1, 11):
         batcher.add(_t(seq))
-    assert _queued(link) == [(1, 4), (5, 8)] and batcher.open_rows == 2
-    assert link.backlog == 10 and link.last_seq == 8  # the open rows count as not acknowledged
-    link.stop(drain_s=0)  # stopping queues the open batch first
-    assert _queued(link) == [(1, 4), (5, 8), (9, 10)]
+    assert _queued(spool) == [(1, 4), (5, 8)] and batcher.open_rows == 2
+    assert spool.backlog == 10 and spool.last_seq == 8  # the open rows count as not acknowledged
+    batcher.close()  # closing queues the open batch
+    assert _queued(spool) == [(1, 4), (5, 8), (9, 10)]
     spool.flush()
-    assert [spool.log.read(o)[0] for o in spool.log.offsets()] == [KIND_BATCH] * 3
-    assert [spool.read_span(o) for o in spool.log.offsets()] == [("a", 1, 4), ("a", 5, 8), ("a", 9, 10)]
+    offsets = [offset for _, _, offset in spool.pending()]
+    assert [type(spool.cache.read(o)) for o in offsets] == [TransitionBatch] * 3
+    assert [spool.cache.read_span(o) for o in offsets] == [("a", 1, 4), ("a", 5, 8), ("a", 9, 10)]
 
 
-def test_an_old_batch_is_closed_by_the_link_thread(spool_and_link):
-    spool, link = spool_and_link
-    batcher = SpoolBatcher(spool, link, max_rows=1000, max_delay_s=0.05)
+def test_an_old_batch_is_closed_by_the_timer(spool):
+    batcher = SpoolBatcher(spool, max_rows=1000, max_delay_s=0.25)
     batcher.add(_t(1))
     batcher.flush_due()
-    assert _queued(link) == []
-    time.sleep(0.06)
-    batcher.flush_due()
-    assert _queued(link) == [(1, 1)]
+    assert _queued(spool) == []
+    deadline = time.monotonic() + 5
+    while not _queued(spool) and time.monotonic() < deadline:  # no more adds: the timer closes it
+        time.sleep(0.01)
+    assert _queued(spool) == [(1, 1)]
+    batcher.close()
 
 
-def test_a_jump_in_sequence_numbers_starts_a_new_batch(spool_and_link):
-    spool, link = spool_and_link
-    batcher = SpoolBatcher(spool, link, max_rows=1000, max_delay_s=60)
+def test_a_jump_in_sequence_numbers_starts_a_new_batch(spool):
+    batcher = SpoolBatcher(spool, max_rows=1000, max_delay_s=60)
     for seq in (1, 2, 7, 8):
         batcher.add(_t(seq))
     batcher.flush()
-    assert _queued(link) == [(1, 2), (7, 8)]
+    assert _queued(spool) == [(1, 2), (7, 8)]
+    batcher.close()
 
 
-def test_image_batches_are_bounded_in_bytes(spool_and_link):
-    spool, link = spool_and_link
-    batcher = SpoolBatcher(spool, link, max_rows=1024, max_bytes=1024 * 1024, max_delay_s=60)
+def test_image_batches_are_bounded_in_bytes(spool):
+    batcher = SpoolBatcher(spool, max_rows=1024, max_bytes=1024 * 1024, max_delay_s=60)
     for seq in range(1, 101):
         batcher.add(_t(seq, image=True))
     batcher.flush()
-    sizes = [last - first + 1 for first, last in _queued(link)]
+    sizes = [last - first + 1 for first, last in _queued(spool)]
     assert sum(sizes) == 100 and max(sizes) == 1024 * 1024 // (96 * 96 * 3 + 128 + 12)
+    batcher.close()
 
 
-def test_bad_settings_are_named(spool_and_link):
-    spool, link = spool_and_link
+def test_bad_settings_are_named(spool):
     with pytest.raises(ValueError, match="max_rows"):
-        SpoolBatcher(spool, link, max_rows=0)
+        SpoolBatcher(spool, max_rows=0)
