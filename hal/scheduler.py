@@ -16,17 +16,17 @@ Supervision, one ``poll()`` at a time:
 
 Each launch gets a new incarnation number; the worker keeps its own durable state, so a restart
 continues where the last incarnation left off. Events go to the log and to
-``<run_dir>/events.jsonl``; ``<run_dir>/status.json`` holds the current state for ``rill status``.
+``<run_dir>/events.jsonl``; ``<run_dir>/status.json`` holds the current state for ``rill status``
+(both written by ``hal.run_status``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from hal.errors import ConfigError, InfeasibleSpecError
 from hal.leases import LeaseStore
 from hal.placement import Assignment, Placement, place
 from hal.registry import class_path, discover_robots, robot_class
+from hal.run_status import Event, RunStatusWriter, WorkerStatus, read_run_status
 from hal.runspec import RunSpec, WorkerSpec
 from hal.worker import (
     ENV_DEVICE,
@@ -55,9 +56,6 @@ from hal.worker import (
 
 log = logging.getLogger(__name__)
 
-STATUS_FILE = "status.json"
-EVENTS_FILE = "events.jsonl"
-
 # Worker states.
 STARTING, RUNNING, STOPPING, BACKOFF, DONE, FAILED, STOPPED = (
     "starting",
@@ -69,38 +67,6 @@ STARTING, RUNNING, STOPPING, BACKOFF, DONE, FAILED, STOPPED = (
     "stopped",
 )
 TERMINAL = (DONE, FAILED, STOPPED)
-
-
-@dataclass
-class Event:
-    """Something the scheduler did or saw: ``kind`` is started, running, exited, crashed,
-    heartbeat-timeout, restarting, robot-fault, moved, failed, stopped."""
-
-    time: float
-    worker: str
-    kind: str
-    detail: str = ""
-    incarnation: int = 0
-
-
-@dataclass
-class WorkerStatus:
-    """One worker as the status table shows it."""
-
-    name: str
-    role: str
-    state: str
-    host: str
-    robot: str | None
-    device: str
-    pid: int | None
-    incarnation: int
-    restarts: int
-    moves: int
-    heartbeat_age_s: float | None
-    progress: dict[str, Any] = field(default_factory=dict)
-    robot_health: str = ""
-    detail: str = ""
 
 
 @dataclass
@@ -144,7 +110,7 @@ class Scheduler:
         self.faulted_robots: dict[str, str] = {}
         self.placement: Placement | None = None
         self._robots = list(spec.robots)
-        self._status_written = 0.0
+        self._record = RunStatusWriter(self.run_dir)
         self._started_at: float | None = None
 
     # -- placement -----------------------------------------------------------------------------
@@ -422,40 +388,19 @@ class Scheduler:
             else logging.INFO
         )
         log.log(level, "%s #%d %s%s", w.spec.name, w.incarnation, kind, f": {detail}" if detail else "")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.run_dir / EVENTS_FILE, "a") as f:
-            f.write(json.dumps(asdict(event)) + "\n")
+        self._record.append_event(event)
 
-    def _write_status(self, force: bool = False, every_s: float = 0.5) -> None:
-        now = time.monotonic()
-        if not force and now - self._status_written < every_s:
-            return
-        self._status_written = now
-        payload = {
-            "run": self.spec.name,
-            "backend": self.backend.name,
-            "started": self._started_at,
-            "updated": time.time(),
-            "pid": os.getpid(),
-            "faulted_robots": self.faulted_robots,
-            "placement": self.placement.to_dict() if self.placement else None,
-            "workers": [asdict(s) for s in self.status()],
-        }
-        path = self.run_dir / STATUS_FILE
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(payload, indent=1, default=str))
-        os.replace(tmp, path)
+    def _write_status(self, force: bool = False) -> None:
+        if self._record.due(force):  # asked first: status() is not built on every poll
+            self._record.write_status(
+                self.spec.name,
+                self.backend.name,
+                self._started_at,
+                self.faulted_robots,
+                self.placement,
+                self.status(),
+            )
 
 
-def read_run_status(run_dir: str | Path) -> dict[str, Any]:
-    """The last status a scheduler wrote for the run in ``run_dir`` (for ``rill status``)."""
-    path = Path(run_dir) / STATUS_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{run_dir}: no {STATUS_FILE}; is it a run directory started by rill run?"
-        ) from None
-
-
+# Event, WorkerStatus and read_run_status live in hal.run_status; they are imported from here too.
 __all__ = ["Event", "InfeasibleSpecError", "Scheduler", "WorkerStatus", "read_run_status"]
