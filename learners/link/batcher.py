@@ -110,14 +110,12 @@ class SpoolBatcher:
     def _close(self) -> None:
         rows, self._open = self._open, []
         try:
-            self.spool.append(rows)
+            self.spool.append(rows)  # (which counts them as queued, no longer open, at once)
         except Exception as e:
+            self.spool.open_rows = 0
             log.error("actor %s: transitions %d..%d could not be spooled and are lost: %s",
                       rows[0].actor_id, rows[0].seq, rows[-1].seq, e)
             raise
-        finally:
-            # Only now: the rows counted as open until they counted as queued (never neither).
-            self.spool.open_rows = 0
         self.batches += 1
 
     # -- the timer: closes a batch that has waited ``max_delay_s`` --------------------------------

@@ -77,7 +77,8 @@ class ActorSpool:
         self._queued_rows = 0  # transitions in both queues
         self._inflight_rows = 0
         #: Transitions a batcher holds for this spool, not yet appended (its open batch): they
-        #: count as not acknowledged. Only the batcher writes it.
+        #: count as not acknowledged. The batcher writes it; ``append`` zeroes it, as a batcher
+        #: appends its whole open batch at once.
         self.open_rows = 0
         self.seq = 0  # the last sequence number handed out
         self.last_seq = 0  # the highest one spooled, or the floor (what the link says at hello)
@@ -141,9 +142,10 @@ class ActorSpool:
         payload = encode_batch(rows)
         offset = self.cache.append_batch(payload)
         record = SpooledRecord(rows[0].seq, rows[-1].seq, offset, payload)
-        with self._lock:
+        with self._lock:  # open to queued in one step: ``backlog`` never sees them in neither
             self._unsent.append(record)
             self._queued_rows += record.rows
+            self.open_rows = 0
             self.last_seq = max(self.last_seq, record.last_seq)
         self.appended.set()
         return offset
@@ -176,8 +178,7 @@ class ActorSpool:
     def backlog(self) -> int:
         """Transitions not yet acknowledged by the learner (those in an open batch too)."""
         with self._lock:
-            queued = self._queued_rows
-        return queued + self.open_rows
+            return self._queued_rows + self.open_rows
 
     @property
     def unsent_count(self) -> int:
