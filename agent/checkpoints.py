@@ -30,7 +30,8 @@ def _np(t: np.ndarray) -> torch.Tensor:
 def capture_training(tr: Trainer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     # Mid-episode state is kept only where the env can be restored to it (MuJoCo); elsewhere a
     # resumed run starts a fresh episode (periodic checkpoints wait for an episode boundary).
-    mid_episode = tr.obs is not None and tr.mid_episode_ok
+    steps = tr.builder
+    mid_episode = steps.in_episode and tr.mid_episode_ok
     tensors = {f"algo.{k}": v for k, v in tr.algo.state_dict().items()}
     pre = tr.pre.state_dict()
     tensors["pre.obs.mean"] = _np(pre["obs"]["mean"])
@@ -38,19 +39,19 @@ def capture_training(tr: Trainer) -> tuple[dict[str, torch.Tensor], dict[str, An
     env_state, env_arrays = snapshot.capture(tr.env, mid_episode)
     tensors.update({f"env.{k}": _np(v) for k, v in env_arrays.items()})
     if mid_episode:
-        tensors["loop.obs"] = _np(tr.obs)
-        if tr.pending_action is not None:
-            tensors["loop.pending_action"] = _np(np.atleast_1d(tr.pending_action.action))
+        tensors["loop.obs"] = _np(steps.obs)
+        if steps.pending is not None:
+            tensors["loop.pending_action"] = _np(np.atleast_1d(steps.pending.action))
     state = {
         "step": tr.step,
-        "episode": tr.episode,
+        "episode": steps.episode,
         "mid_episode": mid_episode,
-        "ep_return": tr.ep_return,
-        "ep_length": tr.ep_length,
-        "nonfinite": tr.nonfinite,
+        "ep_return": steps.ret,
+        "ep_length": steps.length,
+        "nonfinite": steps.nonfinite,
         "wall_time": tr.wall_time,
         "recent": list(tr.recent),
-        "pending_logp": tr.pending_action.logp if tr.pending_action is not None else None,
+        "pending_logp": steps.pending.logp if steps.pending is not None else None,
         "pre": {
             "obs_count": pre["obs"]["count"],
             "reward": {
@@ -88,16 +89,16 @@ def restore_training(tr: Trainer, tensors: dict[str, torch.Tensor], state: dict[
         snapshot.restore(tr.env, state["env"], env_arrays)
     except (KeyError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint does not fit this run: {e}") from e
-    tr.step, tr.episode = int(state["step"]), int(state["episode"])
-    tr.nonfinite, tr.wall_time = int(state["nonfinite"]), float(state["wall_time"])
+    steps = tr.builder
+    tr.step, steps.episode = int(state["step"]), int(state["episode"])
+    steps.nonfinite, tr.wall_time = int(state["nonfinite"]), float(state["wall_time"])
     tr.recent.clear()
     tr.recent.extend(state["recent"])
+    steps.abandon()
     if mid:
-        tr.obs = tensors["loop.obs"].numpy().copy()
-        tr.ep_return, tr.ep_length = float(state["ep_return"]), int(state["ep_length"])
+        steps.obs = tensors["loop.obs"].numpy().copy()
+        steps.ret, steps.length = float(state["ep_return"]), int(state["ep_length"])
         if "loop.pending_action" in tensors:
             action = tensors["loop.pending_action"].numpy()
             action = int(action[0]) if not tr.box else action.copy()
-            tr.pending_action = ActResult(action, state["pending_logp"])
-    else:
-        tr.obs = None
+            steps.pending = ActResult(action, state["pending_logp"])

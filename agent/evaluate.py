@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import yaml
 
+from agent.actor.steps import StepTransitions
 from agent.checkpoints import restore_training
 from agent.train import build_stream
 from agent.train_config import CONFIG_FILE, TrainConfig
@@ -44,7 +45,7 @@ class _Holder:
         self.box = hasattr(env.action_space, "low")
         self.mid_episode_ok = False
         self.recent = collections.deque(maxlen=100)
-        self.obs = self.pending_action = None
+        self.builder = StepTransitions(pre, algo)
 
 
 def evaluate(run_dir: Path, episodes: int = 10, seed: int = 10_000, video: Path | None = None) -> EvalResult:

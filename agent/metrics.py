@@ -6,9 +6,10 @@ import csv
 import logging
 from pathlib import Path
 
+from agent.actor.episodes import EpisodeLog, EpisodeRecord
+
 log = logging.getLogger(__name__)
 
-EPISODE_FIELDS = ["step", "episode", "return", "length", "wall_time"]
 PROGRESS_FIELDS = [
     "step",
     "wall_time",
@@ -47,12 +48,10 @@ class RunMetrics:
         self.episodes_path = self.dir / "episodes.csv"
         self.progress_path = self.dir / "progress.csv"
         if resume_step is not None:
-            _truncate_csv(self.episodes_path, EPISODE_FIELDS, resume_step)
             _truncate_csv(self.progress_path, PROGRESS_FIELDS, resume_step)
         else:
-            for p in (self.episodes_path, self.progress_path):
-                p.unlink(missing_ok=True)
-        self._episodes = self._open(self.episodes_path, EPISODE_FIELDS)
+            self.progress_path.unlink(missing_ok=True)
+        self._episodes = EpisodeLog(self.episodes_path, resume_step=resume_step, fresh=resume_step is None)
         self._progress = self._open(self.progress_path, PROGRESS_FIELDS)
         self._tb = None
         try:
@@ -72,15 +71,7 @@ class RunMetrics:
         return f, writer
 
     def episode(self, step: int, episode: int, ret: float, length: int, wall_time: float) -> None:
-        self._episodes[1].writerow(
-            {
-                "step": step,
-                "episode": episode,
-                "return": ret,
-                "length": length,
-                "wall_time": round(wall_time, 3),
-            }
-        )
+        self._episodes.append(EpisodeRecord(step, episode, ret, length, wall_time))
         if self._tb:
             self._tb.add_scalar("episode/return", ret, step)
             self._tb.add_scalar("episode/length", length, step)
@@ -93,24 +84,14 @@ class RunMetrics:
                     self._tb.add_scalar(f"train/{key}", value, row["step"])
 
     def flush(self) -> None:
-        for f, _ in (self._episodes, self._progress):
-            f.flush()
+        self._progress[0].flush()
         if self._tb:
             self._tb.flush()
 
     def close(self) -> None:
         self.flush()
-        for f, _ in (self._episodes, self._progress):
-            f.close()
+        self._episodes.close()
+        self._progress[0].close()
         if self._tb:
             self._tb.close()
 
-
-def read_episodes(path: Path) -> tuple[list[int], list[float]]:
-    """``(steps, returns)`` from an ``episodes.csv``."""
-    steps, returns = [], []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            steps.append(int(row["step"]))
-            returns.append(float(row["return"]))
-    return steps, returns

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,11 +19,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from agent.actor.steps import StepTransitions
 from agent.metrics import RunMetrics
 from agent.train_config import TrainConfig, prepare_run_dir
+from hal.errors import ConfigError
 from learners.checkpoint import CheckpointStore
-from learners.streamx import ConfigError, build_algorithm, build_preprocessor
-from learners.transition import Transition
+from learners.streamx import algorithm_spec, build_algorithm, build_preprocessor
 from sim import snapshot
 from sim.envs import action_layout, make_env, time_limit
 
@@ -61,8 +61,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, resume: bool = False, overwrite: bool = False) -> None:
         torch.set_num_threads(1)  # one sample at a time: threads only add synchronization
         self.config = config
-        if config.algo == "stream-td":
-            raise ConfigError("rill train needs a control algorithm; stream-td only predicts values")
+        if not algorithm_spec(config.algo).controls:
+            raise ConfigError(f"rill train needs a control algorithm; {config.algo} only predicts values")
         # Build (and so validate) everything before the run directory is touched.
         self.env, self.pre, self.algo = build_stream(config)
         self.run_dir = prepare_run_dir(config, resume, overwrite)
@@ -71,14 +71,9 @@ class Trainer:
             self.action_low, self.action_high = self.env.action_space.low, self.env.action_space.high
         self.store = CheckpointStore(self.run_dir / "checkpoints", config.keep_checkpoints)
         self.mid_episode_ok = snapshot.supports_mid_episode(self.env)
-        # Loop state: everything below is checkpointed.
+        # Loop state: everything below (and the builder's episode state) is checkpointed.
+        self.builder = StepTransitions(self.pre, self.algo)
         self.step = 0
-        self.episode = 0
-        self.obs: np.ndarray | None = None  # normalized observation to act on; None: reset first
-        self.pending_action = None  # SARSA: the action already chosen for self.obs
-        self.ep_return = 0.0
-        self.ep_length = 0
-        self.nonfinite = 0
         self.wall_time = 0.0
         self.recent = deque(maxlen=100)
         self.env.reset(seed=config.seed)  # seeds the env's generator; episodes start in _begin
@@ -115,15 +110,18 @@ class Trainer:
         return self.step
 
     # -- the loop --------------------------------------------------------------------------------
+    @property
+    def episode(self) -> int:
+        return self.builder.episode
+
+    @property
+    def nonfinite(self) -> int:
+        return self.builder.nonfinite
+
     def _begin_episode(self) -> None:
         for _ in range(MAX_BAD_RESETS):
-            raw, _ = self.env.reset()
-            if np.all(np.isfinite(raw)):
-                self.obs = self.pre.reset(raw)
-                self.ep_return, self.ep_length = 0.0, 0
-                self.pending_action = None
+            if self.builder.begin(self.env.reset()[0]):
                 return
-            self.nonfinite += 1
         raise NonFiniteResetError(
             f"{self.config.env}: {MAX_BAD_RESETS} resets in a row gave non-finite observations"
         )
@@ -135,46 +133,20 @@ class Trainer:
 
     def train_step(self) -> bool:
         """One environment step and one update. Returns True when an episode ended."""
-        if self.obs is None:
+        b = self.builder
+        if not b.in_episode:
             self._begin_episode()
-        s = self.obs
-        chosen = self.pending_action or self.algo.act(s)
+        chosen = b.choose()
         raw, reward, terminated, truncated, _ = self.env.step(self._env_action(chosen.action))
         self.step += 1
-        self.ep_length += 1
-        if not (np.isfinite(raw).all() and math.isfinite(reward)):
-            self.nonfinite += 1
-            self.obs = None  # skip the update; the episode is not to be trusted any further
+        t = b.record(chosen, raw, reward, terminated, truncated, seq=self.step)
+        if t is None:  # skipped: not finite
             return True
-        self.ep_return += float(reward)
-        s_next, scaled = self.pre.step(raw, reward, terminated, truncated)
-        done = terminated or truncated
-        next_choice = None
-        if self.algo.needs_next_action and not done:
-            next_choice = self.algo.act(s_next)
-        self.last_info = self.algo.update(
-            Transition(
-                s,
-                chosen.action,
-                scaled,
-                s_next,
-                bool(terminated),
-                bool(truncated),
-                seq=self.step,
-                episode=self.episode,
-                step=self.ep_length,
-                behavior_logp=chosen.logp,
-                next_action=None if next_choice is None else next_choice.action,
-            )
-        )
-        if done:
-            self.episode += 1
-            self.recent.append(self.ep_return)
-            self.metrics.episode(self.step, self.episode, self.ep_return, self.ep_length, self.wall_time)
-            self.obs = None
-        else:
-            self.obs, self.pending_action = s_next, next_choice
-        return done
+        self.last_info = self.algo.update(t)
+        if t.done:
+            self.recent.append(b.ret)
+            self.metrics.episode(self.step, b.episode, b.ret, b.length, self.wall_time)
+        return t.done
 
     def run(self, on_progress: Callable[[Trainer, float], None] | None = None) -> dict:
         """Train until ``config.steps``; returns the summary also written to ``summary.json``."""
@@ -254,13 +226,13 @@ class Trainer:
         return path
 
     def _plot(self) -> None:
-        from agent.metrics import read_episodes
+        from agent.actor.episodes import read_episodes
         from agent.plots import plot_learning_curve
 
-        steps, returns = read_episodes(self.metrics.episodes_path)
+        episodes = read_episodes(self.metrics.episodes_path)
         plot_learning_curve(
-            steps,
-            returns,
+            [e.step for e in episodes],
+            [e.ret for e in episodes],
             self.run_dir / "learning_curve.png",
             f"{self.config.algo} on {self.config.env} (seed {self.config.seed})",
         )

@@ -16,7 +16,6 @@ total environment steps, mean ± standard error over seeds) unless ``--quick``.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 import socket
@@ -39,15 +38,12 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _episodes(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
+def _episodes(run: Path) -> tuple[np.ndarray, np.ndarray]:
     """(total steps at episode end, raw return), across actors ordered by wall time."""
-    rows = []
-    for path in paths:
-        with open(path, newline="") as f:
-            rows += [(float(r["wall_time"]), int(r["length"]), float(r["return"])) for r in csv.DictReader(f)]
-    rows.sort()
-    steps = np.cumsum([n for _, n, _ in rows])
-    return steps, np.array([r for _, _, r in rows])
+    from agent.actor.episodes import read_run_episodes
+
+    episodes = read_run_episodes(run)
+    return np.cumsum([e.length for e in episodes]), np.array([e.ret for e in episodes])
 
 
 def run_train(steps: int, seed: int, tmp: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -56,9 +52,10 @@ def run_train(steps: int, seed: int, tmp: Path) -> tuple[np.ndarray, np.ndarray]
 
     run = tmp / f"train-{seed}"
     Trainer(TrainConfig(env=ENV_ID, steps=steps, seed=seed, run=str(run), checkpoint_every=10 * steps)).run()
-    with open(run / "metrics" / "episodes.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return np.array([int(r["step"]) for r in rows]), np.array([float(r["return"]) for r in rows])
+    from agent.actor.episodes import read_episodes
+
+    episodes = read_episodes(run / "metrics" / "episodes.csv")
+    return np.array([e.step for e in episodes]), np.array([e.ret for e in episodes])
 
 
 def run_link(steps: int, seed: int, actors: int, publish_every: int, max_lag: int, tmp: Path):
@@ -120,7 +117,7 @@ def run_link(steps: int, seed: int, actors: int, publish_every: int, max_lag: in
     finally:
         learner.terminate()
         learner.wait(60)
-    return _episodes(sorted((run / "actors").glob("*/episodes.csv")))
+    return _episodes(run)
 
 
 def _on_grid(steps: np.ndarray, returns: np.ndarray, grid: np.ndarray, window: float) -> np.ndarray:

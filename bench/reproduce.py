@@ -85,10 +85,10 @@ def train_one(spec: RunSpec) -> dict:
 
 
 def _episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    from agent.metrics import read_episodes
+    from agent.actor.episodes import read_episodes
 
-    steps, returns = read_episodes(run_dir / "metrics" / "episodes.csv")
-    return np.asarray(steps, np.int64), np.asarray(returns, np.float64)
+    episodes = read_episodes(run_dir / "metrics" / "episodes.csv")
+    return np.asarray([e.step for e in episodes], np.int64), np.asarray([e.ret for e in episodes], np.float64)
 
 
 def learning_curve(steps: np.ndarray, returns: np.ndarray, grid: np.ndarray, window: int) -> np.ndarray:

@@ -7,9 +7,7 @@ and hand it to the link. Weights arrive through a mailbox and are swapped in bet
 
 from __future__ import annotations
 
-import csv
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,14 +16,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from agent.actor.episodes import EpisodeLog, EpisodeRecord
 from agent.actor.sources import GymSource, RobotSource
+from agent.actor.steps import StepTransitions
+from agent.actor.streamx_policy import StreamXPolicy
+from agent.loop.pacer import Pacer
 from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.link.security import CurveClient
 from learners.link.spool import KEEP_BYTES
 from learners.link.stream import TransitionStream
-from learners.service.updater import acting_module
 from learners.streamx import algorithm_config, build_algorithm, build_preprocessor
-from learners.transition import Transition
 from sim.envs import make_env
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,7 @@ class ActorRunner:
         hyper = algorithm_config(c.algo, c.hyper)
         self.pre = build_preprocessor(obs_dim, hyper.gamma, self.source.time_limit, fast=True)
         self.algo = build_algorithm(c.algo, self.pre.out_dim, config=hyper, seed=c.seed, fast=True, **layout)
-        name, module = acting_module(self.algo)
-        self.policy_name, self.policy = name, module
+        self.policy = StreamXPolicy(self.algo)  # weights arrive through its load_state_dict
         self.spec = {
             "obs_dim": self.pre.out_dim,
             "action_dim": layout.get("action_dim"),
@@ -83,26 +82,21 @@ class ActorRunner:
         }
         self.dir = c.run_dir / "actors" / c.actor_id
         self.dir.mkdir(parents=True, exist_ok=True)
-        shapes = {f"{name}.{k}": tuple(v.shape) for k, v in module.state_dict().items()}
         self.stream = TransitionStream(
             self.dir,
             c.actor_id,
             c.learner,
             self.spec,
-            shapes,
+            self.policy.weight_shapes(),
             curve=c.curve,
             insecure=c.insecure,
             durability=c.durability,
             spool_keep_bytes=c.spool_keep_bytes,
         )
         self.link = self.stream.link
+        self.builder = StepTransitions(self.pre, self.algo)
         self.version = -1
-        self.episode = 0
         self.steps = 0
-        self.obs: np.ndarray | None = None
-        self.pending_action = None
-        self.ep_return = 0.0
-        self.nonfinite = 0
         self._warm = False
         self.tick_durations: list[float] = []
         self.deadline_misses = 0
@@ -110,9 +104,7 @@ class ActorRunner:
         self.lag_waits = 0
         self.state_store = CheckpointStore(self.dir / "state", keep=2)
         self._restore_state()
-        self._episodes_csv = self.dir / "episodes.csv"
-        if not self._episodes_csv.exists():
-            self._episodes_csv.write_text("step,seq,episode,return,length,policy_version,wall_time\n")
+        self.episodes = EpisodeLog(self.dir / "episodes.csv")
         self._t0 = time.monotonic()
 
     # -- persistence of the actor's own state (normalizers, counters) ----------------------------
@@ -136,7 +128,7 @@ class ActorRunner:
         if state.get("time") is not None:
             pre["time"] = state["time"]
         self.pre.load_state_dict(pre)
-        self.episode, self.steps = int(state["episode"]), int(state["steps"])
+        self.builder.episode, self.steps = int(state["episode"]), int(state["steps"])
         # Never reuse a sequence number: the spool normally knows the last one; the saved state is
         # a floor in case the spool lost its tail.
         self.stream.raise_floor(int(state.get("seq", 0)))
@@ -163,67 +155,41 @@ class ActorRunner:
         self.state_store.save(self.steps, tensors, state)
 
     # -- the loop --------------------------------------------------------------------------------
+    @property
+    def episode(self) -> int:
+        return self.builder.episode
+
+    @property
+    def nonfinite(self) -> int:
+        return self.builder.nonfinite
+
     def _take_weights(self) -> None:
         item = self.stream.take_weights()
         if item is None:
             return
         version, state, arrived = item
-        prefix = f"{self.policy_name}."
-        self.policy.load_state_dict({k[len(prefix) :]: v for k, v in state.items()})
+        self.policy.load_state_dict(state, version)
         self.version = version
         self.weight_latencies.append(time.monotonic() - arrived)
 
-    def _begin_episode(self) -> None:
-        raw = self.source.reset()
-        self.obs = self.pre.reset(raw)
-        self.ep_return, self.ep_len, self.pending_action = 0.0, 0, None
-
     def step(self) -> None:
         self._take_weights()
-        if self.obs is None:
-            self._begin_episode()
-        s = self.obs
-        chosen = self.pending_action or self.algo.act(s)
+        b = self.builder
+        if not b.in_episode and not b.begin(self.source.reset()):
+            return  # a non-finite reset (counted): the next step tries another
+        chosen = b.choose()
         raw, reward, terminated, truncated = self.source.step(chosen.action)
         self.steps += 1
-        self.ep_len += 1
-        if not (np.all(np.isfinite(raw)) and math.isfinite(reward)):
-            self.nonfinite += 1
-            self.obs = None
-            return
-        self.ep_return += float(reward)
-        s_next, scaled = self.pre.step(raw, reward, terminated, truncated)
-        done = terminated or truncated
-        next_choice = self.algo.act(s_next) if self.algo.needs_next_action and not done else None
-        seq = self.stream.next_seq()
-        t = Transition(
-            s,
-            chosen.action,
-            scaled,
-            s_next,
-            bool(terminated),
-            bool(truncated),
-            actor_id=self.config.actor_id,
-            seq=seq,
-            episode=self.episode,
-            step=self.ep_len,
-            policy_version=max(self.version, 0),
-            behavior_logp=chosen.logp,
-            next_action=None if next_choice is None else next_choice.action,
-            timestamp=time.time(),
-            extras={"raw_reward": float(reward)},
-        )
-        self.stream.emit(t)
-        if done:
-            self.episode += 1
-            with open(self._episodes_csv, "a") as f:
-                f.write(
-                    f"{self.steps},{self.seq},{self.episode},{self.ep_return},{self.ep_len},"
-                    f"{self.version},{time.monotonic() - self._t0:.3f}\n"
-                )
-            self.obs = None
-        else:
-            self.obs, self.pending_action = s_next, next_choice
+        t = b.record(chosen, raw, reward, terminated, truncated, actor_id=self.config.actor_id,
+                     policy_version=max(self.version, 0), timestamp=time.time(),
+                     extras={"raw_reward": float(reward)})
+        if t is not None:
+            t.seq = self.stream.next_seq()
+            self.stream.emit(t)
+            if t.done:
+                self.episodes.append(EpisodeRecord(self.steps, b.episode, b.ret, b.length,
+                                                   time.monotonic() - self._t0, seq=t.seq,
+                                                   policy_version=self.version))
         if self.steps % self.config.state_every == 0:
             self._save_state()
 
@@ -254,25 +220,21 @@ class ActorRunner:
         total = steps if steps is not None else self.config.steps
         self.warm_up()
         self.link.start()
-        period = 1.0 / self.config.control_hz if self.config.control_hz else None
-        next_tick = time.monotonic()
+        pacer = Pacer(1.0 / self.config.control_hz) if self.config.control_hz else None
         try:
             while total is None or self.steps < total:
                 if should_stop is not None and should_stop():
                     break
                 if self.config.max_lag is not None:
                     self._wait_for_learner(self.config.max_lag, on_step)
+                if pacer is not None:
+                    pacer.wait()
                 start = time.monotonic()
                 self.step()
-                if period:
-                    end = time.monotonic()
-                    self.tick_durations.append(end - start)
-                    next_tick += period
-                    if end > next_tick:
-                        self.deadline_misses += 1
-                        next_tick = end
-                    else:
-                        time.sleep(next_tick - end)
+                if pacer is not None:
+                    self.tick_durations.append(time.monotonic() - start)
+                    pacer.end_tick()
+                    self.deadline_misses = pacer.deadline_misses
                 if on_step is not None:
                     on_step(self)
                 if on_progress and self.steps % 1000 == 0:
@@ -316,9 +278,5 @@ class ActorRunner:
 
     def close(self, drain_s: float = 0.0) -> None:
         self.stream.close(drain_s)
+        self.episodes.close()
         self.source.close()
-
-
-def read_actor_episodes(actor_dir: Path) -> list[dict]:
-    with open(Path(actor_dir) / "episodes.csv", newline="") as f:
-        return list(csv.DictReader(f))

@@ -24,6 +24,7 @@ import numpy as np
 
 from agent.loop.chunks import ChunkSchedule
 from agent.loop.config import LoopConfig
+from agent.loop.pacer import Pacer
 from agent.loop.stats import LoopStats
 from hal.robot import Robot, RobotError
 from policies.base import ActionChunk, Observation, Policy
@@ -188,15 +189,14 @@ class ControlLoop:
         if self.config.asynchronous:
             worker = threading.Thread(target=self._inference_thread, name="inference", daemon=True)
             worker.start()
-        start = time.monotonic()
-        scheduled = start
+        pacer = Pacer(period)
+        misses_before = self.stats.deadline_misses
         try:
             while not self._stop.is_set() and (ticks is None or self.stats.ticks < ticks):
                 if should_stop is not None and should_stop():
                     break
-                _sleep_until(scheduled)
+                self.stats.jitter_s.append(pacer.wait())
                 began = time.monotonic()
-                self.stats.jitter_s.append(began - scheduled)
                 record = self.step(self.tick)
                 if self.on_tick is not None:
                     self.on_tick(record)
@@ -204,16 +204,8 @@ class ControlLoop:
                     self.new_episode()
                 self.stats.ticks += 1
                 self.stats.tick_work_s.append(time.monotonic() - began)
-                self.tick += 1
-                scheduled += period
-                overrun = time.monotonic() - scheduled
-                if overrun > 0:  # this tick's work ran into the next tick's slot: a deadline miss
-                    self.stats.deadline_misses += 1
-                    skipped = int(overrun // period)  # whole ticks that cannot happen on time: skip them
-                    if skipped:
-                        self.stats.deadline_misses += skipped
-                        scheduled += skipped * period
-                        self.tick += skipped
+                self.tick += 1 + pacer.end_tick()  # ticks that could not happen on time are skipped
+                self.stats.deadline_misses = misses_before + pacer.deadline_misses
         finally:
             self._stop.set()
             if worker is not None:
@@ -234,11 +226,3 @@ class ControlLoop:
     def stop(self) -> None:
         self._stop.set()
 
-
-def _sleep_until(deadline: float) -> None:
-    """Sleep to ``deadline`` (monotonic), spinning the last fraction of a millisecond."""
-    remaining = deadline - time.monotonic()
-    if remaining > 0.0005:
-        time.sleep(remaining - 0.0004)
-    while time.monotonic() < deadline:
-        pass

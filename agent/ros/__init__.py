@@ -7,9 +7,9 @@
 - ``timing`` / ``qos``: header stamps (ROS time) to monotonic time and max-age dropping; QoS.
 - ``params``: ROS parameters <-> rill's typed config dataclasses, errors naming the parameter.
 - ``agent_node``, ``sim_node``, ``learner_node``: the console scripts installed under ``lib/rill``
-  (``agent_config``, ``policy_factory``, ``transitions``, ``diagnostics`` and ``runtime`` are the
-  agent node's parts; ``sim_joints`` and ``sim_tasks`` the simulation's; ``reach_policy`` and
-  ``streamx_policy`` the policies the agent node adds to rill's).
+  (``agent_config``, ``policy_factory``, ``diagnostics`` and ``runtime`` are the agent node's
+  parts, its learner client is ``agent.actor.ticks``; ``sim_joints`` and ``sim_tasks`` the
+  simulation's; ``reach_policy`` the scripted policy the agent node adds to rill's).
 - ``discovery``: the ``rill.discovery`` plugin listing ROS 2 robots seen on the graph.
 
 rclpy and the message packages are imported only inside the functions that need them, so

@@ -7,18 +7,15 @@ defaults in the nesting a ROS parameter file uses.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.actor.config import LearnerClientConfig
 from agent.loop.config import LoopConfig
+from agent.policy_registry import policy_kind
 from agent.ros.robot_config import Ros2RobotConfig
-from hal.config import check_number, nearest
+from hal.config import check_number
 from hal.errors import ConfigError
-
-#: ``policy.type`` values: ``class`` builds ``policy.class_path`` (``module:Class``).
-POLICY_TYPES = ("replan", "reach", "streamx", "vla", "class")
-DURABILITY = ("fsync", "os-buffered", "none")
 
 
 @dataclass
@@ -32,41 +29,12 @@ class PolicyConfig:
     checkpoint: str = ""  # vla: a saved VLA directory; "": a tiny untrained one (smoke tests)
 
     def __post_init__(self) -> None:
-        if self.type not in POLICY_TYPES:
-            near = nearest(self.type, list(POLICY_TYPES))
-            hint = f" (did you mean {near!r}?)" if near else ""
-            raise ConfigError(f"policy.type {self.type!r} is unknown{hint}; one of {', '.join(POLICY_TYPES)}")
+        policy_kind(self.type, "ros", "policy.type")  # ``class`` builds ``policy.class_path``
         if self.chunk_size < 1:
             raise ConfigError(f"policy.chunk_size must be >= 1, got {self.chunk_size}")
         if self.type == "class" and ":" not in self.class_path:
             raise ConfigError("policy.type 'class' needs policy.class_path 'package.module:ClassName', "
                               f"got {self.class_path!r}")
-
-
-@dataclass
-class LearnerClientConfig:
-    """The link to a learner. ``endpoint: ""`` runs without one (no transitions are kept)."""
-
-    endpoint: str = ""
-    actor_id: str = ""  # "": ros-<hostname>
-    run_dir: str = "runs/ros-agent"
-    algo: str = "stream-ac"
-    gamma: float = 0.99
-    insecure: bool = False
-    curve_secret: str = ""
-    learner_key: str = ""
-    durability: str = "fsync"
-
-    def __post_init__(self) -> None:
-        if not self.actor_id:
-            self.actor_id = "ros-" + socket.gethostname().split(".")[0]
-        if "/" in self.actor_id or len(self.actor_id.encode()) > 200:
-            raise ConfigError(f"learner.actor_id {self.actor_id!r}: 1-200 bytes, no '/'")
-        if self.durability not in DURABILITY:
-            raise ConfigError(f"learner.durability must be one of {DURABILITY}, got {self.durability!r}")
-        check_number("learner", "gamma", self.gamma, 0)
-        if bool(self.curve_secret) != bool(self.learner_key):
-            raise ConfigError("learner.curve_secret and learner.learner_key go together (CurveZMQ)")
 
 
 @dataclass

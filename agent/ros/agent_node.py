@@ -64,7 +64,7 @@ class AgentNode:
         action_dim = self.robot.action_spec.dim
         self.learner = None
         if config.learner.endpoint:
-            from agent.ros.transitions import TickTransitions
+            from agent.actor.ticks import TickTransitions
 
             self.learner = TickTransitions(config.learner, state_dim, action_dim)
         self.policy = build_policy(config.policy, state_dim, action_dim, 1.0 / config.robot.control_hz,

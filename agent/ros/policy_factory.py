@@ -47,22 +47,15 @@ def build_policy(config: PolicyConfig, state_dim: int, action_dim: int, period_s
 
 
 def _streamx(state_dim: int, action_dim: int, period_s: float, learner: Any, args: dict) -> Policy:
-    from agent.ros.streamx_policy import StreamXPolicy
+    if learner is not None:
+        return learner.policy(period_s, **args)
+    from agent.actor.streamx_policy import StreamXPolicy
+    from learners.streamx import build_algorithm, build_preprocessor
 
-    if learner is None:
-        from learners.service.updater import acting_module
-        from learners.streamx import build_algorithm, build_preprocessor
-
-        log.warning("policy.type streamx without learner.endpoint: acting with initial weights, learning "
-                    "nothing")
-        pre = build_preprocessor(state_dim, 0.99, None)
-        algo = build_algorithm("stream-ac", pre.out_dim, action_dim=action_dim)
-        name, module = acting_module(algo)
-        return StreamXPolicy(algo, name, module, lambda x: pre.obs_norm(x, update=False), action_dim,
-                             period_s, **args)
-    return StreamXPolicy(learner.algo, learner.module_name, learner.module,
-                         lambda x: learner.pre.obs_norm(x, update=False), action_dim, period_s,
-                         learner.mailbox, **args)
+    log.warning("policy.type streamx without learner.endpoint: acting with initial weights, learning nothing")
+    pre = build_preprocessor(state_dim, 0.99, None)
+    algo = build_algorithm("stream-ac", pre.out_dim, action_dim=action_dim)
+    return StreamXPolicy(algo, lambda x: pre.obs_norm(x, update=False), action_dim, period_s, **args)
 
 
 def _vla(config: PolicyConfig, state_dim: int, action_dim: int, args: dict) -> Policy:

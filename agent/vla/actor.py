@@ -12,20 +12,19 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
+from agent.actor.chunks import ChunkTransitions
+from agent.actor.episodes import EpisodeLog, EpisodeRecord
 from agent.loop import ControlLoop, LoopConfig
 from agent.loop.config import MIN_CHUNK
 from agent.loop.control import TickRecord
 from agent.vla.features import NormalizedFeatures
-from agent.vla.transitions import ChunkStep, ChunkTransitionBuilder
 from hal.robot import Robot
 from learners.link.security import CurveClient
 from learners.link.stream import TransitionStream
-from learners.transition import Transition
 from policies.vla import ResidualPolicy, VLAPolicy, load_vla, tiny_vla
 
 log = logging.getLogger(__name__)
@@ -112,15 +111,12 @@ class VLAActor:
         self.link = self.stream.link
         hz = c.control_hz or robot.control_hz
         self.loop = ControlLoop(robot, self.policy, LoopConfig(control_hz=hz), on_tick=self._on_tick)
-        self.builder = ChunkTransitionBuilder(c.gamma, self._emit)
-        self.episode = 0
+        self.builder = ChunkTransitions(c.gamma, c.actor_id, c.keep_images)
         self.ep_return, self.ep_ticks = 0.0, 0
         self.successes: list[bool] = []
         self.returns: list[float] = []
         self._t0 = time.monotonic()
-        self._episodes_csv = self.dir / "episodes.csv"
-        if not self._episodes_csv.exists():
-            self._episodes_csv.write_text("step,seq,episode,return,length,success,policy_version,wall_time\n")
+        self.episodes = EpisodeLog(self.dir / "episodes.csv")
         self.ticks = 0
 
     # -- per tick (control thread: nothing here may block) ----------------------------------------
@@ -133,42 +129,22 @@ class VLAActor:
         obs = record.observation
         self.ep_return += float(obs.get("reward", 0.0))
         self.ep_ticks += 1
-        self.builder.on_tick(record)
+        t = self.builder.on_tick(record)
+        if t is not None:
+            t.seq = self.stream.next_seq()
+            self.stream.emit(t)
         if record.episode_end:
-            self.episode += 1
             success = bool(obs.get("success", False))
             self.successes.append(success)
             self.returns.append(self.ep_return)
-            with open(self._episodes_csv, "a") as f:
-                f.write(
-                    f"{self.ticks},{self.seq},{self.episode},{self.ep_return},{self.ep_ticks},{int(success)},"
-                    f"{self.policy.version},{time.monotonic() - self._t0:.3f}\n"
-                )
+            self.episodes.append(EpisodeRecord(self.ticks, self.episode, self.ep_return, self.ep_ticks,
+                                               time.monotonic() - self._t0, seq=self.seq, success=success,
+                                               policy_version=self.policy.version))
             self.ep_return, self.ep_ticks = 0.0, 0
 
-    def _emit(self, step: ChunkStep) -> None:
-        chunk = step.chunk
-        seq = self.stream.next_seq()
-        obs: Any = chunk.features
-        if self.config.keep_images and "images" in chunk.extras:
-            obs = {"state": chunk.features, **chunk.extras["images"]}
-        t = Transition(
-            obs,
-            chunk.extras["residual"],
-            step.scaled_reward,
-            {"state": step.next_features} if isinstance(obs, dict) else step.next_features,
-            step.terminated,
-            step.truncated,
-            actor_id=self.config.actor_id,
-            seq=seq,
-            episode=self.episode,
-            step=step.ticks,
-            policy_version=chunk.version,
-            behavior_logp=chunk.logp,
-            timestamp=time.time(),
-            extras={"raw_reward": step.raw_reward, "ticks": step.ticks, "success": step.success},
-        )
-        self.stream.emit(t)
+    @property
+    def episode(self) -> int:
+        return self.builder.episode
 
     # -- running ---------------------------------------------------------------------------------
     def run(self, ticks: int | None = None, should_stop=None) -> dict:
@@ -198,4 +174,5 @@ class VLAActor:
 
     def close(self, drain_s: float = 0.0) -> None:
         self.stream.close(drain_s)
+        self.episodes.close()
         (self.dir / "summary.json").write_text(json.dumps(self.summary(), indent=1, default=float))

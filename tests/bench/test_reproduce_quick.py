@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from agent.actor.episodes import read_episodes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,8 +50,7 @@ def test_reproduce_runs_seeds_in_parallel_and_resumes(tmp_path):
     for seed in (0, 1):
         run = tmp_path / "runs" / "Hopper-v5" / f"seed{seed}"
         assert json.loads((run / "summary.json").read_text())["steps"] == 1800
-        with open(run / "metrics" / "episodes.csv", newline="") as f:
-            steps = [int(row["step"]) for row in csv.DictReader(f)]
+        steps = [e.step for e in read_episodes(run / "metrics" / "episodes.csv")]
         assert steps == sorted(steps) and steps[-1] <= 1800
     numbers = json.loads((tmp_path / "out" / "streamx.json").read_text())
     assert numbers["steps"] == 1800 and len(numbers["envs"]["Hopper-v5"]["final_returns"]) == 2

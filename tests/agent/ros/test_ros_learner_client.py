@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 
+from agent.actor.ticks import TickTransitions
 from agent.loop import TickRecord
 from agent.ros.agent_config import LearnerClientConfig, PolicyConfig
 from agent.ros.policy_factory import build_policy
-from agent.ros.transitions import TickTransitions
 from learners.cache import ReplayCache
 from learners.service import LearnerConfig, LearnerService
 

@@ -1,0 +1,133 @@
+"""``TickTransitions``: per-step transitions from control-loop ticks, streamed to a learner.
+
+For a robot driven by the ``ControlLoop`` with a one-action-per-tick policy (``agent_node``'s
+learner client). Tick ``k`` observed ``o_k`` and sent ``a_k``; tick ``k+1``'s observation
+``o_{k+1}`` (with the reward the robot reports by then) completes the transition
+``(o_k, a_k, r_{k+1}, o_{k+1})``, built by the same ``StepTransitions`` as every stream-x actor and
+handed to the actor's ``TransitionStream``: ``on_tick`` never waits on the network. A tick that
+held the robot sent nothing, so it starts no transition; a stale observation ends the chain
+(nothing is learned across a gap in the data). A change of instruction ends an episode
+(``truncated``): the task changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.actor.config import LearnerClientConfig
+from agent.actor.steps import StepTransitions
+from agent.actor.streamx_policy import StreamXPolicy
+from learners.streamx.base import ActResult
+
+log = logging.getLogger(__name__)
+
+# Holds after which the next tick still continues the chain: the robot sent nothing new, but the
+# data stream itself is intact.
+_CHAIN_KEEPING_HOLDS = ("no chunk", "policy failing")
+
+
+class TickTransitions:
+    """Builds transitions from ``TickRecord``s and streams them to the learner at ``config.endpoint``."""
+
+    def __init__(self, config: LearnerClientConfig, obs_dim: int, action_dim: int) -> None:
+        from learners.link.stream import TransitionStream
+        from learners.streamx import algorithm_config, build_algorithm, build_preprocessor
+
+        self.config = c = config
+        self.pre = build_preprocessor(obs_dim, c.gamma, None)  # numpy path: no compile at start-up
+        hyper = algorithm_config(c.algo, {"gamma": c.gamma})
+        # The acting network: the learner's weight shapes, and what a stream-x policy acts with.
+        self.algo = build_algorithm(c.algo, self.pre.out_dim, action_dim=action_dim, config=hyper)
+        shapes = StreamXPolicy(self.algo).weight_shapes()
+        self.spec = {"obs_dim": self.pre.out_dim, "action_dim": action_dim, "n_actions": None, "algo": c.algo}
+        self.stream = TransitionStream(Path(c.run_dir) / "actors" / c.actor_id, c.actor_id, c.endpoint,
+                                       self.spec, shapes, curve=c.curve_client(), insecure=c.insecure,
+                                       durability=c.durability)
+        self.link = self.stream.link
+        self.builder = StepTransitions(self.pre, self.algo)
+        self.made = 0
+        self.broken_chains = 0
+        self._sent: ActResult | None = None  # the action the previous tick sent, and its logp
+        self._version = 0
+        self._instruction = ""
+        self.stream.start()
+        log.info("learner link to %s as actor %s (obs_dim %d, action_dim %d, %s)",
+                 c.endpoint, c.actor_id, self.pre.out_dim, action_dim, c.algo)
+
+    @property
+    def mailbox(self):
+        """Where the link puts the newest weights the learner published."""
+        return self.link.mailbox
+
+    @property
+    def seq(self) -> int:
+        return self.stream.seq
+
+    @property
+    def episode(self) -> int:
+        return self.builder.episode
+
+    def policy(self, period_s: float, **args: Any) -> StreamXPolicy:
+        """A stream-x policy acting with this client's network, statistics and incoming weights."""
+        return StreamXPolicy(self.algo, lambda x: self.pre.obs_norm(x, update=False), self.spec["action_dim"],
+                             period_s, self.mailbox, **args)
+
+    def on_tick(self, record: Any) -> None:
+        """Called by the control loop after every tick (on the loop's thread; cheap, never blocks)."""
+        obs = record.observation
+        if record.held and record.reason not in _CHAIN_KEEPING_HOLDS:
+            if self._sent is not None:  # stale or missing data: no honest next observation
+                self.broken_chains += 1
+            self._sent = None
+            return
+        raw = np.asarray(obs["state"], np.float32)
+        reward = float(obs.get("reward", 0.0))
+        instruction = str(obs.get("instruction", ""))
+        b = self.builder
+        if not (np.all(np.isfinite(raw)) and math.isfinite(reward)):
+            self._sent = None
+            self.broken_chains += 1
+            return
+        if self._sent is None:
+            if b.in_episode:
+                b.rejoin(raw)
+            else:
+                b.begin(raw)
+        else:
+            truncated = instruction != self._instruction
+            t = b.record(self._sent, raw, reward, False, truncated, actor_id=self.config.actor_id,
+                         policy_version=self._version, timestamp=time.time(), extras={"raw_reward": reward})
+            t.next_action = None  # the robot's next action is the one the next tick sends
+            t.seq = self.stream.next_seq()
+            self.stream.emit(t)
+            self.made += 1
+            if t.done:
+                b.begin(raw)
+        if record.held or record.action is None:
+            self._sent = None
+            return
+        chunk = record.chunk
+        action = np.asarray(record.action, np.float32)
+        logp = float("nan")
+        if chunk is not None and chunk.horizon == 1 and np.array_equal(action, chunk.actions[0]):
+            logp = float(chunk.logp)  # the sent action is the one the policy drew: its logp holds
+        self._version = max(int(chunk.version), 0) if chunk is not None else 0
+        self._sent = ActResult(action, logp)
+        self._instruction = instruction
+
+    def stats(self) -> dict[str, Any]:
+        return {"endpoint": self.config.endpoint, "actor_id": self.config.actor_id, "made": self.made,
+                "seq": self.seq, "acked_seq": self.link.acked_seq, "backlog": self.link.backlog,
+                "connected": self.link.connected, "weights_version": self.link.weights_version,
+                "broken_chains": self.broken_chains, "episodes": self.episode,
+                "link_errors": dict(self.link.errors)}
+
+    def close(self, drain_s: float = 2.0) -> None:
+        """Stop the link after up to ``drain_s`` for the learner to acknowledge what is spooled."""
+        self.stream.close(drain_s)
