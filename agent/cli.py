@@ -13,7 +13,7 @@ import yaml
 log = logging.getLogger("rill")
 
 
-def _parse_overrides(pairs: list[str]) -> dict:
+def parse_overrides(pairs: list[str]) -> dict:
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -33,7 +33,7 @@ def _train_config(args: argparse.Namespace):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     if args.hp:
-        values["hyper"] = {**values.get("hyper", {}), **_parse_overrides(args.hp)}
+        values["hyper"] = {**values.get("hyper", {}), **parse_overrides(args.hp)}
     return TrainConfig.from_dict(values)
 
 
@@ -62,11 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+    from learners.streamx.registry import algorithm_names
+
 
     train = sub.add_parser("train", help="train a stream-x learner on a gymnasium environment")
     train.add_argument("--config", type=Path, help="YAML file of train settings (flags override)")
     train.add_argument("--env", help="gymnasium id, e.g. Hopper-v5 (default Hopper-v5)")
-    train.add_argument("--algo", help="stream-ac | stream-q | stream-sarsa (default stream-ac)")
+    train.add_argument("--algo", help=f"{' | '.join(algorithm_names(control_only=True))} (default stream-ac)")
     train.add_argument("--steps", type=int, help="environment steps to train to")
     train.add_argument("--seed", type=int)
     train.add_argument("--run", help="run directory (default runs/train)")

@@ -1,6 +1,8 @@
-"""rich progress and tables for the CLI."""
+"""rich views for the CLI: progress bars, the run's worker table, the HAL inventory."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -77,3 +79,152 @@ def show_eval(run, result, video) -> None:
     console.print(table)
     if video:
         console.print(f"video: {video}")
+
+
+def render_inventory(report: dict[str, Any], console: Console) -> None:
+    hosts = Table(title="Hosts")
+    for col in ("host", "CPUs", "CPU use", "memory free / total", "GPUs"):
+        hosts.add_column(col, justify="left" if col == "host" else "right")
+    for h in report["hosts"]:
+        use = "" if h.get("cpu_percent") is None else f"{h['cpu_percent']:.0f}%"
+        hosts.add_row(
+            h["name"],
+            f"{h['cpus']:g}",
+            use,
+            f"{h['memory_available_gb']:.1f} / {h['memory_total_gb']:.1f} GB",
+            str(len(h["accelerators"])),
+        )
+    console.print(hosts)
+
+    gpus = Table(title="Accelerators")
+    for col in ("host", "device", "name", "memory free / total"):
+        gpus.add_column(col)
+    for h in report["hosts"]:
+        for a in h["accelerators"]:
+            gpus.add_row(
+                h["name"],
+                f"{a['kind']}:{a['index']}",
+                a["name"],
+                f"{a['memory_free_gb']:.1f} / {a['memory_total_gb']:.1f} GB",
+            )
+    if not gpus.rows:
+        gpus.add_row("[dim]none[/dim]", "", "[dim]no CUDA GPU found; learners run on CPU[/dim]", "")
+    console.print(gpus)
+
+    robots = Table(title="Robots")
+    for col in ("robot", "type", "host", "from", "health", "lease holder", "expires in"):
+        robots.add_column(col, no_wrap=col in ("robot", "type", "health"))
+    for r in report["robots"]:
+        style = {True: "green", False: "red"}.get(r["ok"], "yellow")
+        health = f"[{style}]{r['health']}[/{style}]"
+        if r["detail"] and r["ok"] is not True:  # say why only when something is wrong
+            health += f"\n[dim]{r['detail']}[/dim]"
+        remaining = "" if r["lease_remaining_s"] is None else f"{r['lease_remaining_s']:.1f} s"
+        robots.add_row(
+            r["name"], r["type"], r["host"], r["source"], health, r["holder"] or "[dim]free[/dim]", remaining
+        )
+    console.print(robots)
+
+
+def worker_table(status: dict[str, Any] | list, title: str = "Workers") -> Table:
+    """A run's workers: ``status`` is a run's ``status.json`` dict or ``Scheduler.status()``."""
+    from dataclasses import asdict, is_dataclass
+
+    workers = (
+        status.get("workers", [])
+        if isinstance(status, dict)
+        else [asdict(w) if is_dataclass(w) else w for w in status]
+    )
+    table = Table(title=title)
+    for col in (
+        "worker",
+        "role",
+        "state",
+        "host",
+        "robot",
+        "device",
+        "pid",
+        "restarts",
+        "moves",
+        "heartbeat",
+        "progress",
+        "detail",
+    ):
+        table.add_column(col)
+    colors = {
+        "running": "green",
+        "starting": "cyan",
+        "backoff": "yellow",
+        "stopping": "yellow",
+        "failed": "red",
+        "done": "blue",
+        "stopped": "dim",
+    }
+    for w in workers:
+        color = colors.get(w["state"], "white")
+        age = w.get("heartbeat_age_s")
+        progress = ", ".join(f"{k}={v}" for k, v in (w.get("progress") or {}).items())
+        table.add_row(
+            w["name"],
+            w["role"],
+            f"[{color}]{w['state']}[/{color}]",
+            w["host"],
+            w["robot"] or "",
+            w["device"],
+            str(w["pid"] or ""),
+            str(w["restarts"]),
+            str(w["moves"]),
+            "" if age is None else f"{age:.1f} s ago",
+            progress,
+            w.get("detail") or "",
+        )
+    return table
+
+
+def learner_table(service) -> Table:
+    """One row on an edge learner: updates, weights version, actors, frames received and refused."""
+    import numpy as np
+
+    u = service.updater
+    t = Table(title=f"rill learner {service.endpoint}")
+    for col in ("updates", "weights", "actors", "received", "rejected", "episodes", "return"):
+        t.add_column(col, justify="right")
+    recent = f"{np.mean(u.recent[-10:]):.1f}" if u.recent else "-"
+    t.add_row(str(service.algo.updates), str(u.version), str(len(service.server.sessions)),
+              str(service.server.received), str(sum(service.server.rejected.values())), str(u.episodes),
+              recent)
+    return t
+
+
+def serve_with_table(service) -> None:
+    """Show ``learner_table`` live until Ctrl-C (or SIGTERM, turned into one)."""
+    import time
+
+    from rich.live import Live
+
+    with Live(learner_table(service), refresh_per_second=2, transient=False) as live:
+        while True:
+            time.sleep(0.5)
+            live.update(learner_table(service))
+
+
+def act_with_progress(runner, total: int | None) -> dict:
+    """Run an edge actor under a progress bar: steps, episodes, acknowledged, backlog, weights."""
+    columns = [
+        TextColumn(f"[bold]{runner.config.actor_id}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("ep {task.fields[ep]}"),
+        TextColumn("acked {task.fields[acked]}"),
+        TextColumn("backlog {task.fields[backlog]}"),
+        TextColumn("weights v{task.fields[ver]}"),
+        TimeElapsedColumn(),
+    ]
+    with Progress(*columns, console=console, refresh_per_second=2) as progress:
+        task = progress.add_task("", total=total, ep=0, acked=0, backlog=0, ver=-1)
+
+        def update(r) -> None:
+            progress.update(task, completed=r.steps, ep=r.episode, acked=r.link.acked_seq,
+                            backlog=r.link.backlog, ver=r.version)
+
+        return runner.run(on_progress=update)

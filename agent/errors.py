@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from agent.train import NonFiniteResetError
 from agent.train_config import RunDirectoryError
-from hal.errors import HalError
+from hal.errors import ConfigError, HalError
 from learners.cache.errors import CacheError
 from learners.checkpoint import CheckpointError
 from learners.link.security import InsecureEndpointError
-from learners.streamx import ConfigError
 from sim.envs import UnknownEnvError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (

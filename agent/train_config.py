@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from learners.streamx import ConfigError, algorithm_config
-from learners.streamx.config import reject_unknown_keys
+from hal.config import reject_unknown
+from hal.errors import ConfigError
+from learners.streamx import algorithm_config, algorithm_spec
 
 CONFIG_FILE = "config.yaml"
 # Fields that make a run what it is: resuming with any of these changed is a different run.
@@ -50,8 +51,8 @@ class TrainConfig:
                 f"train.update_path must be one of {', '.join(UPDATE_PATHS)}, got {self.update_path!r}"
             )
         hyper = dict(self.hyper)
-        if self.algo in ("stream-q", "stream-sarsa"):
-            hyper.setdefault("total_steps", self.steps)
+        if "total_steps" in {f.name for f in fields(algorithm_spec(self.algo).config)}:
+            hyper.setdefault("total_steps", self.steps)  # the exploration schedule's length
         self.algo_config = algorithm_config(self.algo, hyper)  # validates every hyperparameter
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,7 +60,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        reject_unknown_keys("train config", values, cls)
+        reject_unknown("train config", values, cls, "key")
         return cls(**values)
 
     @classmethod

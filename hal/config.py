@@ -26,18 +26,25 @@ def nearest(word: str, choices: list[str]) -> str | None:
     return near[0] if near else None
 
 
+def reject_unknown(where: str, values: Mapping[str, Any], cls: type, what: str = "field") -> None:
+    """Raise ``ConfigError`` for a key of ``values`` that is not an init field of dataclass ``cls``,
+    naming the closest valid one (a typo'd field is the commonest config error). The one check of
+    unknown keys, for every config in rill."""
+    names = [f.name for f in fields(cls) if f.init]
+    for key in values:
+        if key not in names:
+            near = nearest(str(key), names)
+            hint = f"; did you mean {near!r}?" if near else f"; valid {what}s: {', '.join(names)}"
+            raise ConfigError(f"{where}: unknown {what} {key!r}{hint}")
+
+
 def build(cls: type[T], values: Any, where: str) -> T:
     """``cls(**values)`` after checking that ``values`` is a mapping of known, present fields."""
     if values is None:
         values = {}
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}: expected a mapping of fields, got {type(values).__name__}")
-    names = [f.name for f in fields(cls) if f.init]
-    for key in values:
-        if key not in names:
-            near = nearest(str(key), names)
-            hint = f"; did you mean {near!r}?" if near else f"; valid fields: {', '.join(names)}"
-            raise ConfigError(f"{where}: unknown field {key!r}{hint}")
+    reject_unknown(where, values, cls)
     for f in fields(cls):
         if f.init and f.default is MISSING and f.default_factory is MISSING and f.name not in values:
             raise ConfigError(f"{where}: missing required field {f.name!r}")

@@ -62,3 +62,14 @@ def action_layout(env: gym.Env) -> dict[str, Any]:
     if isinstance(space, gym.spaces.Discrete):
         return {"n_actions": int(space.n)}
     raise ValueError(f"unsupported action space {space} (rill's stream-x needs Box or Discrete)")
+
+
+def stream_layout(env_id: str) -> tuple[int, dict[str, Any]]:
+    """The observation width a stream-x learner on ``env_id`` sees (plus the time feature of
+    continuous control) and its action layout, read from a throwaway instance."""
+    env = make_env(env_id)
+    try:
+        layout = action_layout(env)
+        return int(np.prod(env.observation_space.shape)) + (1 if "action_dim" in layout else 0), layout
+    finally:
+        env.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from learners.streamx.config import ConfigError
+from hal.errors import ConfigError
 
 BLENDS = ("linear", "none")
 #: The fewest actions a chunk may hold: the loop executes a chunk from the tick after the one it was

@@ -93,7 +93,6 @@ def run_main(node_name: str, body: Callable[[NodeRuntime], int], args: list[str]
     """Start ROS, run ``body(runtime)`` and turn a configuration error into one log line, exit code 2."""
     from hal.errors import ConfigError
     from learners.link.security import InsecureEndpointError
-    from learners.streamx.config import ConfigError as AlgorithmConfigError
 
     configure_logging(node_name)
     try:
@@ -104,7 +103,7 @@ def run_main(node_name: str, body: Callable[[NodeRuntime], int], args: list[str]
     runtime = NodeRuntime(sys.argv if args is None else args)
     try:
         return int(body(runtime) or 0)
-    except (ConfigError, AlgorithmConfigError, InsecureEndpointError, FileNotFoundError) as e:
+    except (ConfigError, InsecureEndpointError, FileNotFoundError) as e:
         log.error("%s: %s", node_name, e)
         return 2
     except KeyboardInterrupt:

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hal.errors import ConfigError
 from learners.cache.batch import MAX_BATCH_ROWS
 from learners.link.security import CurveServer, check_plaintext_endpoint
-from learners.streamx.config import ConfigError
 from learners.streamx.registry import algorithm_names
 
 

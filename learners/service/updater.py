@@ -13,8 +13,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
-
 from learners.cache import ReplayCache
 from learners.cache.batch import TransitionBatch
 from learners.checkpoint import CheckpointStore
@@ -31,13 +29,7 @@ from learners.transition import Transition
 log = logging.getLogger(__name__)
 POLL_RECORDS = 4  # records taken per poll: a checkpoint or a publish can fall between them
 
-__all__ = ["STATS_FIELDS", "Updater", "acting_module", "journal_path"]
-
-
-# Deprecated alias of StreamAlgorithm.acting_module(): remove once agent/ is switched.
-def acting_module(algo: StreamAlgorithm) -> tuple[str, torch.nn.Module]:
-    """Deprecated: use ``algo.acting_module()``."""
-    return algo.acting_module()
+__all__ = ["STATS_FIELDS", "Updater", "journal_path"]
 
 
 def journal_path(run_dir: Path) -> Path:

@@ -6,24 +6,11 @@ rejects a bad value with an error naming the field and the value, before anythin
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or out of range."""
-
-
-def reject_unknown_keys(where: str, values: dict[str, Any], cls: type, what: str = "key") -> None:
-    """Raise ``ConfigError`` for a key of ``values`` that is not a field of dataclass ``cls``,
-    naming the closest valid one (a typo'd config field is the commonest config error)."""
-    valid = [f.name for f in fields(cls)]
-    for key in values:
-        if key not in valid:
-            near = difflib.get_close_matches(key, valid, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; valid: {', '.join(valid)}"
-            raise ConfigError(f"{where}: unknown {what} {key!r}{hint}")
+from hal.config import reject_unknown
+from hal.errors import ConfigError as ConfigError  # rill's one ConfigError, re-exported
 
 
 def _check(cond: bool, where: str, field: str, value: Any, rule: str) -> None:
@@ -63,7 +50,7 @@ class StreamXConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> StreamXConfig:
         """Build from a plain mapping; an unknown key is an error naming the closest valid one."""
-        reject_unknown_keys(cls.name, values, cls, "hyperparameter")
+        reject_unknown(cls.name, values, cls, "hyperparameter")
         return cls(**values)
 
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from transformers import AutoConfig, PretrainedConfig, SmolVLMConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from hal.errors import ConfigError
 from policies.vla.tokenizer import BOS, EOS, IMAGE_TOKEN, MAX_LENGTH, PAD, TOKEN_IDS, VOCABULARY
 
 # Backbones whose forward takes (input_ids, pixel_values [B, N, 3, S, S]) and expands each image
@@ -24,7 +25,7 @@ SUPPORTED_BACKBONES = ("smolvlm", "idefics3")
 POOLINGS = ("mean", "last")
 
 
-class VLAConfigError(ValueError):
+class VLAConfigError(ConfigError):
     """A VLA configuration value is missing or out of range."""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.run_cli import RunTrainConfig
+from agent.job.config import RunTrainConfig
 from learners.streamx import ConfigError
 
 
@@ -16,7 +16,8 @@ def test_the_shipped_defaults_are_valid():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"policy": "teleop"}, "train.policy must be streamx or vla-residual"),
+        ({"policy": "teleop"}, "train.policy 'teleop' is unknown; one of streamx, vla-residual"),
+        ({"policy": "replan"}, r"train.policy 'replan' is not available in rill run"),
         ({"steps_per_actor": 0}, "train.steps_per_actor must be a positive integer"),
         ({"chunk_size": 1}, "train.chunk_size must be an integer >= 2"),
         ({"chunk_size": "8"}, "train.chunk_size must be an integer >= 2"),

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agent.hal_cli import add_hal_commands, inventory_report, render_inventory, worker_table
+from agent.console import render_inventory, worker_table
+from agent.hal_cli import add_hal_commands
+from hal.inventory import inventory_report
 from hal.leases import LeaseStore
 
 REPO = Path(__file__).resolve().parents[2]

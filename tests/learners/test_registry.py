@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from learners.service.config import LearnerConfig
-from learners.service.updater import acting_module
 from learners.streamx import (
     ALGORITHMS,
     ConfigError,
@@ -52,7 +51,6 @@ def test_acting_module_is_the_network_actors_need(name, fast):
         module_name, module = algo.acting_module()
         assert module_name == ("actor" if name == "stream-ac" else "q")
         assert module is algo.modules()[module_name]
-        assert acting_module(algo) == (module_name, module)  # the deprecated alias agrees
 
 
 @pytest.mark.parametrize("fast", [False, True])
