@@ -8,7 +8,7 @@ reproduction picks every run up from its last checkpoint (exact resume), and fin
 not retrained. Independent runs go to ``--jobs`` worker processes. The report (``streamx.md``,
 one learning-curve PNG per env, ``streamx.json``) compares the final average return (raw episodic
 return of the episodes that ended in the last 100k steps, mean ± standard error over seeds) with
-the paper's numbers (STREAMX.md).
+the paper's numbers (docs/streamx.md).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 log = logging.getLogger("bench.reproduce")
 
 FINAL_WINDOW = 100_000
-# Raw final average episodic return at 2M steps (STREAMX.md; the paper used the -v4 tasks).
+# Raw final average episodic return at 2M steps (docs/streamx.md; the paper used the -v4 tasks).
 PAPER = {
     "Hopper": {"stream AC(λ)": 2173, "PPO": 2041, "SAC": 2304, "PPO1": 449, "SAC1": 276},
     "Walker2d": {"stream AC(λ)": 4335, "PPO": 2386, "SAC": 5098},
@@ -209,7 +209,7 @@ def _markdown(rows, payload, total: int, window: int) -> str:
         "",
         f"Written by `python -m bench.reproduce` after {total:,} environment steps per run. Final "
         f"return: mean raw episodic return of the episodes that ended in the last {window:,} steps "
-        "of each run; mean ± standard error over seeds. Paper numbers (STREAMX.md) are for the -v4 "
+        "of each run; mean ± standard error over seeds. Paper numbers (docs/streamx.md) are for the -v4 "
         f"tasks at 2M steps; these runs: {', '.join(r[0] for r in rows)}.",
         "",
         "| env | seeds | final return (mean ± s.e.) | per seed | paper stream AC(λ) | PPO | SAC "

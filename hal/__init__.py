@@ -1,6 +1,6 @@
 """Hardware abstraction layer: robots, accelerators and hosts as schedulable resources.
 
-Imports nothing of rill's (see DESIGN.md): ``import hal`` works without ROS 2 or Ray, and is cheap:
+Imports nothing of rill's (see docs/design.md): ``import hal`` works without ROS 2 or Ray, and is cheap:
 the names below load their module on first use.
 
 - ``Robot`` and its specs: the robot interface (``hal.robot``, ``hal.specs``);

@@ -1,4 +1,4 @@
-"""The robot interface (DESIGN.md): what every robot, simulated or real, provides.
+"""The robot interface (docs/design.md): what every robot, simulated or real, provides.
 
 A concrete robot implements five small hooks (``_connect``, ``_disconnect``, ``_observe``,
 ``_send``, ``_hold_command``) and may override three more (``_hold``, ``_reset``,

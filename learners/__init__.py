@@ -1,4 +1,4 @@
 """Learning side of rill: stream-x algorithms, the replay cache, the wire protocol.
 
-Imports only ``policies`` among rill's packages (see DESIGN.md).
+Imports only ``policies``, ``hal.errors`` and ``hal.config`` of rill's packages (docs/design.md, "Rooms").
 """

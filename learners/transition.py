@@ -1,4 +1,4 @@
-"""The Transition record: what an actor streams to the learner (DESIGN.md contract)."""
+"""The Transition record: what an actor streams to the learner (docs/design.md, "Contracts")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The policy contract (DESIGN.md): ``act(observation) -> ActionChunk``.
+"""The policy contract (docs/design.md): ``act(observation) -> ActionChunk``.
 
 A policy maps the newest observation — ``state`` (float32 vector), ``image.<camera>`` (HxWx3 uint8),
 ``instruction`` (str), ``timestamp`` — to a chunk of ``H`` future actions for a given control

@@ -1,6 +1,6 @@
 """Thin gymnasium wrappers around the stream-x normalizers of ``policies.streamx.normalization``.
 
-For gymnasium users who want the stream-x recipe on any env. Order (STREAMX.md):
+For gymnasium users who want the stream-x recipe on any env. Order (docs/streamx.md, piece 5):
 make -> flatten -> episode statistics -> clip action -> scale reward -> normalize observation ->
 add time feature. ``make_streamx_env`` applies exactly that. rill's own training loop uses the
 plain ``StreamXPreprocessor`` instead, so that it can screen non-finite values before any

@@ -1,8 +1,9 @@
-"""The package layout and the one-way import rule of DESIGN.md."""
+"""The package layout and the one-way import rules of docs/design.md ("Rooms")."""
 
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -68,3 +69,26 @@ def test_ament_python_package_files():
     for needle in ("share/ament_index/resource_index/packages", "launch/*.launch.py", "config/*.yaml",
                    "rill = agent.cli:main"):
         assert needle in setup
+
+
+# The design documents are in the repository, and nothing cites the notes they replaced, which
+# lived outside it (their upper-case names, built here so that this file does not cite them).
+OLD_NOTES = tuple(f"{name}.md".encode() for name in ("DESIGN", "STREAMX"))
+NOT_SOURCES = {".git", "__pycache__", ".pytest_cache", ".ruff_cache"}
+OUTPUTS = {"runs", "build", "install", "log"}  # run directories and colcon's, at the top
+
+
+def test_the_design_documents_are_in_the_repository_and_cited_from_there():
+    assert (REPO / "docs" / "design.md").is_file() and (REPO / "docs" / "streamx.md").is_file()
+    bad = []
+    for root, dirs, files in os.walk(REPO):
+        top = Path(root) == REPO
+        dirs[:] = [d for d in dirs if d not in NOT_SOURCES and not d.startswith(".venv")
+                   and not (top and d in OUTPUTS)]
+        for name in files:
+            path = Path(root, name)
+            if not path.is_file() or path.stat().st_size > 8 * 1024 * 1024:
+                continue
+            data = path.read_bytes()
+            bad += [f"{path.relative_to(REPO)} cites {n.decode()}" for n in OLD_NOTES if n in data]
+    assert not bad, "cite docs/design.md or docs/streamx.md instead:\n" + "\n".join(bad)

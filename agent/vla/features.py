@@ -1,7 +1,7 @@
 """Streaming normalization of a policy's features, so the stream-x heads see what they expect.
 
 The frozen backbone's pooled features have arbitrary scales; stream-x networks want standardized
-inputs (STREAMX.md, piece 5). The normalizer runs where the features are made (the inference
+inputs (docs/streamx.md, piece 5). The normalizer runs where the features are made (the inference
 thread of the actor), and the normalized vector is both what the residual actor acts on and what
 the learner receives, so actor and learner always agree.
 """

@@ -1,4 +1,4 @@
-"""The persistent, crash-safe replay cache (DESIGN.md, "Replay cache"; docs/cache.md)."""
+"""The persistent, crash-safe replay cache (docs/design.md, "Contracts"; docs/cache.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The wire protocol between actors and the learner (DESIGN.md), used by both ends.
+"""The wire protocol between actors and the learner (docs/design.md), used by both ends.
 
 A message is a ZeroMQ multipart message: frame 0 is a msgpack header ``{"v": PROTOCOL_VERSION,
 "type": ..., fields...}``; a further frame carries bulk bytes, sent and received without copies:

@@ -1,6 +1,6 @@
 """Hyperparameters of the stream-x algorithms, validated where they enter.
 
-Defaults are the single set from STREAMX.md. Every config is a dataclass whose ``__post_init__``
+Defaults are the single set from docs/streamx.md. Every config is a dataclass whose ``__post_init__``
 rejects a bad value with an error naming the field and the value, before anything runs.
 """
 

@@ -1,4 +1,4 @@
-"""Overshooting-bounded gradient descent (STREAMX.md, pieces 1 and 2).
+"""Overshooting-bounded gradient descent (docs/streamx.md, pieces 1 and 2).
 
 ObGD keeps one accumulating eligibility trace per parameter tensor and takes one bounded step per
 sample. Call ``backward()`` of the *negated* prediction (e.g. ``-V(s)``), then ``step(delta, reset)``.

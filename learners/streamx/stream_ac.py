@@ -1,4 +1,4 @@
-"""Stream AC(lambda): actor-critic, one sample at a time (STREAMX.md)."""
+"""Stream AC(lambda): actor-critic, one sample at a time (docs/streamx.md)."""
 
 from __future__ import annotations
 

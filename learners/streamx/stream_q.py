@@ -1,4 +1,4 @@
-"""Stream Q(lambda) and Stream SARSA(lambda): action values, one sample at a time (STREAMX.md)."""
+"""Stream Q(lambda) and Stream SARSA(lambda): action values, one sample at a time (docs/streamx.md)."""
 
 from __future__ import annotations
 

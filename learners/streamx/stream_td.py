@@ -1,4 +1,4 @@
-"""Stream TD(lambda): state-value prediction for a fixed policy or a signal stream (STREAMX.md)."""
+"""Stream TD(lambda): state-value prediction for a fixed policy or a signal stream (docs/streamx.md)."""
 
 from __future__ import annotations
 

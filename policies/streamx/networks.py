@@ -1,4 +1,4 @@
-"""Stream-x networks (STREAMX.md, piece 4): ``Linear -> LayerNorm(no affine) -> LeakyReLU(0.01)``.
+"""Stream-x networks (docs/streamx.md, piece 4): ``Linear -> LayerNorm(no affine) -> LeakyReLU(0.01)``.
 
 Every hidden layer is normalized without learnable affine parameters; all Linear weights (heads
 included) are sparse-initialized. The networks work unbatched (``[obs_dim]``, as stream-x runs
@@ -73,7 +73,7 @@ class QNetwork(nn.Module):
 class GaussianPolicyNetwork(nn.Module):
     """Diagonal Gaussian policy: ``mu`` (linear) and ``sigma = softplus(linear)``.
 
-    No tanh squashing and no minimum sigma (STREAMX.md): the environment clips the action.
+    No tanh squashing and no minimum sigma (docs/streamx.md): the environment clips the action.
     """
 
     def __init__(

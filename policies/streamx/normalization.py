@@ -1,4 +1,4 @@
-"""Streaming normalization (STREAMX.md, piece 5) as plain numpy classes.
+"""Streaming normalization (docs/streamx.md, piece 5) as plain numpy classes.
 
 These run anywhere a stream of observations and rewards exists: the gymnasium wrappers in
 ``sim.wrappers``, the training loop, a real robot's control loop. Statistics are float64 Welford

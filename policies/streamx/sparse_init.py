@@ -1,4 +1,4 @@
-"""Sparse initialization (STREAMX.md, piece 3).
+"""Sparse initialization (docs/streamx.md, piece 3).
 
 Each output unit starts connected to only ``1 - sparsity`` of its inputs: weights are drawn from
 ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` and then exactly ``ceil(sparsity * fan_in)`` randomly chosen

@@ -1,6 +1,6 @@
 """``ResidualPolicy``: a base policy (the VLA) plus a stream-x Gaussian residual actor.
 
-Online RL on the VLA (STREAMX.md, stream AC): the VLA stays frozen and a small stream-x actor on
+Online RL on the VLA (docs/streamx.md, Stream AC): the VLA stays frozen and a small stream-x actor on
 the VLA's features (pooled backbone features + state) adds a correction to its chunk::
 
     r ~ N(mu(features), sigma(features))          # unclipped, one sample per chunk
@@ -11,7 +11,7 @@ is the action the learner's stream AC learns about, on observation ``features``.
 the learner only; the actor's weights come back from it by name (``actor.<param>``).
 
 One residual per chunk, broadcast over its ``H`` actions, rather than one per action: the learner's
-action stays ``action_dim``-dimensional (the stream-x actor of STREAMX.md, unchanged) and ``logp`` a
+action stays ``action_dim``-dimensional (the stream-x actor of docs/streamx.md, unchanged) and ``logp`` a
 sum of ``action_dim`` terms, not ``H * action_dim``, which keeps the importance weights between
 lagging behaviour weights and the learner's current ones usable; and a constant offset shifts the
 VLA's trajectory without adding independent noise at the control rate that a robot would feel as

@@ -1,4 +1,4 @@
-"""The stream-x input pipeline (STREAMX.md, piece 5) as one compiled call per environment step.
+"""The stream-x input pipeline (docs/streamx.md, piece 5) as one compiled call per environment step.
 
 ``FastStreamXPreprocessor`` is a ``StreamXPreprocessor`` (same statistics objects, same
 ``state_dict``) whose ``step`` and ``reset`` run the Welford updates, the reward scaling and the
