@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.train import NonFiniteResetError
+from agent.actor.steps import NonFiniteResetError
 from agent.train_config import RunDirectoryError
 from hal.errors import ConfigError, HalError
 from learners.cache.errors import CacheError

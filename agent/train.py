@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from agent.actor.steps import StepTransitions
+from agent.actor.steps import SteppingActor, StepTransitions
 from agent.metrics import RunMetrics
 from agent.train_config import TrainConfig, prepare_run_dir
 from hal.errors import ConfigError
@@ -30,12 +30,7 @@ from sim.envs import action_layout, make_env, time_limit
 
 log = logging.getLogger(__name__)
 
-MAX_BAD_RESETS = 10
 PROGRESS_EVERY_STEPS = 1000
-
-
-class NonFiniteResetError(RuntimeError):
-    """The environment keeps producing non-finite observations at reset."""
 
 
 def build_stream(config: TrainConfig, env: gym.Env | None = None):
@@ -55,7 +50,7 @@ def build_stream(config: TrainConfig, env: gym.Env | None = None):
     return env, pre, algo
 
 
-class Trainer:
+class Trainer(SteppingActor):
     """Runs one training stream to ``config.steps`` with metrics, checkpoints and exact resume."""
 
     def __init__(self, config: TrainConfig, resume: bool = False, overwrite: bool = False) -> None:
@@ -110,22 +105,6 @@ class Trainer:
         return self.step
 
     # -- the loop --------------------------------------------------------------------------------
-    @property
-    def episode(self) -> int:
-        return self.builder.episode
-
-    @property
-    def nonfinite(self) -> int:
-        return self.builder.nonfinite
-
-    def _begin_episode(self) -> None:
-        for _ in range(MAX_BAD_RESETS):
-            if self.builder.begin(self.env.reset()[0]):
-                return
-        raise NonFiniteResetError(
-            f"{self.config.env}: {MAX_BAD_RESETS} resets in a row gave non-finite observations"
-        )
-
     def _env_action(self, action):
         if self.box:
             return np.minimum(np.maximum(action, self.action_low), self.action_high)  # np.clip
@@ -135,7 +114,7 @@ class Trainer:
         """One environment step and one update. Returns True when an episode ended."""
         b = self.builder
         if not b.in_episode:
-            self._begin_episode()
+            self.begin_episode(lambda: self.env.reset()[0], self.config.env)
         chosen = b.choose()
         raw, reward, terminated, truncated, _ = self.env.step(self._env_action(chosen.action))
         self.step += 1

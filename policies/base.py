@@ -64,8 +64,11 @@ class Policy(abc.ABC):
         return 0
 
     def state_dict(self) -> dict[str, Any]:
+        """The weights a learner updates, by the names it publishes them under."""
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], version: int | None = None) -> None:
+        """Load weights by name; ``version`` (the learner's count of publications) becomes the
+        policy's ``version``. Every actor takes the learner's weights through this method."""
         if state:
             raise ValueError(f"{type(self).__name__} has no loadable state")

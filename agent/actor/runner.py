@@ -2,7 +2,7 @@
 
 Each step: act, step the environment, preprocess (the stream-x normalizers live on the actor,
 which is the only place that sees every observation of its stream), spool the transition locally
-and hand it to the link. Weights arrive through a mailbox and are swapped in between steps.
+and hand it to the link (``LearnerFeed``). Weights are swapped in between steps.
 """
 
 from __future__ import annotations
@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from agent.actor.episodes import EpisodeLog, EpisodeRecord
+from agent.actor.episodes import EpisodeRecord
+from agent.actor.feed import LearnerFeed
 from agent.actor.sources import GymSource, RobotSource
-from agent.actor.steps import StepTransitions
+from agent.actor.steps import SteppingActor, StepTransitions
 from agent.actor.streamx_policy import StreamXPolicy
 from agent.loop.pacer import Pacer
 from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.link.security import CurveClient
 from learners.link.spool import KEEP_BYTES
-from learners.link.stream import TransitionStream
 from learners.streamx import algorithm_config, build_algorithm, build_preprocessor
 from sim.envs import make_env
 
@@ -60,7 +60,7 @@ class ActorConfig:
             raise ValueError(f"actor_id {self.actor_id!r}: 1-200 bytes, no '/'")
 
 
-class ActorRunner:
+class ActorRunner(SteppingActor):
     """Acts on ``source`` (default: the gymnasium env named in the config) and streams to a learner."""
 
     def __init__(self, config: ActorConfig, source: GymSource | RobotSource | None = None) -> None:
@@ -81,30 +81,18 @@ class ActorRunner:
             "algo": c.algo,
         }
         self.dir = c.run_dir / "actors" / c.actor_id
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.stream = TransitionStream(
-            self.dir,
-            c.actor_id,
-            c.learner,
-            self.spec,
-            self.policy.weight_shapes(),
-            curve=c.curve,
-            insecure=c.insecure,
-            durability=c.durability,
-            spool_keep_bytes=c.spool_keep_bytes,
-        )
-        self.link = self.stream.link
+        self.feed = LearnerFeed(self.dir, c.actor_id, c.learner, self.spec, self.policy, curve=c.curve,
+                                insecure=c.insecure, durability=c.durability,
+                                spool_keep_bytes=c.spool_keep_bytes)
+        self.stream, self.link = self.feed.stream, self.feed.link
         self.builder = StepTransitions(self.pre, self.algo)
-        self.version = -1
         self.steps = 0
         self._warm = False
         self.tick_durations: list[float] = []
         self.deadline_misses = 0
-        self.weight_latencies: list[float] = []
         self.lag_waits = 0
         self.state_store = CheckpointStore(self.dir / "state", keep=2)
         self._restore_state()
-        self.episodes = EpisodeLog(self.dir / "episodes.csv")
         self._t0 = time.monotonic()
 
     # -- persistence of the actor's own state (normalizers, counters) ----------------------------
@@ -156,27 +144,19 @@ class ActorRunner:
 
     # -- the loop --------------------------------------------------------------------------------
     @property
-    def episode(self) -> int:
-        return self.builder.episode
+    def version(self) -> int:
+        """Of the weights acted with; -1 until the learner's first arrive."""
+        return self.feed.version
 
     @property
-    def nonfinite(self) -> int:
-        return self.builder.nonfinite
-
-    def _take_weights(self) -> None:
-        item = self.stream.take_weights()
-        if item is None:
-            return
-        version, state, arrived = item
-        self.policy.load_state_dict(state, version)
-        self.version = version
-        self.weight_latencies.append(time.monotonic() - arrived)
+    def weight_latencies(self) -> list[float]:
+        return self.feed.weight_latencies
 
     def step(self) -> None:
-        self._take_weights()
+        self.feed.take_weights()
         b = self.builder
-        if not b.in_episode and not b.begin(self.source.reset()):
-            return  # a non-finite reset (counted): the next step tries another
+        if not b.in_episode:
+            self.begin_episode(self.source.reset, self.config.actor_id)
         chosen = b.choose()
         raw, reward, terminated, truncated = self.source.step(chosen.action)
         self.steps += 1
@@ -184,12 +164,11 @@ class ActorRunner:
                      policy_version=max(self.version, 0), timestamp=time.time(),
                      extras={"raw_reward": float(reward)})
         if t is not None:
-            t.seq = self.stream.next_seq()
-            self.stream.emit(t)
+            self.feed.emit(t)
             if t.done:
-                self.episodes.append(EpisodeRecord(self.steps, b.episode, b.ret, b.length,
-                                                   time.monotonic() - self._t0, seq=t.seq,
-                                                   policy_version=self.version))
+                self.feed.log_episode(EpisodeRecord(self.steps, b.episode, b.ret, b.length,
+                                                    time.monotonic() - self._t0, seq=t.seq,
+                                                    policy_version=self.version))
         if self.steps % self.config.state_every == 0:
             self._save_state()
 
@@ -274,9 +253,8 @@ class ActorRunner:
     @property
     def seq(self) -> int:
         """The last sequence number handed out."""
-        return self.stream.seq
+        return self.feed.seq
 
     def close(self, drain_s: float = 0.0) -> None:
-        self.stream.close(drain_s)
-        self.episodes.close()
+        self.feed.close(drain_s)
         self.source.close()

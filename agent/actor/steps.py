@@ -16,12 +16,19 @@ transitions with it; where the transition goes (an update, or the link) is the c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from learners.streamx.base import ActResult
 from learners.transition import Transition
+
+MAX_BAD_RESETS = 10
+
+
+class NonFiniteResetError(RuntimeError):
+    """The environment keeps producing non-finite observations at reset."""
 
 
 class StepTransitions:
@@ -105,3 +112,27 @@ class StepTransitions:
         else:
             self.obs, self.pending = s_next, next_choice
         return transition
+
+
+class SteppingActor:
+    """An actor that steps an environment (or a robot) itself, one ``StepTransitions`` stream:
+    ``rill train`` (which updates in-process) and ``ActorRunner`` (which streams to a learner)."""
+
+    builder: StepTransitions
+
+    @property
+    def episode(self) -> int:
+        """Episodes finished."""
+        return self.builder.episode
+
+    @property
+    def nonfinite(self) -> int:
+        """Steps and resets dropped for non-finite values."""
+        return self.builder.nonfinite
+
+    def begin_episode(self, reset: Callable[[], np.ndarray], name: str) -> None:
+        """Start an episode from ``reset()``, retrying a non-finite first observation a few times."""
+        for _ in range(MAX_BAD_RESETS):
+            if self.builder.begin(reset()):
+                return
+        raise NonFiniteResetError(f"{name}: {MAX_BAD_RESETS} resets in a row gave non-finite observations")

@@ -2,11 +2,11 @@
 
 The learner owns learning; this side only acts. The learner publishes the algorithm's acting
 network (``actor.*`` for Stream AC, ``q.*`` for Q/SARSA); ``load_state_dict`` is the one place those
-names are read back, for every actor kind. On a robot driven by the control loop, weights arrive in
-the link's mailbox and are swapped in between two inferences (on the inference thread, the only
-one that touches the network); the state is normalized with the learner client's running
-statistics, frozen for acting. Each chunk holds one action and its behaviour log-probability, so
-the learner can weigh it against newer weights.
+names are read back, for every actor kind. On a robot driven by the control loop, ``take_weights``
+(the actor's ``LearnerFeed.take_weights``) swaps newly arrived weights in between two inferences, on
+the inference thread, the only one that touches the network. The state is normalized with the
+learner client's running statistics, frozen for acting. Each chunk holds one action and its
+behaviour log-probability, so the learner can weigh it against newer weights.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ log = logging.getLogger(__name__)
 
 class StreamXPolicy(Policy):
     def __init__(self, algo: Any, normalize: Callable[[np.ndarray], np.ndarray] | None = None,
-                 action_dim: int | None = None, period_s: float = 0.02, mailbox: Any = None,
-                 deterministic: bool = False) -> None:
+                 action_dim: int | None = None, period_s: float = 0.02,
+                 take_weights: Callable[[], bool] | None = None, deterministic: bool = False) -> None:
         """``algo`` is a built stream-x algorithm whose acting network receives the weights;
-        ``normalize(state)`` returns the network's input; ``mailbox.take()`` gives
-        ``(version, state_dict, arrived)`` or None."""
+        ``normalize(state)`` returns the network's input; ``take_weights()``, called before each
+        inference, loads newly arrived weights (through ``load_state_dict``)."""
         self.algo = algo
         self.module_name, self.module = algo.acting_module()
-        self.normalize, self.period_s, self.mailbox = normalize, period_s, mailbox
+        self.normalize, self.period_s, self.take_weights = normalize, period_s, take_weights
         self.deterministic = deterministic
         self.chunk_size = 1
         self.action_dim = action_dim
@@ -45,19 +45,9 @@ class StreamXPolicy(Policy):
         """The published weights' names and shapes (what the link accepts from the learner)."""
         return {f"{self.module_name}.{k}": tuple(v.shape) for k, v in self.module.state_dict().items()}
 
-    def take_weights(self) -> float | None:
-        """Load the mailbox's newest weights, if any; returns when they arrived (monotonic)."""
-        item = self.mailbox.take() if self.mailbox is not None else None
-        if item is None:
-            return None
-        version, state, arrived = item
-        if self._version == 0:
-            log.info("stream-x policy: acting with the learner's weights (version %d)", version)
-        self.load_state_dict(state, version)
-        return arrived
-
     def act(self, observation: Observation) -> ActionChunk:
-        self.take_weights()
+        if self.take_weights is not None:
+            self.take_weights()
         state = observation.get("state")
         if state is None:
             raise PolicyInputError("the stream-x policy needs a 'state' observation")
@@ -77,4 +67,6 @@ class StreamXPolicy(Policy):
         prefix = f"{self.module_name}."
         self.module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
         if version is not None:
+            if self._version == 0:
+                log.info("stream-x policy: acting with the learner's weights (version %d)", version)
             self._version = int(version)

@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agent.actor.config import LearnerClientConfig
+from agent.actor.episodes import EpisodeRecord
+from agent.actor.feed import LearnerFeed
 from agent.actor.steps import StepTransitions
 from agent.actor.streamx_policy import StreamXPolicy
 from learners.streamx.base import ActResult
@@ -36,7 +37,6 @@ class TickTransitions:
     """Builds transitions from ``TickRecord``s and streams them to the learner at ``config.endpoint``."""
 
     def __init__(self, config: LearnerClientConfig, obs_dim: int, action_dim: int) -> None:
-        from learners.link.stream import TransitionStream
         from learners.streamx import algorithm_config, build_algorithm, build_preprocessor
 
         self.config = c = config
@@ -44,39 +44,35 @@ class TickTransitions:
         hyper = algorithm_config(c.algo, {"gamma": c.gamma})
         # The acting network: the learner's weight shapes, and what a stream-x policy acts with.
         self.algo = build_algorithm(c.algo, self.pre.out_dim, action_dim=action_dim, config=hyper)
-        shapes = StreamXPolicy(self.algo).weight_shapes()
         self.spec = {"obs_dim": self.pre.out_dim, "action_dim": action_dim, "n_actions": None, "algo": c.algo}
-        self.stream = TransitionStream(Path(c.run_dir) / "actors" / c.actor_id, c.actor_id, c.endpoint,
-                                       self.spec, shapes, curve=c.curve_client(), insecure=c.insecure,
-                                       durability=c.durability)
-        self.link = self.stream.link
+        acting = StreamXPolicy(self.algo, lambda x: self.pre.obs_norm(x, update=False), action_dim)
+        self.feed = LearnerFeed.from_config(c, self.spec, acting)
+        acting.take_weights = self.feed.take_weights  # on the inference thread, between inferences
+        self.stream, self.link = self.feed.stream, self.feed.link
         self.builder = StepTransitions(self.pre, self.algo)
         self.made = 0
         self.broken_chains = 0
         self._sent: ActResult | None = None  # the action the previous tick sent, and its logp
         self._version = 0
         self._instruction = ""
-        self.stream.start()
+        self._t0 = time.monotonic()
+        self.feed.start()
         log.info("learner link to %s as actor %s (obs_dim %d, action_dim %d, %s)",
                  c.endpoint, c.actor_id, self.pre.out_dim, action_dim, c.algo)
 
     @property
-    def mailbox(self):
-        """Where the link puts the newest weights the learner published."""
-        return self.link.mailbox
-
-    @property
     def seq(self) -> int:
-        return self.stream.seq
+        return self.feed.seq
 
     @property
     def episode(self) -> int:
         return self.builder.episode
 
-    def policy(self, period_s: float, **args: Any) -> StreamXPolicy:
-        """A stream-x policy acting with this client's network, statistics and incoming weights."""
-        return StreamXPolicy(self.algo, lambda x: self.pre.obs_norm(x, update=False), self.spec["action_dim"],
-                             period_s, self.mailbox, **args)
+    def policy(self, period_s: float, deterministic: bool = False) -> StreamXPolicy:
+        """The stream-x policy acting with this client's network, statistics and incoming weights."""
+        acting = self.feed.policy
+        acting.period_s, acting.deterministic = period_s, deterministic
+        return acting
 
     def on_tick(self, record: Any) -> None:
         """Called by the control loop after every tick (on the loop's thread; cheap, never blocks)."""
@@ -104,10 +100,12 @@ class TickTransitions:
             t = b.record(self._sent, raw, reward, False, truncated, actor_id=self.config.actor_id,
                          policy_version=self._version, timestamp=time.time(), extras={"raw_reward": reward})
             t.next_action = None  # the robot's next action is the one the next tick sends
-            t.seq = self.stream.next_seq()
-            self.stream.emit(t)
+            self.feed.emit(t)
             self.made += 1
             if t.done:
+                self.feed.log_episode(EpisodeRecord(self.made, b.episode, b.ret, b.length,
+                                                    time.monotonic() - self._t0, seq=t.seq,
+                                                    policy_version=self._version))
                 b.begin(raw)
         if record.held or record.action is None:
             self._sent = None
@@ -130,4 +128,4 @@ class TickTransitions:
 
     def close(self, drain_s: float = 2.0) -> None:
         """Stop the link after up to ``drain_s`` for the learner to acknowledge what is spooled."""
-        self.stream.close(drain_s)
+        self.feed.close(drain_s)

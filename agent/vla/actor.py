@@ -17,14 +17,14 @@ import numpy as np
 import torch
 
 from agent.actor.chunks import ChunkTransitions
-from agent.actor.episodes import EpisodeLog, EpisodeRecord
+from agent.actor.episodes import EpisodeRecord
+from agent.actor.feed import LearnerFeed
 from agent.loop import ControlLoop, LoopConfig
 from agent.loop.config import MIN_CHUNK
 from agent.loop.control import TickRecord
 from agent.vla.features import NormalizedFeatures
 from hal.robot import Robot
 from learners.link.security import CurveClient
-from learners.link.stream import TransitionStream
 from policies.vla import ResidualPolicy, VLAPolicy, load_vla, tiny_vla
 
 log = logging.getLogger(__name__)
@@ -97,18 +97,9 @@ class VLAActor:
             "n_actions": None,
             "algo": "stream-ac",
         }
-        shapes = {k: tuple(v.shape) for k, v in self.policy.state_dict().items()}
-        self.stream = TransitionStream(
-            self.dir,
-            c.actor_id,
-            c.learner,
-            self.spec,
-            shapes,
-            curve=c.curve,
-            insecure=c.insecure,
-            durability=c.durability,
-        )
-        self.link = self.stream.link
+        self.feed = LearnerFeed(self.dir, c.actor_id, c.learner, self.spec, self.policy, curve=c.curve,
+                                insecure=c.insecure, durability=c.durability)
+        self.stream, self.link = self.feed.stream, self.feed.link
         hz = c.control_hz or robot.control_hz
         self.loop = ControlLoop(robot, self.policy, LoopConfig(control_hz=hz), on_tick=self._on_tick)
         self.builder = ChunkTransitions(c.gamma, c.actor_id, c.keep_images)
@@ -116,28 +107,23 @@ class VLAActor:
         self.successes: list[bool] = []
         self.returns: list[float] = []
         self._t0 = time.monotonic()
-        self.episodes = EpisodeLog(self.dir / "episodes.csv")
         self.ticks = 0
 
     # -- per tick (control thread: nothing here may block) ----------------------------------------
     def _on_tick(self, record: TickRecord) -> None:
-        item = self.stream.take_weights()
-        if item is not None:
-            version, state, _ = item
-            self.policy.load_state_dict(state, version)
+        self.feed.take_weights()
         self.ticks += 1
         obs = record.observation
         self.ep_return += float(obs.get("reward", 0.0))
         self.ep_ticks += 1
         t = self.builder.on_tick(record)
         if t is not None:
-            t.seq = self.stream.next_seq()
-            self.stream.emit(t)
+            self.feed.emit(t)
         if record.episode_end:
             success = bool(obs.get("success", False))
             self.successes.append(success)
             self.returns.append(self.ep_return)
-            self.episodes.append(EpisodeRecord(self.ticks, self.episode, self.ep_return, self.ep_ticks,
+            self.feed.log_episode(EpisodeRecord(self.ticks, self.episode, self.ep_return, self.ep_ticks,
                                                time.monotonic() - self._t0, seq=self.seq, success=success,
                                                policy_version=self.policy.version))
             self.ep_return, self.ep_ticks = 0.0, 0
@@ -170,9 +156,8 @@ class VLAActor:
 
     @property
     def seq(self) -> int:
-        return self.stream.seq
+        return self.feed.seq
 
     def close(self, drain_s: float = 0.0) -> None:
-        self.stream.close(drain_s)
-        self.episodes.close()
+        self.feed.close(drain_s)
         (self.dir / "summary.json").write_text(json.dumps(self.summary(), indent=1, default=float))

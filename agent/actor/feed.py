@@ -1,0 +1,80 @@
+"""``LearnerFeed``: what an actor sends its learner and takes back, the same for every actor kind.
+
+Transitions go out through the actor's ``TransitionStream`` (each gets the next sequence number as
+it is handed over, never before: a dropped step uses none); finished episodes go to the actor's
+episode log; the learner's newest weights come back into the acting policy, always through its
+``load_state_dict``. The stepping actor (``ActorRunner``), the VLA actor and ``agent_node``'s
+learner client each hold one.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from agent.actor.config import LearnerClientConfig
+from agent.actor.episodes import EpisodeLog, EpisodeRecord
+from learners.link.security import CurveClient
+from learners.link.spool import KEEP_BYTES
+from learners.link.stream import TransitionStream
+from learners.transition import Transition
+from policies.base import Policy
+
+
+class LearnerFeed:
+    """The link of actor ``actor_id`` (spool and episode log in ``directory``) feeding ``policy``."""
+
+    def __init__(self, directory: Path, actor_id: str, learner: str, spec: dict[str, Any], policy: Policy, *,
+                 curve: CurveClient | None = None, insecure: bool = False, durability: str = "fsync",
+                 spool_keep_bytes: int | None = KEEP_BYTES) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.policy = policy
+        shapes = {k: tuple(v.shape) for k, v in policy.state_dict().items()}  # the published names
+        self.stream = TransitionStream(self.dir, actor_id, learner, spec, shapes, curve=curve,
+                                       insecure=insecure, durability=durability,
+                                       spool_keep_bytes=spool_keep_bytes)
+        self.link = self.stream.link
+        self.episodes = EpisodeLog(self.dir / "episodes.csv")
+        self.version = -1  # of the weights acted with; -1: the initial ones
+        self.weight_latencies: list[float] = []  # arrival at the link -> loaded into the policy (s)
+
+    @classmethod
+    def from_config(cls, config: LearnerClientConfig, spec: dict[str, Any], policy: Policy) -> LearnerFeed:
+        return cls(Path(config.run_dir) / "actors" / config.actor_id, config.actor_id, config.endpoint,
+                   spec, policy, curve=config.curve_client(), insecure=config.insecure,
+                   durability=config.durability)
+
+    @property
+    def seq(self) -> int:
+        """The last sequence number handed out."""
+        return self.stream.seq
+
+    def take_weights(self) -> bool:
+        """Load the newest published weights into the policy, if any arrived; True when loaded."""
+        item = self.stream.take_weights()
+        if item is None:
+            return False
+        version, state, arrived = item
+        self.policy.load_state_dict(state, version)
+        self.version = int(version)
+        self.weight_latencies.append(time.monotonic() - arrived)
+        return True
+
+    def emit(self, transition: Transition) -> None:
+        """Number ``transition`` and hand it to the link; never waits."""
+        transition.seq = self.stream.next_seq()
+        self.stream.emit(transition)
+
+    def log_episode(self, record: EpisodeRecord) -> None:
+        self.episodes.append(record)
+
+    def start(self) -> LearnerFeed:
+        self.stream.start()
+        return self
+
+    def close(self, drain_s: float = 0.0) -> None:
+        """Stop the link after up to ``drain_s`` for the learner to acknowledge what is spooled."""
+        self.stream.close(drain_s)
+        self.episodes.close()
