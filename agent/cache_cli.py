@@ -43,7 +43,6 @@ def cmd_info(args: argparse.Namespace, console: Console | None = None) -> int:
     console = console or Console()
     with ReplayCache(args.dir, CacheConfig(read_only=True)) as cache:
         stats = cache.stats()
-        segments = cache.log.segments()
         consumers = cache.consumers()
     table = Table(title=f"replay cache {args.dir}")
     table.add_column("field")
@@ -53,9 +52,9 @@ def cmd_info(args: argparse.Namespace, console: Console | None = None) -> int:
     table.add_row("bytes", f"{stats.bytes:,}")
     table.add_row("first offset", str(stats.first_offset))
     table.add_row("end offset", str(stats.durable_offset))
-    if segments:
-        oldest = segments[0].sealed_at or segments[0].path.stat().st_mtime
-        table.add_row("oldest segment", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(oldest)))
+    if stats.oldest_segment_time is not None:
+        table.add_row("oldest segment", time.strftime("%Y-%m-%d %H:%M:%S",
+                                                      time.localtime(stats.oldest_segment_time)))
     console.print(table)
     if consumers:
         ctable = Table(title="consumers")

@@ -3,7 +3,7 @@
 ``rill run`` resolves everything a worker needs (the learner's endpoint, observation and action
 widths, the algorithm and its hyperparameters, the policy and its settings) and writes it as one
 YAML file per worker group into the run directory (``workers/learner.yaml``,
-``workers/<actors>.yaml``); the scheduler starts ``rill worker FILE``, which reads it back through
+``workers/actors.<group>.yaml``); the scheduler starts ``rill worker FILE``, which reads it back through
 the same dataclasses, so a value is validated once, the same way, wherever it is read.
 """
 

@@ -36,8 +36,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from learners.cache.errors import RecordDecodeError, SchemaVersionError
-from learners.codec import (
+from learners.cache.codec import (
     MAX_NDIM,
     DecodeError,
     EncodeError,
@@ -49,6 +48,7 @@ from learners.codec import (
     reject_foreign,
     unpack_unchecked,
 )
+from learners.cache.errors import RecordDecodeError, SchemaVersionError
 from learners.transition import Transition
 
 BATCH_VERSION = 1

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from learners.cache.batch import TransitionBatch, batch_span, decode_batch, encode_batch
+from learners.cache.codec import EncodeError
 from learners.cache.config import CacheConfig
 from learners.cache.consumer import Consumer, registered_consumers
 from learners.cache.errors import CacheCorruptError
@@ -25,7 +26,6 @@ from learners.cache.records import (
 )
 from learners.cache.retention import RetentionResult, apply_retention
 from learners.cache.sampler import DecodedCache, UniformSampler
-from learners.codec import EncodeError
 from learners.transition import Transition
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ class CacheStats:
     bytes: int
     first_offset: int
     durable_offset: int
+    oldest_segment_time: float | None = None  # when the oldest kept segment was sealed (or written)
 
 
 class ReplayCache:
@@ -296,6 +297,8 @@ class ReplayCache:
             bytes=sum(s.size() for s in segments),
             first_offset=segments[0].base if segments else 0,
             durable_offset=self.durable_offset,
+            oldest_segment_time=(segments[0].sealed_at or segments[0].path.stat().st_mtime)
+            if segments else None,
         )
 
     def close(self) -> None:

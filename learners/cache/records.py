@@ -14,8 +14,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from learners.cache.errors import RecordDecodeError, SchemaVersionError
-from learners.codec import (
+from learners.cache.codec import (
     DecodeError,
     EncodeError,
     may_hold_timestamp,
@@ -25,6 +24,7 @@ from learners.codec import (
     reject_foreign,
     unpack_unchecked,
 )
+from learners.cache.errors import RecordDecodeError, SchemaVersionError
 from learners.transition import Transition
 
 SCHEMA_VERSION = 1
@@ -86,7 +86,7 @@ def decode_png(data: bytes, where: str) -> np.ndarray:
 def encode_transition(t: Transition, *, image_codec: str = "raw", png_level: int = 1) -> bytes:
     """The record bytes of ``t``. Raises ``EncodeError`` for values msgpack cannot hold.
 
-    Arrays become ext types here and one reused packer packs the result (see ``learners.codec``):
+    Arrays become ext types here and one reused packer packs the result (see ``learners.cache.codec``):
     a few microseconds per state-sized record, byte-identical to ``codec.packb`` of the record.
     """
     if not isinstance(t.actor_id, str):

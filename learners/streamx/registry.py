@@ -8,10 +8,10 @@ network an actor needs, and so which weights the learner ships).
 
 from __future__ import annotations
 
-import difflib
 import logging
 from dataclasses import dataclass
 
+from hal.config import nearest
 from learners.streamx.base import StreamAlgorithm
 from learners.streamx.config import (
     ConfigError,
@@ -90,8 +90,8 @@ def algorithm_names(control_only: bool = False) -> list[str]:
 def algorithm_spec(name: str) -> AlgorithmSpec:
     """The entry of algorithm ``name``; an unknown name is a ``ConfigError`` naming close ones."""
     if name not in ALGORITHMS:
-        near = difflib.get_close_matches(name, ALGORITHMS, n=3)
-        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        near = nearest(name, list(ALGORITHMS))
+        hint = f" (did you mean {near}?)" if near else ""
         raise ConfigError(f"unknown algorithm {name!r}{hint}; known: {', '.join(ALGORITHMS)}")
     return ALGORITHMS[name]
 

@@ -9,10 +9,10 @@ import pytest
 
 from learners.cache import CacheConfig, RecordDecodeError, ReplayCache, SchemaVersionError
 from learners.cache.batch import BATCH_VERSION, batch_span, decode_batch, encode_batch
+from learners.cache.codec import packb, unpackb
 from learners.cache.export import export_parquet
 from learners.cache.format import KIND_BATCH
 from learners.cache.records import encode_transition
-from learners.codec import packb, unpackb
 from learners.transition import Transition
 
 MAX = 1 << 24

@@ -6,7 +6,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from learners.codec import EXT_NDARRAY, DecodeError, EncodeError, packb, unpackb
+from learners.cache.codec import EXT_NDARRAY, DecodeError, EncodeError, packb, unpackb
 
 
 def test_round_trip_of_nested_documents_with_arrays() -> None:

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from learners.cache import RecordDecodeError
+from learners.cache.codec import EncodeError, packb, unpackb
 from learners.cache.records import SCHEMA_VERSION, decode_png, decode_transition, encode_transition
-from learners.codec import EncodeError, packb, unpackb
 from learners.transition import Transition
 
 # ------------------------------------------------------------------------------------- reference

@@ -14,9 +14,9 @@ from learners.cache import (
     ReplayCache,
     SchemaVersionError,
 )
+from learners.cache.codec import packb
 from learners.cache.format import KIND_TRANSITION
 from learners.cache.records import SCHEMA_VERSION, decode_transition, encode_transition
-from learners.codec import packb
 from learners.transition import Transition
 
 

@@ -1,4 +1,4 @@
-"""A strict, numpy-aware msgpack codec shared by the replay cache and the wire protocol.
+"""A strict, numpy-aware msgpack codec: the replay cache's records (which the link carries as they are).
 
 numpy arrays travel as msgpack ext type 1 holding ``[dtype, shape, raw bytes]``; numpy scalars
 become plain Python numbers. Decoding trusts nothing: a wrong size, an object or structured dtype,
