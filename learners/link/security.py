@@ -104,6 +104,7 @@ def generate_keys(directory: Path, name: str) -> tuple[Path, Path]:
 
 
 ALLOW_LIST_POLL_S = 1.0  # how often the learner looks for changed key files
+REFUSED_LOG_EVERY_S = 60.0  # a key refused again and again is logged once a minute
 _MAX_ACTOR_ID_BYTES = 255  # a ZeroMQ routing id
 
 
@@ -129,6 +130,7 @@ class AllowList:
         self._by_key: dict[str, str] = {}  # z85 public key -> actor id
         self._listing: tuple = ()
         self._checked = time.monotonic()
+        self._refused_logged: dict[bytes, float] = {}  # (the ZAP thread's)
         self.refresh(strict=True)
         if not self._by_key:
             log.warning("CurveZMQ allow-list %s holds no ACTOR_ID.key file: no actor can connect "
@@ -149,8 +151,13 @@ class AllowList:
         """pyzmq's CURVE credentials provider (called in the ZAP handler's thread)."""
         actor = self.actor_of(key)
         if actor is None:
-            log.warning("CurveZMQ: refused a connection with key %s: not in %s",
-                        key.decode("ascii", "replace"), self.directory)
+            now = time.monotonic()  # a refused peer retries every 100 ms or so: say it now and then
+            if now - self._refused_logged.get(key, -REFUSED_LOG_EVERY_S) >= REFUSED_LOG_EVERY_S:
+                if len(self._refused_logged) > 1000:
+                    self._refused_logged.clear()
+                self._refused_logged[key] = now
+                log.warning("CurveZMQ: refused connections with key %s: not in %s",
+                            key.decode("ascii", "replace"), self.directory)
         return actor is not None
 
     def refresh_due(self) -> set[str]:

@@ -13,12 +13,21 @@ routing id, and the actor id it names). A second connection cannot take over a c
 routing id (no ``ROUTER_HANDOVER``; ZeroMQ ignores the newcomer), and ZeroMQ heartbeats drop a
 dead connection within seconds, so the actor's own reconnect finds its id free. Without CurveZMQ
 (loopback) ids are unauthenticated and the newest connection of an id takes it over.
+
+Revocation needs no restart: the network loop looks at the allow-list directory every second
+(``AllowList.refresh_due``); a key removed or replaced there loses its session at once and
+anything it still sends is refused (``key_revoked``). ZeroMQ gives a ROUTER no way to cut one
+peer, and a revoked key's connection would keep its actor id from the actor's new key, so the
+learner then closes its socket and binds a new one on the same endpoint: every actor's ZeroMQ
+socket reconnects by itself (the others keep their sessions; what was lost in between is resent,
+being unacknowledged), and the ZAP handler refuses the revoked key.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
 import threading
 import time
 import uuid
@@ -94,22 +103,56 @@ class LearnerServer:
         self.ctx = zmq.Context()
         self._auth = None
         self.allow: AllowList | None = None  # with CurveZMQ: which key speaks for which actor id
-        self.sock = self.ctx.socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
-        self.sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
-        self.sock.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TTL_MS)
-        self.sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
-        self.sock.setsockopt(zmq.SNDHWM, 10_000)
-        self.sock.setsockopt(zmq.RCVHWM, 10_000)
         if config.curve is not None:
             self.allow = AllowList(config.curve.allow_dir)
             self._auth = start_authenticator(self.ctx, self.allow)
-            apply_server_curve(self.sock, config.curve)
-        else:  # ids are unauthenticated anyway: a restarted actor's connection replaces its old one
-            self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self.sock = self._socket()
         self.sock.bind(config.bind)
         self.endpoint = self.sock.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.reopened = 0  # times the socket was replaced to cut revoked keys' connections
+
+    def _socket(self) -> zmq.Socket:
+        sock = self.ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TTL_MS)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
+        sock.setsockopt(zmq.SNDHWM, 10_000)
+        sock.setsockopt(zmq.RCVHWM, 10_000)
+        if self.config.curve is not None:
+            apply_server_curve(sock, self.config.curve)
+        else:  # ids are unauthenticated anyway: a restarted actor's connection replaces its old one
+            sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        return sock
+
+    def _reopen(self, poller: zmq.Poller) -> None:
+        """Replace the socket by a new one bound to the same endpoint, which drops every
+        connection (actors reconnect by themselves)."""
+        poller.unregister(self.sock)
+        self.sock.close(linger=0)
+        self.sock = self._socket()
+        scheme, _, path = self.endpoint.partition("://")
+        deadline = time.monotonic() + 5.0
+        while True:
+            # The old socket closes in ZeroMQ's own thread: its TCP port (or its ipc file, which
+            # it deletes when it goes) may still be held for a moment.
+            busy = scheme == "ipc" and os.path.exists(path)
+            if not busy:
+                try:
+                    self.sock.bind(self.endpoint)
+                    break
+                except zmq.ZMQError as e:
+                    if e.errno != zmq.EADDRINUSE:
+                        raise
+            if time.monotonic() > deadline:
+                raise OSError(f"learner: could not bind {self.endpoint} again after closing it to "
+                              "cut revoked keys' connections: still in use after 5 s")
+            time.sleep(0.01)
+        poller.register(self.sock, zmq.POLLIN)
+        self.reopened += 1
+        log.warning("learner: socket on %s reopened to cut revoked keys' connections; actors reconnect",
+                    self.endpoint)
 
     # -- the loop --------------------------------------------------------------------------------
     def serve(self) -> None:
@@ -130,6 +173,8 @@ class LearnerServer:
                         except zmq.Again:
                             break
                         self._handle(frames, key)
+                if self.allow is not None and self._close_revoked(self.allow.refresh_due()):
+                    self._reopen(poller)
                 self._send_acks()
                 self._announce_weights()
                 self._report_applied()
@@ -212,6 +257,15 @@ class LearnerServer:
         if owner != actor_id:
             raise WireError("key_mismatch", f"the key of actor {owner!r} may speak only as {owner!r}, "
                                             f"not as {actor_id or routing!r}")
+
+    def _close_revoked(self, actor_ids: set[str]) -> bool:
+        """Forget the sessions of actors whose key was removed from or replaced in the allow-list
+        (what they sent before stays: it was authenticated when it came); True if there were any."""
+        for actor_id in sorted(actor_ids):
+            if self.sessions.pop(actor_id, None) is not None:
+                log.warning("actor %s: session closed: its key was removed from or replaced in the "
+                            "allow-list %s", actor_id, self.allow.directory)
+        return bool(actor_ids)
 
     def _hello(self, actor_id: str | None, fields: dict) -> None:
         if actor_id is None or fields["actor_id"] != actor_id or not actor_id:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 import pytest
+import zmq
 import zmq.auth
 
 from learners.cache.batch import encode_batch
@@ -29,11 +30,16 @@ def _hello(sock, actor_id: str, spec: dict, last_seq: int = 0) -> None:
 
 
 def _send(sock, actor_id: str, first: int, last: int, reward: float = REAL) -> None:
+    """Send transitions ``first..last``; a socket left with no connection (its key refused)
+    queues nothing: that is not waited for."""
     rows = [Transition(np.full(12, 0.01 * seq, np.float32), np.zeros(3, np.float32), reward,
                        np.ones(12, np.float32), False, False, actor_id=actor_id, seq=seq)
             for seq in range(first, last + 1)]
     fields = {"actor_id": actor_id, "first_seq": first, "last_seq": last}
-    sock.send_multipart(encode(TRANSITIONS, fields, [encode_batch(rows)]))
+    try:
+        sock.send_multipart(encode(TRANSITIONS, fields, [encode_batch(rows)]), zmq.NOBLOCK)
+    except zmq.Again:
+        pass
 
 
 def _reply(sock, *types: str, timeout_s: float = 10.0) -> dict | None:
@@ -46,12 +52,14 @@ def _reply(sock, *types: str, timeout_s: float = 10.0) -> dict | None:
     return None
 
 
-def _welcomed(curve_socket, endpoint: str, keys, name: str, spec: dict, last_seq: int = 0):
-    """Connect with ``name``'s key as ``name`` and say hello; ``(socket, welcome)``. As an actor
-    must: a hello left unanswered for 2 s is said again on a new connection (ZeroMQ ignores a
-    connection of a routing id while an earlier one of that id is still being torn down)."""
+def _welcomed(curve_socket, endpoint: str, keys, name: str, spec: dict, last_seq: int = 0,
+              key: str | None = None):
+    """Connect with ``key``'s secret key (``name``'s by default) as ``name`` and say hello;
+    ``(socket, welcome)``. As an actor must: a hello left unanswered for 2 s is said again on a
+    new connection (ZeroMQ ignores a connection of a routing id while an earlier one of that id
+    is still being torn down)."""
     for _ in range(5):
-        sock = curve_socket(endpoint, keys, name, name)
+        sock = curve_socket(endpoint, keys, key or name, name)
         _hello(sock, name, spec, last_seq)
         welcome = _reply(sock, "welcome", "error", timeout_s=2.0)
         if welcome is not None:
@@ -59,6 +67,16 @@ def _welcomed(curve_socket, endpoint: str, keys, name: str, spec: dict, last_seq
             return sock, welcome
         sock.close(linger=0)
     raise AssertionError(f"{name}: no welcome on five connections")
+
+
+def _answer(sock, acked: int, timeout_s: float = 1.5) -> dict | None:
+    """The first answer within ``timeout_s`` (a welcome, an error, an ack beyond ``acked``), or
+    None; acknowledgements and weight announcements sent before a cut may still come."""
+    while sock.poll(int(timeout_s * 1000)):
+        reply = msgpack.unpackb(sock.recv_multipart()[0])
+        if reply["type"] in ("welcome", "error") or (reply["type"] == "ack" and reply["seq"] > acked):
+            return reply
+    return None
 
 
 def _acked(sock, seq: int) -> bool:
@@ -132,6 +150,44 @@ def test_an_actor_that_reconnects_with_its_own_key_resumes(tmp_path, curve_keys,
         assert welcome["acked_seq"] == 3
         _send(again, "robot-a", 4, 5)
         assert _acked(again, 5)
+
+
+def test_a_revoked_key_stops_speaking_without_a_restart(tmp_path, curve_keys, curve_socket, settles):
+    keys = curve_keys("robot-a", "robot-b")
+    with LearnerService(_config(tmp_path, keys)) as service:
+        server, spec, endpoint = service.server, service.config.spec, service.endpoint
+        socks = {}
+        for name in ("robot-a", "robot-b"):
+            socks[name], _ = _welcomed(curve_socket, endpoint, keys, name, spec)
+            _send(socks[name], name, 1, 3)
+            assert _acked(socks[name], 3)
+        (keys.allow / "robot-a.key").unlink()
+        assert settles(lambda: "robot-a" not in server.sessions, timeout=10), "robot-a's session stayed"
+        # Its connection is cut (the socket is reopened) and the ZAP handler refuses it from now on:
+        # nothing it sends arrives.
+        assert settles(lambda: server.reopened == 1, timeout=10)
+        _send(socks["robot-a"], "robot-a", 4, 6)
+        assert _answer(socks["robot-a"], acked=3) is None
+        # robot-b reconnects by itself and goes on in the session it had.
+        assert "robot-b" in server.sessions
+        _send(socks["robot-b"], "robot-b", 4, 6)
+        assert _acked(socks["robot-b"], 6)
+
+        # A replaced key: robot-a's new key speaks for it, and continues its sequence numbers.
+        from learners.link.security import generate_keys
+
+        public, _ = generate_keys(keys.dir, "robot-a-new")
+        (keys.allow / "robot-a.key").write_bytes(public.read_bytes())
+        renewed, welcome = _welcomed(curve_socket, endpoint, keys, "robot-a", spec, last_seq=6,
+                                     key="robot-a-new")
+        assert welcome["acked_seq"] == 3
+        _send(renewed, "robot-a", 4, 6)
+        assert _acked(renewed, 6)
+        _send(socks["robot-a"], "robot-a", 7, 9)  # the old key stays out
+        assert _answer(socks["robot-a"], acked=3) is None
+        assert server.durable_seq == {"robot-a": 6, "robot-b": 6} and server.reopened == 1
+        assert server.rejected == {}, server.rejected
+        assert settles(lambda: service.updater.applied == {"robot-a": 6, "robot-b": 6})
 
 
 def test_an_allow_list_binds_each_key_to_one_actor_id(curve_keys):
