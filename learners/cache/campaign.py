@@ -4,6 +4,9 @@ A writer process appends records and prints each offset once it is durable; afte
 reopening the cache must show every printed offset, byte-identical, return nothing corrupt, and
 accept appends. Used by the test suite (a few dozen trials) and ``bench.cache --crash`` (hundreds).
 Run as ``python -m learners.cache.campaign writer DIR SEED SEGMENT_BYTES``.
+
+Crash tests draw their kill times from :func:`kill_seed`: a fresh seed each run, reported by the
+test, and the same one again with ``RILL_KILL_SEED=SEED`` to replay a failure.
 """
 
 from __future__ import annotations
@@ -21,6 +24,19 @@ from learners.cache.cache import ReplayCache
 from learners.cache.config import CacheConfig
 
 _REPO = Path(__file__).resolve().parents[2]
+KILL_SEED_ENV = "RILL_KILL_SEED"
+
+
+def kill_seed() -> int:
+    """The seed a crash test draws its kill times from: ``$RILL_KILL_SEED`` if set (to replay a
+    run), else a fresh random one. The caller reports it, so that a failure can be replayed."""
+    value = os.environ.get(KILL_SEED_ENV, "").strip()
+    if not value:
+        return random.SystemRandom().randrange(2**32)
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{KILL_SEED_ENV}={value!r}: expected an integer seed") from None
 
 
 def payload(seed: int, i: int) -> bytes:

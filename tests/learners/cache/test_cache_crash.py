@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[3]
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 
 
-def test_sigkilled_writers_lose_no_acknowledged_record(tmp_path: Path) -> None:
-    rng = random.Random(20240601)
+def test_sigkilled_writers_lose_no_acknowledged_record(tmp_path: Path, kill_seed: int) -> None:
+    rng = random.Random(kill_seed)  # the kill times
     trials = 24
     acked_total = 0
     for trial in range(trials):
@@ -29,9 +29,10 @@ def test_sigkilled_writers_lose_no_acknowledged_record(tmp_path: Path) -> None:
         # Mostly after it opened, sometimes while it may still be opening (recovering).
         delay = rng.uniform(0.0, 0.4) if trial % 4 else -rng.uniform(0.05, 0.5)
         result = crash_trial(directory, seed=trial, delay_s=delay, segment_bytes=64 * 1024)
-        assert result.missing == [], f"trial {trial}: acked records lost: {result.missing[:5]}"
-        assert result.bad_records == 0, f"trial {trial}: a corrupt record was returned"
-        assert result.append_ok, f"trial {trial}: appends did not continue"
+        where = f"trial {trial} (kill seed {kill_seed})"
+        assert result.missing == [], f"{where}: acked records lost: {result.missing[:5]}"
+        assert result.bad_records == 0, f"{where}: a corrupt record was returned"
+        assert result.append_ok, f"{where}: appends did not continue"
         assert result.records >= result.acked
         acked_total += result.acked
     assert acked_total > 0  # the kills did land after some records were acknowledged
@@ -57,11 +58,11 @@ CONSUMER = textwrap.dedent(
 )
 
 
-def test_consumer_offsets_survive_sigkill(tmp_path: Path) -> None:
+def test_consumer_offsets_survive_sigkill(tmp_path: Path, kill_seed: int) -> None:
     with ReplayCache(tmp_path, CacheConfig()) as cache:
         offsets = cache.append_many([i.to_bytes(4, "little") * 50 for i in range(1500)])
         cache.consumer("learner")
-    rng = random.Random(7)
+    rng = random.Random(kill_seed)  # the kill times
     last_printed = 0
     for _ in range(5):
         proc = subprocess.Popen(

@@ -117,15 +117,21 @@ def test_fuzzed_learner_keeps_serving_a_real_actor(tmp_path):
         service.stop()
 
 
+_BAD_REWARDS = {"reward": np.nan, "reward=inf": np.inf, "reward=-inf": -np.inf}
+
+
 def _batch(actor_id: str, first: int, poison: dict[int, str] | None = None) -> list[bytes]:
-    """Three well-formed transitions from ``first`` on; ``poison`` puts a NaN into one field."""
+    """Three well-formed transitions from ``first`` on; ``poison`` puts a NaN into one field of a
+    transition (``reward=inf`` / ``reward=-inf``: an infinite reward)."""
     poison = poison or {}
     transitions = []
     for seq in range(first, first + 3):
         obs, action = np.zeros(12, np.float32), np.zeros(3, np.float32)
         next_obs = np.ones(12, np.float32)
         {"obs": obs, "next_obs": next_obs, "action": action}.get(poison.get(seq, ""), np.zeros(1))[0] = np.nan
-        transitions.append(Transition(obs, action, 0.0, next_obs, False, False, actor_id=actor_id, seq=seq))
+        reward = _BAD_REWARDS.get(poison.get(seq, ""), 0.0)
+        transitions.append(Transition(obs, action, reward, next_obs, False, False, actor_id=actor_id,
+                                      seq=seq))
     return encode(TRANSITIONS, {"actor_id": actor_id, "first_seq": first, "last_seq": first + 2},
                   [encode_batch(transitions)])
 
@@ -136,9 +142,11 @@ def test_a_non_finite_value_rejects_its_whole_batch_and_names_the_record(tmp_pat
     with LearnerService(config) as service:
         sock = raw_actor(service, "nan")
         errors = []
-        for poison in ({2: "next_obs"}, {3: "action"}, {1: "obs"}):
+        poisons = ({2: "next_obs"}, {3: "action"}, {1: "obs"}, {2: "reward"}, {3: "reward=inf"},
+                   {1: "reward=-inf"})
+        for poison in poisons:
             sock.send_multipart(_batch("nan", 1, poison))
-            while len(errors) < 3 and sock.poll(5000):  # (weight announcements may come first)
+            while sock.poll(5000):  # (weight announcements may come first)
                 reply = msgpack.unpackb(sock.recv_multipart()[0])
                 if reply["type"] == "error":
                     errors.append((reply["reason"], reply["detail"]))
@@ -149,7 +157,10 @@ def test_a_non_finite_value_rejects_its_whole_batch_and_names_the_record(tmp_pat
             time.sleep(0.02)
         assert errors == [("bad_value", "transition nan/2: next_obs is not finite"),
                           ("bad_value", "transition nan/3: action is not finite"),
-                          ("bad_value", "transition nan/1: obs is not finite")], errors
-        assert service.server.rejected["bad_value"] == 3
+                          ("bad_value", "transition nan/1: obs is not finite"),
+                          ("bad_value", "transition nan/2: reward is not finite"),
+                          ("bad_value", "transition nan/3: reward is not finite"),
+                          ("bad_value", "transition nan/1: reward is not finite")], errors
+        assert service.server.rejected["bad_value"] == 6
         # Nothing of a rejected batch was kept: the clean resend is stored whole, from seq 1.
         assert service.server.received == 3 and service.server.durable_seq["nan"] == 3

@@ -22,9 +22,9 @@ def _assert_exactly_once(run, expected: dict[str, int]) -> None:
     assert {a for a, _ in applied} == set(expected)
 
 
-def test_learner_killed_ten_times_while_two_actors_stream(tmp_path, procs):
+def test_learner_killed_ten_times_while_two_actors_stream(tmp_path, procs, kill_seed):
     run, port = tmp_path / "run", procs.port()
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(kill_seed)  # the kill times
     steps = 6000
     learner = procs.learner(run, port)
     actors = {aid: procs.actor(run, port, aid, steps, "--seed", str(i), "--control-hz", "1000")
