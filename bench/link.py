@@ -119,34 +119,31 @@ def _transitions(n: int, image: bool) -> list:
 
 
 def link_throughput(transitions: list, tmp: Path) -> float:
-    """Acked durable transitions/s through the real actor side (``SpoolBatcher``: batch encode,
+    """Acked durable transitions/s through the real actor side (``TransitionStream``: batch encode,
     fsync'd spool, link thread) into a learner ingest process."""
-    from learners.link.batcher import SpoolBatcher
-    from learners.link.client import ActorLink
-    from learners.link.spool import open_spool
+    from learners.link.stream import TransitionStream
 
     n = len(transitions)
     image = isinstance(transitions[0].obs, dict)
     endpoint = f"tcp://127.0.0.1:{_port()}"
     run = tmp / f"learner-{'img' if image else 'state'}"
     proc = _spawn(_serve_ingest, endpoint, str(run))
-    spool, _, _ = open_spool(tmp / f"spool-{'img' if image else 'state'}", "bench", "fsync")
     spec = {"obs_dim": 12, "action_dim": 3, "n_actions": None, "algo": "stream-ac"}
-    link = ActorLink(endpoint, "bench", spec, spool, weight_shapes={}).start()
-    batcher = SpoolBatcher(spool, link)
+    stream = TransitionStream(tmp / f"actor-{'img' if image else 'state'}", "bench", endpoint, spec, {},
+                              durability="fsync").start()
+    link = stream.link
     try:
         while not link.connected:
             time.sleep(0.01)
         start = time.perf_counter()
-        for t in transitions:
-            batcher.add(t)
-        batcher.flush()
+        for t in transitions:  # numbered 1..n already, as a fresh spool would number them
+            stream.emit(t)
+        stream.flush()
         while link.acked_seq < n:
             time.sleep(0.0005)
         return n / (time.perf_counter() - start)
     finally:
-        link.stop()
-        spool.close()
+        stream.close()
         proc.terminate()
         proc.join()
 
@@ -200,9 +197,8 @@ def weight_latency(params: int, repeats: int) -> list[float]:
     """Seconds from publishing a ``params``-float head to the actor's copy being loaded."""
     import torch
 
-    from learners.link.client import ActorLink
     from learners.link.server import LearnerServer
-    from learners.link.spool import open_spool
+    from learners.link.stream import TransitionStream
     from learners.link.weights import WeightsBox
     from learners.link.wire import pack_weights
     from learners.service.config import LearnerConfig
@@ -220,14 +216,9 @@ def weight_latency(params: int, repeats: int) -> list[float]:
 
     thread = threading.Thread(target=server.serve, daemon=True)
     thread.start()
-    spool, _, _ = open_spool(tmp / "spool", "w", "none")
-    link = ActorLink(
-        server.endpoint,
-        "w",
-        {"obs_dim": 12, "action_dim": 3, "n_actions": None, "algo": "stream-ac"},
-        spool,
-        weight_shapes=shapes,
-    ).start()
+    spec = {"obs_dim": 12, "action_dim": 3, "n_actions": None, "algo": "stream-ac"}
+    stream = TransitionStream(tmp / "actor", "w", server.endpoint, spec, shapes, durability="none").start()
+    link = stream.link
     replica = torch.nn.Linear(params // 1000, 1000, bias=False)
     out = []
     try:
@@ -240,7 +231,7 @@ def weight_latency(params: int, repeats: int) -> list[float]:
             fields, blob = pack_weights({"actor.weight": head.weight}, version)
             box.put(version, fields["sha256"], blob)
             while True:
-                item = link.mailbox.take()
+                item = stream.take_weights()
                 if item is not None and item[0] == version:
                     replica.load_state_dict({"weight": item[1]["actor.weight"]})
                     out.append(time.monotonic() - published)
@@ -248,10 +239,9 @@ def weight_latency(params: int, repeats: int) -> list[float]:
                 time.sleep(0.0005)
         assert torch.equal(replica.weight, head.weight)
     finally:
-        link.stop()
+        stream.close()
         server.stop.set()
         thread.join(5)
-        spool.close()
         cache.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return out

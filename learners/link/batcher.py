@@ -43,10 +43,9 @@ def _nbytes(t: Transition) -> int:
 
 class SpoolBatcher:
     """Batches transitions into records of ``spool``. ``close`` appends the open batch and stops
-    the timer. (``link``, the second argument of old callers, is not used: the link reads the
-    spool.)"""
+    the timer."""
 
-    def __init__(self, spool: ActorSpool, link: object | None = None, *, max_rows: int = MAX_ROWS,
+    def __init__(self, spool: ActorSpool, *, max_rows: int = MAX_ROWS,
                  max_bytes: int = MAX_BYTES, max_delay_s: float = MAX_DELAY_S) -> None:
         if not 1 <= max_rows <= MAX_BATCH_ROWS or max_bytes < 1 or max_delay_s < 0:
             raise ValueError(f"SpoolBatcher: max_rows ({max_rows}) must be in [1, {MAX_BATCH_ROWS}], "

@@ -114,14 +114,6 @@ class ActorLink:
         """The highest sequence number spooled, or the spool's floor (said at hello)."""
         return self.spool.last_seq
 
-    @last_seq.setter
-    def last_seq(self, seq: int) -> None:  # old callers set it after opening the spool
-        self.spool.raise_floor(seq)
-
-    def enqueue(self, first_seq: int, last_seq: int, offset: int, payload: bytes | None) -> None:
-        """Kept for old callers, who queued the records ``open_spool`` returned: the spool queues
-        its records itself now, so there is nothing to do."""
-
     def start(self) -> ActorLink:
         self._thread = threading.Thread(target=self._run, name=f"link-{self.actor_id}", daemon=True)
         self._thread.start()

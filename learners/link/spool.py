@@ -126,7 +126,7 @@ class ActorSpool:
             log.error("actor %s: the learner holds seq %d but this actor's spool ended at %d; continuing "
                       "after the learner's", self.actor_id, self.learner_seq, self.seq)
             self.seq = self.learner_seq
-        self.seq = max(self.seq, self.last_seq) + 1  # (rows a caller numbered itself, old callers)
+        self.seq = max(self.seq, self.last_seq) + 1  # past rows a caller numbered itself
         return self.seq
 
     def raise_floor(self, seq: int) -> None:
@@ -265,11 +265,3 @@ class ActorSpool:
         acknowledged, and never the segment holding the last acknowledged one: a reopened spool
         reads its last sequence number there."""
         return self.cache.apply_retention(consumers={ACKED: max(self._acked.committed - 1, 0)})
-
-
-def open_spool(path: Path, actor_id: str, durability: str, *, keep_bytes: int | None = KEEP_BYTES,
-               segment_bytes: int = SEGMENT_BYTES) -> tuple[ActorSpool, list[tuple[int, int, int]], int]:
-    """The old way to open a spool, kept for its callers: ``(spool, pending, last_seq)``. The
-    spool queues its pending records itself now (``ActorLink.enqueue`` ignores them)."""
-    spool = ActorSpool(path, actor_id, durability, keep_bytes=keep_bytes, segment_bytes=segment_bytes)
-    return spool, spool.pending(), spool.last_seq
