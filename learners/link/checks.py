@@ -3,7 +3,9 @@
 Observations are a float32[obs_dim] vector, or a dict holding one under ``state`` (what the
 learner learns from) plus optional ``image.<camera>`` uint8 HxWx3 frames (kept in the cache for
 reuse, never fed to the stream-x heads); actions are float32[action_dim] (continuous) or an int
-in [0, n_actions) (discrete); observations, actions and rewards are finite. A batch whose rows
+in [0, n_actions) (discrete); observations, actions and rewards are finite and no larger than
+``config.max_abs_value`` in magnitude (a flipped exponent bit makes a finite number that would
+wreck the shared weights as surely as a NaN). A batch whose rows
 share one layout (what actors send) is checked with whole-array operations; rows of mixed
 layouts are checked one by one. A failure raises :class:`WireError` naming the first offending
 transition as ``actor/seq``.
@@ -31,11 +33,15 @@ def check_batch(batch: TransitionBatch, config: LearnerConfig) -> None:
     else:
         _discrete(c["action"], config.n_actions, batch)
     finite.append(("reward", c["reward"]))
+    limit = config.max_abs_value
     for name, values in finite:
-        ok = np.isfinite(values)
+        ok = np.abs(values) <= limit  # False for NaN and infinities too
         if not ok.all():
             rows = ok.reshape(len(ok), -1).all(axis=1)
             row = int(np.argmin(rows))
+            if np.isfinite(values[row]).all():
+                raise WireError("bad_value", f"{_name(batch, row)}: {name} is out of range "
+                                             f"(|value| > max_abs_value={limit:g})")
             raise WireError("bad_value", f"{_name(batch, row)}: {name} is not finite")
 
 

@@ -40,6 +40,10 @@ class LearnerConfig:
     curve: CurveServer | None = None
     durability: str = "fsync"
     max_batch_records: int = 4096
+    # The largest |value| accepted in an observation, action or reward. Stream-x inputs are
+    # normalized (a few units; about sqrt(steps) at the very worst), so a value past this is a
+    # corrupt or broken stream, and one such value would wreck the weights every actor shares.
+    max_abs_value: float = 1e6
     fast: bool = True
     # Replay cache retention (None: keep everything): the oldest segments past this size or age
     # are deleted, checked every ``retention_every_s``, never one the updater has not consumed and
@@ -69,7 +73,8 @@ class LearnerConfig:
         if keep is not None and (type(keep) is not int or keep < 0):
             raise ConfigError(f"learner.retention_bytes must be an integer >= 0 or None, got {keep!r}")
         age = 1.0 if self.retention_age_s is None else self.retention_age_s  # None: no age limit
-        for name, value in (("retention_age_s", age), ("retention_every_s", self.retention_every_s)):
+        for name, value in (("retention_age_s", age), ("retention_every_s", self.retention_every_s),
+                            ("max_abs_value", self.max_abs_value)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ConfigError(f"learner.{name} must be a number > 0, got {getattr(self, name)!r}")
         names = algorithm_names(control_only=True)  # a learner ships weights that actors act with

@@ -75,3 +75,10 @@ def test_a_learner_must_take_the_batches_actors_send(tmp_path):
     with pytest.raises(ConfigError, match=r"learner\.max_batch_records must be an integer >= 1024, got 100"):
         LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path, obs_dim=3, action_dim=1,
                       max_batch_records=100)
+
+
+def test_a_bad_value_bound_is_refused_by_name(tmp_path):
+    for bad in (0, -1.0, float("nan"), "big"):
+        with pytest.raises(ConfigError, match=r"learner\.max_abs_value must be a number > 0"):
+            LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path, obs_dim=3, action_dim=1,
+                          max_abs_value=bad)

@@ -117,18 +117,20 @@ def test_fuzzed_learner_keeps_serving_a_real_actor(tmp_path):
         service.stop()
 
 
-_BAD_REWARDS = {"reward": np.nan, "reward=inf": np.inf, "reward=-inf": -np.inf}
+_BAD_REWARDS = {"reward": np.nan, "reward=inf": np.inf, "reward=-inf": -np.inf, "reward=1e300": 1e300}
 
 
 def _batch(actor_id: str, first: int, poison: dict[int, str] | None = None) -> list[bytes]:
     """Three well-formed transitions from ``first`` on; ``poison`` puts a NaN into one field of a
-    transition (``reward=inf`` / ``reward=-inf``: an infinite reward)."""
+    transition (``reward=inf``, ``reward=1e300``...: that reward; ``obs=3e38``: a huge value)."""
     poison = poison or {}
     transitions = []
     for seq in range(first, first + 3):
         obs, action = np.zeros(12, np.float32), np.zeros(3, np.float32)
         next_obs = np.ones(12, np.float32)
         {"obs": obs, "next_obs": next_obs, "action": action}.get(poison.get(seq, ""), np.zeros(1))[0] = np.nan
+        if poison.get(seq) == "obs=3e38":
+            obs[5] = 3e38
         reward = _BAD_REWARDS.get(poison.get(seq, ""), 0.0)
         transitions.append(Transition(obs, action, reward, next_obs, False, False, actor_id=actor_id,
                                       seq=seq))
@@ -143,7 +145,7 @@ def test_a_non_finite_value_rejects_its_whole_batch_and_names_the_record(tmp_pat
         sock = raw_actor(service, "nan")
         errors = []
         poisons = ({2: "next_obs"}, {3: "action"}, {1: "obs"}, {2: "reward"}, {3: "reward=inf"},
-                   {1: "reward=-inf"})
+                   {1: "reward=-inf"}, {2: "reward=1e300"}, {3: "obs=3e38"})
         for poison in poisons:
             sock.send_multipart(_batch("nan", 1, poison))
             while sock.poll(5000):  # (weight announcements may come first)
@@ -160,7 +162,11 @@ def test_a_non_finite_value_rejects_its_whole_batch_and_names_the_record(tmp_pat
                           ("bad_value", "transition nan/1: obs is not finite"),
                           ("bad_value", "transition nan/2: reward is not finite"),
                           ("bad_value", "transition nan/3: reward is not finite"),
-                          ("bad_value", "transition nan/1: reward is not finite")], errors
-        assert service.server.rejected["bad_value"] == 6
+                          ("bad_value", "transition nan/1: reward is not finite"),
+                          ("bad_value", "transition nan/2: reward is out of range (|value| > "
+                                        "max_abs_value=1e+06)"),
+                          ("bad_value", "transition nan/3: obs is out of range (|value| > "
+                                        "max_abs_value=1e+06)")], errors
+        assert service.server.rejected["bad_value"] == 8
         # Nothing of a rejected batch was kept: the clean resend is stored whole, from seq 1.
         assert service.server.received == 3 and service.server.durable_seq["nan"] == 3
