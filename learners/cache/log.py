@@ -248,6 +248,13 @@ class SegmentedLog(GroupCommitter):
         return target == 0 or self.wait_durable(target - 1, timeout)
 
     @property
+    def write_error(self) -> CacheFullError | None:
+        """While the OS refuses this cache's writes (disk full, quota, file size limit): why, as
+        the error appends raise meanwhile; None while writes succeed. Records accepted before it
+        are kept and retried, and appends are accepted again once a retried write succeeds."""
+        return self._error
+
+    @property
     def durable_offset(self) -> int:
         """Every record at an offset below this is durable."""
         if self._durable_now and self.writable:

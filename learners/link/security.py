@@ -25,6 +25,8 @@ from pathlib import Path
 import zmq
 import zmq.auth
 
+from learners.link.wire import WireError
+
 log = logging.getLogger(__name__)
 
 
@@ -146,6 +148,17 @@ class AllowList:
         if isinstance(key, bytes):
             key = key.decode("ascii", "replace")
         return self._by_key.get(key) if key else None
+
+    def check(self, actor_id: str | None, routing: bytes, key: str | None) -> None:
+        """Raise :class:`WireError` unless ``key`` (a message's ``User-Id``) is on the list and
+        bound to ``actor_id``, the actor id the message uses."""
+        owner = self.actor_of(key)
+        if owner is None:
+            raise WireError("key_revoked", f"the key {(key or '?')[:8]}... of this connection is no "
+                                           f"longer on the allow-list {self.directory}")
+        if owner != actor_id:
+            raise WireError("key_mismatch", f"the key of actor {owner!r} may speak only as {owner!r}, "
+                                            f"not as {actor_id or routing!r}")
 
     def callback(self, domain: str, key: bytes) -> bool:
         """pyzmq's CURVE credentials provider (called in the ZAP handler's thread)."""

@@ -21,6 +21,14 @@ peer, and a revoked key's connection would keep its actor id from the actor's ne
 learner then closes its socket and binds a new one on the same endpoint: every actor's ZeroMQ
 socket reconnects by itself (the others keep their sessions; what was lost in between is resent,
 being unacknowledged), and the ZAP handler refuses the revoked key.
+
+When the disk under the replay cache is full the cache refuses appends (``CacheFullError``) and
+its records not yet durable wait in memory, retried. The learner then acknowledges nothing more
+(acks follow durability), says so (a log line, ``status()["cache"]``), and refuses transitions:
+an actor is told once (``cache_full``), and what it sends after is dropped and counted, to be
+resent. Once a retried write succeeds, each actor held back is asked to resend from what the
+learner holds (an ERROR ``gap``, which makes it say hello again and resend what was not
+acknowledged), and acknowledgements resume by themselves.
 """
 
 from __future__ import annotations
@@ -32,13 +40,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from learners.cache import ReplayCache
 from learners.cache.batch import decode_batch, encode_batch
-from learners.cache.errors import CacheError
+from learners.cache.errors import CacheError, CacheFullError
 from learners.cache.format import KIND_BATCH
 from learners.link.checks import check_batch
 from learners.link.security import AllowList, apply_server_curve, start_authenticator
@@ -79,6 +87,7 @@ class Session:
     last_seen: float
     announced: int = -1
     applied_sent: int = -1
+    held_back: bool = False  # transitions refused for a full disk, not yet resent
 
 
 class LearnerServer:
@@ -97,6 +106,7 @@ class LearnerServer:
         self.sessions: dict[str, Session] = {}
         self.rejected: collections.Counter[str] = collections.Counter()
         self.received = 0
+        self.cache_full: str | None = None  # why the cache cannot write now (a full disk), or None
         self.stop = threading.Event()
         self.ready = threading.Event()
         self._wakeup = Wakeup()  # set by the updater when it has applied records
@@ -175,6 +185,7 @@ class LearnerServer:
                         self._handle(frames, key)
                 if self.allow is not None and self._close_revoked(self.allow.refresh_due()):
                     self._reopen(poller)
+                self._check_storage()
                 self._send_acks()
                 self._announce_weights()
                 self._report_applied()
@@ -221,7 +232,7 @@ class LearnerServer:
             actor_id = None
         try:
             if self.allow is not None:
-                self._check_key(actor_id, routing, key)
+                self.allow.check(actor_id, routing, key)
             msg = decode(frames[1:], self.limits)
             if msg.type == HELLO:
                 self._hello(actor_id, msg.fields)
@@ -234,29 +245,21 @@ class LearnerServer:
                 claimed = msg.fields.get("actor_id")
                 raise WireError("bad_field", f"actor_id {claimed!r} on {actor_id!r}'s link")
             if msg.type == TRANSITIONS:
-                self._transitions(actor_id, msg)
+                self._transitions(session, msg)
             elif msg.type == WEIGHTS_GET:
                 self._send_weights(actor_id)
             elif msg.type == HEARTBEAT:
                 # Answered with the current acknowledgement: an ACK the socket had to drop (a full
                 # queue) is repaired within a heartbeat, even after the actor's last batch.
                 self._ack_now(actor_id)
+                if session.held_back and self.cache_full is None:
+                    self._ask_resend(session)  # (again, should the first request have been dropped)
             elif msg.type == BYE:
                 self.sessions.pop(actor_id, None)
             else:
                 raise WireError("unexpected_type", f"{msg.type} is not sent to a learner")
         except WireError as err:
             self._reject(actor_id, err)
-
-    def _check_key(self, actor_id: str | None, routing: bytes, key: str | None) -> None:
-        """The message's key must be on the allow-list and bound to the actor id it uses."""
-        owner = self.allow.actor_of(key)
-        if owner is None:
-            raise WireError("key_revoked", f"the key {(key or '?')[:8]}... of this connection is no "
-                                           f"longer on the allow-list {self.allow.directory}")
-        if owner != actor_id:
-            raise WireError("key_mismatch", f"the key of actor {owner!r} may speak only as {owner!r}, "
-                                            f"not as {actor_id or routing!r}")
 
     def _close_revoked(self, actor_ids: set[str]) -> bool:
         """Forget the sessions of actors whose key was removed from or replaced in the allow-list
@@ -287,11 +290,15 @@ class LearnerServer:
         log.info("actor %s connected (holds seq <= %d, learner has <= %d)", actor_id,
                  fields["last_seq"], held)
 
-    def _transitions(self, actor_id: str, msg) -> None:
+    def _transitions(self, session: Session, msg) -> None:
+        actor_id = session.actor_id
         first, last = msg.fields["first_seq"], msg.fields["last_seq"]
         have = self.appended_seq.get(actor_id, 0)
         if last <= have:  # all duplicates: re-ack what is durable
             self._ack_now(actor_id)
+            return
+        if self.cache.log.write_error is not None:
+            self._hold_back(session, first, last)
             return
         if first > have + 1:
             raise WireError("gap", f"transitions {first}..{last}: expected seq {have + 1} next")
@@ -310,11 +317,55 @@ class LearnerServer:
             payload = encode_batch(batch_rest)
         try:
             offset = self.cache.log.append(payload, KIND_BATCH)
+        except CacheFullError:
+            self._hold_back(session, first, last)
+            return
         except CacheError as e:
             raise WireError("cache_error", f"could not store transitions {have + 1}..{last}: {e}") from e
+        session.held_back = False
         self.appended_seq[actor_id] = last
         self.pending.append((offset, actor_id, last))
         self.received += last - have
+
+    # -- a full disk -----------------------------------------------------------------------------
+    def _check_storage(self) -> None:
+        """Notice when the cache starts and stops refusing writes; on recovery, ask every actor
+        held back to resend."""
+        error = self.cache.log.write_error
+        if error is not None and self.cache_full is None:
+            self.cache_full = str(error)
+            log.error("learner: the replay cache cannot write (%s): acknowledging nothing more and "
+                      "refusing new transitions until it can; nothing acknowledged is lost", error)
+        elif error is None and self.cache_full is not None:
+            log.warning("learner: the replay cache writes again; acknowledgements resume and the "
+                        "actors held back resend (it had failed: %s)", self.cache_full)
+            self.cache_full = None
+            for session in self.sessions.values():
+                if session.held_back:
+                    self._ask_resend(session)
+
+    def _hold_back(self, session: Session, first: int, last: int) -> None:
+        """Refuse transitions ``first..last`` for a full disk: counted; the actor is told once."""
+        self._check_storage()
+        self.rejected["cache_full"] += 1
+        if not session.held_back:
+            session.held_back = True
+            detail = (f"transitions {first}..{last} not stored: the learner's disk is full "
+                      f"({self.cache_full}); it asks for them again when it can write")
+            self._send(session.actor_id, ERROR, {"reason": "cache_full", "detail": detail[:500]})
+
+    def _ask_resend(self, session: Session) -> None:
+        have = self.appended_seq.get(session.actor_id, 0)
+        self._send(session.actor_id, ERROR, {
+            "reason": "gap", "detail": f"transitions after {have} were refused while the learner's "
+                                       f"disk was full: resend from {have + 1}"})
+
+    def status(self) -> dict[str, Any]:
+        """The state a status line shows: connected actors, transitions stored, refusals by reason,
+        and whether the cache can write (``"ok"``, or ``"full: "`` and why)."""
+        return {"actors": sorted(self.sessions.copy()), "received": self.received,
+                "rejected": dict(self.rejected),
+                "cache": "ok" if self.cache_full is None else f"full: {self.cache_full}"}
 
     def _ack_now(self, actor_id: str) -> None:
         applied = self.applied_seq.get(actor_id, 0)

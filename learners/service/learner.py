@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import time
+from typing import Any
 
 from learners.cache import CacheConfig, CacheError, ReplayCache
 from learners.link.server import LearnerServer
@@ -14,13 +17,16 @@ from learners.service.updater import Updater
 from learners.streamx import algorithm_config, build_algorithm
 
 log = logging.getLogger(__name__)
+STATUS_EVERY_S = 2.0
 
 
 class LearnerService:
     """Owns everything a learner runs; ``start()`` it, ``stop()`` it (a checkpoint is written).
 
     The network thread never waits for learning and learning never waits for the network: they
-    meet only in the cache (records in) and the weights box (weights out).
+    meet only in the cache (records in) and the weights box (weights out). ``status()`` (also
+    written to ``metrics/learner_status.json`` every 2 s) says, among other things, whether the
+    cache can write: on a full disk the learner stops acknowledging until it can.
     """
 
     def __init__(self, config: LearnerConfig) -> None:
@@ -42,6 +48,8 @@ class LearnerService:
                                     applied_seq=self.updater.applied)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._learn_error: str | None = None  # the last error learning stopped on, while it lasts
+        self._status_error: str | None = None
 
     def _held_seqs(self) -> dict[str, int]:
         """Highest durable seq per actor: the checkpoint's applied map, then the cache beyond it."""
@@ -63,25 +71,75 @@ class LearnerService:
 
     def start(self) -> LearnerService:
         self._threads = [threading.Thread(target=self.server.serve, name="learner-net", daemon=True),
-                         threading.Thread(target=self._learn, name="learner-update", daemon=True)]
+                         threading.Thread(target=self._learn, name="learner-update", daemon=True),
+                         threading.Thread(target=self._report, name="learner-status", daemon=True)]
         for t in self._threads:
             t.start()
         self.server.ready.wait(5)
+        self.write_status()
         return self
 
     def _learn(self) -> None:
         last_stats = last_retention = time.monotonic()
         retain = self.config.retention_bytes is not None or self.config.retention_age_s is not None
         while not self._stop.is_set():
-            if self.updater.step(timeout=0.05):
-                self.server.learned()
+            try:
+                if self.updater.step(timeout=0.05):
+                    self.server.learned()
+                if self._learn_error is not None:
+                    log.warning("learner: learning goes on (it had stopped on: %s)", self._learn_error)
+                    self._learn_error = None
+            except (OSError, CacheError) as e:  # a full disk under a checkpoint or the cache's offsets
+                self._learning_failed(e)
+                continue
             now = time.monotonic()
             if now - last_stats > 2.0:
-                self.updater.write_stats()
                 last_stats = now
+                try:
+                    self.updater.write_stats()
+                except OSError as e:
+                    log.warning("learner: could not write its stats: %s", e)
             if retain and now - last_retention > self.config.retention_every_s:
                 last_retention = now
                 self.apply_retention()
+
+    def _report(self) -> None:
+        """Write the status every 2 s, on a thread of its own: it must tell of a full disk while
+        learning is busy (or paused)."""
+        while not self._stop.wait(STATUS_EVERY_S):
+            self.write_status()
+
+    def _learning_failed(self, error: Exception) -> None:
+        """Learning stopped on a write error: say so once, go back to the first record not yet
+        applied (the updater polled past it), and try again in a second."""
+        if str(error) != self._learn_error:
+            log.error("learner: learning paused: %s; retrying every second", error)
+        self._learn_error = str(error)
+        self.updater.consumer.seek(self.updater.position)
+        self._stop.wait(1.0)
+
+    def status(self) -> dict[str, Any]:
+        """Where the learner stands: updates, weights version, episodes, connected actors,
+        transitions stored, refusals by reason, ``cache`` (``"ok"`` or ``"full: ..."``: while the
+        disk is full nothing more is acknowledged) and ``learning`` (``"ok"`` or why it paused)."""
+        return {"time": time.time(), "updates": self.algo.updates, "weights_version": self.updater.version,
+                "episodes": self.updater.episodes, **self.server.status(),
+                "learning": "ok" if self._learn_error is None else f"paused: {self._learn_error}"}
+
+    def write_status(self) -> None:
+        """Write ``status()`` to ``metrics/learner_status.json`` (atomically; a failure is logged
+        once: the status is for reading, never a reason to stop)."""
+        path = self.config.run_dir / "metrics" / "learner_status.json"
+        tmp = path.with_suffix(".json.tmp")
+        try:
+            tmp.write_text(json.dumps(self.status(), indent=1))
+            os.replace(tmp, path)
+        except OSError as e:
+            if str(e) != self._status_error:
+                log.warning("learner: could not write %s: %s", path, e)
+            self._status_error = str(e)
+        else:
+            self._status_error = None
 
     def apply_retention(self) -> None:
         """Delete the cache's oldest segments past the retention limits that every registered
@@ -100,9 +158,16 @@ class LearnerService:
         self.server.stop.set()
         for t in self._threads:
             t.join(timeout=10)
-        self.updater.write_stats()
-        self.updater.close()
-        self.cache.close()
+        self.write_status()
+        try:
+            self.updater.write_stats()
+            self.updater.close()
+        except (OSError, CacheError) as e:  # a full disk: a restart resumes from the last checkpoint
+            log.error("learner: no checkpoint written at stop: %s", e)
+        try:
+            self.cache.close()
+        except (CacheError, OSError) as e:  # what was not durable was never acknowledged: resent
+            log.error("learner: stopped with the disk full: %s", e)
 
     def __enter__(self) -> LearnerService:
         return self.start()
