@@ -9,6 +9,7 @@ from pathlib import Path
 from hal.config import check_number
 from hal.errors import ConfigError
 from learners.link.security import CurveClient
+from learners.link.wire import check_actor_id
 
 DURABILITY = ("fsync", "os-buffered", "none")
 
@@ -30,8 +31,7 @@ class LearnerClientConfig:
     def __post_init__(self) -> None:
         if not self.actor_id:
             self.actor_id = "ros-" + socket.gethostname().split(".")[0]
-        if "/" in self.actor_id or len(self.actor_id.encode()) > 200:
-            raise ConfigError(f"learner.actor_id {self.actor_id!r}: 1-200 bytes, no '/'")
+        check_actor_id(self.actor_id, "learner.actor_id")
         if self.durability not in DURABILITY:
             raise ConfigError(f"learner.durability must be one of {DURABILITY}, got {self.durability!r}")
         check_number("learner", "gamma", self.gamma, 0)

@@ -25,6 +25,7 @@ from agent.loop.pacer import Pacer
 from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.link.security import CurveClient
 from learners.link.spool import KEEP_BYTES
+from learners.link.wire import check_actor_id
 from learners.streamx import algorithm_config, build_algorithm, build_preprocessor
 from sim.envs import make_env
 
@@ -56,8 +57,7 @@ class ActorConfig:
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
-        if not self.actor_id or "/" in self.actor_id or len(self.actor_id.encode()) > 200:
-            raise ValueError(f"actor_id {self.actor_id!r}: 1-200 bytes, no '/'")
+        check_actor_id(self.actor_id)
 
 
 class ActorRunner(SteppingActor):

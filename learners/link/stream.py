@@ -18,6 +18,7 @@ from learners.link.batcher import SpoolBatcher
 from learners.link.client import ActorLink
 from learners.link.security import CurveClient
 from learners.link.spool import KEEP_BYTES, ActorSpool
+from learners.link.wire import check_actor_id
 from learners.transition import Transition
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,7 @@ class TransitionStream:
         durability: str = "fsync",
         spool_keep_bytes: int | None = KEEP_BYTES,
     ) -> None:
-        if not actor_id or "/" in actor_id or len(actor_id.encode()) > 200:
-            raise ValueError(f"actor_id {actor_id!r}: 1-200 bytes, no '/'")
+        check_actor_id(actor_id)
         self.actor_id = actor_id
         self.spool = ActorSpool(Path(directory) / "spool", actor_id, durability, keep_bytes=spool_keep_bytes)
         try:

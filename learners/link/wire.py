@@ -20,6 +20,8 @@ from typing import Any
 
 import msgpack
 
+from hal.errors import ConfigError
+
 PROTOCOL_VERSION = 2
 """2: a TRANSITIONS message carries one batch record (``learners.cache.batch``); 1 carried one
 frame per transition."""
@@ -52,6 +54,12 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
 }
 # How many bulk frames follow the header: exact count, or None for "as the header says".
 _FRAMES = {TRANSITIONS: 1, WEIGHTS: 1}
+
+
+def check_actor_id(actor_id: str, where: str = "actor_id") -> None:
+    """An actor id names the actor on the wire and a directory on disk: 1-200 bytes, no '/'."""
+    if not isinstance(actor_id, str) or not actor_id or "/" in actor_id or len(actor_id.encode()) > 200:
+        raise ConfigError(f"{where} {actor_id!r}: 1-200 bytes, no '/'")
 
 
 class WireError(ValueError):

@@ -70,7 +70,8 @@ def test_residual_heads_learn_the_tabletop_reach_beyond_their_baseline(tmp_path)
         service = LearnerService(config).start()
         try:
             actor = VLAActor(VLAActorConfig(learner=service.endpoint, actor_id="arm", run_dir=tmp_path,
-                                            chunk_size=2, base_scale=0.0, durability="os-buffered"), robot)
+                                            chunk_size=2, base_scale=0.0, durability="os-buffered",
+                                            control_hz=50), robot)  # chunks outlast inference (config)
             before = _evaluate(actor, EVAL_EPISODES, seed=123)
             summary = actor.run(ticks=TRAIN_TICKS)
             actor.close(drain_s=30)
