@@ -15,7 +15,7 @@ from learners.cache.batch import TransitionBatch, batch_span, decode_batch, enco
 from learners.cache.codec import EncodeError
 from learners.cache.config import CacheConfig
 from learners.cache.consumer import Consumer, registered_consumers
-from learners.cache.errors import CacheCorruptError
+from learners.cache.errors import CacheCorruptError, CacheFullError
 from learners.cache.format import KIND_BATCH, KIND_BYTES, KIND_TRANSITION
 from learners.cache.log import SegmentedLog
 from learners.cache.records import (
@@ -123,6 +123,12 @@ class ReplayCache:
         """Append an encoded batch record (``learners.cache.batch.encode_batch``) as it is and
         return its offset; raises as ``append`` does."""
         return self.log.append(payload, KIND_BATCH)
+
+    @property
+    def write_error(self) -> CacheFullError | None:
+        """While the OS refuses this cache's writes (disk full, quota, file size limit): why, as
+        appends raise meanwhile; None while writes succeed (accepted records are kept and retried)."""
+        return self.log.write_error
 
     def append_many(self, records: Iterable[Record]) -> list[int]:
         """Append several records; the same as ``append`` on each, with one lock round trip."""

@@ -47,7 +47,6 @@ import zmq
 from learners.cache import ReplayCache
 from learners.cache.batch import decode_batch, encode_batch
 from learners.cache.errors import CacheError, CacheFullError
-from learners.cache.format import KIND_BATCH
 from learners.link.checks import check_batch
 from learners.link.security import AllowList, apply_server_curve, start_authenticator
 from learners.link.wakeup import Wakeup
@@ -297,7 +296,7 @@ class LearnerServer:
         if last <= have:  # all duplicates: re-ack what is durable
             self._ack_now(actor_id)
             return
-        if self.cache.log.write_error is not None:
+        if self.cache.write_error is not None:
             self._hold_back(session, first, last)
             return
         if first > have + 1:
@@ -316,7 +315,7 @@ class LearnerServer:
             batch_rest = list(batch)[have + 1 - first:]
             payload = encode_batch(batch_rest)
         try:
-            offset = self.cache.log.append(payload, KIND_BATCH)
+            offset = self.cache.append_batch(payload)
         except CacheFullError:
             self._hold_back(session, first, last)
             return
@@ -331,7 +330,7 @@ class LearnerServer:
     def _check_storage(self) -> None:
         """Notice when the cache starts and stops refusing writes; on recovery, ask every actor
         held back to resend."""
-        error = self.cache.log.write_error
+        error = self.cache.write_error
         if error is not None and self.cache_full is None:
             self.cache_full = str(error)
             log.error("learner: the replay cache cannot write (%s): acknowledging nothing more and "

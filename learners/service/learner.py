@@ -54,7 +54,7 @@ class LearnerService:
     def _held_seqs(self) -> dict[str, int]:
         """Highest durable seq per actor: the checkpoint's applied map, then the cache beyond it."""
         held = dict(self.updater.applied)
-        for offset in self.cache.log.offsets(self.updater.consumer.position):
+        for offset in self.cache.offsets(self.updater.consumer.position):
             try:
                 span = self.cache.read_span(offset)
             except CacheError as e:  # a corrupt record: the actor resends what it held
