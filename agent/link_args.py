@@ -26,7 +26,10 @@ def add_learner_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
     p.add_argument("--action-dim", type=int, help="continuous action width (with --obs-dim)")
     p.add_argument("--n-actions", type=int, help="number of discrete actions (with --obs-dim)")
     p.add_argument("--curve-secret", type=Path, help="learner's CurveZMQ .key_secret file")
-    p.add_argument("--allow-keys", type=Path, help="directory of allowed actors' public .key files")
+    p.add_argument("--allow-keys", type=Path,
+                   help="directory of allowed actors' public keys: one ACTOR_ID.key per actor id; a key "
+                   "speaks only as the actor id its file is named after (re-read every second: removing "
+                   "a file revokes the key)")
     p.add_argument("--publish-every", type=int, default=100, help="publish weights every N updates")
     p.add_argument("--publish-ms", type=float, default=500.0, help="... or every T milliseconds")
     p.add_argument("--checkpoint-every", type=int, default=20_000, help="checkpoint every N updates")

@@ -110,5 +110,5 @@ def add_link_commands(sub) -> None:
     ksub = kp.add_subparsers(dest="keys_command", required=True)
     gen = ksub.add_parser("generate", help="write NAME.key and NAME.key_secret")
     gen.add_argument("dir", type=Path)
-    gen.add_argument("--name", required=True)
+    gen.add_argument("--name", required=True, help="the key's name; for an actor, its actor id")
     gen.set_defaults(func=cmd_keys)
