@@ -69,6 +69,12 @@ def test_sim_and_agent_nodes_close_the_loop(start_node, ros_env, ros_python, tmp
         time.sleep(1.0)  # the simulation runs on: the arm must stay where the agent left it
         sim_rc = sim.stop()
         received, durable = learner.server.received, dict(learner.server.durable_seq)
+        # Learning runs behind acknowledgement (and starts after the learner's kernels compile, seconds
+        # on a slow machine): give it a bounded while to apply what it holds before counting.
+        deadline = time.monotonic() + 60
+        while learner.updater.applied.get("sim-agent", 0) < max(durable.values(), default=0) \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
         rejected, updates = dict(learner.server.rejected), learner.algo.updates
     finally:
         learner.stop()
