@@ -46,8 +46,10 @@ def test_sim_and_agent_nodes_close_the_loop(start_node, ros_env, ros_python, tmp
     learner = LearnerService(LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "learner", obs_dim=4,
                                            action_dim=2, durability="os-buffered")).start()
     try:
+        # Episodes as shipped (150 steps, 3 s a target): on two loaded cores the agent may hold for a
+        # few ticks, and 2 s a target left one reach short (0.235 m -> 0.077 m) in a CI run.
         sim = start_node("agent.ros.sim_node", "--params-file", "config/ros_sim.yaml",
-                         "-p", "episode_steps:=100", "-p", f"metrics_file:={metrics}")
+                         "-p", f"metrics_file:={metrics}")
         agent = start_node("agent.ros.agent_node", "--params-file", "config/ros_sim_agent.yaml",
                            "-p", f"learner.endpoint:={learner.endpoint}",
                            "-p", f"learner.run_dir:={tmp_path / 'agent'}", "-p", f"status_file:={status}")
