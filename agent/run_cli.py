@@ -25,14 +25,17 @@ def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agent.console import worker_table
-    from agent.job.summary import learning_line
+    from agent.job.summary import learner_state_line, learning_line
     from hal.scheduler import read_run_status
 
     run_dir = Path(args.run)
-    status = read_run_status(run_dir)
     console = Console(width=None if sys.stdout.isatty() else 200)
-    console.print(worker_table(status, title=f"rill status {run_dir}"))
+    learner_only = not (run_dir / "status.json").exists() and (run_dir / "metrics").is_dir()
+    status = {} if learner_only else read_run_status(run_dir)  # a `rill learner` run dir: its learner
+    if not learner_only:
+        console.print(worker_table(status, title=f"rill status {run_dir}"))
     console.print(learning_line(run_dir))
+    console.print(learner_state_line(run_dir))
     if status.get("time"):
         console.print(f"status written {time.time() - float(status['time']):.0f}s ago")
     return 0

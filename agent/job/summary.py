@@ -28,6 +28,32 @@ def learning_line(run_dir: Path):
     )
 
 
+def learner_state_line(run_dir: Path, now: float | None = None):
+    """One line on the learner's state (``metrics/learner_status.json``, written every 2 s): whether
+    its cache can write (on a full disk it acknowledges nothing until space returns), whether
+    learning runs, which actors are connected, refusals, and how old the report is. Red when the
+    cache or learning is not ok; a missing or unreadable report is said as such."""
+    import json
+    import time
+
+    from rich.text import Text
+
+    path = Path(run_dir) / "metrics" / "learner_status.json"
+    if not path.exists():
+        return Text("learner state: no report yet (metrics/learner_status.json)")
+    try:
+        state = json.loads(path.read_text())
+        cache, learning = str(state["cache"]), str(state["learning"])
+        age = (time.time() if now is None else now) - float(state["time"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return Text(f"learner state: unreadable {path}: {e}", style="red")
+    rejected = sum(int(n) for n in state.get("rejected", {}).values())
+    text = (f"learner state: cache {cache}; learning {learning}; actors "
+            f"{', '.join(state.get('actors', [])) or 'none'} connected; {rejected} refused; "
+            f"reported {age:.0f}s ago")
+    return Text(text, style=None if cache == "ok" and learning == "ok" else "bold red")
+
+
 def print_result(run_dir: Path) -> None:
     """Raw episodic returns (and success rates, where the task reports them) at the start and at the
     end of the run, over all actors."""

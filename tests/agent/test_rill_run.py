@@ -86,6 +86,7 @@ def test_rill_run_survives_kill_9_of_its_actor(tmp_path):
         timeout=60,
     )
     assert status.returncode == 0 and "actor-0" in status.stdout and "updates" in status.stdout
+    assert "learner state: cache ok; learning ok" in status.stdout, status.stdout
 
 
 def test_infeasible_run_is_refused_before_anything_starts(tmp_path):
