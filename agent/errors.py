@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent.actor.steps import NonFiniteResetError
+from agent.demos.episodes import DemoSetError
 from agent.train_config import RunDirectoryError
 from hal.errors import ConfigError, HalError
 from learners.cache.errors import CacheError
@@ -13,6 +14,7 @@ from sim.envs import UnknownEnvError
 USER_ERRORS: tuple[type[BaseException], ...] = (
     CacheError,
     CheckpointError,
+    DemoSetError,
     HalError,
     ConfigError,
     InsecureEndpointError,

@@ -62,6 +62,12 @@ class Robot(abc.ABC):
     #: The typed dataclass of this type's ``params`` (``None``: the type takes no params).
     config_class: ClassVar[type | None] = None
 
+    @property
+    def stepped(self) -> bool:
+        """True when the robot advances only when it is sent an action (a simulator stepped by
+        ``act()``): a loop may then drive it faster than its ``control_hz``. Real robots: False."""
+        return False
+
     def __init__(self, name: str, watchdog_timeout_s: float | None = 0.5) -> None:
         self.name = name
         self.watchdog_timeout_s = watchdog_timeout_s

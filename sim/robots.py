@@ -119,6 +119,10 @@ class MujocoRobot(Robot):
         return self._action_spec
 
     @property
+    def stepped(self) -> bool:
+        return not self.config.real_time
+
+    @property
     def control_hz(self) -> float:
         return self._hz
 

@@ -164,6 +164,10 @@ class TabletopRobot(Robot):
         return self._action_spec
 
     @property
+    def stepped(self) -> bool:
+        return not self.config.real_time
+
+    @property
     def control_hz(self) -> float:
         return float(self.config.control_hz)
 

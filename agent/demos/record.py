@@ -1,0 +1,156 @@
+"""``rill demos record``: run an acting source on a robot through the control loop and keep whole
+episodes as demonstrations (``agent.demos.episodes``) in a replay cache.
+
+The source is a policy: a scripted expert (``tabletop-expert``), a teleoperation source (``teleop``:
+the newest command a leader arm or joystick node publishes on a ROS 2 topic), or any
+``policies.base.Policy`` subclass (``class``). A robot that advances only when sent an action (a
+stepped simulator, ``Robot.stepped``) is driven tick by tick as fast as it goes; any other robot
+in real time by the ``ControlLoop``, as a policy would drive it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agent.demos.episodes import SOURCES
+from agent.demos.recorder import DemoRecorder, RecordStats
+from agent.loop.config import LoopConfig
+from agent.loop.control import ControlLoop
+from hal.config import RobotConfig, check_number, check_type, reject_unknown
+from hal.errors import ConfigError
+from hal.robot import Robot
+from learners.cache import CacheConfig, ReplayCache
+from policies.base import Policy
+
+log = logging.getLogger(__name__)
+
+DEMO_POLICIES = ("tabletop-expert", "teleop", "class")
+
+
+@dataclass
+class DemoPolicyConfig:
+    """The acting source: ``type`` (one of ``DEMO_POLICIES``), constructor ``args``, and for
+    ``class`` a ``class_path`` ``package.module:ClassName``."""
+
+    type: str
+    args: dict[str, Any] = field(default_factory=dict)
+    class_path: str = ""
+
+    def __post_init__(self) -> None:
+        if self.type not in DEMO_POLICIES:
+            raise ConfigError(f"policy.type must be one of {', '.join(DEMO_POLICIES)}, got {self.type!r}")
+        check_type("policy", "args", self.args, dict)
+        if self.type == "class" and ":" not in self.class_path:
+            raise ConfigError(f"policy.class_path must be 'package.module:ClassName', "
+                              f"got {self.class_path!r}")
+
+
+@dataclass
+class RecordConfig:
+    """What ``rill demos record`` does: drive ``robot`` with ``policy`` for ``episodes`` whole
+    episodes, written as ``source`` demonstrations to the cache at ``out``."""
+
+    robot: RobotConfig
+    policy: DemoPolicyConfig
+    out: Path
+    episodes: int = 50
+    source: str = "expert"
+    loop: dict[str, Any] = field(default_factory=dict)  # LoopConfig fields for a real-time robot
+    image_codec: str = "png"  # frames are most of a demonstration; PNG is lossless and ~10x smaller
+
+    def __post_init__(self) -> None:
+        check_type("record", "episodes", self.episodes, int)
+        check_number("record", "episodes", self.episodes, 1)
+        if self.source not in SOURCES:
+            raise ConfigError(f"record.source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+        self.out = Path(self.out)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], where: str = "demos config") -> RecordConfig:
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+        reject_unknown(where, values, cls)
+        for key in ("robot", "policy", "out"):
+            if key not in values:
+                raise ConfigError(f"{where}: missing {key!r}")
+        robot, policy = values["robot"], values["policy"]
+        if not isinstance(robot, dict) or not isinstance(policy, dict):
+            raise ConfigError(f"{where}: robot and policy must be mappings")
+        reject_unknown(f"{where} policy", policy, DemoPolicyConfig)
+        return cls(**{**values, "robot": RobotConfig(**robot), "policy": DemoPolicyConfig(**policy)})
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> RecordConfig:
+        try:
+            values = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"demos config {path}: {e}") from e
+        return cls.from_dict(values, f"demos config {path}")
+
+
+def build_demo_policy(config: DemoPolicyConfig, robot: Robot) -> Policy:
+    """The acting source ``config`` names, for ``robot``'s action space."""
+    args = dict(config.args)
+    try:
+        if config.type == "tabletop-expert":
+            from sim.tabletop.expert import TabletopExpert
+
+            return TabletopExpert(**args)
+        if config.type == "teleop":
+            from agent.ros.teleop import TeleopPolicy
+
+            return TeleopPolicy(robot.action_spec, 1.0 / robot.control_hz, **args)
+        module_name, _, qualname = config.class_path.partition(":")
+        cls = getattr(importlib.import_module(module_name), qualname)
+        if not (isinstance(cls, type) and issubclass(cls, Policy)):
+            raise ConfigError(f"policy.class_path {config.class_path!r} is not a Policy subclass")
+        return cls(**args)
+    except (TypeError, ImportError, AttributeError) as e:
+        raise ConfigError(f"policy {config.type!r}: cannot build it with args {args}: {e}") from e
+
+
+def record_demos(robot: Robot, policy: Policy, cache: ReplayCache, episodes: int, source: str, *,
+                 loop_config: LoopConfig | None = None,
+                 on_episode: Callable[[RecordStats], None] | None = None,
+                 max_ticks: int | None = None) -> RecordStats:
+    """Drive the connected ``robot`` with ``policy`` until ``episodes`` episodes are written to
+    ``cache`` (or ``max_ticks`` ticks passed: a source that never finishes an episode must not hang
+    the recorder). Returns what was recorded."""
+    stepped = robot.stepped
+    config = loop_config or LoopConfig(control_hz=robot.control_hz)
+    if stepped:  # no clock to keep: the policy runs inside the tick, the simulator waits for it
+        config = LoopConfig(**{**config.__dict__, "asynchronous": False})
+    loop = ControlLoop(robot, policy, config)
+    recorder = DemoRecorder(cache, source, reset=loop.new_episode, on_episode=on_episode)
+    loop.on_tick = recorder.on_tick
+    limit = max_ticks if max_ticks is not None else episodes * 100_000
+    robot.reset()
+    try:
+        if stepped:
+            while recorder.stats.episodes < episodes and loop.tick < limit:
+                record = loop.step(loop.tick)
+                recorder.on_tick(record)
+                if record.episode_end:
+                    loop.new_episode()
+                loop.tick += 1
+                loop.stats.ticks += 1
+        else:
+            loop.run(ticks=limit, should_stop=lambda: recorder.stats.episodes >= episodes)
+    finally:
+        recorder.close()
+        robot.hold("recording stopped")
+    if recorder.stats.episodes < episodes:
+        log.warning("recorded %d of %d episodes before the tick limit (%d)", recorder.stats.episodes,
+                    episodes, limit)
+    return recorder.stats
+
+
+def open_demo_cache(config: RecordConfig) -> ReplayCache:
+    return ReplayCache(config.out, CacheConfig(durability="fsync", image_codec=config.image_codec))
