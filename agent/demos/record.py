@@ -123,7 +123,8 @@ def record_demos(robot: Robot, policy: Policy, cache: ReplayCache, episodes: int
     """Drive the connected ``robot`` with ``policy`` until ``episodes`` episodes are written to
     ``cache`` (or ``max_ticks`` ticks passed: a source that never finishes an episode must not hang
     the recorder). Returns what was recorded."""
-    stepped = robot.stepped
+    # A person at the teleop acts in real time: the robot then runs in real time too, stepped or not.
+    stepped = robot.stepped and not getattr(policy, "real_time", False)
     config = loop_config or LoopConfig(control_hz=robot.control_hz)
     if stepped:  # no clock to keep: the policy runs inside the tick, the simulator waits for it
         config = LoopConfig(**{**config.__dict__, "asynchronous": False})

@@ -39,6 +39,8 @@ class TeleopQuietError(PolicyInputError):
 class TeleopPolicy(Policy):
     """Acts with the newest command on ``topic`` (``message``: one of ``MESSAGE_TYPES``)."""
 
+    real_time = True  # a person acts in real time: never drive a simulator faster for this source
+
     def __init__(self, action_spec: ActionSpec, period_s: float, topic: str = "/teleop/joint_states",
                  message: str = "joint_state", timeout_s: float = 0.5, chunk_size: int = 2,
                  node: Any = None) -> None:
