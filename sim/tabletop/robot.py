@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 #: the registered gymnasium ids (``sim.tasks``).
 EPISODE_STEPS = {"push": 250, "reach": 150}
 RESET_TIMEOUT_S = 5.0
+STATE_MODES = ("full", "proprio")
+#: ``state`` entries that are the arm's own (``TabletopEnv.state_names``: shoulder, elbow, their
+#: velocities, pusher x/y); the rest is the scene.
+PROPRIO_DIM = 6
 
 
 @dataclass
@@ -57,6 +61,11 @@ class TabletopRobotConfig:
     cameras: list[str] = field(default_factory=lambda: ["front"])  # [] for no images
     image_height: int = 96
     image_width: int = 96
+    # What ``state`` holds: "full" (the arm, every block, the target: a simulator's privileged view)
+    # or "proprio" (the arm's joints, velocities and pusher position only, as a real arm knows
+    # itself; the rest is then under ``privileged``, for scripted experts and evaluation, and a
+    # policy must find the blocks in the camera).
+    state: str = "full"
     # Append the goal to state for state-only learning: false | onehot | relative (see TabletopEnv).
     goal_in_state: bool | str = False
     control_hz: float = 50.0
@@ -85,6 +94,11 @@ class TabletopRobotConfig:
         if self.goal_in_state not in (False, True, "none", "onehot", "relative"):
             raise ConfigError(f"params.goal_in_state must be false, true, 'onehot' or 'relative', "
                               f"got {self.goal_in_state!r}")
+        if self.state not in STATE_MODES:
+            raise ConfigError(f"params.state must be one of {', '.join(STATE_MODES)}, got {self.state!r}")
+        if self.state == "proprio" and self.goal_in_state not in (False, "none"):
+            raise ConfigError("params.state 'proprio' keeps the goal out of the state: goal_in_state must be "
+                              f"false, got {self.goal_in_state!r}")
         check_number("params", "control_hz", self.control_hz, 0, strict=True)
         check_type("params", "real_time", self.real_time, bool)
         check_number("params", "max_delta", self.max_delta, 0, strict=True, optional=True)
@@ -134,7 +148,12 @@ class TabletopRobot(Robot):
         self.env = gym.wrappers.TimeLimit(base, c.max_episode_steps)
         self.tabletop = base
         self._action_spec = ActionSpec(("ee_vx", "ee_vy"), -np.ones(2), np.ones(2), c.max_delta)
-        spec = {"state": FeatureSpec((base.state_dim,), "float32")}
+        self._proprio = c.state == "proprio"
+        if self._proprio:
+            spec = {"state": FeatureSpec((PROPRIO_DIM,), "float32"),
+                    "privileged": FeatureSpec((base.state_dim,), "float32")}
+        else:
+            spec = {"state": FeatureSpec((base.state_dim,), "float32")}
         for cam in base.cameras:
             spec[f"image.{cam}"] = FeatureSpec((c.image_height, c.image_width, 3), "uint8")
         spec["instruction"] = FeatureSpec((), "str")
@@ -188,6 +207,8 @@ class TabletopRobot(Robot):
         self._set(obs, float(reward), bool(terminated), bool(truncated), info["success"])
 
     def _set(self, obs: dict, reward: float, terminated: bool, truncated: bool, success: bool) -> None:
+        if self._proprio:
+            obs = {**obs, "state": obs["state"][:PROPRIO_DIM], "privileged": obs["state"]}
         self._obs = {**obs, "reward": np.float32(reward), "terminated": np.bool_(terminated),
                      "truncated": np.bool_(truncated), "success": np.bool_(success)}
 

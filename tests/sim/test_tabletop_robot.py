@@ -211,6 +211,26 @@ def test_params_are_validated_by_name():
     assert robot_class("sim-tabletop") is TabletopRobot
 
 
+def test_a_proprioceptive_state_leaves_the_scene_to_the_camera():
+    full, proprio = _robot(task="reach", cameras=[]), _robot(task="reach", cameras=[], state="proprio")
+    assert proprio.observation_spec["state"].shape == (6,)
+    assert proprio.observation_spec["privileged"].shape == full.observation_spec["state"].shape
+    with full, proprio:
+        a, b = full.observe(), proprio.observe()
+        np.testing.assert_array_equal(b["privileged"], a["state"])  # the same scene (seed 0)
+        np.testing.assert_array_equal(b["state"], a["state"][:6])  # joints, velocities, pusher x/y
+        assert "privileged" not in a
+        for _ in range(5):
+            full.act(np.array([0.5, -0.2], np.float32))
+            proprio.act(np.array([0.5, -0.2], np.float32))
+        a, b = full.observe(), proprio.observe()
+        np.testing.assert_array_equal(b["state"], a["state"][:6])
+    with pytest.raises(ConfigError, match=r"params.state must be one of full, proprio, got 'joints'"):
+        validate_robot(RobotConfig("t", "sim-tabletop", {"state": "joints"}))
+    with pytest.raises(ConfigError, match=r"keeps the goal out of the state: goal_in_state must be false"):
+        validate_robot(RobotConfig("t", "sim-tabletop", {"state": "proprio", "goal_in_state": "relative"}))
+
+
 def test_the_run_config_names_a_valid_tabletop_robot():
     spec = RunSpec.from_yaml(REPO / "config" / "sim_tabletop.yaml", ignore=("train",))
     robots = [r for r in spec.robots if r.type == "sim-tabletop"]
