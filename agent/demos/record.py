@@ -22,7 +22,7 @@ import yaml
 from agent.demos.episodes import SOURCES
 from agent.demos.recorder import DemoRecorder, RecordStats
 from agent.loop.config import LoopConfig
-from agent.loop.control import ControlLoop
+from agent.loop.episodes import drive_episodes
 from hal.config import RobotConfig, check_number, check_type, reject_unknown
 from hal.errors import ConfigError
 from hal.robot import Robot
@@ -123,33 +123,21 @@ def record_demos(robot: Robot, policy: Policy, cache: ReplayCache, episodes: int
     """Drive the connected ``robot`` with ``policy`` until ``episodes`` episodes are written to
     ``cache`` (or ``max_ticks`` ticks passed: a source that never finishes an episode must not hang
     the recorder). Returns what was recorded."""
-    # A person at the teleop acts in real time: the robot then runs in real time too, stepped or not.
-    stepped = robot.stepped and not getattr(policy, "real_time", False)
-    config = loop_config or LoopConfig(control_hz=robot.control_hz)
-    if stepped:  # no clock to keep: the policy runs inside the tick, the simulator waits for it
-        config = LoopConfig(**{**config.__dict__, "asynchronous": False})
-    loop = ControlLoop(robot, policy, config)
-    recorder = DemoRecorder(cache, source, reset=loop.new_episode, on_episode=on_episode)
-    loop.on_tick = recorder.on_tick
-    limit = max_ticks if max_ticks is not None else episodes * 100_000
-    robot.reset()
+    recorder = DemoRecorder(cache, source, on_episode=on_episode)
+
+    def on_tick(record) -> bool:
+        recorder.on_tick(record)
+        cut, recorder.want_reset = recorder.want_reset, False
+        return cut  # an aborted episode: start the next one
+
+    limit = episodes * 100_000 if max_ticks is None else max_ticks
     try:
-        if stepped:
-            while recorder.stats.episodes < episodes and loop.tick < limit:
-                record = loop.step(loop.tick)
-                recorder.on_tick(record)
-                if record.episode_end:
-                    loop.new_episode()
-                loop.tick += 1
-                loop.stats.ticks += 1
-        else:
-            loop.run(ticks=limit, should_stop=lambda: recorder.stats.episodes >= episodes)
+        drive_episodes(robot, policy, lambda: recorder.stats.episodes >= episodes, on_tick=on_tick,
+                       loop_config=loop_config, max_ticks=limit)
     finally:
         recorder.close()
-        robot.hold("recording stopped")
     if recorder.stats.episodes < episodes:
-        log.warning("recorded %d of %d episodes before the tick limit (%d)", recorder.stats.episodes,
-                    episodes, limit)
+        log.warning("recorded %d of %d episodes before the tick limit", recorder.stats.episodes, episodes)
     return recorder.stats
 
 

@@ -52,13 +52,14 @@ class DemoRecorder:
 
     ``episode`` numbers continue after the ones the cache already holds for this source, so more
     recording sessions add to a set. ``on_episode(stats)`` is called after each written episode.
-    ``reset`` is what to call to start a new episode after an abort (the loop's ``new_episode``).
+    ``want_reset`` is set when an episode was aborted: the driver should start a new one.
     """
 
-    def __init__(self, cache: ReplayCache, source: str, *, reset: Callable[[], None] | None = None,
+    def __init__(self, cache: ReplayCache, source: str, *,
                  on_episode: Callable[[RecordStats], None] | None = None) -> None:
         self.cache, self.source, self.actor_id = cache, source, demo_actor(source)
-        self.reset, self.on_episode = reset, on_episode
+        self.on_episode = on_episode
+        self.want_reset = False
         self.stats = RecordStats()
         self.episode, self.seq = self._continue_after()
         self._steps: list[Transition] = []
@@ -113,8 +114,7 @@ class DemoRecorder:
         last.truncated = last.truncated or not last.terminated
         self._write_episode(aborted=aborted)
         log.warning("demonstration episode aborted: the acting side stopped answering")
-        if self.reset is not None:
-            self.reset()
+        self.want_reset = True
 
     def _drop_open(self, why: str) -> None:
         if self._steps or self._pending:
