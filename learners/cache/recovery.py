@@ -23,12 +23,14 @@ from learners.cache.files import (
     CLOSED_MARKER,
     DELETING_SUFFIX,
     LOCK_NAME,
+    META_NAME,
     NEW_SUFFIX,
     SEALED_MARKER,
     SEGMENT_MARKER,
     boot_id,
     check_meta,
     crashed_writer,
+    fsync_dir,
     parse_segment_name,
     read_marker,
     segment_name,
@@ -48,6 +50,30 @@ class OpenedDirectory:
     lock_fd: int | None = None  # the writer's flock on LOCK
 
 
+_FIRST_META_TMP = f".{META_NAME}.tmp"  # what atomic_write leaves if cut short before its rename
+
+
+def _never_created(directory: Path) -> bool:
+    """Empty, or holding only the temporary of a first ``CACHE`` file whose creation was cut short
+    (nothing can have been written or acknowledged before that file was in place)."""
+    names = {p.name for p in directory.iterdir()}
+    return not names or names == {_FIRST_META_TMP}
+
+
+def _make_durable_directory(directory: Path) -> None:
+    """``mkdir -p`` whose new entries survive a power cut: each directory it made is fsynced into
+    its parent (otherwise a power loss may drop the new directory and everything acknowledged
+    under it; journaling file systems happen to hide this, POSIX does not promise it)."""
+    made = []
+    path = directory
+    while not path.exists():
+        made.append(path)
+        path = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    for new in reversed(made):
+        fsync_dir(new.parent)
+
+
 def open_directory(
     directory: Path, *, writable: bool, write_options: dict[str, Any], read_options: dict[str, Any]
 ) -> OpenedDirectory:
@@ -56,10 +82,11 @@ def open_directory(
     Raises :class:`CacheFormatError` (nothing modified) for a foreign directory or another
     format, :class:`CacheLockedError` if another process writes it.
     """
-    if not directory.exists() or (directory.is_dir() and not any(directory.iterdir())):
+    if not directory.exists() or (directory.is_dir() and _never_created(directory)):
         if not writable:
             raise CacheFormatError(f"{directory}: no replay cache here")
-        directory.mkdir(parents=True, exist_ok=True)
+        _make_durable_directory(directory)
+        (directory / _FIRST_META_TMP).unlink(missing_ok=True)
         write_meta(directory)
     check_meta(directory)
     names = [p.name for p in directory.iterdir()]

@@ -48,7 +48,6 @@ import pytest
 from learners.cache import (
     CacheConfig,
     CacheCorruptError,
-    CacheFormatError,
     NoSuchRecordError,
     ReplayCache,
 )
@@ -197,19 +196,6 @@ def reboot(cache_dir: Path) -> None:
 @dataclass
 class StateResult:
     problems: list[str] = field(default_factory=list)
-    known: str | None = None  # a known issue met in this state (see KNOWN_UNOPENABLE)
-
-
-# A crash (a power loss, or simply kill -9) while a new cache writes its first file, CACHE, can
-# leave the directory holding only ``.CACHE.tmp``; the cache then refuses to open it ("not a rill
-# replay cache (no CACHE file)") until someone deletes it. Nothing can have been acknowledged by
-# then, so no acknowledged record is at stake; the test counts these states and fails on any
-# other refusal to open. test_a_cache_whose_creation_was_cut_short_opens pins the issue.
-KNOWN_UNOPENABLE = "a cache cut short while writing its first CACHE file does not open"
-
-
-def _only_cache_tmp(cache_dir: Path) -> bool:
-    return {p.name for p in cache_dir.iterdir()} == {".CACHE.tmp"}
 
 
 def open_recovered(cache_dir: Path, open_cache, anything_acked: bool, result: StateResult):
@@ -217,10 +203,7 @@ def open_recovered(cache_dir: Path, open_cache, anything_acked: bool, result: St
     try:
         return open_cache()
     except Exception as exc:  # any failure to restart is a finding
-        if not anything_acked and _only_cache_tmp(cache_dir):
-            result.known = KNOWN_UNOPENABLE
-        else:
-            result.problems.append(f"the cache does not open: {type(exc).__name__}: {exc}")
+        result.problems.append(f"the cache does not open: {type(exc).__name__}: {exc}")
         return None
 
 
@@ -357,7 +340,6 @@ class Verdict:
     states: int = 0
     with_acks: int = 0  # states checked against at least one acknowledgement
     salvaged: int = 0  # states whose recovery salvaged a damaged segment
-    known: int = 0  # states that met KNOWN_UNOPENABLE
     failures: list[str] = field(default_factory=list)
     kept: Path | None = None
 
@@ -411,7 +393,6 @@ def check_recording(
                     verdict.states += 1
                     verdict.with_acks += bool(before)
                     verdict.salvaged += counter.count > salvaged
-                    verdict.known += result.known is not None
                     if not result.problems:
                         continue
                     kind = "durable-only" if variant == 0 else f"random #{variant}"
@@ -432,8 +413,7 @@ def report(verdict: Verdict, recording: Recording, seed: int, started: float) ->
     return (
         f"seed {seed}: {verdict.states} crash states of {len(recording.events)} events checked in "
         f"{time.monotonic() - started:.1f} s ({verdict.with_acks} after acknowledgements, "
-        f"{verdict.salvaged} salvaged a damaged segment, "
-        f"{verdict.known} met the known issue: {KNOWN_UNOPENABLE})"
+        f"{verdict.salvaged} salvaged a damaged segment)"
     )
 
 
@@ -502,16 +482,12 @@ def test_the_checker_finds_the_loss_when_syncs_are_dropped(
     print(f"caught: {verdict.failures[0]}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="ReplayCache creates its directory (recovery.open_directory: mkdir) and never fsyncs the "
-    "parent, so after a power loss the directory entry, and every acknowledged record under it, may "
-    "be gone (POSIX; ext4 and XFS journal the mkdir with the first fsync inside, which hides it)",
-)
 def test_a_cache_that_made_its_own_directory_survives_power_loss(
     shim: Path, tmp_path: Path, powerloss_seed: int
 ) -> None:
+    """The cache creates its directory (and its missing parents) itself: each new entry is synced
+    into its parent, or a power loss could drop the directory and everything acknowledged under it
+    (POSIX; ext4 and XFS journal the mkdir with the first fsync inside, which hides it)."""
     recording = record(shim, tmp_path, "cache", powerloss_seed, groups=30, cache_dir_exists=False)
     verdict = check_recording(
         recording, powerloss_seed, tmp_path, budget=20, random_states=0, check=check_cache_state,
@@ -520,10 +496,9 @@ def test_a_cache_that_made_its_own_directory_survives_power_loss(
     assert_no_loss(verdict, recording, powerloss_seed)
 
 
-@pytest.mark.xfail(strict=True, raises=CacheFormatError, reason=KNOWN_UNOPENABLE)
 def test_a_cache_whose_creation_was_cut_short_opens(tmp_path: Path) -> None:
-    """KNOWN_UNOPENABLE, pinned: a crash between creating ``.CACHE.tmp`` and renaming it to CACHE
-    (kill -9 is enough) leaves a directory the cache refuses to open."""
+    """A crash between creating ``.CACHE.tmp`` and renaming it to CACHE (kill -9 is enough) leaves
+    a directory holding only that temporary: nothing was ever stored, so it opens as a new cache."""
     directory = tmp_path / "cache"
     directory.mkdir()
     (directory / ".CACHE.tmp").write_bytes(b'{"magic": "rill-replay-cache"')
