@@ -15,6 +15,8 @@ from learners.cache import CacheConfig, CacheError, ReplayCache
 from learners.cache.export import IMAGE_MODES, export_parquet
 from learners.cache.verify import verify_cache
 
+EXPORT_FORMATS = ("parquet", "lerobot")
+
 
 def add_cache_commands(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``cache info|verify|export`` on the ``rill`` CLI's subparsers."""
@@ -26,14 +28,30 @@ def add_cache_commands(subparsers: argparse._SubParsersAction) -> argparse.Argum
     verify = commands.add_parser("verify", help="check every checksum; exit 1 on damage")
     verify.add_argument("dir", type=Path)
     verify.set_defaults(handler=cmd_verify)
-    export = commands.add_parser("export", help="write the transitions to a Parquet file")
+    export = commands.add_parser(
+        "export", help="write the transitions to a Parquet file or the episodes as a LeRobot dataset"
+    )
     export.add_argument("dir", type=Path)
-    export.add_argument("--out", type=Path, required=True, help="the Parquet file to write")
+    export.add_argument(
+        "--out", type=Path, required=True,
+        help="the Parquet file (parquet) or the new dataset directory (lerobot) to write",
+    )
+    export.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="parquet",
+        help="parquet: one row per transition; lerobot: a LeRobotDataset v3 of the complete "
+        "episodes, frames as MP4 (default: parquet)",
+    )
     export.add_argument(
         "--images",
         choices=IMAGE_MODES,
         default="png",
-        help="images as PNG bytes or as flat uint8 arrays (default: png)",
+        help="parquet: images as PNG bytes or as flat uint8 arrays (default: png)",
+    )
+    export.add_argument(
+        "--fps", type=int, default=50,
+        help="lerobot: frames per second when the cache does not record its control rate (default: 50)",
     )
     export.set_defaults(handler=cmd_export)
     return cache
@@ -104,6 +122,8 @@ def cmd_verify(args: argparse.Namespace, console: Console | None = None) -> int:
 
 def cmd_export(args: argparse.Namespace, console: Console | None = None) -> int:
     console = console or Console()
+    if getattr(args, "format", "parquet") == "lerobot":
+        return _export_lerobot(args, console)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("exporting", total=None)
         summary = export_parquet(
@@ -115,6 +135,26 @@ def cmd_export(args: argparse.Namespace, console: Console | None = None) -> int:
     table.add_row("rows", str(summary.rows))
     table.add_row("columns", str(len(summary.columns)))
     table.add_row("skipped (opaque bytes records)", str(summary.skipped_opaque))
+    console.print(table)
+    return 0
+
+
+def _export_lerobot(args: argparse.Namespace, console: Console) -> int:
+    from agent.demos.lerobot_export import export_lerobot
+
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("exporting episodes", total=None)
+        summary = export_lerobot(args.dir, args.out, fps=args.fps,
+                                 on_episode=lambda n: progress.advance(task, 1))
+    table = Table(title=f"export {args.dir} -> {args.out} (LeRobotDataset v3)")
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    table.add_row("episodes", str(summary.episodes))
+    table.add_row("frames", str(summary.frames))
+    table.add_row("tasks", str(summary.tasks))
+    table.add_row("fps", f"{summary.fps} (from {summary.fps_from})")
+    table.add_row("cameras", ", ".join(summary.cameras) or "none")
+    table.add_row("incomplete episodes left out", str(summary.skipped_incomplete))
     console.print(table)
     return 0
 

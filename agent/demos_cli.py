@@ -1,4 +1,5 @@
-"""``rill demos record CONFIG`` and ``rill demos info DIR``: make and look at demonstration sets."""
+"""``rill demos record CONFIG``, ``rill demos info DIR`` and ``rill demos import DIR --out CACHE``:
+make, look at and bring in demonstration sets."""
 
 from __future__ import annotations
 
@@ -65,6 +66,24 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from agent.demos.lerobot_import import import_lerobot
+
+    cameras = [c for c in args.cameras.split(",") if c] if args.cameras else None
+    with Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), transient=True) as progress:
+        task = progress.add_task("import", total=None)
+        summary = import_lerobot(args.dir, args.out, source=args.source, cameras=cameras,
+                                 assume_success=args.assume_success,
+                                 on_episode=lambda n: progress.advance(task, 1))
+    Console().print(f"imported {summary.episodes} episodes ({summary.frames} steps, {summary.successful} "
+                    f"successful; cameras: {', '.join(summary.cameras) or 'none'}; sources: "
+                    f"{', '.join(f'{k} {v}' for k, v in summary.sources.items())}) into {summary.out}")
+    return 0
+
+
 def add_demos_commands(sub) -> None:
     demos = sub.add_parser("demos", help="record and inspect demonstrations (for imitation pretraining)")
     commands = demos.add_subparsers(dest="demos_command", required=True)
@@ -77,3 +96,12 @@ def add_demos_commands(sub) -> None:
     info.add_argument("dir", type=Path)
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=cmd_info)
+    imp = commands.add_parser("import", help="a LeRobotDataset v3 directory as a new demonstration cache")
+    imp.add_argument("dir", type=Path, help="the LeRobot dataset (meta/info.json, data/, videos/)")
+    imp.add_argument("--out", type=Path, required=True, help="the demonstration cache to create")
+    imp.add_argument("--source", choices=("human", "expert", "policy"),
+                     help="who acted (default: as the dataset records it, else expert)")
+    imp.add_argument("--cameras", help="comma-separated cameras to import (default: all)")
+    imp.add_argument("--assume-success", action="store_true",
+                     help="mark each episode successful when the dataset has no next.success")
+    imp.set_defaults(func=cmd_import)
