@@ -11,8 +11,9 @@ online rollouts and exports share one store and one set of tools), written by ac
 - ``reward``, ``terminated``, ``truncated``: what the robot reported at the next tick;
 - ``next_obs``: the next ``state`` only: the next frame is the next step's ``obs`` (frames are the
   bulk of a demonstration, so each is stored once);
-- ``extras``: ``source``, ``success`` (the robot's success flag at the next tick) and, on the last
-  step of an episode cut short (the teleoperator went quiet, the policy failed), ``aborted``.
+- ``extras``: ``source``, ``success`` (the robot's success flag at the next tick), ``control_hz``
+  (the rate it was recorded at) and, on the last step of an episode cut short (the teleoperator
+  went quiet, the policy failed), ``aborted``.
 
 ``read_demos`` loads a set and refuses what training cannot use, naming the problem.
 """

@@ -123,7 +123,7 @@ def record_demos(robot: Robot, policy: Policy, cache: ReplayCache, episodes: int
     """Drive the connected ``robot`` with ``policy`` until ``episodes`` episodes are written to
     ``cache`` (or ``max_ticks`` ticks passed: a source that never finishes an episode must not hang
     the recorder). Returns what was recorded."""
-    recorder = DemoRecorder(cache, source, on_episode=on_episode)
+    recorder = DemoRecorder(cache, source, control_hz=robot.control_hz, on_episode=on_episode)
 
     def on_tick(record) -> bool:
         recorder.on_tick(record)

@@ -55,9 +55,10 @@ class DemoRecorder:
     ``want_reset`` is set when an episode was aborted: the driver should start a new one.
     """
 
-    def __init__(self, cache: ReplayCache, source: str, *,
+    def __init__(self, cache: ReplayCache, source: str, *, control_hz: float | None = None,
                  on_episode: Callable[[RecordStats], None] | None = None) -> None:
         self.cache, self.source, self.actor_id = cache, source, demo_actor(source)
+        self.control_hz = control_hz
         self.on_episode = on_episode
         self.want_reset = False
         self.stats = RecordStats()
@@ -99,6 +100,8 @@ class DemoRecorder:
         terminated = bool(obs.get("terminated", False))
         truncated = bool(obs.get("truncated", False)) or (done and not terminated)
         extras = {"source": self.source, "success": bool(obs.get("success", False))}
+        if self.control_hz is not None:
+            extras["control_hz"] = float(self.control_hz)  # the rate exports play the episode at
         self.seq += 1
         self._steps.append(Transition(
             obs=prev, action=action, reward=float(obs.get("reward", 0.0)),

@@ -100,7 +100,7 @@ def test_the_export_has_the_v3_layout_and_schema(recorded):
     assert info["splits"] == {"train": "0:3"} and info["chunks_size"] == 1000
     assert info["data_path"] == "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
     assert info["video_path"] == "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
-    assert info["rill"] == {"control_hz": FPS, "fps_from": "--fps"}
+    assert info["rill"] == {"control_hz": FPS, "fps_from": "cache"}  # the recorder kept the arm's rate
     features = info["features"]
     assert list(features) == ["observation.state", "action", VIDEO, "next.reward", "next.done",
                               "next.terminated", "next.success", "timestamp", "frame_index",
@@ -196,7 +196,8 @@ def test_the_cli_exports_imports_and_summarises(recorded, tmp_path, capsys):
     demos_dir, _ = recorded
     assert main(["cache", "export", str(demos_dir), "--format", "lerobot", "--out", str(tmp_path / "lr"),
                  "--fps", "25"]) == 0
-    assert json.loads((tmp_path / "lr/meta/info.json").read_text())["fps"] == 25
+    # --fps is for caches that do not know their rate: this one was recorded at the arm's 50 Hz
+    assert json.loads((tmp_path / "lr/meta/info.json").read_text())["fps"] == FPS
     assert main(["demos", "import", str(tmp_path / "lr"), "--out", str(tmp_path / "back"),
                  "--source", "expert"]) == 0
     capsys.readouterr()
