@@ -38,6 +38,9 @@ POLICIES: dict[str, PolicyKind] = {
                    where=("ros",)),
         PolicyKind("class", "any policies.base.Policy subclass named by policy.class_path", learns=False,
                    transitions=None, where=("ros",)),
+        PolicyKind("tabletop-expert", "the scripted expert of the tabletop reach and push tasks "
+                   "(sim.tabletop.expert), acting from state and instruction; for demonstrations and "
+                   "as the success ceiling", learns=False, transitions=None, where=("run", "actor")),
     )
 }
 
