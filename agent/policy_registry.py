@@ -3,7 +3,8 @@
 Each entry says what the policy is, whether it learns online (its actor streams transitions to a
 learner, and which transition builder makes them: one per step or one per executed chunk), and
 where it can be chosen: ``run`` (``rill run``'s ``train.policy``), ``actor`` (``rill actor
---policy``) and ``ros`` (``agent_node``'s ``policy.type``). A name means the same policy everywhere.
+--policy``), ``ros`` (``agent_node``'s ``policy.type``) and ``demos`` (``rill demos record``'s
+``policy.type``). A name means the same policy everywhere.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ class PolicyKind:
     summary: str
     learns: bool  # its actor streams transitions to a learner
     transitions: str | None  # "step" (one per control step) | "chunk" (one per executed chunk)
-    where: tuple[str, ...]  # "run", "actor", "ros"
+    where: tuple[str, ...]  # "run", "actor", "ros", "demos"
 
 
 POLICIES: dict[str, PolicyKind] = {
@@ -37,15 +38,18 @@ POLICIES: dict[str, PolicyKind] = {
         PolicyKind("reach", "the scripted reaching demo of the simulated arm", learns=False, transitions=None,
                    where=("ros",)),
         PolicyKind("class", "any policies.base.Policy subclass named by policy.class_path", learns=False,
-                   transitions=None, where=("ros",)),
+                   transitions=None, where=("ros", "demos")),
         PolicyKind("tabletop-expert", "the scripted expert of the tabletop reach and push tasks "
-                   "(sim.tabletop.expert), acting from state and instruction; for demonstrations and "
-                   "as the success ceiling", learns=False, transitions=None, where=("run", "actor")),
+                   "(agent.experts.tabletop), acting from state and instruction; for demonstrations and "
+                   "as the success ceiling", learns=False, transitions=None, where=("demos",)),
+        PolicyKind("teleop", "a person's commands from a ROS 2 topic (a leader arm's joint states or a "
+                   "joystick's command vector), agent.ros.teleop", learns=False, transitions=None,
+                   where=("demos",)),
     )
 }
 
 _WHERE = {"run": "rill run (train.policy)", "actor": "rill actor (--policy)",
-          "ros": "agent_node (policy.type)"}
+          "ros": "agent_node (policy.type)", "demos": "rill demos record (policy.type)"}
 
 
 def policy_names(where: str) -> list[str]:

@@ -2,7 +2,7 @@
 
     MUJOCO_GL=egl python -m bench.expert [--quick] [--json OUT] [--episodes N] [--seed S] [--noise X]
 
-``sim.tabletop.expert.TabletopExpert`` drives ``rill/TabletopReach-v0`` (150 steps) and
+``agent.experts.tabletop.TabletopExpert`` drives ``rill/TabletopReach-v0`` (150 steps) and
 ``rill/TabletopPush-v0`` (250 steps) with the default three blocks, from the observation alone
 (state and instruction), on held-out seeded episodes ``S, S + 1, ...`` (default 100 each from
 10,000; ``--quick``: 5). No camera is rendered: the expert does not look. Per task: the success
@@ -28,7 +28,7 @@ def run_task(env_id: str, episodes: int, seed: int, noise: float = 0.0) -> dict:
     import gymnasium as gym
 
     import sim.tasks  # noqa: F401  registers the rill/ ids
-    from sim.tabletop.expert import TabletopExpert
+    from agent.experts.tabletop import TabletopExpert
 
     env = gym.make(env_id, cameras=(), disable_env_checker=True)
     expert = TabletopExpert(colors=env.unwrapped.colors, noise=noise, seed=seed)

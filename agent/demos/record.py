@@ -23,6 +23,7 @@ from agent.demos.episodes import SOURCES
 from agent.demos.recorder import DemoRecorder, RecordStats
 from agent.loop.config import LoopConfig
 from agent.loop.episodes import drive_episodes
+from agent.policy_registry import policy_kind
 from hal.config import RobotConfig, check_number, check_type, reject_unknown
 from hal.errors import ConfigError
 from hal.robot import Robot
@@ -31,21 +32,18 @@ from policies.base import Policy
 
 log = logging.getLogger(__name__)
 
-DEMO_POLICIES = ("tabletop-expert", "teleop", "class")
-
 
 @dataclass
 class DemoPolicyConfig:
-    """The acting source: ``type`` (one of ``DEMO_POLICIES``), constructor ``args``, and for
-    ``class`` a ``class_path`` ``package.module:ClassName``."""
+    """The acting source: ``type`` (a policy of ``agent.policy_registry`` available to ``demos``),
+    constructor ``args``, and for ``class`` a ``class_path`` ``package.module:ClassName``."""
 
     type: str
     args: dict[str, Any] = field(default_factory=dict)
     class_path: str = ""
 
     def __post_init__(self) -> None:
-        if self.type not in DEMO_POLICIES:
-            raise ConfigError(f"policy.type must be one of {', '.join(DEMO_POLICIES)}, got {self.type!r}")
+        policy_kind(self.type, "demos", "policy.type")
         check_type("policy", "args", self.args, dict)
         if self.type == "class" and ":" not in self.class_path:
             raise ConfigError(f"policy.class_path must be 'package.module:ClassName', "
@@ -100,7 +98,7 @@ def build_demo_policy(config: DemoPolicyConfig, robot: Robot) -> Policy:
     args = dict(config.args)
     try:
         if config.type == "tabletop-expert":
-            from sim.tabletop.expert import TabletopExpert
+            from agent.experts.tabletop import TabletopExpert
 
             return TabletopExpert(**args)
         if config.type == "teleop":

@@ -16,7 +16,8 @@ def test_the_shipped_defaults_are_valid():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"policy": "teleop"}, "train.policy 'teleop' is unknown; one of streamx, vla-residual"),
+        ({"policy": "joystick"}, "train.policy 'joystick' is unknown; one of streamx, vla-residual"),
+        ({"policy": "teleop"}, r"train.policy .teleop. is not available in rill run .* \(only in rill demos"),
         ({"policy": "replan"}, r"train.policy 'replan' is not available in rill run"),
         ({"steps_per_actor": 0}, "train.steps_per_actor must be a positive integer"),
         ({"chunk_size": 1}, "train.chunk_size must be an integer >= 2"),

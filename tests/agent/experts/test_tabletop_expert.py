@@ -13,13 +13,13 @@ import pytest
 
 import sim.robots  # registers sim-tabletop
 import sim.tasks  # noqa: F401  registers the rill/ ids
+from agent.experts.tabletop import TabletopExpert
 from agent.policy_registry import policy_kind
 from hal.config import RobotConfig
 from hal.errors import ConfigError
 from hal.registry import make_robot
 from policies.base import ActionChunk, PolicyInputError
 from sim.tabletop.env import DEFAULT_COLORS
-from sim.tabletop.expert import TabletopExpert
 
 # Held out: neither the benchmark's seeds (10,000..) nor the ones the expert was tuned on.
 SEEDS = range(30_000, 30_020)
@@ -119,7 +119,7 @@ def test_a_state_of_another_layout_is_refused():
     expert = TabletopExpert()
     with pytest.raises(PolicyInputError, match="does not fit 3 blocks"):
         expert.act({"state": np.zeros(21, np.float32), "instruction": "reach the red block"})
-    with pytest.raises(PolicyInputError, match="needs 'state' and 'instruction'"):
+    with pytest.raises(PolicyInputError, match=r"needs 'state' \(or 'privileged'\) and 'instruction'"):
         expert.act({"state": np.zeros(20, np.float32)})
     with pytest.raises(ValueError, match="colors must be distinct"):
         TabletopExpert(colors=("red", "green"))

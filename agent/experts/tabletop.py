@@ -3,8 +3,10 @@
 It acts from the robot's observation alone, so the same expert drives the gymnasium env
 (``rill/TabletopReach-v0``, ``rill/TabletopPush-v0``) and the HAL ``sim-tabletop`` robot:
 
-- ``state``: the layout of ``TabletopEnv.state_names()`` (the first ``8 + 4n`` entries; the goal
-  entries ``goal_in_state`` may append are ignored): pusher x/y, every block's x/y, target x/y.
+- ``state`` (or ``privileged``, where a robot keeps its state proprioceptive and gives the
+  simulator's full view there): the layout of ``TabletopEnv.state_names()`` (the first ``8 + 4n``
+  entries; the goal entries ``goal_in_state`` may append are ignored): pusher x/y, every block's
+  x/y, target x/y.
 - ``instruction``: the goal block is the one colour of ``colors`` the instruction names; the task
   (reach or push) is ``task``, or, when not given, whichever task's phrasing the instruction is.
 
@@ -209,10 +211,14 @@ class TabletopExpert(Policy):
     # -- the controller ------------------------------------------------------------------------
     def velocity(self, observation: Observation) -> tuple[np.ndarray, str]:
         """The clean action for ``observation`` and the phase it came from."""
-        if "state" not in observation or "instruction" not in observation:
-            raise PolicyInputError(f"the expert needs 'state' and 'instruction', got {sorted(observation)}")
+        # A robot whose state is proprioceptive only (sim-tabletop ``state: proprio``) gives the
+        # scene under ``privileged``: the expert is the simulator's, so it may look there.
+        scene = observation.get("privileged", observation.get("state"))
+        if scene is None or "instruction" not in observation:
+            raise PolicyInputError(f"the expert needs 'state' (or 'privileged') and 'instruction', "
+                                   f"got {sorted(observation)}")
         goal, task = self.goal_and_task(observation["instruction"])
-        pusher, blocks, target = self.positions(np.asarray(observation["state"], np.float64).reshape(-1))
+        pusher, blocks, target = self.positions(np.asarray(scene, np.float64).reshape(-1))
         others = [b for i, b in enumerate(blocks) if i != goal]
         if task == "reach":
             v, phase = self._reach(pusher, blocks[goal]), "reach"
