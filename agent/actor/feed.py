@@ -1,14 +1,16 @@
 """``LearnerFeed``: what an actor sends its learner and takes back, the same for every actor kind.
 
 Transitions go out through the actor's ``TransitionStream`` (each gets the next sequence number as
-it is handed over, never before: a dropped step uses none); finished episodes go to the actor's
-episode log; the learner's newest weights come back into the acting policy, always through its
-``load_state_dict``. The stepping actor (``ActorRunner``), the VLA actor and ``agent_node``'s
-learner client each hold one.
+it is handed over, never before: a dropped step uses none, and neither does a transition dropped
+because the spool's disk is full, counted in ``dropped_disk_full``); finished episodes go to the
+actor's episode log; the learner's newest weights come back into the acting policy, always
+through its ``load_state_dict``. Nothing here raises into the control loop for a full disk. The
+stepping actor (``ActorRunner``), the VLA actor and ``agent_node``'s learner client each hold one.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,12 @@ from typing import Any
 from agent.actor.config import LearnerClientConfig
 from agent.actor.episodes import EpisodeLog, EpisodeRecord
 from learners.link.security import CurveClient
-from learners.link.spool import KEEP_BYTES
+from learners.link.spool import KEEP_BYTES, SEGMENT_BYTES
 from learners.link.stream import TransitionStream
 from learners.transition import Transition
 from policies.base import Policy
+
+log = logging.getLogger(__name__)
 
 
 class LearnerFeed:
@@ -27,18 +31,21 @@ class LearnerFeed:
 
     def __init__(self, directory: Path, actor_id: str, learner: str, spec: dict[str, Any], policy: Policy, *,
                  curve: CurveClient | None = None, insecure: bool = False, durability: str = "fsync",
-                 spool_keep_bytes: int | None = KEEP_BYTES) -> None:
+                 spool_keep_bytes: int | None = KEEP_BYTES, spool_segment_bytes: int = SEGMENT_BYTES) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.policy = policy
         shapes = {k: tuple(v.shape) for k, v in policy.state_dict().items()}  # the published names
         self.stream = TransitionStream(self.dir, actor_id, learner, spec, shapes, curve=curve,
                                        insecure=insecure, durability=durability,
-                                       spool_keep_bytes=spool_keep_bytes)
+                                       spool_keep_bytes=spool_keep_bytes,
+                                       spool_segment_bytes=spool_segment_bytes)
         self.link = self.stream.link
         self.episodes = EpisodeLog(self.dir / "episodes.csv")
         self.version = -1  # of the weights acted with; -1: the initial ones
         self.weight_latencies: list[float] = []  # arrival at the link -> loaded into the policy (s)
+        self.episodes_unlogged = 0  # finished episodes the episode log could not write (a full disk)
+        self._episode_error: str | None = None
 
     @classmethod
     def from_config(cls, config: LearnerClientConfig, spec: dict[str, Any], policy: Policy) -> LearnerFeed:
@@ -51,6 +58,11 @@ class LearnerFeed:
         """The last sequence number handed out."""
         return self.stream.seq
 
+    @property
+    def dropped_disk_full(self) -> int:
+        """Transitions dropped before they got a sequence number: the spool's disk refused writes."""
+        return self.stream.dropped_disk_full
+
     def take_weights(self) -> bool:
         """Load the newest published weights into the policy, if any arrived; True when loaded."""
         item = self.stream.take_weights()
@@ -62,13 +74,24 @@ class LearnerFeed:
         self.weight_latencies.append(time.monotonic() - arrived)
         return True
 
-    def emit(self, transition: Transition) -> None:
-        """Number ``transition`` and hand it to the link; never waits."""
-        transition.seq = self.stream.next_seq()
-        self.stream.emit(transition)
+    def emit(self, transition: Transition) -> bool:
+        """Number ``transition`` and hand it to the link; never waits. False when it was dropped
+        instead, unnumbered (its ``seq`` stays 0), because the spool's disk is full."""
+        return self.stream.offer(transition)
 
     def log_episode(self, record: EpisodeRecord) -> None:
-        self.episodes.append(record)
+        """Append ``record`` to the episode log; a full disk loses the row (counted and logged),
+        never the control loop."""
+        try:
+            self.episodes.append(record)
+        except OSError as e:
+            self.episodes_unlogged += 1
+            if str(e) != self._episode_error:
+                log.error("episode log %s: could not write episode %d: %s (%d unlogged so far)",
+                          self.episodes.path, record.episode, e, self.episodes_unlogged)
+            self._episode_error = str(e)
+        else:
+            self._episode_error = None
 
     def start(self) -> LearnerFeed:
         self.stream.start()
@@ -77,4 +100,7 @@ class LearnerFeed:
     def close(self, drain_s: float = 0.0) -> None:
         """Stop the link after up to ``drain_s`` for the learner to acknowledge what is spooled."""
         self.stream.close(drain_s)
-        self.episodes.close()
+        try:
+            self.episodes.close()
+        except OSError as e:  # the last rows, on a full disk
+            log.error("episode log %s: could not write its last rows at close: %s", self.episodes.path, e)

@@ -248,6 +248,9 @@ class ActorRunner(SteppingActor):
             "deadline_misses": self.deadline_misses,
             "tick_p99_ms": float(np.percentile(ticks, 99) * 1e3),
             "link_errors": dict(self.link.errors),
+            # a full disk under the spool: transitions dropped before they were numbered, and why
+            "dropped_disk_full": self.feed.dropped_disk_full,
+            "spool": "ok" if self.stream.spool_error is None else f"full: {self.stream.spool_error}",
         }
 
     @property

@@ -41,7 +41,7 @@ from learners.link.wire import (
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 0.5  # also how often the acknowledged position is committed to the spool's disk
+HEARTBEAT_S = 0.5  # also how often the spool is tended (acknowledged position, a full disk)
 
 
 class WeightsMailbox:
@@ -114,6 +114,17 @@ class ActorLink:
         """The highest sequence number spooled, or the spool's floor (said at hello)."""
         return self.spool.last_seq
 
+    @property
+    def dropped_disk_full(self) -> int:
+        """Transitions dropped, unnumbered, because the spool's disk refused writes."""
+        return self.spool.dropped_disk_full
+
+    @property
+    def spool_error(self) -> str | None:
+        """Why the spool's disk refuses writes now, or None."""
+        error = self.spool.write_error
+        return None if error is None else str(error)
+
     def start(self) -> ActorLink:
         self._thread = threading.Thread(target=self._run, name=f"link-{self.actor_id}", daemon=True)
         self._thread.start()
@@ -151,7 +162,7 @@ class ActorLink:
         appended = self.spool.appended
         wake = appended.fileno()  # (the poller reports plain descriptors by number)
         poller.register(wake, zmq.POLLIN)
-        last_hello = last_rx = last_beat = 0.0
+        last_hello = last_rx = last_beat = last_tend = 0.0
         fetching_since = 0.0
         try:
             while not self._stop.is_set():
@@ -161,6 +172,9 @@ class ActorLink:
                         "actor %s: learner silent for %.1fs; reconnecting", self.actor_id, now - last_rx
                     )
                     self._lost()
+                if now - last_tend > HEARTBEAT_S:
+                    self.spool.tend()  # (never raises: a full disk must not stop the sending)
+                    last_tend = now
                 if not self.connected and now - last_hello > 0.5:
                     self._send(
                         sock, HELLO, {"actor_id": self.actor_id, "last_seq": self.last_seq, "spec": self.spec}
@@ -169,7 +183,6 @@ class ActorLink:
                 if self.connected:
                     self._send_batches(sock)
                     if now - last_beat > HEARTBEAT_S:
-                        self.spool.commit_acked()
                         self._send(sock, HEARTBEAT, {"time": time.time(), "actor_id": self.actor_id})
                         last_beat = now
                 events = dict(poller.poll(2 if self.connected and self.spool.unsent_count else 20))

@@ -12,7 +12,15 @@ The spool owns everything about an actor's records between the batcher and the l
   ``learner_holds``); ``commit_acked`` makes that position durable (the ``acked`` consumer), so a
   restart resends only the rest;
 - **trimming**: acknowledged segments past ``keep_bytes`` are dropped, never a record not yet
-  acknowledged and never the one the last sequence number is read from on the next open.
+  acknowledged and never the one the last sequence number is read from on the next open;
+- **a full disk** (a robot's small flash): while the disk refuses writes (``write_error``: ENOSPC,
+  a quota, EIO) the cache keeps what it had accepted in memory and retries it (at most every
+  second), and refuses new appends. The stream then drops new transitions before they get a
+  sequence number and counts them here (``dropped_disk_full``), so no number is ever skipped;
+  what was spooled and not yet acknowledged is kept and still sent. ``tend`` (the link's thread,
+  twice a second) trims every acknowledged segment at once, whatever ``keep_bytes`` allows, to
+  make room, and logs the state (naming the path and the errno) at first and every
+  ``FULL_LOG_EVERY_S``; when a retried write succeeds, spooling resumes by itself.
 
 The link takes what is unsent (``take_unsent``) and tells the spool what happened to it; the
 spool never calls the link, only sets ``appended`` (a ``Wakeup`` the link's poller watches).
@@ -21,14 +29,16 @@ spool never calls the link, only sets ``appended`` (a ``Wakeup`` the link's poll
 from __future__ import annotations
 
 import collections
+import errno as errnos
 import logging
 import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
 
-from learners.cache import CacheConfig, CacheCorruptError, ReplayCache, RetentionResult
+from learners.cache import CacheConfig, CacheCorruptError, CacheError, ReplayCache, RetentionResult
 from learners.cache.batch import encode_batch
+from learners.cache.errors import CacheFullError
 from learners.link.wakeup import Wakeup
 from learners.transition import Transition
 
@@ -37,6 +47,8 @@ KEEP_BYTES = 256 * 1024 * 1024
 SEGMENT_BYTES = 16 * 1024 * 1024
 TRIM_EVERY_S = 10.0  # how often acknowledged segments past ``keep_bytes`` are dropped
 ACKED = "acked"  # the consumer whose committed position is "the learner holds all before this"
+ROOM_EVERY_S = 1.0  # while the disk refuses writes: how often acknowledged segments are trimmed
+FULL_LOG_EVERY_S = 10.0  # while the disk refuses writes: how often that is logged again
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +100,15 @@ class ActorSpool:
         self._committed_offset = -1
         self._trimmed_at = float("-inf")
         self._closed = False
+        #: Transitions the stream dropped, unnumbered, because this spool could not write (its
+        #: disk full): written by the control loop's thread only, read by anyone.
+        self.dropped_disk_full = 0
+        self.trimmed_for_room = 0  # acknowledged segments deleted early to make room
+        self._full_since: float | None = None  # since when ``tend`` has seen writes refused
+        self._full_logged = 0.0  # when the disk-full state was last logged
+        self._dropped_reported = 0  # dropped_disk_full when the last full disk was over
+        self._room_at = float("-inf")
+        self._commit_error: str | None = None
         try:
             self._acked = self.cache.consumer(ACKED)
             self._scan()
@@ -136,19 +157,29 @@ class ActorSpool:
             self.last_seq = max(self.last_seq, seq)
 
     # -- appends and durability ----------------------------------------------------------------
-    def append(self, rows: list[Transition]) -> int:
+    def append(self, rows: list[Transition], still_open: int = 0) -> int:
         """Append ``rows`` (consecutive transitions of this actor) as one batch record, queue it to
-        send once durable, and return its offset. Raises what the cache raises (nothing queued)."""
+        send once durable, and return its offset; the batcher then holds ``still_open`` more.
+        Raises what the cache raises (nothing queued): ``CacheFullError`` while the disk refuses."""
         payload = encode_batch(rows)
         offset = self.cache.append_batch(payload)
         record = SpooledRecord(rows[0].seq, rows[-1].seq, offset, payload)
         with self._lock:  # open to queued in one step: ``backlog`` never sees them in neither
             self._unsent.append(record)
             self._queued_rows += record.rows
-            self.open_rows = 0
+            self.open_rows = still_open
             self.last_seq = max(self.last_seq, record.last_seq)
         self.appended.set()
         return offset
+
+    @property
+    def write_error(self) -> CacheFullError | None:
+        """Why the spool's disk refuses writes now (appends raise meanwhile), or None."""
+        return self.cache.write_error
+
+    def drop(self, count: int = 1) -> None:
+        """``count`` transitions were not spooled, and never numbered, for a disk refusing writes."""
+        self.dropped_disk_full += count
 
     @property
     def durable_offset(self) -> int:
@@ -244,7 +275,15 @@ class ActorSpool:
         acked_offset = self.acked_offset
         if acked_offset <= self._committed_offset:
             return None
-        self._acked.commit(acked_offset)
+        try:
+            self._acked.commit(acked_offset)
+        except OSError as e:  # a full disk: kept in memory and committed later; meanwhile a
+            if str(e) != self._commit_error:  # restart would only resend what the learner drops
+                log.warning("actor %s: spool %s: could not persist the acknowledged position (%s); "
+                            "retrying", self.actor_id, self.path, e)
+            self._commit_error = str(e)
+            return None
+        self._commit_error = None
         self._committed_offset = acked_offset
         now = time.monotonic()
         if self.cache.config.retention_bytes is None or now - self._trimmed_at <= TRIM_EVERY_S:
@@ -265,3 +304,61 @@ class ActorSpool:
         acknowledged, and never the segment holding the last acknowledged one: a reopened spool
         reads its last sequence number there."""
         return self.cache.apply_retention(consumers={ACKED: max(self._acked.committed - 1, 0)})
+
+    # -- a full disk (the link's thread) -----------------------------------------------------------
+    def tend(self) -> None:
+        """Twice a second, from the link's thread: while the disk refuses writes, trim what the
+        learner holds to make room and say so; then persist the acknowledged position. Never
+        raises: a spool that cannot write must not stop the link sending what it has."""
+        error = self.cache.write_error
+        now = time.monotonic()
+        if error is not None:
+            if now - self._room_at >= ROOM_EVERY_S:
+                self._room_at = now
+                self.make_room()
+            self._report_full(error, now)
+        elif self._full_since is not None:
+            log.warning("actor %s: spool %s writes again after %.1f s; spooling resumed. %d transitions "
+                        "were dropped meanwhile, before they got a sequence number (none is missing "
+                        "from the stream)", self.actor_id, self.path, now - self._full_since,
+                        self.dropped_disk_full - self._dropped_reported)
+            self._full_since, self._dropped_reported = None, self.dropped_disk_full
+        self.commit_acked()
+
+    def _report_full(self, error: CacheFullError, now: float) -> None:
+        dropped = self.dropped_disk_full
+        if self._full_since is None:
+            self._full_since = now
+        elif now - self._full_logged < FULL_LOG_EVERY_S:
+            return
+        name = errnos.errorcode.get(error.errno, "?") if error.errno is not None else "no errno"
+        log.error("actor %s: spool %s cannot write (%s): %s. New transitions are dropped before they get "
+                  "a sequence number (dropped_disk_full=%d so far); the %d not yet acknowledged are kept "
+                  "and sent; acknowledged history is trimmed to make room (%d segment(s) so far); "
+                  "writing is retried", self.actor_id, self.path, name, error, dropped, self.backlog,
+                  self.trimmed_for_room)
+        self._full_logged = now
+
+    def make_room(self) -> RetentionResult | None:
+        """Delete every segment the learner has acknowledged now, past ``keep_bytes`` or not,
+        except the one holding the last acknowledged record (a reopened spool reads its last
+        sequence number there) and the active one. Goes by the acknowledgements in memory: the
+        position on disk may be stale when the disk is full, and the worst a restart then does is
+        resend what the learner holds and drops."""
+        passed = max(self._acked.committed - 1, self.acked_offset, 0)
+        config = self.cache.config
+        # ``apply_retention`` expires by this spool's own config (no one else holds it): the
+        # bound is lifted to 0 for this one pass, so every acknowledged segment counts as expired.
+        keep, config.retention_bytes = config.retention_bytes, 0
+        try:
+            result = self.cache.apply_retention(consumers={ACKED: passed})
+        except (OSError, CacheError) as e:
+            log.warning("actor %s: spool %s: trimming to make room failed: %s", self.actor_id, self.path, e)
+            return None
+        finally:
+            config.retention_bytes = keep
+        if result.deleted:
+            self.trimmed_for_room += len(result.deleted)
+            log.warning("actor %s: spool %s: disk full: %d acknowledged segment(s) trimmed early, %.1f MB "
+                        "freed", self.actor_id, self.path, len(result.deleted), result.freed_bytes / 1e6)
+        return result

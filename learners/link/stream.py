@@ -1,11 +1,16 @@
 """``TransitionStream``: an actor's side of the link, the one entry point actors use.
 
 Whatever produces transitions (a stream-x actor on an environment, a VLA control loop) hands them
-to ``emit``, without waiting on anything. They flow one way: ``SpoolBatcher`` gathers them into
-batches → ``ActorSpool`` appends each as one record → ``ActorLink`` sends what the spool has not
-sent, once durable, and tells the spool what the learner acknowledged. Sequence numbers come from
-the spool (``next_seq``), which never reuses one: its last one on start, a caller's saved floor,
-and the learner's own count when it says it holds more (a lost spool) all bound the next from below.
+to ``offer``, which numbers them, without waiting on anything. They flow one way: ``SpoolBatcher``
+gathers them into batches → ``ActorSpool`` appends each as one record → ``ActorLink`` sends what
+the spool has not sent, once durable, and tells the spool what the learner acknowledged. Sequence
+numbers come from the spool (``next_seq``), which never reuses one: its last one on start, a
+caller's saved floor, and the learner's own count when it says it holds more (a lost spool) all
+bound the next from below.
+
+A full disk under the spool never stops the caller: while the spool cannot write, ``offer``
+drops the transition before it gets a sequence number and counts it (``dropped_disk_full``), so
+the numbers the learner sees stay consecutive; see ``ActorSpool`` for the rest of that policy.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from learners.cache.errors import CacheFullError
 from learners.link.batcher import SpoolBatcher
 from learners.link.client import ActorLink
 from learners.link.security import CurveClient
-from learners.link.spool import KEEP_BYTES, ActorSpool
+from learners.link.spool import KEEP_BYTES, SEGMENT_BYTES, ActorSpool
 from learners.link.wire import check_actor_id
 from learners.transition import Transition
 
@@ -39,10 +45,12 @@ class TransitionStream:
         insecure: bool = False,
         durability: str = "fsync",
         spool_keep_bytes: int | None = KEEP_BYTES,
+        spool_segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
         check_actor_id(actor_id)
         self.actor_id = actor_id
-        self.spool = ActorSpool(Path(directory) / "spool", actor_id, durability, keep_bytes=spool_keep_bytes)
+        self.spool = ActorSpool(Path(directory) / "spool", actor_id, durability, keep_bytes=spool_keep_bytes,
+                                segment_bytes=spool_segment_bytes)
         try:
             self.link = ActorLink(learner, actor_id, spec, self.spool, weight_shapes=weight_shapes,
                                   curve=curve, insecure=insecure)
@@ -64,9 +72,33 @@ class TransitionStream:
         """The sequence number of the next transition to ``emit``."""
         return self.spool.next_seq()
 
-    def emit(self, transition: Transition) -> None:
-        """Spool ``transition`` (its ``seq`` already taken from ``next_seq``) and queue it to send."""
+    def offer(self, transition: Transition) -> bool:
+        """Number ``transition`` (its ``seq`` is set here) and queue it to spool and send; never
+        waits. While the spool cannot write (its disk full) it is dropped instead, before it gets
+        a number, and counted in ``dropped_disk_full``: returns False."""
+        if not self.batcher.accepting():
+            self.spool.drop()
+            return False
+        transition.seq = self.spool.next_seq()
         self.batcher.add(transition)
+        return True
+
+    def emit(self, transition: Transition) -> None:
+        """Spool ``transition`` (its ``seq`` already taken from ``next_seq``) and queue it to send.
+        It is numbered, so it is never dropped: while the spool cannot write it waits in memory
+        (callers that may outlast a full disk use ``offer``)."""
+        self.batcher.add(transition)
+
+    @property
+    def dropped_disk_full(self) -> int:
+        """Transitions dropped, unnumbered, because the spool could not write."""
+        return self.spool.dropped_disk_full
+
+    @property
+    def spool_error(self) -> str | None:
+        """Why the spool cannot write now (its disk full: the path and the errno), or None."""
+        error = self.spool.write_error
+        return None if error is None else str(error)
 
     def flush(self) -> None:
         """Send what the open batch holds now, without waiting for it to fill (e.g. before
@@ -89,5 +121,11 @@ class TransitionStream:
             self.batcher.close()
         finally:
             self.link.stop(drain_s)
-            self.spool.flush()
-            self.spool.close()
+            try:
+                try:
+                    self.spool.flush()
+                finally:
+                    self.spool.close()
+            except CacheFullError as e:  # never sent, so never seen: numbered again after a restart
+                log.error("actor %s: the spool closed on a full disk; what was not yet on it is lost: %s",
+                          self.actor_id, e)

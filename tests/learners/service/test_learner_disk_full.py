@@ -3,96 +3,33 @@ acknowledging and says so (log, ``status()``, ``metrics/learner_status.json``), 
 control loop runs on, nothing acknowledged is lost, and acknowledgements resume by themselves
 once space returns, every transition then applied exactly once.
 
-The small disk is a real one: a 16 MiB tmpfs the test mounts on the run's ``cache`` directory
-(the tests run as root), filled by a ballast file until the kernel says ENOSPC and freed by
-deleting it. Where mounting is refused (a container without CAP_SYS_ADMIN) the test falls back
-to an injected ENOSPC: the cache's segment write raises ``OSError(ENOSPC)`` while the disk is
-"full" (``RILL_SMALL_DISK=injected`` forces it, to check that path). The test prints which one it
-used.
+The small disk is a real one (``small_disk.SmallDisk``): a 16 MiB tmpfs the test mounts on the
+run's ``cache`` directory (the tests run as root), filled by a ballast file until the kernel says
+ENOSPC and freed by deleting it. Where mounting is refused (a container without CAP_SYS_ADMIN) the
+test falls back to an injected ENOSPC: the cache's segment write raises ``OSError(ENOSPC)`` while
+the disk is "full" (``RILL_SMALL_DISK=injected`` forces it, to check that path). The test prints
+which one it used.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
-import os
-import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
 from agent.actor import ActorConfig, ActorRunner
-from learners.cache.segment import Segment
 from learners.service import LearnerConfig, LearnerService
 from learners.service.journal import read_journal
+from tests.learners.service.small_disk import small_disks
 
 STEPS = 3000
 
 
-class SmallDisk:
-    """A small file system on ``path``: a size-limited tmpfs, or an injected ENOSPC."""
-
-    def __init__(self, path: Path, monkeypatch, size_mb: int = 16) -> None:
-        path.mkdir(parents=True)
-        self.path, self.ballast, self.full = path, path / "ballast", False
-        if os.environ.get("RILL_SMALL_DISK") == "injected":
-            self.mounted, why = False, "RILL_SMALL_DISK=injected"
-        else:
-            done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)],
-                                  capture_output=True, text=True)
-            self.mounted, why = done.returncode == 0, f"mounting a tmpfs failed: {done.stderr.strip()}"
-        self.kind = f"a {size_mb} MiB tmpfs" if self.mounted else f"an injected ENOSPC ({why})"
-        if not self.mounted:
-            put = Segment.put
-
-            def failing_put(segment: Segment, items, estimate: int, limit: int) -> None:
-                if self.full and segment.path.is_relative_to(self.path):  # (not the actor's spool)
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(segment.data_path))
-                put(segment, items, estimate, limit)
-
-            monkeypatch.setattr(Segment, "put", failing_put)
-
-    def fill(self) -> None:
-        """Take every free byte (a ballast file written until the kernel says ENOSPC)."""
-        self.full = True
-        if not self.mounted:
-            return
-        fd = os.open(self.ballast, os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            for chunk in (bytes(1 << 16), bytes(4096)):
-                try:
-                    while True:
-                        os.write(fd, chunk)
-                except OSError as e:
-                    if e.errno != errno.ENOSPC:
-                        raise
-        finally:
-            os.close(fd)
-
-    def free(self) -> None:
-        self.full = False
-        if self.mounted:
-            self.ballast.unlink()
-
-    def close(self) -> None:
-        if self.mounted and subprocess.run(["umount", str(self.path)]).returncode != 0:
-            subprocess.run(["umount", "-l", str(self.path)])
-
-
 @pytest.fixture
 def small_disk(monkeypatch):
-    disks = []
-
-    def make(path: Path) -> SmallDisk:
-        disks.append(SmallDisk(path, monkeypatch))
-        print(f"the learner's cache is on {disks[-1].kind}")
-        return disks[-1]
-
-    yield make
-    for disk in disks:
-        disk.close()
+    yield from small_disks(monkeypatch, "the learner's cache")
 
 
 def test_a_full_disk_stops_acks_loses_nothing_and_acks_resume(tmp_path, small_disk, settles, caplog):
