@@ -7,12 +7,21 @@ a sequence number the learner has seen), keeps a window of unacknowledged transi
 tells the spool what the learner acknowledged, and has it resend everything unacknowledged after
 a reconnect. It also fetches weights the learner announces and hands them to the control loop
 through a mailbox. The link never calls the batcher, and reads the spool only through its methods.
+
+ZeroMQ reconnects a socket by itself, but not out of every wedge: a half-open TCP connection whose
+peer never answers the handshake, a CurveZMQ handshake against a learner that now has another
+key (the key files are read when a socket is made), a send queue full towards a dead peer. So when
+hellos go unanswered for ``RENEW_AFTER_S`` the link closes its socket (dropping whatever it had
+queued) and makes a fresh one, waiting twice as long each time it gets no answer again, up to
+``RENEW_MAX_S``. Nothing is lost or applied twice by it: what was in flight is resent after the
+welcome, from what the learner says it holds.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import random
 import threading
 import time
 from typing import Any
@@ -42,6 +51,9 @@ from learners.link.wire import (
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 0.5  # also how often the spool is tended (acknowledged position, a full disk)
+HELLO_EVERY_S = 0.5
+RENEW_AFTER_S = 5.0  # hellos unanswered this long: a fresh socket
+RENEW_MAX_S = 60.0
 
 
 class WeightsMailbox:
@@ -90,6 +102,7 @@ class ActorLink:
         self.weights_version = -1
         self.errors: collections.Counter[str] = collections.Counter()
         self.sent = 0
+        self.renewals = 0  # sockets replaced because hellos went unanswered
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -164,6 +177,8 @@ class ActorLink:
         poller.register(wake, zmq.POLLIN)
         last_hello = last_rx = last_beat = last_tend = 0.0
         fetching_since = 0.0
+        unanswered_since, backoff = 0.0, RENEW_AFTER_S  # hellos without a welcome: since when
+        renew_after = backoff
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -175,11 +190,21 @@ class ActorLink:
                 if now - last_tend > HEARTBEAT_S:
                     self.spool.tend()  # (never raises: a full disk must not stop the sending)
                     last_tend = now
-                if not self.connected and now - last_hello > 0.5:
-                    self._send(
-                        sock, HELLO, {"actor_id": self.actor_id, "last_seq": self.last_seq, "spec": self.spec}
-                    )
-                    last_hello = now
+                if self.connected:
+                    unanswered_since, backoff = 0.0, RENEW_AFTER_S
+                else:
+                    if not unanswered_since:
+                        unanswered_since, renew_after = now, backoff
+                    elif now - unanswered_since > renew_after:
+                        sock = self._renew(ctx, poller, sock, now - unanswered_since)
+                        backoff = min(backoff * 2, RENEW_MAX_S)
+                        # (jittered: actors of one learner that restarted do not all come back at once)
+                        renew_after = backoff * random.uniform(0.9, 1.1)
+                        unanswered_since, last_hello, fetching_since = now, 0.0, 0.0
+                    if now - last_hello > HELLO_EVERY_S:
+                        self._send(sock, HELLO, {"actor_id": self.actor_id, "last_seq": self.last_seq,
+                                                 "spec": self.spec})
+                        last_hello = now
                 if self.connected:
                     self._send_batches(sock)
                     if now - last_beat > HEARTBEAT_S:
@@ -209,6 +234,24 @@ class ActorLink:
         finally:
             sock.close(linger=100)
             ctx.term()
+
+    def _renew(self, ctx: zmq.Context, poller: zmq.Poller, sock: zmq.Socket, waited: float) -> zmq.Socket:
+        """Hellos went unanswered for ``waited`` seconds: replace ``sock`` by a fresh socket (a new
+        connection, a new handshake, the key files read again, nothing left queued). Keeps
+        ``sock`` if a fresh one cannot be made (e.g. a key file unreadable): tried again later."""
+        try:
+            fresh = self._socket(ctx)
+        except (zmq.ZMQError, OSError, ValueError) as e:
+            log.error("actor %s: no answer from %s for %.1f s, and no fresh socket could be made: %s",
+                      self.actor_id, self.endpoint, waited, e)
+            return sock
+        poller.unregister(sock)
+        sock.close(linger=0)
+        poller.register(fresh, zmq.POLLIN)
+        self.renewals += 1
+        log.warning("actor %s: no answer to hello from %s for %.1f s; reconnecting on a fresh socket (%d so "
+                    "far)", self.actor_id, self.endpoint, waited, self.renewals)
+        return fresh
 
     def _send(self, sock: zmq.Socket, kind: str, fields: dict, frames=()) -> bool:
         try:
@@ -244,6 +287,8 @@ class ActorLink:
             return None
         f = msg.fields
         if msg.type == WELCOME:
+            if self.connected:  # another answer to hellos that queued up while connecting: resending
+                return None     # what is in flight again would only send it twice
             self.connected = True
             self.spool.learner_holds(f["acked_seq"])  # resend what it lacks; never reuse what it has
             log.info(
