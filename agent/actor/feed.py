@@ -4,8 +4,10 @@ Transitions go out through the actor's ``TransitionStream`` (each gets the next 
 it is handed over, never before: a dropped step uses none, and neither does a transition dropped
 because the spool's disk is full, counted in ``dropped_disk_full``); finished episodes go to the
 actor's episode log; the learner's newest weights come back into the acting policy, always
-through its ``load_state_dict``. Nothing here raises into the control loop for a full disk. The
-stepping actor (``ActorRunner``), the VLA actor and ``agent_node``'s learner client each hold one.
+through its ``load_state_dict``, and only finite ones (the link refuses weights holding a NaN or
+an infinity: ``weights_refused``; the policy acts on with the last good ones). Nothing here
+raises into the control loop for a full disk. The stepping actor (``ActorRunner``), the VLA actor
+and ``agent_node``'s learner client each hold one.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ class LearnerFeed:
     def dropped_disk_full(self) -> int:
         """Transitions dropped before they got a sequence number: the spool's disk refused writes."""
         return self.stream.dropped_disk_full
+
+    @property
+    def weights_refused(self) -> int:
+        """Weights messages refused for holding NaN or infinite values (never loaded)."""
+        return self.link.weights_refused
 
     def take_weights(self) -> bool:
         """Load the newest published weights into the policy, if any arrived; True when loaded."""

@@ -251,6 +251,7 @@ class ActorRunner(SteppingActor):
             # a full disk under the spool: transitions dropped before they were numbered, and why
             "dropped_disk_full": self.feed.dropped_disk_full,
             "spool": "ok" if self.stream.spool_error is None else f"full: {self.stream.spool_error}",
+            "weights_refused": self.feed.weights_refused,  # non-finite weights never loaded
         }
 
     @property

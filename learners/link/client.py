@@ -6,7 +6,9 @@ sent (the spool offers a record once it is durable locally, so a restarted actor
 a sequence number the learner has seen), keeps a window of unacknowledged transitions in flight,
 tells the spool what the learner acknowledged, and has it resend everything unacknowledged after
 a reconnect. It also fetches weights the learner announces and hands them to the control loop
-through a mailbox. The link never calls the batcher, and reads the spool only through its methods.
+through a mailbox, only finite ones: weights holding a NaN or an infinity are refused, counted
+(``errors["nonfinite_weights"]``) and logged by name, and the actor acts on with the last good ones.
+The link never calls the batcher, and reads the spool only through its methods.
 
 ZeroMQ reconnects a socket by itself, but not out of every wedge: a half-open TCP connection whose
 peer never answers the handshake, a CurveZMQ handshake against a learner that now has another
@@ -56,6 +58,27 @@ RENEW_AFTER_S = 5.0  # hellos unanswered this long: a fresh socket
 RENEW_MAX_S = 60.0
 
 
+def nonfinite_weights(state: dict[str, Any]) -> list[str]:
+    """The entries of ``state`` (name -> tensor) holding a NaN or an infinity, each as
+    ``"name (k of n values)"``, in order; empty when every value is finite."""
+    import torch  # (not at import: ``import learners`` stays free of torch)
+
+    bad = []
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor) or not (value.is_floating_point() or value.is_complex()):
+            continue  # integers are always finite
+        finite = torch.isfinite(value)
+        if not bool(finite.all()):
+            bad.append(f"{name} ({int((~finite).sum())} of {value.numel()} values)")
+    return bad
+
+
+def name_some(entries: list[str], at_most: int = 4) -> str:
+    """``entries`` for a log line: the first ``at_most``, then how many more."""
+    more = len(entries) - at_most
+    return ", ".join(entries[:at_most]) + (f" and {more} more" if more > 0 else "")
+
+
 class WeightsMailbox:
     """One slot: the link puts the newest verified weights, the control loop takes them."""
 
@@ -103,6 +126,7 @@ class ActorLink:
         self.errors: collections.Counter[str] = collections.Counter()
         self.sent = 0
         self.renewals = 0  # sockets replaced because hellos went unanswered
+        self.weights_refused = 0  # weights messages refused for non-finite values
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -310,6 +334,14 @@ class ActorLink:
             except WireError as err:
                 self.errors[err.reason] += 1
                 log.error("actor %s: refused weights: %s", self.actor_id, err)
+                return False
+            bad = nonfinite_weights(state)
+            if bad:  # one NaN in a weight makes every action NaN: act on with the last good ones
+                self.errors["nonfinite_weights"] += 1
+                self.weights_refused += 1
+                log.error("actor %s: refused weights v%d from the learner: non-finite values in %s; acting "
+                          "on with weights v%d", self.actor_id, f["version"], name_some(bad),
+                          self.weights_version)
                 return False
             if f["version"] > self.weights_version:
                 self.weights_version = f["version"]

@@ -2,15 +2,25 @@
 
 The version of published weights is the algorithm's update count when they were packed; actors
 stamp it on the transitions they send, so the learner can measure staleness.
+
+Only finite weights are shipped: one NaN or infinity in the acting network makes every action an
+actor takes with it NaN. Weights holding one are refused (``refused`` counts the refusals,
+``nonfinite`` names the entries), logged with the parameter names, and the last good weights stay
+in the box, so actors act on with them. The algorithm's weights do not mend themselves (every
+update from NaN weights is NaN), so the updater stops learning on it (``Updater.halted``).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
+from learners.link.client import name_some, nonfinite_weights
 from learners.link.weights import WeightsBox
 from learners.link.wire import pack_weights
 from learners.streamx.base import StreamAlgorithm
+
+log = logging.getLogger(__name__)
 
 
 class WeightPublisher:
@@ -21,19 +31,33 @@ class WeightPublisher:
                  version: int = 0) -> None:
         self.algo, self.weights = algo, weights
         self.every_updates, self.every_ms = every_updates, every_ms
-        self.version = version
+        self.version = version  # of the weights published last (the last good ones)
         self._last_publish = time.monotonic()
         self._published_at = algo.updates
+        self.refused = 0  # publications refused for non-finite weights
+        self.nonfinite: list[str] = []  # the entries that were not finite at the last refusal
 
-    def publish(self) -> None:
-        """Pack the acting network (keys ``<module>.<parameter>``) and put it in the weights box."""
+    def publish(self) -> bool:
+        """Pack the acting network (keys ``<module>.<parameter>``) and put it in the weights box;
+        False, and nothing published, when a value is not finite."""
         name, module = self.algo.acting_module()
-        self.version = self.algo.updates
-        fields, blob = pack_weights({f"{name}.{k}": v for k, v in module.state_dict().items()},
-                                    self.version)
-        self.weights.put(fields["version"], fields["sha256"], blob)
+        # A snapshot: the bytes shipped are the bytes checked, whatever writes the weights meanwhile.
+        state = {f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()}
         self._last_publish = time.monotonic()
         self._published_at = self.algo.updates
+        bad = nonfinite_weights(state)
+        if bad:
+            self.refused += 1
+            if bad != self.nonfinite:
+                log.error("learner: weights after update %d not published: non-finite values in %s; the "
+                          "actors keep weights v%d", self.algo.updates, name_some(bad), self.version)
+            self.nonfinite = bad
+            return False
+        self.nonfinite = []
+        self.version = self.algo.updates
+        fields, blob = pack_weights(state, self.version)
+        self.weights.put(fields["version"], fields["sha256"], blob)
+        return True
 
     def maybe_publish(self) -> None:
         """Publish if updates were made since the last publish and either limit is reached."""

@@ -6,16 +6,24 @@ records applied in each actor's order, per-actor traces, importance weights, sta
 cache position a checkpoint may claim) and ``LearnerStats`` (the rows of ``learner.csv``). A
 restarted learner continues exactly where its last checkpoint stood: the transitions after it are
 applied again (their first application died with the process), and none twice.
+
+Weights that are not finite (a NaN or an infinity: every update after one is NaN too) are never
+shipped and never checkpointed: once the publisher finds them the updater stops learning
+(``halted`` says why), so that the records after the last good checkpoint stay unapplied there
+and a restarted learner, the cause fixed, resumes from that checkpoint and applies them again,
+none lost and none twice. The network side goes on storing and acknowledging meanwhile.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from learners.cache import ReplayCache
 from learners.cache.batch import TransitionBatch
 from learners.checkpoint import CheckpointStore
+from learners.link.client import name_some, nonfinite_weights
 from learners.link.weights import WeightsBox
 from learners.service.applier import TransitionApplier
 from learners.service.checkpoints import LearnerCheckpoints
@@ -55,6 +63,7 @@ class Updater:
         self.learning = TransitionApplier(config, algo, self.journal, self.stats, resume.applied)
         self.publisher = WeightPublisher(algo, weights, config.publish_every_updates,
                                          config.publish_every_ms, version=resume.weights_version)
+        self.halted: str | None = None  # why learning stopped for good (non-finite weights), or None
         self.publish()
 
     # -- what other code reads -------------------------------------------------------------------
@@ -104,6 +113,9 @@ class Updater:
     def step(self, timeout: float = 0.05) -> int:
         """Apply the records available now (waiting up to ``timeout`` for the first); returns how
         many records (transitions or batches of them) were consumed."""
+        if self.halted is not None:
+            time.sleep(timeout)  # (the learning thread calls again at once)
+            return 0
         records = self.consumer.poll(POLL_RECORDS, timeout)
         every = self.config.checkpoint_every_updates
         for offset, record in records:
@@ -118,14 +130,32 @@ class Updater:
             if self.algo.updates // every > before // every:
                 self.checkpoint()
             self.publisher.maybe_publish()
+            if self.publisher.nonfinite:
+                self._halt(name_some(self.publisher.nonfinite))
+                break
         if not records:
             self.publisher.maybe_publish()
+            if self.publisher.nonfinite:
+                self._halt(name_some(self.publisher.nonfinite))
         return len(records)
+
+    def _halt(self, what: str) -> None:
+        self.halted = (f"non-finite weights after update {self.algo.updates} ({what}): learning stopped; the "
+                       f"actors keep weights v{self.version}; fix the cause and restart the learner: it "
+                       f"resumes from its last good checkpoint, and what came after is applied again")
+        log.error("learner: %s", self.halted)
 
     def publish(self) -> None:
         self.publisher.publish()
 
     def checkpoint(self) -> None:
+        """Save a checkpoint, unless a value of the algorithm's state is not finite: a restart
+        then resumes from the last good one."""
+        bad = nonfinite_weights(self.algo.state_dict())
+        if bad:
+            log.error("learner: no checkpoint written after update %d: non-finite values in %s; a restart "
+                      "resumes from the last good one", self.algo.updates, name_some(bad))
+            return
         journal_length = self.journal.sync()  # first, so that the checkpoint's length is on disk
         self.checkpoints.save(self.applied, journal_length, self.version, self.episodes)
 
