@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from agent.actor.steps import NonFiniteResetError
 from agent.demos.episodes import DemoSetError
+from agent.pretrain.trainer import PretrainStateError
 from agent.train_config import RunDirectoryError
 from hal.errors import ConfigError, HalError
 from learners.cache.errors import CacheError
@@ -19,6 +20,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,
     InsecureEndpointError,
     NonFiniteResetError,
+    PretrainStateError,
     RunDirectoryError,
     UnknownEnvError,
     FileNotFoundError,

@@ -1,0 +1,99 @@
+"""``PretrainConfig``: what ``rill pretrain`` trains, on what, and how it checks itself."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hal.config import RobotConfig, check_number, check_type, reject_unknown
+from hal.errors import ConfigError
+
+TRAINABLE = ("all", "heads")  # heads: state encoder, feature head, action head (backbone frozen)
+LOSSES = ("l1", "mse")
+
+
+@dataclass
+class PretrainConfig:
+    """Behaviour cloning of a VLA from demonstrations.
+
+    - ``demos``: the demonstration cache (``rill demos record`` / ``rill demos import``).
+    - ``out``: the run directory: ``checkpoints/last`` (resumable), ``model/`` (the final VLA, Hugging
+      Face layout), ``tensorboard/``, ``metrics.jsonl``, ``eval.json``.
+    - ``vla``: a saved VLA to start from; empty: a new tiny VLA from ``seed``, shaped by the demos.
+    - ``chunk_size``: actions per chunk the VLA plans (a new VLA only).
+    - ``trainable``: ``all`` (the backbone learns to see, too) or ``heads``.
+    - ``val_episodes``: demonstration episodes held out of training for the validation loss.
+    - ``eval_robot``: the simulated robot to measure success on (``name``, ``type``, ``params``);
+      ``eval_episodes`` episodes from ``eval_seed`` (held out: demonstrations use other seeds),
+      every ``eval_every`` steps and at the end. None: no evaluation.
+    """
+
+    demos: Path
+    out: Path
+    vla: Path | None = None
+    chunk_size: int = 4
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    trainable: str = "all"
+    loss: str = "l1"
+    shift: int = 4  # frame translation augmentation, pixels
+    val_episodes: int = 2
+    eval_robot: RobotConfig | None = None
+    eval_episodes: int = 20
+    eval_seed: int = 100_000
+    eval_every: int = 1000
+    checkpoint_every: int = 250
+    log_every: int = 25
+    seed: int = 0
+    threads: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)  # further VLAConfig fields for a new VLA
+
+    def __post_init__(self) -> None:
+        self.demos, self.out = Path(self.demos), Path(self.out)
+        self.vla = Path(self.vla) if self.vla else None
+        for name in ("chunk_size", "steps", "batch_size", "checkpoint_every", "log_every", "threads",
+                     "eval_every"):
+            check_type("pretrain", name, getattr(self, name), int)
+            check_number("pretrain", name, getattr(self, name), 1)
+        for name in ("warmup_steps", "shift", "val_episodes", "eval_episodes", "seed", "eval_seed"):
+            check_type("pretrain", name, getattr(self, name), int)
+            check_number("pretrain", name, getattr(self, name), 0)
+        check_number("pretrain", "lr", self.lr, 0, strict=True)
+        check_number("pretrain", "weight_decay", self.weight_decay, 0)
+        if self.trainable not in TRAINABLE:
+            raise ConfigError(f"pretrain.trainable must be one of {', '.join(TRAINABLE)}, "
+                              f"got {self.trainable!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"pretrain.loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if isinstance(self.eval_robot, dict):
+            self.eval_robot = RobotConfig(**self.eval_robot)
+
+    @classmethod
+    def from_dict(cls, values: Any, where: str = "pretrain config") -> PretrainConfig:
+        if not isinstance(values, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+        reject_unknown(where, values, cls)
+        missing = [f.name for f in fields(cls) if f.name in ("demos", "out") and f.name not in values]
+        if missing:
+            raise ConfigError(f"{where}: missing {', '.join(missing)}")
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> PretrainConfig:
+        try:
+            values = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"pretrain config {path}: {e}") from e
+        return cls.from_dict(values, f"pretrain config {path}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["demos"], out["out"] = str(self.demos), str(self.out)
+        out["vla"] = str(self.vla) if self.vla else None
+        return out

@@ -1,0 +1,116 @@
+"""Behaviour-cloning samples from demonstrations, in the VLA's own input format.
+
+Every step ``t`` of a demonstration episode becomes one sample: the camera frames and the
+instruction it was acted on (as the VLA's prompt ids), the state, and the chunk of the next
+``H`` actions the demonstrator sent from there (``actions[t : t + H]``), with a mask where the
+episode ended before the chunk did. A chunk, not one action, because the VLA plans chunks and the
+control loop executes them.
+
+Frames stay uint8 in memory (a 96x96 frame is 27 KB; a few hundred demonstrations fit easily) and
+are normalised per batch, with the same arithmetic as ``policies.vla.preprocess``. Augmentation
+(``shift``): each frame of a batch is translated by up to ``shift`` pixels (edge pixels repeated),
+so a policy learnt from a few dozen scenes does not key on exact pixel positions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from agent.demos.episodes import DemoFeatures, DemoSet
+from policies.vla.model import VLAModel
+from policies.vla.prompt import PromptBuilder
+
+
+@dataclass
+class BCBatch:
+    input_ids: torch.Tensor  # [B, L] long, right-padded
+    attention_mask: torch.Tensor  # [B, L]
+    pixel_values: torch.Tensor  # [B, n_cameras, 3, S, S]
+    state: torch.Tensor  # [B, state_dim]
+    actions: torch.Tensor  # [B, H, A]
+    mask: torch.Tensor  # [B, H]: 1 where the chunk's step lies inside the episode
+
+
+def vla_features(model: VLAModel) -> DemoFeatures:
+    """What a demonstration set must carry for ``model``: its state width, cameras, action width."""
+    c = model.config
+    return DemoFeatures(c.state_dim, {cam: (c.image_size, c.image_size, 3) for cam in c.camera_names},
+                        c.action_dim)
+
+
+class BCSamples:
+    """All steps of ``demos`` (checked against ``model``'s features) as behaviour-cloning samples."""
+
+    def __init__(self, demos: DemoSet, model: VLAModel, episodes: list[int] | None = None) -> None:
+        demos.check_matches(vla_features(model), "the VLA")
+        c = model.config
+        self.chunk_size, self.cameras = c.chunk_size, list(c.camera_names)
+        prompt = PromptBuilder(model.tokenizer, len(self.cameras), c.image_tokens_per_camera,
+                               int(c.vlm_config.image_token_id), c.max_instruction_tokens)
+        self.pad_id = int(model.tokenizer.pad_token_id)
+        chosen = demos.episodes if episodes is None else [demos.episodes[i] for i in episodes]
+        frames = {cam: [] for cam in self.cameras}
+        states, chunks, masks, prompts = [], [], [], []
+        self.prompt_table: list[list[int]] = []
+        index: dict[str, int] = {}
+        for ep in chosen:
+            acts = ep.actions()
+            T, H = len(acts), self.chunk_size
+            padded = np.concatenate([acts, np.repeat(acts[-1:], H, axis=0)])  # past the end: held
+            chunks.append(np.stack([padded[t:t + H] for t in range(T)]))
+            masks.append((np.arange(T)[:, None] + np.arange(H)[None, :] < T).astype(np.float32))
+            states.append(ep.states())
+            for cam in self.cameras:
+                frames[cam].append(ep.frames(cam))
+            text = ep.instruction
+            if text not in index:
+                index[text] = len(self.prompt_table)
+                self.prompt_table.append(prompt.prefix + prompt.instruction_ids(text))
+            prompts.append(np.full(T, index[text]))
+        self.frames = {cam: np.concatenate(v) for cam, v in frames.items()}
+        self.states = np.concatenate(states).astype(np.float32)
+        self.chunks = np.concatenate(chunks).astype(np.float32)
+        self.masks = np.concatenate(masks)
+        self.prompt_index = np.concatenate(prompts)
+        self.episodes = len(chosen)
+        std = np.asarray(c.image_std, np.float32).reshape(1, 1, 3, 1, 1)
+        mean = np.asarray(c.image_mean, np.float32).reshape(1, 1, 3, 1, 1)
+        self._scale = torch.from_numpy(1.0 / (255.0 * std))
+        self._shift = torch.from_numpy(-mean / std)
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    def batch(self, idx: np.ndarray, rng: np.random.Generator | None = None, shift: int = 0) -> BCBatch:
+        """Samples ``idx``; with ``rng`` and ``shift`` > 0, frames are randomly translated."""
+        ids = [self.prompt_table[i] for i in self.prompt_index[idx]]
+        length = max(len(x) for x in ids)
+        input_ids = torch.full((len(idx), length), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(idx), length), dtype=torch.long)
+        for row, x in enumerate(ids):
+            input_ids[row, :len(x)] = torch.tensor(x)
+            attention[row, :len(x)] = 1
+        stacked = np.stack([self.frames[cam][idx] for cam in self.cameras], axis=1)  # [B, C, H, W, 3]
+        pixels = torch.from_numpy(stacked).permute(0, 1, 4, 2, 3).float()
+        if rng is not None and shift > 0:
+            pixels = _translate(pixels, rng.integers(-shift, shift + 1, size=(len(idx), 2)))
+        pixels = pixels * self._scale + self._shift
+        return BCBatch(input_ids, attention, pixels, torch.from_numpy(self.states[idx]),
+                       torch.from_numpy(self.chunks[idx]), torch.from_numpy(self.masks[idx]))
+
+
+def _translate(pixels: torch.Tensor, offsets: np.ndarray) -> torch.Tensor:
+    """Shift each sample's frames by ``offsets[b] = (dy, dx)`` pixels, repeating the edge."""
+    B, C, ch, H, W = pixels.shape
+    pad = int(np.abs(offsets).max())
+    if pad == 0:
+        return pixels
+    flat = F.pad(pixels.reshape(B, C * ch, H, W), (pad, pad, pad, pad), mode="replicate")
+    out = torch.empty_like(pixels.reshape(B, C * ch, H, W))
+    for b, (dy, dx) in enumerate(offsets):
+        out[b] = flat[b, :, pad + dy:pad + dy + H, pad + dx:pad + dx + W]
+    return out.reshape(B, C, ch, H, W)

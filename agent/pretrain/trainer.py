@@ -1,0 +1,251 @@
+"""``Pretrainer``: behaviour cloning of a VLA from demonstrations, resumable, checked in simulation.
+
+Each step draws a batch of demonstration steps (the draw is a function of the seed and the step
+number, so a resumed run draws exactly what an uninterrupted one would), predicts the action chunk
+from the frames, the instruction and the state, and takes an AdamW step on the masked L1 (or MSE)
+error against what the demonstrator did. The learning rate warms up linearly, then follows a
+cosine to a tenth of its peak.
+
+A checkpoint (``checkpoints/last``) is the VLA in the Hugging Face layout plus the optimizer's
+moments (``optimizer.safetensors``) and the step (``trainer.json``): nothing is pickled, and a
+resumed run continues bit for bit. Scalars go to TensorBoard and to ``metrics.jsonl``; the
+success rate on held-out seeds is measured every ``eval_every`` steps and at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from agent.demos.episodes import read_demos
+from agent.pretrain.config import PretrainConfig
+from agent.pretrain.data import BCSamples
+from agent.pretrain.evaluate import evaluate_policy
+from policies.vla.build import load_vla, tiny_vla
+from policies.vla.checkpoint import VLACheckpointError
+from policies.vla.model import VLAModel
+from policies.vla.policy import VLAPolicy
+
+log = logging.getLogger(__name__)
+
+STATE_FILE, OPTIMIZER_FILE = "trainer.json", "optimizer.safetensors"
+
+
+class PretrainStateError(ValueError):
+    """A checkpoint to resume from is missing, damaged, or from a different run's config."""
+
+
+class Pretrainer:
+    """Owns a pretraining run in ``config.out``; ``resume`` continues ``checkpoints/last``."""
+
+    def __init__(self, config: PretrainConfig, resume: bool = False) -> None:
+        self.config = c = config
+        torch.set_num_threads(c.threads)
+        self.demos = read_demos(c.demos)
+        n = len(self.demos.episodes)
+        if c.val_episodes >= n:
+            raise ValueError(f"demonstrations {c.demos}: {n} episodes, so {c.val_episodes} cannot be held "
+                             f"out for validation and leave some to train on")
+        c.out.mkdir(parents=True, exist_ok=True)
+        self.step = 0
+        last = c.out / "checkpoints" / "last"
+        if resume:
+            self.model = self._load_model(last)
+        else:
+            if last.exists():
+                raise PretrainStateError(f"{c.out} already holds a pretraining run: resume it (--resume) or "
+                                         f"choose another out")
+            self.model = self._new_model()
+        self.model.set_backbone_frozen(c.trainable == "heads")
+        # Episodes are held out from the end (the last recorded), so the split never depends on a draw.
+        train_eps = list(range(n - c.val_episodes))
+        self.train = BCSamples(self.demos, self.model, train_eps)
+        held_out = list(range(n - c.val_episodes, n))
+        self.val = BCSamples(self.demos, self.model, held_out) if held_out else None
+        self.params = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW([p for _, p in self.params], lr=c.lr, weight_decay=c.weight_decay)
+        if resume:
+            self._load_optimizer(last)
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(c.out / "tensorboard"))
+        (c.out / "config.json").write_text(json.dumps(c.to_dict(), indent=1, default=str))
+        self.last_eval: dict[str, Any] | None = None
+
+    # -- the model ---------------------------------------------------------------------------------
+    def _new_model(self) -> VLAModel:
+        c, f = self.config, self.demos.features
+        if c.vla is not None:
+            model = load_vla(c.vla)
+        else:
+            size = {s[0] for s in f.cameras.values()}
+            extra = {"image_size": size.pop()} if len(size) == 1 else {}
+            model = tiny_vla(state_dim=f.state_dim, action_dim=f.action_dim, chunk_size=c.chunk_size,
+                             seed=c.seed, camera_names=sorted(f.cameras), **{**extra, **c.extra})
+        return model
+
+    def _load_model(self, last: Path) -> VLAModel:
+        state = last / STATE_FILE
+        if not state.is_file():
+            raise PretrainStateError(f"{last}: no {STATE_FILE}; nothing to resume")
+        try:
+            meta = json.loads(state.read_text())
+            self.step = int(meta["step"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise PretrainStateError(f"{state}: unreadable ({e})") from e
+        if meta.get("config") != _resumable(self.config.to_dict()):
+            raise PretrainStateError(f"{state}: written by a run with another config; resume with the "
+                                     f"same one")
+        try:
+            return load_vla(last / "model")
+        except VLACheckpointError as e:
+            raise PretrainStateError(f"{last}: {e}") from e
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    def save_checkpoint(self) -> Path:
+        """Write ``checkpoints/last`` (staged, then swapped in: a crash leaves the previous one)."""
+        root = self.config.out / "checkpoints"
+        staging, last = root / f".staging-{os.getpid()}", root / "last"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        self.model.save_pretrained(staging / "model")
+        tensors = {}
+        for name, p in self.params:
+            st = self.optimizer.state.get(p)
+            if st:
+                tensors[f"{name}.exp_avg"] = st["exp_avg"].contiguous()
+                tensors[f"{name}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
+                tensors[f"{name}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+        save_file(tensors, str(staging / OPTIMIZER_FILE))
+        meta = {"step": self.step, "config": _resumable(self.config.to_dict()), "last_eval": self.last_eval}
+        (staging / STATE_FILE).write_text(json.dumps(meta, indent=1))
+        old = root / f".old-{os.getpid()}"
+        if last.exists():
+            last.rename(old)
+        staging.rename(last)
+        shutil.rmtree(old, ignore_errors=True)
+        return last
+
+    def _load_optimizer(self, last: Path) -> None:
+        try:
+            tensors = load_file(str(last / OPTIMIZER_FILE))
+        except Exception as e:  # safetensors raises its own error types on damaged files
+            raise PretrainStateError(f"{last / OPTIMIZER_FILE}: unreadable ({e})") from e
+        for name, p in self.params:
+            if f"{name}.exp_avg" not in tensors:
+                continue
+            avg, sq = tensors[f"{name}.exp_avg"], tensors[f"{name}.exp_avg_sq"]
+            if avg.shape != p.shape or sq.shape != p.shape:
+                raise PretrainStateError(f"{last / OPTIMIZER_FILE}: {name} has shape {tuple(avg.shape)}, "
+                                         f"the model {tuple(p.shape)}")
+            self.optimizer.state[p] = {"step": tensors[f"{name}.step"].reshape(()).clone(),
+                                       "exp_avg": avg.clone(), "exp_avg_sq": sq.clone()}
+
+    # -- training ----------------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        c = self.config
+        if step < c.warmup_steps:
+            return c.lr * (step + 1) / c.warmup_steps
+        progress = (step - c.warmup_steps) / max(c.steps - c.warmup_steps, 1)
+        return c.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+    def loss_of(self, batch) -> torch.Tensor:
+        out = self.model(input_ids=batch.input_ids, pixel_values=batch.pixel_values, state=batch.state,
+                         attention_mask=batch.attention_mask)
+        diff = out.actions - batch.actions
+        err = diff.abs() if self.config.loss == "l1" else diff.square()
+        mask = batch.mask.unsqueeze(-1).expand_as(err)
+        return (err * mask).sum() / mask.sum().clamp_min(1.0)
+
+    def train_step(self) -> float:
+        c = self.config
+        rng = np.random.default_rng([c.seed, self.step])  # the step's draw, the same after a resume
+        batch = self.train.batch(rng.integers(0, len(self.train), c.batch_size), rng, c.shift)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        self.model.train()
+        loss = self.loss_of(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in self.params], 1.0)
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validation_loss(self) -> float | None:
+        if self.val is None:
+            return None
+        self.model.eval()
+        losses, idx = [], np.arange(len(self.val))
+        for start in range(0, len(idx), 64):
+            part = idx[start:start + 64]
+            losses.append(float(self.loss_of(self.val.batch(part))) * len(part))
+        return sum(losses) / len(idx)
+
+    def evaluate(self) -> dict[str, Any] | None:
+        c = self.config
+        if c.eval_robot is None or c.eval_episodes == 0:
+            return None
+        self.model.eval()
+        result = evaluate_policy(VLAPolicy(self.model), c.eval_robot, c.eval_episodes, c.eval_seed)
+        self.last_eval = {"step": self.step, **result.to_dict()}
+        self.writer.add_scalar("eval/success_rate", result.success_rate, self.step)
+        return self.last_eval
+
+    def run(self, on_step: Callable[[Pretrainer, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Train to ``config.steps``; returns the final metrics (and writes ``model/``, ``eval.json``)."""
+        c = self.config
+        metrics_file = (c.out / "metrics.jsonl").open("a")
+        began, losses = time.monotonic(), []
+        try:
+            while self.step < c.steps:
+                losses.append(self.train_step())
+                row: dict[str, Any] = {"step": self.step}
+                if self.step % c.log_every == 0 or self.step == c.steps:
+                    row.update(loss=float(np.mean(losses)), lr=self.lr_at(self.step - 1),
+                               steps_per_s=len(losses) / max(time.monotonic() - began, 1e-9))
+                    val = self.validation_loss()
+                    if val is not None:
+                        row["val_loss"] = val
+                        self.writer.add_scalar("loss/val", val, self.step)
+                    self.writer.add_scalar("loss/train", row["loss"], self.step)
+                    self.writer.add_scalar("lr", row["lr"], self.step)
+                    losses, began = [], time.monotonic()
+                if self.step % c.eval_every == 0 and self.step < c.steps:
+                    row["eval"] = self.evaluate()
+                if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                    self.save_checkpoint()
+                if len(row) > 1:
+                    metrics_file.write(json.dumps(row) + "\n")
+                    metrics_file.flush()
+                if on_step is not None:
+                    on_step(self, row)
+        finally:
+            metrics_file.close()
+            self.writer.flush()
+        final = {"step": self.step, "val_loss": self.validation_loss(), "eval": self.evaluate()}
+        self.model.set_backbone_frozen(True)  # as a policy it is frozen; online RL learns heads on top
+        self.model.save_pretrained(c.out / "model")
+        (c.out / "eval.json").write_text(json.dumps(final, indent=1))
+        self.writer.close()
+        return final
+
+
+def _resumable(config: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a config a resumed run must share with the one it continues (not its length,
+    nor how often it logs, checks or evaluates)."""
+    keep = ("demos", "vla", "chunk_size", "batch_size", "lr", "weight_decay", "warmup_steps", "trainable",
+            "loss", "shift", "val_episodes", "seed", "extra")
+    return json.loads(json.dumps({k: config[k] for k in keep}, default=str))

@@ -1,0 +1,75 @@
+"""``rill pretrain`` as a run: it resumes bit for bit from its last checkpoint, writes the VLA in
+the Hugging Face layout (loaded strictly), TensorBoard scalars and metrics, and refuses what it
+cannot use: demonstrations that do not fit the VLA, a damaged checkpoint, a resume under another
+config, a run directory already in use."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from agent.demos.episodes import DemoSetError
+from agent.pretrain.config import PretrainConfig
+from agent.pretrain.trainer import Pretrainer, PretrainStateError
+from hal.errors import ConfigError
+from policies.vla.build import load_vla, tiny_vla
+
+
+def _config(demos: Path, out: Path, **over) -> PretrainConfig:
+    # warmup covers every step: the learning rate then does not depend on the run's length
+    values = {"demos": demos, "out": out, "steps": 6, "batch_size": 4, "warmup_steps": 50, "val_episodes": 2,
+              "checkpoint_every": 2, "log_every": 2, "eval_every": 1000, "chunk_size": 4, **over}
+    return PretrainConfig.from_dict(values)
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path / "model.safetensors"))
+
+
+def test_a_resumed_run_continues_bit_for_bit(small_demos, tmp_path):
+    whole = Pretrainer(_config(small_demos, tmp_path / "whole"))
+    whole.run()
+    first = Pretrainer(_config(small_demos, tmp_path / "cut", steps=4))
+    first.run()
+    resumed = Pretrainer(_config(small_demos, tmp_path / "cut", steps=6), resume=True)
+    assert resumed.step == 4
+    resumed.run()
+    a, b = _weights(tmp_path / "whole" / "model"), _weights(tmp_path / "cut" / "model")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+    last = _weights(tmp_path / "whole" / "checkpoints" / "last" / "model")
+    assert all(torch.equal(last[k], a[k]) for k in a)  # the final model is the last checkpoint's
+    rows = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in rows if "loss" in r]
+    assert [r["step"] for r in logged] == [2, 4, 6] and all(r["loss"] > 0 for r in logged)
+    assert list((tmp_path / "whole" / "tensorboard").glob("events.out.tfevents.*"))
+    model = load_vla(tmp_path / "whole" / "model")  # strict: every tensor, the tokenizer, the config
+    assert model.backbone_frozen and model.config.state_dim == 6 and model.config.camera_names == ["front"]
+    assert model.config.image_size == 32 and model.config.chunk_size == 4
+
+
+def test_what_pretraining_cannot_use_is_refused_by_name(small_demos, tmp_path):
+    Pretrainer(_config(small_demos, tmp_path / "run", steps=2)).run()
+    with pytest.raises(PretrainStateError, match="already holds a pretraining run"):
+        Pretrainer(_config(small_demos, tmp_path / "run", steps=4))
+    with pytest.raises(PretrainStateError, match="another config"):
+        Pretrainer(_config(small_demos, tmp_path / "run", steps=4, lr=1e-3), resume=True)
+    optimizer = tmp_path / "run" / "checkpoints" / "last" / "optimizer.safetensors"
+    optimizer.write_bytes(optimizer.read_bytes()[:100])
+    with pytest.raises(PretrainStateError, match=r"optimizer\.safetensors: unreadable"):
+        Pretrainer(_config(small_demos, tmp_path / "run", steps=4), resume=True)
+    with pytest.raises(PretrainStateError, match="nothing to resume"):
+        Pretrainer(_config(small_demos, tmp_path / "fresh"), resume=True)
+    # A VLA that reads 96x96 frames and a 20-wide state cannot learn from 32x32, 6-wide demonstrations
+    tiny_vla(state_dim=20, action_dim=2, chunk_size=4).save_pretrained(tmp_path / "vla96")
+    with pytest.raises(DemoSetError, match=r"state width 6, expected 20; .*frames \(32, 32, 3\), "
+                                           r"expected \(96, 96"):
+        Pretrainer(_config(small_demos, tmp_path / "other", vla=tmp_path / "vla96"))
+    with pytest.raises(ConfigError, match=r"pretrain\.trainable must be one of all, heads"):
+        _config(small_demos, tmp_path / "x", trainable="backbone")
+    with pytest.raises(ConfigError, match="missing out"):
+        PretrainConfig.from_dict({"demos": str(small_demos)})
