@@ -88,6 +88,7 @@ class ActorRunner(SteppingActor):
         self.builder = StepTransitions(self.pre, self.algo)
         self.steps = 0
         self._warm = False
+        self._state_error: str | None = None  # the last failure to save the state, while it lasts
         self.tick_durations: list[float] = []
         self.deadline_misses = 0
         self.lag_waits = 0
@@ -131,7 +132,9 @@ class ActorRunner(SteppingActor):
             "obs_count": pre["obs"]["count"],
             "episode": self.episode,
             "steps": self.steps,
-            "seq": self.seq,
+            # The floor a restart continues after: the last durable one, never one handed out
+            # that the disk may not hold (the learner would wait on the gap forever).
+            "seq": self.feed.stream.durable_seq(),
             "time": pre.get("time"),
             "reward": {
                 "trace": pre["reward"]["trace"],
@@ -140,7 +143,15 @@ class ActorRunner(SteppingActor):
                 "m2": float(pre["reward"]["m2"]),
             },
         }
-        self.state_store.save(self.steps, tensors, state)
+        try:
+            self.state_store.save(self.steps, tensors, state)
+        except OSError as e:  # a full or failing disk: the loop runs on; the previous state stands
+            if str(e) != self._state_error:
+                log.error("actor %s: could not save its state (%s); acting on, keeping the last saved",
+                          self.config.actor_id, e)
+            self._state_error = str(e)
+        else:
+            self._state_error = None
 
     # -- the loop --------------------------------------------------------------------------------
     @property

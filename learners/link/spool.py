@@ -115,7 +115,7 @@ class ActorSpool:
         except BaseException:
             self.close()
             raise
-        self.seq = self.last_seq
+        self.seq = self._opened_seq = self.last_seq  # what was on disk at open is durable
 
     def _scan(self) -> None:
         """Queue the records not yet acknowledged and find the last sequence number. The scan
@@ -149,6 +149,19 @@ class ActorSpool:
             self.seq = self.learner_seq
         self.seq = max(self.seq, self.last_seq) + 1  # past rows a caller numbered itself
         return self.seq
+
+    def durable_seq(self) -> int:
+        """The highest sequence number this spool holds durably or the learner holds: a floor a
+        restarted actor may continue after (the last one handed out may never have reached the
+        disk, and continuing past it would leave a gap the learner waits on forever)."""
+        durable = self.cache.durable_offset
+        with self._lock:
+            best = max(self.acked_seq, self.learner_seq, self._opened_seq)
+            for queue in (self._inflight, self._unsent):
+                for record in queue:
+                    if record.offset < durable:
+                        best = max(best, record.last_seq)
+        return best
 
     def raise_floor(self, seq: int) -> None:
         """Never hand out a sequence number at or below ``seq`` (e.g. one saved with the actor's state)."""

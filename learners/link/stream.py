@@ -64,6 +64,10 @@ class TransitionStream:
         """The last sequence number handed out."""
         return self.spool.seq
 
+    def durable_seq(self) -> int:
+        """The highest sequence number durable in the spool or held by the learner."""
+        return self.spool.durable_seq()
+
     def raise_floor(self, seq: int) -> None:
         """Never hand out a sequence number at or below ``seq`` (e.g. one saved with the actor's state)."""
         self.spool.raise_floor(seq)

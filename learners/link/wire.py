@@ -210,3 +210,24 @@ def unpack_weights(msg: Message, expected_keys: dict[str, tuple[int, ...]] | Non
             raise WireError("bad_shape", f"weights v{msg.fields['version']}: missing {missing}, "
                                          f"wrong shape {wrong}, unexpected {extra}")
     return state
+
+
+def nonfinite_weights(state: dict[str, Any]) -> list[str]:
+    """The entries of ``state`` (name -> tensor) holding a NaN or an infinity, each as
+    ``"name (k of n values)"``, in order; empty when every value is finite."""
+    import torch  # (not at import: ``import learners`` stays free of torch)
+
+    bad = []
+    for name, value in state.items():
+        if not isinstance(value, torch.Tensor) or not (value.is_floating_point() or value.is_complex()):
+            continue  # integers are always finite
+        finite = torch.isfinite(value)
+        if not bool(finite.all()):
+            bad.append(f"{name} ({int((~finite).sum())} of {value.numel()} values)")
+    return bad
+
+
+def name_some(entries: list[str], at_most: int = 4) -> str:
+    """``entries`` for a log line: the first ``at_most``, then how many more."""
+    more = len(entries) - at_most
+    return ", ".join(entries[:at_most]) + (f" and {more} more" if more > 0 else "")

@@ -18,6 +18,7 @@ from learners.streamx import algorithm_config, build_algorithm
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 2.0
+STOP_WAIT_S = 60.0  # how long stop() waits for the learner's threads
 
 
 class LearnerService:
@@ -121,10 +122,15 @@ class LearnerService:
     def status(self) -> dict[str, Any]:
         """Where the learner stands: updates, weights version, episodes, connected actors,
         transitions stored, refusals by reason, ``cache`` (``"ok"`` or ``"full: ..."``: while the
-        disk is full nothing more is acknowledged) and ``learning`` (``"ok"`` or why it paused)."""
+        disk is full nothing more is acknowledged), ``learning`` (``"ok"``, why it paused, or why it
+        stopped for good: non-finite weights) and ``weights_refused`` (publications refused)."""
+        if self.updater.halted is not None:
+            learning = f"stopped: {self.updater.halted}"
+        else:
+            learning = "ok" if self._learn_error is None else f"paused: {self._learn_error}"
         return {"time": time.time(), "updates": self.algo.updates, "weights_version": self.updater.version,
-                "episodes": self.updater.episodes, **self.server.status(),
-                "learning": "ok" if self._learn_error is None else f"paused: {self._learn_error}"}
+                "episodes": self.updater.episodes, **self.server.status(), "learning": learning,
+                "weights_refused": self.updater.publisher.refused}
 
     def write_status(self) -> None:
         """Write ``status()`` to ``metrics/learner_status.json`` (atomically; a failure is logged
@@ -156,8 +162,14 @@ class LearnerService:
     def stop(self) -> None:
         self._stop.set()
         self.server.stop.set()
-        for t in self._threads:
-            t.join(timeout=10)
+        deadline = time.monotonic() + STOP_WAIT_S
+        for t in self._threads:  # learning may be inside a kernel compile (seconds on a slow CPU)
+            t.join(timeout=max(deadline - time.monotonic(), 0.1))
+        stuck = [t.name for t in self._threads if t.is_alive()]
+        if stuck:  # closing the journal and the cache under a running thread would corrupt them
+            log.error("learner: %s did not stop within %.0f s; stopping without a final checkpoint "
+                      "(a restart resumes from the last one and applies the rest once)", stuck, STOP_WAIT_S)
+            return
         self.write_status()
         try:
             self.updater.write_stats()

@@ -15,9 +15,8 @@ from __future__ import annotations
 import logging
 import time
 
-from learners.link.client import name_some, nonfinite_weights
 from learners.link.weights import WeightsBox
-from learners.link.wire import pack_weights
+from learners.link.wire import name_some, nonfinite_weights, pack_weights
 from learners.streamx.base import StreamAlgorithm
 
 log = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ from pathlib import Path
 from learners.cache import ReplayCache
 from learners.cache.batch import TransitionBatch
 from learners.checkpoint import CheckpointStore
-from learners.link.client import name_some, nonfinite_weights
 from learners.link.weights import WeightsBox
+from learners.link.wire import name_some, nonfinite_weights
 from learners.service.applier import TransitionApplier
 from learners.service.checkpoints import LearnerCheckpoints
 from learners.service.config import LearnerConfig

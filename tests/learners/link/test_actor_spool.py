@@ -138,3 +138,23 @@ def open_spool_pending(spool: ActorSpool) -> list[tuple[int, int]]:
     the acknowledged position."""
     start = spool.cache.consumer("acked").committed
     return [(spool.cache.read_span(o)[1], o) for o in spool.cache.offsets(start)]
+
+
+def test_the_durable_floor_is_what_the_disk_holds_not_what_was_handed_out(tmp_path):
+    """A restart continues after the last *durable* sequence number: numbers handed out but never
+    spooled (a batch still open when the process died) would otherwise leave a gap the learner
+    waits on forever."""
+    spool = ActorSpool(tmp_path / "spool", "a", "fsync")
+    for seq in range(1, 6):
+        assert spool.next_seq() == seq
+    spool.append([_t(s) for s in range(1, 6)])
+    spool.flush()
+    assert [spool.next_seq(), spool.next_seq()] == [6, 7]  # numbered, never spooled
+    assert (spool.seq, spool.durable_seq()) == (7, 5)
+    spool.acked(5)
+    assert spool.durable_seq() == 5
+    spool.close()
+    reopened = ActorSpool(tmp_path / "spool", "a", "fsync")
+    reopened.raise_floor(5)  # what the actor saved with its state
+    assert reopened.durable_seq() == 5 and reopened.next_seq() == 6
+    reopened.close()

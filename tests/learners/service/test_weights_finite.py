@@ -55,6 +55,8 @@ def test_nonfinite_weights_are_never_shipped_and_a_restart_resumes_from_the_last
         assert publisher.refused >= 1 and last_good.version == publisher.version
         assert f"{name}.{pname} (" in caplog.text and "not published" in caplog.text
         assert "learning stopped" in updater.halted
+        status = service.status()  # what rill status and learner_status.json say
+        assert status["learning"].startswith("stopped: non-finite weights") and status["weights_refused"] >= 1
         halted_at = service.algo.updates
         assert settles(lambda: service.algo.updates == halted_at and service.weights.latest() is last_good,
                        timeout=2)
