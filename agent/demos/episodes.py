@@ -12,8 +12,10 @@ online rollouts and exports share one store and one set of tools), written by ac
 - ``next_obs``: the next ``state`` only: the next frame is the next step's ``obs`` (frames are the
   bulk of a demonstration, so each is stored once);
 - ``extras``: ``source``, ``success`` (the robot's success flag at the next tick), ``control_hz``
-  (the rate it was recorded at) and, on the last step of an episode cut short (the teleoperator
-  went quiet, the policy failed), ``aborted``.
+  (the rate it was recorded at), ``label`` where the source acted with deliberate noise (a
+  scripted expert's clean action for that step: imitation learns the correction, not the noise)
+  and, on the last step of an episode cut short (the teleoperator went quiet, the policy failed),
+  ``aborted``.
 
 ``read_demos`` loads a set and refuses what training cannot use, naming the problem.
 """
@@ -103,6 +105,11 @@ class DemoEpisode:
 
     def actions(self) -> np.ndarray:
         return np.stack([np.asarray(t.action, np.float32).reshape(-1) for t in self.steps])
+
+    def targets(self) -> np.ndarray:
+        """What to imitate at each step: the ``label`` where the source gave one, else the action."""
+        return np.stack([np.asarray(t.extras.get("label", t.action), np.float32).reshape(-1)
+                         for t in self.steps])
 
     def frames(self, camera: str) -> np.ndarray:
         """``[T, H, W, 3]`` uint8 frames of ``camera``."""

@@ -2,7 +2,8 @@
 
 Every step ``t`` of a demonstration episode becomes one sample: the camera frames and the
 instruction it was acted on (as the VLA's prompt ids), the state, and the chunk of the next
-``H`` actions the demonstrator sent from there (``actions[t : t + H]``), with a mask where the
+``H`` actions the demonstrator meant from there (its ``label``s where it acted with noise, else
+the actions sent: ``[t : t + H]``), with a mask where the
 episode ended before the chunk did. A chunk, not one action, because the VLA plans chunks and the
 control loop executes them.
 
@@ -58,7 +59,7 @@ class BCSamples:
         self.prompt_table: list[list[int]] = []
         index: dict[str, int] = {}
         for ep in chosen:
-            acts = ep.actions()
+            acts = ep.targets()
             T, H = len(acts), self.chunk_size
             padded = np.concatenate([acts, np.repeat(acts[-1:], H, axis=0)])  # past the end: held
             chunks.append(np.stack([padded[t:t + H] for t in range(T)]))

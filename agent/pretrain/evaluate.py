@@ -67,3 +67,47 @@ def evaluate_policy(policy: Policy, robot: RobotConfig, episodes: int, seed: int
     return EvalResult(len(outcomes), sum(o.success for o in outcomes),
                       float(np.mean([o.ticks for o in outcomes])) if outcomes else 0.0,
                       sum(o.holds for o in outcomes), outcomes)
+
+
+class InstructionSwap:
+    """Language grounding: every instruction re-pointed at another block (the next colour of
+    ``colors``), with how close the arm came to *that* block in each episode.
+
+    ``edit`` rewrites the instruction the policy sees; ``on_tick`` follows the pusher and the named
+    block in the robot's ``privileged`` view (a ``state: proprio`` tabletop arm). Run the robot with
+    ``terminate_on_success: false``: passing the block the scene asked for must not end the episode.
+    """
+
+    def __init__(self, colors: list[str], tolerance: float = 0.05) -> None:
+        self.colors, self.tolerance = list(colors), tolerance
+        self.closest: list[float] = []  # per finished episode: the nearest the pusher came, metres
+        self._named: int | None = None
+        self._best = float("inf")
+
+    def _swap(self, instruction: str) -> tuple[str, int]:
+        words = instruction.split()
+        for i, word in enumerate(words):
+            if word in self.colors:
+                named = (self.colors.index(word) + 1) % len(self.colors)
+                words[i] = self.colors[named]
+                return " ".join(words), named
+        raise ValueError(f"instruction {instruction!r} names none of the colours {self.colors}")
+
+    def edit(self, observation: Observation) -> Observation:
+        text, self._named = self._swap(str(observation["instruction"]))
+        return {**observation, "instruction": text}
+
+    def on_tick(self, record: Any) -> None:
+        obs = record.observation
+        if "privileged" in obs and "instruction" in obs:
+            _, named = self._swap(str(obs["instruction"]))
+            scene = np.asarray(obs["privileged"], np.float64)
+            pusher, block = scene[4:6], scene[6 + 2 * named:8 + 2 * named]
+            self._best = min(self._best, float(np.linalg.norm(pusher - block)))
+        if record.episode_end:
+            self.closest.append(self._best)
+            self._best = float("inf")
+
+    @property
+    def reached_rate(self) -> float:
+        return float(np.mean([d < self.tolerance for d in self.closest])) if self.closest else 0.0
