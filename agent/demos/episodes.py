@@ -13,8 +13,10 @@ online rollouts and exports share one store and one set of tools), written by ac
   bulk of a demonstration, so each is stored once);
 - ``extras``: ``source``, ``success`` (the robot's success flag at the next tick), ``control_hz``
   (the rate it was recorded at), ``label`` where the source acted with deliberate noise (a
-  scripted expert's clean action for that step: imitation learns the correction, not the noise)
-  and, on the last step of an episode cut short (the teleoperator went quiet, the policy failed),
+  scripted expert's clean action for that step: imitation learns the correction, not the noise),
+  ``counterfactual`` where the source can say what it would have done under other instructions
+  (instruction -> action, a scripted expert's exact labels for the same frame and state) and, on
+  the last step of an episode cut short (the teleoperator went quiet, the policy failed),
   ``aborted``.
 
 ``read_demos`` loads a set and refuses what training cannot use, naming the problem.

@@ -64,8 +64,9 @@ class DemoRecorder:
         self.stats = RecordStats()
         self.episode, self.seq = self._continue_after()
         self._steps: list[Transition] = []
-        # (o_k, a_k, the source's clean label for a_k or None) awaiting o_{k+1}
-        self._pending: tuple[dict[str, Any], np.ndarray, np.ndarray | None] | None = None
+        # (o_k, a_k, the source's clean label for a_k or None, its counterfactual labels or None),
+        # awaiting o_{k+1}
+        self._pending: tuple[dict[str, Any], np.ndarray, np.ndarray | None, dict | None] | None = None
         self._loop_episode: int | None = None
 
     def _continue_after(self) -> tuple[int, int]:
@@ -93,18 +94,22 @@ class DemoRecorder:
                 self._finish(aborted=True)
             return  # nothing was sent: nothing to record
         if not record.episode_end:  # at an episode's end the robot is reset: what it was sent is moot
-            label = record.chunk.extras.get("expert_action") if record.chunk is not None else None
+            extras = record.chunk.extras if record.chunk is not None else {}
+            label = extras.get("expert_action")
             self._pending = (_acted_on(obs), np.asarray(record.action, np.float32).copy(),
-                             None if label is None else np.asarray(label, np.float32).copy())
+                             None if label is None else np.asarray(label, np.float32).copy(),
+                             extras.get("counterfactual"))
 
     def _close_step(self, obs: dict[str, Any], done: bool) -> None:
-        prev, action, label = self._pending
+        prev, action, label, counterfactual = self._pending
         self._pending = None
         terminated = bool(obs.get("terminated", False))
         truncated = bool(obs.get("truncated", False)) or (done and not terminated)
         extras = {"source": self.source, "success": bool(obs.get("success", False))}
         if label is not None:  # an expert acting with noise: what it meant, to imitate (DART)
             extras["label"] = label
+        if counterfactual:  # what it would have done had the instruction named another goal
+            extras["counterfactual"] = {str(k): np.asarray(v, np.float32) for k, v in counterfactual.items()}
         if self.control_hz is not None:
             extras["control_hz"] = float(self.control_hz)  # the rate exports play the episode at
         self.seq += 1

@@ -282,7 +282,23 @@ class TabletopExpert(Policy):
             actions = np.clip(clean_chunk + noise, -1.0, 1.0)
         return ActionChunk(actions.astype(np.float32), self.period_s, version=0,
                            observed_at=float(observation.get("timestamp", 0.0)),
-                           extras={"phase": phase, "expert_action": clean.astype(np.float32)})
+                           extras={"phase": phase, "expert_action": clean.astype(np.float32),
+                                   "counterfactual": self.counterfactuals(observation)})
+
+    def counterfactuals(self, observation: Observation) -> dict[str, np.ndarray]:
+        """What the expert would do here had the instruction named each other block: the same
+        phrasing with the colour swapped -> that clean action. The expert is a function of what it
+        observes, so these are exact labels for the same frame and state; imitation learns from them
+        that the instruction, not the scene alone, decides which block to go to."""
+        instruction = str(observation.get("instruction", ""))
+        goal, _ = self.goal_and_task(instruction)
+        out = {}
+        for i, color in enumerate(self.colors):
+            if i == goal:
+                continue
+            other = re.sub(rf"\b{self.colors[goal]}\b", color, instruction)
+            out[other] = self.velocity({**observation, "instruction": other})[0].astype(np.float32)
+        return out
 
     def __call__(self, observation: Observation) -> np.ndarray:
         """The first action for ``observation`` (a gymnasium-style controller)."""

@@ -25,6 +25,8 @@ class PretrainConfig:
     - ``vla``: a saved VLA to start from; empty: a new tiny VLA from ``seed``, shaped by the demos.
     - ``chunk_size``: actions per chunk the VLA plans (a new VLA only).
     - ``trainable``: ``all`` (the backbone learns to see, too) or ``heads``.
+    - ``counterfactual``: train on the counterfactual labels demonstrations carry (the same frame
+      under another instruction, with the expert's action for it; ``agent.pretrain.data``).
     - ``val_episodes``: demonstration episodes held out of training for the validation loss.
     - ``eval_robot``: the simulated robot to measure success on (``name``, ``type``, ``params``);
       ``eval_episodes`` episodes from ``eval_seed`` (held out: demonstrations use other seeds),
@@ -43,6 +45,7 @@ class PretrainConfig:
     trainable: str = "all"
     loss: str = "l1"
     shift: int = 4  # frame translation augmentation, pixels
+    counterfactual: bool = True  # learn from an expert's labels under other instructions, where kept
     val_episodes: int = 2
     eval_robot: RobotConfig | None = None
     eval_episodes: int = 20

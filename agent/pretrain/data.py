@@ -11,6 +11,11 @@ Frames stay uint8 in memory (a 96x96 frame is 27 KB; a few hundred demonstration
 are normalised per batch, with the same arithmetic as ``policies.vla.preprocess``. Augmentation
 (``shift``): each frame of a batch is translated by up to ``shift`` pixels (edge pixels repeated),
 so a policy learnt from a few dozen scenes does not key on exact pixel positions.
+
+Counterfactual samples: where a demonstration step carries ``counterfactual`` labels (a scripted
+expert's action under each other instruction, for the same frame and state), each becomes a sample
+too, its target chunk that action held for ``H`` ticks. The same picture with different words and
+different targets is what teaches the policy to read.
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ def vla_features(model: VLAModel) -> DemoFeatures:
 class BCSamples:
     """All steps of ``demos`` (checked against ``model``'s features) as behaviour-cloning samples."""
 
-    def __init__(self, demos: DemoSet, model: VLAModel, episodes: list[int] | None = None) -> None:
+    def __init__(self, demos: DemoSet, model: VLAModel, episodes: list[int] | None = None,
+                 counterfactual: bool = True) -> None:
         demos.check_matches(vla_features(model), "the VLA")
         c = model.config
         self.chunk_size, self.cameras = c.chunk_size, list(c.camera_names)
@@ -55,9 +61,18 @@ class BCSamples:
         self.pad_id = int(model.tokenizer.pad_token_id)
         chosen = demos.episodes if episodes is None else [demos.episodes[i] for i in episodes]
         frames = {cam: [] for cam in self.cameras}
-        states, chunks, masks, prompts = [], [], [], []
+        states, chunks, masks, prompts, frame_of = [], [], [], [], []
         self.prompt_table: list[list[int]] = []
         index: dict[str, int] = {}
+
+        def prompt_id(text: str) -> int:
+            if text not in index:
+                index[text] = len(self.prompt_table)
+                self.prompt_table.append(prompt.prefix + prompt.instruction_ids(text))
+            return index[text]
+
+        base = 0  # the frame index of the episode's first step
+        self.counterfactuals = 0
         for ep in chosen:
             acts = ep.targets()
             T, H = len(acts), self.chunk_size
@@ -67,16 +82,25 @@ class BCSamples:
             states.append(ep.states())
             for cam in self.cameras:
                 frames[cam].append(ep.frames(cam))
-            text = ep.instruction
-            if text not in index:
-                index[text] = len(self.prompt_table)
-                self.prompt_table.append(prompt.prefix + prompt.instruction_ids(text))
-            prompts.append(np.full(T, index[text]))
+            prompts.append(np.full(T, prompt_id(ep.instruction)))
+            frame_of.append(base + np.arange(T))
+            if counterfactual:  # the same frame and state under another instruction: another target
+                ep_states = ep.states()
+                for t, step in enumerate(ep.steps):
+                    for text, action in step.extras.get("counterfactual", {}).items():
+                        states.append(ep_states[t:t + 1])
+                        chunks.append(np.repeat(np.asarray(action, np.float32).reshape(1, 1, -1), H, axis=1))
+                        masks.append(np.ones((1, H), np.float32))
+                        prompts.append(np.array([prompt_id(text)]))
+                        frame_of.append(np.array([base + t]))
+                        self.counterfactuals += 1
+            base += T
         self.frames = {cam: np.concatenate(v) for cam, v in frames.items()}
         self.states = np.concatenate(states).astype(np.float32)
         self.chunks = np.concatenate(chunks).astype(np.float32)
         self.masks = np.concatenate(masks)
         self.prompt_index = np.concatenate(prompts)
+        self.frame_index = np.concatenate(frame_of)
         self.episodes = len(chosen)
         std = np.asarray(c.image_std, np.float32).reshape(1, 1, 3, 1, 1)
         mean = np.asarray(c.image_mean, np.float32).reshape(1, 1, 3, 1, 1)
@@ -95,7 +119,8 @@ class BCSamples:
         for row, x in enumerate(ids):
             input_ids[row, :len(x)] = torch.tensor(x)
             attention[row, :len(x)] = 1
-        stacked = np.stack([self.frames[cam][idx] for cam in self.cameras], axis=1)  # [B, C, H, W, 3]
+        rows = self.frame_index[idx]
+        stacked = np.stack([self.frames[cam][rows] for cam in self.cameras], axis=1)  # [B, C, H, W, 3]
         pixels = torch.from_numpy(stacked).permute(0, 1, 4, 2, 3).float()
         if rng is not None and shift > 0:
             pixels = _translate(pixels, rng.integers(-shift, shift + 1, size=(len(idx), 2)))

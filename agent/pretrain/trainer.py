@@ -70,9 +70,9 @@ class Pretrainer:
         self.model.set_backbone_frozen(c.trainable == "heads")
         # Episodes are held out from the end (the last recorded), so the split never depends on a draw.
         train_eps = list(range(n - c.val_episodes))
-        self.train = BCSamples(self.demos, self.model, train_eps)
+        self.train = BCSamples(self.demos, self.model, train_eps, counterfactual=c.counterfactual)
         held_out = list(range(n - c.val_episodes, n))
-        self.val = BCSamples(self.demos, self.model, held_out) if held_out else None
+        self.val = BCSamples(self.demos, self.model, held_out, counterfactual=False) if held_out else None
         self.params = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW([p for _, p in self.params], lr=c.lr, weight_decay=c.weight_decay)
         if resume:
@@ -247,5 +247,5 @@ def _resumable(config: dict[str, Any]) -> dict[str, Any]:
     """The parts of a config a resumed run must share with the one it continues (not its length,
     nor how often it logs, checks or evaluates)."""
     keep = ("demos", "vla", "chunk_size", "batch_size", "lr", "weight_decay", "warmup_steps", "trainable",
-            "loss", "shift", "val_episodes", "seed", "extra")
+            "loss", "shift", "val_episodes", "seed", "extra", "counterfactual")
     return json.loads(json.dumps({k: config[k] for k in keep}, default=str))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -73,3 +74,31 @@ def test_what_pretraining_cannot_use_is_refused_by_name(small_demos, tmp_path):
         _config(small_demos, tmp_path / "x", trainable="backbone")
     with pytest.raises(ConfigError, match="missing out"):
         PretrainConfig.from_dict({"demos": str(small_demos)})
+
+
+def test_samples_carry_the_experts_labels_and_its_counterfactuals(small_demos):
+    """Each step of the expert's demonstrations is a sample; each also gives one more sample per
+    other block: the same frame and state, the instruction naming that block, and the expert's
+    action toward it as the target. The counterfactual instructions differ from the real one only
+    in the colour word."""
+    from agent.demos.episodes import read_demos
+    from agent.pretrain.data import BCSamples
+
+    demos = read_demos(small_demos)
+    model = tiny_vla(state_dim=6, action_dim=2, chunk_size=4, image_size=32)
+    plain = BCSamples(demos, model, counterfactual=False)
+    both = BCSamples(demos, model)
+    steps = sum(e.length for e in demos.episodes)
+    assert len(plain) == steps and len(both) == 3 * steps and both.counterfactuals == 2 * steps
+    step = demos.episodes[0].steps[0]
+    texts = set(step.extras["counterfactual"])
+    assert len(texts) == 2 and step.obs["instruction"] not in texts
+    assert all(len(t.split()) == len(step.obs["instruction"].split()) for t in texts)
+    swapped = {w for t in texts for w in t.split()} - set(step.obs["instruction"].split())
+    assert swapped <= {"red", "blue", "yellow"} and len(swapped) == 2
+    rows = [k for k in range(len(both)) if both.frame_index[k] == 0]
+    assert len(rows) == 3 and len({int(both.prompt_index[k]) for k in rows}) == 3  # one frame, three texts
+    batch = both.batch(np.array(rows))
+    assert torch.equal(batch.pixel_values[0], batch.pixel_values[1])
+    assert torch.equal(batch.state[0], batch.state[2])
+    assert not torch.equal(batch.actions[0], batch.actions[1])  # another block, another way to go
