@@ -57,7 +57,8 @@ class BCSamples:
         c = model.config
         self.chunk_size, self.cameras = c.chunk_size, list(c.camera_names)
         prompt = PromptBuilder(model.tokenizer, len(self.cameras), c.image_tokens_per_camera,
-                               int(c.vlm_config.image_token_id), c.max_instruction_tokens)
+                               int(c.vlm_config.image_token_id), c.max_instruction_tokens,
+                               c.instruction_first)
         self.pad_id = int(model.tokenizer.pad_token_id)
         chosen = demos.episodes if episodes is None else [demos.episodes[i] for i in episodes]
         frames = {cam: [] for cam in self.cameras}
@@ -68,7 +69,7 @@ class BCSamples:
         def prompt_id(text: str) -> int:
             if text not in index:
                 index[text] = len(self.prompt_table)
-                self.prompt_table.append(prompt.prefix + prompt.instruction_ids(text))
+                self.prompt_table.append(prompt.ids(text))
             return index[text]
 
         base = 0  # the frame index of the episode's first step

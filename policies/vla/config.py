@@ -103,6 +103,9 @@ class VLAConfig(PretrainedConfig):
     image_std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     camera_names: list[str] = field(default_factory=lambda: ["front"])
     pooling: str = "mean"
+    # The instruction before the images: in a causal backbone every image token then attends to
+    # the words, so what each one encodes can depend on what was asked (which block to find).
+    instruction_first: bool = False
     freeze_backbone: bool = True
     period_s: float = 0.05
     max_instruction_tokens: int = 48
@@ -145,6 +148,8 @@ class VLAConfig(PretrainedConfig):
         self.camera_names = list(names)
         if self.pooling not in POOLINGS:
             raise _bad("pooling", self.pooling, f"must be one of {list(POOLINGS)}")
+        if not isinstance(self.instruction_first, bool):
+            raise _bad("instruction_first", self.instruction_first, "must be true or false")
         if not isinstance(self.freeze_backbone, bool):
             raise _bad("freeze_backbone", self.freeze_backbone, "must be true or false")
         if (isinstance(self.period_s, bool) or not isinstance(self.period_s, (int, float))

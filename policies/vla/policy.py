@@ -40,7 +40,8 @@ class VLAPolicy(Policy):
         self._version = int(version)
         self.images = ImagePreprocessor(c.image_size, c.image_mean, c.image_std)
         self.prompt = PromptBuilder(model.tokenizer, len(self.cameras), c.image_tokens_per_camera,
-                                    int(c.vlm_config.image_token_id), c.max_instruction_tokens)
+                                    int(c.vlm_config.image_token_id), c.max_instruction_tokens,
+                                    c.instruction_first)
 
     @property
     def version(self) -> int:

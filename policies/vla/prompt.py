@@ -32,7 +32,7 @@ class PromptBuilder:
     """Builds (and caches) the ``[1, L]`` input ids for an instruction."""
 
     def __init__(self, tokenizer, n_cameras: int, image_tokens_per_camera: int, image_token_id: int,
-                 max_instruction_tokens: int) -> None:
+                 max_instruction_tokens: int, instruction_first: bool = False) -> None:
         image_id = _token_id(tokenizer, IMAGE_TOKEN)
         if image_id is None:
             raise TokenizerError(f"the tokenizer has no {IMAGE_TOKEN!r} token")
@@ -46,7 +46,10 @@ class PromptBuilder:
         glob = _token_id(tokenizer, GLOBAL_IMAGE_TOKEN)
         block = [boundary, glob, *[image_id] * image_tokens_per_camera, boundary]
         bos = tokenizer.bos_token_id
-        self.prefix = [t for t in [bos] + block * n_cameras if t is not None]
+        self.instruction_first = bool(instruction_first)
+        self.images = [t for t in block * n_cameras if t is not None]
+        self.bos = [bos] if bos is not None else []
+        self.prefix = self.bos + self.images  # what comes before the instruction, image-first
         self.tokenizations = 0  # how often an instruction was actually tokenized (cache misses)
         self._instruction: str | None = None
         self._ids: torch.Tensor | None = None
@@ -62,9 +65,15 @@ class PromptBuilder:
             ids = ids[: self.max_instruction_tokens]
         return ids
 
+    def ids(self, instruction: str) -> list[int]:
+        """The whole prompt's ids: ``<s>``, the image blocks and the instruction, or with
+        ``instruction_first`` ``<s>``, the instruction, then the image blocks."""
+        words = self.instruction_ids(instruction)
+        return self.bos + words + self.images if self.instruction_first else self.prefix + words
+
     def __call__(self, instruction: str) -> torch.Tensor:
         if instruction != self._instruction:
-            ids = self.prefix + self.instruction_ids(instruction)
+            ids = self.ids(instruction)
             self._ids = torch.tensor([ids], dtype=torch.long)
             self._instruction = instruction
             self.tokenizations += 1
