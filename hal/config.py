@@ -11,6 +11,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hal.errors import ConfigError, DuplicateRobotError
@@ -24,6 +25,23 @@ def nearest(word: str, choices: list[str]) -> str | None:
     """The closest of ``choices`` to ``word``, or ``None`` if none is close."""
     near = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return near[0] if near else None
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The mapping a YAML config file holds; ``ConfigError`` naming ``what`` and the file when it
+    cannot be read, is not YAML, or is not a mapping (an empty file is an empty mapping)."""
+    import yaml
+
+    try:
+        values = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"{what} {path}: cannot read it: {e}") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path}: not valid YAML: {e}") from e
+    values = {} if values is None else values
+    if not isinstance(values, dict):
+        raise ConfigError(f"{what} {path}: expected a mapping of config keys, got {type(values).__name__}")
+    return values
 
 
 def reject_unknown(where: str, values: Mapping[str, Any], cls: type, what: str = "field") -> None:

@@ -17,14 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agent.demos.episodes import SOURCES
 from agent.demos.recorder import DemoRecorder, RecordStats
 from agent.loop.config import LoopConfig
 from agent.loop.episodes import drive_episodes
 from agent.policy_registry import policy_kind
-from hal.config import RobotConfig, check_number, check_type, reject_unknown
+from hal.config import RobotConfig, check_number, check_type, read_yaml_mapping, reject_unknown
 from hal.errors import ConfigError
 from hal.robot import Robot
 from learners.cache import CacheConfig, ReplayCache
@@ -86,11 +84,7 @@ class RecordConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RecordConfig:
-        try:
-            values = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"demos config {path}: {e}") from e
-        return cls.from_dict(values, f"demos config {path}")
+        return cls.from_dict(read_yaml_mapping(path, "demos config"), f"demos config {path}")
 
 
 def build_demo_policy(config: DemoPolicyConfig, robot: Robot) -> Policy:

@@ -6,9 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from hal.config import RobotConfig, check_number, check_type, reject_unknown
+from hal.config import RobotConfig, check_number, check_type, read_yaml_mapping, reject_unknown
 from hal.errors import ConfigError
 
 TRAINABLE = ("all", "heads")  # heads: state encoder, feature head, action head (backbone frozen)
@@ -89,11 +87,7 @@ class PretrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PretrainConfig:
-        try:
-            values = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError(f"pretrain config {path}: {e}") from e
-        return cls.from_dict(values, f"pretrain config {path}")
+        return cls.from_dict(read_yaml_mapping(path, "pretrain config"), f"pretrain config {path}")
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
