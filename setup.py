@@ -14,6 +14,8 @@ setup(
     version="0.1.0",
     description="Embodied robot agent framework with online stream-x learning",
     packages=find_packages(include=["agent*", "hal*", "policies*", "learners*", "sim*"]),
+    # The VLAs rill ships, pretrained here (docs/results/pretrain/): config, weights, tokenizer.
+    package_data={"policies.vla": ["pretrained/*/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -49,7 +51,7 @@ setup(
         "dev": [*TEST, "pyinstrument>=4.6"],
         "ray": ["ray>=2.9"],  # the Ray scheduler backend (hal.backends.ray)
     },
-    zip_safe=True,
+    zip_safe=False,  # the shipped VLAs are read from their directory
     entry_points={
         "console_scripts": [
             "rill = agent.cli:main",

@@ -48,3 +48,42 @@ def plot_learning_curve(steps, returns, out: Path, title: str) -> Path:
     fig.savefig(out)
     plt.close(fig)
     return out
+
+
+def plot_pretraining(metrics: Path, out: Path, title: str) -> Path:
+    """Save a PNG of a ``rill pretrain`` run from its ``metrics.jsonl``: training and validation loss
+    against the step, and the success rate of each evaluation on a second axis. A step logged twice
+    (a run killed after logging and resumed from an earlier checkpoint) counts its later row."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows: dict[int, dict] = {}
+    for line in Path(metrics).read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows[int(row["step"])] = {**rows.get(int(row["step"]), {}), **row}
+    steps = sorted(rows)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+    for key, label in (("loss", "training loss"), ("val_loss", "validation loss (held-out episodes)")):
+        xs = [s for s in steps if key in rows[s]]
+        ax.plot(xs, [rows[s][key] for s in xs], label=label)
+    ax.set_xlabel("step")
+    ax.set_ylabel("action error (L1)")
+    evals = [s for s in steps if rows[s].get("eval")]
+    if evals:
+        ax2 = ax.twinx()
+        ax2.plot(evals, [100 * rows[s]["eval"]["success_rate"] for s in evals], "o-", color="tab:green",
+                 label="success on held-out seeds")
+        ax2.set_ylabel("success %")
+        ax2.set_ylim(0, 100)
+        ax2.legend(loc="upper right")
+    ax.legend(loc="upper left")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out

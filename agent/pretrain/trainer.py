@@ -239,6 +239,9 @@ class Pretrainer:
         self.model.set_backbone_frozen(True)  # as a policy it is frozen; online RL learns heads on top
         self.model.save_pretrained(c.out / "model")
         (c.out / "eval.json").write_text(json.dumps(final, indent=1))
+        from agent.plots import plot_pretraining
+
+        plot_pretraining(c.out / "metrics.jsonl", c.out / "curve.png", f"rill pretrain {c.out.name}")
         self.writer.close()
         return final
 

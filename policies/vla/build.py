@@ -33,6 +33,24 @@ def tiny_vla(state_dim: int = 8, action_dim: int = 7, chunk_size: int = 8, seed:
     return _seeded(config, build_tokenizer(), seed)
 
 
+#: The VLAs that ship with rill, each a ``save_pretrained`` directory made by ``rill pretrain``
+#: (its command, curve and evaluation in docs/results/pretrain/<name>/).
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def pretrained_names() -> list[str]:
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / "config.json").is_file()) \
+        if PRETRAINED_DIR.is_dir() else []
+
+
+def pretrained_vla_path(name: str) -> Path:
+    """The directory of the shipped VLA ``name``; ``VLACheckpointError`` listing the shipped ones."""
+    path = PRETRAINED_DIR / name
+    if not (path / "config.json").is_file():
+        raise VLACheckpointError(f"no shipped VLA {name!r}; rill ships {pretrained_names() or 'none'}")
+    return path
+
+
 def load_vla(path: str | Path) -> VLAModel:
     """A VLA saved with ``save_pretrained``, loaded strictly (``VLACheckpointError`` on any mismatch)."""
     return VLAModel.from_pretrained(path)

@@ -1,0 +1,124 @@
+"""Does the VLA see and read? Success of a pretrained VLA on the tabletop reach task, on held-out
+seeded episodes, next to what it does blind or misled and what policies that neither see nor read
+manage.
+
+    MUJOCO_GL=egl python -m bench.vla [--quick] [--json OUT] [--vla DIR] [--episodes N] [--seed S]
+
+The arm is ``sim-tabletop`` with a proprioceptive state (``state: proprio``): where the blocks are
+comes from the camera only, which block from the instruction only. On the same seeds (default 100
+episodes from 200,000; ``--quick``: 6):
+
+- ``vla``: the VLA from pixels, instruction and state (default: the VLA rill ships,
+  ``policies/vla/pretrained/tabletop-reach``);
+- ``expert``: the scripted expert (it reads the simulator's positions): the ceiling;
+- ``swap``: the same scenes with the instruction re-pointed at the next block: how often the arm
+  reaches the block named (about one in three by chance), and how often the scene's own goal;
+- ``blind``: every camera frame black;
+- ``random`` / ``forward`` / ``middle``: goal-ignoring policies (``agent.experts.baselines``);
+- ``act`` latency of the VLA (median and 90th percentile over every call of the ``vla`` run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from bench.common import machine, print_table, write_json
+from policies.base import ActionChunk, Observation, Policy
+
+SEED = 200_000
+COLORS = ["red", "blue", "yellow"]
+
+
+def _robot(terminate_on_success: bool = True):
+    from hal.config import RobotConfig
+
+    return RobotConfig("bench-arm", "sim-tabletop", {
+        "task": "reach", "state": "proprio", "colors": COLORS, "cameras": ["front"], "image_height": 96,
+        "image_width": 96, "control_hz": 50, "max_delta": 1.0, "terminate_on_success": terminate_on_success})
+
+
+class _Timed(Policy):
+    """A policy whose ``act`` calls are timed."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy, self.times = policy, []
+        self.action_dim, self.chunk_size = policy.action_dim, policy.chunk_size
+
+    def act(self, observation: Observation) -> ActionChunk:
+        start = time.perf_counter()
+        chunk = self.policy.act(observation)
+        self.times.append(time.perf_counter() - start)
+        return chunk
+
+
+def measure(vla_dir: str | None, episodes: int, seed: int) -> dict:
+    import torch
+
+    from agent.experts.baselines import ForwardPolicy, MiddlePolicy, RandomPolicy
+    from agent.experts.tabletop import TabletopExpert
+    from agent.pretrain.evaluate import InstructionSwap, blank_cameras, evaluate_policy
+    from policies.vla.build import load_vla, pretrained_vla_path
+    from policies.vla.policy import VLAPolicy
+
+    torch.set_num_threads(1)
+    path = vla_dir or pretrained_vla_path("tabletop-reach")
+    policy = VLAPolicy(load_vla(path))
+    timed = _Timed(policy)
+    results: dict[str, dict] = {}
+
+    def run(name: str, acting, **kw) -> None:
+        start = time.perf_counter()
+        r = evaluate_policy(acting, kw.pop("robot", _robot()), episodes, seed, **kw)
+        results[name] = {**r.to_dict(), "wall_s": round(time.perf_counter() - start, 1)}
+
+    run("vla", timed)
+    run("expert", TabletopExpert(colors=COLORS, chunk_size=2))
+    swap = InstructionSwap(COLORS)
+    run("swap", policy, edit=swap.edit, on_tick=swap.on_tick, robot=_robot(terminate_on_success=False))
+    results["swap"]["named_block_reached"] = swap.reached_rate
+    run("blind", policy, edit=blank_cameras)
+    run("random", RandomPolicy(seed=seed))
+    run("forward", ForwardPolicy())
+    run("middle", MiddlePolicy())
+    ms = np.array(timed.times) * 1e3
+    act = {"median": round(float(np.median(ms)), 2), "p90": round(float(np.percentile(ms, 90)), 2),
+           "calls": len(ms)}
+    return {"vla": str(path), "episodes": episodes, "seeds": [seed, seed + episodes - 1], "runs": results,
+            "act_ms": act}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="6 episodes per run (CI)")
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--vla", help="a saved VLA directory (default: the one rill ships)")
+    parser.add_argument("--episodes", type=int, help="episodes per run (default 100; --quick: 6)")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"first episode seed (default {SEED:,})")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    episodes = args.episodes or (6 if args.quick else 100)
+    if episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {episodes}")
+    report = measure(args.vla, episodes, args.seed)
+    rows = []
+    for name, r in report["runs"].items():
+        extra = f"{100 * r['named_block_reached']:.0f}% reached the named block" if name == "swap" else ""
+        rows.append([name, f"{100 * r['success_rate']:.0f}", f"{r['mean_ticks']:.0f}", extra, r["wall_s"]])
+    print_table(f"tabletop reach, {episodes} held-out episodes from seed {args.seed:,}",
+                ["run", "success %", "mean ticks", "", "wall s"], rows)
+    act = report["act_ms"]
+    print(f"VLA act(): median {act['median']} ms, p90 {act['p90']} ms over {act['calls']} calls "
+          f"(1 CPU thread)")
+    payload = {**report, "_meta": {**machine(), "quick": args.quick, "mujoco_gl": os.environ["MUJOCO_GL"]}}
+    write_json(args.json, payload)
+    return payload
+
+
+if __name__ == "__main__":
+    main()
+
