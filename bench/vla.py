@@ -15,7 +15,11 @@ episodes from 200,000; ``--quick``: 6):
   reaches the block named (about one in three by chance), and how often the scene's own goal;
 - ``blind``: every camera frame black;
 - ``random`` / ``forward`` / ``middle``: goal-ignoring policies (``agent.experts.baselines``);
-- ``act`` latency of the VLA (median and 90th percentile over every call of the ``vla`` run).
+- ``act`` latency of the VLA (median and 90th percentile over every call of the ``vla`` run);
+- ``loop``: the VLA driving the arm in real time (the simulation advancing at 50 Hz on its own,
+  inference on its own thread) for ``--loop-s`` seconds: holds per 1,000 ticks, split by where
+  they happen: at an episode's start (before its first chunk), between chunks (the next one came
+  late), on a stale frame, or because the policy failed.
 """
 
 from __future__ import annotations
@@ -55,7 +59,43 @@ class _Timed(Policy):
         return chunk
 
 
-def measure(vla_dir: str | None, episodes: int, seed: int) -> dict:
+def loop_holds(policy: Policy, seconds: float, seed: int) -> dict:
+    """Drive the real-time arm for ``seconds`` and count holds by where they happen."""
+    import dataclasses
+
+    from agent.loop.episodes import drive_episodes
+    from hal.registry import make_robot
+
+    robot = _robot()
+    robot = dataclasses.replace(robot, params={**robot.params, "real_time": True, "seed": seed})
+    where = {"episode start": 0, "between chunks": 0, "stale frame": 0, "policy failing": 0, "other": 0}
+    state = {"acted": False, "episode": 0}
+
+    def on_tick(record) -> None:
+        if record.episode != state["episode"]:
+            state.update(episode=record.episode, acted=False)
+        if not record.held:
+            state["acted"] = True
+            return
+        if record.reason == "stale observation":
+            where["stale frame"] += 1
+        elif record.reason == "policy failing":
+            where["policy failing"] += 1
+        elif record.reason == "no chunk":
+            where["between chunks" if state["acted"] else "episode start"] += 1
+        else:
+            where["other"] += 1
+
+    with make_robot(robot) as arm:
+        ticks = int(seconds * arm.control_hz)
+        loop, _ = drive_episodes(arm, policy, lambda: False, on_tick=on_tick, max_ticks=ticks)
+    n = max(loop.stats.ticks, 1)
+    return {"ticks": loop.stats.ticks, "holds_per_1000": round(1000 * sum(where.values()) / n, 1),
+            "by_where_per_1000": {k: round(1000 * v / n, 1) for k, v in where.items()},
+            "deadline_misses": loop.stats.deadline_misses}
+
+
+def measure(vla_dir: str | None, episodes: int, seed: int, loop_s: float = 30.0) -> dict:
     import torch
 
     from agent.experts.baselines import ForwardPolicy, MiddlePolicy, RandomPolicy
@@ -84,11 +124,12 @@ def measure(vla_dir: str | None, episodes: int, seed: int) -> dict:
     run("random", RandomPolicy(seed=seed))
     run("forward", ForwardPolicy())
     run("middle", MiddlePolicy())
+    holds = loop_holds(policy, loop_s, seed)
     ms = np.array(timed.times) * 1e3
     act = {"median": round(float(np.median(ms)), 2), "p90": round(float(np.percentile(ms, 90)), 2),
            "calls": len(ms)}
     return {"vla": str(path), "episodes": episodes, "seeds": [seed, seed + episodes - 1], "runs": results,
-            "act_ms": act}
+            "act_ms": act, "loop": holds}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -99,12 +140,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--vla", help="a saved VLA directory (default: the one rill ships)")
     parser.add_argument("--episodes", type=int, help="episodes per run (default 100; --quick: 6)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"first episode seed (default {SEED:,})")
+    parser.add_argument("--loop-s", type=float, help="seconds of real-time driving (default 60; --quick: 5)")
     args = parser.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
     episodes = args.episodes or (6 if args.quick else 100)
     if episodes < 1:
         parser.error(f"--episodes must be >= 1, got {episodes}")
-    report = measure(args.vla, episodes, args.seed)
+    report = measure(args.vla, episodes, args.seed, args.loop_s or (5.0 if args.quick else 60.0))
     rows = []
     for name, r in report["runs"].items():
         extra = f"{100 * r['named_block_reached']:.0f}% reached the named block" if name == "swap" else ""
@@ -114,6 +156,9 @@ def main(argv: list[str] | None = None) -> dict:
     act = report["act_ms"]
     print(f"VLA act(): median {act['median']} ms, p90 {act['p90']} ms over {act['calls']} calls "
           f"(1 CPU thread)")
+    lp = report["loop"]
+    print(f"real-time loop: {lp['holds_per_1000']} holds per 1,000 ticks over {lp['ticks']} ticks: "
+          + ", ".join(f"{k} {v}" for k, v in lp["by_where_per_1000"].items()))
     payload = {**report, "_meta": {**machine(), "quick": args.quick, "mujoco_gl": os.environ["MUJOCO_GL"]}}
     write_json(args.json, payload)
     return payload

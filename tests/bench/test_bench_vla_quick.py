@@ -23,4 +23,8 @@ def test_vla_bench_quick_reports_every_run(tmp_path):
         assert r["episodes"] == 6 and 0 <= r["successes"] <= 6, name
     assert 0.0 <= report["runs"]["swap"]["named_block_reached"] <= 1.0
     assert report["act_ms"]["calls"] > 0 and report["act_ms"]["median"] > 0
-    assert "success %" in done.stdout and "act()" in done.stdout
+    loop = report["loop"]
+    assert loop["ticks"] > 100 and set(loop["by_where_per_1000"]) == {
+        "episode start", "between chunks", "stale frame", "policy failing", "other"}
+    assert abs(sum(loop["by_where_per_1000"].values()) - loop["holds_per_1000"]) < 0.5
+    assert "success %" in done.stdout and "act()" in done.stdout and "holds per 1,000 ticks" in done.stdout
