@@ -152,7 +152,7 @@ def test_it_is_a_policy_with_no_weights_and_optional_seeded_smooth_noise():
     assert drift.std() > 0.05 and np.corrcoef(drift[1:], drift[:-1])[0, 1] > 0.6
 
 
-def test_the_expert_drives_the_hal_robot_and_is_registered_for_run_and_actor():
+def test_the_expert_drives_the_hal_robot_and_is_registered_for_demonstrations():
     robot = make_robot(RobotConfig("table-x", "sim-tabletop", {"task": "reach", "cameras": [], "seed": 5,
                                                                "watchdog_timeout_s": None}))
     expert = TabletopExpert()
@@ -162,7 +162,7 @@ def test_the_expert_drives_the_hal_robot_and_is_registered_for_run_and_actor():
             if robot.observe()["success"]:
                 break
         assert robot.observe()["success"]
-    for where in ("run", "actor"):
-        assert policy_kind("tabletop-expert", where, "policy").learns is False
-    with pytest.raises(ConfigError, match="not available in agent_node"):
-        policy_kind("tabletop-expert", "ros", "policy.type")
+    assert policy_kind("tabletop-expert", "demos", "policy.type").learns is False
+    for where, name in (("ros", "agent_node"), ("run", "rill run")):  # it records; it does not learn
+        with pytest.raises(ConfigError, match=f"not available in {name}"):
+            policy_kind("tabletop-expert", where, "policy.type")
