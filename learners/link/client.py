@@ -132,17 +132,6 @@ class ActorLink:
         """The highest sequence number spooled, or the spool's floor (said at hello)."""
         return self.spool.last_seq
 
-    @property
-    def dropped_disk_full(self) -> int:
-        """Transitions dropped, unnumbered, because the spool's disk refused writes."""
-        return self.spool.dropped_disk_full
-
-    @property
-    def spool_error(self) -> str | None:
-        """Why the spool's disk refuses writes now, or None."""
-        error = self.spool.write_error
-        return None if error is None else str(error)
-
     def start(self) -> ActorLink:
         self._thread = threading.Thread(target=self._run, name=f"link-{self.actor_id}", daemon=True)
         self._thread.start()

@@ -41,12 +41,12 @@ def test_a_full_spool_disk_keeps_the_loop_stepping_and_every_numbered_transition
         try:
             assert settles(lambda: actor.link.acked_seq >= 300, timeout=120), actor.link.acked_seq
             disk.fill()
-            assert settles(lambda: actor.link.dropped_disk_full > 0, timeout=30), "nothing was dropped"
+            assert settles(lambda: actor.stream.dropped_disk_full > 0, timeout=30), "nothing was dropped"
             # The loop steps on, numbering nothing new; what was numbered is kept, and what was
             # durable before the disk filled is still acknowledged.
             stepped, numbered = actor.steps, actor.seq
             assert settles(lambda: actor.steps >= stepped + 300 or actor.steps == STEPS, timeout=60)
-            assert actor.seq == numbered and actor.link.dropped_disk_full >= 300
+            assert actor.seq == numbered and actor.stream.dropped_disk_full >= 300
             assert actor.link.backlog == numbered - actor.link.acked_seq
             summary = actor.summary()
             assert summary["dropped_disk_full"] > 0 and summary["spool"].startswith("full: ")
@@ -56,7 +56,7 @@ def test_a_full_spool_disk_keeps_the_loop_stepping_and_every_numbered_transition
             disk.free()
             thread.join(timeout=120)
             assert not thread.is_alive()
-            dropped = actor.link.dropped_disk_full
+            dropped = actor.stream.dropped_disk_full
             assert actor.steps == STEPS and actor.seq + dropped + actor.nonfinite == STEPS
             actor.link.stop(drain_s=60)
             assert actor.link.acked_seq == actor.seq and actor.link.backlog == 0
