@@ -18,6 +18,8 @@ import yaml
 from hal.config import build
 from hal.errors import ConfigError
 
+PACES = ("real-time", "fast")
+
 
 @dataclass
 class RunTrainConfig:
@@ -30,11 +32,16 @@ class RunTrainConfig:
     max_lag: int | None = 64  # simulated robots wait for the learner beyond this; None: never
     episode_steps: int | None = None  # time-feature horizon; default: the simulator's time limit
     policy: str = "streamx"  # a name of agent.policy_registry usable in rill run
-    vla: str | None = None  # vla-residual: a saved VLA directory; None: the tiny VLA built locally
-    chunk_size: int = 8  # vla-residual: actions per chunk (one learning step per chunk)
+    # vla-residual: a saved VLA directory or ``pretrained:NAME`` (one rill ships); None: an untrained
+    # tiny VLA built locally (plumbing checks only: its actions are noise)
+    vla: str | None = None
+    chunk_size: int | None = None  # vla-residual: actions per chunk (default: the VLA's own; tiny: 8)
     residual_scale: float = 1.0
     base_scale: float = 1.0
     control_hz: float | None = None  # vla-residual: loop rate (a simulated robot may run faster)
+    # vla-residual: "real-time" keeps the loop's clock (inference on its own thread, as on a robot);
+    # "fast" ticks a stepped simulator as fast as it computes, the VLA inside the tick
+    pace: str = "real-time"
     keep_images: bool = False
 
     def __post_init__(self) -> None:
@@ -47,10 +54,32 @@ class RunTrainConfig:
             raise ConfigError(
                 f"train.steps_per_actor must be a positive integer, got {self.steps_per_actor!r}"
             )
+        if self.pace not in PACES:
+            raise ConfigError(f"train.pace must be one of {PACES}, got {self.pace!r}")
+        if self.vla is not None:
+            self._check_vla()
+        elif self.chunk_size is None:
+            self.chunk_size = 8
         if type(self.chunk_size) is not int or self.chunk_size < MIN_CHUNK:
             raise ConfigError(f"train.chunk_size must be an integer >= {MIN_CHUNK}, got {self.chunk_size!r}: "
                               "a chunk's first action is due while it is being computed")
         algorithm_config(self.algo, self.hyper)
+
+    def _check_vla(self) -> None:
+        from policies.vla.build import resolve_vla_path
+        from policies.vla.checkpoint import VLACheckpointError, read_config
+
+        if not isinstance(self.vla, str) or not self.vla:
+            raise ConfigError(f"train.vla must be a VLA directory or pretrained:NAME, got {self.vla!r}")
+        try:
+            config = read_config(resolve_vla_path(self.vla))
+        except VLACheckpointError as e:
+            raise ConfigError(f"train.vla {self.vla!r}: {e}") from None
+        if self.chunk_size is None:
+            self.chunk_size = int(config.chunk_size)
+        elif self.chunk_size != config.chunk_size:
+            raise ConfigError(f"train.chunk_size {self.chunk_size!r} does not match the chunks of train.vla "
+                              f"{self.vla!r} ({config.chunk_size} actions); leave it out to use the VLA's")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunTrainConfig:

@@ -58,11 +58,12 @@ def robot_shapes(spec) -> tuple[int, int, int | None]:
 def vla_feature_dim(train: RunTrainConfig, state_dim: int, action_dim: int) -> int:
     """What the residual heads learn from (the VLA's pooled features plus the state), read from the
     VLA's configuration alone."""
+    from policies.vla.build import resolve_vla_path
     from policies.vla.checkpoint import read_config
     from policies.vla.config import VLAConfig
 
     if train.vla:
-        return int(read_config(Path(train.vla)).policy_feature_dim)
+        return int(read_config(resolve_vla_path(train.vla)).policy_feature_dim)
     config = VLAConfig(state_dim=state_dim, action_dim=action_dim, chunk_size=train.chunk_size)
     return int(config.policy_feature_dim)
 

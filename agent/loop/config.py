@@ -25,6 +25,10 @@ class LoopConfig:
       (measured inference latency in ticks + this margin) actions left.
     - ``max_obs_age_s``: an observation older than this is stale: flagged, never acted on.
     - ``auto_reset``: when the robot reports the episode ended, ``robot.reset()`` and drop old plans.
+    - ``paced``: keep the clock. ``False`` ticks as fast as the robot goes, for a stepped simulator
+      (``Robot.stepped``: it advances ``1 / control_hz`` of simulated time per command, so the
+      policy sees the same 50 Hz world, only sooner); it needs ``asynchronous=False``: the policy
+      runs inside the tick and the simulator waits for it.
     """
 
     control_hz: float = 50.0
@@ -35,6 +39,7 @@ class LoopConfig:
     max_obs_age_s: float = 0.2
     latency_window: int = 50
     auto_reset: bool = True  # reset the robot when it reports terminated/truncated
+    paced: bool = True
 
     def __post_init__(self) -> None:
         if not self.control_hz > 0:
@@ -45,6 +50,9 @@ class LoopConfig:
             value = getattr(self, name)
             if type(value) is not int or value < (1 if name == "latency_window" else 0):
                 raise ConfigError(f"loop.{name} must be a non-negative integer, got {value!r}")
+        if not self.paced and self.asynchronous:
+            raise ConfigError("loop.paced false (tick as fast as a stepped simulator goes) needs "
+                              "loop.asynchronous false: with no clock, the policy runs inside the tick")
         if not self.max_obs_age_s > 0:
             raise ConfigError(f"loop.max_obs_age_s must be > 0, got {self.max_obs_age_s!r}")
 

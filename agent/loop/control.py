@@ -179,7 +179,8 @@ class ControlLoop:
 
     # -- running ---------------------------------------------------------------------------------
     def run(self, ticks: int | None = None, should_stop: Callable[[], bool] | None = None) -> LoopStats:
-        """Tick on schedule until ``ticks`` ticks, ``should_stop()`` or ``stop()``."""
+        """Tick on schedule (as fast as the robot goes if not ``config.paced``) until ``ticks`` ticks,
+        ``should_stop()`` or ``stop()``."""
         period = self.config.period_s
         # The inference thread holds the GIL through a model's Python-level work; by default a
         # waiting thread gets it back only after 5 ms. Ask for a handover well within a tick.
@@ -195,7 +196,8 @@ class ControlLoop:
             while not self._stop.is_set() and (ticks is None or self.stats.ticks < ticks):
                 if should_stop is not None and should_stop():
                     break
-                self.stats.jitter_s.append(pacer.wait())
+                if self.config.paced:
+                    self.stats.jitter_s.append(pacer.wait())
                 began = time.monotonic()
                 record = self.step(self.tick)
                 if self.on_tick is not None:
@@ -204,8 +206,11 @@ class ControlLoop:
                     self.new_episode()
                 self.stats.ticks += 1
                 self.stats.tick_work_s.append(time.monotonic() - began)
-                self.tick += 1 + pacer.end_tick()  # ticks that could not happen on time are skipped
-                self.stats.deadline_misses = misses_before + pacer.deadline_misses
+                if self.config.paced:
+                    self.tick += 1 + pacer.end_tick()  # ticks that could not happen on time are skipped
+                    self.stats.deadline_misses = misses_before + pacer.deadline_misses
+                else:
+                    self.tick += 1
         finally:
             self._stop.set()
             if worker is not None:

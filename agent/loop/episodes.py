@@ -45,7 +45,7 @@ def drive_episodes(robot: Robot, policy: Policy, episodes: int | Callable[[], bo
     stepped = robot.stepped and not getattr(policy, "real_time", False)
     config = loop_config or LoopConfig(control_hz=robot.control_hz)
     if stepped:  # no clock to keep: the policy runs inside the tick, the simulator waits for it
-        config = dataclasses.replace(config, asynchronous=False)
+        config = dataclasses.replace(config, asynchronous=False, paced=False)
     outcomes: list[EpisodeOutcome] = []
     started = {"episode": 0, "tick": 0, "holds": 0}  # where the loop's current episode began
 
@@ -67,16 +67,7 @@ def drive_episodes(robot: Robot, policy: Policy, episodes: int | Callable[[], bo
     limit = max_ticks if max_ticks is not None else 10**9
     robot.reset()
     try:
-        if stepped:
-            while not done() and loop.stats.ticks < limit:
-                record = loop.step(loop.tick)
-                tick(record)
-                if record.episode_end and config.auto_reset:
-                    loop.new_episode()
-                loop.tick += 1
-                loop.stats.ticks += 1
-        else:
-            loop.run(ticks=limit, should_stop=done)
+        loop.run(ticks=limit, should_stop=done)
     finally:
         robot.hold("episodes done")
     if not done():

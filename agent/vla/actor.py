@@ -23,7 +23,9 @@ from agent.loop import ControlLoop, LoopConfig
 from agent.loop.config import MIN_CHUNK
 from agent.loop.control import TickRecord
 from agent.vla.features import NormalizedFeatures
+from agent.vla.snapshot import POLICY_DIR, restore_actor_policy, save_actor_policy
 from hal.robot import Robot
+from learners.checkpoint import CheckpointError
 from learners.link.security import CurveClient
 from policies.vla import ResidualPolicy, VLAPolicy, load_vla, tiny_vla
 
@@ -35,8 +37,8 @@ class VLAActorConfig:
     learner: str
     actor_id: str
     run_dir: Path
-    vla_path: str | None = None  # a saved VLA (Hugging Face layout); None: the tiny default, built here
-    chunk_size: int = 8
+    vla_path: str | None = None  # a saved VLA or pretrained:NAME; None: the tiny untrained one, built here
+    chunk_size: int = 8  # a loaded VLA's chunks must have this many actions
     control_hz: float | None = None  # None: the robot's rate
     residual_scale: float = 1.0
     base_scale: float = 1.0  # weight of the VLA's own actions (0: an untrained head is muted)
@@ -44,6 +46,8 @@ class VLAActorConfig:
     gamma: float = 0.99
     seed: int = 0
     keep_images: bool = False  # store the camera frames in the transitions (the cache keeps them)
+    pace: str = "real-time"  # or "fast": a stepped simulator ticked as fast as it computes
+    save_every_s: float = 30.0  # actors/<id>/policy/ is rewritten at an episode end this often
     curve: CurveClient | None = None
     insecure: bool = False
     durability: str = "fsync"
@@ -75,6 +79,9 @@ class VLAActor:
                 f"VLA {c.vla_path}: state/action dims {self.vla.state_dim}/{self.vla.action_dim} "
                 f"do not fit robot {robot.name!r} ({state_dim}/{action.dim})"
             )
+        if self.vla.chunk_size != c.chunk_size:
+            raise ValueError(f"VLA {c.vla_path}: chunks of {self.vla.chunk_size} actions, "
+                             f"the actor was configured for {c.chunk_size}")
         self.features = NormalizedFeatures(self.vla, self.vla.feature_dim, c.base_scale)
         self.policy = ResidualPolicy(
             self.features,
@@ -87,10 +94,11 @@ class VLAActor:
         )
         self.dir = c.run_dir / "actors" / c.actor_id
         self.dir.mkdir(parents=True, exist_ok=True)
-        settings = {k: getattr(c, k) for k in ("vla_path", "chunk_size", "control_hz", "residual_scale",
-                                                  "base_scale", "hidden", "gamma", "seed", "keep_images")}
-        (self.dir / "settings.json").write_text(json.dumps({**settings, "feature_dim": self.vla.feature_dim,
-                                                            "robot": robot.name}, indent=1))
+        keys = ("vla_path", "chunk_size", "control_hz", "residual_scale", "base_scale", "hidden", "gamma",
+                "seed", "keep_images", "pace")
+        self.settings = {**{k: getattr(c, k) for k in keys}, "hidden": list(c.hidden),
+                         "feature_dim": self.vla.feature_dim, "robot": robot.name}
+        (self.dir / "settings.json").write_text(json.dumps(self.settings, indent=1))
         self.spec = {
             "obs_dim": self.vla.feature_dim,
             "action_dim": action.dim,
@@ -101,8 +109,14 @@ class VLAActor:
                                 insecure=c.insecure, durability=c.durability)
         self.stream, self.link = self.feed.stream, self.feed.link
         hz = c.control_hz or robot.control_hz
-        self.loop = ControlLoop(robot, self.policy, LoopConfig(control_hz=hz), on_tick=self._on_tick)
+        if c.pace == "fast" and not robot.stepped:
+            raise ValueError(f"pace 'fast' needs a stepped simulator; robot {robot.name!r} runs in real time")
+        real_time = c.pace != "fast"
+        self.loop = ControlLoop(robot, self.policy, LoopConfig(control_hz=hz, asynchronous=real_time,
+                                                               paced=real_time), on_tick=self._on_tick)
         self.builder = ChunkTransitions(c.gamma, c.actor_id, c.keep_images)
+        self._restore()
+        self._saved_at = time.monotonic()
         self.ep_return, self.ep_ticks = 0.0, 0
         self.successes: list[bool] = []
         self.returns: list[float] = []
@@ -127,6 +141,31 @@ class VLAActor:
                                                time.monotonic() - self._t0, seq=self.seq, success=success,
                                                policy_version=self.policy.version))
             self.ep_return, self.ep_ticks = 0.0, 0
+            if time.monotonic() - self._saved_at >= self.config.save_every_s:
+                self.save()
+
+    # -- the acting state, saved (agent.vla.snapshot) ---------------------------------------------
+    def save(self) -> None:
+        """Write ``actors/<id>/policy/``: residual weights, feature and reward statistics."""
+        try:
+            save_actor_policy(self.dir / POLICY_DIR, self.policy, self.features, self.builder.scaler,
+                              self.settings)
+        except OSError as e:  # a full or failing disk must not stop the arm; the next save retries
+            log.error("cannot save the actor's policy to %s: %s", self.dir / POLICY_DIR, e)
+        self._saved_at = time.monotonic()
+
+    def _restore(self) -> None:
+        path = self.dir / POLICY_DIR
+        if not path.exists():
+            return
+        try:
+            state = restore_actor_policy(path, self.policy, self.features, self.builder.scaler)
+        except CheckpointError as e:
+            log.error("%s; starting with fresh feature statistics (the learner's heads will see a new "
+                      "scale until they adapt)", e)
+            return
+        log.info("restored the actor's policy from %s (weights v%d, %d feature samples)", path,
+                 state["weights_version"], state["features_count"])
 
     @property
     def episode(self) -> int:
@@ -159,5 +198,6 @@ class VLAActor:
         return self.feed.seq
 
     def close(self, drain_s: float = 0.0) -> None:
+        self.save()
         self.feed.close(drain_s)
         (self.dir / "summary.json").write_text(json.dumps(self.summary(), indent=1, default=float))

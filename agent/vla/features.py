@@ -21,10 +21,13 @@ from policies.streamx.normalization import ObservationNormalizer
 class NormalizedFeatures(Policy):
     """Wraps ``base``: each chunk's ``features`` replaced by their running standardization, and its
     actions multiplied by ``action_scale`` (0 mutes an untrained action head: the residual heads
-    then drive alone, from the VLA's features)."""
+    then drive alone, from the VLA's features). ``frozen``: the statistics no longer move
+    (evaluating what an actor learned)."""
 
-    def __init__(self, base: Policy, feature_dim: int, action_scale: float = 1.0) -> None:
+    def __init__(self, base: Policy, feature_dim: int, action_scale: float = 1.0,
+                 frozen: bool = False) -> None:
         self.base = base
+        self.frozen = bool(frozen)
         self.action_scale = float(action_scale)
         self.action_dim, self.chunk_size = base.action_dim, base.chunk_size
         self.feature_dim = int(feature_dim)
@@ -45,7 +48,7 @@ class NormalizedFeatures(Policy):
                 f"expected ({self.feature_dim},)"
             )
         with self._lock:
-            normed = self.normalizer(chunk.features).astype(np.float32)
+            normed = self.normalizer(chunk.features, update=not self.frozen).astype(np.float32)
         actions = chunk.actions if self.action_scale == 1.0 else chunk.actions * np.float32(self.action_scale)
         return dataclasses.replace(chunk, features=normed, actions=actions)
 

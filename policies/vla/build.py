@@ -51,9 +51,22 @@ def pretrained_vla_path(name: str) -> Path:
     return path
 
 
+#: How a config names a shipped VLA instead of a directory: ``pretrained:tabletop-reach``.
+SHIPPED_PREFIX = "pretrained:"
+
+
+def resolve_vla_path(spec: str | Path) -> Path:
+    """The directory a VLA ``spec`` names: ``pretrained:NAME`` (a VLA rill ships) or a directory."""
+    text = str(spec)
+    if text.startswith(SHIPPED_PREFIX):
+        return pretrained_vla_path(text[len(SHIPPED_PREFIX):])
+    return Path(spec)
+
+
 def load_vla(path: str | Path) -> VLAModel:
-    """A VLA saved with ``save_pretrained``, loaded strictly (``VLACheckpointError`` on any mismatch)."""
-    return VLAModel.from_pretrained(path)
+    """A VLA saved with ``save_pretrained`` (a directory, or ``pretrained:NAME`` for one rill ships),
+    loaded strictly (``VLACheckpointError`` on any mismatch)."""
+    return VLAModel.from_pretrained(resolve_vla_path(path))
 
 
 def vla_from_backbone(path: str | Path, state_dim: int, action_dim: int, chunk_size: int, seed: int = 0,

@@ -10,7 +10,13 @@ from learners.streamx import ConfigError
 
 def test_the_shipped_defaults_are_valid():
     train = RunTrainConfig.from_dict({"policy": "vla-residual", "chunk_size": 2, "steps_per_actor": 10})
-    assert train.chunk_size == 2 and train.policy == "vla-residual"
+    assert train.chunk_size == 2 and train.policy == "vla-residual" and train.pace == "real-time"
+    assert RunTrainConfig.from_dict({"policy": "vla-residual"}).chunk_size == 8  # the tiny VLA's
+
+
+def test_a_shipped_vla_is_named_and_its_chunk_size_taken():
+    train = RunTrainConfig.from_dict({"policy": "vla-residual", "vla": "pretrained:tabletop-reach"})
+    assert train.chunk_size == 4  # what the shipped VLA plans
 
 
 @pytest.mark.parametrize(
@@ -24,6 +30,13 @@ def test_the_shipped_defaults_are_valid():
         ({"chunk_size": "8"}, "train.chunk_size must be an integer >= 2"),
         ({"chunk_sise": 8}, "chunk_size"),  # an unknown key names the nearest known one
         ({"hyper": {"gamma": 1.5}}, "gamma"),
+        ({"pace": "ludicrous"}, r"train.pace must be one of \('real-time', 'fast'\), got 'ludicrous'"),
+        ({"vla": "pretrained:tabletop-push"}, r"train.vla 'pretrained:tabletop-push': no shipped VLA "
+                                              r"'tabletop-push'; rill ships \['tabletop-reach'\]"),
+        ({"vla": "/nonexistent/vla"}, r"train.vla '/nonexistent/vla': /nonexistent/vla: no config.json"),
+        ({"vla": "pretrained:tabletop-reach", "chunk_size": 2},
+         r"train.chunk_size 2 does not match the chunks of train.vla 'pretrained:tabletop-reach' "
+         r"\(4 actions\)"),
     ],
 )
 def test_bad_train_values_are_named(values, message):

@@ -12,6 +12,7 @@ import pytest
 
 from agent.loop import ChunkSchedule, ControlLoop, LoopConfig
 from agent.testing.policies import ReplanningPolicy
+from hal.errors import ConfigError
 from policies.base import ActionChunk
 from sim.robots import MujocoRobot, MujocoRobotConfig
 
@@ -167,3 +168,15 @@ def test_an_invalid_observation_holds_the_robot_and_is_counted():
     assert stats.ticks == 20 and stats.bad_observations == 20
     assert all(r.held and r.reason == "bad observation" for r in records)
     assert "image.front" in stats.last_failure
+
+
+def test_an_unpaced_loop_must_run_the_policy_inside_the_tick():
+    with pytest.raises(ConfigError, match="loop.paced false .* needs loop.asynchronous false"):
+        LoopConfig(control_hz=50, paced=False)
+    config = LoopConfig(control_hz=0.2, paced=False, asynchronous=False)  # 5 s a tick, were it paced
+    with MujocoRobot("hopper", MujocoRobotConfig(env_id="Hopper-v5", watchdog_timeout_s=None)) as robot:
+        policy = ReplanningPolicy(robot.action_spec.dim, chunk_size=4, period_s=5.0)
+        stats = ControlLoop(robot, policy, config).run(ticks=40)
+    # Every tick acted (the policy ran inside the ticks that needed a chunk), none waited for a clock.
+    assert stats.ticks == 40 and stats.holds == 0 and stats.deadline_misses == 0
+    assert not stats.jitter_s and len(stats.inference_s) >= 10

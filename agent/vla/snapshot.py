@@ -1,0 +1,86 @@
+"""What a VLA residual actor needs to act as it did, saved beside it: ``actors/<id>/policy/``.
+
+A rill checkpoint (safetensors + JSON, written atomically, checksummed: ``learners.checkpoint``)
+holding the residual actor's weights (``actor.*``, the learner's newest the actor had), the running
+standardization of the VLA's features (``features.mean`` / ``features.m2`` and their count), the
+reward scaler's statistics, and the settings that built the policy (VLA, scales, hidden sizes).
+
+The actor writes it at episode ends (at most every ``save_every_s``) and when it closes, and reads
+it back when it restarts, so the features a restarted actor sends are standardized as before (the
+learner's heads were trained on that scale). ``load_residual_policy`` rebuilds the acting policy
+from it, frozen, for evaluation (``bench.vla --run``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agent.vla.features import NormalizedFeatures
+from learners.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from policies.streamx.normalization import RewardScaler
+from policies.vla.residual import ResidualPolicy, ResidualWeightsError
+
+POLICY_DIR = "policy"
+
+
+def save_actor_policy(path: Path, policy: ResidualPolicy, features: NormalizedFeatures,
+                      scaler: RewardScaler, settings: dict[str, Any]) -> Path:
+    """Write the acting state of a VLA residual actor to the checkpoint directory ``path``."""
+    stats = features.state_dict()
+    reward = scaler.state_dict()
+    tensors = {**policy.state_dict(),
+               "features.mean": torch.from_numpy(np.asarray(stats["mean"], np.float64)),
+               "features.m2": torch.from_numpy(np.asarray(stats["m2"], np.float64))}
+    state = {"settings": settings, "weights_version": policy.version, "features_count": int(stats["count"]),
+             "reward": {"trace": float(reward["trace"]), "count": int(reward["count"]),
+                        "mean": float(reward["mean"]), "m2": float(reward["m2"])},
+             "saved_at": time.time()}
+    return save_checkpoint(path, tensors, state)
+
+
+def restore_actor_policy(path: Path, policy: ResidualPolicy, features: NormalizedFeatures,
+                         scaler: RewardScaler) -> dict[str, Any]:
+    """Load what ``save_actor_policy`` wrote into the given parts, all or nothing.
+
+    ``CheckpointError`` names a damaged or mismatched file; the parts are untouched then."""
+    tensors, state = load_checkpoint(path)
+    try:
+        mean, m2 = tensors.pop("features.mean"), tensors.pop("features.m2")
+        if tuple(mean.shape) != (features.feature_dim,) or tuple(m2.shape) != (features.feature_dim,):
+            raise CheckpointError(f"{path}: features of shape {tuple(mean.shape)}, this actor's VLA makes "
+                                  f"({features.feature_dim},)")
+        reward = state["reward"]
+        feature_state = {"count": int(state["features_count"]), "mean": mean.numpy(), "m2": m2.numpy()}
+        policy.load_state_dict(tensors, version=int(state["weights_version"]))
+    except ResidualWeightsError as e:
+        raise CheckpointError(f"{path}: not this VLA actor's policy ({e})") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a VLA actor's policy (entry {type(e).__name__}: {e})") from None
+    features.load_state_dict(feature_state)
+    scaler.load_state_dict({"trace": float(reward["trace"]), "count": int(reward["count"]),
+                            "mean": np.float64(reward["mean"]), "m2": np.float64(reward["m2"])})
+    return state
+
+
+def load_residual_policy(path: Path, deterministic: bool = True) -> ResidualPolicy:
+    """The VLA plus residual heads an actor saved at ``path`` (``actors/<id>/policy``), frozen:
+    its feature statistics no longer move, and with ``deterministic`` the residual is its mean."""
+    from policies.vla import VLAPolicy, load_vla
+
+    _, state = load_checkpoint(path)
+    settings = state.get("settings") if isinstance(state, dict) else None
+    if not isinstance(settings, dict) or not settings.get("vla_path"):
+        raise CheckpointError(f"{path}: no settings naming a saved VLA (an untrained tiny VLA's run "
+                              "cannot be rebuilt for evaluation)")
+    vla = VLAPolicy(load_vla(settings["vla_path"]))
+    features = NormalizedFeatures(vla, vla.feature_dim, float(settings["base_scale"]), frozen=True)
+    policy = ResidualPolicy(features, vla.feature_dim, scale=settings["residual_scale"],
+                            low=vla.action_low, high=vla.action_high, hidden=settings["hidden"],
+                            deterministic=deterministic)
+    restore_actor_policy(path, policy, features, RewardScaler(float(settings["gamma"])))
+    return policy

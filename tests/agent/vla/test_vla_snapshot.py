@@ -1,0 +1,121 @@
+"""A VLA residual actor's acting state (``actors/<id>/policy``): saved and read back exactly, a
+damaged or mismatched file refused by name with nothing half-loaded, and the saved policy rebuilt
+for evaluation acts as the actor would have with the same weights and statistics."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+import pytest
+import torch
+
+from agent.vla.features import NormalizedFeatures
+from agent.vla.snapshot import load_residual_policy, restore_actor_policy, save_actor_policy
+from hal.config import RobotConfig
+from hal.registry import make_robot
+from learners.checkpoint import CheckpointCorruptError, CheckpointError
+from policies.streamx.normalization import RewardScaler
+from policies.vla import ResidualPolicy, VLAPolicy, load_vla
+
+VLA = "pretrained:tabletop-reach"
+SETTINGS = {"vla_path": VLA, "residual_scale": 0.2, "base_scale": 1.0, "hidden": [128, 128], "gamma": 0.99}
+ARM = RobotConfig("arm", "sim-tabletop", {"task": "reach", "state": "proprio", "cameras": ["front"],
+                                          "colors": ["red", "blue", "yellow"], "max_delta": 1.0, "seed": 5})
+
+
+def _parts(seed: int = 0):
+    vla = VLAPolicy(load_vla(VLA))
+    features = NormalizedFeatures(vla, vla.feature_dim, 1.0)
+    policy = ResidualPolicy(features, vla.feature_dim, scale=0.2, seed=seed)
+    return policy, features, RewardScaler(0.99)
+
+
+@pytest.fixture(scope="module")
+def observations():
+    import sim.robots  # noqa: F401  registers sim-tabletop
+
+    torch.set_num_threads(1)
+    out = []
+    with make_robot(ARM) as robot:
+        robot.reset()
+        for t in range(12):
+            out.append(robot.observe())
+            robot.act(np.array([0.5, 0.3 if t % 2 else -0.3], np.float32))
+    return out
+
+
+def _trained(observations):
+    """Parts as an actor would hold them after a while: statistics moved, learner weights applied."""
+    policy, features, scaler = _parts()
+    for obs in observations[:10]:
+        policy.act(obs)
+        scaler(float(obs["reward"]), False)
+    rng = torch.Generator().manual_seed(3)
+    weights = {k: torch.randn(v.shape, generator=rng) * 0.1 for k, v in policy.state_dict().items()}
+    policy.load_state_dict(weights, version=41)
+    return policy, features, scaler
+
+
+def test_the_acting_state_reads_back_exactly(tmp_path, observations):
+    policy, features, scaler = _trained(observations)
+    save_actor_policy(tmp_path / "policy", policy, features, scaler, SETTINGS)
+    policy2, features2, scaler2 = _parts(seed=9)
+    state = restore_actor_policy(tmp_path / "policy", policy2, features2, scaler2)
+    assert state["weights_version"] == policy2.version == 41
+    for k, v in policy.state_dict().items():
+        assert torch.equal(v, policy2.state_dict()[k]), k
+    a, b = features.state_dict(), features2.state_dict()
+    assert a["count"] == b["count"] == 10
+    assert np.array_equal(a["mean"], b["mean"]) and np.array_equal(a["m2"], b["m2"])
+    assert scaler2.state_dict()["trace"] == scaler.state_dict()["trace"] != 0.0
+    assert scaler2(1.0, False, update=False) == scaler(1.0, False, update=False)
+
+
+def test_the_rebuilt_policy_acts_as_the_actor_would(tmp_path, observations):
+    policy, features, scaler = _trained(observations)
+    save_actor_policy(tmp_path / "policy", policy, features, scaler, SETTINGS)
+    rebuilt = load_residual_policy(tmp_path / "policy")
+    assert rebuilt.version == 41 and rebuilt.deterministic
+    policy.deterministic, features.frozen = True, True
+    for obs in observations[10:]:
+        ours, theirs = policy.act(obs), rebuilt.act(obs)
+        np.testing.assert_allclose(theirs.actions, ours.actions, atol=1e-6)
+        np.testing.assert_array_equal(theirs.extras["residual"], ours.extras["residual"])
+        # The residual moves the VLA's own chunk: the actions are not the base's alone.
+        assert not np.allclose(theirs.actions, theirs.extras["base_actions"])
+    assert rebuilt.base.state_dict()["count"] == 10  # evaluation never moves the statistics
+
+
+def test_a_damaged_file_is_refused_and_nothing_is_half_loaded(tmp_path, observations):
+    policy, features, scaler = _trained(observations)
+    path = save_actor_policy(tmp_path / "policy", policy, features, scaler, SETTINGS)
+    blob = bytearray((path / "tensors.safetensors").read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    (path / "tensors.safetensors").write_bytes(bytes(blob))
+    fresh, fresh_features, fresh_scaler = _parts(seed=9)
+    before = {k: v.clone() for k, v in fresh.state_dict().items()}
+    with pytest.raises(CheckpointCorruptError, match=r"tensors.safetensors: checksum mismatch"):
+        restore_actor_policy(path, fresh, fresh_features, fresh_scaler)
+    assert fresh.version == 0 and fresh_features.state_dict()["count"] == 0
+    assert all(torch.equal(v, before[k]) for k, v in fresh.state_dict().items())
+
+
+def test_a_policy_of_another_shape_is_refused_by_name(tmp_path, observations):
+    _, features, scaler = _trained(observations)
+    narrow = ResidualPolicy(features, features.feature_dim, scale=0.2, hidden=(32, 32))
+    save_actor_policy(tmp_path / "policy", narrow, features, scaler, SETTINGS)
+    fresh, fresh_features, fresh_scaler = _parts(seed=9)
+    with pytest.raises(CheckpointError, match=r"not this VLA actor's policy \(actor weights: 'actor\..*' "
+                                              r"has shape \(32,\), expected \(128,\)"):
+        restore_actor_policy(tmp_path / "policy", fresh, fresh_features, fresh_scaler)
+    assert fresh.version == 0 and fresh_features.state_dict()["count"] == 0
+
+
+def test_a_run_of_the_untrained_tiny_vla_cannot_be_rebuilt(tmp_path, observations):
+    policy, features, scaler = _trained(observations)
+    save_actor_policy(tmp_path / "policy", policy, features, scaler, {**SETTINGS, "vla_path": None})
+    with pytest.raises(CheckpointError, match="no settings naming a saved VLA"):
+        load_residual_policy(tmp_path / "policy")
