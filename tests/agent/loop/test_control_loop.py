@@ -171,7 +171,7 @@ def test_an_invalid_observation_holds_the_robot_and_is_counted():
 
 
 def test_an_unpaced_loop_must_run_the_policy_inside_the_tick():
-    with pytest.raises(ConfigError, match="loop.paced false .* needs loop.asynchronous false"):
+    with pytest.raises(ConfigError, match=r"loop.paced false .* needs loop.asynchronous false"):
         LoopConfig(control_hz=50, paced=False)
     config = LoopConfig(control_hz=0.2, paced=False, asynchronous=False)  # 5 s a tick, were it paced
     with MujocoRobot("hopper", MujocoRobotConfig(env_id="Hopper-v5", watchdog_timeout_s=None)) as robot:
