@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -14,6 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 
@@ -126,7 +131,126 @@ def render_inventory(report: dict[str, Any], console: Console) -> None:
     console.print(robots)
 
 
-def worker_table(status: dict[str, Any] | list, title: str = "Workers") -> Table:
+# How a worker's state is coloured in the worker table.
+STATE_COLORS = {
+    "running": "green",
+    "starting": "cyan",
+    "backoff": "yellow",
+    "stopping": "yellow",
+    "failed": "red",
+    "done": "blue",
+    "stopped": "dim",
+}
+# Short labels for the long progress keys of the actors (the values are over their last 20 episodes).
+PROGRESS_LABELS = {
+    "success_rate_recent": "success",
+    "return_recent": "return",
+    "weights_version": "weights",
+    "acked_seq": "acked",
+}
+
+
+def compact_value(value: Any, key: str = "") -> str:
+    """``value`` of progress ``key`` in few characters: integers with thousands separators, a success
+    rate as a percentage, other floats to 3 significant digits, NaN and None as ``-``."""
+    if value is None or isinstance(value, (bool, str)):
+        return "-" if value is None else str(value)
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if not isinstance(value, numbers.Real):
+        return str(value)
+    value = float(value)
+    if math.isnan(value):
+        return "-"
+    if "success" in key and 0.0 <= value <= 1.0:
+        return f"{value:.0%}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def progress_text(progress: dict[str, Any] | None) -> str:
+    """A worker's progress as ``key=value`` pairs separated by spaces (so a narrow cell wraps between
+    pairs, never inside one)."""
+    pairs = (f"{PROGRESS_LABELS.get(k, k)}={compact_value(v, k)}" for k, v in (progress or {}).items())
+    return "  ".join(pairs)
+
+
+def heartbeat_age(age_s: float | None) -> str:
+    """How long ago a worker last beat: ``0.4s``, ``12s``, ``5m``, ``2.5h``; ``-`` before its first."""
+    if age_s is None:
+        return "-"
+    if age_s < 10:
+        return f"{age_s:.1f}s"
+    if age_s < 120:
+        return f"{age_s:.0f}s"
+    return f"{age_s / 60:.0f}m" if age_s < 7200 else f"{age_s / 3600:.1f}h"
+
+
+class WorkerTable:
+    """A run's workers, readable at any terminal width (a rich renderable).
+
+    One table with a row per worker (worker, state, robot and device on their host, restarts/moves,
+    heartbeat, progress and detail) where every worker's progress fits on one line; otherwise, as in
+    an 80-column terminal, those first columns as a compact table and under it a second table with
+    each worker's progress and detail, wrapped between ``key=value`` pairs. Names, states and
+    progress values are never shortened: a cell too narrow wraps or folds.
+    """
+
+    def __init__(self, workers: list[dict[str, Any]], title: str) -> None:
+        self.workers = workers
+        self.title = title
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        compact = self._table(with_progress=False)
+        longest = max((len(progress_text(w.get("progress"))) for w in self.workers), default=0)
+        if Measurement.get(console, options, compact).maximum + longest + 3 <= options.max_width:
+            yield self._table(with_progress=True)
+        else:
+            yield compact
+            yield self._progress_table()
+
+    def _table(self, with_progress: bool) -> Table:
+        table = Table(title=self.title, title_justify="left")
+        table.add_column("worker", no_wrap=True)  # other columns wrap first
+        table.add_column("state", no_wrap=True)
+        table.add_column("robot · device @ host", overflow="fold")
+        table.add_column(Text("restarts\n/moves"), justify="right")
+        table.add_column("heartbeat", justify="right", overflow="fold")
+        if with_progress:
+            table.add_column("progress · detail", overflow="fold")
+        for w in self.workers:
+            row = [w["name"], _state(w["state"]), _placement(w), f"{w['restarts']}/{w['moves']}",
+                   heartbeat_age(w.get("heartbeat_age_s"))]
+            table.add_row(*row, *([_progress_cell(w)] if with_progress else []))
+        return table
+
+    def _progress_table(self) -> Table:
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+        table.add_column("worker", overflow="fold")
+        table.add_column("progress · detail", overflow="fold")
+        for w in self.workers:
+            table.add_row(w["name"], _progress_cell(w))
+        return table
+
+
+def _progress_cell(w: dict[str, Any]) -> Text:
+    """The worker's progress and, on a line of its own, its detail (red for a failed worker)."""
+    cell = Text(progress_text(w.get("progress")) or "-")
+    if w.get("detail"):
+        cell.append("\n" + w["detail"], style="red" if w["state"] == "failed" else "dim")
+    return cell
+
+
+def _state(state: str) -> str:
+    color = STATE_COLORS.get(state, "white")
+    return f"[{color}]{state}[/{color}]"
+
+
+def _placement(w: dict[str, Any]) -> str:
+    where = f"{w['device']} @ {w['host']}"
+    return f"{w['robot']} · {where}" if w.get("robot") else where
+
+
+def worker_table(status: dict[str, Any] | list, title: str = "Workers") -> WorkerTable:
     """A run's workers: ``status`` is a run's ``status.json`` dict or ``Scheduler.status()``."""
     from dataclasses import asdict, is_dataclass
 
@@ -135,50 +259,7 @@ def worker_table(status: dict[str, Any] | list, title: str = "Workers") -> Table
         if isinstance(status, dict)
         else [asdict(w) if is_dataclass(w) else w for w in status]
     )
-    table = Table(title=title)
-    for col in (
-        "worker",
-        "role",
-        "state",
-        "host",
-        "robot",
-        "device",
-        "pid",
-        "restarts",
-        "moves",
-        "heartbeat",
-        "progress",
-        "detail",
-    ):
-        table.add_column(col)
-    colors = {
-        "running": "green",
-        "starting": "cyan",
-        "backoff": "yellow",
-        "stopping": "yellow",
-        "failed": "red",
-        "done": "blue",
-        "stopped": "dim",
-    }
-    for w in workers:
-        color = colors.get(w["state"], "white")
-        age = w.get("heartbeat_age_s")
-        progress = ", ".join(f"{k}={v}" for k, v in (w.get("progress") or {}).items())
-        table.add_row(
-            w["name"],
-            w["role"],
-            f"[{color}]{w['state']}[/{color}]",
-            w["host"],
-            w["robot"] or "",
-            w["device"],
-            str(w["pid"] or ""),
-            str(w["restarts"]),
-            str(w["moves"]),
-            "" if age is None else f"{age:.1f} s ago",
-            progress,
-            w.get("detail") or "",
-        )
-    return table
+    return WorkerTable(workers, title)
 
 
 def learner_table(service) -> Table:

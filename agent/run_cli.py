@@ -25,7 +25,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agent.console import worker_table
-    from agent.job.summary import learner_state_line, learning_line
+    from agent.job.summary import learner_state_line, learning_line, success_line
     from hal.scheduler import read_run_status
 
     run_dir = Path(args.run)
@@ -35,6 +35,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if not learner_only:
         console.print(worker_table(status, title=f"rill status {run_dir}"))
     console.print(learning_line(run_dir))
+    success = success_line(run_dir)
+    if success is not None:  # the task reports success
+        console.print(success)
     console.print(learner_state_line(run_dir))
     if status.get("time"):
         console.print(f"status written {time.time() - float(status['time']):.0f}s ago")

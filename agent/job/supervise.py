@@ -9,13 +9,36 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from agent.job.prepare import prepare
-from agent.job.summary import learning_line, plot_run, print_result
+from agent.job.summary import learning_line, plot_run, print_result, success_line
 
 log = logging.getLogger(__name__)
 DRAIN_S = 60.0  # how long the learner may take to learn from what is still in its cache
+VIEW_EVERY_S = 0.5  # the live view is redrawn at most this often (the scheduler polls every 50 ms)
+SUCCESS_EVERY_S = 5.0  # the success line re-reads every actor's episode log at most this often
+
+
+class _Every:
+    """Calls ``fn`` at most once per ``period_s``; between calls, returns what the last one did."""
+
+    def __init__(self, period_s: float, fn: Callable[[], Any]) -> None:
+        self.period_s, self.fn = period_s, fn
+        self.at: float | None = None
+        self.value: Any = None
+
+    def __call__(self) -> Any:
+        if self.at is None or time.monotonic() - self.at >= self.period_s:
+            return self.refresh()
+        return self.value
+
+    def refresh(self) -> Any:
+        """Call ``fn`` now, whenever it was last called."""
+        self.at, self.value = time.monotonic(), self.fn()
+        return self.value
 
 
 def run_job(config_path: Path) -> Path:
@@ -36,14 +59,19 @@ def run_job(config_path: Path) -> Path:
     for note in getattr(placement, "notes", []):
         log.info("%s", note)
 
+    success = _Every(SUCCESS_EVERY_S, lambda: success_line(run_dir))
+    shown = _Every(VIEW_EVERY_S, lambda: live.update(view()))
+
     def view():
-        return Group(worker_table(scheduler.status(), title=f"rill run {spec.name}"), learning_line(run_dir))
+        lines = [learning_line(run_dir), success()]
+        return Group(worker_table(scheduler.status(), title=f"rill run {spec.name}"),
+                     *(line for line in lines if line is not None))
 
     finished_at = None
 
     def on_poll(s) -> None:
         nonlocal finished_at
-        live.update(view())
+        shown()
         status = s.status()
         actors = [w for w in status if w.role == "actor"]
         if not actors or not all(w.state == DONE for w in actors):
@@ -65,6 +93,11 @@ def run_job(config_path: Path) -> Path:
             log.warning("interrupted: stopping every worker (actors keep their spools, the learner "
                         "checkpoints)")
             scheduler.stop()
+        finally:
+            success.refresh()
+            shown.refresh()  # the workers as they ended, not as they were at the last redraw
+    if not live.console.is_terminal:
+        live.console.line()  # off a terminal, Live leaves its last line open: the summary goes below
     png = plot_run(run_dir, f"rill run {spec.name}")
     print_result(run_dir)
     log.info("run directory %s%s", run_dir, f"; learning curve {png}" if png else "")
