@@ -2,7 +2,7 @@
 seeded episodes, next to what it does blind or misled and what policies that neither see nor read
 manage.
 
-    MUJOCO_GL=egl python -m bench.vla [--quick] [--json OUT] [--vla DIR] [--episodes N] [--seed S]
+    MUJOCO_GL=egl python -m bench.vla [--quick] [--json OUT] [--vla DIR] [--run RUN] [--episodes N]
 
 The arm is ``sim-tabletop`` with a proprioceptive state (``state: proprio``): where the blocks are
 comes from the camera only, which block from the instruction only. On the same seeds (default 100
@@ -15,6 +15,10 @@ episodes from 200,000; ``--quick``: 6):
   reaches the block named (about one in three by chance), and how often the scene's own goal;
 - ``blind``: every camera frame black;
 - ``random`` / ``forward`` / ``middle``: goal-ignoring policies (``agent.experts.baselines``);
+- ``online`` (with ``--run RUN``, a finished ``rill run config/sim_tabletop_vla.yaml``): the VLA
+  plus the residual heads that run learned, as its actor last held them (``actors/<id>/policy``,
+  feature statistics frozen, the residual at its mean), next to ``vla``; and the run's own success
+  at its start and end and its worst 50-episode window (``metrics/success_summary.json``);
 - ``act`` latency of the VLA (median and 90th percentile over every call of the ``vla`` run);
 - ``loop``: the VLA driving the arm in real time (the simulation advancing at 50 Hz on its own,
   inference on its own thread) for ``--loop-s`` seconds: holds per 1,000 ticks, split by where
@@ -95,7 +99,36 @@ def loop_holds(policy: Policy, seconds: float, seed: int) -> dict:
             "deadline_misses": loop.stats.deadline_misses}
 
 
-def measure(vla_dir: str | None, episodes: int, seed: int, loop_s: float = 30.0) -> dict:
+def online_policy(run_dir: str) -> tuple[Policy, str]:
+    """The acting policy the first actor of the ``rill run`` at ``run_dir`` saved, and its path."""
+    from pathlib import Path
+
+    from agent.vla.snapshot import POLICY_DIR, load_residual_policy
+
+    saved = sorted(Path(run_dir).glob(f"actors/*/{POLICY_DIR}"))
+    if not saved:
+        raise SystemExit(f"bench.vla: {run_dir} holds no actors/<id>/{POLICY_DIR}: not a finished "
+                         "vla-residual rill run")
+    return load_residual_policy(saved[0]), str(saved[0])
+
+
+def run_summary(run_dir: str) -> dict:
+    """The run's success over its episodes (start, end, worst window), read from its directory."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from agent.actor.episodes import read_run_episodes
+    from agent.job.summary import success_summary, success_text
+
+    episodes = read_run_episodes(Path(run_dir))
+    summary = success_summary(episodes)
+    return {"episodes": len(episodes), "ticks": int(sum(e.length for e in episodes)),
+            "success": asdict(summary) if summary else None,
+            "success_text": success_text(summary) if summary else ""}
+
+
+def measure(vla_dir: str | None, episodes: int, seed: int, loop_s: float = 30.0,
+            run_dir: str | None = None) -> dict:
     import torch
 
     from agent.experts.baselines import ForwardPolicy, MiddlePolicy, RandomPolicy
@@ -116,6 +149,12 @@ def measure(vla_dir: str | None, episodes: int, seed: int, loop_s: float = 30.0)
         results[name] = {**r.to_dict(), "wall_s": round(time.perf_counter() - start, 1)}
 
     run("vla", timed)
+    online: dict = {}
+    if run_dir:
+        learned, saved = online_policy(run_dir)
+        run("online", learned)
+        online = {"run": str(run_dir), "policy": saved, "weights_version": learned.version,
+                  **run_summary(run_dir)}
     run("expert", TabletopExpert(colors=COLORS, chunk_size=2))
     swap = InstructionSwap(COLORS)
     run("swap", policy, edit=swap.edit, on_tick=swap.on_tick, robot=_robot(terminate_on_success=False))
@@ -129,7 +168,7 @@ def measure(vla_dir: str | None, episodes: int, seed: int, loop_s: float = 30.0)
     act = {"median": round(float(np.median(ms)), 2), "p90": round(float(np.percentile(ms, 90)), 2),
            "calls": len(ms)}
     return {"vla": str(path), "episodes": episodes, "seeds": [seed, seed + episodes - 1], "runs": results,
-            "act_ms": act, "loop": holds}
+            "act_ms": act, "loop": holds, **({"online": online} if online else {})}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -138,6 +177,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="6 episodes per run (CI)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--vla", help="a saved VLA directory (default: the one rill ships)")
+    parser.add_argument("--run", help="a finished rill run of config/sim_tabletop_vla.yaml: evaluate what "
+                        "its online RL learned on the same seeds")
     parser.add_argument("--episodes", type=int, help="episodes per run (default 100; --quick: 6)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"first episode seed (default {SEED:,})")
     parser.add_argument("--loop-s", type=float, help="seconds of real-time driving (default 60; --quick: 5)")
@@ -146,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
     episodes = args.episodes or (6 if args.quick else 100)
     if episodes < 1:
         parser.error(f"--episodes must be >= 1, got {episodes}")
-    report = measure(args.vla, episodes, args.seed, args.loop_s or (5.0 if args.quick else 60.0))
+    report = measure(args.vla, episodes, args.seed, args.loop_s or (5.0 if args.quick else 60.0), args.run)
     rows = []
     for name, r in report["runs"].items():
         extra = f"{100 * r['named_block_reached']:.0f}% reached the named block" if name == "swap" else ""
@@ -159,6 +200,10 @@ def main(argv: list[str] | None = None) -> dict:
     lp = report["loop"]
     print(f"real-time loop: {lp['holds_per_1000']} holds per 1,000 ticks over {lp['ticks']} ticks: "
           + ", ".join(f"{k} {v}" for k, v in lp["by_where_per_1000"].items()))
+    if "online" in report:
+        on = report["online"]
+        print(f"online RL run {on['run']}: {on['episodes']} episodes, {on['ticks']:,} ticks; weights "
+              f"v{on['weights_version']}; during the run: {on['success_text']}")
     payload = {**report, "_meta": {**machine(), "quick": args.quick, "mujoco_gl": os.environ["MUJOCO_GL"]}}
     write_json(args.json, payload)
     return payload
