@@ -20,7 +20,10 @@ class PretrainConfig:
     - ``demos``: the demonstration cache (``rill demos record`` / ``rill demos import``).
     - ``out``: the run directory: ``checkpoints/last`` (resumable), ``model/`` (the final VLA, Hugging
       Face layout), ``tensorboard/``, ``metrics.jsonl``, ``eval.json``.
-    - ``vla``: a saved VLA to start from; empty: a new tiny VLA from ``seed``, shaped by the demos.
+    - ``vla``: a saved VLA to start from (a directory, or ``pretrained:NAME`` for one rill ships);
+      empty: a new tiny VLA from ``seed``, shaped by the demos.
+    - ``new_heads``: with ``vla``, keep its backbone and feature head (how it sees and reads) and
+      draw its state encoder and action head anew from ``seed``: it learns to act again.
     - ``chunk_size``: actions per chunk the VLA plans (a new VLA only).
     - ``trainable``: ``all`` (the backbone learns to see, too) or ``heads``.
     - ``counterfactual``: train on the counterfactual labels demonstrations carry (the same frame
@@ -54,6 +57,7 @@ class PretrainConfig:
     seed: int = 0
     threads: int = 1
     extra: dict[str, Any] = field(default_factory=dict)  # further VLAConfig fields for a new VLA
+    new_heads: bool = False
 
     def __post_init__(self) -> None:
         self.demos, self.out = Path(self.demos), Path(self.out)
@@ -72,6 +76,9 @@ class PretrainConfig:
                               f"got {self.trainable!r}")
         if self.loss not in LOSSES:
             raise ConfigError(f"pretrain.loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        check_type("pretrain", "new_heads", self.new_heads, bool)
+        if self.new_heads and self.vla is None:
+            raise ConfigError("pretrain.new_heads needs pretrain.vla: the VLA whose backbone to keep")
         if isinstance(self.eval_robot, dict):
             self.eval_robot = RobotConfig(**self.eval_robot)
 

@@ -88,6 +88,8 @@ class Pretrainer:
         c, f = self.config, self.demos.features
         if c.vla is not None:
             model = load_vla(c.vla)
+            if c.new_heads:
+                model.reset_heads(c.seed)
         else:
             size = {s[0] for s in f.cameras.values()}
             extra = {"image_size": size.pop()} if len(size) == 1 else {}
@@ -250,5 +252,5 @@ def _resumable(config: dict[str, Any]) -> dict[str, Any]:
     """The parts of a config a resumed run must share with the one it continues (not its length,
     nor how often it logs, checks or evaluates)."""
     keep = ("demos", "vla", "chunk_size", "batch_size", "lr", "weight_decay", "warmup_steps", "trainable",
-            "loss", "shift", "val_episodes", "seed", "extra", "counterfactual")
+            "loss", "shift", "val_episodes", "seed", "extra", "counterfactual", "new_heads")
     return json.loads(json.dumps({k: config[k] for k in keep}, default=str))

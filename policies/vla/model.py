@@ -82,6 +82,23 @@ class VLAModel(PreTrainedModel):
             hf_init.ones_(module.weight)
             hf_init.zeros_(module.bias)
 
+    def reset_heads(self, seed: int) -> None:
+        """Draw the state encoder and the action head anew from ``seed`` (as a new VLA draws
+        them), keeping the backbone and the feature head: a pretrained VLA's way of seeing and
+        reading, with everything it learned about acting forgotten. The global torch RNG is left
+        as it was."""
+        generator = torch.Generator().manual_seed(int(seed))
+        with torch.no_grad():
+            for head in (self.state_encoder, self.action_head):
+                for module in head.modules():
+                    if isinstance(module, nn.Linear):
+                        module.weight.normal_(0.0, 0.02, generator=generator)
+                        if module.bias is not None:
+                            module.bias.zero_()
+                    elif isinstance(module, nn.LayerNorm):
+                        module.weight.fill_(1.0)
+                        module.bias.zero_()
+
     def set_backbone_frozen(self, frozen: bool = True) -> None:
         """Freeze (the default) or unfreeze the backbone's parameters."""
         self.backbone.requires_grad_(not frozen)
