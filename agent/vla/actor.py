@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,9 @@ from agent.loop import ControlLoop, LoopConfig
 from agent.loop.config import MIN_CHUNK
 from agent.loop.control import TickRecord
 from agent.vla.features import NormalizedFeatures
-from agent.vla.snapshot import POLICY_DIR, restore_actor_policy, save_actor_policy
+from agent.vla.snapshot import POLICY_DIR, capture_actor_policy, restore_actor_policy
 from hal.robot import Robot
-from learners.checkpoint import CheckpointError
+from learners.checkpoint import CheckpointError, save_checkpoint
 from learners.link.security import CurveClient
 from policies.vla import ResidualPolicy, VLAPolicy, load_vla, tiny_vla
 
@@ -117,6 +118,7 @@ class VLAActor:
         self.builder = ChunkTransitions(c.gamma, c.actor_id, c.keep_images)
         self._restore()
         self._saved_at = time.monotonic()
+        self._writer: threading.Thread | None = None
         self.ep_return, self.ep_ticks = 0.0, 0
         self.successes: list[bool] = []
         self.returns: list[float] = []
@@ -142,17 +144,34 @@ class VLAActor:
                                                policy_version=self.policy.version))
             self.ep_return, self.ep_ticks = 0.0, 0
             if time.monotonic() - self._saved_at >= self.config.save_every_s:
-                self.save()
+                self.save(background=True)
 
     # -- the acting state, saved (agent.vla.snapshot) ---------------------------------------------
-    def save(self) -> None:
-        """Write ``actors/<id>/policy/``: residual weights, feature and reward statistics."""
-        try:
-            save_actor_policy(self.dir / POLICY_DIR, self.policy, self.features, self.builder.scaler,
-                              self.settings)
-        except OSError as e:  # a full or failing disk must not stop the arm; the next save retries
-            log.error("cannot save the actor's policy to %s: %s", self.dir / POLICY_DIR, e)
+    def save(self, background: bool = False) -> None:
+        """Write ``actors/<id>/policy/``: residual weights, feature and reward statistics.
+
+        ``background``: the state is copied here and written (with its fsyncs) on a thread of its
+        own, so an episode end on the control thread never waits for the disk; skipped while the
+        previous write is still going."""
+        if self._writer is not None and self._writer.is_alive():
+            if background:
+                return
+            self._writer.join()
+        path = self.dir / POLICY_DIR
+        tensors, state = capture_actor_policy(self.policy, self.features, self.builder.scaler, self.settings)
         self._saved_at = time.monotonic()
+
+        def write() -> None:
+            try:
+                save_checkpoint(path, tensors, state)
+            except OSError as e:  # a full or failing disk must not stop the arm; the next save retries
+                log.error("cannot save the actor's policy to %s: %s", path, e)
+
+        if background:
+            self._writer = threading.Thread(target=write, name="policy-writer", daemon=True)
+            self._writer.start()
+        else:
+            write()
 
     def _restore(self) -> None:
         path = self.dir / POLICY_DIR

@@ -31,6 +31,13 @@ POLICY_DIR = "policy"
 def save_actor_policy(path: Path, policy: ResidualPolicy, features: NormalizedFeatures,
                       scaler: RewardScaler, settings: dict[str, Any]) -> Path:
     """Write the acting state of a VLA residual actor to the checkpoint directory ``path``."""
+    return save_checkpoint(path, *capture_actor_policy(policy, features, scaler, settings))
+
+
+def capture_actor_policy(policy: ResidualPolicy, features: NormalizedFeatures, scaler: RewardScaler,
+                         settings: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The acting state as copies (tensors, JSON state): cheap to take on the control thread, so
+    the writing (``save_checkpoint``, with its fsyncs) can happen on another."""
     stats = features.state_dict()
     reward = scaler.state_dict()
     tensors = {**policy.state_dict(),
@@ -40,7 +47,7 @@ def save_actor_policy(path: Path, policy: ResidualPolicy, features: NormalizedFe
              "reward": {"trace": float(reward["trace"]), "count": int(reward["count"]),
                         "mean": float(reward["mean"]), "m2": float(reward["m2"])},
              "saved_at": time.time()}
-    return save_checkpoint(path, tensors, state)
+    return tensors, state
 
 
 def restore_actor_policy(path: Path, policy: ResidualPolicy, features: NormalizedFeatures,

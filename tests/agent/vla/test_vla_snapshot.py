@@ -119,3 +119,35 @@ def test_a_run_of_the_untrained_tiny_vla_cannot_be_rebuilt(tmp_path, observation
     save_actor_policy(tmp_path / "policy", policy, features, scaler, {**SETTINGS, "vla_path": None})
     with pytest.raises(CheckpointError, match="no settings naming a saved VLA"):
         load_residual_policy(tmp_path / "policy")
+
+
+def test_a_restarted_actor_carries_on_with_the_statistics_it_had(tmp_path):
+    """A VLA actor saves its acting state as it goes (at episode ends, written off the control
+    thread) and when it closes; a new actor on the same directory starts from it. No learner is
+    listening: the actor drives on and spools regardless."""
+    import socket
+
+    import sim.robots  # noqa: F401  registers sim-tabletop
+    from agent.vla.actor import VLAActor, VLAActorConfig
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    config = VLAActorConfig(learner=f"tcp://127.0.0.1:{port}", actor_id="arm", run_dir=tmp_path, vla_path=VLA,
+                            chunk_size=4, residual_scale=0.35, pace="fast", save_every_s=0.0,
+                            durability="os-buffered")
+    with make_robot(ARM) as robot:
+        first = VLAActor(config, robot)
+        first.run(ticks=300)
+        assert first.episode >= 2 and (tmp_path / "actors" / "arm" / "policy").is_dir()
+        first.close()
+        counted = first.features.state_dict()["count"]
+        assert 300 // 4 <= counted <= 300 // 4 + first.episode  # one feature vector per chunk planned
+        second = VLAActor(config, robot)
+        try:
+            restored = second.features.state_dict()
+            assert restored["count"] == counted
+            assert np.array_equal(restored["mean"], first.features.state_dict()["mean"])
+            assert second.builder.scaler.state_dict()["trace"] == first.builder.scaler.state_dict()["trace"]
+        finally:
+            second.close()
