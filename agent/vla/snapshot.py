@@ -56,38 +56,53 @@ def restore_actor_policy(path: Path, policy: ResidualPolicy, features: Normalize
 
     ``CheckpointError`` names a damaged or mismatched file; the parts are untouched then."""
     tensors, state = load_checkpoint(path)
+    _apply(path, tensors, state, policy, features, scaler)
+    return state
+
+
+def _apply(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], policy: ResidualPolicy,
+           features: NormalizedFeatures, scaler: RewardScaler) -> None:
+    # Every entry is read and checked before anything is loaded; the residual weights (checked by
+    # load_state_dict itself, all or nothing) go first, the statistics cannot fail after them.
     try:
+        tensors = dict(tensors)
         mean, m2 = tensors.pop("features.mean"), tensors.pop("features.m2")
         if tuple(mean.shape) != (features.feature_dim,) or tuple(m2.shape) != (features.feature_dim,):
             raise CheckpointError(f"{path}: features of shape {tuple(mean.shape)}, this actor's VLA makes "
                                   f"({features.feature_dim},)")
-        reward = state["reward"]
         feature_state = {"count": int(state["features_count"]), "mean": mean.numpy(), "m2": m2.numpy()}
-        policy.load_state_dict(tensors, version=int(state["weights_version"]))
+        reward = state["reward"]
+        reward_state = {"trace": float(reward["trace"]), "count": int(reward["count"]),
+                        "mean": np.float64(reward["mean"]), "m2": np.float64(reward["m2"])}
+        version = int(state["weights_version"])
+        policy.load_state_dict(tensors, version=version)
     except ResidualWeightsError as e:
         raise CheckpointError(f"{path}: not this VLA actor's policy ({e})") from None
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: not a VLA actor's policy (entry {type(e).__name__}: {e})") from None
     features.load_state_dict(feature_state)
-    scaler.load_state_dict({"trace": float(reward["trace"]), "count": int(reward["count"]),
-                            "mean": np.float64(reward["mean"]), "m2": np.float64(reward["m2"])})
-    return state
+    scaler.load_state_dict(reward_state)
 
 
 def load_residual_policy(path: Path, deterministic: bool = True) -> ResidualPolicy:
     """The VLA plus residual heads an actor saved at ``path`` (``actors/<id>/policy``), frozen:
-    its feature statistics no longer move, and with ``deterministic`` the residual is its mean."""
+    its feature statistics no longer move, and with ``deterministic`` the residual is its mean.
+    ``CheckpointError`` names a damaged file or settings that cannot build the policy."""
     from policies.vla import VLAPolicy, load_vla
 
-    _, state = load_checkpoint(path)
+    tensors, state = load_checkpoint(path)
     settings = state.get("settings") if isinstance(state, dict) else None
     if not isinstance(settings, dict) or not settings.get("vla_path"):
         raise CheckpointError(f"{path}: no settings naming a saved VLA (an untrained tiny VLA's run "
                               "cannot be rebuilt for evaluation)")
     vla = VLAPolicy(load_vla(settings["vla_path"]))
-    features = NormalizedFeatures(vla, vla.feature_dim, float(settings["base_scale"]), frozen=True)
-    policy = ResidualPolicy(features, vla.feature_dim, scale=settings["residual_scale"],
-                            low=vla.action_low, high=vla.action_high, hidden=settings["hidden"],
-                            deterministic=deterministic)
-    restore_actor_policy(path, policy, features, RewardScaler(float(settings["gamma"])))
+    try:
+        features = NormalizedFeatures(vla, vla.feature_dim, float(settings["base_scale"]), frozen=True)
+        policy = ResidualPolicy(features, vla.feature_dim, scale=settings["residual_scale"],
+                                low=vla.action_low, high=vla.action_high, hidden=settings["hidden"],
+                                deterministic=deterministic)
+        scaler = RewardScaler(float(settings["gamma"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: settings cannot build the policy ({type(e).__name__}: {e})") from None
+    _apply(path, tensors, state, policy, features, scaler)
     return policy

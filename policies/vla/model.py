@@ -87,6 +87,7 @@ class VLAModel(PreTrainedModel):
         them), keeping the backbone and the feature head: a pretrained VLA's way of seeing and
         reading, with everything it learned about acting forgotten. The global torch RNG is left
         as it was."""
+        # The same draws as _init_weights, by hand: transformers' init helpers take no generator.
         generator = torch.Generator().manual_seed(int(seed))
         with torch.no_grad():
             for head in (self.state_encoder, self.action_head):

@@ -121,6 +121,14 @@ def test_a_run_of_the_untrained_tiny_vla_cannot_be_rebuilt(tmp_path, observation
         load_residual_policy(tmp_path / "policy")
 
 
+def test_settings_that_cannot_build_the_policy_are_refused_by_name(tmp_path, observations):
+    policy, features, scaler = _trained(observations)
+    broken = {k: v for k, v in SETTINGS.items() if k != "gamma"}
+    save_actor_policy(tmp_path / "policy", policy, features, scaler, broken)
+    with pytest.raises(CheckpointError, match=r"settings cannot build the policy \(KeyError: 'gamma'\)"):
+        load_residual_policy(tmp_path / "policy")
+
+
 def test_a_restarted_actor_carries_on_with_the_statistics_it_had(tmp_path):
     """A VLA actor saves its acting state as it goes (at episode ends, written off the control
     thread) and when it closes; a new actor on the same directory starts from it. No learner is
