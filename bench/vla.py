@@ -18,7 +18,8 @@ episodes from 200,000; ``--quick``: 6):
 - ``online`` (with ``--run RUN``, a finished ``rill run config/sim_tabletop_vla.yaml``): the VLA
   plus the residual heads that run learned, as its actor last held them (``actors/<id>/policy``,
   feature statistics frozen, the residual at its mean), next to ``vla``; and the run's own success
-  at its start and end and its worst 50-episode window (``metrics/success_summary.json``);
+  at its start and end and its worst 50-episode window (from its episode logs, as
+  ``metrics/success_summary.json`` has them);
 - ``act`` latency of the VLA (median and 90th percentile over every call of the ``vla`` run);
 - ``loop``: the VLA driving the arm in real time (the simulation advancing at 50 Hz on its own,
   inference on its own thread) for ``--loop-s`` seconds: holds per 1,000 ticks, split by where
