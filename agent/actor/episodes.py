@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-FIELDS = ["step", "seq", "episode", "return", "length", "success", "policy_version", "wall_time"]
+FIELDS = ["step", "seq", "episode", "return", "length", "success", "policy_version", "wall_time", "outcome",
+          "ended_by", "takeovers", "intervened_steps"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,10 @@ class EpisodeRecord:
     seq: int | None = None
     success: bool | None = None
     policy_version: int | None = None
+    outcome: str | None = None  # success | failure | timeout | stopped
+    ended_by: str | None = None  # robot | operator | time_limit | node_stopped
+    takeovers: int | None = None  # times a person took over from the policy
+    intervened_steps: int | None = None  # steps a person drove
 
 
 class EpisodeLog:
@@ -54,6 +60,8 @@ class EpisodeLog:
                 writer.writeheader()
                 writer.writerows(kept)
         new = not self.path.exists() or self.path.stat().st_size == 0
+        if not new and set(FIELDS) - set(_header(self.path)):
+            _upgrade(self.path)
         self.fields = FIELDS if new else _header(self.path)
         self._file = open(self.path, "a", newline="")  # noqa: SIM115  closed in close()
         self._writer = csv.DictWriter(self._file, fieldnames=self.fields, extrasaction="ignore")
@@ -71,6 +79,10 @@ class EpisodeLog:
             "success": "" if record.success is None else int(record.success),
             "policy_version": "" if record.policy_version is None else record.policy_version,
             "wall_time": round(record.wall_time, 3),
+            "outcome": record.outcome or "",
+            "ended_by": record.ended_by or "",
+            "takeovers": "" if record.takeovers is None else record.takeovers,
+            "intervened_steps": "" if record.intervened_steps is None else record.intervened_steps,
         }
         self._writer.writerow(row)
         self._file.flush()
@@ -82,6 +94,21 @@ class EpisodeLog:
 def _header(path: Path) -> list[str]:
     with open(path, newline="") as f:
         return next(csv.reader(f), FIELDS)
+
+
+def _upgrade(path: Path) -> None:
+    """Rewrite an older ``episodes.csv`` with every column of ``FIELDS`` (plus any it had)."""
+    old = _header(path)
+    fields = FIELDS + [f for f in old if f not in FIELDS]
+    rows = _rows(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -108,6 +135,10 @@ def read_episodes(path: Path) -> list[EpisodeRecord]:
                 seq=_int(r.get("seq")),
                 success=None if success in (None, "") else bool(int(float(success))),
                 policy_version=_int(r.get("policy_version")),
+                outcome=r.get("outcome") or None,
+                ended_by=r.get("ended_by") or None,
+                takeovers=_int(r.get("takeovers")),
+                intervened_steps=_int(r.get("intervened_steps")),
             )
         )
     return out

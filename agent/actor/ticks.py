@@ -8,6 +8,14 @@ handed to the actor's ``TransitionStream``: ``on_tick`` never waits on the netwo
 held the robot sent nothing, so it starts no transition; a stale observation ends the chain
 (nothing is learned across a gap in the data). A change of instruction ends an episode
 (``truncated``): the task changed.
+
+With an operator (``agent/operator``): a tick whose person drove makes a transition flagged
+``extras["intervened"] = True`` with ``behavior_logp`` NaN (no policy drew it); the tick that ends
+an episode (``TickRecord.ended``) completes the last transition as terminal (success, failure) or
+truncated (timeout, stopped), its reward raised by the operator's label, with
+``extras["success"]`` and ``extras["label_source"] = "operator"``; ticks of the reset routine and
+of waiting make none. Each finished episode is logged with its outcome, who ended it, and the
+person's takeovers and intervened steps.
 """
 
 from __future__ import annotations
@@ -53,6 +61,10 @@ class TickTransitions:
         self.made = 0
         self.broken_chains = 0
         self._sent: ActResult | None = None  # the action the previous tick sent, and its logp
+        self._sent_intervened = False  # ... sent by a person who took over
+        self.intervened_made = 0  # transitions of a person's actions
+        self.takeovers = self.intervened_steps = 0  # of the episode under way
+        self._was_intervened = False
         self._version = 0
         self._instruction = ""
         self._t0 = time.monotonic()
@@ -77,53 +89,109 @@ class TickTransitions:
     def on_tick(self, record: Any) -> None:
         """Called by the control loop after every tick (on the loop's thread; cheap, never blocks)."""
         obs = record.observation
-        if record.held and record.reason not in _CHAIN_KEEPING_HOLDS:
+        end = getattr(record, "ended", None)
+        running = getattr(record, "phase", "running") == "running"
+        if running:
+            self._count(bool(getattr(record, "intervened", False)))
+        if end is None and (not running or (record.held and record.reason not in _CHAIN_KEEPING_HOLDS)):
             if self._sent is not None:  # stale or missing data: no honest next observation
                 self.broken_chains += 1
             self._sent = None
             return
-        raw = np.asarray(obs["state"], np.float32)
+        b = self.builder
+        raw = np.asarray(obs.get("state", ()), np.float32)
         reward = float(obs.get("reward", 0.0))
         instruction = str(obs.get("instruction", ""))
-        b = self.builder
-        if not (np.all(np.isfinite(raw)) and math.isfinite(reward)):
+        if raw.size == 0 or not (np.all(np.isfinite(raw)) and math.isfinite(reward)):
             self._sent = None
             self.broken_chains += 1
+            if end is not None:
+                self._end_without_transition(end)
             return
         if self._sent is None:
+            if end is not None:
+                self._end_without_transition(end)
+                return
             if b.in_episode:
                 b.rejoin(raw)
             else:
                 b.begin(raw)
         else:
-            truncated = instruction != self._instruction
-            t = b.record(self._sent, raw, reward, False, truncated, actor_id=self.config.actor_id,
-                         policy_version=self._version, timestamp=time.time(), extras={"raw_reward": reward})
-            t.next_action = None  # the robot's next action is the one the next tick sends
-            self.feed.emit(t)
-            self.made += 1
-            if t.done:
-                self.feed.log_episode(EpisodeRecord(self.made, b.episode, b.ret, b.length,
-                                                    time.monotonic() - self._t0, seq=t.seq,
-                                                    policy_version=self._version))
-                b.begin(raw)
+            self._complete(raw, reward, instruction, end)
+        if end is not None:
+            self._sent = None
+            return
         if record.held or record.action is None:
             self._sent = None
             return
-        chunk = record.chunk
+        intervened = bool(getattr(record, "intervened", False))
+        chunk = None if intervened else record.chunk
         action = np.asarray(record.action, np.float32)
-        logp = float("nan")
+        logp = float("nan")  # a person's action: its probability under any behaviour policy is unknown
         if chunk is not None and chunk.horizon == 1 and np.array_equal(action, chunk.actions[0]):
             logp = float(chunk.logp)  # the sent action is the one the policy drew: its logp holds
-        self._version = max(int(chunk.version), 0) if chunk is not None else 0
+        if chunk is not None:
+            self._version = max(int(chunk.version), 0)
         self._sent = ActResult(action, logp)
+        self._sent_intervened = intervened
         self._instruction = instruction
+
+    def _complete(self, raw: np.ndarray, reward: float, instruction: str, end: Any) -> None:
+        """The transition of the action sent last, ending at ``raw``; an operator's end labels it."""
+        b = self.builder
+        truncated, terminated = instruction != self._instruction, False
+        extras: dict[str, Any] = {}
+        if end is not None:
+            reward += float(end.reward)  # the operator's success / failure reward
+            terminated, truncated = bool(end.terminated), not end.terminated
+            if end.success is not None:
+                extras["success"] = bool(end.success)
+            if end.label_source:
+                extras["label_source"] = end.label_source
+        extras["raw_reward"] = reward
+        if self._sent_intervened:
+            extras["intervened"] = True
+        t = b.record(self._sent, raw, reward, terminated, truncated, actor_id=self.config.actor_id,
+                     policy_version=self._version, timestamp=time.time(), extras=extras)
+        if t is None:
+            return
+        t.next_action = None  # the robot's next action is the one the next tick sends
+        self.feed.emit(t)
+        self.made += 1
+        self.intervened_made += self._sent_intervened
+        if t.done:
+            self._log_episode(end, b.episode, b.ret, b.length, t.seq)
+            if end is None:
+                b.begin(raw)
+
+    def _end_without_transition(self, end: Any) -> None:
+        """An episode ended with no action in flight (held, or no next observation): log it as is."""
+        b = self.builder
+        if b.in_episode:
+            self._log_episode(end, end.episode, b.ret, b.length, None)
+        b.abandon()
+
+    def _count(self, intervened: bool) -> None:
+        self.intervened_steps += intervened
+        self.takeovers += intervened and not self._was_intervened
+        self._was_intervened = intervened
+
+    def _log_episode(self, end: Any, episode: int, ret: float, length: int, seq: int | None) -> None:
+        self.feed.log_episode(EpisodeRecord(
+            self.made, end.episode if end is not None else episode, ret, length, time.monotonic() - self._t0,
+            seq=seq, success=None if end is None else end.success, policy_version=self._version,
+            outcome=None if end is None else end.outcome, ended_by=None if end is None else end.ended_by,
+            takeovers=self.takeovers, intervened_steps=self.intervened_steps))
+        self.takeovers = self.intervened_steps = 0
+        self._was_intervened = False
 
     def stats(self) -> dict[str, Any]:
         return {"endpoint": self.config.endpoint, "actor_id": self.config.actor_id, "made": self.made,
                 "seq": self.seq, "acked_seq": self.link.acked_seq, "backlog": self.link.backlog,
                 "connected": self.link.connected, "weights_version": self.link.weights_version,
                 "broken_chains": self.broken_chains, "episodes": self.episode,
+                "intervened_made": self.intervened_made, "takeovers": self.takeovers,
+                "intervened_steps": self.intervened_steps,
                 "link_errors": dict(self.link.errors)}
 
     def close(self, drain_s: float = 2.0) -> None:

@@ -7,6 +7,14 @@ the next chunk when the current one has about an inference latency (measured) of
 When no action is available — the policy is slow or failing, or the observation is stale — the
 robot holds position and the loop counts why. Safety limits (joint limits, per-tick delta,
 watchdog) stay on the robot side and apply whatever the loop sends.
+
+Two optional hooks let a person in, both consulted every tick on the control thread, neither
+blocking (``agent/operator``): ``episodes`` (an ``EpisodeController``) says whether the policy acts
+this tick or the robot resets or waits, and which episode ended; ``intervention`` (an
+``InterventionSource``) overrides whatever was planned while a person has taken over: their command
+goes through ``robot.act`` (clamped like any action) and the tick is flagged ``intervened``; a source
+gone quiet mid-intervention holds the robot ("intervention lost"). The policy keeps planning while
+a person drives, so it takes over again from a fresh chunk.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +35,8 @@ from agent.loop.chunks import ChunkSchedule
 from agent.loop.config import LoopConfig
 from agent.loop.pacer import Pacer
 from agent.loop.stats import LoopStats
+from agent.operator.episodes import EpisodeController, EpisodeEnd
+from agent.operator.intervention import NONE, InterventionSource, InterventionStats
 from hal.robot import Robot, RobotError
 from policies.base import ActionChunk, Observation, Policy
 
@@ -41,11 +52,16 @@ class TickRecord:
     action: np.ndarray | None
     chunk: ActionChunk | None  # the chunk the action came from (the newest installed)
     held: bool
-    reason: str = ""  # why the robot held: "no chunk", "stale observation", "policy failing"
+    reason: str = ""  # why the robot held: "no chunk", "stale observation", "policy failing", ...
     episode: int = 0
+    intervened: bool = False  # a person's command was sent (or, held: their source went quiet)
+    phase: str = "running"  # the EpisodeController's phase: running | resetting | waiting
+    ended: EpisodeEnd | None = None  # the episode that ended on this tick (with an EpisodeController)
 
     @property
     def episode_end(self) -> bool:
+        if self.ended is not None:
+            return True
         return bool(self.observation.get("terminated", False) or self.observation.get("truncated", False))
 
 
@@ -56,8 +72,12 @@ class ControlLoop:
         policy: Policy,
         config: LoopConfig | None = None,
         on_tick: Callable[[TickRecord], None] | None = None,
+        intervention: InterventionSource | None = None,
+        episodes: EpisodeController | None = None,
     ) -> None:
         self.robot, self.policy = robot, policy
+        self.intervention, self.episodes = intervention, episodes
+        self.interventions = InterventionStats()
         self.config = config or LoopConfig()
         self.on_tick = on_tick
         self.stats = LoopStats()
@@ -140,6 +160,40 @@ class ControlLoop:
             self.stats.stale_observations += 1
             self._hold("stale observation")
             return TickRecord(tick, obs, None, None, True, "stale observation", self.episode)
+        directive = None
+        if self.episodes is not None:
+            directive = self.episodes.tick(obs, now, self._last_action)
+            if directive.started:
+                self._forget_plans()
+        if directive is None or directive.control == "policy":
+            action, record_chunk, reason = self._planned(obs, tick, now)
+        else:
+            action, record_chunk, reason = directive.action, None, directive.reason
+        phase = "running" if directive is None else directive.phase
+        ended = None if directive is None else directive.ended
+        person = self.intervention.poll(now, self._last_action) if self.intervention is not None else NONE
+        self._note_intervention(person, phase)
+        if person.active:
+            return self._intervene(tick, obs, person, phase, ended)
+        if action is None:
+            self._hold(reason)
+            return TickRecord(tick, obs, None, record_chunk, True, reason, self.episode, phase=phase,
+                              ended=ended)
+        sent = self.robot.act(action)
+        if directive is None or directive.control == "policy":
+            if tick == self.schedule.handover_tick and self._last_action is not None:
+                self.stats.joins.append(float(np.max(np.abs(sent - self._last_action))))
+            self.stats.obs_to_action_s.append(time.monotonic() - float(obs.get("timestamp", now)))
+            self.state = "running"
+        else:
+            self.state = phase
+        self._last_action = sent
+        return TickRecord(tick, obs, sent, record_chunk, False, episode=self.episode, phase=phase,
+                          ended=ended)
+
+    def _planned(self, obs: Observation, tick: int, now: float) -> tuple:
+        """The policy's action for this tick (or None and why not), and the chunk it comes from."""
+        cfg = self.config
         with self._lock:
             self._latest = (obs, tick, self.episode)
             inbox, self._inbox = self._inbox, None
@@ -156,18 +210,6 @@ class ControlLoop:
                 self.stats.late_chunks += 1
         action = self.schedule.action(tick)
         record_chunk = self.schedule.current.chunk if self.schedule.current else None
-        if action is None:
-            reason = "policy failing" if self._failing else "no chunk"
-            self._hold(reason)
-            record = TickRecord(tick, obs, None, record_chunk, True, reason, self.episode)
-        else:
-            sent = self.robot.act(action)
-            if tick == self.schedule.handover_tick and self._last_action is not None:
-                self.stats.joins.append(float(np.max(np.abs(sent - self._last_action))))
-            self._last_action = sent
-            self.stats.obs_to_action_s.append(time.monotonic() - float(obs.get("timestamp", now)))
-            self.state = "running"
-            record = TickRecord(tick, obs, sent, record_chunk, False, episode=self.episode)
         if (
             cfg.asynchronous
             and not self._in_flight
@@ -175,7 +217,65 @@ class ControlLoop:
         ):
             self._in_flight = True
             self._want.set()
-        return record
+        reason = "" if action is not None else ("policy failing" if self._failing else "no chunk")
+        return action, record_chunk, reason
+
+    def _note_intervention(self, person: Any, phase: str) -> None:
+        st = self.interventions
+        if person.active and not st.active:
+            st.takeovers += 1
+            log.info("a person took over (%s)", "holding: " + person.lost if person.lost else "driving")
+        elif st.active and not person.active:
+            log.info("the person released the robot to the policy")
+        st.active = person.active
+        if self.episodes is not None and phase == "running":
+            self.episodes.note_intervention(person.active)
+
+    def _intervene(self, tick: int, obs: Observation, person: Any, phase: str,
+                   ended: EpisodeEnd | None) -> TickRecord:
+        """Send the person's command (clamped by the robot), or hold when their source went quiet."""
+        st = self.interventions
+        st.ticks += 1
+        if person.command is None:
+            st.lost_ticks += 1
+            st.last_problem = f"intervention lost: {person.lost}"
+            self._hold("intervention lost")
+            return TickRecord(tick, obs, None, None, True, "intervention lost", self.episode, intervened=True,
+                              phase=phase, ended=ended)
+        command = np.asarray(person.command, np.float32)
+        try:
+            sent = self.robot.act(command)
+        except (ValueError, RobotError) as e:  # a wrong width or a NaN that got through: refuse, hold
+            st.refused += 1
+            st.last_problem = f"intervention command refused: {e}"
+            log.warning("%s (%d so far)", st.last_problem, st.refused)
+            self._hold("intervention refused")
+            return TickRecord(tick, obs, None, None, True, "intervention refused", self.episode,
+                              intervened=True, phase=phase, ended=ended)
+        if command.shape == sent.shape and not np.array_equal(command, sent):
+            st.clamped += 1
+            if st.clamped == 1 or st.clamped % 100 == 0:
+                log.warning("intervention command clamped by the robot's limits (%d so far): %s -> %s",
+                            st.clamped, np.round(command, 4).tolist(), np.round(sent, 4).tolist())
+        self._last_action = sent
+        self.state = "intervened"
+        return TickRecord(tick, obs, sent, None, False, episode=self.episode, intervened=True, phase=phase,
+                          ended=ended)
+
+    def finish_episode(self) -> TickRecord | None:
+        """End the episode under way because the loop stops (``EpisodeController.finish``): a last
+        record, with the observation where the robot is, that ends it; None when none runs."""
+        if self.episodes is None:
+            return None
+        ended = self.episodes.finish(time.monotonic())
+        if ended is None:
+            return None
+        try:
+            obs = self.robot.observe()
+        except (ValueError, RobotError):
+            obs = {}
+        return TickRecord(self.tick, obs, None, None, True, "loop stopped", self.episode, phase="waiting",
+                          ended=ended)
 
     # -- running ---------------------------------------------------------------------------------
     def run(self, ticks: int | None = None, should_stop: Callable[[], bool] | None = None) -> LoopStats:
@@ -202,7 +302,7 @@ class ControlLoop:
                 record = self.step(self.tick)
                 if self.on_tick is not None:
                     self.on_tick(record)
-                if self.config.auto_reset and record.episode_end:
+                if self.config.auto_reset and self.episodes is None and record.episode_end:
                     self.new_episode()
                 self.stats.ticks += 1
                 self.stats.tick_work_s.append(time.monotonic() - began)
@@ -217,11 +317,24 @@ class ControlLoop:
                 worker.join(timeout=5)
             sys.setswitchinterval(previous_switch)
             self.robot.hold("loop stopped")
+            self._finish_on_stop()
         return self.stats
+
+    def _finish_on_stop(self) -> None:
+        """Record the end of an episode the stop cut short; a failure here never keeps the loop up."""
+        try:
+            record = self.finish_episode()
+            if record is not None and self.on_tick is not None:
+                self.on_tick(record)
+        except Exception:
+            log.exception("could not record the end of the episode the stop cut short")
 
     def new_episode(self) -> None:
         """Reset the robot and forget every plan made in the episode that ended."""
         self.robot.reset()
+        self._forget_plans()
+
+    def _forget_plans(self) -> None:
         with self._lock:
             self.episode += 1
             self._latest, self._inbox = None, None
