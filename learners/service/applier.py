@@ -6,6 +6,18 @@ applied at most once: the map of the last seq applied per actor (checkpointed) r
 and the applied journal records every update in order. For an algorithm whose update is policy
 weighted (stream AC), the policy-gradient term of an action chosen with older weights is scaled
 by the truncated importance weight ``min(clip, pi/mu)``.
+
+A step a person drove (``extras["intervened"]``, from an actor whose operator took over) has no
+behaviour probability (``behavior_logp`` NaN) and is not the policy's to be judged: its policy
+term is an imitation step. Under ObGD the actor moves by ``alpha_eff * delta * z``, ``z`` holding
+``w * grad log pi(a|s)``: with ``w = 1`` a negative TD error would push the policy *away* from
+the person's action. So the weight is ``w = sign(delta)`` (1 when delta is 0): the step is
+``|delta| * grad log pi(a_human|s)``, always toward the person's action (for the Gaussian, the mean
+toward it), as large as the critic's surprise, and the entropy term and the critic learn from the
+step as from any other. The rule is HG-DAgger's "the expert's action is the label" expressed in
+stream AC's own update, with no second loss, no buffer and no extra hyperparameter; it needs an
+algorithm with a policy and a ``td_error`` (stream AC); value-based algorithms (Q, SARSA) learn
+from intervened steps as from any off-policy step.
 """
 
 from __future__ import annotations
@@ -58,14 +70,25 @@ class TransitionApplier:
         if isinstance(t.obs, dict) or isinstance(t.next_obs, dict):  # images ride along in the cache;
             t = dataclasses.replace(t, obs=_state(t.obs), next_obs=_state(t.next_obs))  # heads learn 'state'
         self.algo.select_stream(t.actor_id)
-        if self._policy_weighted:
+        intervened = isinstance(t.extras, dict) and bool(t.extras.get("intervened", False))
+        if self._policy_weighted and intervened and hasattr(self.algo, "td_error"):
+            self.algo.update(t, policy_weight=imitation_weight(self.algo.td_error(t)))
+        elif self._policy_weighted:
             self.algo.update(t, policy_weight=self.importance_weight(t))
         else:
             self.algo.update(t)
+        if intervened:
+            self.stats.intervened_step(t.actor_id)
         self.applied[t.actor_id] = t.seq
         self.journal.record(t.actor_id, t.seq)
         self.stats.episode_step(t)
         return True
+
+
+def imitation_weight(delta: float) -> float:
+    """The policy weight of a step a person drove: ``sign(delta)``, so the update pulls the policy
+    toward the person's action whatever the sign of the TD error (see the module docstring)."""
+    return -1.0 if delta < 0 else 1.0
 
 
 def _state(obs):

@@ -12,7 +12,7 @@ from learners.transition import Transition
 
 STATS_FIELDS = ["updates", "wall_time", "updates_per_s", "weights_version", "staleness_mean",
                 "staleness_max", "importance_mean", "importance_clipped", "out_of_order", "episodes",
-                "recent_return"]
+                "recent_return", "intervened"]
 RECENT_EPISODES = 100  # raw returns kept for ``recent``; a row reports the mean of the last 10
 
 
@@ -33,6 +33,7 @@ class LearnerStats:
         self.staleness_sum = self.staleness_max = 0
         self.importance_sum = 0.0
         self.importance_n = self.importance_clipped = 0
+        self.intervened: dict[str, int] = {}  # per actor: steps a person drove, applied as imitation
         self._t0, self._u0 = time.monotonic(), updates_at_start
 
     def staleness(self, versions_behind: int) -> None:
@@ -45,6 +46,10 @@ class LearnerStats:
         self.importance_sum += min(rho, clip)
         self.importance_n += 1
         self.importance_clipped += rho > clip
+
+    def intervened_step(self, actor_id: str) -> None:
+        """Count one applied step that a person drove (``extras["intervened"]``)."""
+        self.intervened[actor_id] = self.intervened.get(actor_id, 0) + 1
 
     def episode_step(self, t: Transition) -> None:
         """Add the raw (unscaled) reward of ``t`` to its actor's episode; close it when done."""
@@ -69,14 +74,19 @@ class LearnerStats:
                                     else float("nan")),
                 "importance_clipped": self.importance_clipped, "out_of_order": self.out_of_order,
                 "episodes": self.episodes,
-                "recent_return": float(np.mean(self.recent[-10:])) if self.recent else float("nan")}
+                "recent_return": float(np.mean(self.recent[-10:])) if self.recent else float("nan"),
+                "intervened": sum(self.intervened.values())}
 
     def write(self, updates: int, weights_version: int) -> dict:
         """Append the current row to ``learner.csv`` (a header first if the file is new); returns it."""
         row = self.row(updates, weights_version)
-        new = not self.path.exists()
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        fields = STATS_FIELDS
+        if not new:  # a file of an older learner keeps its columns
+            with open(self.path, newline="") as f:
+                fields = next(csv.reader(f), STATS_FIELDS)
         with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=STATS_FIELDS)
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)

@@ -110,6 +110,14 @@ class StreamAC(StreamAlgorithm):
         logp, _ = self._actor_logp_entropy(torch.as_tensor(obs, dtype=torch.float32), action)
         return float(logp)
 
+    @torch.no_grad()
+    def td_error(self, t: Transition) -> float:
+        """``delta`` of ``t`` under the current critic, without learning (the learner's imitation
+        rule reads its sign before the update)."""
+        s = torch.as_tensor(t.obs, dtype=torch.float32)
+        s_next = torch.as_tensor(t.next_obs, dtype=torch.float32)
+        return float(self._td_error(s, s_next, t)[1])
+
     def update(self, t: Transition, policy_weight: float = 1.0) -> UpdateInfo:
         """One stream AC(lambda) step. ``policy_weight`` scales the policy-gradient term (a
         truncated importance weight when the action came from older weights); 1 on-policy."""

@@ -71,6 +71,12 @@ class FastStreamAC(CompiledPath, StreamAC):
             return float(self._logp[int(action)])
         return float(kernels.gaussian_log_prob(f.params, f.layout, as_input(obs), f.acts, as_input(action)))
 
+    def td_error(self, t: Transition) -> float:
+        c = self.critic_flat
+        _, delta = kernels.value_delta(c.params, c.layout, c.acts, as_input(t.obs), as_input(t.next_obs),
+                                       float(t.reward), self.config.gamma, bool(t.done))
+        return float(delta)
+
     def update(self, t: Transition, policy_weight: float = 1.0) -> UpdateInfo:
         s, s_next = as_input(t.obs), as_input(t.next_obs)
         if self.discrete:
