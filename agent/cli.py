@@ -103,11 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.hal_cli import add_hal_commands
     from agent.link_cli import add_link_commands
     from agent.pretrain_cli import add_pretrain_commands
+    from agent.reward_cli import add_reward_commands
     from agent.run_cli import add_run_commands
 
     add_cache_commands(sub)
     add_demos_commands(sub)
     add_pretrain_commands(sub)
+    add_reward_commands(sub)
     add_link_commands(sub)
     add_hal_commands(sub)
     add_run_commands(sub)

@@ -10,6 +10,7 @@ from hal.errors import ConfigError, HalError
 from learners.cache.errors import CacheError
 from learners.checkpoint import CheckpointError
 from learners.link.security import InsecureEndpointError
+from policies.reward.checkpoint import RewardModelError
 from sim.envs import UnknownEnvError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -21,6 +22,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     InsecureEndpointError,
     NonFiniteResetError,
     PretrainStateError,
+    RewardModelError,
     RunDirectoryError,
     UnknownEnvError,
     FileNotFoundError,

@@ -32,7 +32,7 @@ POLICIES: dict[str, PolicyKind] = {
         PolicyKind("vla-residual", "a frozen VLA (camera + instruction + state) plus stream-x residual "
                    "heads that learn online", learns=True, transitions="chunk", where=("run",)),
         PolicyKind("vla", "a vision-language-action policy (policies.vla), acting as loaded", learns=False,
-                   transitions=None, where=("ros",)),
+                   transitions=None, where=("ros", "demos")),
         PolicyKind("replan", "a smooth reference with per-chunk offsets, for exercising the loop and the "
                    "ROS path", learns=False, transitions=None, where=("ros",)),
         PolicyKind("reach", "the scripted reaching demo of the simulated arm", learns=False, transitions=None,

@@ -10,7 +10,9 @@ online rollouts and exports share one store and one set of tools), written by ac
 - ``action``: the action the robot was actually sent (after its own clamping);
 - ``reward``, ``terminated``, ``truncated``: what the robot reported at the next tick;
 - ``next_obs``: the next ``state`` only: the next frame is the next step's ``obs`` (frames are the
-  bulk of a demonstration, so each is stored once);
+  bulk of a demonstration, so each is stored once); the last step of an episode that ended (not
+  one cut short) also holds the final frames (``image.*``), what the robot saw once it was done:
+  a reward model learns success from them;
 - ``extras``: ``source``, ``success`` (the robot's success flag at the next tick), ``control_hz``
   (the rate it was recorded at), ``label`` where the source acted with deliberate noise (a
   scripted expert's clean action for that step: imitation learns the correction, not the noise),
@@ -116,6 +118,12 @@ class DemoEpisode:
     def frames(self, camera: str) -> np.ndarray:
         """``[T, H, W, 3]`` uint8 frames of ``camera``."""
         return np.stack([t.obs[IMAGE_PREFIX + camera] for t in self.steps])
+
+    def final_frame(self, camera: str) -> np.ndarray | None:
+        """The frame of ``camera`` after the last action (sets recorded before it was kept: None)."""
+        last = self.steps[-1].next_obs
+        frame = last.get(IMAGE_PREFIX + camera) if isinstance(last, dict) else None
+        return None if frame is None else np.asarray(frame)
 
     def features(self) -> DemoFeatures:
         first = self.steps[0]

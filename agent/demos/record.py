@@ -95,6 +95,14 @@ def build_demo_policy(config: DemoPolicyConfig, robot: Robot) -> Policy:
             from agent.experts.tabletop import TabletopExpert
 
             return TabletopExpert(**args)
+        if config.type == "vla":  # its own rollouts (source: policy): successes and failures alike
+            from policies.vla import VLAPolicy, load_vla
+
+            checkpoint = args.pop("checkpoint", None)
+            if not checkpoint:
+                raise ConfigError("policy 'vla' needs args.checkpoint: a saved VLA directory or "
+                                  "pretrained:NAME")
+            return VLAPolicy(load_vla(checkpoint), **args)
         if config.type == "teleop":
             from agent.ros.teleop import TeleopPolicy
 

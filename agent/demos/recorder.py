@@ -32,9 +32,13 @@ _KEEP = ("state", "instruction")  # what a demonstration keeps of an observation
 _NOT_FRESH = ("stale observation", "bad observation")  # ticks whose observation is not a new one
 
 
+def _frames(obs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obs.items() if k.startswith(IMAGE_PREFIX)}
+
+
 def _acted_on(obs: dict[str, Any]) -> dict[str, Any]:
     kept = {k: obs[k] for k in _KEEP if k in obs}
-    kept.update({k: v for k, v in obs.items() if k.startswith(IMAGE_PREFIX)})
+    kept.update(_frames(obs))
     return kept
 
 
@@ -88,6 +92,8 @@ class DemoRecorder:
             last.terminated = bool(obs.get("terminated", False))
             last.truncated = not last.terminated
             last.extras["success"] = bool(obs.get("success", False))
+            last.next_obs = {"state": np.asarray(obs.get("state", last.next_obs["state"]), np.float32),
+                             **_frames(obs)}
             self._write_episode(aborted=False)
         if record.held:
             if record.reason == "policy failing" and self._steps:
@@ -113,9 +119,12 @@ class DemoRecorder:
         if self.control_hz is not None:
             extras["control_hz"] = float(self.control_hz)  # the rate exports play the episode at
         self.seq += 1
+        next_obs = {"state": np.asarray(obs.get("state", prev["state"]), np.float32)}
+        if terminated or truncated:
+            next_obs.update(_frames(obs))  # the final frame: no later step will hold it
         self._steps.append(Transition(
             obs=prev, action=action, reward=float(obs.get("reward", 0.0)),
-            next_obs={"state": np.asarray(obs.get("state", prev["state"]), np.float32)},
+            next_obs=next_obs,
             terminated=terminated, truncated=truncated, actor_id=self.actor_id, seq=self.seq,
             episode=self.episode, step=len(self._steps), timestamp=time.time(), extras=extras))
         if terminated or truncated:

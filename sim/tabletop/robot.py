@@ -75,7 +75,7 @@ class TabletopRobotConfig:
     episode_steps: int | None = None  # None: 250 for push, 150 for reach
     terminate_on_success: bool = True
     phrasing: str = "random"  # random | first
-    reward: str = "progress"  # progress | distance (see sim.tabletop.task)
+    reward: str = "progress"  # progress | distance | success (see sim.tabletop.task)
     watchdog_timeout_s: float | None = 0.5
     fault_file: str | None = None
     seed: int = 0

@@ -12,7 +12,8 @@ Two tasks share the scene, each with a shaped distance ``D`` (metres) the robot 
 The reward per tick is ``success_bonus`` on success plus, with ``reward="progress"`` (the
 default), ``PROGRESS_SCALE`` times how much ``D`` shrank this tick (potential-based shaping: the
 return is the distance closed over the episode, whatever the layout), or with
-``reward="distance"`` ``-D`` itself. Progress learns much sooner with stream-x: the per-episode
+``reward="distance"`` ``-D`` itself, or with ``reward="success"`` nothing but the bonus: the
+sparse signal a real robot's success detector (a reward model, an operator) can give. Progress learns much sooner with stream-x: the per-episode
 offset of ``-D`` (how far away things happened to start) is noise to a value function learning
 one sample at a time. Measured with stream AC on state (reach, goal as a one-hot): 90 % success
 after about 120k steps with progress, about 45 % after 250k with distance; push (goal as
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 TASKS = ("push", "reach")
-REWARDS = ("distance", "progress")
+REWARDS = ("distance", "progress", "success")
 PROGRESS_SCALE = 10.0  # progress reward per metre of shaped distance closed
 
 PHRASINGS: dict[str, tuple[str, ...]] = {
@@ -167,6 +168,8 @@ class TabletopTask:
             potential = -(0.5 * math.hypot(pusher[0] - ax, pusher[1] - ay) + push)
         if self.reward == "distance":
             reward = potential
+        elif self.reward == "success":
+            reward = 0.0
         else:
             reward = 0.0 if previous is None else PROGRESS_SCALE * (potential - previous)
         if success:
