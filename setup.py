@@ -59,6 +59,7 @@ setup(
             "agent_node = agent.ros.agent_node:main",
             "sim_node = agent.ros.sim_node:main",
             "learner_node = agent.ros.learner_node:main",
+            "scripted_operator = agent.ros.scripted_operator:main",
         ],
         # Robot types and robot discovery (hal.registry); third-party packages add their own.
         "rill.robots": [

@@ -139,7 +139,8 @@ class TickTransitions:
     def _complete(self, raw: np.ndarray, reward: float, instruction: str, end: Any) -> None:
         """The transition of the action sent last, ending at ``raw``; an operator's end labels it."""
         b = self.builder
-        truncated, terminated = instruction != self._instruction, False
+        # A new task ends the episode; the first instruction to arrive is no change of task.
+        truncated, terminated = bool(self._instruction) and instruction != self._instruction, False
         extras: dict[str, Any] = {}
         if end is not None:
             reward += float(end.reward)  # the operator's success / failure reward

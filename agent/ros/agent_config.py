@@ -1,8 +1,10 @@
 """``agent_node``'s configuration: rill's config dataclasses, each a group of ROS parameters.
 
 ``robot.*`` is ``Ros2RobotConfig``, ``loop.*`` is the control loop's ``LoopConfig`` (its rate is
-``robot.control_hz``), ``policy.*`` and ``learner.*`` are below. ``config/ros_agent.yaml`` holds the
-defaults in the nesting a ROS parameter file uses.
+``robot.control_hz``), ``policy.*`` and ``learner.*`` are below, ``operator.*`` is
+``agent.operator.OperatorConfig`` (operator-run episodes) and ``intervention.*`` is
+``agent.ros.intervention.InterventionConfig`` (a person taking over from a teleop topic).
+``config/ros_agent.yaml`` holds the defaults in the nesting a ROS parameter file uses.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Any
 
 from agent.actor.config import LearnerClientConfig
 from agent.loop.config import LoopConfig
+from agent.operator.config import OperatorConfig
 from agent.policy_registry import policy_kind
+from agent.ros.intervention import InterventionConfig
 from agent.ros.robot_config import Ros2RobotConfig
 from hal.config import check_number
 from hal.errors import ConfigError
@@ -45,6 +49,8 @@ class AgentNodeConfig:
     loop: LoopConfig
     policy: PolicyConfig
     learner: LearnerClientConfig
+    operator: OperatorConfig = field(default_factory=OperatorConfig)
+    intervention: InterventionConfig = field(default_factory=InterventionConfig)
     diagnostics_topic: str = "/diagnostics"
     diagnostics_hz: float = 1.0
     status_file: str = ""  # a JSON snapshot, rewritten with every diagnostics message and at exit

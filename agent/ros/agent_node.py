@@ -69,13 +69,36 @@ class AgentNode:
             self.learner = TickTransitions(config.learner, state_dim, action_dim)
         self.policy = build_policy(config.policy, state_dim, action_dim, 1.0 / config.robot.control_hz,
                                    self.learner)
+        self.episodes, self.operator_topics, self.intervention = self._operator(node, config)
         self.loop = ControlLoop(self.robot, self.policy, config.loop,
-                                on_tick=self._on_tick if self.learner else None)
+                                on_tick=self._on_tick if self.learner else None,
+                                intervention=self.intervention, episodes=self.episodes)
         self.robot.plan = lambda n: planned_actions(self.loop, n)
         self.diagnostics = node.create_publisher(DiagnosticArray, config.diagnostics_topic, reliable_qos())
         self._timer = node.create_timer(1.0 / config.diagnostics_hz, self.report)
         self._last_log = 0.0
         self.learner_errors = 0
+
+    def _operator(self, node: Any, config: AgentNodeConfig) -> tuple:
+        """The episode controller and its topics (``operator.enabled``) and the teleop intervention
+        source (``intervention.topic``), each None when off."""
+        episodes = topics = intervention = None
+        spec = self.robot.action_spec
+        if config.operator.enabled:
+            from agent.operator.episodes import EpisodeController
+            from agent.ros.operator_topics import OperatorTopics
+
+            def measured(obs: dict) -> Any:
+                return self.robot.measured_positions()
+
+            episodes = EpisodeController(config.operator, spec.dim, config.robot.control_hz,
+                                         reset_robot=self.robot.reset, measure=measured)
+            topics = OperatorTopics(node, config.operator, episodes)
+        if config.intervention.topic:
+            from agent.ros.intervention import TeleopIntervention
+
+            intervention = TeleopIntervention(config.intervention, spec, 1.0 / config.robot.control_hz, node)
+        return episodes, topics, intervention
 
     def _on_tick(self, record: Any) -> None:
         """Hand a tick to the learner client; its failure costs that transition, never the loop."""
@@ -98,6 +121,12 @@ class AgentNode:
 
         snap = self.snapshot()
         snap["learner_errors"] = self.learner_errors
+        if self.episodes is not None:
+            topics = self.operator_topics
+            snap["episode"] = dict(self.episodes.state(), malformed=sum(topics.malformed.values()),
+                                   last_malformed=topics.last_malformed)
+        if self.intervention is not None:
+            snap["intervention"] = dict(self.loop.interventions.summary(), **self.intervention.stats())
         self.diagnostics.publish(diagnostic_array(snap, f"rill: {self.node.get_name()} control loop",
                                                   self.node.get_fully_qualified_name(),
                                                   self.node.get_clock().now().to_msg()))
@@ -130,7 +159,13 @@ class AgentNode:
             if self.learner is not None:
                 self.learner.close(drain_s=2.0)
             self._timer.cancel()
-            self.write_status(stopped=True, last_published=self.robot.last_published)
+            extra = {}
+            if self.episodes is not None:
+                self.operator_topics.close()
+                extra["episode"] = self.episodes.state()
+            if self.intervention is not None:
+                extra["intervention"] = dict(self.loop.interventions.summary(), **self.intervention.stats())
+            self.write_status(stopped=True, last_published=self.robot.last_published, **extra)
             log.info("agent_node stopped after %d ticks (%d holds); robot held", self.loop.stats.ticks,
                      self.loop.stats.holds)
 

@@ -58,6 +58,11 @@ class SimNodeConfig:
     instruction_topic: str = "/instruction"
     instruction_hz: float = 1.0
     reward_topic: str = "/reward"  # "": none
+    # A simulator-only aid for scripted operators (``scripted_operator``): the goal, the end
+    # effector and whether it is there, as JSON on this topic every step ("": none). A real robot has
+    # no such topic; a person judges instead.
+    task_topic: str = ""
+    success_distance: float = 0.02
     metrics_file: str = ""
 
     def __post_init__(self) -> None:
@@ -65,6 +70,7 @@ class SimNodeConfig:
             raise ConfigError(f"image_encoding must be one of {ENCODINGS}, got {self.image_encoding!r}")
         if self.command_mode not in COMMAND_MODES:
             raise ConfigError(f"command_mode must be one of {COMMAND_MODES}, got {self.command_mode!r}")
+        check_number("sim_node", "success_distance", self.success_distance, 0, strict=True)
         for name in ("rate_hz", "kp", "kd"):
             check_number("sim_node", name, getattr(self, name), 0)
         for name in ("camera_hz", "instruction_hz"):
@@ -128,6 +134,7 @@ class SimNode:
         self.pub_reward = node.create_publisher(Float32, c.reward_topic, reliable_qos()) if c.reward_topic \
             else None
         self.pub_instruction = node.create_publisher(String, c.instruction_topic, reliable_qos())
+        self.pub_task = node.create_publisher(String, c.task_topic, reliable_qos()) if c.task_topic else None
         node.create_subscription(JointTrajectory, c.trajectory_topic, self._on_trajectory, reliable_qos())
         node.create_subscription(Float64MultiArray, c.forward_topic, self._on_forward, reliable_qos())
         log.info("sim_node: %s (%s), joints %s, commanded %s by %s, %.0f Hz", c.robot_name, c.robot_type,
@@ -175,6 +182,8 @@ class SimNode:
         elif self.steps % self._instruction_every == 0:
             self._publish_instruction()
         self._publish_state()
+        if self.pub_task is not None:
+            self._publish_task()
         if self.pub_image is not None and self.steps % self._camera_every == 0:
             self._publish_image()
         self._record(target)
@@ -193,6 +202,18 @@ class SimNode:
             obs = self.robot.observe()
             reward = float(obs["reward"]) if "reward" in obs else 0.0
             self.pub_reward.publish(Float32(data=reward))
+
+    def _publish_task(self) -> None:
+        from std_msgs.msg import String
+
+        if not self.task.reaching:  # the scene names no target to judge by
+            return
+        goal, tip = self.data.body("target").xpos[:2], self.data.body("fingertip").xpos[:2]
+        distance = float(np.linalg.norm(tip - goal))
+        self.pub_task.publish(String(data=json.dumps({
+            "episode": self.episode, "goal": [round(float(v), 5) for v in goal],
+            "tip": [round(float(v), 5) for v in tip], "distance": round(distance, 5),
+            "success": distance < self.config.success_distance, "instruction": self.instruction})))
 
     def _publish_instruction(self) -> None:
         from std_msgs.msg import String

@@ -105,6 +105,12 @@ class TeleopPolicy(Policy):
             self._latest = (command, time.monotonic())
             self.received += 1
 
+    def latest(self) -> tuple[np.ndarray, float] | None:
+        """The newest accepted command and its age in seconds, or None before the first."""
+        with self._lock:
+            latest = self._latest
+        return None if latest is None else (latest[0].copy(), time.monotonic() - latest[1])
+
     # -- acting (the loop's inference thread) -------------------------------------------------------
     def act(self, observation: Observation) -> ActionChunk:
         with self._lock:
