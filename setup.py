@@ -15,7 +15,7 @@ setup(
     description="Embodied robot agent framework with online stream-x learning",
     packages=find_packages(include=["agent*", "hal*", "policies*", "learners*", "sim*"]),
     # The VLAs rill ships, pretrained here (docs/results/pretrain/): config, weights, tokenizer.
-    package_data={"policies.vla": ["pretrained/*/*"]},
+    package_data={"policies.vla": ["pretrained/*/*"], "policies.reward": ["pretrained/*/*"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -14,8 +14,10 @@ With an operator (``agent/operator``): a tick whose person drove makes a transit
 an episode (``TickRecord.ended``) completes the last transition as terminal (success, failure) or
 truncated (timeout, stopped), its reward raised by the operator's label, with
 ``extras["success"]`` and ``extras["label_source"] = "operator"``; ticks of the reset routine and
-of waiting make none. Each finished episode is logged with its outcome, who ended it, and the
-person's takeovers and intervened steps.
+of waiting make none. Without an operator, an episode the robot reports over (``terminated`` /
+``truncated``: a simulator's task, or a ``RewardedRobot``'s reward model) ends the same way, with
+``ended_by`` ``robot`` or ``reward_model``. Each finished episode is logged with its outcome, who
+ended it, and the person's takeovers and intervened steps.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from agent.actor.episodes import EpisodeRecord
 from agent.actor.feed import LearnerFeed
 from agent.actor.steps import StepTransitions
 from agent.actor.streamx_policy import StreamXPolicy
+from agent.operator.episodes import robot_end
 from learners.streamx.base import ActResult
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,8 @@ class TickTransitions:
         obs = record.observation
         end = getattr(record, "ended", None)
         running = getattr(record, "phase", "running") == "running"
+        if end is None and running and record.episode_end:  # no operator: the robot or its reward model
+            end = robot_end(obs, self.builder.episode)
         if running:
             self._count(bool(getattr(record, "intervened", False)))
         if end is None and (not running or (record.held and record.reason not in _CHAIN_KEEPING_HOLDS)):

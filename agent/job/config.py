@@ -43,11 +43,23 @@ class RunTrainConfig:
     # "fast" ticks a stepped simulator as fast as it computes, the VLA inside the tick
     pace: str = "real-time"
     keep_images: bool = False
+    # a reward model in place of the robot's own reward and success (agent.reward.RewardSignalConfig:
+    # model, threshold, consecutive, success_reward, end_episode); None: the robot's own
+    reward: Any = None
 
     def __post_init__(self) -> None:
         from agent.loop.config import MIN_CHUNK
         from agent.policy_registry import policy_kind
+        from agent.reward.config import RewardSignalConfig
         from learners.streamx import algorithm_config
+
+        if isinstance(self.reward, dict):
+            self.reward = build(RewardSignalConfig, self.reward, "train.reward")
+        if self.reward is not None and not isinstance(self.reward, RewardSignalConfig):
+            raise ConfigError("train.reward must be a mapping (model, threshold, consecutive, "
+                              f"success_reward, end_episode), got {self.reward!r}")
+        if self.reward is not None and not self.reward.model:
+            raise ConfigError("train.reward.model must name a saved reward model (rill reward train)")
 
         policy_kind(self.policy, "run", "train.policy")
         if type(self.steps_per_actor) is not int or self.steps_per_actor <= 0:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from agent.job.config import ActorWorkerConfig, LearnerWorkerConfig, RunTrainConfig, write_worker_config
-from hal.errors import HalError
+from hal.errors import ConfigError, HalError
 
 
 def _free_port() -> int:
@@ -53,6 +53,31 @@ def robot_shapes(spec) -> tuple[int, int, int | None]:
     if len(shapes) != 1:
         raise HalError(f"the actors' robots must share one observation/action shape, found {sorted(shapes)}")
     return shapes.pop()
+
+
+def check_reward_model(spec, reward) -> None:
+    """Refuse a reward model that cannot read the actors' robots' camera, naming the mismatch (the
+    robots are built, never connected)."""
+    import hal.registry as registry
+    from agent.reward.robot import RewardedRobot
+    from policies.reward import RewardModelError, load_reward_model
+
+    try:
+        model = load_reward_model(reward.model)
+    except RewardModelError as e:
+        raise ConfigError(f"train.reward.model: {e}") from None
+    types = {a.robot_type for a in spec.actors if a.robot_type}
+    for robot in spec.robots:
+        if robot.type in types or any(a.robot == robot.name for a in spec.actors):
+            instance = registry.make_robot(robot)
+            if getattr(getattr(instance, "config", None), "terminate_on_success", False):
+                raise ConfigError(f"robot {robot.name!r}: terminate_on_success would end episodes on the "
+                                  "simulator's own success; with train.reward the reward model decides "
+                                  "(set params.terminate_on_success: false)")
+            try:
+                RewardedRobot(instance, model, reward)
+            except RewardModelError as e:
+                raise ConfigError(f"train.reward.model {reward.model}: {e}") from None
 
 
 def vla_feature_dim(train: RunTrainConfig, state_dim: int, action_dim: int) -> int:
@@ -101,6 +126,8 @@ def prepare(path: Path) -> Job:
     train = RunTrainConfig.from_dict(raw.get("train") or {})
     spec = RunSpec.from_yaml(path, ignore=("train",))
     state_dim, action_dim, horizon = robot_shapes(spec)
+    if train.reward is not None:
+        check_reward_model(spec, train.reward)
     obs_dim = state_dim + 1  # stream-x on the state, plus the time feature
     if train.policy == "vla-residual":
         obs_dim = vla_feature_dim(train, state_dim, action_dim)

@@ -54,6 +54,11 @@ def actor_worker(config: ActorWorkerConfig) -> int:
     ctx = WorkerContext.from_env()
     with ctx:
         robot = ctx.open_robot()
+        if config.train.reward is not None:
+            from agent.reward.robot import with_reward_model
+
+            with ctx.busy("loading the reward model"):
+                robot = with_reward_model(robot, config.train.reward)
         if config.train.policy == "vla-residual":
             return _vla_actor(config, ctx, robot)
         return _streamx_actor(config, ctx, robot)

@@ -43,7 +43,20 @@ log = logging.getLogger(__name__)
 
 PHASES = ("waiting", "running", "resetting")
 OUTCOMES = ("success", "failure", "timeout", "stopped")
-ENDED_BY = ("robot", "operator", "time_limit", "node_stopped")
+ENDED_BY = ("robot", "reward_model", "operator", "time_limit", "node_stopped")
+
+
+def robot_ender(obs: dict) -> str:
+    """Who ended an episode the robot reported over: its reward model (``agent.reward``), or itself."""
+    return "reward_model" if "reward_confidence" in obs and bool(obs.get("terminated", False)) else "robot"
+
+
+def robot_end(obs: dict, episode: int, duration_s: float = 0.0) -> EpisodeEnd:
+    """The end of an episode the robot (or its reward model) reported in ``obs``, with no operator."""
+    terminated = bool(obs.get("terminated", False))
+    success = obs.get("success")
+    outcome = "success" if success is not None and bool(success) else "failure" if terminated else "timeout"
+    return EpisodeEnd(episode, outcome, robot_ender(obs), terminated, duration_s=duration_s)
 
 
 @dataclass(frozen=True)
@@ -90,8 +103,10 @@ class EpisodeController:
 
     def __init__(self, config: OperatorConfig, action_dim: int, control_hz: float,
                  reset_robot: Callable[[], Any] | None = None,
-                 measure: Callable[[dict], np.ndarray | None] | None = None) -> None:
+                 measure: Callable[[dict], np.ndarray | None] | None = None,
+                 on_start: Callable[[], Any] | None = None) -> None:
         self.config = c = config
+        self.on_start = on_start  # told when an episode starts (a reward model forgets the last one)
         if c.home_pose and len(c.home_pose) != action_dim:
             raise ConfigError(f"operator.home_pose has {len(c.home_pose)} values for a robot with "
                               f"{action_dim} actions: {c.home_pose}")
@@ -218,7 +233,7 @@ class EpisodeController:
             success = obs.get("success")
             outcome = ("success" if success is not None and bool(success)
                        else "failure" if terminated else "timeout")
-            return self._end(outcome, "robot", now, terminated=terminated)
+            return self._end(outcome, robot_ender(obs), now, terminated=terminated)
         if c.time_limit_s and now - self._since >= c.time_limit_s:
             return self._end("timeout", "time_limit", now)
         return None
@@ -258,6 +273,8 @@ class EpisodeController:
         self._was_intervened = False
         self._must_wait = self.config.wait_for_start
         self._set_phase("running", now)
+        if self.on_start is not None:
+            self.on_start()
         log.info("episode %d started", self.episode)
 
     def _reset_step(self, obs: dict, now: float, last_sent: np.ndarray | None) -> np.ndarray | None:

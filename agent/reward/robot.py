@@ -105,6 +105,10 @@ class RewardedRobot:
         obs["reward_confidence"] = np.float32(d.confidence)
         return obs
 
+    def new_episode(self) -> None:
+        """Forget the last episode's frames and its declared success (the robot is not reset)."""
+        self.detector.reset()
+
     def reset(self) -> None:
         self.detector.reset()
         self.inner.reset()

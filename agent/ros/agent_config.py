@@ -16,6 +16,7 @@ from agent.actor.config import LearnerClientConfig
 from agent.loop.config import LoopConfig
 from agent.operator.config import OperatorConfig
 from agent.policy_registry import policy_kind
+from agent.reward.config import RewardSignalConfig
 from agent.ros.intervention import InterventionConfig
 from agent.ros.robot_config import Ros2RobotConfig
 from hal.config import check_number
@@ -51,6 +52,7 @@ class AgentNodeConfig:
     learner: LearnerClientConfig
     operator: OperatorConfig = field(default_factory=OperatorConfig)
     intervention: InterventionConfig = field(default_factory=InterventionConfig)
+    reward: RewardSignalConfig = field(default_factory=RewardSignalConfig)  # reward.model: a classifier
     diagnostics_topic: str = "/diagnostics"
     diagnostics_hz: float = 1.0
     status_file: str = ""  # a JSON snapshot, rewritten with every diagnostics message and at exit

@@ -59,7 +59,11 @@ class AgentNode:
         from agent.ros.robot import Ros2Robot
 
         self.node, self.config = node, config
+        from agent.reward.robot import with_reward_model
+
         self.robot = Ros2Robot(node.get_name(), config.robot, node=node)
+        # What the loop drives: the robot, its task signals from a reward model when reward.model is set
+        self.acting = with_reward_model(self.robot, config.reward)
         state_dim = self.robot.observation_spec["state"].shape[0]
         action_dim = self.robot.action_spec.dim
         self.learner = None
@@ -70,7 +74,7 @@ class AgentNode:
         self.policy = build_policy(config.policy, state_dim, action_dim, 1.0 / config.robot.control_hz,
                                    self.learner)
         self.episodes, self.operator_topics, self.intervention = self._operator(node, config)
-        self.loop = ControlLoop(self.robot, self.policy, config.loop,
+        self.loop = ControlLoop(self.acting, self.policy, config.loop,
                                 on_tick=self._on_tick if self.learner else None,
                                 intervention=self.intervention, episodes=self.episodes)
         self.robot.plan = lambda n: planned_actions(self.loop, n)
@@ -92,7 +96,8 @@ class AgentNode:
                 return self.robot.measured_positions()
 
             episodes = EpisodeController(config.operator, spec.dim, config.robot.control_hz,
-                                         reset_robot=self.robot.reset, measure=measured)
+                                         reset_robot=self.acting.reset, measure=measured,
+                                         on_start=getattr(self.acting, "new_episode", None))
             topics = OperatorTopics(node, config.operator, episodes)
         if config.intervention.topic:
             from agent.ros.intervention import TeleopIntervention

@@ -25,6 +25,8 @@ from safetensors.torch import save as st_save
 from hal.errors import ConfigError
 from policies.reward.model import RewardModelConfig, SuccessClassifier, encode_instructions
 
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+SHIPPED_PREFIX = "pretrained:"  # how a config names a reward model rill ships
 FORMAT = "rill-reward-model"
 FORMAT_VERSION = 1
 META = "reward_model.json"
@@ -124,9 +126,23 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
+def resolve_reward_model_path(spec: str | Path) -> Path:
+    """The directory ``spec`` names: ``pretrained:NAME`` (a reward model rill ships) or a directory."""
+    text = str(spec)
+    if not text.startswith(SHIPPED_PREFIX):
+        return Path(spec)
+    name = text[len(SHIPPED_PREFIX):]
+    path = PRETRAINED_DIR / name
+    if not (path / META).is_file():
+        shipped = sorted(p.name for p in PRETRAINED_DIR.glob("*") if (p / META).is_file())
+        raise RewardModelError(f"no shipped reward model {name!r}; rill ships {shipped or 'none'}")
+    return path
+
+
 def load_reward_model(path: str | Path) -> RewardModel:
-    """The reward model saved at ``path``; ``RewardModelError`` naming what is wrong with it."""
-    path = Path(path)
+    """The reward model saved at ``path`` (or ``pretrained:NAME``); ``RewardModelError`` naming what
+    is wrong with it."""
+    path = resolve_reward_model_path(path)
     meta = _read_meta(path)
     try:
         config = RewardModelConfig(**meta["config"])
