@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FIELDS = ["step", "seq", "episode", "return", "length", "success", "policy_version", "wall_time", "outcome",
-          "ended_by", "takeovers", "intervened_steps"]
+          "ended_by", "takeovers", "intervened_steps", "task_success"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,8 @@ class EpisodeRecord:
     ended_by: str | None = None  # robot | operator | time_limit | node_stopped
     takeovers: int | None = None  # times a person took over from the policy
     intervened_steps: int | None = None  # steps a person drove
+    # a simulator's own success, where something else (a reward model) judged ``success``
+    task_success: bool | None = None
 
 
 class EpisodeLog:
@@ -83,6 +85,7 @@ class EpisodeLog:
             "ended_by": record.ended_by or "",
             "takeovers": "" if record.takeovers is None else record.takeovers,
             "intervened_steps": "" if record.intervened_steps is None else record.intervened_steps,
+            "task_success": "" if record.task_success is None else int(record.task_success),
         }
         self._writer.writerow(row)
         self._file.flush()
@@ -124,7 +127,7 @@ def read_episodes(path: Path) -> list[EpisodeRecord]:
     """The episodes of one ``episodes.csv``, in the order they ended."""
     out = []
     for r in _rows(Path(path)):
-        success = r.get("success")
+        success, task_success = r.get("success"), r.get("task_success")
         out.append(
             EpisodeRecord(
                 step=int(r["step"]),
@@ -139,6 +142,7 @@ def read_episodes(path: Path) -> list[EpisodeRecord]:
                 ended_by=r.get("ended_by") or None,
                 takeovers=_int(r.get("takeovers")),
                 intervened_steps=_int(r.get("intervened_steps")),
+                task_success=None if task_success in (None, "") else bool(int(float(task_success))),
             )
         )
     return out

@@ -23,6 +23,7 @@ from agent.actor.feed import LearnerFeed
 from agent.loop import ControlLoop, LoopConfig
 from agent.loop.config import MIN_CHUNK
 from agent.loop.control import TickRecord
+from agent.operator.episodes import robot_ender
 from agent.vla.features import NormalizedFeatures
 from agent.vla.snapshot import POLICY_DIR, capture_actor_policy, restore_actor_policy
 from hal.robot import Robot
@@ -139,9 +140,12 @@ class VLAActor:
             success = bool(obs.get("success", False))
             self.successes.append(success)
             self.returns.append(self.ep_return)
-            self.feed.log_episode(EpisodeRecord(self.ticks, self.episode, self.ep_return, self.ep_ticks,
-                                               time.monotonic() - self._t0, seq=self.seq, success=success,
-                                               policy_version=self.policy.version))
+            task = obs.get("task_success")  # the simulator's own verdict where a reward model judged
+            self.feed.log_episode(EpisodeRecord(
+                self.ticks, self.episode, self.ep_return, self.ep_ticks, time.monotonic() - self._t0,
+                seq=self.seq, success=success, policy_version=self.policy.version,
+                outcome="success" if success else ("failure" if obs.get("terminated") else "timeout"),
+                ended_by=robot_ender(obs), task_success=None if task is None else bool(task)))
             self.ep_return, self.ep_ticks = 0.0, 0
             if time.monotonic() - self._saved_at >= self.config.save_every_s:
                 self.save(background=True)
