@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from hal.errors import ConfigError
 
 BLENDS = ("linear", "none")
-#: The fewest actions a chunk may hold: the loop executes a chunk from the tick after the one it was
-#: planned on, so a one-action chunk is always late and the robot would only ever hold.
+#: The fewest actions a chunking policy's chunk may hold (a VLA, the scripted experts): on the
+#: inference thread, a chunk runs from the tick after the one it was planned on. A one-action policy
+#: is a per-step policy, which the loop runs inside the tick (``ControlLoop.infers_in_tick``): right
+#: for stream-x, a stall of the tick for a slow chunking model.
 MIN_CHUNK = 2
 
 
@@ -19,6 +21,8 @@ class LoopConfig:
     - ``control_hz``: tick rate (the robot's control rate).
     - ``asynchronous``: infer on a thread of its own (the default); ``False`` runs the policy inside
       the tick when the chunk runs out, as naive loops do (kept for comparison in ``bench.loop``).
+      A per-step policy (one action per chunk: stream-x) runs inside the tick either way: a
+      one-action chunk planned on a thread is always late (``ControlLoop`` says why).
     - ``blend`` / ``blend_ticks``: how a new chunk takes over from the one executing: ``linear``
       cross-fades over ``blend_ticks`` ticks; ``none`` switches at once.
     - ``lead_margin_ticks``: the next inference starts when the current chunk has no more than

@@ -15,6 +15,9 @@ this tick or the robot resets or waits, and which episode ended; ``intervention`
 goes through ``robot.act`` (clamped like any action) and the tick is flagged ``intervened``; a source
 gone quiet mid-intervention holds the robot ("intervention lost"). The policy keeps planning while
 a person drives, so it takes over again from a fresh chunk.
+
+A per-step policy (``chunk_size == 1``: stream-x) runs inside the tick even when
+``LoopConfig.asynchronous`` is on, see ``infers_in_tick``.
 """
 
 from __future__ import annotations
@@ -65,7 +68,27 @@ class TickRecord:
         return bool(self.observation.get("terminated", False) or self.observation.get("truncated", False))
 
 
+def per_step(policy: Policy) -> bool:
+    """Whether ``policy`` plans one action at a time (its chunks hold a single action)."""
+    return getattr(policy, "chunk_size", None) == 1
+
+
 class ControlLoop:
+    """Runs ``policy`` on ``robot`` (see the module docstring).
+
+    ``infers_in_tick``: the policy runs inside the tick, on the control thread, whenever the
+    chunk has run out: with ``LoopConfig.asynchronous`` off, and always for a per-step policy
+    (``chunk_size == 1``). A one-action chunk planned on an inference thread from tick ``k``'s
+    observation holds the action for tick ``k`` only, and it can only arrive at tick ``k + 1`` or
+    later: always late, the robot would hold every tick. Re-timing it to the tick it arrives on
+    would act, one tick behind, but then the action sent at tick ``k + 1`` was drawn for another
+    observation than the one the learner pairs it with, and its behaviour log-probability would
+    mislead the learner's importance weights. In the tick, the action is the policy's answer to
+    this tick's observation, sent at once, and the transition is exact; the cost is the policy's
+    latency inside the tick, which a per-step policy must stay well under anyway (it is asked
+    every tick; a slow one shows as ``deadline_misses``).
+    """
+
     def __init__(
         self,
         robot: Robot,
@@ -95,6 +118,10 @@ class ControlLoop:
         self._lead = self.config.lead_margin_ticks + 1  # until a latency has been measured
         self.tick = 0
         self.state = "starting"
+        self.infers_in_tick = not self.config.asynchronous or per_step(policy)
+        if self.config.asynchronous and self.infers_in_tick:
+            log.info("%s acts one action per tick: it runs inside the tick (its action is for this "
+                     "tick's observation), not on an inference thread", type(policy).__name__)
 
     # -- inference -------------------------------------------------------------------------------
     def _infer(self, obs: Observation, tick: int, episode: int) -> None:
@@ -193,11 +220,10 @@ class ControlLoop:
 
     def _planned(self, obs: Observation, tick: int, now: float) -> tuple:
         """The policy's action for this tick (or None and why not), and the chunk it comes from."""
-        cfg = self.config
         with self._lock:
             self._latest = (obs, tick, self.episode)
             inbox, self._inbox = self._inbox, None
-        if inbox is None and not cfg.asynchronous and self.schedule.remaining(tick) == 0:
+        if inbox is None and self.infers_in_tick and self.schedule.remaining(tick) == 0:
             self._infer(obs, tick, self.episode)  # the naive loop: the robot waits for the policy here
             with self._lock:
                 inbox, self._inbox = self._inbox, None
@@ -206,12 +232,12 @@ class ControlLoop:
         if inbox is not None:
             chunk, start_tick, _ = inbox
             self.stats.chunks += 1
-            if not self.schedule.add(chunk, start_tick, tick if cfg.asynchronous else start_tick):
+            if not self.schedule.add(chunk, start_tick, start_tick if self.infers_in_tick else tick):
                 self.stats.late_chunks += 1
         action = self.schedule.action(tick)
         record_chunk = self.schedule.current.chunk if self.schedule.current else None
         if (
-            cfg.asynchronous
+            not self.infers_in_tick
             and not self._in_flight
             and self.schedule.remaining(tick + 1) <= self.lead_ticks()
         ):
@@ -287,7 +313,7 @@ class ControlLoop:
         previous_switch = sys.getswitchinterval()
         sys.setswitchinterval(min(previous_switch, max(period / 50, 0.0002)))
         worker = None
-        if self.config.asynchronous:
+        if not self.infers_in_tick:
             worker = threading.Thread(target=self._inference_thread, name="inference", daemon=True)
             worker.start()
         pacer = Pacer(period)

@@ -35,7 +35,7 @@ def test_operator_intervenes_labels_and_the_learner_learns(start_node, tmp_path)
         agent = start_node(
             "agent.ros.agent_node", "--params-file", "config/ros_sim_agent.yaml",
             "-p", "robot.image_topic:=''", "-p", "robot.reward_topic:=''", "-p", "policy.type:=streamx",
-            "-p", "robot.max_delta:=0.2", "-p", "loop.asynchronous:=false",  # stream-x: one action a tick
+            "-p", "robot.max_delta:=0.2",
             "-p", f"learner.endpoint:={learner.endpoint}", "-p", f"learner.run_dir:={tmp_path / 'agent'}",
             "-p", "operator.enabled:=true", "-p", "operator.home_pose:=[0.0, 0.0]",
             "-p", "operator.reset_speed:=2.0", "-p", "operator.home_tolerance:=0.1",
@@ -74,8 +74,10 @@ def test_operator_intervenes_labels_and_the_learner_learns(start_node, tmp_path)
     cache.close()
     intervened = [t for t in records if t.extras.get("intervened")]
     assert intervened and all(math.isnan(t.behavior_logp) for t in intervened)
-    # The policy's own draws keep their probability (unless the robot clamped them).
-    assert any(math.isfinite(t.behavior_logp) for t in records if not t.extras.get("intervened"))
+    # The policy acted too, between takeovers. (Whether its draws keep their probability is
+    # test_ros_learner_client's: here max_delta 0.2 clamps nearly all of them, so any that survive
+    # unclamped are chance.)
+    assert any(not t.extras.get("intervened") for t in records)
     labelled = [t for t in records if t.extras.get("label_source") == "operator"]
     assert len(labelled) >= 2 and all(t.terminated and t.extras["success"] and t.reward > 0 for t in labelled)
     assert counted == {"sim-agent": len(intervened)}, (counted, len(intervened))
