@@ -290,7 +290,9 @@ def serve_with_table(service) -> None:
 
 
 def act_with_progress(runner, total: int | None) -> dict:
-    """Run an edge actor under a progress bar: steps, episodes, acknowledged, backlog, weights."""
+    """Run an edge actor under a progress bar: steps, episodes, acknowledged, backlog, weights; with a
+    person in the loop (``--keyboard``) also who drives, the episode's phase, its takeovers and
+    intervened steps so far, and the last outcome."""
     columns = [
         TextColumn(f"[bold]{runner.config.actor_id}"),
         BarColumn(),
@@ -301,11 +303,16 @@ def act_with_progress(runner, total: int | None) -> dict:
         TextColumn("weights v{task.fields[ver]}"),
         TimeElapsedColumn(),
     ]
+    operated = getattr(runner, "operated", None)
+    if operated is not None:  # --keyboard: who drives, the episode and its interventions
+        columns.insert(3, TextColumn("{task.fields[op]}"))
     with Progress(*columns, console=console, refresh_per_second=2) as progress:
-        task = progress.add_task("", total=total, ep=0, acked=0, backlog=0, ver=-1)
+        task = progress.add_task("", total=total, ep=0, acked=0, backlog=0, ver=-1, op="")
 
         def update(r) -> None:
             progress.update(task, completed=r.steps, ep=r.episode, acked=r.link.acked_seq,
-                            backlog=r.link.backlog, ver=r.version)
+                            backlog=r.link.backlog, ver=r.version, op=operated.status() if operated else "")
 
+        if operated is not None:  # each step: the operator watches the line while waiting, too
+            return runner.run(on_step=update)
         return runner.run(on_progress=update)

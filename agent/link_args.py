@@ -57,4 +57,13 @@ def add_actor_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--summary-json", type=Path, help="write the actor's final summary here")
     p.add_argument("--curve-secret", type=Path, help="actor's CurveZMQ .key_secret file")
     p.add_argument("--learner-key", type=Path, help="learner's public .key file")
+    op = p.add_argument_group("a person at the terminal (--keyboard)")
+    op.add_argument("--keyboard", action="store_true",
+                    help="take over and run episodes from this terminal: space take over/release, arrows "
+                    "or i j k l nudge, [ ] axis pair, x zero, g start, s success, f failure, r reset, q stop")
+    op.add_argument("--keyboard-step", type=float, default=0.1, help="how far one key nudges an action")
+    op.add_argument("--time-limit", type=float, default=0.0,
+                    help="end an episode running this many seconds as a timeout (0: no limit)")
+    op.add_argument("--auto-start", action="store_true",
+                    help="start each episode by itself instead of waiting for g")
     return p

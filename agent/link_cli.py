@@ -63,10 +63,33 @@ def cmd_learner(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keyboard(args: argparse.Namespace):
+    """``--keyboard``: a ``KeyboardOperator`` for the env's actions (None without the flag)."""
+    import sys
+
+    from agent.operator.keyboard import KeyboardOperator
+    from sim.envs import stream_layout
+
+    if not args.keyboard:
+        return None
+    if not sys.stdin.isatty():
+        raise SystemExit("rill actor --keyboard: standard input is not a terminal; run it in one "
+                         "(not under a pipe, nohup or a scheduler)")
+    if not args.keyboard_step > 0:
+        raise SystemExit(f"rill actor: --keyboard-step must be > 0, got {args.keyboard_step:g}")
+    _, layout = stream_layout(args.env)
+    if "action_dim" not in layout:
+        raise SystemExit(f"rill actor --keyboard: {args.env} has {layout.get('n_actions')} discrete actions; "
+                         "a person can take over only continuous ones")
+    return KeyboardOperator(int(layout["action_dim"]), step=args.keyboard_step)
+
+
 def cmd_actor(args: argparse.Namespace) -> int:
     from agent.actor import ActorConfig, ActorRunner
     from agent.cli import parse_overrides
     from agent.console import act_with_progress
+    from agent.operator.config import OperatorConfig
+    from agent.operator.terminal import TerminalKeys
     from learners.link.security import CurveClient
 
     if not args.actor_id:
@@ -77,13 +100,23 @@ def cmd_actor(args: argparse.Namespace) -> int:
         curve=CurveClient(args.curve_secret, args.learner_key) if args.curve_secret else None,
         insecure=args.insecure, durability=args.durability, max_lag=args.max_lag,
     )
+    keyboard, keys = _keyboard(args), None
     _sigterm_as_interrupt()
-    runner = ActorRunner(config)
+    operator = None if keyboard is None else OperatorConfig(
+        enabled=True, time_limit_s=args.time_limit, wait_for_start=not args.auto_start)
+    runner = ActorRunner(config, operator=operator, intervention=keyboard)
     try:
+        if keyboard is not None:
+            keyboard.controller = runner.operated.controller
+            keys = TerminalKeys(keyboard).start()
+            log.info("keyboard: g start, space take over/release, arrows or i j k l nudge, [ ] axis pair, "
+                     "x zero, s success, f failure, r reset, q stop")
         log.info("actor %s done: %s", args.actor_id, act_with_progress(runner, args.steps))
     except KeyboardInterrupt:
         log.info("actor %s stopping; unacknowledged transitions stay in its spool", args.actor_id)
     finally:
+        if keys is not None:
+            keys.close()  # the terminal back as it was
         runner.close(drain_s=args.drain)
         if args.summary_json:
             Path(args.summary_json).write_text(json.dumps(runner.summary(), indent=1))

@@ -3,6 +3,11 @@
 Each step: act, step the environment, preprocess (the stream-x normalizers live on the actor,
 which is the only place that sees every observation of its stream), spool the transition locally
 and hand it to the link (``LearnerFeed``). Weights are swapped in between steps.
+
+With an operator (``rill actor --keyboard``: an ``OperatorConfig`` and an intervention source such as
+the ``KeyboardOperator``), steps go through ``agent.operator.stepping.OperatedSteps``: episodes are
+started, ended and labelled by the person, who can take over any step; only the steps the world took
+in an episode count towards ``steps``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from agent.actor.sources import GymSource, RobotSource
 from agent.actor.steps import SteppingActor, StepTransitions
 from agent.actor.streamx_policy import StreamXPolicy
 from agent.loop.pacer import Pacer
+from agent.operator.config import OperatorConfig
+from agent.operator.intervention import InterventionSource
+from hal.errors import ConfigError
 from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.link.security import CurveClient
 from learners.link.spool import KEEP_BYTES
@@ -30,6 +38,8 @@ from learners.streamx import algorithm_config, build_algorithm, build_preprocess
 from sim.envs import make_env
 
 log = logging.getLogger(__name__)
+
+_IDLE_S = 0.01  # an unpaced actor's pause between steps that took no action (waiting, holding)
 
 
 @dataclass
@@ -61,9 +71,15 @@ class ActorConfig:
 
 
 class ActorRunner(SteppingActor):
-    """Acts on ``source`` (default: the gymnasium env named in the config) and streams to a learner."""
+    """Acts on ``source`` (default: the gymnasium env named in the config) and streams to a learner.
 
-    def __init__(self, config: ActorConfig, source: GymSource | RobotSource | None = None) -> None:
+    ``operator`` / ``intervention``: a person in the loop (see the module docstring); the episode
+    controller is ``self.operated.controller`` (a keyboard's events go to it).
+    """
+
+    def __init__(self, config: ActorConfig, source: GymSource | RobotSource | None = None,
+                 operator: OperatorConfig | None = None,
+                 intervention: InterventionSource | None = None) -> None:
         torch.set_num_threads(1)
         self.config = c = config
         self.source = source or GymSource(make_env(c.env), seed=c.seed)
@@ -95,6 +111,24 @@ class ActorRunner(SteppingActor):
         self.state_store = CheckpointStore(self.dir / "state", keep=2)
         self._restore_state()
         self._t0 = time.monotonic()
+        self.operated = None if operator is None and intervention is None else \
+            self._operated(operator or OperatorConfig(), intervention)
+
+    def _operated(self, operator: OperatorConfig, intervention: InterventionSource | None):
+        from agent.operator.episodes import EpisodeController
+        from agent.operator.stepping import OperatedSteps
+
+        if not self.source.box:
+            raise ConfigError(f"a person can take over only continuous actions; {self.config.env} has "
+                              f"{self.source.layout.get('n_actions')} discrete actions")
+        controller = EpisodeController(operator, int(self.source.layout["action_dim"]),
+                                       self.config.control_hz or 50.0, reset_robot=self.source.reset)
+        return OperatedSteps(self, controller, intervention)
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since this actor started."""
+        return time.monotonic() - self._t0
 
     # -- persistence of the actor's own state (normalizers, counters) ----------------------------
     def _restore_state(self) -> None:
@@ -163,8 +197,15 @@ class ActorRunner(SteppingActor):
     def weight_latencies(self) -> list[float]:
         return self.feed.weight_latencies
 
-    def step(self) -> None:
+    def step(self) -> bool:
+        """One step; False when the world took no action of an episode (an operator's hold, reset)."""
         self.feed.take_weights()
+        if self.operated is not None:
+            acted = self.operated.step()
+            self.steps += acted
+            if acted and self.steps % self.config.state_every == 0:
+                self._save_state()
+            return acted
         b = self.builder
         if not b.in_episode:
             self.begin_episode(self.source.reset, self.config.actor_id)
@@ -178,10 +219,11 @@ class ActorRunner(SteppingActor):
             self.feed.emit(t)
             if t.done:
                 self.feed.log_episode(EpisodeRecord(self.steps, b.episode, b.ret, b.length,
-                                                    time.monotonic() - self._t0, seq=t.seq,
+                                                    self.elapsed_s, seq=t.seq,
                                                     policy_version=self.version))
         if self.steps % self.config.state_every == 0:
             self._save_state()
+        return True
 
     def warm_up(self) -> None:
         """Compile the acting path now, on throwaway copies of the preprocessor and algorithm.
@@ -220,14 +262,16 @@ class ActorRunner(SteppingActor):
                 if pacer is not None:
                     pacer.wait()
                 start = time.monotonic()
-                self.step()
+                acted = self.step()
                 if pacer is not None:
                     self.tick_durations.append(time.monotonic() - start)
                     pacer.end_tick()
                     self.deadline_misses = pacer.deadline_misses
+                elif not acted:
+                    time.sleep(_IDLE_S)  # waiting for the operator: do not spin
                 if on_step is not None:
                     on_step(self)
-                if on_progress and self.steps % 1000 == 0:
+                if on_progress and acted and self.steps % 1000 == 0:
                     on_progress(self)
         finally:
             self._save_state()
@@ -263,6 +307,10 @@ class ActorRunner(SteppingActor):
             "dropped_disk_full": self.feed.dropped_disk_full,
             "spool": "ok" if self.stream.spool_error is None else f"full: {self.stream.spool_error}",
             "weights_refused": self.feed.weights_refused,  # non-finite weights never loaded
+            **({} if self.operated is None else {
+                "operator_episodes": self.operated.controller.episode,
+                "intervened": self.operated.intervened_total,  # transitions a person drove
+                "held": self.operated.held}),
         }
 
     @property

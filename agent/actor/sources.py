@@ -4,6 +4,11 @@ Both give raw float vectors and task signals; the actor does the stream-x prepro
 robot supplies its reward and episode end as observation entries (``reward``, ``terminated``,
 ``truncated``: a simulated robot reads them off its simulator; a real one gets them from a task
 module), and its ``act`` clamps every command to the robot's limits, whatever the policy says.
+
+For a person in the loop (``agent/operator/stepping.py``) both also tell ``state()`` (the newest
+raw observation), ``last_sent`` (the action the world last took, after clipping or clamping; None
+before the first) and ``hold(reason)`` (keep still for a step; True when the world moves on
+meanwhile, as a robot's does, so the next step must start from a fresh observation).
 """
 
 from __future__ import annotations
@@ -26,16 +31,27 @@ class GymSource:
         self.time_limit = time_limit(env) if self.box else None
         if self.box:
             self.low, self.high = env.action_space.low, env.action_space.high
-        env.reset(seed=seed)
+        self.last_sent: np.ndarray | None = None
+        self._raw = np.asarray(env.reset(seed=seed)[0])
 
     def reset(self) -> np.ndarray:
-        return self.env.reset()[0]
+        self._raw = np.asarray(self.env.reset()[0])
+        return self._raw
+
+    def state(self) -> np.ndarray:
+        """The newest observation (of the last reset or step)."""
+        return self._raw
 
     def step(self, action) -> tuple[np.ndarray, float, bool, bool]:
         if self.box:
             action = np.clip(action, self.low, self.high)
         raw, reward, terminated, truncated, _ = self.env.step(action)
+        self.last_sent, self._raw = action, np.asarray(raw)
         return raw, float(reward), bool(terminated), bool(truncated)
+
+    def hold(self, reason: str = "") -> bool:
+        """A simulated env stands still between steps: nothing to do, nothing missed."""
+        return False
 
     def close(self) -> None:
         self.env.close()
@@ -54,13 +70,22 @@ class RobotSource:
         self.box = True
         self.obs_dim = int(np.prod(spec["state"].shape))
         self.time_limit = episode_steps
+        self.last_sent: np.ndarray | None = None
 
     def reset(self) -> np.ndarray:
         self.robot.reset()
+        self.last_sent = None
+        return self.state()
+
+    def state(self) -> np.ndarray:
         return np.asarray(self.robot.observe()["state"], np.float32)
 
+    def hold(self, reason: str = "") -> bool:
+        self.robot.hold(reason)
+        return True
+
     def step(self, action) -> tuple[np.ndarray, float, bool, bool]:
-        self.robot.act(action)
+        self.last_sent = self.robot.act(action)  # clamped to the robot's limits
         obs = self.robot.observe()
         return (
             np.asarray(obs["state"], np.float32),
