@@ -7,6 +7,14 @@ Starts ``agent_node`` (the control loop, the policy, the learner client) with th
 - ``learner``: the learner endpoint ``tcp://HOST:PORT`` (empty: the config's, no learning by default);
 - ``joints``: the commanded joints, e.g. ``"[shoulder, elbow]"`` (empty: the config's);
 - ``policy``: the policy type (empty: the config's);
+- ``operator``: ``true`` runs operator episodes (``operator.enabled``: start, success, failure,
+  reset, stop on ``/rill/operator/event``; state on ``/rill/episode``), ``false`` the robot's own;
+- ``time_limit``: seconds after which an operator episode ends as a timeout (``operator.time_limit_s``);
+- ``home_pose``: where the reset routine moves the robot, e.g. ``"[0.0, 0.5]"`` (``operator.home_pose``);
+- ``teleop``: a teleop command topic a person takes over on (``intervention.topic``), with
+  ``teleop_active``, its ``std_msgs/Bool`` "a person drives" topic (``intervention.active_topic``);
+- ``reward_model``: a saved reward model directory whose success judgement gives the task signals
+  (``reward.model``);
 - ``joint_states``, ``image``, ``instruction``, ``trajectory``, ``forward``, ``diagnostics``:
   topic remaps of the defaults ``/joint_states``, ``/camera/image_raw``, ``/instruction``,
   ``/joint_trajectory_controller/joint_trajectory``, ``/forward_position_controller/commands``,
@@ -31,15 +39,55 @@ TOPICS = {
 }
 
 
-def _agent(context):
-    arg = {name: LaunchConfiguration(name).perform(context) for name in ("learner", "joints", "policy")}
+#: Launch arguments that set one agent_node parameter each; empty leaves the config's value.
+PARAMETERS = {
+    "learner": "learner.endpoint",
+    "joints": "robot.joints",
+    "policy": "policy.type",
+    "operator": "operator.enabled",
+    "time_limit": "operator.time_limit_s",
+    "home_pose": "operator.home_pose",
+    "teleop": "intervention.topic",
+    "teleop_active": "intervention.active_topic",
+    "reward_model": "reward.model",
+}
+
+
+def parameter_overrides(arg):
+    """agent_node parameters from the launch arguments (name -> text); a bad value raises
+    ValueError naming the argument. Plain Python: the tests run it without ``launch``."""
+
+    def items(name, text):
+        return [v.strip() for v in text.strip().strip("[]").split(",") if v.strip()]
+
+    def number(name, text):
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"launch argument {name}:={text!r} is not a number") from None
+
+    def flag(name, text):
+        value = text.strip().lower()
+        if value not in ("true", "false"):
+            raise ValueError(f"launch argument {name}:={text!r} must be true or false")
+        return value == "true"
+
+    convert = {
+        "joints": items,
+        "operator": flag,
+        "time_limit": number,
+        "home_pose": lambda name, text: [number(name, v) for v in items(name, text)],
+    }
     overrides = {}
-    if arg["learner"]:
-        overrides["learner.endpoint"] = arg["learner"]
-    if arg["joints"]:
-        overrides["robot.joints"] = [j.strip() for j in arg["joints"].strip("[]").split(",") if j.strip()]
-    if arg["policy"]:
-        overrides["policy.type"] = arg["policy"]
+    for name, parameter in PARAMETERS.items():
+        text = arg.get(name, "")
+        if text:
+            overrides[parameter] = convert[name](name, text) if name in convert else text
+    return overrides
+
+
+def _agent(context):
+    overrides = parameter_overrides({name: LaunchConfiguration(name).perform(context) for name in PARAMETERS})
     remaps = [(default, LaunchConfiguration(name).perform(context)) for name, default in TOPICS.items()]
     return [Node(
         package="rill",
@@ -60,6 +108,12 @@ def generate_launch_description():
         DeclareLaunchArgument("learner", default_value="", description="learner endpoint tcp://HOST:PORT"),
         DeclareLaunchArgument("joints", default_value="", description="commanded joints, '[a, b, c]'"),
         DeclareLaunchArgument("policy", default_value="", description="replan|reach|streamx|vla|class"),
+        DeclareLaunchArgument("operator", default_value="", description="true: operator-run episodes"),
+        DeclareLaunchArgument("time_limit", default_value="", description="operator episode limit (s)"),
+        DeclareLaunchArgument("home_pose", default_value="", description="reset pose, '[a, b, c]'"),
+        DeclareLaunchArgument("teleop", default_value="", description="teleop command topic (takeovers)"),
+        DeclareLaunchArgument("teleop_active", default_value="", description="teleop std_msgs/Bool topic"),
+        DeclareLaunchArgument("reward_model", default_value="", description="reward model directory"),
         DeclareLaunchArgument("namespace", default_value="", description="the node's namespace"),
     ]
     args += [DeclareLaunchArgument(name, default_value=default, description=f"remap of {default}")

@@ -113,3 +113,58 @@ def test_parameter_files_name_their_node_and_only_known_parameters(name, node):
                 yield name
     unknown = [n for n in flatten(doc[node]["ros__parameters"]) if n not in fields]
     assert not unknown, f"{name}: unknown parameters {unknown}"
+
+
+def _agent_launch_overrides():
+    """agent.launch.py's ``PARAMETERS`` and ``parameter_overrides``, run without ``launch``."""
+    tree = ast.parse((REPO / "launch" / "agent.launch.py").read_text())
+    keep = [n for n in tree.body if (isinstance(n, ast.FunctionDef) and n.name == "parameter_overrides")
+            or (isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "PARAMETERS")]
+    namespace: dict = {}
+    exec(compile(ast.Module(body=keep, type_ignores=[]), "agent.launch.py", "exec"), namespace)
+    return namespace["PARAMETERS"], namespace["parameter_overrides"]
+
+
+def _agent_config(overrides: dict):
+    from agent.ros.agent_config import DERIVED, AgentNodeConfig
+    from agent.ros.params import build_config
+
+    def flatten(tree, prefix=""):
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                yield from flatten(value, prefix + key + ".")
+            else:
+                yield prefix + key, value
+    doc = yaml.safe_load((REPO / "config" / "ros_agent.yaml").read_text())
+    values = dict(flatten(doc["agent_node"]["ros__parameters"]))
+    return build_config(AgentNodeConfig, {**values, **overrides}, exclude=DERIVED,
+                        fixed={"loop.control_hz": 50.0})
+
+
+def test_agent_launch_arguments_become_agent_node_parameters(tmp_path):
+    parameters, overrides = _agent_launch_overrides()
+    source = (REPO / "launch" / "agent.launch.py").read_text()
+    for name in parameters:  # every argument is declared, with an empty default: the config's value
+        assert f'DeclareLaunchArgument("{name}", default_value=""' in source, name
+    assert overrides({name: "" for name in parameters}) == {}
+    got = overrides({"operator": "true", "time_limit": "30", "home_pose": "[0.0, 0.5]",
+                     "teleop": "/spacemouse/command", "teleop_active": "/spacemouse/active",
+                     "reward_model": str(tmp_path / "reward"), "policy": "streamx", "joints": "[j0, j1]"})
+    assert got == {"operator.enabled": True, "operator.time_limit_s": 30.0, "operator.home_pose": [0.0, 0.5],
+                   "intervention.topic": "/spacemouse/command",
+                   "intervention.active_topic": "/spacemouse/active",
+                   "reward.model": str(tmp_path / "reward"), "policy.type": "streamx",
+                   "robot.joints": ["j0", "j1"]}
+    config = _agent_config(got)  # agent_node's own parameter parsing takes them
+    assert config.operator.enabled and config.operator.time_limit_s == 30.0
+    assert config.operator.home_pose == [0.0, 0.5] and config.robot.joints == ["j0", "j1"]
+    assert config.intervention.topic == "/spacemouse/command"
+    assert config.reward.model == str(tmp_path / "reward") and config.policy.type == "streamx"
+
+
+@pytest.mark.parametrize("argument, text", [("operator", "yes"), ("time_limit", "half a minute"),
+                                             ("home_pose", "[0.0, up]")])
+def test_agent_launch_refuses_a_bad_argument_by_name(argument, text):
+    _, overrides = _agent_launch_overrides()
+    with pytest.raises(ValueError, match=f"launch argument {argument}:="):
+        overrides({argument: text})
