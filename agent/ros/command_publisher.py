@@ -56,7 +56,8 @@ class CommandPublisher:
         if c.command == "trajectory":
             self._pub = node.create_publisher(JointTrajectory, c.trajectory_topic, reliable_qos())
         else:
-            self._pub = node.create_publisher(Float64MultiArray, c.forward_topic, reliable_qos())
+            topic = c.velocity_topic if c.command == "velocity" else c.forward_topic
+            self._pub = node.create_publisher(Float64MultiArray, topic, reliable_qos())
 
     def close(self, ack_timeout_s: float = 0.5) -> None:
         """Wait up to ``ack_timeout_s`` for the last message to be acknowledged; destroy the publisher."""
@@ -77,7 +78,7 @@ class CommandPublisher:
         if self._pub is None:
             return
         c = self.config
-        if c.command == "forward":
+        if c.command in ("forward", "velocity"):
             self._pub.publish(forward_command_msg(command))
         else:
             points = [np.asarray(command, np.float32)]
@@ -103,7 +104,7 @@ class CommandPublisher:
         if self._pub is None:
             return
         c = self.config
-        if c.command == "forward":
+        if c.command in ("forward", "velocity"):
             self._pub.publish(forward_command_msg(target))
         else:
             self._pub.publish(joint_trajectory_msg(c.joints, target[None, :], 1.0 / c.control_hz))

@@ -163,12 +163,18 @@ class Ros2Robot(Robot):
         self.commands.send(command, self.plan)
 
     def _hold_command(self) -> np.ndarray:
+        if self.config.command == "velocity":  # a velocity-controlled arm stops where it is
+            return np.zeros(self._action_spec.shape, np.float32)
         measured = self.measured_positions()
         if measured is None:
             return np.full(self._action_spec.shape, np.nan, np.float32)
         return measured
 
     def _hold(self) -> np.ndarray:
+        if self.config.command == "velocity":
+            stop = self._hold_command()
+            self.commands.hold(stop)
+            return stop
         if not self._holding or self._hold_target is None:
             self._hold_target = self.measured_positions()  # where the robot is as the hold begins
         if self._hold_target is None:

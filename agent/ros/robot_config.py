@@ -12,7 +12,7 @@ import numpy as np
 from hal.config import check_number, check_type
 from hal.errors import ConfigError
 
-COMMANDS = ("trajectory", "forward")
+COMMANDS = ("trajectory", "forward", "velocity")
 
 
 @dataclass
@@ -22,7 +22,9 @@ class Ros2RobotConfig:
     ``joints`` are the commanded joints in action order; ``extra_state_joints`` are observed only
     (their positions and velocities follow in ``state``). ``image_topic: ""`` means no camera;
     ``reward_topic: ""`` no reward. ``position_lower`` / ``position_upper`` are per-joint limits
-    (empty: +-pi); ``max_delta`` bounds the change of a command per tick (rad).
+    (empty: +-pi); ``max_delta`` bounds the change of a command per tick (rad). ``command:
+    velocity`` commands joint velocities (``velocity_topic``, within ``+-velocity_limit``; ``max_delta``
+    then bounds the acceleration per tick) and holds by commanding zero.
     """
 
     joints: list[str] = field(default_factory=list)
@@ -31,6 +33,10 @@ class Ros2RobotConfig:
     command: str = "trajectory"
     trajectory_topic: str = "/joint_trajectory_controller/joint_trajectory"
     forward_topic: str = "/forward_position_controller/commands"
+    # command: velocity: a forward_velocity_controller's Float64MultiArray; actions are velocities
+    # within +-velocity_limit, and holding is commanding zero
+    velocity_topic: str = "/forward_velocity_controller/commands"
+    velocity_limit: float = 1.0
     lookahead: int = 10
     joint_states_topic: str = "/joint_states"
     image_topic: str = "/camera/image_raw"
@@ -62,7 +68,8 @@ class Ros2RobotConfig:
         check_number(o, "control_hz", self.control_hz, 0, strict=True)
         if self.command not in COMMANDS:
             raise ConfigError(f"robot.command must be one of {COMMANDS}, got {self.command!r}")
-        for name in ("trajectory_topic", "forward_topic", "joint_states_topic"):
+        check_number(o, "velocity_limit", self.velocity_limit, 0, strict=True)
+        for name in ("trajectory_topic", "forward_topic", "velocity_topic", "joint_states_topic"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ConfigError(f"robot.{name} must be a topic name, got {getattr(self, name)!r}")
         check_type(o, "lookahead", self.lookahead, int)
@@ -87,6 +94,8 @@ class Ros2RobotConfig:
     @property
     def limits(self) -> tuple[np.ndarray, np.ndarray]:
         n = len(self.joints)
+        if self.command == "velocity":
+            return (np.full(n, -self.velocity_limit, np.float32), np.full(n, self.velocity_limit, np.float32))
         low = np.asarray(self.position_lower or [-math.pi] * n, np.float32)
         high = np.asarray(self.position_upper or [math.pi] * n, np.float32)
         return low, high

@@ -28,6 +28,7 @@ import numpy as np
 from agent.ros.params import check_unknown_parameters, declare_config, read_config
 from agent.ros.runtime import NodeRuntime, run_main
 from hal.config import check_number
+from hal.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,13 @@ class ScriptedOperatorConfig:
     away_margin: float = 0.01  # ... by at least this much in all (m)
     step: float = 0.15  # the largest joint change a command asks for (rad)
     give_up_s: float = 15.0
+    # joints: commands are joint targets toward the goal (a two-link arm, by inverse kinematics);
+    # velocity: commands are the end effector's velocity toward it (sim_node command_mode velocity)
+    command: str = "joints"
+    gain: float = 8.0  # velocity: command = clip(gain * (goal - tip), -1, 1)
+    # mark success only after the simulator has reported it this long (a reward model watching the
+    # camera may end the episode first); 0: at once
+    success_after_s: float = 0.0
     start_delay_s: float = 0.5
     probe_bad_input: bool = False
     metrics_file: str = ""
@@ -55,6 +63,10 @@ class ScriptedOperatorConfig:
         for name in ("rate_hz", "step", "give_up_s"):
             check_number("scripted_operator", name, getattr(self, name), 0, strict=True)
         check_number("scripted_operator", "start_delay_s", self.start_delay_s, 0)
+        check_number("scripted_operator", "success_after_s", self.success_after_s, 0)
+        check_number("scripted_operator", "gain", self.gain, 0, strict=True)
+        if self.command not in ("joints", "velocity"):
+            raise ConfigError(f"command must be 'joints' or 'velocity', got {self.command!r}")
 
 
 class ScriptedOperator:
@@ -75,6 +87,9 @@ class ScriptedOperator:
         self.marked: set[int] = set()
         self.waiting_since: float | None = None
         self.running_since: float | None = None
+        self.success_since: float | None = None
+        self.recent_success: list[bool] = []  # the simulator's word over the last task messages
+        self.judged: set[int] = set()
         self.probed = not config.probe_bad_input
         self._metrics = open(config.metrics_file, "a") if config.metrics_file else None  # noqa: SIM115
         q = reliable_qos()
@@ -92,6 +107,8 @@ class ScriptedOperator:
 
     def _on_task(self, msg: Any) -> None:
         self.task = json.loads(msg.data)
+        if self.state is not None and self.state.get("phase") == "running":
+            self.recent_success = [*self.recent_success[-14:], bool(self.task.get("success"))]
 
     def _on_joints(self, msg: Any) -> None:
         by_name = dict(zip(msg.name, msg.position))
@@ -130,6 +147,12 @@ class ScriptedOperator:
         if not self.probed:
             self._probe()
         phase, episode = state["phase"], int(state["episode"])
+        if phase != "running" and state.get("outcome") and episode not in self.judged:
+            # what the simulator said as the episode ended, next to who ended it (for tests)
+            self.judged.add(episode)
+            self._record("ended", episode=episode, ended_by=state.get("ended_by"), outcome=state["outcome"],
+                         sim_success=any(self.recent_success))
+            self.recent_success = []
         if phase != "running":
             self._set_active(False, episode)
             self.running_since = None
@@ -148,6 +171,10 @@ class ScriptedOperator:
         from agent.ros.reach_policy import two_link_ik
 
         if task["success"]:
+            self.success_since = self.success_since or now
+        else:
+            self.success_since = None
+        if self.success_since is not None and now - self.success_since >= self.config.success_after_s:
             self.marked.add(episode)
             self._set_active(False, episode)
             self._event("success", episode)
@@ -163,6 +190,11 @@ class ScriptedOperator:
             away = len(h) > self.config.away_ticks and all(b > a for a, b in itertools.pairwise(h))
             if away and h[-1] - h[0] >= self.config.away_margin:
                 self._set_active(True, episode)
+            return
+        if self.config.command == "velocity":
+            gap = np.asarray(task["goal"]) - np.asarray(task["tip"])
+            velocity = np.clip(self.config.gain * gap, -1.0, 1.0)
+            self.pub_command.publish(self._Array(data=[float(v) for v in velocity]))
             return
         target = two_link_ik(np.asarray(task["goal"]), self.config.link_lengths, q)
         command = q + np.clip(target - q, -self.config.step, self.config.step)

@@ -28,7 +28,7 @@ from hal.errors import ConfigError
 log = logging.getLogger(__name__)
 
 ENCODINGS = ("rgb8", "bgr8", "mono8")
-COMMAND_MODES = ("auto", "position", "torque")
+COMMAND_MODES = ("auto", "position", "torque", "velocity")  # velocity: the tabletop's pusher
 
 
 @dataclass
@@ -36,7 +36,7 @@ class SimNodeConfig:
     """The ROS parameters of ``sim_node``."""
 
     robot_type: str = "sim-mujoco"
-    robot_params: dict[str, Any] = field(default_factory=lambda: {"env_id": "Reacher-v5"})
+    robot_params: dict[str, Any] = field(default_factory=dict)  # sim-mujoco: env_id Reacher-v5 if not given
     robot_name: str = "sim-arm"
     episode_steps: int = 0  # 0: the environment's own episode length
     rate_hz: float = 0.0  # 0: the robot's control rate
@@ -63,9 +63,16 @@ class SimNodeConfig:
     # no such topic; a person judges instead.
     task_topic: str = ""
     success_distance: float = 0.02
+    velocity_topic: str = "/forward_velocity_controller/commands"  # command_mode velocity
+    # In simulation, the scene a person would re-arrange between episodes: a new layout (and
+    # instruction) each time the agent's episode state (agent_node's operator.state_topic) says an
+    # episode ended ("": never).
+    episode_state_topic: str = ""
     metrics_file: str = ""
 
     def __post_init__(self) -> None:
+        if self.robot_type == "sim-mujoco" and "env_id" not in self.robot_params:
+            self.robot_params = {**self.robot_params, "env_id": "Reacher-v5"}
         if self.image_encoding not in ENCODINGS:
             raise ConfigError(f"image_encoding must be one of {ENCODINGS}, got {self.image_encoding!r}")
         if self.command_mode not in COMMAND_MODES:
@@ -116,6 +123,15 @@ class SimNode:
         if mode == "auto":
             mode = "position" if self.joints.position_servos else "torque"
         self.mode = mode
+        self.pusher = None
+        if mode == "velocity":
+            from agent.ros.sim_pusher import PusherAxes, has_pusher
+
+            if not has_pusher(self.robot):
+                raise ConfigError(f"command_mode 'velocity' needs a robot with a pusher (sim-tabletop), "
+                                  f"not {c.robot_type!r}")
+            self.pusher = PusherAxes(self.robot, c.rate_hz or self.robot.control_hz)
+        self._scene_reset_after = 0  # the last agent episode whose end re-arranged the scene
         self.follower = CommandFollower(self.joints.commanded)
         self.task = SceneTask(self.model, self.data, c.instruction)
         self.rate_hz = c.rate_hz or self.robot.control_hz
@@ -137,6 +153,11 @@ class SimNode:
         self.pub_task = node.create_publisher(String, c.task_topic, reliable_qos()) if c.task_topic else None
         node.create_subscription(JointTrajectory, c.trajectory_topic, self._on_trajectory, reliable_qos())
         node.create_subscription(Float64MultiArray, c.forward_topic, self._on_forward, reliable_qos())
+        if self.pusher is not None:
+            node.create_subscription(Float64MultiArray, c.velocity_topic,
+                                     lambda msg: self.pusher.on_command(list(msg.data)), reliable_qos())
+        if c.episode_state_topic:
+            node.create_subscription(String, c.episode_state_topic, self._on_episode_state, reliable_qos())
         log.info("sim_node: %s (%s), joints %s, commanded %s by %s, %.0f Hz", c.robot_name, c.robot_type,
                  self.joints.names, self.joints.commanded,
                  "position targets" if mode == "position" else f"PD (kp={c.kp}, kd={c.kd})", self.rate_hz)
@@ -158,22 +179,41 @@ class SimNode:
     def _on_forward(self, msg) -> None:
         self.follower.forward(list(msg.data))
 
+    def _on_episode_state(self, msg) -> None:
+        try:
+            state = json.loads(msg.data)
+            ended = int(state["episode"]) if state.get("phase") != "running" and state.get("outcome") else 0
+        except (ValueError, TypeError, KeyError):
+            return
+        if ended > self._scene_reset_after:
+            self._scene_reset_after = ended
+            self.robot.reset()  # a new layout and instruction, as a person would re-arrange the table
+            log.info("agent episode %d ended: scene re-arranged", ended)
+
     # -- one step --------------------------------------------------------------------------------
     def _new_episode(self) -> None:
         self.follower.clear(self.joints.commanded_positions())
-        self.instruction = self.task.instruction()
+        own = ""  # a robot that poses its own task (the tabletop names a block) says it
+        if "instruction" in self.robot.observation_spec:
+            own = str(self.robot.observe().get("instruction", ""))
+        self.instruction = self.task.fixed_instruction or own or self.task.instruction()
         self._publish_instruction()
 
     def tick(self) -> None:
         from agent.ros.sim_joints import pd_torque
 
         q, qd = self.joints.commanded_positions(), self.joints.commanded_velocities()
-        target = self.follower.target(time.monotonic(), q)
-        if self.mode == "position":
-            action = target.astype(np.float32)
+        if self.pusher is not None:
+            target = action = self.pusher.action()
         else:
-            action = pd_torque(target, q, qd, self.config.kp, self.config.kd)
+            target = self.follower.target(time.monotonic(), q)
+            if self.mode == "position":
+                action = target.astype(np.float32)
+            else:
+                action = pd_torque(target, q, qd, self.config.kp, self.config.kd)
         self.robot.act(action)
+        if self.pusher is not None:
+            self.pusher.stepped()
         self.steps += 1
         episode = getattr(self.robot, "episode", 0)
         if episode != self.episode:
@@ -196,8 +236,14 @@ class SimNode:
 
         from agent.ros.conversions import joint_state_msg
 
-        self.pub_joints.publish(joint_state_msg(self.joints.names, self.joints.positions(),
-                                                self.joints.velocities(), self._stamp()))
+        names, positions, velocities = self.joints.names, self.joints.positions(), self.joints.velocities()
+        if self.pusher is not None:
+            from agent.ros.sim_pusher import AXES
+
+            names = [*names, *AXES]
+            positions = [*positions, *self.pusher.positions()]
+            velocities = [*velocities, *self.pusher.velocities()]
+        self.pub_joints.publish(joint_state_msg(names, positions, velocities, self._stamp()))
         if self.pub_reward is not None:
             obs = self.robot.observe()
             reward = float(obs["reward"]) if "reward" in obs else 0.0
@@ -206,6 +252,11 @@ class SimNode:
     def _publish_task(self) -> None:
         from std_msgs.msg import String
 
+        if self.pusher is not None:
+            success = bool(self.robot.observe().get("success", False))
+            self.pub_task.publish(String(data=json.dumps(
+                {"episode": self.episode, **self.pusher.task(success, self.instruction)})))
+            return
         if not self.task.reaching:  # the scene names no target to judge by
             return
         goal, tip = self.data.body("target").xpos[:2], self.data.body("fingertip").xpos[:2]
