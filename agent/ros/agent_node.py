@@ -63,7 +63,17 @@ class AgentNode:
 
         self.robot = Ros2Robot(node.get_name(), config.robot, node=node)
         # What the loop drives: the robot, its task signals from a reward model when reward.model is set
-        self.acting = with_reward_model(self.robot, config.reward)
+        from hal.errors import ConfigError
+        from policies.reward import RewardModelError
+
+        try:
+            self.acting = with_reward_model(self.robot, config.reward)
+        except RewardModelError as e:  # a model for another camera, a damaged file: refused at start-up
+            raise ConfigError(f"reward.model {config.reward.model!r}: {e}") from None
+        if config.learner.endpoint and not (config.robot.reward_topic or config.reward.model
+                                            or config.operator.enabled):
+            log.warning("learning with no reward: robot.reward_topic, reward.model and operator.enabled are "
+                        "all unset, so every transition's reward is 0")
         state_dim = self.robot.observation_spec["state"].shape[0]
         action_dim = self.robot.action_spec.dim
         self.learner = None
