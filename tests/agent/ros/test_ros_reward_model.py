@@ -91,3 +91,11 @@ def test_the_reward_model_and_the_operator_end_episodes_and_the_learner_learns(s
     assert len(model_ends) >= 2 and all(t.extras.get("success") for t in model_ends)
     assert all(t.reward == 0.0 for t in records if not t.terminated)
     assert updates >= len(records) - 5  # the learner applied what arrived
+
+
+def test_a_reward_model_for_another_camera_stops_agent_node_by_name(start_node):
+    agent = start_node("agent.ros.agent_node", "--params-file", "config/ros_sim_tabletop_agent.yaml",
+                       "-p", "robot.image_height:=64", "-p", "robot.image_width:=64")
+    assert agent.proc.wait(timeout=60) == 2, agent.output()[-3000:]
+    assert "reward.model 'pretrained:tabletop-reach'" in agent.output()
+    assert "frames of (96, 96, 3), the robot's are (64, 64, 3)" in agent.output(), agent.output()[-3000:]
