@@ -17,6 +17,10 @@ What it judges by is the simulator's own view: the robot observation's ``privile
 ``state`` when it has none) read by the names ``TabletopEnv.state_names()`` gives, and ``success``.
 A real person would use their eyes. The robot should not end episodes itself
 (``terminate_on_success: false`` and a long ``episode_steps``), so ends are the operator's word.
+
+With ``take_over`` false it only watches: it counts each time it would have taken over (a
+baseline: how often a policy nobody corrects heads away), once per excursion (it counts again
+only after the distance has shrunk once), and never drives.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ class ScriptedReachConfig:
     release_distance: float = 0.08
     hand_back_steps: int = 10
     time_limit_steps: int = 150
+    take_over: bool = True
 
     def __post_init__(self) -> None:
         for name in ("away_steps", "hand_back_steps", "time_limit_steps"):
@@ -94,12 +99,14 @@ class ScriptedReachOperator:
         self.observe, self.config, self.controller = observe, config or ScriptedReachConfig(), controller
         self.gap = reach_gap(names)
         self.active = False
-        self.takeovers = 0  # in this operator's life
+        self.takeovers = 0  # in this operator's life (would-be ones when it only watches)
+        self.takeovers_by_episode: dict[int, int] = {}
         self.marked: dict[str, int] = {"success": 0, "failure": 0}
         self._episode = -1
         self._steps = 0  # polls in the running episode: the steps it has taken
         self._history: list[float] = []
         self._closing = 0
+        self._counted = False  # watching only: this excursion away was counted
         self._judged = -1  # the last episode it said success or failure for
 
     @classmethod
@@ -116,7 +123,7 @@ class ScriptedReachOperator:
     def _new_episode(self, episode: int) -> None:
         self._episode, self._steps = episode, 0
         self._history.clear()
-        self.active, self._closing = False, 0
+        self.active, self._closing, self._counted = False, 0, False
 
     # -- the InterventionSource ------------------------------------------------------------------
     def poll(self, now: float, last_sent: np.ndarray | None) -> Intervention:
@@ -141,13 +148,19 @@ class ScriptedReachOperator:
                 return NONE
         else:
             h = self._history = [*self._history, distance][-(cfg.away_steps + 1):]
+            if self._counted and len(h) > 1 and h[-1] < h[-2]:
+                self._counted = False  # (watching) the excursion is over: it heads right again
             away = (len(h) > cfg.away_steps and all(b > a for a, b in itertools.pairwise(h))
                     and h[-1] - h[0] >= cfg.away_margin and distance > cfg.release_distance)
-            if not away:
+            if not away or self._counted:
                 return NONE
-            self.active, self._closing = True, 0
             self.takeovers += 1
+            self.takeovers_by_episode[c.episode] = self.takeovers_by_episode.get(c.episode, 0) + 1
+            if not cfg.take_over:
+                self._counted = True
+                return NONE
             self._history = [distance]
+            self.active, self._closing = True, 0
         return Intervention(True, np.clip(cfg.gain * gap, -1.0, 1.0).astype(np.float32))
 
     # -- the judge -------------------------------------------------------------------------------

@@ -68,6 +68,18 @@ def test_takes_over_when_heading_away_and_hands_back_when_heading_right(arm):
         if p.active:
             assert p.command.shape == (2,) and np.all(np.abs(p.command) <= 1.0)
     assert operator.takeovers == sum(a and not b for a, b in zip(active, [False, *active[:-1]])) >= 2
+    assert operator.takeovers_by_episode == {1: operator.takeovers}
+
+
+def test_watching_only_it_counts_each_excursion_away_once_and_never_drives(arm):
+    operator, controller = _operated(arm, take_over=False)
+    persons = []
+    for leg in (+1, -1, -1, +1, -1, -1):  # away, back, back, away, back, back: 10 steps each
+        for _ in range(10):
+            toward = np.clip(8.0 * _gap(arm), -1.0, 1.0).astype(np.float32)
+            persons.append(_step(arm, operator, controller, -leg * toward)[1])
+    assert not any(p.active for p in persons)
+    assert operator.takeovers == 2 and operator.takeovers_by_episode == {1: 2}
 
 
 def test_a_policy_heading_right_is_left_alone_and_success_ends_the_episode(arm):
