@@ -8,7 +8,7 @@ simulated arm (``sim-tabletop``, task ``reach``, ``goal_in_state: relative``, re
 no cameras), in one process. A ``ScriptedReachOperator`` (``agent/operator/scripted.py``) stands in
 for the person: it takes over when the pusher heads away from the named block, drives it back
 and releases it, and ends each episode: ``success`` when the simulator reports it, ``failure``
-after 150 steps (the robot itself never ends one). Two arms on the same seeds (the same scenes,
+after 150 steps (the robot itself never ends one). Three arms on the same seeds (the same scenes,
 the same initial weights):
 
 - ``imitation``: intervened steps are flagged (``extras["intervened"]``) and the learner applies
@@ -16,7 +16,9 @@ the same initial weights):
 - ``control``: the same operator, but the flag is taken off each transition on the actor's side
   before it is sent, so the learner treats the person's steps as ordinary off-policy steps (no
   behaviour probability: importance weight 1, so a negative TD error pushes away from the
-  person's action). The learner has no switch for this (see ``learners/service/applier.py``).
+  person's action). The learner has no switch for this (see ``learners/service/applier.py``);
+- ``watch``: the operator never takes over; it only ends episodes and counts each excursion away
+  it would have taken over (plain RL from the same reward: the baseline for "takeovers fall").
 
 Per window of ``--window`` episodes (default 50), averaged over the seeds that completed it: mean
 takeovers and intervened steps per episode, success rate, success without any takeover (the
@@ -44,7 +46,7 @@ import numpy as np
 
 from bench.common import machine, print_table, write_json
 
-ARMS = ("imitation", "control")
+ARMS = ("imitation", "control", "watch")
 EPISODE_STEPS = 150  # the reach task's time limit: the operator says failure here
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,8 @@ def run_arm(arm: str, seed: int, steps: int, work: Path) -> dict[str, Any]:
     learner = LearnerService(LearnerConfig(
         bind="tcp://127.0.0.1:0", run_dir=run_dir / "learner", obs_dim=source.obs_dim + 1,  # + time feature
         action_dim=robot.action_spec.dim, seed=seed, durability="os-buffered")).start()
-    operator = ScriptedReachOperator.for_tabletop(robot, ScriptedReachConfig(time_limit_steps=EPISODE_STEPS))
+    operator = ScriptedReachOperator.for_tabletop(robot, ScriptedReachConfig(
+        time_limit_steps=EPISODE_STEPS, take_over=arm != "watch"))
     config = ActorConfig(learner=learner.endpoint, env="sim-tabletop", actor_id=f"{arm}-{seed}",
                          run_dir=run_dir / "actor", seed=seed, max_lag=64, durability="os-buffered")
     try:
@@ -106,6 +109,7 @@ def run_arm(arm: str, seed: int, steps: int, work: Path) -> dict[str, Any]:
         learner.stop()
         robot.disconnect()
     episodes = read_episodes(run_dir / "actor" / "actors" / config.actor_id / "episodes.csv")
+    would = operator.takeovers_by_episode  # watching: the takeovers it would have made
     return {
         "arm": arm, "seed": seed, "steps": summary["steps"], "wall_s": round(wall, 1),
         "steps_per_s": round(summary["steps"] / wall, 1), "transitions": runner.seq,
@@ -113,7 +117,8 @@ def run_arm(arm: str, seed: int, steps: int, work: Path) -> dict[str, Any]:
         "learner_intervened": sum(status["intervened"].values()),
         "flag_stripped": runner.feed.stripped if arm == "control" else 0,
         "operator_takeovers": operator.takeovers, "operator_marked": dict(operator.marked),
-        "episodes": [{"takeovers": e.takeovers or 0, "intervened_steps": e.intervened_steps or 0,
+        "episodes": [{"takeovers": would.get(e.episode, 0) if arm == "watch" else e.takeovers or 0,
+                      "intervened_steps": e.intervened_steps or 0,
                       "success": bool(e.success), "length": e.length, "outcome": e.outcome}
                      for e in episodes if e.outcome in ("success", "failure")],
     }
@@ -157,22 +162,10 @@ def measure(steps: int, seeds: list[int], window: int) -> dict:
             "arms": {arm: {"windows": windows(rs, window), "runs": rs} for arm, rs in runs.items()}}
 
 
-def _rows(report: dict) -> list[list[Any]]:
-    by_arm = [report["arms"][arm]["windows"] for arm in ARMS]
-    rows = []
-    for i in range(max(len(w) for w in by_arm)):
-        first = next(w[i] for w in by_arm if i < len(w))
-        row: list[Any] = [f"{first['episodes'][0]}-{first['episodes'][1]}"]
-        for w in by_arm:
-            if i < len(w):
-                x = w[i]
-                row += [f"{x['takeovers']:.2f}", f"{x['intervened_steps']:.1f}",
-                        f"{100 * x['success_rate']:.0f}", f"{100 * x['unaided_success_rate']:.0f}",
-                        f"{x['length']:.0f}", x["seeds"]]
-            else:
-                row += ["-"] * 6
-        rows.append(row)
-    return rows
+def _rows(per_window: list[dict]) -> list[list[Any]]:
+    return [[f"{w['episodes'][0]}-{w['episodes'][1]}", f"{w['takeovers']:.2f}",
+             f"{w['intervened_steps']:.1f}", f"{100 * w['success_rate']:.0f}",
+             f"{100 * w['unaided_success_rate']:.0f}", f"{w['length']:.0f}", w["seeds"]] for w in per_window]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -191,16 +184,18 @@ def main(argv: list[str] | None = None) -> dict:
     if steps < 1 or window < 1:
         parser.error(f"--steps and --window must be >= 1, got {steps} and {window}")
     report = measure(steps, seeds, window)
-    cols = ["episodes"]
+    cols = ["episodes", "takeovers/ep", "intervened steps/ep", "success %", "unaided success %", "length",
+            "seeds"]
     for arm in ARMS:
-        cols += [f"{arm}: takeovers/ep", "intervened steps/ep", "success %", "unaided %", "length", "seeds"]
-    print_table(f"tabletop reach with a scripted operator, {steps:,} steps per run, seeds {seeds}",
-                cols, _rows(report))
+        what = " (would-be takeovers: it never drives)" if arm == "watch" else ""
+        print_table(f"{arm}{what}: tabletop reach with a scripted operator, {steps:,} steps per run, "
+                    f"seeds {seeds}", cols, _rows(report["arms"][arm]["windows"]))
     for arm in ARMS:
         for r in report["arms"][arm]["runs"]:
             print(f"{arm} seed {r['seed']}: {len(r['episodes'])} episodes, {r['steps']:,} steps at "
                   f"{r['steps_per_s']} steps/s; learner applied {r['applied']:,} transitions, "
-                  f"{r['learner_intervened']:,} as interventions")
+                  f"{r['learner_intervened']:,} as interventions; {r['operator_takeovers']:,} takeovers"
+                  + (" (would-be)" if arm == "watch" else ""))
     payload = {**report, "_meta": {**machine(), "quick": args.quick}}
     write_json(args.json, payload)
     return payload

@@ -1,5 +1,6 @@
-"""``python -m bench.interventions --quick`` keeps working: both arms on the same seed, every window
-with sane figures, the learner applying the operator's steps as interventions in one arm only."""
+"""``python -m bench.interventions --quick`` keeps working: every arm on the same seed, every window
+with sane figures, the learner applying the operator's steps as interventions in one arm only, the
+watching operator never driving."""
 
 from __future__ import annotations
 
@@ -11,29 +12,34 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_interventions_bench_quick_reports_both_arms(tmp_path):
+def test_interventions_bench_quick_reports_every_arm(tmp_path):
     out = tmp_path / "interventions.json"
     done = subprocess.run([sys.executable, "-m", "bench.interventions", "--quick", "--json", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     report = json.loads(out.read_text())
-    assert set(report["arms"]) == {"imitation", "control"} and report["_meta"]["quick"] is True
+    assert set(report["arms"]) == {"imitation", "control", "watch"} and report["_meta"]["quick"] is True
     assert report["seeds"] == [0] and report["steps"] == 400 and report["window"] == 2
     for name, arm in report["arms"].items():
         (run,) = arm["runs"]
         assert run["seed"] == 0 and run["steps"] == 400, name
         assert run["applied"] == run["transitions"] >= 399, name  # every transition learned from
         assert len(run["episodes"]) >= 2 and arm["windows"], name
+        drives = name != "watch"
         for e in run["episodes"]:
             assert 1 <= e["length"] <= 150 and e["outcome"] in ("success", "failure"), (name, e)
-            assert 0 <= e["takeovers"] <= e["intervened_steps"] <= e["length"], (name, e)
+            assert 0 <= e["intervened_steps"] <= e["length"] and e["takeovers"] >= 0, (name, e)
+            # a takeover drives at least one step; a watching operator drives none
+            assert e["takeovers"] <= e["intervened_steps"] if drives else not e["intervened_steps"], name
         for i, w in enumerate(arm["windows"]):
             assert w["episodes"] == [2 * i + 1, 2 * i + 2] and w["seeds"] == 1, name
             assert 0.0 <= w["unaided_success_rate"] <= w["success_rate"] <= 1.0, (name, w)
-            assert 0.0 <= w["takeovers"] <= w["intervened_steps"] <= w["length"] <= 150, (name, w)
+            assert w["takeovers"] >= 0.0 and 0.0 <= w["intervened_steps"] <= w["length"] <= 150, (name, w)
         intervened = sum(e["intervened_steps"] for e in run["episodes"])
-        assert run["operator_takeovers"] > 0 and intervened > 0, name  # an untrained policy wanders off
-    imitation, control = (report["arms"][a]["runs"][0] for a in ("imitation", "control"))
+        assert run["operator_takeovers"] > 0, name  # an untrained policy wanders off
+        assert intervened > 0 if drives else intervened == 0, name
+    imitation, control, watch = (report["arms"][a]["runs"][0] for a in ("imitation", "control", "watch"))
     assert imitation["learner_intervened"] > 0 and imitation["flag_stripped"] == 0
     assert control["learner_intervened"] == 0 and control["flag_stripped"] > 0
+    assert watch["learner_intervened"] == 0 and watch["flag_stripped"] == 0
     assert "takeovers/ep" in done.stdout and "as interventions" in done.stdout
