@@ -97,6 +97,7 @@ def run_arm(arm: str, seed: int, steps: int, work: Path) -> dict[str, Any]:
         operator.controller = runner.operated.controller
         if arm == "control":
             runner.feed = UnflaggedFeed(runner.feed)
+        runner.warm_up()  # numba's compiling, once per process, is no part of the rate
         start = time.perf_counter()
         summary = runner.run(steps, on_step=operator.watch)
         wall = time.perf_counter() - start
