@@ -35,6 +35,7 @@ from agent.actor.feed import LearnerFeed
 from agent.actor.steps import StepTransitions
 from agent.actor.streamx_policy import StreamXPolicy
 from agent.operator.episodes import robot_end
+from agent.supervision import EpisodeTally
 from learners.streamx.base import ActResult
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class TickTransitions:
         self._version = 0
         self._instruction = ""
         self._t0 = time.monotonic()
+        self.tally = EpisodeTally()  # the finished episodes, for agent_node's status (any thread reads)
         self.feed.start()
         log.info("learner link to %s as actor %s (obs_dim %d, action_dim %d, %s)",
                  c.endpoint, c.actor_id, self.pre.out_dim, action_dim, c.algo)
@@ -183,11 +185,13 @@ class TickTransitions:
         self._was_intervened = intervened
 
     def _log_episode(self, end: Any, episode: int, ret: float, length: int, seq: int | None) -> None:
-        self.feed.log_episode(EpisodeRecord(
+        record = EpisodeRecord(
             self.made, end.episode if end is not None else episode, ret, length, time.monotonic() - self._t0,
             seq=seq, success=None if end is None else end.success, policy_version=self._version,
             outcome=None if end is None else end.outcome, ended_by=None if end is None else end.ended_by,
-            takeovers=self.takeovers, intervened_steps=self.intervened_steps))
+            takeovers=self.takeovers, intervened_steps=self.intervened_steps)
+        self.feed.log_episode(record)
+        self.tally.add(record)
         self.takeovers = self.intervened_steps = 0
         self._was_intervened = False
 

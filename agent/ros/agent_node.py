@@ -3,16 +3,19 @@
 Configured entirely by ROS parameters (``agent_config``; defaults in ``config/ros_agent.yaml``).
 The node's callbacks (sensor messages, diagnostics) run on an executor thread; the control loop
 runs on the main thread at ``robot.control_hz`` and never waits for ROS, the policy or the
-learner. It publishes loop health on ``/diagnostics``. On SIGINT or SIGTERM the loop stops, the
-robot holds where it is (the hold command is acknowledged before ROS shuts down), the learner
-link drains for up to two seconds, and the node exits 0. A configuration error exits 2 with one
-line naming the parameter.
+learner. It publishes loop health on ``/diagnostics`` and rewrites a status file (``status_file``;
+empty with a learner client: ``<learner.run_dir>/actors/<actor_id>/status.json``) whose
+``supervision`` section (``agent.supervision``) is what ``rill watch`` shows. On SIGINT or
+SIGTERM the loop stops, the robot holds where it is (the hold command is acknowledged before ROS
+shuts down), the learner link drains for up to two seconds, and the node exits 0. A configuration
+error exits 2 with one line naming the parameter.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -84,8 +87,11 @@ class AgentNode:
         self.policy = build_policy(config.policy, state_dim, action_dim, 1.0 / config.robot.control_hz,
                                    self.learner)
         self.episodes, self.operator_topics, self.intervention = self._operator(node, config)
+        self.instruction = ""  # the newest tick's, for the status (set on the control thread, read by report)
+        self.status_path = self._status_path(config)
+        self._last_status_error = -math.inf
         self.loop = ControlLoop(self.acting, self.policy, config.loop,
-                                on_tick=self._on_tick if self.learner else None,
+                                on_tick=self._on_tick,
                                 intervention=self.intervention, episodes=self.episodes)
         self.robot.plan = lambda n: planned_actions(self.loop, n)
         self.diagnostics = node.create_publisher(DiagnosticArray, config.diagnostics_topic, reliable_qos())
@@ -115,8 +121,21 @@ class AgentNode:
             intervention = TeleopIntervention(config.intervention, spec, 1.0 / config.robot.control_hz, node)
         return episodes, topics, intervention
 
+    def _status_path(self, config: AgentNodeConfig) -> Path | None:
+        """``status_file``; when empty, ``<learner.run_dir>/actors/<actor_id>/status.json`` next to the
+        episode log (with a learner client), so a supervisor always has a file to watch."""
+        if config.status_file:
+            return Path(config.status_file)
+        if self.learner is not None:
+            return self.learner.feed.dir / "status.json"
+        return None
+
     def _on_tick(self, record: Any) -> None:
-        """Hand a tick to the learner client; its failure costs that transition, never the loop."""
+        """Note the tick's instruction; hand the tick to the learner client, whose failure costs that
+        transition, never the loop."""
+        self.instruction = str(record.observation.get("instruction", self.instruction))
+        if self.learner is None:
+            return
         try:
             self.learner.on_tick(record)
         except Exception as e:
@@ -128,7 +147,27 @@ class AgentNode:
     def snapshot(self) -> dict[str, Any]:
         from agent.ros.diagnostics import loop_snapshot
 
-        return loop_snapshot(self.loop, self.robot, self.learner)
+        snap = loop_snapshot(self.loop, self.robot, self.learner)
+        snap["time"] = time.time()
+        snap["supervision"] = self.supervision(snap)
+        return snap
+
+    def supervision(self, snap: dict[str, Any]) -> dict[str, Any]:
+        """What a person supervising the robot watches (``agent.supervision``), from counters the
+        control thread leaves behind: nothing here waits on it or reads a file."""
+        from agent.supervision import loop_health, reward_model_state, supervision_section
+
+        if self.episodes is not None:
+            state = self.episodes.state()
+            episode = {k: state[k] for k in ("episode", "phase", "takeovers", "intervened_steps", "phase_s")}
+        else:
+            episode = {"episode": self.learner.episode if self.learner else self.loop.episode,
+                       "phase": "running", "takeovers": self.learner.takeovers if self.learner else None,
+                       "intervened_steps": self.learner.intervened_steps if self.learner else None}
+        return supervision_section(
+            time_s=snap["time"], period_s=1.0 / self.config.diagnostics_hz, instruction=self.instruction,
+            reward_model=reward_model_state(self.acting), episode=episode,
+            tally=self.learner.tally if self.learner else None, loop=loop_health(snap))
 
     def report(self) -> None:
         """Publish diagnostics, rewrite the status file, and log a problem every few seconds."""
@@ -151,13 +190,23 @@ class AgentNode:
             log.warning("control loop holding the robot: %s", snap["message"])
 
     def write_status(self, snap: dict[str, Any] | None = None, **extra: Any) -> None:
-        if not self.config.status_file:
+        """Replace the status file (``status_path``) with ``snap`` (atomically: a reader never sees
+        half of it); a failure to write is logged, never raised into the timer."""
+        if self.status_path is None:
             return
         snap = dict(snap or self.snapshot(), **extra)
-        path = Path(self.config.status_file)
+        if extra.get("stopped"):
+            snap["supervision"]["loop"]["state"] = "stopped"
+        path = self.status_path
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(snap, default=str))
-        os.replace(tmp, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(snap, default=str))
+            os.replace(tmp, path)
+        except OSError as e:
+            if time.monotonic() - self._last_status_error > 30.0:
+                self._last_status_error = time.monotonic()
+                log.error("status file %s: could not write it: %s", path, e)
 
     def run(self, should_stop) -> None:
         self.robot.interrupt = should_stop

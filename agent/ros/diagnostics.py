@@ -3,7 +3,8 @@ diagnostic aggregator read), built from one plain snapshot that ``status_file`` 
 
 Level: OK while the loop runs; WARN while it holds the robot (no chunk yet, a failing policy);
 ERROR when sensor data is missing or stale (the message says ``no sensor data since ...``) or the
-robot is faulted.
+robot is faulted. ``agent_node`` adds the ``supervision`` section (``agent.supervision``); its
+entries become ``supervision.*`` values of the status.
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ def diagnostic_array(snapshot: dict[str, Any], name: str, hardware_id: str, stam
     status = DiagnosticStatus()
     status.level = bytes([snapshot["level"]])
     status.name, status.hardware_id, status.message = name, hardware_id, snapshot["message"][:400]
-    flat = {k: v for k, v in snapshot.items() if k not in ("level", "message", "robot", "learner")}
-    for k, v in snapshot["robot"].items():
-        flat[f"robot.{k}"] = v
-    for k, v in (snapshot["learner"] or {}).items():
-        flat[f"learner.{k}"] = v
+    nested = ("robot", "learner", "supervision")
+    flat = {k: v for k, v in snapshot.items() if k not in ("level", "message", *nested)}
+    for section in nested:  # one key per entry: rqt_robot_monitor shows them as rows
+        for k, v in (snapshot.get(section) or {}).items():
+            flat[f"{section}.{k}"] = v
     status.values = [KeyValue(key=k, value=v if isinstance(v, str) else json.dumps(v))
                      for k, v in flat.items()]
     msg = DiagnosticArray()
