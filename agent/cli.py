@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     from agent.pretrain_cli import add_pretrain_commands
     from agent.reward_cli import add_reward_commands
     from agent.run_cli import add_run_commands
+    from agent.watch_cli import add_watch_commands
 
     add_cache_commands(sub)
     add_demos_commands(sub)
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_link_commands(sub)
     add_hal_commands(sub)
     add_run_commands(sub)
+    add_watch_commands(sub)
     return parser
 
 

@@ -1,5 +1,8 @@
 """``rill run CONFIG``, ``rill status RUN`` and ``rill worker FILE``: a whole job, placed and supervised.
 
+``rill status`` also reads an ``agent_node``'s ``learner.run_dir`` (``actors/<id>/episodes.csv``
+and ``status.json``): success, interventions and who ended the episodes, and its last status.
+
 The job itself lives in ``agent.job``: its config, its preparation (worker files under
 ``<run>/workers/``), the workers' bodies, the supervision and the summary.
 """
@@ -30,6 +33,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run)
     console = Console(width=None if sys.stdout.isatty() else 200)
+    if agent_node_run(run_dir):
+        return agent_node_status(run_dir, console)
     learner_only = not (run_dir / "status.json").exists() and (run_dir / "metrics").is_dir()
     status = {} if learner_only else read_run_status(run_dir)  # a `rill learner` run dir: its learner
     if not learner_only:
@@ -44,6 +49,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def agent_node_run(run_dir: Path) -> bool:
+    """An ``agent_node``'s ``learner.run_dir``: actors' episode logs or status files, and neither
+    a ``rill run`` status nor a learner's metrics."""
+    from agent.supervision_view import actor_dirs
+
+    ours = not (run_dir / "status.json").exists() and not (run_dir / "metrics").is_dir()
+    return ours and bool(actor_dirs(run_dir))
+
+
+def agent_node_status(run_dir: Path, console) -> int:
+    """Each actor's episodes and its last status (``agent.supervision_view.actor_report``)."""
+    from agent.supervision_view import actor_dirs, actor_report
+
+    for actor_dir in actor_dirs(run_dir):
+        console.print(actor_report(actor_dir))
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from agent.job.workers import run_worker
 
@@ -55,8 +78,9 @@ def add_run_commands(sub) -> None:
     run.add_argument("config", nargs="?", default=DEFAULT_CONFIG,
                      help=f"run config (default {DEFAULT_CONFIG})")
     run.set_defaults(func=cmd_run)
-    st = sub.add_parser("status", help="the workers and learning of a running or finished run")
-    st.add_argument("run", help="run directory (e.g. runs/sim-hopper)")
+    st = sub.add_parser("status", help="the workers and learning of a running or finished run (or of an "
+                        "agent_node's learner.run_dir: its episodes and last status)")
+    st.add_argument("run", help="run directory (e.g. runs/sim-hopper, runs/ros-tabletop-agent)")
     st.set_defaults(func=cmd_status)
     worker = sub.add_parser("worker")  # started by the scheduler of rill run; not for people
     worker.add_argument("file", help="the worker's configuration, written by rill run")
