@@ -148,6 +148,14 @@ def windows(runs: list[dict], size: int) -> list[dict]:
     return out
 
 
+def _summarize(run: dict, window: int) -> dict:
+    """A run as the report keeps it: totals and its own windows instead of every episode."""
+    eps = run.pop("episodes")
+    totals = {key: int(sum(e[key] for e in eps)) for key in ("success", "takeovers", "intervened_steps")}
+    return {**run, "episodes": len(eps), "successes": totals["success"], "takeovers": totals["takeovers"],
+            "intervened_steps": totals["intervened_steps"], "windows": windows([{"episodes": eps}], window)}
+
+
 def measure(steps: int, seeds: list[int], window: int) -> dict:
     import torch
 
@@ -159,8 +167,9 @@ def measure(steps: int, seeds: list[int], window: int) -> dict:
                 r = run_arm(arm, seed, steps, Path(tmp))
                 log.info("%s seed %d: %d episodes in %.0f s", arm, seed, len(r["episodes"]), r["wall_s"])
                 runs[arm].append(r)
-    return {"steps": steps, "seeds": seeds, "window": window,
-            "arms": {arm: {"windows": windows(rs, window), "runs": rs} for arm, rs in runs.items()}}
+    arms = {arm: {"windows": windows(rs, window), "runs": [_summarize(r, window) for r in rs]}
+            for arm, rs in runs.items()}
+    return {"steps": steps, "seeds": seeds, "window": window, "arms": arms}
 
 
 def _rows(per_window: list[dict]) -> list[list[Any]]:
@@ -193,9 +202,10 @@ def main(argv: list[str] | None = None) -> dict:
                     f"seeds {seeds}", cols, _rows(report["arms"][arm]["windows"]))
     for arm in ARMS:
         for r in report["arms"][arm]["runs"]:
-            print(f"{arm} seed {r['seed']}: {len(r['episodes'])} episodes, {r['steps']:,} steps at "
-                  f"{r['steps_per_s']} steps/s; learner applied {r['applied']:,} transitions, "
-                  f"{r['learner_intervened']:,} as interventions; {r['operator_takeovers']:,} takeovers"
+            print(f"{arm} seed {r['seed']}: {r['episodes']} episodes ({r['successes']} successes), "
+                  f"{r['steps']:,} steps at {r['steps_per_s']} steps/s; "
+                  f"learner applied {r['applied']:,} transitions, "
+                  f"{r['learner_intervened']:,} as interventions; {r['takeovers']:,} takeovers"
                   + (" (would-be)" if arm == "watch" else ""))
     payload = {**report, "_meta": {**machine(), "quick": args.quick}}
     write_json(args.json, payload)
