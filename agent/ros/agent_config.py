@@ -55,7 +55,9 @@ class AgentNodeConfig:
     reward: RewardSignalConfig = field(default_factory=RewardSignalConfig)  # reward.model: a classifier
     diagnostics_topic: str = "/diagnostics"
     diagnostics_hz: float = 1.0
-    status_file: str = ""  # a JSON snapshot, rewritten with every diagnostics message and at exit
+    # a JSON snapshot, rewritten with every diagnostics message and at exit; "" with a learner:
+    # <learner.run_dir>/actors/<actor_id>/status.json (what `rill watch` shows)
+    status_file: str = ""
     ticks: int = 0  # stop after this many control ticks; 0: run until SIGINT
 
     def __post_init__(self) -> None:
