@@ -93,8 +93,31 @@ def learning(runs: list[str], eval_episodes: int) -> dict:
     for name, run in zip(("reward_model", "true_reward"), runs):
         policy, saved = online_policy(run)
         r = evaluate_policy(policy, _robot(), eval_episodes, VLA_SEED)
-        out[name] = {"run": run, "policy": saved, "held_out": r.to_dict(), "during_run": run_summary(run)}
+        out[name] = {"run": run, "policy": saved, "held_out": r.to_dict(), "during_run": run_summary(run),
+                     **true_success_during(run)}
     return out
+
+
+def true_success_during(run: str) -> dict:
+    """Where a reward model judged a run's episodes: the simulator's own success over the same
+    episodes (``task_success``), and how often the model's word agreed with it."""
+    import dataclasses
+
+    from agent.actor.episodes import read_run_episodes
+    from agent.job.summary import success_summary, success_text
+
+    episodes = [e for e in read_run_episodes(Path(run)) if e.task_success is not None]
+    if not episodes:
+        return {}
+    truth = success_summary([dataclasses.replace(e, success=e.task_success) for e in episodes])
+    declared = [e for e in episodes if e.success]
+    right = sum(bool(e.task_success) for e in declared)
+    succeeded = sum(bool(e.task_success) for e in episodes)
+    return {"true_success_during_run": {**dataclasses.asdict(truth), "text": success_text(truth)},
+            "declared_vs_simulator": {"episodes": len(episodes), "declared": len(declared), "right": right,
+                                      "precision": right / len(declared) if declared else None,
+                                      "simulator_successes": succeeded,
+                                      "recall": right / succeeded if succeeded else None}}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -135,6 +158,12 @@ def main(argv: list[str] | None = None) -> dict:
                          f"{r['held_out']['mean_ticks']:.0f}", r["during_run"]["success_text"]])
         print_table(f"learning on held-out scenes ({args.eval_episodes} from seed {learn['seeds'][0]:,})",
                     ["reward", "run", "success %", "mean ticks", "during the run"], rows)
+        judged = learn["reward_model"].get("declared_vs_simulator")
+        if judged:
+            print(f"during the reward-model run the simulator saw: "
+                  f"{learn['reward_model']['true_success_during_run']['text']}; the model declared "
+                  f"{judged['declared']} successes, {judged['right']} of them real (precision "
+                  f"{judged['precision']:.3f}, recall {judged['recall']:.3f} of the simulator's)")
     payload = {**report, "_meta": {**machine(), "quick": args.quick, "mujoco_gl": os.environ["MUJOCO_GL"]}}
     write_json(args.json, payload)
     return payload
