@@ -23,7 +23,7 @@ the same initial weights):
 Per window of ``--window`` episodes (default 50), averaged over the seeds that completed it: mean
 takeovers and intervened steps per episode, success rate, success without any takeover (the
 policy alone), mean episode length. Default 60,000 steps per run (``rill run
-config/sim_tabletop.yaml``'s budget), seeds 0 1 2: about 5 minutes on 2 cores; ``--quick`` (CI):
+config/sim_tabletop.yaml``'s budget), seeds 0 1 2: about 6 minutes on 2 cores; ``--quick`` (CI):
 400 steps, 1 seed, windows of 2 episodes.
 
 The reward is ``progress`` (the distance to the block closed each step, plus the simulator's
