@@ -61,7 +61,7 @@ def test_a_bad_value_is_named_by_its_config():
     with pytest.raises(ParameterError, match=r"policy.type 'rplan' is unknown \(did you mean 'replan'\?\)"):
         _build(**{"robot.joints": ["a"], "policy.type": "rplan"})
     with pytest.raises(ParameterError, match=r"robot.command must be one of"):
-        _build(**{"robot.joints": ["a"], "robot.command": "velocity"})
+        _build(**{"robot.joints": ["a"], "robot.command": "effort"})
     with pytest.raises(ParameterError, match=r"loop.blend must be one of"):
         _build(**{"robot.joints": ["a"], "loop.blend": "cubic"})
     with pytest.raises(ParameterError, match=r"robot.position_lower has 1 values for 2 joints"):
