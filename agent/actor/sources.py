@@ -57,6 +57,9 @@ class GymSource:
         self.env.close()
 
 
+_SIGNALS = ("success", "task_success", "reward_confidence")
+
+
 class RobotSource:
     """Drives a connected ``hal.Robot`` whose observations carry ``state`` and task signals."""
 
@@ -71,8 +74,12 @@ class RobotSource:
         self.obs_dim = int(np.prod(spec["state"].shape))
         self.time_limit = episode_steps
         self.last_sent: np.ndarray | None = None
+        # what the robot said of its task beyond the 4-tuple (its success, a reward model's
+        # confidence): an episode controller labels the episode with it
+        self.signals: dict[str, Any] = {}
 
     def reset(self) -> np.ndarray:
+        self.signals = {}
         self.robot.reset()
         self.last_sent = None
         return self.state()
@@ -87,6 +94,7 @@ class RobotSource:
     def step(self, action) -> tuple[np.ndarray, float, bool, bool]:
         self.last_sent = self.robot.act(action)  # clamped to the robot's limits
         obs = self.robot.observe()
+        self.signals = {k: obs[k] for k in _SIGNALS if k in obs}
         return (
             np.asarray(obs["state"], np.float32),
             float(obs["reward"]),

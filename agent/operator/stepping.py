@@ -109,7 +109,8 @@ class OperatedSteps:
         return True
 
     def _observe(self, raw: np.ndarray, reward: float, terminated: bool, truncated: bool) -> None:
-        self._obs = {"state": raw, "reward": reward, "terminated": terminated, "truncated": truncated}
+        self._obs = {**getattr(self.actor.source, "signals", {}), "state": raw, "reward": reward,
+                     "terminated": terminated, "truncated": truncated}
 
     def _hold(self, reason: str) -> bool:
         self._gap = self.actor.source.hold(reason) or self._gap
