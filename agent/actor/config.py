@@ -27,6 +27,9 @@ class LearnerClientConfig:
     curve_secret: str = ""
     learner_key: str = ""
     durability: str = "fsync"
+    # transitions carry the camera frames and the instruction too (the learner's cache keeps them,
+    # for training a reward model on operator-labelled episodes)
+    keep_images: bool = False
 
     def __post_init__(self) -> None:
         if not self.actor_id:

@@ -18,6 +18,11 @@ of waiting make none. Without an operator, an episode the robot reports over (``
 ``truncated``: a simulator's task, or a ``RewardedRobot``'s reward model) ends the same way, with
 ``ended_by`` ``robot`` or ``reward_model``. Each finished episode is logged with its outcome, who
 ended it, and the person's takeovers and intervened steps.
+
+``keep_images``: each transition also carries the camera frames its step acted on (``obs`` a dict
+of ``state`` and ``image.*``), the last of an episode the final frames in ``next_obs``, and
+``extras["instruction"]``: with the operator's labels, what a reward model learns from (``rill
+reward train`` reads them from the learner's cache).
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class TickTransitions:
         self.broken_chains = 0
         self._sent: ActResult | None = None  # the action the previous tick sent, and its logp
         self._sent_intervened = False  # ... sent by a person who took over
+        self._sent_frames: dict[str, np.ndarray] = {}  # ... and the frames it acted on (keep_images)
         self.intervened_made = 0  # transitions of a person's actions
         self.takeovers = self.intervened_steps = 0  # of the episode under way
         self._was_intervened = False
@@ -124,7 +130,7 @@ class TickTransitions:
             else:
                 b.begin(raw)
         else:
-            self._complete(raw, reward, instruction, end)
+            self._complete(raw, reward, instruction, end, obs)
         if end is not None:
             self._sent = None
             return
@@ -141,9 +147,11 @@ class TickTransitions:
             self._version = max(int(chunk.version), 0)
         self._sent = ActResult(action, logp)
         self._sent_intervened = intervened
+        if self.config.keep_images:  # copied: a sensor intake may reuse its buffers
+            self._sent_frames = {k: np.array(v) for k, v in obs.items() if k.startswith("image.")}
         self._instruction = instruction
 
-    def _complete(self, raw: np.ndarray, reward: float, instruction: str, end: Any) -> None:
+    def _complete(self, raw: np.ndarray, reward: float, instruction: str, end: Any, obs: dict) -> None:
         """The transition of the action sent last, ending at ``raw``; an operator's end labels it."""
         b = self.builder
         # A new task ends the episode; the first instruction to arrive is no change of task.
@@ -159,11 +167,20 @@ class TickTransitions:
         extras["raw_reward"] = reward
         if self._sent_intervened:
             extras["intervened"] = True
+        if self.config.keep_images:
+            extras["instruction"] = self._instruction
         t = b.record(self._sent, raw, reward, terminated, truncated, actor_id=self.config.actor_id,
                      policy_version=self._version, timestamp=time.time(), extras=extras)
         if t is None:
             return
         t.next_action = None  # the robot's next action is the one the next tick sends
+        if self.config.keep_images and self._sent_frames:
+            # what the step acted on and, at an episode's end, what the robot saw once done: with an
+            # operator's label, the frames a reward model learns success from (agent.reward.data)
+            t.obs = {"state": t.obs, **self._sent_frames}
+            if t.done:
+                t.next_obs = {"state": t.next_obs, **{k: np.array(v) for k, v in obs.items()
+                                                     if k.startswith("image.")}}
         self.feed.emit(t)
         self.made += 1
         self.intervened_made += self._sent_intervened

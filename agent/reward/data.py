@@ -13,7 +13,13 @@ The labels come from what the episodes say, by these rules (``FrameRules``):
   at a block, but not at the one those words name. The other instructions are the step's
   ``counterfactual`` keys where the source recorded them, else the instruction with one of
   ``swap_words`` replaced by another;
-- episodes cut short (``aborted``) say nothing about success and are skipped.
+- episodes cut short (``aborted``) say nothing about success and are skipped;
+- **an operator's verdict** (a learning actor's own episodes in a learner's cache, recorded with
+  ``learner.keep_images``, whose last transition a person labelled, ``label_source: operator``):
+  the final frame is a success frame when the person said success (with the other goals' words, a
+  failure) and, when the person said failure, the final frame and every ``failure_stride``-th frame
+  of the episode are failure frames. Nothing else of those episodes is labelled: only the end was
+  judged. Episodes a reward model ended are never used (a model must not learn from its own word).
 
 Frames of one episode stay together in one split (``split``), so held-out frames come from
 episodes the classifier never saw.
@@ -28,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.demos.episodes import IMAGE_PREFIX, DemoEpisode, DemoSetError, read_demos
+from agent.demos.episodes import ACTOR_PREFIX, IMAGE_PREFIX, DemoEpisode, DemoSetError, read_demos
 
 SUCCESS, EARLY, FAILED_EPISODE, HARD = 1, 2, 3, 4  # kinds of labelled frame
 KIND_NAMES = {SUCCESS: "success", EARLY: "early", FAILED_EPISODE: "failed episode", HARD: "other goal"}
@@ -129,6 +135,25 @@ class _Builder:
             if not succeeded[t] and not any(succeeded[max(first, t - r.margin):t]):
                 self.add(frames[t], texts[t], 0.0, EARLY, index)
 
+    def operator_episode(self, steps: list, index: int) -> bool:
+        """Label a learning actor's episode by its operator's verdict; False when it has none."""
+        last = steps[-1]
+        final = last.next_obs.get(self.key) if isinstance(last.next_obs, dict) else None
+        if last.extras.get("label_source") != "operator" or final is None:
+            return False
+        text = str(last.extras.get("instruction", ""))
+        if last.extras.get("success"):
+            self.add(final, text, 1.0, SUCCESS, index)
+            for other in swap_instruction(text, self.rules.swap_words):
+                self.add(final, other, 0.0, HARD, index)
+            return True
+        self.add(final, text, 0.0, FAILED_EPISODE, index)
+        for t in range(0, len(steps), self.rules.failure_stride):
+            frame = steps[t].obs.get(self.key) if isinstance(steps[t].obs, dict) else None
+            if frame is not None:
+                self.add(frame, str(steps[t].extras.get("instruction", text)), 0.0, FAILED_EPISODE, index)
+        return True
+
     def _others(self, step, text: str) -> list[str]:
         counterfactual = step.extras.get("counterfactual")
         if counterfactual:
@@ -140,6 +165,24 @@ class _Builder:
                               np.asarray(self.kinds, np.int8), np.asarray(self.episodes))
 
 
+def _learner_episodes(path: str | Path):
+    """The complete episodes of learning actors (not demonstrations) in the cache at ``path``."""
+    from learners.cache import CacheConfig, CacheError, ReplayCache
+
+    if not Path(path).is_dir():
+        return
+    try:
+        cache = ReplayCache(Path(path), CacheConfig(read_only=True))
+    except (CacheError, OSError, ValueError):
+        return  # read_demos names the problem
+    try:
+        for ep in cache.iter_episodes():
+            if ep.complete and not ep.actor_id.startswith(ACTOR_PREFIX):
+                yield ep.transitions
+    finally:
+        cache.close()
+
+
 def labelled_frames(paths: Sequence[str | Path], camera: str, rules: FrameRules) -> LabelledFrames:
     """Every labelled frame of the episodes in the caches at ``paths``.
 
@@ -148,7 +191,16 @@ def labelled_frames(paths: Sequence[str | Path], camera: str, rules: FrameRules)
     builder = _Builder(camera, rules)
     index = 0
     for path in paths:
-        demos = read_demos(path, require_success=False)
+        labelled = 0
+        for steps in _learner_episodes(path):
+            labelled += builder.operator_episode(steps, index)
+            index += 1
+        try:
+            demos = read_demos(path, require_success=False)
+        except DemoSetError:
+            if labelled:  # a learner's cache: no demonstrations, operator-labelled episodes
+                continue
+            raise
         if camera not in demos.features.cameras:
             raise DemoSetError(f"episodes {path}: no camera {camera!r} "
                                f"(it has {sorted(demos.features.cameras)})")

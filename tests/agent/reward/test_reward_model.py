@@ -196,3 +196,43 @@ def test_bad_settings_are_refused_by_name(tmp_path):
 
     with pytest.raises(ConfigError, match=r"train\.reward\.model must name"):
         RunTrainConfig.from_dict({"reward": {"consecutive": 2}})
+
+
+def test_an_operators_verdicts_in_a_learners_cache_label_frames(tmp_path):
+    """Episodes a learning actor kept with its frames (``learner.keep_images``): the operator's
+    success labels the final frame (and, under another block's name, a failure), the operator's
+    failure the final frame and every third frame; an episode the reward model ended is not used."""
+    from learners.cache import ReplayCache
+    from learners.transition import Transition
+
+    robot = make_robot(RobotConfig(**arm(21_000, 60)))
+    with robot:
+        frames = []
+        for _ in range(12):
+            frames.append(np.array(robot.observe()["image.front"]))
+            robot.act(np.array([0.5, 0.2], np.float32))
+    text, seq = "reach the red block", 0
+    episodes = [(5, {"success": True, "label_source": "operator"}),
+                (7, {"success": False, "label_source": "operator"}),
+                (4, {"success": True})]  # ended by the reward model: its own word, not a label
+    cache = ReplayCache(tmp_path / "learner-cache")
+    for episode, (length, end) in enumerate(episodes):
+        steps = []
+        for step in range(length):
+            seq += 1
+            last = step == length - 1
+            steps.append(Transition(
+                {"state": np.zeros(4, np.float32), "image.front": frames[step]}, np.zeros(2, np.float32), 0.0,
+                {"state": np.zeros(4, np.float32), **({"image.front": frames[11]} if last else {})},
+                last and end.get("success", False), last and not end.get("success", False),
+                actor_id="agent", seq=seq, episode=episode, step=step,
+                extras={"instruction": text, **(end if last else {})}))
+        cache.append_many(steps)
+    cache.flush()
+    cache.close()
+    data = labelled_frames([tmp_path / "learner-cache"], "front", FrameRules(**RULES, failure_stride=3))
+    assert data.counts() == {"success": 1, "early": 0, "failed episode": 1 + 3, "other goal": 2}
+    success = int(np.flatnonzero(data.kinds == SUCCESS)[0])
+    assert np.array_equal(data.frames[success], frames[11]) and data.instructions[success] == text
+    assert sorted(data.instructions[i] for i in np.flatnonzero(data.kinds == HARD)) == [
+        "reach the blue block", "reach the yellow block"]

@@ -91,6 +91,11 @@ def test_the_reward_model_and_the_operator_end_episodes_and_the_learner_learns(s
     assert len(model_ends) >= 2 and all(t.extras.get("success") for t in model_ends)
     assert all(t.reward == 0.0 for t in records if not t.terminated)
     assert updates >= len(records) - 5  # the learner applied what arrived
+    # learner.keep_images: each transition holds the frame its step acted on and the instruction, an
+    # episode's last one the final frame too (operator-labelled ends are reward-model data)
+    assert all(isinstance(t.obs, dict) and t.obs["image.front"].shape == (96, 96, 3) for t in records)
+    assert all(t.extras.get("instruction", "").startswith(("move", "reach", "touch", "go")) for t in records)
+    assert all(t.next_obs["image.front"].shape == (96, 96, 3) for t in records if t.done)
 
 
 def test_a_reward_model_for_another_camera_stops_agent_node_by_name(start_node):
