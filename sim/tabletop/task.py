@@ -9,14 +9,14 @@ Two tasks share the scene, each with a shaped distance ``D`` (metres) the robot 
 - ``reach``: bring the pusher to the goal block. ``D = d(pusher, block)``; success is the pusher
   within ``reach_tolerance`` of the block's centre (touching it).
 
-The reward per tick is ``success_bonus`` on success plus, with ``reward="progress"`` (the
-default), ``PROGRESS_SCALE`` times how much ``D`` shrank this tick (potential-based shaping: the
-return is the distance closed over the episode, whatever the layout), or with
-``reward="distance"`` ``-D`` itself, or with ``reward="success"`` nothing but the bonus: the
-sparse signal a real robot's success detector (a reward model, an operator) can give. Progress learns much sooner with stream-x: the per-episode
-offset of ``-D`` (how far away things happened to start) is noise to a value function learning
-one sample at a time. Measured with stream AC on state (reach, goal as a one-hot): 90 % success
-after about 120k steps with progress, about 45 % after 250k with distance; push (goal as
+The reward per tick is ``success_bonus`` on success plus, with ``reward="progress"`` (the default),
+``PROGRESS_SCALE`` times how much ``D`` shrank this tick (potential-based shaping: the return is the
+distance closed over the episode, whatever the layout), or with ``reward="distance"`` ``-D`` itself,
+or with ``reward="success"`` nothing but the bonus: the sparse signal a real robot's success
+detector (a reward model, an operator) can give. Progress learns much sooner with stream-x: the
+per-episode offset of ``-D`` (how far away things happened to start) is noise to a value function
+learning one sample at a time. Measured with stream AC on state (reach, goal as a one-hot): 90 %
+success after about 120k steps with progress, about 45 % after 250k with distance; push (goal as
 relative vectors): about 20 % after 150k steps with progress, none in 1M with distance.
 
 An episode ends on success by default (``terminate_on_success``), so success also ends the
