@@ -39,7 +39,7 @@ from agent.actor.episodes import EpisodeRecord
 from agent.actor.feed import LearnerFeed
 from agent.actor.steps import StepTransitions
 from agent.actor.streamx_policy import StreamXPolicy
-from agent.operator.episodes import robot_end
+from agent.operator.episodes import labelled_step, robot_end
 from agent.supervision import EpisodeTally
 from learners.streamx.base import ActResult
 
@@ -155,18 +155,9 @@ class TickTransitions:
         """The transition of the action sent last, ending at ``raw``; an operator's end labels it."""
         b = self.builder
         # A new task ends the episode; the first instruction to arrive is no change of task.
-        truncated, terminated = bool(self._instruction) and instruction != self._instruction, False
-        extras: dict[str, Any] = {}
-        if end is not None:
-            reward += float(end.reward)  # the operator's success / failure reward
-            terminated, truncated = bool(end.terminated), not end.terminated
-            if end.success is not None:
-                extras["success"] = bool(end.success)
-            if end.label_source:
-                extras["label_source"] = end.label_source
-        extras["raw_reward"] = reward
-        if self._sent_intervened:
-            extras["intervened"] = True
+        new_task = bool(self._instruction) and instruction != self._instruction
+        reward, terminated, truncated, extras = labelled_step(reward, False, new_task, end,
+                                                              self._sent_intervened)
         if self.config.keep_images:
             extras["instruction"] = self._instruction
         t = b.record(self._sent, raw, reward, terminated, truncated, actor_id=self.config.actor_id,

@@ -79,6 +79,25 @@ class EpisodeEnd:
         return False if self.outcome == "failure" else None
 
 
+def labelled_step(reward: float, terminated: bool, truncated: bool, end: EpisodeEnd | None,
+                  intervened: bool) -> tuple[float, bool, bool, dict[str, Any]]:
+    """A step's ``(reward, terminated, truncated, extras)`` once it is known whether ``end`` closed
+    its episode: an operator's outcome reward added, its terminal flag, ``success`` and
+    ``label_source``; ``intervened`` when a person drove it. The one rule every operated actor uses."""
+    extras: dict[str, Any] = {}
+    if end is not None:
+        reward += float(end.reward)  # the operator's success / failure reward
+        terminated, truncated = bool(end.terminated), not end.terminated
+        if end.success is not None:
+            extras["success"] = bool(end.success)
+        if end.label_source:
+            extras["label_source"] = end.label_source
+    extras["raw_reward"] = reward
+    if intervened:
+        extras["intervened"] = True
+    return reward, terminated, truncated, extras
+
+
 @dataclass(frozen=True)
 class Directive:
     """What the loop does this tick: ``policy`` (act as usual), ``drive`` (send ``action``) or

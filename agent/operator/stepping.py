@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from agent.actor.episodes import EpisodeRecord
-from agent.operator.episodes import EpisodeController, EpisodeEnd
+from agent.operator.episodes import EpisodeController, EpisodeEnd, labelled_step
 from agent.operator.intervention import NONE, InterventionSource
 from learners.streamx.base import ActResult
 
@@ -132,18 +132,8 @@ class OperatedSteps:
                     self._log(end, None)
                 b.abandon()
             return
-        reward, extras = step.reward, {}
-        terminated, truncated = step.terminated, step.truncated
-        if end is not None:
-            reward += float(end.reward)
-            terminated, truncated = bool(end.terminated), not end.terminated
-            if end.success is not None:
-                extras["success"] = bool(end.success)
-            if end.label_source:
-                extras["label_source"] = end.label_source
-        extras["raw_reward"] = reward
-        if step.intervened:
-            extras["intervened"] = True
+        reward, terminated, truncated, extras = labelled_step(step.reward, step.terminated, step.truncated,
+                                                              end, step.intervened)
         t = b.record(step.chosen, step.raw, reward, terminated, truncated, actor_id=a.config.actor_id,
                      policy_version=max(a.version, 0), timestamp=time.time(), extras=extras)
         if t is None:  # a non-finite step: dropped and counted, the episode abandoned
