@@ -204,7 +204,8 @@ def test_params_are_validated_by_name():
         validate_robot(RobotConfig("t", "sim-tabletop", {"task": "stack"}))
     with pytest.raises(ConfigError, match=r"params.image_height must be within 8..480"):
         validate_robot(RobotConfig("t", "sim-tabletop", {"image_height": 4}))
-    with pytest.raises(ConfigError, match=r"params.reward must be one of distance, progress, got 'sparse'"):
+    with pytest.raises(ConfigError,
+                       match=r"params.reward must be one of distance, progress, success, got 'sparse'"):
         validate_robot(RobotConfig("t", "sim-tabletop", {"reward": "sparse"}))
     with pytest.raises(ConfigError, match=r"params.cameras: unknown \['wrist'\]"):
         validate_robot(RobotConfig("t", "sim-tabletop", {"cameras": ["wrist"]}))
