@@ -18,10 +18,19 @@ log = logging.getLogger(__name__)
 
 
 class CameraRenderer:
-    """Renders named cameras of ``model`` as HxWx3 uint8 images."""
+    """Renders named cameras of ``model`` as HxWx3 uint8 images.
 
-    def __init__(self, model: mujoco.MjModel) -> None:
+    ``flags`` (``mjtRndFlag`` -> on/off) override the scene's rendering flags for every frame, and
+    ``samples`` the model's multisampling (``vis.quality.offsamples``), e.g. to drop shadows,
+    reflections and anti-aliasing where a software renderer makes them expensive.
+    """
+
+    def __init__(self, model: mujoco.MjModel, flags: dict[int, bool] | None = None,
+                 samples: int | None = None) -> None:
         self.model = model
+        self.flags = dict(flags or {})
+        if samples is not None:
+            model.vis.quality.offsamples = samples  # read when a renderer's framebuffer is made
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
 
     def camera_id(self, name: str) -> int:
@@ -39,6 +48,8 @@ class CameraRenderer:
             self._renderers[(height, width)] = renderer
         cam = self.camera_id(camera) if isinstance(camera, str) else camera
         renderer.update_scene(data, camera=cam)
+        for flag, on in self.flags.items():
+            renderer.scene.flags[flag] = on
         try:
             return renderer.render()
         finally:
