@@ -1,0 +1,185 @@
+"""``MetaWorldEnv``: one or more Meta-World tasks (Sawyer arm, MuJoCo) as a gymnasium env with the
+observations a VLA and LeRobot use.
+
+Observation (a dict):
+
+- ``state`` (float32 [4]): the end effector's x, y, z and the gripper's opening (0 closed .. 1
+  open), LeRobot's ``observation.state`` for Meta-World (the first four numbers of Meta-World's own
+  observation);
+- ``image.<camera>`` (uint8 HxWx3): the camera (default ``corner2``, placed where LeRobot places it)
+  rendered offscreen, upright;
+- ``instruction`` (str): the task's description (``sim.metaworld.tasks.INSTRUCTIONS``);
+- ``privileged`` (float32 [39]): Meta-World's full observation, goal included: for the scripted
+  experts and evaluation only; a policy that uses it is not a VLA.
+
+Action: float32 [4] in [-1, 1], the end effector's x, y, z displacement (Meta-World scales 1 to
+1 cm per step) and the gripper (-1 open, +1 close). Meta-World steps at 80 Hz (5 substeps of
+2.5 ms). The reward is Meta-World's dense task reward (0..10); ``info["success"]`` its success.
+
+Episodes: each ``reset`` draws the objects' and goal's positions from the task's own random reset
+space with the env's seeded generator (``reset(seed=...)``), so a seed gives the same scenes
+whatever a policy does (Meta-World's benchmarks instead fix 50 positions per task). With several
+``tasks`` the episodes take them in turn. An episode ends (``terminated``) on success when
+``terminate_on_success``, and is truncated after ``episode_steps`` (Meta-World's 500 by default).
+
+Meta-World 3.1.1 pins MuJoCo 3.3.0; rill runs it on its own MuJoCo, installed with ``--no-deps``
+(docs/results/metaworld.md says why), with the one change that needs (``_mocap_welds``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from sim.metaworld.tasks import INSTRUCTIONS, task_names
+from sim.tabletop.camera import CameraRenderer
+
+#: Meta-World's own episode limit (``SawyerXYZEnv.max_path_length``).
+MAX_PATH_LENGTH = 500
+CAMERAS = ("corner2", "corner", "corner3", "topview", "behindGripper", "gripperPOV")
+#: Where LeRobot's Meta-World env puts ``corner2`` (nearer the table than Meta-World's default).
+CORNER2_POS = (0.75, 0.075, 0.7)
+STATE_DIM, PRIVILEGED_DIM, ACTION_DIM = 4, 39, 4
+# Offscreen rendering on a CPU (llvmpipe): shadows, reflections and 4x multisampling cost 7x.
+# Without them a 96x96 frame of a Meta-World scene takes about 9 ms instead of 68.
+RENDER_FLAGS = {mujoco.mjtRndFlag.mjRND_SHADOW: False, mujoco.mjtRndFlag.mjRND_REFLECTION: False}
+
+
+class MetaWorldUnavailable(RuntimeError):
+    """Meta-World is not installed, or cannot render offscreen."""
+
+
+def _metaworld_envs() -> dict[str, type]:
+    try:
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+    except ImportError as e:
+        raise MetaWorldUnavailable(
+            f"Meta-World is not installed ({e}); rill runs it on its own MuJoCo: "
+            "pip install --no-deps metaworld==3.1.1 scipy (scripts/setup.sh does)") from e
+    return ALL_V3_ENVIRONMENTS
+
+
+def _mocap_welds(self) -> None:
+    """Meta-World's ``reset_mocap_welds`` for any MuJoCo: it writes its 11 weld numbers (anchor,
+    relative pose, torque scale) over the whole row, which MuJoCo 4 made 12 long; here they go into
+    the first 11 and the rest keeps the compiled value."""
+    model = self.model
+    for i in range(model.neq):
+        if model.eq_type[i] == mujoco.mjtEq.mjEQ_WELD:
+            model.eq_data[i][:11] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 5.0)
+
+
+def make_sawyer(task: str):
+    """A Meta-World env of ``task`` with the goal observable and positions drawn from its
+    ``np_random``."""
+    cls = _metaworld_envs()[task]
+    env = type(cls.__name__, (cls,), {"reset_mocap_welds": _mocap_welds})()
+    if env._partially_observable:  # the experts need the goal; the policy never sees it
+        env._partially_observable = False
+        del env.sawyer_observation_space  # a cached property of the observability
+    env._set_task_called = True
+    # Positions are drawn from env.np_random, which MetaWorldEnv shares with its own seeded one.
+    # (Frozen positions would not do: several tasks redraw in a loop until goal and object are
+    # apart, and a frozen draw never changes.)
+    env._freeze_rand_vec, env.seeded_rand_vec = False, True
+    return env
+
+
+class MetaWorldEnv(gym.Env):
+    """Meta-World ``tasks`` as one env; see the module docstring."""
+
+    metadata: ClassVar[dict] = {"render_modes": ["rgb_array"], "render_fps": 80}
+
+    def __init__(self, tasks: str | list[str] = "reach-v3", camera: str = "corner2",
+                 image_size: tuple[int, int] = (96, 96), episode_steps: int = MAX_PATH_LENGTH,
+                 terminate_on_success: bool = True, render_mode: str | None = "rgb_array") -> None:
+        self.tasks = task_names(tasks)
+        if camera not in CAMERAS:
+            raise ValueError(f"camera must be one of {', '.join(CAMERAS)}, got {camera!r}")
+        if not 1 <= episode_steps <= MAX_PATH_LENGTH:
+            raise ValueError(f"episode_steps must be within 1..{MAX_PATH_LENGTH}, got {episode_steps!r}")
+        self.camera, self.image_size = camera, tuple(image_size)
+        self.episode_steps, self.terminate_on_success = episode_steps, terminate_on_success
+        self.render_mode = render_mode
+        self._sims = {task: make_sawyer(task) for task in self.tasks}
+        for sim in self._sims.values():
+            sim.max_path_length = episode_steps
+            if camera == "corner2":
+                sim.model.cam_pos[sim.model.camera(camera).id] = CORNER2_POS
+        self._renderers: dict[str, CameraRenderer] = {}
+        self._episodes = 0
+        self.task = self.tasks[0]
+        h, w = self.image_size
+        self.observation_space = gym.spaces.Dict({
+            "state": gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32),
+            "privileged": gym.spaces.Box(-np.inf, np.inf, (PRIVILEGED_DIM,), np.float32),
+            f"image.{camera}": gym.spaces.Box(0, 255, (h, w, 3), np.uint8),
+            "instruction": gym.spaces.Text(256, charset=_CHARSET),
+        })
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
+        self.dt = float(self._sims[self.task].dt)
+
+    @property
+    def sim(self):
+        """The Meta-World env of the current episode's task."""
+        return self._sims[self.task]
+
+    @property
+    def instruction(self) -> str:
+        return INSTRUCTIONS[self.task]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._episodes = 0
+        self.task = self.tasks[self._episodes % len(self.tasks)]
+        self._episodes += 1
+        sim = self.sim
+        sim.np_random = self.np_random  # the objects' and goal's positions come from our seed
+        obs, _ = sim.reset()
+        return self._observation(obs), {"success": False, "task": self.task}
+
+    def step(self, action):
+        action = np.clip(np.asarray(action, np.float64).reshape(ACTION_DIM), -1.0, 1.0)
+        obs, reward, _, truncated, info = self.sim.step(action)
+        success = bool(info.get("success", 0.0))
+        terminated = success and self.terminate_on_success
+        return (self._observation(obs), float(reward), terminated, bool(truncated),
+                {"success": success, "task": self.task})
+
+    def _observation(self, obs: np.ndarray) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": obs[:STATE_DIM].astype(np.float32),
+                               "privileged": obs.astype(np.float32)}
+        if self.render_mode is not None:
+            out[f"image.{self.camera}"] = self.render()
+        out["instruction"] = self.instruction
+        return out
+
+    def render(self) -> np.ndarray:
+        """The camera's frame now, upright (Meta-World's cameras see the scene upside down)."""
+        renderer = self._renderers.get(self.task)
+        if renderer is None:
+            renderer = self._renderers[self.task] = CameraRenderer(self.sim.model, RENDER_FLAGS, samples=0)
+        h, w = self.image_size
+        try:
+            frame = renderer.render(self.sim.data, self.camera, h, w)
+        except Exception as e:  # no EGL / no display: mujoco raises several kinds
+            raise MetaWorldUnavailable(
+                f"cannot render Meta-World's {self.camera!r} camera offscreen: {type(e).__name__}: {e}. "
+                f"MUJOCO_GL is {os.environ.get('MUJOCO_GL')!r}: set MUJOCO_GL=egl (or osmesa) on a "
+                "machine without a display") from e
+        return np.ascontiguousarray(frame[::-1, ::-1])
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
+        for sim in self._sims.values():
+            sim.close()
+
+
+_CHARSET = "".join(chr(c) for c in range(32, 127))
