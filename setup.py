@@ -50,6 +50,9 @@ setup(
         "test": TEST,
         "dev": [*TEST, "pyinstrument>=4.6"],
         "ray": ["ray>=2.9"],  # the Ray scheduler backend (hal.backends.ray)
+        # Meta-World's own dependencies but MuJoCo: metaworld itself pins mujoco==3.3.0, so it is
+        # installed with --no-deps on rill's MuJoCo (scripts/setup.sh; docs/results/metaworld.md says why).
+        "metaworld": ["scipy>=1.4.1", *VIDEO],
     },
     zip_safe=False,  # the shipped VLAs are read from their directory
     entry_points={
@@ -65,6 +68,7 @@ setup(
         "rill.robots": [
             "sim-mujoco = sim.robots:MujocoRobot",
             "sim-tabletop = sim.tabletop.robot:TabletopRobot",
+            "sim-metaworld = sim.metaworld.robot:MetaWorldRobot",
             "ros2 = agent.ros.robot:Ros2Robot",
         ],
         "rill.discovery": [

@@ -129,8 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         handlers=[RichHandler(show_path=False, rich_tracebacks=False)],
     )
     logging.getLogger("OpenGL").setLevel(logging.WARNING)  # chatty at import under MUJOCO_GL=egl
-    from agent.errors import USER_ERRORS
+    from hal.errors import HalError
 
+    try:
+        from agent.errors import USER_ERRORS
+    except HalError as e:  # e.g. MuJoCo cannot load the MUJOCO_GL backend (sim.RenderingUnavailable)
+        log.error("%s", e)
+        return 2
     try:
         handler = getattr(args, "func", None) or args.handler
         return int(handler(args) or 0)

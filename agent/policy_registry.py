@@ -42,6 +42,10 @@ POLICIES: dict[str, PolicyKind] = {
         PolicyKind("tabletop-expert", "the scripted expert of the tabletop reach and push tasks "
                    "(agent.experts.tabletop), acting from state and instruction; for demonstrations and "
                    "as the success ceiling", learns=False, transitions=None, where=("demos",)),
+        PolicyKind("metaworld-expert", "Meta-World's scripted policies (agent.experts.metaworld), the task "
+                   "read from the instruction, acting from the simulator's privileged view; for "
+                   "demonstrations and as the success ceiling", learns=False, transitions=None,
+                   where=("demos",)),
         PolicyKind("teleop", "a person's commands from a ROS 2 topic (a leader arm's joint states or a "
                    "joystick's command vector), agent.ros.teleop", learns=False, transitions=None,
                    where=("demos",)),

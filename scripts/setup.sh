@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+METAWORLD=3.1.1
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
@@ -11,6 +12,9 @@ stamp=.venv/.rill-installed
 if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
   .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt \
-    "torch==2.13.0" -e ".[test,ray]"
+    "torch==2.13.0" -e ".[test,ray,metaworld]"
+  # Meta-World pins mujoco==3.3.0; rill runs it on its own MuJoCo (sim/metaworld/env.py), so
+  # without its dependencies (the metaworld extra above carries the others).
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "metaworld==$METAWORLD"
   touch "$stamp"
 fi

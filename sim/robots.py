@@ -10,7 +10,8 @@ A simulated device fault: while the file named by ``fault_file`` exists, the rob
 (health not ok, actions refused, position held), as a real driver would on an e-stop.
 
 Importing this module registers the type and the discovery of simulated robots with ``hal``, and
-the tabletop arm (``sim.tabletop.robot``, type ``sim-tabletop``); the ``rill.robots`` /
+the tabletop arm (``sim.tabletop.robot``, type ``sim-tabletop``) and Meta-World's Sawyer
+(``sim.metaworld.robot``, type ``sim-metaworld``); the ``rill.robots`` /
 ``rill.discovery`` entry points in setup.py do the same for an installed rill.
 """
 
@@ -199,6 +200,7 @@ def discover_simulated_robots() -> list[RobotConfig]:
 
 register_discovery("sim", discover_simulated_robots)
 
+from sim.metaworld.robot import MetaWorldRobot  # noqa: E402  registers sim-metaworld (imports no metaworld)
 from sim.tabletop.robot import TabletopRobot  # noqa: E402  registers sim-tabletop as well
 
-__all__ = ["MujocoRobot", "MujocoRobotConfig", "TabletopRobot", "discover_simulated_robots"]
+__all__ = ["MetaWorldRobot", "MujocoRobot", "MujocoRobotConfig", "TabletopRobot", "discover_simulated_robots"]

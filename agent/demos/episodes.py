@@ -151,6 +151,21 @@ class DemoSet:
         if problems:
             raise DemoSetError(f"demonstrations {self.path} do not match {what}: {'; '.join(problems)}")
 
+    @property
+    def instructions(self) -> set[str]:
+        return {e.instruction for e in self.episodes}
+
+    def check_tasks(self, tasks: dict[str, str], what: str) -> None:
+        """Refuse a set that never demonstrates one of ``tasks`` (task -> its instruction), the tasks
+        ``what`` (a robot to evaluate on) will ask for: it was recorded on another task set."""
+        missing = [task for task, text in tasks.items() if text not in self.instructions]
+        if missing:
+            shown = sorted(self.instructions)
+            raise DemoSetError(
+                f"demonstrations {self.path} were recorded on another task set than {what}: "
+                f"{len(missing)} of its {len(tasks)} tasks never appear in them ({', '.join(missing)}); the "
+                f"demonstrations' instructions: {'; '.join(shown[:12])}{' ...' if len(shown) > 12 else ''}")
+
     def summary(self) -> dict[str, Any]:
         """Episodes, success rate, lengths, sources, instructions, features (for ``rill demos info``)."""
         lengths = [e.length for e in self.episodes]

@@ -1,11 +1,11 @@
 """``rill demos record``: run an acting source on a robot through the control loop and keep whole
 episodes as demonstrations (``agent.demos.episodes``) in a replay cache.
 
-The source is a policy: a scripted expert (``tabletop-expert``), a teleoperation source (``teleop``:
-the newest command a leader arm or joystick node publishes on a ROS 2 topic), or any
-``policies.base.Policy`` subclass (``class``). A robot that advances only when sent an action (a
-stepped simulator, ``Robot.stepped``) is driven tick by tick as fast as it goes; any other robot
-in real time by the ``ControlLoop``, as a policy would drive it.
+The source is a policy: a scripted expert (``tabletop-expert``, ``metaworld-expert``), a
+teleoperation source (``teleop``: the newest command a leader arm or joystick node publishes on
+a ROS 2 topic), or any ``policies.base.Policy`` subclass (``class``). A robot that advances only
+when sent an action (a stepped simulator, ``Robot.stepped``) is driven tick by tick as fast as it
+goes; any other robot in real time by the ``ControlLoop``, as a policy would drive it.
 """
 
 from __future__ import annotations
@@ -95,6 +95,10 @@ def build_demo_policy(config: DemoPolicyConfig, robot: Robot) -> Policy:
             from agent.experts.tabletop import TabletopExpert
 
             return TabletopExpert(**args)
+        if config.type == "metaworld-expert":
+            from agent.experts.metaworld import MetaWorldExpert
+
+            return MetaWorldExpert(**{"period_s": 1.0 / robot.control_hz, **args})
         if config.type == "vla":  # its own rollouts (source: policy): successes and failures alike
             from policies.vla import VLAPolicy, load_vla
 

@@ -3,7 +3,8 @@ would score, the floor a learned policy must clear. Each acts on the propriocept
 (``pusher x/y`` at indices 4 and 5 of a ``sim-tabletop`` state) and never looks at the camera or
 the instruction.
 
-- ``RandomPolicy``: uniformly random velocity commands, a new one per chunk (seeded).
+- ``RandomPolicy``: uniformly random velocity commands, a new one per chunk (seeded); any action
+  width (Meta-World's too).
 - ``ForwardPolicy``: drive straight away from the arm (+y) at a fixed speed.
 - ``MiddlePolicy``: head for the middle of the region where blocks are placed, and stop there.
 """
@@ -33,12 +34,15 @@ class _Baseline(Policy):
 
 
 class RandomPolicy(_Baseline):
-    def __init__(self, seed: int = 0, **kwargs) -> None:
+    """Uniform in [-1, 1]^``action_dim`` (any robot whose actions are normalised so)."""
+
+    def __init__(self, seed: int = 0, action_dim: int = 2, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.action_dim = action_dim
         self.rng = np.random.default_rng(seed)
 
     def _action(self, observation: Observation) -> np.ndarray:
-        return self.rng.uniform(-1.0, 1.0, 2)
+        return self.rng.uniform(-1.0, 1.0, self.action_dim)
 
 
 class ForwardPolicy(_Baseline):

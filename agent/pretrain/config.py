@@ -29,6 +29,7 @@ class PretrainConfig:
     - ``counterfactual``: train on the counterfactual labels demonstrations carry (the same frame
       under another instruction, with the expert's action for it; ``agent.pretrain.data``).
     - ``val_episodes``: demonstration episodes held out of training for the validation loss.
+    - ``only_successful``: train on the episodes that succeeded only (success-filtered imitation).
     - ``eval_robot``: the simulated robot to measure success on (``name``, ``type``, ``params``);
       ``eval_episodes`` episodes from ``eval_seed`` (held out: demonstrations use other seeds),
       every ``eval_every`` steps and at the end. None: no evaluation.
@@ -58,6 +59,7 @@ class PretrainConfig:
     threads: int = 1
     extra: dict[str, Any] = field(default_factory=dict)  # further VLAConfig fields for a new VLA
     new_heads: bool = False
+    only_successful: bool = False
 
     def __post_init__(self) -> None:
         self.demos, self.out = Path(self.demos), Path(self.out)
@@ -77,6 +79,7 @@ class PretrainConfig:
         if self.loss not in LOSSES:
             raise ConfigError(f"pretrain.loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         check_type("pretrain", "new_heads", self.new_heads, bool)
+        check_type("pretrain", "only_successful", self.only_successful, bool)
         if self.new_heads and self.vla is None:
             raise ConfigError("pretrain.new_heads needs pretrain.vla: the VLA whose backbone to keep")
         if isinstance(self.eval_robot, dict):

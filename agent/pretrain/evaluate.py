@@ -35,9 +35,24 @@ class EvalResult:
     def success_rate(self) -> float:
         return self.successes / max(self.episodes, 1)
 
+    def by_instruction(self) -> dict[str, dict[str, Any]]:
+        """Episodes, successes and success rate per instruction (per task, on a multi-task robot)."""
+        out: dict[str, dict[str, Any]] = {}
+        for o in self.outcomes:
+            row = out.setdefault(str(o.final.get("instruction", "")), {"episodes": 0, "successes": 0})
+            row["episodes"] += 1
+            row["successes"] += int(o.success)
+        for row in out.values():
+            row["success_rate"] = row["successes"] / row["episodes"]
+        return out
+
     def to_dict(self) -> dict[str, Any]:
-        return {"episodes": self.episodes, "successes": self.successes, "success_rate": self.success_rate,
-                "mean_ticks": self.mean_ticks, "holds": self.holds}
+        out = {"episodes": self.episodes, "successes": self.successes, "success_rate": self.success_rate,
+               "mean_ticks": self.mean_ticks, "holds": self.holds}
+        tasks = self.by_instruction()
+        if len(tasks) > 1:
+            out["by_instruction"] = tasks
+        return out
 
 
 class EditedObservations(Policy):

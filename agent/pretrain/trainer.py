@@ -28,10 +28,12 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from agent.demos.episodes import read_demos
+from agent.demos.episodes import DemoSet, read_demos
 from agent.pretrain.config import PretrainConfig
 from agent.pretrain.data import BCSamples
 from agent.pretrain.evaluate import evaluate_policy
+from hal.config import RobotConfig
+from hal.registry import robot_class
 from policies.vla.build import load_vla, tiny_vla
 from policies.vla.checkpoint import VLACheckpointError
 from policies.vla.model import VLAModel
@@ -53,6 +55,8 @@ class Pretrainer:
         self.config = c = config
         torch.set_num_threads(c.threads)
         self.demos = read_demos(c.demos)
+        if c.eval_robot is not None:
+            check_demo_tasks(self.demos, c.eval_robot)
         n = len(self.demos.episodes)
         if c.val_episodes >= n:
             raise ValueError(f"demonstrations {c.demos}: {n} episodes, so {c.val_episodes} cannot be held "
@@ -70,6 +74,11 @@ class Pretrainer:
         self.model.set_backbone_frozen(c.trainable == "heads")
         # Episodes are held out from the end (the last recorded), so the split never depends on a draw.
         train_eps = list(range(n - c.val_episodes))
+        if c.only_successful:  # imitate successes only (the failures stay in the set, for a reward model)
+            train_eps = [i for i in train_eps if self.demos.episodes[i].success]
+            if not train_eps:
+                raise ValueError(f"demonstrations {c.demos}: no successful episode outside the "
+                                 f"{c.val_episodes} held out for validation")
         self.train = BCSamples(self.demos, self.model, train_eps, counterfactual=c.counterfactual)
         held_out = list(range(n - c.val_episodes, n))
         self.val = BCSamples(self.demos, self.model, held_out, counterfactual=False) if held_out else None
@@ -246,6 +255,15 @@ class Pretrainer:
         plot_pretraining(c.out / "metrics.jsonl", c.out / "curve.png", f"rill pretrain {c.out.name}")
         self.writer.close()
         return final
+
+
+def check_demo_tasks(demos: DemoSet, robot: RobotConfig) -> None:
+    """Refuse ``demos`` that do not demonstrate every task ``robot`` will ask for, where its type
+    names its tasks (``task_instructions``, e.g. ``sim-metaworld``)."""
+    cls = robot_class(robot.type)
+    tasks = getattr(cls, "task_instructions", None)
+    if tasks is not None:
+        demos.check_tasks(tasks(robot.params), f"robot {robot.name!r} ({robot.type})")
 
 
 def _resumable(config: dict[str, Any]) -> dict[str, Any]:

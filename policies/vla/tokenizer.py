@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from policies.vla.vocabulary import DIGITS, PUNCTUATION, ROBOT_WORDS
+from policies.vla.vocabulary import ADDED_WORDS, DIGITS, PUNCTUATION, ROBOT_WORDS
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 # The image-block tokens of the SmolVLM / Idefics3 prompt format (``<fake_token_around_image>``
@@ -20,7 +20,7 @@ IMAGE_TOKEN = "<image>"
 IMAGE_BOUNDARY_TOKEN = "<fake_token_around_image>"
 GLOBAL_IMAGE_TOKEN = "<global-img>"
 SPECIAL_TOKENS: tuple[str, ...] = (PAD, UNK, BOS, EOS, IMAGE_TOKEN, IMAGE_BOUNDARY_TOKEN, GLOBAL_IMAGE_TOKEN)
-VOCABULARY: tuple[str, ...] = (*SPECIAL_TOKENS, *ROBOT_WORDS, *DIGITS, *PUNCTUATION)
+VOCABULARY: tuple[str, ...] = (*SPECIAL_TOKENS, *ROBOT_WORDS, *DIGITS, *PUNCTUATION, *ADDED_WORDS)
 TOKEN_IDS: dict[str, int] = {t: i for i, t in enumerate(VOCABULARY)}
 MAX_LENGTH = 256
 

@@ -8,7 +8,8 @@ unknown token; it is never an error.
 from __future__ import annotations
 
 # Order is part of the checkpoint format: a token's id is its position after the special tokens.
-# Append new words at the end only; a saved tokenizer carries its own vocabulary anyway.
+# New words go into ``ADDED_WORDS`` (after the digits and punctuation), never in between, so that
+# every saved model's ids stay the same; a saved tokenizer carries its own vocabulary anyway.
 _WORD_TEXT = """
 a an the this that these those it its them they their there here some any all each every both
 one two three four five six seven eight nine ten first second third last next other another
@@ -43,3 +44,11 @@ half quarter way bit
 ROBOT_WORDS: tuple[str, ...] = tuple(dict.fromkeys(_WORD_TEXT.split()))  # de-duplicated, order kept
 DIGITS: tuple[str, ...] = tuple("0123456789")
 PUNCTUATION: tuple[str, ...] = tuple(".,;:!?'\"-()/&+%")
+
+#: Words added after the first vocabulary shipped, in the order added (ids follow the punctuation).
+#: Meta-World's 50 task instructions (``sim.metaworld.tasks``), so none of them has an unknown word.
+_ADDED_TEXT = """
+puck nut dunk basketball cover bypass coffee machine dial revolving joint lock rotating clockwise
+unlock faucet hammer sideways get kick soccer using window
+"""
+ADDED_WORDS: tuple[str, ...] = tuple(w for w in dict.fromkeys(_ADDED_TEXT.split()) if w not in ROBOT_WORDS)

@@ -28,13 +28,14 @@ Meta-World 3.1.1 pins MuJoCo 3.3.0; rill runs it on its own MuJoCo, installed wi
 
 from __future__ import annotations
 
-import os
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 
+from hal.errors import HalError
+from sim import RenderingUnavailable, gl_hint
 from sim.metaworld.tasks import INSTRUCTIONS, task_names
 from sim.tabletop.camera import CameraRenderer
 
@@ -49,8 +50,8 @@ STATE_DIM, PRIVILEGED_DIM, ACTION_DIM = 4, 39, 4
 RENDER_FLAGS = {mujoco.mjtRndFlag.mjRND_SHADOW: False, mujoco.mjtRndFlag.mjRND_REFLECTION: False}
 
 
-class MetaWorldUnavailable(RuntimeError):
-    """Meta-World is not installed, or cannot render offscreen."""
+class MetaWorldUnavailable(HalError):
+    """Meta-World is not installed."""
 
 
 def _metaworld_envs() -> dict[str, type]:
@@ -114,12 +115,15 @@ class MetaWorldEnv(gym.Env):
         self._episodes = 0
         self.task = self.tasks[0]
         h, w = self.image_size
-        self.observation_space = gym.spaces.Dict({
+        spaces = {
             "state": gym.spaces.Box(-np.inf, np.inf, (STATE_DIM,), np.float32),
             "privileged": gym.spaces.Box(-np.inf, np.inf, (PRIVILEGED_DIM,), np.float32),
             f"image.{camera}": gym.spaces.Box(0, 255, (h, w, 3), np.uint8),
             "instruction": gym.spaces.Text(256, charset=_CHARSET),
-        })
+        }
+        if render_mode is None:  # no camera: state, privileged view and instruction only
+            del spaces[f"image.{camera}"]
+        self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self.dt = float(self._sims[self.task].dt)
 
@@ -161,17 +165,16 @@ class MetaWorldEnv(gym.Env):
 
     def render(self) -> np.ndarray:
         """The camera's frame now, upright (Meta-World's cameras see the scene upside down)."""
-        renderer = self._renderers.get(self.task)
-        if renderer is None:
-            renderer = self._renderers[self.task] = CameraRenderer(self.sim.model, RENDER_FLAGS, samples=0)
         h, w = self.image_size
         try:
+            renderer = self._renderers.get(self.task)
+            if renderer is None:
+                renderer = CameraRenderer(self.sim.model, RENDER_FLAGS, samples=0)
+                self._renderers[self.task] = renderer
             frame = renderer.render(self.sim.data, self.camera, h, w)
-        except Exception as e:  # no EGL / no display: mujoco raises several kinds
-            raise MetaWorldUnavailable(
-                f"cannot render Meta-World's {self.camera!r} camera offscreen: {type(e).__name__}: {e}. "
-                f"MUJOCO_GL is {os.environ.get('MUJOCO_GL')!r}: set MUJOCO_GL=egl (or osmesa) on a "
-                "machine without a display") from e
+        except Exception as e:  # no EGL / no display: mujoco and PyOpenGL raise several kinds
+            raise RenderingUnavailable(f"cannot render Meta-World's {self.camera!r} camera offscreen: "
+                                       f"{type(e).__name__}: {e}; {gl_hint()}") from e
         return np.ascontiguousarray(frame[::-1, ::-1])
 
     def close(self) -> None:

@@ -121,6 +121,13 @@ def task_names(names: str | list[str] | tuple[str, ...], where: str = "tasks") -
     if isinstance(names, str):
         if names in TASK_SETS:
             return TASK_SETS[names]
+        sets = difflib.get_close_matches(names, TASK_SETS, n=2, cutoff=0.6)
+        if sets:
+            try:
+                task_name(names)
+            except UnknownTaskError:
+                raise UnknownTaskError(f"{where}: unknown Meta-World task or task set {names!r}; close "
+                                       f"matches: {', '.join(sets)} (sets: {', '.join(TASK_SETS)})") from None
         names = [names]
     if not isinstance(names, (list, tuple)) or not names:
         raise UnknownTaskError(f"{where} must be a task set ({', '.join(TASK_SETS)}) or a non-empty "

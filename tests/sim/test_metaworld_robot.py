@@ -1,0 +1,266 @@
+"""Meta-World's Sawyer keeps the hal.Robot contract (specs, guards, clamping, watchdog, faults, real
+time), draws seeded scenes, names its tasks, and refuses bad input by name."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+pytest.importorskip("metaworld")
+
+import sim.robots
+import sim.tasks  # noqa: F401  the rill/MetaWorld-* gymnasium ids
+from hal.config import RobotConfig
+from hal.errors import ConfigError
+from hal.registry import make_robot, probe_robot, robot_class, validate_robot
+from hal.robot import RobotError
+from sim.metaworld.robot import MetaWorldRobot
+from sim.metaworld.tasks import INSTRUCTIONS, MT10, UnknownTaskError, task_name
+
+REPO = Path(__file__).resolve().parents[2]
+KEYS = {
+    "state",
+    "privileged",
+    "image.corner2",
+    "instruction",
+    "reward",
+    "terminated",
+    "truncated",
+    "success",
+    "timestamp",
+}
+
+
+def _robot(**params) -> MetaWorldRobot:
+    return make_robot(RobotConfig("sawyer-t", "sim-metaworld", params))
+
+
+def _wait_for(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_robot_declares_specs_before_connecting():
+    robot = _robot(tasks=["push-v3"], image_height=64, image_width=80, max_delta=0.5)
+    assert robot_class("sim-metaworld") is MetaWorldRobot
+    assert not robot.is_connected and robot.control_hz == 80.0 and robot.episode_steps == 500
+    action = robot.action_spec
+    assert action.names == ("dx", "dy", "dz", "gripper") and action.shape == (4,)
+    np.testing.assert_array_equal(action.low, -np.ones(4))
+    np.testing.assert_array_equal(action.max_delta, np.full(4, 0.5))
+    spec = {k: (v.shape, v.dtype) for k, v in robot.observation_spec.items()}
+    assert spec == {
+        "state": ((4,), "float32"),
+        "privileged": ((39,), "float32"),
+        "image.corner2": ((64, 80, 3), "uint8"),
+        "instruction": ((), "str"),
+        "reward": ((), "float32"),
+        "terminated": ((), "bool"),
+        "truncated": ((), "bool"),
+        "success": ((), "bool"),
+    }
+    with pytest.raises(RobotError, match="not connected"):
+        robot.observe()
+    assert MetaWorldRobot.task_instructions({"tasks": "MT10"}) == {t: INSTRUCTIONS[t] for t in MT10}
+
+
+def test_robot_observes_the_task_and_clamps_actions():
+    with _robot(tasks=["reach"], max_delta=0.5) as robot:
+        obs = robot.observe()
+        assert set(obs) == KEYS
+        assert obs["instruction"] == "Reach a goal position" and obs["image.corner2"].shape == (96, 96, 3)
+        assert obs["image.corner2"].std() > 5  # a rendered scene, not a blank frame
+        np.testing.assert_array_equal(obs["state"], obs["privileged"][:4])  # LeRobot's state: hand + gripper
+        assert obs["reward"] == 0.0 and not obs["terminated"] and not obs["success"]
+        hand = obs["state"][:3].copy()
+        sent = robot.act(np.array([3.0, 0.0, 0.0, 0.0]))
+        np.testing.assert_allclose(sent, [0.5, 0.0, 0.0, 0.0])  # per-tick delta from the held command
+        for _ in range(10):
+            sent = robot.act(np.array([3.0, 0.0, 0.0, 0.0]))
+        np.testing.assert_allclose(sent, [1.0, 0.0, 0.0, 0.0])  # then the limits
+        assert robot.health().clamped_actions == 11 and robot.steps == 11
+        obs = robot.observe()
+        assert obs["state"][0] - hand[0] > 0.03 and obs["reward"] > 0.0  # the hand moved +x, reward reported
+        with pytest.raises(ValueError, match="shape"):
+            robot.act(np.zeros(3))
+    assert not robot.is_connected
+
+
+def test_nonfinite_action_holds_and_refuses():
+    with _robot() as robot:
+        robot.act(np.zeros(4))
+        steps = robot.steps
+        with pytest.raises(ValueError, match="NaN"):
+            robot.act(np.array([np.nan, 0.0, 0.0, 0.0]))
+        assert robot.health().status == "holding" and robot.steps == steps
+
+
+def test_watchdog_holds_position_and_keeps_the_grip():
+    with _robot(watchdog_timeout_s=0.05) as robot:
+        robot.act(np.array([0.5, 0.2, 0.0, 1.0]))  # moving, gripper closing
+        state = robot.observe()["state"].copy()
+        assert _wait_for(lambda: robot.health().watchdog_trips > 0)
+        health = robot.health()
+        assert health.watchdog_trips == 1 and health.status == "holding" and health.ok
+        np.testing.assert_array_equal(robot.observe()["state"], state)  # the simulation stood still
+        np.testing.assert_array_equal(robot._hold_command(), [0.0, 0.0, 0.0, 1.0])  # the grip is kept
+        robot.act(np.zeros(4))
+        assert robot.health().status == "ok"
+
+
+def test_fault_file_is_a_latched_device_fault(tmp_path):
+    fault = tmp_path / "estop"
+    params = {"fault_file": str(fault)}
+    assert probe_robot(RobotConfig("t", "sim-metaworld", params)).ok
+    with _robot(**params) as robot:
+        robot.act(np.zeros(4))
+        fault.touch()
+        health = robot.health()
+        assert not health.ok and health.status == "fault" and str(fault) in health.detail
+        with pytest.raises(RobotError, match="faulted"):
+            robot.act(np.zeros(4))
+        fault.unlink()
+        assert robot.health().status == "fault"  # latched until the robot is reconnected
+    fault.touch()
+    assert probe_robot(RobotConfig("t", "sim-metaworld", params)).status == "fault"
+
+
+def test_episodes_take_the_tasks_in_turn_and_restart_on_act():
+    with _robot(tasks=["reach-v3", "drawer-open-v3"], episode_steps=3) as robot:
+        seen = [robot.observe()["instruction"]]
+        for _ in range(3):
+            robot.act(np.zeros(4))
+        assert robot.observe()["truncated"]
+        robot.act(np.zeros(4))  # the next action begins the next episode
+        assert robot.episode == 1 and not robot.observe()["truncated"]
+        seen.append(robot.observe()["instruction"])
+        seen.append(robot.reset()["instruction"])
+        assert seen == ["Reach a goal position", "Open a drawer", "Reach a goal position"]
+        assert robot.health().extra["current_task"] == "reach-v3"
+
+
+def _scenes(seed: int, n: int = 3) -> list[np.ndarray]:
+    with _robot(tasks=["push-v3"], seed=seed) as robot:
+        out = [robot.observe()["privileged"].copy()]
+        for _ in range(n - 1):
+            out.append(robot.reset()["privileged"].copy())
+    return out
+
+
+def test_a_seed_gives_the_same_scenes_and_another_seed_others():
+    first, again, other = _scenes(0), _scenes(0), _scenes(100_000)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    puck = [s[4:7] for s in first]
+    assert not np.allclose(puck[0], puck[1])  # each episode draws a new position
+    assert all(not np.allclose(a[4:7], b[4:7]) for a, b in zip(first, other, strict=True))
+
+
+def test_real_time_keeps_moving_between_commands_and_stops_on_hold():
+    with _robot(
+        real_time=True, control_hz=200.0, watchdog_timeout_s=None, image_height=32, image_width=32
+    ) as robot:
+        start = robot.steps
+        robot.act(np.array([0.0, 1.0, 0.0, 0.0]))  # one command, then none
+        y0 = float(robot.observe()["state"][1])
+        assert _wait_for(lambda: robot.steps >= start + 15)  # ticks go on without actions
+        assert float(robot.observe()["state"][1]) - y0 > 0.02
+        robot.hold("test")  # no displacement: the hand settles onto its target and stays there
+        settled = robot.steps
+        assert _wait_for(lambda: robot.steps >= settled + 60)
+        y1 = float(robot.observe()["state"][1])
+        at = robot.steps
+        assert _wait_for(lambda: robot.steps >= at + 10)
+        assert abs(float(robot.observe()["state"][1]) - y1) < 3e-3
+    assert robot._sim is None
+
+
+def test_params_are_validated_by_name():
+    with pytest.raises(ConfigError, match=r"unknown field 'task'; did you mean 'tasks'"):
+        validate_robot(RobotConfig("t", "sim-metaworld", {"task": "push-v3"}))
+    with pytest.raises(ConfigError, match=r"params.camera must be one of corner2"):
+        validate_robot(RobotConfig("t", "sim-metaworld", {"camera": "front"}))
+    with pytest.raises(ConfigError, match=r"params.episode_steps must be within 1..500"):
+        validate_robot(RobotConfig("t", "sim-metaworld", {"episode_steps": 501}))
+
+
+@pytest.mark.parametrize(
+    ("name", "close"),
+    [
+        ("pick-plce-v3", "pick-place-v3"),
+        ("drawer-opn", "drawer-open-v3"),
+        ("button-press-top", "button-press-topdown"),
+    ],
+)
+def test_an_unknown_task_is_refused_with_close_matches(name, close):
+    with pytest.raises(
+        ConfigError, match=rf"robot 't'.*unknown Meta-World task '{name}'; close matches: .*{close}"
+    ):
+        validate_robot(RobotConfig("t", "sim-metaworld", {"tasks": [name]}))
+    with pytest.raises(UnknownTaskError, match="close matches"):
+        gym.make("rill/MetaWorld-push-v3", tasks=[name])
+    assert task_name("push") == "push-v3" and task_name("PUSH-V3") == "push-v3"
+    with pytest.raises(ConfigError, match="MT10"):
+        validate_robot(RobotConfig("t", "sim-metaworld", {"tasks": "MT11"}))
+
+
+def test_gymnasium_ids_make_the_tasks():
+    env = gym.make("rill/MetaWorld-drawer-close-v3")
+    obs, info = env.reset(seed=3)
+    assert env.spec.max_episode_steps == 500 and obs["instruction"] == "Push and close a drawer"
+    assert obs["image.corner2"].shape == (96, 96, 3) and obs["state"].dtype == np.float32
+    obs, reward, _, _, info = env.step(env.action_space.sample())
+    assert np.isfinite(reward) and "success" in info
+    env.close()
+    mt10 = gym.make("rill/MetaWorld-MT10-v3", render_mode=None)
+    texts = [mt10.reset(seed=0 if i == 0 else None)[0]["instruction"] for i in range(10)]
+    assert texts == [INSTRUCTIONS[t] for t in MT10] and "image.corner2" not in mt10.reset()[0]
+    mt10.close()
+
+
+@pytest.mark.parametrize("backend", ["disable", "bogus"])
+def test_no_offscreen_rendering_names_mujoco_gl(backend, tmp_path):
+    code = (
+        "import sim.robots\nfrom hal.config import RobotConfig\nfrom hal.registry import make_robot\n"
+        "with make_robot(RobotConfig('m', 'sim-metaworld', {})) as r:\n    r.observe()\n"
+    )
+    env = {**os.environ, "MUJOCO_GL": backend}
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("sim.RenderingUnavailable") and f"MUJOCO_GL is '{backend}'" in last, run.stderr[
+        -2000:
+    ]
+    # The CLI says the same in one line, and records nothing.
+    config = tmp_path / "demos.yaml"
+    config.write_text(
+        f"robot: {{name: m, type: sim-metaworld, params: {{tasks: [reach-v3]}}}}\n"
+        f"policy: {{type: metaworld-expert, args: {{tasks: [reach-v3]}}}}\n"
+        f"episodes: 1\nout: {tmp_path / 'demos'}\n"
+    )
+    cli = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "demos", "record", str(config)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    said = " ".join((cli.stdout + cli.stderr).split())
+    assert cli.returncode == 2 and "MUJOCO_GL" in said and "Traceback" not in said, said[-2000:]
