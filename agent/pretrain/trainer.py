@@ -101,7 +101,15 @@ class Pretrainer:
                 model.reset_heads(c.seed)
         else:
             size = {s[0] for s in f.cameras.values()}
-            extra = {"image_size": size.pop()} if len(size) == 1 else {}
+            extra: dict[str, Any] = {"image_size": size.pop()} if len(size) == 1 else {}
+            # The state standardised by the demonstrations' statistics (a few cm matter to a hand),
+            # and the chunks made for the rate the demonstrations were recorded at.
+            states = np.concatenate([e.states() for e in self.demos.episodes]).astype(np.float64)
+            extra["state_mean"] = states.mean(0).tolist()
+            extra["state_std"] = np.maximum(states.std(0), 1e-3).tolist()
+            hz = self.demos.episodes[0].steps[0].extras.get("control_hz")
+            if hz:
+                extra["period_s"] = 1.0 / float(hz)
             model = tiny_vla(state_dim=f.state_dim, action_dim=f.action_dim, chunk_size=c.chunk_size,
                              seed=c.seed, camera_names=sorted(f.cameras), **{**extra, **c.extra})
         return model

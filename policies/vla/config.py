@@ -82,7 +82,9 @@ class VLAConfig(PretrainedConfig):
     ``feature_dim`` is the pooled backbone feature size; the policy exposes ``feature_dim +
     state_dim`` features per chunk. Actions are squashed into ``[action_low, action_high]``
     (per dimension; a number applies to all). ``image_size`` defaults to the vision encoder's
-    and must be a multiple of ``patch_size * scale_factor``.
+    and must be a multiple of ``patch_size * scale_factor``. The state is standardised with
+    ``state_mean`` / ``state_std`` before its encoder (``rill pretrain`` sets them from the
+    demonstrations; None: as it comes).
     """
 
     model_type = "rill_vla"
@@ -98,6 +100,8 @@ class VLAConfig(PretrainedConfig):
     head_hidden: int = 256
     action_low: list[float] | float = -1.0
     action_high: list[float] | float = 1.0
+    state_mean: list[float] | None = None
+    state_std: list[float] | None = None
     image_size: int | None = None
     image_mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     image_std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
@@ -129,6 +133,13 @@ class VLAConfig(PretrainedConfig):
         for i, (lo, hi) in enumerate(zip(self.action_low, self.action_high)):
             if not lo < hi:
                 raise _bad(f"action_low[{i}] / action_high[{i}]", (lo, hi), "must satisfy low < high")
+        if self.state_mean is not None or self.state_std is not None:
+            self.state_mean = _floats("state_mean", 0.0 if self.state_mean is None else self.state_mean,
+                                      self.state_dim)
+            self.state_std = _floats("state_std", 1.0 if self.state_std is None else self.state_std,
+                                     self.state_dim)
+            if not all(s > 0 for s in self.state_std):
+                raise _bad("state_std", self.state_std, "must be > 0")
         self.image_mean = _floats("image_mean", self.image_mean, 3)
         self.image_std = _floats("image_std", self.image_std, 3)
         if not all(s > 0 for s in self.image_std):

@@ -68,6 +68,10 @@ class VLAModel(PreTrainedModel):
         # Derived from the config, so not part of the weights file.
         self.register_buffer("action_mid", (high + low) / 2, persistent=False)
         self.register_buffer("action_half_range", (high - low) / 2, persistent=False)
+        mean = torch.tensor(config.state_mean or [0.0] * s, dtype=torch.float32)
+        std = torch.tensor(config.state_std or [1.0] * s, dtype=torch.float32)
+        self.register_buffer("state_mean", mean, persistent=False)
+        self.register_buffer("state_scale", 1.0 / std, persistent=False)
         self.tokenizer = tokenizer
         self.post_init()
         self.set_backbone_frozen(config.freeze_backbone)
@@ -130,6 +134,7 @@ class VLAModel(PreTrainedModel):
     def act_from_features(self, features: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """The ``[B, H, A]`` action chunk from pooled features and the state ``[B, state_dim]``."""
         c = self.config
+        state = (state - self.state_mean) * self.state_scale
         x = torch.cat([features, self.state_encoder(state)], dim=-1)
         raw = self.action_head(x).view(-1, c.chunk_size, c.action_dim)
         return self.action_mid + self.action_half_range * torch.tanh(raw)

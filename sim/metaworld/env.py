@@ -7,7 +7,7 @@ Observation (a dict):
   open), LeRobot's ``observation.state`` for Meta-World (the first four numbers of Meta-World's own
   observation);
 - ``image.<camera>`` (uint8 HxWx3): the camera (default ``corner2``, placed where LeRobot places it)
-  rendered offscreen, upright;
+  rendered offscreen, upright (none with ``render_mode=None``);
 - ``instruction`` (str): the task's description (``sim.metaworld.tasks.INSTRUCTIONS``);
 - ``privileged`` (float32 [39]): Meta-World's full observation, goal included: for the scripted
   experts and evaluation only; a policy that uses it is not a VLA.
@@ -19,7 +19,9 @@ Action: float32 [4] in [-1, 1], the end effector's x, y, z displacement (Meta-Wo
 Episodes: each ``reset`` draws the objects' and goal's positions from the task's own random reset
 space with the env's seeded generator (``reset(seed=...)``), so a seed gives the same scenes
 whatever a policy does (Meta-World's benchmarks instead fix 50 positions per task). With several
-``tasks`` the episodes take them in turn. An episode ends (``terminated``) on success when
+``tasks`` the episodes take them in turn: the next task after an episode that ended (success or
+time limit); an episode reset before it ended (a control loop that resets again, an aborted one)
+is drawn anew on the same task, so no task is skipped. ``reset(seed=...)`` starts from the first. An episode ends (``terminated``) on success when
 ``terminate_on_success``, and is truncated after ``episode_steps`` (Meta-World's 500 by default).
 
 Meta-World 3.1.1 pins MuJoCo 3.3.0; rill runs it on its own MuJoCo, installed with ``--no-deps``
@@ -112,7 +114,7 @@ class MetaWorldEnv(gym.Env):
             if camera == "corner2":
                 sim.model.cam_pos[sim.model.camera(camera).id] = CORNER2_POS
         self._renderers: dict[str, CameraRenderer] = {}
-        self._episodes = 0
+        self._index, self._ended = 0, False  # the current task's index; whether its episode ended
         self.task = self.tasks[0]
         h, w = self.image_size
         spaces = {
@@ -139,9 +141,11 @@ class MetaWorldEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         if seed is not None:
-            self._episodes = 0
-        self.task = self.tasks[self._episodes % len(self.tasks)]
-        self._episodes += 1
+            self._index, self._ended = 0, False
+        elif self._ended:  # the last episode ended: the next task's turn
+            self._index = (self._index + 1) % len(self.tasks)
+        self._ended = False
+        self.task = self.tasks[self._index]
         sim = self.sim
         sim.np_random = self.np_random  # the objects' and goal's positions come from our seed
         obs, _ = sim.reset()
@@ -152,6 +156,7 @@ class MetaWorldEnv(gym.Env):
         obs, reward, _, truncated, info = self.sim.step(action)
         success = bool(info.get("success", 0.0))
         terminated = success and self.terminate_on_success
+        self._ended = self._ended or terminated or bool(truncated)
         return (self._observation(obs), float(reward), terminated, bool(truncated),
                 {"success": success, "task": self.task})
 

@@ -159,3 +159,25 @@ def test_a_real_vision_language_checkpoint_becomes_the_backbone(tmp_path, no_net
         assert torch.equal(model.backbone.state_dict()[k], v), k
     chunk = VLAPolicy(model).act(_obs())
     assert chunk.actions.shape == (4, 3) and chunk.features.shape == (model.config.feature_dim + 5,)
+
+
+def test_the_state_is_standardised_as_configured_and_saved_with_it(tmp_path):
+    mean, std = [0.1, 0.7, 0.2, 0.5], [0.1, 0.05, 0.08, 0.4]
+    plain = tiny_vla(state_dim=4, action_dim=4, chunk_size=2, seed=5)
+    scaled = tiny_vla(state_dim=4, action_dim=4, chunk_size=2, seed=5, state_mean=mean, state_std=std)
+    features = torch.randn(3, plain.config.feature_dim)
+    state = torch.tensor([[0.12, 0.72, 0.15, 1.0], [0.0, 0.6, 0.3, 0.0], [0.2, 0.8, 0.1, 0.5]])
+    standard = (state - torch.tensor(mean)) / torch.tensor(std)
+    with torch.no_grad():
+        torch.testing.assert_close(scaled.act_from_features(features, state),
+                                   plain.act_from_features(features, standard))
+    scaled.save_pretrained(tmp_path / "vla")
+    loaded = load_vla(tmp_path / "vla")
+    assert loaded.config.state_mean == pytest.approx(mean) and loaded.config.state_std == pytest.approx(std)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.act_from_features(features, state),
+                                   scaled.act_from_features(features, state))
+    with pytest.raises(ValueError, match=r"state_std .*must be > 0"):
+        tiny_vla(state_dim=4, action_dim=4, state_mean=mean, state_std=[0.1, 0.0, 0.1, 0.1])
+    with pytest.raises(ValueError, match=r"state_mean .*list of 4"):
+        tiny_vla(state_dim=4, action_dim=4, state_mean=[0.0, 1.0])

@@ -145,11 +145,18 @@ def test_episodes_take_the_tasks_in_turn_and_restart_on_act():
         for _ in range(3):
             robot.act(np.zeros(4))
         assert robot.observe()["truncated"]
-        robot.act(np.zeros(4))  # the next action begins the next episode
+        robot.act(np.zeros(4))  # the next action begins the next episode: the next task
         assert robot.episode == 1 and not robot.observe()["truncated"]
         seen.append(robot.observe()["instruction"])
-        seen.append(robot.reset()["instruction"])
-        assert seen == ["Reach a goal position", "Open a drawer", "Reach a goal position"]
+        # Reset before it ended: the same task again (a new scene), so no task is ever skipped.
+        before = robot.observe()["privileged"].copy()
+        obs = robot.reset()
+        seen.append(obs["instruction"])
+        assert not np.allclose(obs["privileged"][4:7], before[4:7])
+        for _ in range(3):
+            robot.act(np.zeros(4))
+        seen.append(robot.reset()["instruction"])  # that one ended: back to the first task
+        assert seen == ["Reach a goal position", "Open a drawer", "Open a drawer", "Reach a goal position"]
         assert robot.health().extra["current_task"] == "reach-v3"
 
 
@@ -226,9 +233,13 @@ def test_gymnasium_ids_make_the_tasks():
     obs, reward, _, _, info = env.step(env.action_space.sample())
     assert np.isfinite(reward) and "success" in info
     env.close()
-    mt10 = gym.make("rill/MetaWorld-MT10-v3", render_mode=None)
-    texts = [mt10.reset(seed=0 if i == 0 else None)[0]["instruction"] for i in range(10)]
-    assert texts == [INSTRUCTIONS[t] for t in MT10] and "image.corner2" not in mt10.reset()[0]
+    mt10 = gym.make("rill/MetaWorld-MT10-v3", render_mode=None, episode_steps=1)
+    texts = []
+    for i in range(10):
+        obs, _ = mt10.reset(seed=0 if i == 0 else None)
+        texts.append(obs["instruction"])
+        assert mt10.step(np.zeros(4))[3]  # truncated after its one step: the next task's turn
+    assert texts == [INSTRUCTIONS[t] for t in MT10] and "image.corner2" not in obs
     mt10.close()
 
 
