@@ -21,8 +21,9 @@ space with the env's seeded generator (``reset(seed=...)``), so a seed gives the
 whatever a policy does (Meta-World's benchmarks instead fix 50 positions per task). With several
 ``tasks`` the episodes take them in turn: the next task after an episode that ended (success or
 time limit); an episode reset before it ended (a control loop that resets again, an aborted one)
-is drawn anew on the same task, so no task is skipped. ``reset(seed=...)`` starts from the first. An episode ends (``terminated``) on success when
-``terminate_on_success``, and is truncated after ``episode_steps`` (Meta-World's 500 by default).
+is drawn anew on the same task, so no task is skipped. ``reset(seed=...)`` starts from the first.
+An episode ends (``terminated``) on success when ``terminate_on_success``, and is truncated after
+``episode_steps`` (Meta-World's 500 by default).
 
 Meta-World 3.1.1 pins MuJoCo 3.3.0; rill runs it on its own MuJoCo, installed with ``--no-deps``
 (docs/results/metaworld.md says why), with the one change that needs (``_mocap_welds``).

@@ -76,7 +76,8 @@ def test_expert_demonstrations_are_recorded_and_export_to_lerobot(pipeline):
     step = demos.episodes[0].steps[0]
     assert step.extras["control_hz"] == 80.0 and "label" in step.extras  # noisy expert, clean label
     out = pipeline / "lerobot"
-    exported = _cli(pipeline, "cache", "export", str(pipeline / "demos"), "--format", "lerobot", "--out", str(out))
+    exported = _cli(pipeline, "cache", "export", str(pipeline / "demos"), "--format", "lerobot",
+                    "--out", str(out))
     assert exported.returncode == 0, (exported.stdout + exported.stderr)[-3000:]
     info = json.loads((out / "meta" / "info.json").read_text())
     assert info["fps"] == 80 and info["total_episodes"] == DEMOS
