@@ -101,7 +101,8 @@ def add_demos_commands(sub) -> None:
     imp.add_argument("--out", type=Path, required=True, help="the demonstration cache to create")
     imp.add_argument("--source", choices=("human", "expert", "policy"),
                      help="who acted (default: as the dataset records it, else expert)")
-    imp.add_argument("--cameras", help="comma-separated cameras to import (default: all)")
+    imp.add_argument("--cameras", help="comma-separated cameras to import (default: all); NAME=RILL renames "
+                     "one (LeRobot's Meta-World datasets: --cameras image=corner2)")
     imp.add_argument("--assume-success", action="store_true",
                      help="mark each episode successful when the dataset has no next.success")
     imp.set_defaults(func=cmd_import)

@@ -31,6 +31,7 @@ from bench.common import machine, print_table, write_json
 from policies.base import ActionChunk, Observation, Policy
 
 SEED = 100_000
+SHIPPED = "pretrained:metaworld-mt10"
 QUICK_TASKS = ("reach-v3", "drawer-close-v3")
 
 #: Shukor et al., "SmolVLA: A Vision-Language-Action Model for Affordable and Efficient Robotics"
@@ -175,7 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
         help=f"{', '.join(QUICK_TASKS)}, 2 episodes each of at most 150 steps (CI)",
     )
     parser.add_argument("--json", help="write the results here")
-    parser.add_argument("--vla", help="a saved VLA directory (or pretrained:NAME) to evaluate")
+    parser.add_argument("--vla", help=f"a saved VLA directory (or pretrained:NAME) to evaluate (default: "
+                        f"{SHIPPED}, where rill ships it; 'none': expert and random only)")
     parser.add_argument(
         "--run", help="a finished vla-residual rill run on Meta-World: evaluate what its online RL learned"
     )
@@ -202,7 +204,12 @@ def main(argv: list[str] | None = None) -> dict:
     steps = args.episode_steps or (150 if args.quick else 500)
     if episodes < 1 or not 1 <= steps <= 500:
         parser.error("--episodes must be >= 1 and --episode-steps within 1..500")
-    report = measure(tasks, episodes, args.seed, steps, args.vla, args.run)
+    vla = args.vla
+    if vla is None:
+        from policies.vla.build import pretrained_names
+
+        vla = SHIPPED if SHIPPED.split(":")[1] in pretrained_names() else None
+    report = measure(tasks, episodes, args.seed, steps, None if vla == "none" else vla, args.run)
     if args.pretrain:
         report["pretraining"] = pretraining_time(args.pretrain)
     names = list(report["runs"])

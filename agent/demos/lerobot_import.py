@@ -83,11 +83,18 @@ class _Dataset:
         visual = {camera_name(k): k for k, ft in features.items() if is_visual(ft)}
         if cameras is None:
             cameras = sorted(visual)
-        unknown = [c for c in cameras if c not in visual]
+        # "NAME" keeps the dataset's camera name; "NAME=RILL" renames it (LeRobot's Meta-World
+        # datasets call the corner2 camera "observation.image": image=corner2).
+        renamed = dict(c.split("=", 1) if "=" in c else (c, c) for c in cameras)
+        unknown = [c for c in renamed if c not in visual]
         if unknown:
             raise LeRobotFormatError(f"{where}: no camera {', '.join(map(repr, unknown))} "
                                      f"(its cameras: {', '.join(sorted(visual)) or 'none'})")
-        self.cameras = {c: visual[c] for c in cameras}  # rill name -> LeRobot key
+        bad = [n for n in renamed.values() if not n or "." in n or "=" in n]
+        if bad or len(set(renamed.values())) != len(renamed):
+            raise LeRobotFormatError(f"cameras {cameras}: rill camera names must be distinct, non-empty and "
+                                     f"without '.' or '='")
+        self.cameras = {new: visual[old] for old, new in renamed.items()}  # rill name -> LeRobot key
         self.shapes = {c: frame_shape(k, features[k]) for c, k in self.cameras.items()}
         for c, shape in self.shapes.items():
             if shape[2] != 3:
@@ -249,7 +256,7 @@ def import_lerobot(root: str | Path, out: str | Path, *, source: str | None = No
 
     ``source`` is who acted (``expert``, ``human``, ``policy``) in every episode; by default each
     episode's own as rill exported it (``rill/source``), else ``expert``. ``cameras`` picks
-    cameras by rill name (default: all).
+    cameras by rill name (default: all); ``NAME=RILL`` imports camera ``NAME`` as ``RILL``.
     ``assume_success`` marks each episode's last step successful when the dataset has no
     ``next.success`` (LeRobot's own recordings rarely do). ``out`` must not exist.
     """

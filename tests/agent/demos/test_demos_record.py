@@ -130,7 +130,7 @@ def test_sets_training_cannot_use_are_refused_by_name(tmp_path):
 @pytest.mark.parametrize("values, match", [
     ({"policy": {"type": "tabletop-expert"}, "out": "x"}, "missing 'robot'"),
     ({"robot": ARM, "policy": {"type": "joystick"}, "out": "x"},
-     r"policy.type .joystick. is unknown.*; one of vla, class, tabletop-expert, teleop"),
+     r"policy.type .joystick. is unknown.*; one of vla, class, tabletop-expert, metaworld-expert, teleop"),
     ({"robot": ARM, "policy": {"type": "teleop"}, "out": "x", "episodes": 0},
      "episodes"),
     ({"robot": ARM, "policy": {"type": "teleop"}, "out": "x", "source": "me"},

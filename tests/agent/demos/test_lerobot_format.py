@@ -263,6 +263,25 @@ def test_a_dataset_without_state_or_action_is_refused(recorded, tmp_path, drop, 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_camera_can_be_imported_under_another_name(recorded, tmp_path):
+    """LeRobot's Meta-World datasets name their one camera ``observation.image``; rill's Meta-World
+    robot calls it ``corner2``: ``--cameras image=corner2`` makes the two fit."""
+    demos_dir, root = recorded
+    summary = import_lerobot(root, tmp_path / "back", cameras=["front=corner2"])
+    back = read_demos(tmp_path / "back", require_success=False)
+    original = read_demos(demos_dir, require_success=False)
+    assert summary.cameras == ["corner2"]
+    assert back.features.cameras == {"corner2": original.features.cameras["front"]}
+    frames = back.episodes[0].frames("corner2").astype(int)
+    assert np.abs(frames - original.episodes[0].frames("front").astype(int)).max() <= FRAME_TOLERANCE
+    for bad in (["front=a.b"], ["front="]):
+        with pytest.raises(LeRobotFormatError, match="rill camera names must be distinct"):
+            import_lerobot(root, tmp_path / "bad", cameras=bad)
+    with pytest.raises(LeRobotFormatError, match=r"no camera 'image' \(its cameras: front\)"):
+        import_lerobot(root, tmp_path / "bad", cameras=["image=corner2"])
+    assert not (tmp_path / "bad").exists()
+
+
 def test_mismatched_features_are_refused_by_name(recorded, tmp_path):
     root = _copy(recorded[1], tmp_path)
     with pytest.raises(LeRobotFormatError, match=r"no camera 'wrist' \(its cameras: front\)"):
