@@ -58,5 +58,5 @@ def test_it_goes_where_the_instruction_says(vla):
 
 def test_an_unknown_shipped_name_is_refused():
     with pytest.raises(VLACheckpointError, match=r"no shipped VLA 'tabletop-push'; rill ships "
-                                                 r"\['tabletop-reach'\]"):
+                                                 r"\['metaworld-mt10', 'tabletop-reach'\]"):
         pretrained_vla_path("tabletop-push")
