@@ -32,7 +32,8 @@ def test_a_shipped_vla_is_named_and_its_chunk_size_taken():
         ({"hyper": {"gamma": 1.5}}, "gamma"),
         ({"pace": "ludicrous"}, r"train.pace must be one of \('real-time', 'fast'\), got 'ludicrous'"),
         ({"vla": "pretrained:tabletop-push"}, r"train.vla 'pretrained:tabletop-push': no shipped VLA "
-                                              r"'tabletop-push'; rill ships \['metaworld-mt10', 'tabletop-reach'\]"),
+                                              r"'tabletop-push'; rill ships "
+                                              r"\['metaworld-mt10', 'tabletop-reach'\]"),
         ({"vla": "/nonexistent/vla"}, r"train.vla '/nonexistent/vla': /nonexistent/vla: no config.json"),
         ({"vla": "pretrained:tabletop-reach", "chunk_size": 2},
          r"train.chunk_size 2 does not match the chunks of train.vla 'pretrained:tabletop-reach' "
