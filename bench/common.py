@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import platform
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from policies.base import ActionChunk, Observation, Policy
 
 
 def machine() -> dict[str, Any]:
@@ -40,3 +43,17 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]], width: in
         table.add_row(*[f"{v:,.1f}" if isinstance(v, float) else str(v) for v in row])
     # Wide when written to a file or pipe, so no column is cut to an ellipsis.
     Console(width=width or (None if sys.stdout.isatty() else 200)).print(table)
+
+
+class TimedPolicy(Policy):
+    """``policy`` with every ``act()`` call timed (``times``, seconds)."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy, self.times = policy, []
+        self.action_dim, self.chunk_size = policy.action_dim, policy.chunk_size
+
+    def act(self, observation: Observation) -> ActionChunk:
+        start = time.perf_counter()
+        chunk = self.policy.act(observation)
+        self.times.append(time.perf_counter() - start)
+        return chunk

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import machine, print_table, write_json
-from policies.base import ActionChunk, Observation, Policy
+from bench.common import TimedPolicy, machine, print_table, write_json
+from policies.base import Policy
 
 SEED = 100_000
 SHIPPED = "pretrained:metaworld-mt10"
@@ -61,18 +61,6 @@ PROTOCOL = {
 }
 
 
-class _Timed(Policy):
-    """``policy`` with every ``act()`` timed."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy, self.times = policy, []
-        self.action_dim, self.chunk_size = policy.action_dim, policy.chunk_size
-
-    def act(self, observation: Observation) -> ActionChunk:
-        start = time.perf_counter()
-        chunk = self.policy.act(observation)
-        self.times.append(time.perf_counter() - start)
-        return chunk
 
 
 def task_robot(task: str, episode_steps: int):
@@ -135,7 +123,7 @@ def measure(
         from policies.vla.build import load_vla
         from policies.vla.policy import VLAPolicy
 
-        timed = _Timed(VLAPolicy(load_vla(vla_dir)))
+        timed = TimedPolicy(VLAPolicy(load_vla(vla_dir)))
         policies["vla"] = timed
     if run_dir:
         from bench.vla import online_policy

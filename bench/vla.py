@@ -35,8 +35,8 @@ import time
 
 import numpy as np
 
-from bench.common import machine, print_table, write_json
-from policies.base import ActionChunk, Observation, Policy
+from bench.common import TimedPolicy, machine, print_table, write_json
+from policies.base import Policy
 
 SEED = 200_000
 COLORS = ["red", "blue", "yellow"]
@@ -50,18 +50,6 @@ def _robot(terminate_on_success: bool = True):
         "image_width": 96, "control_hz": 50, "max_delta": 1.0, "terminate_on_success": terminate_on_success})
 
 
-class _Timed(Policy):
-    """A policy whose ``act`` calls are timed."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy, self.times = policy, []
-        self.action_dim, self.chunk_size = policy.action_dim, policy.chunk_size
-
-    def act(self, observation: Observation) -> ActionChunk:
-        start = time.perf_counter()
-        chunk = self.policy.act(observation)
-        self.times.append(time.perf_counter() - start)
-        return chunk
 
 
 def loop_holds(policy: Policy, seconds: float, seed: int) -> dict:
@@ -141,7 +129,7 @@ def measure(vla_dir: str | None, episodes: int, seed: int, loop_s: float = 30.0,
     torch.set_num_threads(1)
     path = vla_dir or pretrained_vla_path("tabletop-reach")
     policy = VLAPolicy(load_vla(path))
-    timed = _Timed(policy)
+    timed = TimedPolicy(policy)
     results: dict[str, dict] = {}
 
     def run(name: str, acting, **kw) -> None:

@@ -21,7 +21,8 @@ reports a fault (health not ok, actions refused, position held), as a real drive
 e-stop. Episodes are seeded once per ``connect()`` (the config's ``seed``); later episodes continue
 the env's generator.
 
-A subclass builds its env (``self.env``, time limit included) and specs in ``__init__``, and may
+A subclass builds its env (``self.env``, time limit included) and its specs (``self._observation_spec``,
+``self._action_spec``) in ``__init__``, and may
 override ``_shape_observation`` (to split proprioception from a simulator's privileged view) and
 ``_hold_command``.
 """
@@ -37,6 +38,7 @@ import gymnasium as gym
 import numpy as np
 
 from hal.robot import Observation, Robot, RobotError
+from hal.specs import ActionSpec, FeatureSpec
 from sim.faults import fault_reason
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ class EnvRobot(Robot):
     ``control_hz``, ``seed`` and ``fault_file``."""
 
     env: gym.Env
+    _observation_spec: dict[str, FeatureSpec]
+    _action_spec: ActionSpec
 
     def __init__(self, name: str, config: Any, action_dim: int) -> None:
         super().__init__(name, config.watchdog_timeout_s)
@@ -65,6 +69,14 @@ class EnvRobot(Robot):
         self._wake = threading.Event()
         self._reset_pending = False
         self._sim_error: BaseException | None = None
+
+    @property
+    def observation_spec(self) -> dict[str, FeatureSpec]:
+        return self._observation_spec
+
+    @property
+    def action_spec(self) -> ActionSpec:
+        return self._action_spec
 
     @property
     def stepped(self) -> bool:

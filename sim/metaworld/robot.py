@@ -115,14 +115,6 @@ class MetaWorldRobot(EnvRobot):
         }
 
     @property
-    def observation_spec(self) -> dict[str, FeatureSpec]:
-        return self._observation_spec
-
-    @property
-    def action_spec(self) -> ActionSpec:
-        return self._action_spec
-
-    @property
     def episode_steps(self) -> int:
         """Control ticks per episode (the time limit)."""
         return self.config.episode_steps

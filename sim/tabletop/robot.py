@@ -148,14 +148,6 @@ class TabletopRobot(EnvRobot):
 
     # -- what it is ----------------------------------------------------------------------------
     @property
-    def observation_spec(self) -> dict[str, FeatureSpec]:
-        return self._observation_spec
-
-    @property
-    def action_spec(self) -> ActionSpec:
-        return self._action_spec
-
-    @property
     def episode_steps(self) -> int:
         """Control ticks per episode (the time limit); a learner's time-feature horizon."""
         return self.config.max_episode_steps
