@@ -278,5 +278,6 @@ def _resumable(config: dict[str, Any]) -> dict[str, Any]:
     """The parts of a config a resumed run must share with the one it continues (not its length,
     nor how often it logs, checks or evaluates)."""
     keep = ("demos", "vla", "chunk_size", "batch_size", "lr", "weight_decay", "warmup_steps", "trainable",
-            "loss", "shift", "val_episodes", "seed", "extra", "counterfactual", "new_heads")
+            "loss", "shift", "val_episodes", "seed", "extra", "counterfactual", "new_heads",
+            "only_successful")
     return json.loads(json.dumps({k: config[k] for k in keep}, default=str))
