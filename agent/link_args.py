@@ -32,6 +32,8 @@ def add_learner_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser
                    "a file revokes the key)")
     p.add_argument("--publish-every", type=int, default=100, help="publish weights every N updates")
     p.add_argument("--publish-ms", type=float, default=500.0, help="... or every T milliseconds")
+    p.add_argument("--weights-dtype", choices=("float32", "float16", "bfloat16"), default="float32",
+                   help="dtype weights travel in (float16/bfloat16: half the bytes, rounded weights)")
     p.add_argument("--checkpoint-every", type=int, default=20_000, help="checkpoint every N updates")
     p.add_argument("--importance-clip", type=float, default=1.0)
     p.add_argument("--no-importance", action="store_true", help="no importance weighting")

@@ -44,6 +44,7 @@ def cmd_learner(args: argparse.Namespace) -> int:
         bind=args.bind, run_dir=Path(args.run), obs_dim=obs_dim, algo=args.algo, seed=args.seed,
         hyper=parse_overrides(args.hp or []), publish_every_updates=args.publish_every,
         publish_every_ms=args.publish_ms, checkpoint_every_updates=args.checkpoint_every,
+        weights_dtype=args.weights_dtype,
         importance_clip=None if args.no_importance else args.importance_clip, insecure=args.insecure,
         curve=CurveServer(args.curve_secret, args.allow_keys) if args.curve_secret else None,
         durability=args.durability,

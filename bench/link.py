@@ -11,7 +11,10 @@
    transport), and the actor's own batch bytes, one frame a message (the bandwidth ceiling).
    On one machine every transition is also written durably twice (the actor's spool, the
    learner's cache) to the same disk; across machines each side has a disk of its own.
-2. Weight delivery latency for a 10M-parameter head: publish -> loaded into the actor's network.
+2. Weight delivery latency for a 10M-parameter head: publish -> loaded into the actor's network,
+   in float32 (exact) and float16 (``weights_dtype``); next to it, what the weights codec costs
+   against the safetensors library (encode vs ``save``, decode vs ``load``, the chunked digest vs
+   one SHA-256), the reason ``learners.link.tensors`` exists.
 3. Learner update rate with 1, 2 and 4 actor processes streaming Hopper-v5.
 """
 
@@ -193,8 +196,9 @@ def raw_zmq_throughput(transitions: list, framing: str, batch: int = 1024, windo
         proc.join()
 
 
-def weight_latency(params: int, repeats: int) -> list[float]:
-    """Seconds from publishing a ``params``-float head to the actor's copy being loaded."""
+def weight_latency(params: int, repeats: int, dtype: str = "float32") -> list[float]:
+    """Seconds from publishing a ``params``-float head (sent as ``dtype``) to the actor's copy being
+    loaded."""
     import torch
 
     from learners.link.server import LearnerServer
@@ -228,8 +232,8 @@ def weight_latency(params: int, repeats: int) -> list[float]:
             with torch.no_grad():
                 head.weight.add_(1.0)
             published = time.monotonic()
-            fields, blob = pack_weights({"actor.weight": head.weight}, version)
-            box.put(version, fields["sha256"], blob)
+            fields, blob = pack_weights({"actor.weight": head.weight.to(getattr(torch, dtype))}, version)
+            box.put(version, fields["digest"], blob)
             while True:
                 item = stream.take_weights()
                 if item is not None and item[0] == version:
@@ -237,7 +241,7 @@ def weight_latency(params: int, repeats: int) -> list[float]:
                     out.append(time.monotonic() - published)
                     break
                 time.sleep(0.0005)
-        assert torch.equal(replica.weight, head.weight)
+        assert torch.equal(replica.weight, head.weight.to(getattr(torch, dtype)).float())
     finally:
         stream.close()
         server.stop.set()
@@ -245,6 +249,36 @@ def weight_latency(params: int, repeats: int) -> list[float]:
         cache.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def codec_costs(params: int, repeats: int = 5) -> dict:
+    """Milliseconds (best of ``repeats``) of rill's weights codec and the safetensors library's."""
+    import hashlib
+
+    import torch
+    from safetensors.torch import load, save
+
+    from learners.link.tensors import decode, encode
+    from learners.link.wire import weights_digest
+
+    state = {"actor.weight": torch.randn(params // 1000, 1000)}
+    blob = encode(state)
+
+    def best(fn) -> float:
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return round(1e3 * min(times), 2)
+
+    frame = memoryview(blob)  # what the link hands over: the received frame's memory
+    return {
+        "encode_ms": best(lambda: encode(state)), "library_save_ms": best(lambda: save(state)),
+        "decode_ms": best(lambda: decode(frame)), "library_load_ms": best(lambda: load(bytes(frame))),
+        "digest_ms": best(lambda: weights_digest(frame)),
+        "sha256_ms": best(lambda: hashlib.sha256(frame).hexdigest()),
+    }
 
 
 def update_rate(actors: int, seconds: float, tmp: Path) -> float:
@@ -337,12 +371,16 @@ def main(argv: list[str] | None = None) -> dict:
                 "n": n,
             }
             del transitions
-        lat = weight_latency(10_000_000, 2 if args.quick else 10)
-        results["weights_10M"] = {
-            "latency_ms_median": round(1e3 * float(np.median(lat)), 1),
-            "latency_ms_max": round(1e3 * max(lat), 1),
-            "repeats": len(lat),
-        }
+        for key, dtype in (("weights_10M", "float32"), ("weights_10M_float16", "float16")):
+            lat = weight_latency(10_000_000, 2 if args.quick else 10, dtype)
+            results[key] = {
+                "dtype": dtype,
+                "latency_ms_min": round(1e3 * min(lat), 1),
+                "latency_ms_median": round(1e3 * float(np.median(lat)), 1),
+                "latency_ms_max": round(1e3 * max(lat), 1),
+                "repeats": len(lat),
+            }
+        results["weights_codec_10M"] = codec_costs(10_000_000, 2 if args.quick else 5)
         results["learner_updates_per_s"] = {
             str(k): round(update_rate(k, 4 if args.quick else 15, tmp), 1) for k in (1, 2, 4)
         }
@@ -357,10 +395,16 @@ def main(argv: list[str] | None = None) -> dict:
     print_table("actor -> learner, loopback",
                 ["records", "acked durable/s", "raw ZeroMQ/s (record frames)", "ratio",
                  "raw ZeroMQ/s (batch frames)", "ratio"], rows)
-    w = results["weights_10M"]
     print_table(
-        "weights, 10M parameters", ["median ms", "max ms"], [[w["latency_ms_median"], w["latency_ms_max"]]]
+        "weights, 10M parameters, publish -> loaded", ["dtype", "min ms", "median ms", "max ms"],
+        [[w["dtype"], w["latency_ms_min"], w["latency_ms_median"], w["latency_ms_max"]]
+         for w in (results["weights_10M"], results["weights_10M_float16"])],
     )
+    c = results["weights_codec_10M"]
+    print_table("weights codec, 10M parameters (ms)", ["", "rill", "safetensors library"],
+                [["encode / save", c["encode_ms"], c["library_save_ms"]],
+                 ["decode / load", c["decode_ms"], c["library_load_ms"]],
+                 ["digest / one SHA-256", c["digest_ms"], c["sha256_ms"]]])
     print_table(
         "learner update rate (Hopper-v5)",
         ["actors", "updates/s"],

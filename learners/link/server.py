@@ -109,6 +109,7 @@ class LearnerServer:
         self.stop = threading.Event()
         self.ready = threading.Event()
         self._wakeup = Wakeup()  # set by the updater when it has applied records
+        weights.on_put(self._wakeup.set)  # new weights are announced at once
         self.ctx = zmq.Context()
         self._auth = None
         self.allow: AllowList | None = None  # with CurveZMQ: which key speaks for which actor id
@@ -406,11 +407,11 @@ class LearnerServer:
             if session.announced < latest.version:
                 session.announced = latest.version
                 self._send(session.actor_id, WEIGHTS_ANNOUNCE, {"version": latest.version,
-                                                                 "sha256": latest.sha256,
+                                                                 "digest": latest.digest,
                                                                  "nbytes": len(latest.blob)})
 
     def _send_weights(self, actor_id: str) -> None:
         latest = self.weights.latest()
         if latest is None:
             raise WireError("no_weights", "no weights published yet")
-        self._send(actor_id, WEIGHTS, {"version": latest.version, "sha256": latest.sha256}, [latest.blob])
+        self._send(actor_id, WEIGHTS, {"version": latest.version, "digest": latest.digest}, [latest.blob])

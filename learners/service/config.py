@@ -11,6 +11,8 @@ from learners.cache.batch import MAX_BATCH_ROWS
 from learners.link.security import CurveServer, check_plaintext_endpoint
 from learners.streamx.registry import algorithm_names
 
+WEIGHTS_DTYPES = ("float32", "float16", "bfloat16")
+
 
 @dataclass
 class LearnerConfig:
@@ -18,9 +20,9 @@ class LearnerConfig:
 
     ``obs_dim`` and ``action_dim`` / ``n_actions`` fix the shapes every actor must send.
     Weights are published every ``publish_every_updates`` updates or ``publish_every_ms``,
-    whichever comes first; a checkpoint is written every ``checkpoint_every_updates`` updates and
-    when the learner stops. ``importance_clip`` truncates the importance weight
-    ``min(clip, pi/mu)`` of the policy update (``None``: off).
+    whichever comes first, in ``weights_dtype``; a checkpoint is written every
+    ``checkpoint_every_updates`` updates and when the learner stops. ``importance_clip``
+    truncates the importance weight ``min(clip, pi/mu)`` of the policy update (``None``: off).
     """
 
     bind: str
@@ -33,6 +35,10 @@ class LearnerConfig:
     seed: int = 0
     publish_every_updates: int = 100
     publish_every_ms: float = 500.0
+    # The dtype floating-point weights travel in: "float32" ships them exactly; "float16" or
+    # "bfloat16" halves the bytes (and the time to publish, send, check and load them), and the
+    # actors act with the rounded weights (their behaviour log-probabilities are of those).
+    weights_dtype: str = "float32"
     checkpoint_every_updates: int = 20_000
     importance_clip: float | None = 1.0
     session_timeout_s: float = 30.0
@@ -67,6 +73,9 @@ class LearnerConfig:
                 raise ConfigError(f"learner.{name} must be an integer >= {low}, got {value!r}")
         if not self.publish_every_ms > 0:
             raise ConfigError(f"learner.publish_every_ms must be > 0, got {self.publish_every_ms!r}")
+        if self.weights_dtype not in WEIGHTS_DTYPES:
+            raise ConfigError(f"learner.weights_dtype must be one of {', '.join(WEIGHTS_DTYPES)}, "
+                              f"got {self.weights_dtype!r}")
         if self.importance_clip is not None and not self.importance_clip > 0:
             raise ConfigError(f"learner.importance_clip must be > 0 or None, got {self.importance_clip!r}")
         keep = self.retention_bytes

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 
+from learners.link.tensors import decode
 from learners.link.weights import WeightsBox
 from learners.link.wire import name_some, nonfinite_weights, pack_weights
 from learners.streamx.base import StreamAlgorithm
@@ -27,8 +28,12 @@ class WeightPublisher:
     (and only when there is something new)."""
 
     def __init__(self, algo: StreamAlgorithm, weights: WeightsBox, every_updates: int, every_ms: float,
-                 version: int = 0) -> None:
+                 version: int = 0, dtype: str = "float32") -> None:
+        import torch
+
         self.algo, self.weights = algo, weights
+        self.dtype = getattr(torch, dtype)  # floating-point weights travel in this dtype
+        self._range_warned = False
         self.every_updates, self.every_ms = every_updates, every_ms
         self.version = version  # of the weights published last (the last good ones)
         self._last_publish = time.monotonic()
@@ -40,11 +45,20 @@ class WeightPublisher:
         """Pack the acting network (keys ``<module>.<parameter>``) and put it in the weights box;
         False, and nothing published, when a value is not finite."""
         name, module = self.algo.acting_module()
-        # A snapshot: the bytes shipped are the bytes checked, whatever writes the weights meanwhile.
-        state = {f"{name}.{k}": v.detach().clone() for k, v in module.state_dict().items()}
+        # Packing copies the weights into the blob; the bytes checked are the bytes shipped.
+        state = {f"{name}.{k}": v for k, v in module.state_dict().items()}
+        fields, blob = pack_weights(self._on_the_wire(state), self.algo.updates)
         self._last_publish = time.monotonic()
         self._published_at = self.algo.updates
-        bad = nonfinite_weights(state)
+        bad = nonfinite_weights(decode(blob)[0])
+        if bad and not nonfinite_weights(state):
+            # Finite weights past the wire dtype's range: ship these exactly rather than not at all.
+            if not self._range_warned:
+                log.warning("learner: weights after update %d exceed %s's range in %s; publishing them "
+                            "as float32", self.algo.updates, self.dtype, name_some(bad))
+                self._range_warned = True
+            fields, blob = pack_weights(state, self.algo.updates)
+            bad = []
         if bad:
             self.refused += 1
             if bad != self.nonfinite:
@@ -53,10 +67,13 @@ class WeightPublisher:
             self.nonfinite = bad
             return False
         self.nonfinite = []
-        self.version = self.algo.updates
-        fields, blob = pack_weights(state, self.version)
-        self.weights.put(fields["version"], fields["sha256"], blob)
+        self.version = fields["version"]
+        self.weights.put(fields["version"], fields["digest"], blob)
         return True
+
+    def _on_the_wire(self, state: dict) -> dict:
+        return {k: v.to(self.dtype) if v.is_floating_point() and v.dtype != self.dtype else v
+                for k, v in state.items()}
 
     def maybe_publish(self) -> None:
         """Publish if updates were made since the last publish and either limit is reached."""
@@ -64,3 +81,4 @@ class WeightPublisher:
         waited_ms = (time.monotonic() - self._last_publish) * 1e3
         if since and (since >= self.every_updates or waited_ms >= self.every_ms):
             self.publish()
+

@@ -62,7 +62,8 @@ class Updater:
                                   episodes=resume.episodes)
         self.learning = TransitionApplier(config, algo, self.journal, self.stats, resume.applied)
         self.publisher = WeightPublisher(algo, weights, config.publish_every_updates,
-                                         config.publish_every_ms, version=resume.weights_version)
+                                         config.publish_every_ms, version=resume.weights_version,
+                                         dtype=config.weights_dtype)
         self.halted: str | None = None  # why learning stopped for good (non-finite weights), or None
         self.publish()
 

@@ -28,7 +28,11 @@ def test_link_bench_quick(tmp_path):
         row = data[kind]
         assert row["acked_durable_per_s"] > 0 and row["raw_zmq_per_s"] > 0 and row["ratio"] > 0
         assert row["raw_zmq_batch_frames_per_s"] > 0
-    assert data["weights_10M"]["repeats"] == 2 and data["weights_10M"]["latency_ms_median"] > 0
+    for key, dtype in (("weights_10M", "float32"), ("weights_10M_float16", "float16")):
+        assert data[key]["dtype"] == dtype and data[key]["repeats"] == 2
+        w = data[key]
+        assert 0 < w["latency_ms_min"] <= w["latency_ms_median"] <= w["latency_ms_max"]
+    assert all(v > 0 for v in data["weights_codec_10M"].values())
     assert set(data["learner_updates_per_s"]) == {"1", "2", "4"}
     assert all(v > 0 for v in data["learner_updates_per_s"].values())
 

@@ -60,7 +60,8 @@ def test_an_interrupted_run_resumes_to_the_same_episodes(tmp_path):
     run("interrupted", 3000)
 
     def rows(path: Path) -> list[tuple]:
-        return [(e.step, e.episode, e.ret, e.length) for e in read_episodes(path / "metrics" / "episodes.csv")]
+        found = read_episodes(path / "metrics" / "episodes.csv")
+        return [(e.step, e.episode, e.ret, e.length) for e in found]
 
     assert len(rows(straight)) > 20
     assert rows(interrupted) == rows(straight)

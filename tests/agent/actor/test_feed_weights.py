@@ -59,7 +59,7 @@ class ForgingLearner:
     def serve_weights(self, state: dict[str, torch.Tensor], version: int) -> None:
         """Announce ``version`` and answer the actor's request with ``state``, packed as the
         learner packs weights."""
-        self.send(WEIGHTS_ANNOUNCE, {"version": version, "sha256": "0" * 64, "nbytes": 0})
+        self.send(WEIGHTS_ANNOUNCE, {"version": version, "digest": "0" * 64, "nbytes": 0})
         self.recv(WEIGHTS_GET)
         fields, blob = pack_weights(state, version)
         self.send(WEIGHTS, fields, [blob])

@@ -8,6 +8,7 @@ import torch
 
 from learners.link.wire import (
     ACK,
+    DIGEST_CHUNK,
     HELLO,
     PROTOCOL_VERSION,
     TRANSITIONS,
@@ -19,6 +20,7 @@ from learners.link.wire import (
     encode,
     pack_weights,
     unpack_weights,
+    weights_digest,
 )
 
 LIMITS = WireLimits(max_header_bytes=1024, max_record_bytes=4096, max_records=8, max_weights_bytes=1 << 20)
@@ -75,7 +77,22 @@ def test_weights_are_checked_by_checksum_and_shapes():
     with pytest.raises(WireError, match="bad_shape"):
         unpack_weights(msg, {"actor.w": (3, 4), "actor.b": (4,)})
     junk = b"not safetensors at all"
+    with pytest.raises(WireError, match="malformed"):
+        unpack_weights(Message(WEIGHTS, {"version": 1, "digest": weights_digest(junk)}, [junk]))
+
+
+def test_the_weights_digest_covers_every_chunk_and_the_length():
+    """SHA-256 of (length, each 4 MiB chunk's SHA-256): computed in parallel, checked here in sequence."""
     import hashlib
 
-    with pytest.raises(WireError, match="malformed"):
-        unpack_weights(Message(WEIGHTS, {"version": 1, "sha256": hashlib.sha256(junk).hexdigest()}, [junk]))
+    payload = bytes(range(256)) * (3 * DIGEST_CHUNK // 256 + 1000)  # three chunks and a bit
+    chunks = [payload[i : i + DIGEST_CHUNK] for i in range(0, len(payload), DIGEST_CHUNK)]
+    expected = hashlib.sha256(len(payload).to_bytes(8, "little")
+                              + b"".join(hashlib.sha256(c).digest() for c in chunks)).hexdigest()
+    assert len(chunks) == 4 and weights_digest(payload) == expected
+    for where in (0, DIGEST_CHUNK + 5, len(payload) - 1):  # one flipped bit in any chunk
+        damaged = bytearray(payload)
+        damaged[where] ^= 1
+        assert weights_digest(bytes(damaged)) != expected
+    assert weights_digest(payload[:-1]) != expected  # truncated
+    assert weights_digest(b"") != weights_digest(b"\0")

@@ -42,7 +42,7 @@ def _garbage(rng: np.random.Generator, i: int, name: str) -> list[bytes]:
         return [msgpack.packb({**head, "type": TRANSITIONS, "actor_id": "fz", "first_seq": 1, "last_seq": 3}),
                 b"one", b"two"]
     if kind == 8:
-        return [msgpack.packb({**head, "type": "weights", "version": 1})]  # missing sha256 / frame
+        return [msgpack.packb({**head, "type": "weights", "version": 1})]  # missing digest / frame
     return [msgpack.packb({**head, "type": "heartbeat", "time": 1.0})]  # valid, but no hello first
 
 
