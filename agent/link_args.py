@@ -16,7 +16,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--run", default="runs/edge", help="run directory")
     p.add_argument("--insecure", action="store_true",
                    help="allow plain-text TCP beyond loopback (warned about loudly)")
-    p.add_argument("--durability", default="fsync", choices=["fsync", "os-buffered", "none"])
+    p.add_argument("--durability", choices=["fsync-unacked", "fsync", "os-buffered", "none"],
+                   help="when a record is durable (default: the learner fsync, an actor's spool "
+                        "fsync-unacked)")
     return p
 
 

@@ -150,6 +150,12 @@ class ReplayCache:
         """Commit everything appended so far now, and wait until it is durable."""
         return self.log.flush(timeout)
 
+    def sync_from(self, offset: int) -> int:
+        """fdatasync the segment files holding committed records at or after ``offset`` (for an
+        ``os-buffered`` cache that must make some records power-loss durable now); returns the
+        offset below which every committed record is synced. Raises ``OSError``."""
+        return self.log.sync_from(offset)
+
     @property
     def durable_offset(self) -> int:
         """Every record at an offset below this is durable."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from hal.errors import ConfigError
 from learners.cache.batch import MAX_BATCH_ROWS
+from learners.cache.config import DURABILITY_MODES
 from learners.link.security import CurveServer, check_plaintext_endpoint
 from learners.streamx.registry import algorithm_names
 
@@ -73,6 +74,10 @@ class LearnerConfig:
                 raise ConfigError(f"learner.{name} must be an integer >= {low}, got {value!r}")
         if not self.publish_every_ms > 0:
             raise ConfigError(f"learner.publish_every_ms must be > 0, got {self.publish_every_ms!r}")
+        if self.durability not in DURABILITY_MODES:
+            hint = " (that is an actor's spool mode)" if self.durability == "fsync-unacked" else ""
+            raise ConfigError(f"learner.durability must be one of {', '.join(DURABILITY_MODES)}, got "
+                              f"{self.durability!r}{hint}")
         if self.weights_dtype not in WEIGHTS_DTYPES:
             raise ConfigError(f"learner.weights_dtype must be one of {', '.join(WEIGHTS_DTYPES)}, "
                               f"got {self.weights_dtype!r}")

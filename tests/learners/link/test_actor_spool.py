@@ -158,3 +158,49 @@ def test_the_durable_floor_is_what_the_disk_holds_not_what_was_handed_out(tmp_pa
     reopened.raise_floor(5)  # what the actor saved with its state
     assert reopened.durable_seq() == 5 and reopened.next_seq() == 6
     reopened.close()
+
+
+def test_fsync_unacked_syncs_only_what_the_learner_is_slow_to_acknowledge(tmp_path, monkeypatch):
+    """The learner syncs before it acknowledges: a record acknowledged in time is never synced on
+    the actor's disk; one left unacknowledged past ``SYNC_AFTER_S`` is, once."""
+    import os
+    import time
+
+    from learners.link import spool as spool_module
+
+    synced: list[str] = []
+    real = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
+    spool = ActorSpool(tmp_path / "spool", "a", "fsync-unacked")
+    try:
+        _append(spool, [1, 2])
+        spool.acked(2)  # the learner kept up
+        time.sleep(spool_module.SYNC_AFTER_S + 0.1)
+        synced.clear()
+        spool.tend()
+        assert spool.syncs == 0 and not any(p.endswith("data.mdb") for p in synced)
+
+        offsets = _append(spool, [3, 4])
+        spool.tend()  # not overdue yet
+        assert spool.syncs == 0
+        time.sleep(spool_module.SYNC_AFTER_S + 0.1)
+        spool.tend()  # overdue and not acknowledged: synced to the actor's disk
+        assert spool.syncs == 1 and spool.synced_offset > offsets[-1]
+        assert any(p.startswith(str(tmp_path / "spool")) and p.endswith("data.mdb") for p in synced)
+        spool.tend()  # already synced: not again
+        assert spool.syncs == 1
+    finally:
+        spool.close()
+    reopened = ActorSpool(tmp_path / "spool", "a", "fsync-unacked")
+    assert reopened.last_seq == 4 and [(f, t) for f, t, _ in reopened.pending()] == [(3, 3), (4, 4)]
+    reopened.close()
+
+
+def test_an_unknown_spool_durability_is_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"fsync-unacked.*'sometimes'"):
+        ActorSpool(tmp_path / "spool", "a", "sometimes")
