@@ -1,11 +1,17 @@
 """The control loop under a slow policy, asynchronous against synchronous, in one run.
 
     python -m bench.loop [--quick] --json OUT
+    python -m bench.loop --vla [--with-learner] --hz 50 --hz 100 --ticks 10000 --json OUT
 
 A simulated MuJoCo robot (``sim-mujoco``, Hopper-v5, one physics step per command) ticks at 50 Hz
 driven by a policy that takes 60 ms per 25-action chunk and re-plans each chunk with a small
 offset. Reported per loop: deadline misses, tick jitter (p50/p99/max), holds, and the largest
 action jump at chunk joins (linear blending against naive switching).
+
+``--vla``: instead, the real thing: the VLA rill ships (``pretrained:tabletop-reach``) drives the
+simulated tabletop arm (camera frame rendered each tick) through the asynchronous loop, at each
+``--hz``. ``--with-learner``: meanwhile a learner process learns from an actor process streaming
+Hopper-v5 on the same machine, as in an embedded ``rill run``.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import argparse
 from bench.common import machine, print_table, write_json
 
 
-def run_loop(asynchronous: bool, blend: str, ticks: int, latency_s: float) -> dict:
+def run_loop(asynchronous: bool, blend: str, ticks: int, latency_s: float, hz: float = 50.0) -> dict:
     import torch
 
     from agent.loop import ControlLoop, LoopConfig
@@ -26,11 +32,75 @@ def run_loop(asynchronous: bool, blend: str, ticks: int, latency_s: float) -> di
     robot = MujocoRobot(
         "bench-hopper", MujocoRobotConfig(env_id="Hopper-v5", max_delta=None, watchdog_timeout_s=0.5)
     )
-    policy = ReplanningPolicy(robot.action_spec.dim, chunk_size=25, period_s=0.02, latency_s=latency_s)
-    loop = ControlLoop(robot, policy, LoopConfig(control_hz=50, asynchronous=asynchronous, blend=blend))
+    policy = ReplanningPolicy(robot.action_spec.dim, chunk_size=25, period_s=1.0 / hz, latency_s=latency_s)
+    loop = ControlLoop(robot, policy, LoopConfig(control_hz=hz, asynchronous=asynchronous, blend=blend))
     with robot:
         stats = loop.run(ticks=ticks)
     return stats.summary()
+
+
+def run_vla_loop(hz: float, ticks: int) -> dict:
+    """The shipped tabletop VLA driving the simulated arm through the asynchronous loop at ``hz``."""
+    import torch
+
+    from agent.loop import ControlLoop, LoopConfig
+    from policies.vla import VLAPolicy, load_vla
+    from sim.tabletop.robot import TabletopRobot, TabletopRobotConfig
+
+    torch.set_num_threads(1)
+    robot = TabletopRobot("bench-tabletop", TabletopRobotConfig(
+        task="reach", colors=["red", "blue", "yellow"], cameras=["front"], state="proprio", control_hz=hz,
+        real_time=False, max_delta=1.0, watchdog_timeout_s=1.0))
+    policy = VLAPolicy(load_vla("pretrained:tabletop-reach"))
+    loop = ControlLoop(robot, policy, LoopConfig(control_hz=hz, asynchronous=True, blend="linear"))
+    with robot:
+        stats = loop.run(ticks=ticks)
+    return stats.summary()
+
+
+class BusyLearner:
+    """A learner process and an actor process streaming Hopper-v5 into it, for a loop to run beside."""
+
+    def __enter__(self) -> BusyLearner:
+        import os
+        import socket
+        import subprocess
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        repo = Path(__file__).resolve().parents[1]
+        env = {**os.environ, "PYTHONPATH": str(repo)}
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.tmp = tempfile.mkdtemp(prefix="rill-bench-loop-")
+        cli = [sys.executable, "-m", "agent.cli"]
+        quiet = {"env": env, "cwd": repo, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.procs = [
+            subprocess.Popen([*cli, "learner", "--bind", f"tcp://127.0.0.1:{port}", "--run", self.tmp,
+                              "--env", "Hopper-v5"], **quiet),
+            subprocess.Popen([*cli, "actor", "--learner", f"tcp://127.0.0.1:{port}", "--actor-id", "busy",
+                              "--run", self.tmp, "--env", "Hopper-v5"], **quiet),
+        ]
+        import time
+
+        time.sleep(5.0)  # both started and streaming
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import shutil
+        import subprocess
+
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def tiny_vla_latency(calls: int) -> dict:
@@ -52,8 +122,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json")
     parser.add_argument("--latency-ms", type=float, default=60.0)
+    parser.add_argument("--vla", action="store_true", help="the shipped VLA on the tabletop arm")
+    parser.add_argument("--with-learner", action="store_true", help="a busy learner on the same machine")
+    parser.add_argument("--hz", type=float, action="append", help="control rates (--vla; default 50)")
+    parser.add_argument("--ticks", type=int, help="ticks per loop (default 1500, --quick 150)")
     args = parser.parse_args(argv)
-    ticks = 150 if args.quick else 1500
+    if args.vla or args.with_learner:
+        return vla_main(args)
+    ticks = args.ticks or (150 if args.quick else 1500)
     lat = args.latency_ms / 1e3
     results = {
         "async_blend": run_loop(True, "linear", ticks, lat),
@@ -83,6 +159,30 @@ def main(argv: list[str] | None = None) -> dict:
         ["median ms", "p99 ms", "calls"],
         [[vla["median_ms"], vla["p99_ms"], vla["calls"]]],
     )
+    write_json(args.json, {**results, "_meta": {"quick": args.quick, "ticks": ticks, **machine()}})
+    return results
+
+
+COLUMNS = ["ticks", "deadline_misses", "holds", "jitter_p50_ms", "jitter_p99_ms", "jitter_max_ms",
+           "inference_p50_ms"]
+
+
+def vla_main(args) -> dict:
+    from contextlib import nullcontext
+
+    ticks = args.ticks or (150 if args.quick else 1500)
+    results = {}
+    with BusyLearner() if args.with_learner else nullcontext():
+        for hz in args.hz or [50.0]:
+            name = f"{'vla' if args.vla else 'replanning'}_{hz:g}hz"
+            name += "_with_learner" if args.with_learner else ""
+            if args.vla:
+                results[name] = run_vla_loop(hz, ticks)
+            else:
+                results[name] = run_loop(True, "linear", ticks, args.latency_ms / 1e3, hz)
+    rows = [[name, *[r[c] if isinstance(r[c], int) else f"{r[c]:.3f}" for c in COLUMNS]]
+            for name, r in results.items()]
+    print_table("asynchronous loop, linear blending", ["loop", *COLUMNS], rows)
     write_json(args.json, {**results, "_meta": {"quick": args.quick, "ticks": ticks, **machine()}})
     return results
 
