@@ -99,7 +99,7 @@ def cmd_actor(args: argparse.Namespace) -> int:
         learner=args.learner, env=args.env, actor_id=args.actor_id, run_dir=Path(args.run), algo=args.algo,
         hyper=parse_overrides(args.hp or []), seed=args.seed, steps=args.steps, control_hz=args.control_hz,
         curve=CurveClient(args.curve_secret, args.learner_key) if args.curve_secret else None,
-        insecure=args.insecure, durability=args.durability or "fsync-unacked", max_lag=args.max_lag,
+        insecure=args.insecure, durability=args.durability or "fsync", max_lag=args.max_lag,
     )
     keyboard, keys = _keyboard(args), None
     _sigterm_as_interrupt()

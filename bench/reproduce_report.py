@@ -66,7 +66,9 @@ def learning_curve(steps: np.ndarray, returns: np.ndarray, grid: np.ndarray, win
 
 
 def final_return(steps: np.ndarray, returns: np.ndarray, total: int, window: int) -> float:
-    mask = steps > total - window
+    """Mean return of the episodes that ended in ``(total - window, total]`` (a longer run is
+    read at ``total``, as if it had stopped there)."""
+    mask = (steps > total - window) & (steps <= total)
     return float(returns[mask].mean()) if mask.any() else float("nan")
 
 

@@ -11,7 +11,7 @@ from hal.errors import ConfigError
 from learners.link.security import CurveClient
 from learners.link.wire import check_actor_id
 
-DURABILITY = ("fsync-unacked", "fsync", "os-buffered", "none")  # the spool's
+DURABILITY = ("fsync", "fsync-unacked", "os-buffered", "none")  # the spool's
 
 
 @dataclass
@@ -26,7 +26,7 @@ class LearnerClientConfig:
     insecure: bool = False
     curve_secret: str = ""
     learner_key: str = ""
-    durability: str = "fsync-unacked"
+    durability: str = "fsync"
     # transitions carry the camera frames and the instruction too (the learner's cache keeps them,
     # for training a reward model on operator-labelled episodes)
     keep_images: bool = False

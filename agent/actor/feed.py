@@ -32,7 +32,7 @@ class LearnerFeed:
     """The link of actor ``actor_id`` (spool and episode log in ``directory``) feeding ``policy``."""
 
     def __init__(self, directory: Path, actor_id: str, learner: str, spec: dict[str, Any], policy: Policy, *,
-                 curve: CurveClient | None = None, insecure: bool = False, durability: str = "fsync-unacked",
+                 curve: CurveClient | None = None, insecure: bool = False, durability: str = "fsync",
                  spool_keep_bytes: int | None = KEEP_BYTES, spool_segment_bytes: int = SEGMENT_BYTES) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -73,7 +73,23 @@ def load_reference(code: str | Path):
             raise ReferenceCodeError(f"reference code {root}/stream_ac_continuous.py: no {name}")
     if Path(module.__file__).resolve().parent != root:
         raise ReferenceCodeError(f"stream_ac_continuous was imported from {module.__file__}, not {root}")
+    _check_one_update(module, root)
     return module
+
+
+def _check_one_update(module, root: Path) -> None:
+    """One update of a tiny agent, so a checkout that cannot run here fails now, by name."""
+    state = torch.get_rng_state()
+    try:
+        agent = module.StreamAC(n_obs=3, n_actions=1, hidden_size=4)
+        s = np.zeros(3, np.float32)
+        agent.update_params(s, agent.sample_action(s), 1.0, s, False, DEFAULTS["entropy_coeff"])
+    except TypeError as e:
+        raise ReferenceCodeError(
+            f"reference code {root}: one update fails ({e}); with torch 2.x, ObGD.step in optim.py must "
+            "read p.data.add_(delta * e, alpha=-step_size) (bench/reference/README.md)") from e
+    finally:
+        torch.set_rng_state(state)  # the check leaves the run's random stream as it found it
 
 
 def make_env_and_agent(ref, env_name: str, seed: int):
@@ -166,8 +182,9 @@ def _episode_return(info) -> tuple[float, int]:
 def train(spec: ReferenceRun) -> dict:
     """Run (or resume, or find finished) one reference run; returns its ``summary.json``."""
     from agent.actor.episodes import EpisodeLog, EpisodeRecord
-    from learners.checkpoint import CheckpointStore
+    from learners.checkpoint import CheckpointStore, atomic_write_bytes
 
+    torch.set_num_threads(1)  # as rill's runs: one thread each, so the rates compare
     run = Path(spec.run_dir)
     summary_file = run / "summary.json"
     if summary_file.exists():
@@ -200,6 +217,7 @@ def train(spec: ReferenceRun) -> dict:
         episodes = EpisodeLog(run / "metrics" / "episodes.csv", resume_step=step)
         s, _ = env.reset()
         log.info("%s: resumed from %s at step %d", run, name, step)
+    resumed_at = step
     entropy = DEFAULTS["entropy_coeff"]
     last_checkpoint, started, start_step = step, time.monotonic(), step
     try:
@@ -226,8 +244,9 @@ def train(spec: ReferenceRun) -> dict:
         episodes.close()
     elapsed = time.monotonic() - started
     summary = {"env": spec.env, "seed": spec.seed, "steps": step, "episodes": episode,
-               "steps_per_s": (step - start_step) / max(elapsed, 1e-9), "update_path": "reference"}
-    summary_file.write_text(json.dumps(summary, indent=1))
+               "steps_per_s": (step - start_step) / max(elapsed, 1e-9), "update_path": "reference",
+               "resumed_at": resumed_at}
+    atomic_write_bytes(summary_file, json.dumps(summary, indent=1).encode())
     return summary
 
 

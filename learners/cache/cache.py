@@ -152,8 +152,9 @@ class ReplayCache:
 
     def sync_from(self, offset: int) -> int:
         """fdatasync the segment files holding committed records at or after ``offset`` (for an
-        ``os-buffered`` cache that must make some records power-loss durable now); returns the
-        offset below which every committed record is synced. Raises ``OSError``."""
+        ``os-buffered`` cache that must make some records power-loss durable now); returns the end
+        of what was committed when it began (everything below it is synced if what lies before
+        ``offset`` was). Raises ``OSError``."""
         return self.log.sync_from(offset)
 
     @property

@@ -289,7 +289,8 @@ class SegmentedLog(GroupCommitter):
     def sync_from(self, offset: int) -> int:
         """Make every committed record at or after ``offset`` durable against power loss now (for a
         cache that does not sync each commit): fdatasync each segment file holding one. Returns
-        the offset below which everything committed is synced. Raises ``OSError``."""
+        the end of what was committed when it began: with the records before ``offset`` synced
+        already, everything below it is then synced. Raises ``OSError``."""
         end = self._durable_end  # committed; a record committed after this may not be covered
         for segment in self.segments():
             if segment.base > end or segment.end <= offset or segment.deleted:

@@ -6,15 +6,18 @@ The spool owns everything about an actor's records between the batcher and the l
   the actor's state), and the learner's own count when it says it holds more (a lost spool) all
   bound the next one (``next_seq``) from below, so a number is never reused;
 - **appends**: a closed batch (``append``) becomes one batch record, queued to send;
-- **durability**: a record is offered to the link only once it is durable, so a restarted actor
-  never reuses a sequence number the learner has seen. ``fsync-unacked`` (the actors' default)
-  commits records to the OS without a sync, which a crash of the actor's process does not lose,
-  and syncs them to the robot's disk only when the learner has not acknowledged them within
-  ``SYNC_AFTER_S`` (checked by ``tend``, twice a second): the learner syncs every record before it
-  acknowledges it, so while it keeps up each transition reaches a disk once, not twice; while it
-  lags or the link is down, the robot's disk holds what it lacks within about a second. A power
-  cut on the robot can lose only transitions the learner never acknowledged, from that last
-  second, and a restarted actor continues after the learner's count (below), never reusing one;
+- **durability**: with ``fsync`` (the default) a record is offered to the link only once it is
+  synced, so whatever the learner holds a restarted actor holds too, through a power cut, and
+  never reuses a sequence number the learner has seen. ``fsync-unacked`` (opt-in) trades that for
+  throughput on a robot whose transitions are large (camera frames): records are committed to
+  the OS without a sync, which a crash of the actor's process does not lose, and synced to the
+  robot's disk only once the learner has left them unacknowledged for ``SYNC_AFTER_S`` (checked
+  by ``tend``, twice a second); the learner syncs every record before it acknowledges it, so
+  while it keeps up each transition reaches a disk once, not twice. What a power cut on the robot
+  can then cost: the records of the last second or so that the learner never acknowledged; and
+  sequence numbers the learner received in that second may be handed out again by the restarted
+  actor before the learner's welcome arrives, and the learner drops those new transitions as
+  duplicates. ``durable_seq`` counts only synced records in this mode;
 - **acknowledgements**: the link says how far the learner holds this actor's stream (``acked``,
   ``learner_holds``); ``commit_acked`` makes that position durable (the ``acked`` consumer), so a
   restart resends only the rest;
@@ -57,7 +60,7 @@ ACKED = "acked"  # the consumer whose committed position is "the learner holds a
 ROOM_EVERY_S = 1.0  # while the disk refuses writes: how often acknowledged segments are trimmed
 FULL_LOG_EVERY_S = 10.0  # while the disk refuses writes: how often that is logged again
 SYNC_AFTER_S = 0.5  # fsync-unacked: records unacknowledged this long are synced to the robot's disk
-SPOOL_DURABILITY = ("fsync-unacked", "fsync", "os-buffered", "none")
+SPOOL_DURABILITY = ("fsync", "fsync-unacked", "os-buffered", "none")
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +174,9 @@ class ActorSpool:
     def durable_seq(self) -> int:
         """The highest sequence number this spool holds durably or the learner holds: a floor a
         restarted actor may continue after (the last one handed out may never have reached the
-        disk, and continuing past it would leave a gap the learner waits on forever)."""
-        durable = self.cache.durable_offset
+        disk, and continuing past it would leave a gap the learner waits on forever). With
+        ``fsync-unacked`` only synced records count: committed ones may not survive a power cut."""
+        durable = self.synced_offset if self.sync_unacked else self.cache.durable_offset
         with self._lock:
             best = max(self.acked_seq, self.learner_seq, self._opened_seq)
             for queue in (self._inflight, self._unsent):

@@ -43,7 +43,7 @@ class TransitionStream:
         *,
         curve: CurveClient | None = None,
         insecure: bool = False,
-        durability: str = "fsync-unacked",
+        durability: str = "fsync",
         spool_keep_bytes: int | None = KEEP_BYTES,
         spool_segment_bytes: int = SEGMENT_BYTES,
     ) -> None:

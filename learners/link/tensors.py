@@ -3,10 +3,10 @@
 The bytes are a standard safetensors file (an 8-byte little-endian header length, a JSON header
 naming each tensor's dtype, shape and data offsets, padded to 8 bytes, then the tensors' bytes),
 so ``safetensors.torch.load`` reads what :func:`encode` writes and :func:`decode` reads what the
-library writes (``tests/learners/link/test_tensors.py``). The library's own ``save`` copies every
-tensor twice and ``load`` once more; on a 10M-parameter network that is 40 and 23 ms of the
-publish-to-loaded time (``python -m bench.link``, weights section, which measures both codecs),
-where :func:`encode` takes one copy and :func:`decode` returns views of the received frame.
+library writes (``tests/learners/link/test_tensors.py``). On a 10M-parameter network the library's
+``save`` took 43-54 ms here and its ``load`` (of the bytes a frame must first be copied into)
+27-48 ms, against about 21 ms for :func:`encode` (one copy) and nothing for :func:`decode` (views
+of the received frame): ``python -m bench.link``, weights codec table.
 Decoding trusts nothing: a header that is not one, an unknown dtype, offsets outside the data,
 overlapping or leaving gaps raise :class:`TensorsFormatError` naming the problem.
 """
@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 MAX_HEADER = 100 * 1024 * 1024  # the library's own limit
+MAX_DIMS, MAX_DIM = 64, 2**48  # past these a "shape" cannot describe bytes anyone sent
 _DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
@@ -70,8 +71,8 @@ def decode(buffer: Any) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise TensorsFormatError(f"header length {n} does not fit the {len(view)} bytes received")
     try:
         header = json.loads(bytes(view[8 : 8 + n]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TensorsFormatError(f"header is not JSON ({e})") from e
+    except (ValueError, RecursionError) as e:  # (bad UTF-8, bad JSON, a number past int's limit)
+        raise TensorsFormatError(f"header is not JSON ({type(e).__name__}: {str(e)[:200]})") from e
     if not isinstance(header, dict):
         raise TensorsFormatError("header is not a JSON object")
     metadata = header.pop("__metadata__", None) or {}
@@ -80,15 +81,23 @@ def decode(buffer: Any) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     data = view[8 + n :]
     spans, tensors = [], {}
     for name, info in header.items():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise TensorsFormatError(f"tensor name {name!r} is not valid UTF-8") from e
         dtype, shape, begin, end = _entry(name, info, len(data))
         spans.append((begin, end, name))
-        count = math.prod(shape)
-        if count == 0:
-            tensors[name] = torch.empty(shape, dtype=dtype)
+        if begin == end:
+            try:
+                tensors[name] = torch.empty(shape, dtype=dtype)
+            except (RuntimeError, TypeError, ValueError) as e:  # e.g. strides past int64
+                raise TensorsFormatError(f"tensor {name!r}: shape {str(shape)[:200]} ({e})") from e
             continue
         with warnings.catch_warnings():  # a read-only buffer: the views are documented read-only
             warnings.simplefilter("ignore", UserWarning)
             flat = torch.frombuffer(data, dtype=torch.uint8, count=end - begin, offset=begin)
+        if flat.data_ptr() % flat.new_empty((), dtype=dtype).element_size():
+            flat = flat.clone()  # not aligned for its dtype (a header not padded to 8): a copy is
         tensors[name] = flat.view(dtype).reshape(shape)
     position = 0
     for begin, end, name in sorted(spans):
@@ -104,12 +113,14 @@ def decode(buffer: Any) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 def _entry(name: str, info: Any, data_len: int) -> tuple[torch.dtype, list[int], int, int]:
     if not isinstance(info, dict):
         raise TensorsFormatError(f"tensor {name!r}: entry is not an object")
-    dtype = _DTYPES.get(info.get("dtype"))
+    name_of_dtype = info.get("dtype")
+    dtype = _DTYPES.get(name_of_dtype) if isinstance(name_of_dtype, str) else None
     if dtype is None:
-        raise TensorsFormatError(f"tensor {name!r}: unknown dtype {info.get('dtype')!r}")
+        raise TensorsFormatError(f"tensor {name!r}: unknown dtype {str(name_of_dtype)[:50]!r}")
     shape, offsets = info.get("shape"), info.get("data_offsets")
-    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise TensorsFormatError(f"tensor {name!r}: shape {shape!r} is not a list of sizes")
+    if (not isinstance(shape, list) or len(shape) > MAX_DIMS
+            or not all(type(d) is int and 0 <= d <= MAX_DIM for d in shape)):
+        raise TensorsFormatError(f"tensor {name!r}: shape {str(shape)[:200]} is not a list of sizes")
     if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
             or not 0 <= offsets[0] <= offsets[1] <= data_len):
         raise TensorsFormatError(f"tensor {name!r}: data_offsets {offsets!r} outside the {data_len} "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,22 +184,24 @@ def _check_frames(kind: str, fields: dict[str, Any], bulk: list[Any], limits: Wi
 # -- weights -------------------------------------------------------------------------------------
 DIGEST_CHUNK = 4 << 20
 _digest_pool = None
+_digest_pool_lock = threading.Lock()
 
 
 def weights_digest(payload: Any) -> str:
     """The checksum weights travel with: SHA-256 of (the payload's length, then the SHA-256 of each
     4 MiB chunk in order). The chunks are hashed on a small thread pool (hashlib lets go of the
-    GIL), so a 40 MB payload is checked in about half the time of one SHA-256 on two cores."""
+    GIL): on two cores a 40 MB payload takes 12-16 ms against 22 for one SHA-256 (``bench.link``)."""
     global _digest_pool
     view = memoryview(payload).cast("B")
     chunks = [view[i : i + DIGEST_CHUNK] for i in range(0, len(view), DIGEST_CHUNK)]
     if len(chunks) > 1:
-        if _digest_pool is None:
-            import os
-            from concurrent.futures import ThreadPoolExecutor
+        with _digest_pool_lock:
+            if _digest_pool is None:
+                import os
+                from concurrent.futures import ThreadPoolExecutor
 
-            _digest_pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
-                                              thread_name_prefix="rill-digest")
+                _digest_pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
+                                                  thread_name_prefix="rill-digest")
         digests = list(_digest_pool.map(lambda c: hashlib.sha256(c).digest(), chunks))
     else:
         digests = [hashlib.sha256(c).digest() for c in chunks]
@@ -228,7 +231,8 @@ def unpack_weights(msg: Message, expected_keys: dict[str, tuple[int, ...]] | Non
                                         "truncated in transit)")
     try:
         state, _ = decode(frame)
-    except TensorsFormatError as e:
+    except (TensorsFormatError, ValueError, TypeError, RuntimeError, RecursionError) as e:
+        # (decode names what it finds; the rest is a net: a frame never takes the link down)
         raise WireError("malformed", f"weights v{msg.fields['version']}: not safetensors ({e})") from e
     if expected_keys is not None:
         got = {k: tuple(v.shape) for k, v in state.items()}

@@ -32,8 +32,9 @@ class WeightPublisher:
         import torch
 
         self.algo, self.weights = algo, weights
-        self.dtype = getattr(torch, dtype)  # floating-point weights travel in this dtype
-        self._range_warned = False
+        # floating-point weights travel in this dtype (None: as they are)
+        self.dtype = None if dtype == "float32" else getattr(torch, dtype)
+        self.range_fallbacks = 0  # publications sent as float32: a weight past ``dtype``'s range
         self.every_updates, self.every_ms = every_updates, every_ms
         self.version = version  # of the weights published last (the last good ones)
         self._last_publish = time.monotonic()
@@ -51,14 +52,16 @@ class WeightPublisher:
         self._last_publish = time.monotonic()
         self._published_at = self.algo.updates
         bad = nonfinite_weights(decode(blob)[0])
-        if bad and not nonfinite_weights(state):
-            # Finite weights past the wire dtype's range: ship these exactly rather than not at all.
-            if not self._range_warned:
-                log.warning("learner: weights after update %d exceed %s's range in %s; publishing them "
-                            "as float32", self.algo.updates, self.dtype, name_some(bad))
-                self._range_warned = True
-            fields, blob = pack_weights(state, self.algo.updates)
-            bad = []
+        if bad and self.dtype is not None:
+            original = nonfinite_weights(state)
+            if not original:  # finite weights past the wire dtype's range: ship these exactly
+                self.range_fallbacks += 1
+                if self.range_fallbacks == 1 or self.range_fallbacks % 100 == 0:
+                    log.warning("learner: weights after update %d exceed %s's range in %s; published as "
+                                "float32 (%d times so far)", self.algo.updates, self.dtype, name_some(bad),
+                                self.range_fallbacks)
+                fields, blob = pack_weights(state, self.algo.updates)
+            bad = original
         if bad:
             self.refused += 1
             if bad != self.nonfinite:
@@ -72,6 +75,8 @@ class WeightPublisher:
         return True
 
     def _on_the_wire(self, state: dict) -> dict:
+        if self.dtype is None:
+            return state
         return {k: v.to(self.dtype) if v.is_floating_point() and v.dtype != self.dtype else v
                 for k, v in state.items()}
 

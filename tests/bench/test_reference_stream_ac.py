@@ -58,6 +58,8 @@ def test_an_interrupted_run_resumes_to_the_same_episodes(tmp_path):
     assert list((interrupted / "checkpoints").glob("step_*"))
     (interrupted / "summary.json").unlink()  # the run is asked for more steps, as a longer budget would
     run("interrupted", 3000)
+    resumed_at = json.loads((interrupted / "summary.json").read_text())["resumed_at"]
+    assert 400 <= resumed_at <= 1500  # it went on from its last checkpoint, not from step 0
 
     def rows(path: Path) -> list[tuple]:
         found = read_episodes(path / "metrics" / "episodes.csv")
@@ -66,4 +68,4 @@ def test_an_interrupted_run_resumes_to_the_same_episodes(tmp_path):
     assert len(rows(straight)) > 20
     assert rows(interrupted) == rows(straight)
     summary = json.loads((straight / "summary.json").read_text())
-    assert summary["steps"] == 3000 and summary["update_path"] == "reference"
+    assert summary["steps"] == 3000 and summary["update_path"] == "reference" and summary["resumed_at"] == 0

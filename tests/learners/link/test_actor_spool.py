@@ -188,9 +188,10 @@ def test_fsync_unacked_syncs_only_what_the_learner_is_slow_to_acknowledge(tmp_pa
         offsets = _append(spool, [3, 4])
         spool.tend()  # not overdue yet
         assert spool.syncs == 0
+        assert spool.durable_seq() == 2  # 3 and 4 are committed, not synced: not yet a floor
         time.sleep(spool_module.SYNC_AFTER_S + 0.1)
         spool.tend()  # overdue and not acknowledged: synced to the actor's disk
-        assert spool.syncs == 1 and spool.synced_offset > offsets[-1]
+        assert spool.syncs == 1 and spool.synced_offset > offsets[-1] and spool.durable_seq() == 4
         assert any(p.startswith(str(tmp_path / "spool")) and p.endswith("data.mdb") for p in synced)
         spool.tend()  # already synced: not again
         assert spool.syncs == 1

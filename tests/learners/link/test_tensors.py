@@ -54,7 +54,7 @@ def test_encode_snapshots_and_decode_shares_the_buffer():
     assert view["w"][-1].item() == 5.0
 
 
-def _f32(name: str, shape: list[int], offsets: list[int], dtype: str = "F32") -> dict:
+def _f32(name: str, shape: list[int], offsets: list[int], dtype: object = "F32") -> dict:
     return {name: {"dtype": dtype, "shape": shape, "data_offsets": offsets}}
 
 
@@ -78,11 +78,25 @@ def _with_header(header: dict, data: bytes) -> bytes:
         (_with_header(_f32("a", [1], [4, 8]), b"\0" * 8), "gap"),
         (_with_header(_f32("a", [1], [0, 4]), b"\0" * 8), "after the last"),
         (_with_header({"__metadata__": {"k": 1}}, b""), "__metadata__"),
+        (_with_header(_f32("w", [1], [0, 4], dtype=[1]), b"\0" * 4), "unknown dtype"),
+        (_with_header(_f32("w", [1], [0, 4], dtype={}), b"\0" * 4), "unknown dtype"),
+        (_with_header(_f32("w", [0, 2**70], [0, 0]), b""), "shape"),
+        (_with_header(_f32("w", [0, 2**47, 2**47, 2**47], [0, 0]), b""), "shape"),
+        (struct.pack("<Q", 100_000) + b"[" * 100_000, "not JSON"),
+        (struct.pack("<Q", 5000) + b"1" * 5000, "not JSON"),
+        (_with_header(_f32("\udc80", [1], [0, 4]), b"\0" * 4), "UTF-8"),
     ],
 )
 def test_damaged_payloads_are_refused_by_name(blob, words):
     with pytest.raises(TensorsFormatError, match=words):
         decode(blob)
+
+
+def test_a_header_not_padded_to_8_bytes_still_gives_aligned_tensors():
+    raw = json.dumps(_f32("w", [3], [0, 12])).encode()
+    raw += b" " * ((-len(raw) % 8) + 2)  # 8-aligned plus 2: the data starts misaligned for float32
+    got, _ = decode(struct.pack("<Q", len(raw)) + raw + struct.pack("<3f", 1.0, 2.0, 3.0))
+    assert got["w"].tolist() == [1.0, 2.0, 3.0] and got["w"].data_ptr() % 4 == 0
 
 
 def test_all_finite_finds_nan_and_infinity_and_is_not_fooled_by_an_overflowing_sum():
