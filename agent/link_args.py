@@ -16,8 +16,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--run", default="runs/edge", help="run directory")
     p.add_argument("--insecure", action="store_true",
                    help="allow plain-text TCP beyond loopback (warned about loudly)")
-    p.add_argument("--durability", choices=["fsync", "fsync-unacked", "os-buffered", "none"],
-                   help="when a record is durable (default fsync; fsync-unacked: an actor's spool only)")
+    p.add_argument("--durability", default="fsync", choices=["fsync", "os-buffered", "none"])
     return p
 
 

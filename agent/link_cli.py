@@ -47,7 +47,7 @@ def cmd_learner(args: argparse.Namespace) -> int:
         weights_dtype=args.weights_dtype,
         importance_clip=None if args.no_importance else args.importance_clip, insecure=args.insecure,
         curve=CurveServer(args.curve_secret, args.allow_keys) if args.curve_secret else None,
-        durability=args.durability or "fsync",
+        durability=args.durability,
         retention_bytes=None if args.keep_gb is None else int(args.keep_gb * 1e9),
         retention_age_s=None if args.keep_days is None else args.keep_days * 86400.0,
         **layout,
@@ -99,7 +99,7 @@ def cmd_actor(args: argparse.Namespace) -> int:
         learner=args.learner, env=args.env, actor_id=args.actor_id, run_dir=Path(args.run), algo=args.algo,
         hyper=parse_overrides(args.hp or []), seed=args.seed, steps=args.steps, control_hz=args.control_hz,
         curve=CurveClient(args.curve_secret, args.learner_key) if args.curve_secret else None,
-        insecure=args.insecure, durability=args.durability or "fsync", max_lag=args.max_lag,
+        insecure=args.insecure, durability=args.durability, max_lag=args.max_lag,
     )
     keyboard, keys = _keyboard(args), None
     _sigterm_as_interrupt()

@@ -4,15 +4,13 @@
 
 1. Acknowledged, durable transitions/s actor -> learner (state-sized ~300 B and image-sized
    96x96x3 transitions, built before the clock starts): a real actor side (column batches,
-   local spool, link thread) against a learner ingest process (decode and check every batch,
-   append it to its fsync'd cache, ack once durable). The spool runs at the actors' default,
-   ``fsync`` (every group synced on the actor's disk too), and at the opt-in ``fsync-unacked``
-   (synced only what the learner is slow to acknowledge). Next to it, raw ZeroMQ moving
+   local fsync'd spool, link thread) against a learner ingest process (decode and check every
+   batch, append it to its fsync'd cache, ack once durable). Next to it, raw ZeroMQ moving
    precomputed bytes with no encoding, no checks and no disk, two ways: each transition's own
    record as a frame, 1024 frames a message (what shipping transitions one by one costs the
    transport), and the actor's own batch bytes, one frame a message (the bandwidth ceiling).
-   With an ``fsync`` spool, on one machine, every transition is written durably twice (the
-   actor's spool, the learner's cache) to the same disk; across machines each side has its own.
+   On one machine every transition is also written durably twice (the actor's spool, the
+   learner's cache) to the same disk; across machines each side has a disk of its own.
 2. Weight delivery latency for a 10M-parameter head: publish -> loaded into the actor's network,
    in float32 (exact) and float16 (``weights_dtype``); next to it, what the weights codec costs
    against the safetensors library (encode vs ``save``, decode vs ``load``, the chunked digest vs
@@ -123,10 +121,9 @@ def _transitions(n: int, image: bool) -> list:
     return [_record(seq, image) for seq in range(1, n + 1)]
 
 
-def link_throughput(transitions: list, tmp: Path, spool_durability: str = "fsync") -> float:
+def link_throughput(transitions: list, tmp: Path) -> float:
     """Acked durable transitions/s through the real actor side (``TransitionStream``: batch encode,
-    spool, link thread) into a learner ingest process (fsync'd cache). The spool at the actors'
-    default, ``fsync``, or as given."""
+    fsync'd spool, link thread) into a learner ingest process."""
     from learners.link.stream import TransitionStream
 
     n = len(transitions)
@@ -136,7 +133,7 @@ def link_throughput(transitions: list, tmp: Path, spool_durability: str = "fsync
     proc = _spawn(_serve_ingest, endpoint, str(run))
     spec = {"obs_dim": 12, "action_dim": 3, "n_actions": None, "algo": "stream-ac"}
     stream = TransitionStream(tmp / f"actor-{'img' if image else 'state'}", "bench", endpoint, spec, {},
-                              durability=spool_durability).start()
+                              durability="fsync").start()
     link = stream.link
     try:
         while not link.connected:
@@ -365,11 +362,8 @@ def main(argv: list[str] | None = None) -> dict:
             raw = raw_zmq_throughput(transitions, "record")
             raw_batch = raw_zmq_throughput(transitions, "batch")
             link = link_throughput(transitions, tmp)
-            unacked = link_throughput(transitions, tmp / "fsync-unacked-spool", "fsync-unacked")
             results[f"{name}_transitions"] = {
                 "acked_durable_per_s": round(link, 1),
-                "acked_durable_per_s_fsync_unacked_spool": round(unacked, 1),
-                "ratio_fsync_unacked_spool": round(unacked / raw, 4),
                 "raw_zmq_per_s": round(raw, 1),
                 "ratio": round(link / raw, 4),
                 "raw_zmq_batch_frames_per_s": round(raw_batch, 1),
@@ -394,14 +388,13 @@ def main(argv: list[str] | None = None) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = [
         [k, v["acked_durable_per_s"], v["raw_zmq_per_s"], f"{100 * v['ratio']:.1f}%",
-         f"{100 * v['ratio_fsync_unacked_spool']:.1f}%",
          v["raw_zmq_batch_frames_per_s"], f"{100 * v['ratio_to_batch_frames']:.1f}%"]
         for k, v in results.items()
         if k.endswith("_transitions")
     ]
     print_table("actor -> learner, loopback",
                 ["records", "acked durable/s", "raw ZeroMQ/s (record frames)", "ratio",
-                 "ratio, fsync-unacked spool", "raw ZeroMQ/s (batch frames)", "ratio"], rows)
+                 "raw ZeroMQ/s (batch frames)", "ratio"], rows)
     print_table(
         "weights, 10M parameters, publish -> loaded", ["dtype", "min ms", "median ms", "max ms"],
         [[w["dtype"], w["latency_ms_min"], w["latency_ms_median"], w["latency_ms_max"]]

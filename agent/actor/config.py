@@ -11,7 +11,7 @@ from hal.errors import ConfigError
 from learners.link.security import CurveClient
 from learners.link.wire import check_actor_id
 
-DURABILITY = ("fsync", "fsync-unacked", "os-buffered", "none")  # the spool's
+DURABILITY = ("fsync", "os-buffered", "none")
 
 
 @dataclass

@@ -55,7 +55,7 @@ class ActorConfig:
     control_hz: float | None = None  # pace the loop like a real robot; None: as fast as it goes
     curve: CurveClient | None = None
     insecure: bool = False
-    durability: str = "fsync"  # the spool's (learners.link.spool)
+    durability: str = "fsync"
     state_every: int = 1_000  # normalizer statistics and counters, a few KB
     # Simulation only: wait while more than this many of our transitions are not yet learned
     # from, so a simulator faster than the learner does not run ahead on stale weights. A real

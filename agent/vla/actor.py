@@ -52,7 +52,7 @@ class VLAActorConfig:
     save_every_s: float = 30.0  # actors/<id>/policy/ is rewritten at an episode end this often
     curve: CurveClient | None = None
     insecure: bool = False
-    durability: str = "fsync"  # the spool's (learners.link.spool)
+    durability: str = "fsync"
 
     def __post_init__(self) -> None:
         if type(self.chunk_size) is not int or self.chunk_size < MIN_CHUNK:

@@ -150,13 +150,6 @@ class ReplayCache:
         """Commit everything appended so far now, and wait until it is durable."""
         return self.log.flush(timeout)
 
-    def sync_from(self, offset: int) -> int:
-        """fdatasync the segment files holding committed records at or after ``offset`` (for an
-        ``os-buffered`` cache that must make some records power-loss durable now); returns the end
-        of what was committed when it began (everything below it is synced if what lies before
-        ``offset`` was). Raises ``OSError``."""
-        return self.log.sync_from(offset)
-
     @property
     def durable_offset(self) -> int:
         """Every record at an offset below this is durable."""

@@ -286,22 +286,6 @@ class SegmentedLog(GroupCommitter):
                 return segment.offset_at(count - 1)
         return -1
 
-    def sync_from(self, offset: int) -> int:
-        """Make every committed record at or after ``offset`` durable against power loss now (for a
-        cache that does not sync each commit): fdatasync each segment file holding one. Returns
-        the end of what was committed when it began: with the records before ``offset`` synced
-        already, everything below it is then synced. Raises ``OSError``."""
-        end = self._durable_end  # committed; a record committed after this may not be covered
-        for segment in self.segments():
-            if segment.base > end or segment.end <= offset or segment.deleted:
-                continue
-            fd = os.open(segment.data_path, os.O_RDONLY)
-            try:
-                os.fdatasync(fd)
-            finally:
-                os.close(fd)
-        return end
-
     # ------------------------------------------------------------------ reading
 
     def segments(self) -> list[Segment]:

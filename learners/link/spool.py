@@ -6,18 +6,8 @@ The spool owns everything about an actor's records between the batcher and the l
   the actor's state), and the learner's own count when it says it holds more (a lost spool) all
   bound the next one (``next_seq``) from below, so a number is never reused;
 - **appends**: a closed batch (``append``) becomes one batch record, queued to send;
-- **durability**: with ``fsync`` (the default) a record is offered to the link only once it is
-  synced, so whatever the learner holds a restarted actor holds too, through a power cut, and
-  never reuses a sequence number the learner has seen. ``fsync-unacked`` (opt-in) trades that for
-  throughput on a robot whose transitions are large (camera frames): records are committed to
-  the OS without a sync, which a crash of the actor's process does not lose, and synced to the
-  robot's disk only once the learner has left them unacknowledged for ``SYNC_AFTER_S`` (checked
-  by ``tend``, twice a second); the learner syncs every record before it acknowledges it, so
-  while it keeps up each transition reaches a disk once, not twice. What a power cut on the robot
-  can then cost: the records of the last second or so that the learner never acknowledged; and
-  sequence numbers the learner received in that second may be handed out again by the restarted
-  actor before the learner's welcome arrives, and the learner drops those new transitions as
-  duplicates. ``durable_seq`` counts only synced records in this mode;
+- **durability**: a record is offered to the link only once it is durable, so a restarted actor
+  never reuses a sequence number the learner has seen;
 - **acknowledgements**: the link says how far the learner holds this actor's stream (``acked``,
   ``learner_holds``); ``commit_acked`` makes that position durable (the ``acked`` consumer), so a
   restart resends only the rest;
@@ -59,8 +49,6 @@ TRIM_EVERY_S = 10.0  # how often acknowledged segments past ``keep_bytes`` are d
 ACKED = "acked"  # the consumer whose committed position is "the learner holds all before this"
 ROOM_EVERY_S = 1.0  # while the disk refuses writes: how often acknowledged segments are trimmed
 FULL_LOG_EVERY_S = 10.0  # while the disk refuses writes: how often that is logged again
-SYNC_AFTER_S = 0.5  # fsync-unacked: records unacknowledged this long are synced to the robot's disk
-SPOOL_DURABILITY = ("fsync", "fsync-unacked", "os-buffered", "none")
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +61,6 @@ class SpooledRecord(NamedTuple):
     last_seq: int
     offset: int
     payload: bytes | None
-    appended_at: float = 0.0  # time.monotonic() of the append; 0: found on disk at open
 
     @property
     def rows(self) -> int:
@@ -89,16 +76,8 @@ class ActorSpool:
 
     def __init__(self, path: Path, actor_id: str, durability: str, *, keep_bytes: int | None = KEEP_BYTES,
                  segment_bytes: int = SEGMENT_BYTES) -> None:
-        if durability not in SPOOL_DURABILITY:
-            raise ValueError(f"spool durability must be one of {', '.join(SPOOL_DURABILITY)}, "
-                             f"got {durability!r}")
-        self.sync_unacked = durability == "fsync-unacked"
-        config = CacheConfig(durability="os-buffered" if self.sync_unacked else durability,
-                             segment_bytes=segment_bytes, retention_bytes=keep_bytes)
+        config = CacheConfig(durability=durability, segment_bytes=segment_bytes, retention_bytes=keep_bytes)
         self.path, self.actor_id = Path(path), actor_id
-        self.synced_offset = 0  # fsync-unacked: every record below this offset is synced
-        self.syncs = 0  # fsync-unacked: syncs made for records the learner was slow to acknowledge
-        self._sync_error: str | None = None
         self.cache = ReplayCache(self.path, config)
         self.appended = Wakeup()  # set on every append: the link waits on it in its poller
         # Records move between these two queues (and back, when a connection is lost) under
@@ -174,9 +153,8 @@ class ActorSpool:
     def durable_seq(self) -> int:
         """The highest sequence number this spool holds durably or the learner holds: a floor a
         restarted actor may continue after (the last one handed out may never have reached the
-        disk, and continuing past it would leave a gap the learner waits on forever). With
-        ``fsync-unacked`` only synced records count: committed ones may not survive a power cut."""
-        durable = self.synced_offset if self.sync_unacked else self.cache.durable_offset
+        disk, and continuing past it would leave a gap the learner waits on forever)."""
+        durable = self.cache.durable_offset
         with self._lock:
             best = max(self.acked_seq, self.learner_seq, self._opened_seq)
             for queue in (self._inflight, self._unsent):
@@ -198,7 +176,7 @@ class ActorSpool:
         Raises what the cache raises (nothing queued): ``CacheFullError`` while the disk refuses."""
         payload = encode_batch(rows)
         offset = self.cache.append_batch(payload)
-        record = SpooledRecord(rows[0].seq, rows[-1].seq, offset, payload, time.monotonic())
+        record = SpooledRecord(rows[0].seq, rows[-1].seq, offset, payload)
         with self._lock:  # open to queued in one step: ``backlog`` never sees them in neither
             self._unsent.append(record)
             self._queued_rows += record.rows
@@ -358,28 +336,7 @@ class ActorSpool:
                         "from the stream)", self.actor_id, self.path, now - self._full_since,
                         self.dropped_disk_full - self._dropped_reported)
             self._full_since, self._dropped_reported = None, self.dropped_disk_full
-        if self.sync_unacked:
-            self._sync_overdue(now)
         self.commit_acked()
-
-    def _sync_overdue(self, now: float) -> None:
-        """fsync-unacked: sync the spool when a record not yet synced has waited for the learner's
-        acknowledgement longer than ``SYNC_AFTER_S``."""
-        with self._lock:
-            oldest = next((r for queue in (self._inflight, self._unsent) for r in queue
-                           if r.offset >= self.synced_offset), None)
-        if oldest is None or now - oldest.appended_at < SYNC_AFTER_S:
-            return
-        try:
-            self.synced_offset = self.cache.sync_from(oldest.offset)
-        except OSError as e:
-            if str(e) != self._sync_error:
-                log.error("actor %s: spool %s: could not sync transitions the learner has not "
-                          "acknowledged: %s (retried)", self.actor_id, self.path, e)
-            self._sync_error = str(e)
-            return
-        self._sync_error = None
-        self.syncs += 1
 
     def _report_full(self, error: CacheFullError, now: float) -> None:
         dropped = self.dropped_disk_full

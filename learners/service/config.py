@@ -75,9 +75,8 @@ class LearnerConfig:
         if not self.publish_every_ms > 0:
             raise ConfigError(f"learner.publish_every_ms must be > 0, got {self.publish_every_ms!r}")
         if self.durability not in DURABILITY_MODES:
-            hint = " (that is an actor's spool mode)" if self.durability == "fsync-unacked" else ""
             raise ConfigError(f"learner.durability must be one of {', '.join(DURABILITY_MODES)}, got "
-                              f"{self.durability!r}{hint}")
+                              f"{self.durability!r}")
         if self.weights_dtype not in WEIGHTS_DTYPES:
             raise ConfigError(f"learner.weights_dtype must be one of {', '.join(WEIGHTS_DTYPES)}, "
                               f"got {self.weights_dtype!r}")
