@@ -20,8 +20,8 @@ DEFAULT_CONFIG = "config/sim_hopper.yaml"
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.job.supervise import run_job
 
-    run_job(Path(args.config))
-    return 0
+    _, ok = run_job(Path(args.config))
+    return 0 if ok else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -3,6 +3,10 @@
 Found through NVML (``pynvml`` / ``nvidia-ml-py``) when installed, else ``nvidia-smi``, else torch
 when a GPU device node exists. Neither path creates a CUDA context unless it falls back to torch.
 A machine without GPUs gets an empty list quickly and imports nothing heavy.
+
+``RILL_STANDIN_GPUS="name:memory_gb[,...]"`` declares stand-in accelerators instead (kind
+``standin``): placement treats them as GPUs, and a worker placed on one computes on the CPU. They
+let a machine without a GPU play the GPU host of a two-node set-up in tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -119,6 +123,23 @@ def _from_torch() -> list[Accelerator]:
 
 
 _cache: tuple[float, list[Accelerator]] | None = None
+ENV_STANDIN = "RILL_STANDIN_GPUS"
+STANDIN = "standin"
+
+
+def standin_accelerators(value: str) -> list[Accelerator]:
+    """The stand-ins ``value`` declares (``name:memory_gb,...``); a malformed entry is refused by name."""
+    out = []
+    for i, entry in enumerate(e.strip() for e in value.split(",") if e.strip()):
+        name, _, memory = entry.rpartition(":")
+        try:
+            gb = float(memory)
+        except ValueError:
+            gb = -1.0
+        if not name or not gb > 0:
+            raise ValueError(f"{ENV_STANDIN}: entry {entry!r} is not NAME:MEMORY_GB (memory > 0)")
+        out.append(Accelerator(i, name, gb, gb, kind=STANDIN))
+    return out
 
 
 def detect_accelerators(max_age_s: float = 5.0) -> list[Accelerator]:
@@ -127,6 +148,8 @@ def detect_accelerators(max_age_s: float = 5.0) -> list[Accelerator]:
     now = time.monotonic()
     if _cache is not None and now - _cache[0] < max_age_s:
         return list(_cache[1])
+    if os.environ.get(ENV_STANDIN):
+        return standin_accelerators(os.environ[ENV_STANDIN])
     found = _from_nvml()
     if found is None:
         found = _from_nvidia_smi()

@@ -42,6 +42,17 @@ def _parent_death_signal():
 _STOP_WITH_PARENT = _parent_death_signal()
 
 
+def write_files(files: dict[str, str]) -> None:
+    """Write each ``path: text`` atomically (a worker's configuration, handed over with its start, so
+    that a worker on another node needs no disk shared with the scheduler)."""
+    for path, text in files.items():
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(target)
+
+
 class WorkerProcess:
     """A started worker process. ``poll()`` gives ``(exit status or None, new heartbeat or None)``."""
 
@@ -54,7 +65,9 @@ class WorkerProcess:
         lease_dir: str | None = None,
         holder: str | None = None,
         robot: str | None = None,
+        files: dict[str, str] | None = None,
     ) -> None:
+        write_files(files or {})
         self.heartbeat_file = Path(heartbeat_file)
         self.heartbeat_file.unlink(missing_ok=True)  # a beat from a previous incarnation is not news
         self.lease_dir, self.holder, self.robot = lease_dir, holder, robot

@@ -15,7 +15,12 @@ Supervision, one ``poll()`` at a time:
   to a spare healthy robot of the same type; with no spare it fails, saying so.
 
 Each launch gets a new incarnation number; the worker keeps its own durable state, so a restart
-continues where the last incarnation left off. Events go to the log and to
+continues where the last incarnation left off. A worker keeps that state where the backend says
+(``Backend.worker_dirs``: the run directory, or under Ray the run's directory on the worker's own
+node); its configuration files reach it with each start (``start(files=...)``), and ``gather()``
+copies the small files a summary reads (metrics, episode logs, worker logs) from other nodes into
+the run directory. A worker whose host is gone (a lost Ray node) is not restarted there: an actor
+moves to a spare robot of its type on a live host, anything else fails, saying so. Events go to the log and to
 ``<run_dir>/events.jsonl``; ``<run_dir>/status.json`` holds the current state for ``rill status``
 (both written by ``hal.run_status``).
 """
@@ -30,7 +35,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from hal.backends import Backend, make_backend
+from hal.accelerators import STANDIN
+from hal.backends import Backend, WorkerDirs, make_backend
 from hal.errors import ConfigError, InfeasibleSpecError
 from hal.leases import LeaseStore
 from hal.placement import Assignment, Placement, place
@@ -67,6 +73,9 @@ STARTING, RUNNING, STOPPING, BACKOFF, DONE, FAILED, STOPPED = (
     "stopped",
 )
 TERMINAL = (DONE, FAILED, STOPPED)
+#: What ``gather`` fetches from a worker's own node: the files summaries and ``rill status`` read.
+GATHER = ("metrics/*", "actors/*/episodes.csv", "actors/*/*.json", "logs/*.log")
+GATHER_MAX_BYTES = 16 << 20
 
 
 @dataclass
@@ -86,6 +95,7 @@ class _Worker:
     stop_deadline: float | None = None
     stop_reason: str = ""  # "robot-fault", "stop" or "" while the scheduler wants it running
     detail: str = ""
+    dirs: WorkerDirs | None = None  # where its current incarnation keeps its data
 
 
 class Scheduler:
@@ -112,6 +122,7 @@ class Scheduler:
         self._robots = list(spec.robots)
         self._record = RunStatusWriter(self.run_dir)
         self._started_at: float | None = None
+        self.files: dict[str, dict[str, str]] = {}
 
     # -- placement -----------------------------------------------------------------------------
     def robots(self) -> list:
@@ -131,10 +142,17 @@ class Scheduler:
         return self.placement
 
     # -- starting ------------------------------------------------------------------------------
-    def start(self, placement: Placement | None = None) -> None:
-        """Start every placed worker (placing first if needed). Commands are checked before any starts."""
+    def start(
+        self, placement: Placement | None = None, files: dict[str, dict[str, str]] | None = None
+    ) -> None:
+        """Start every placed worker (placing first if needed). Commands are checked before any starts.
+
+        ``files`` maps a worker group (``learner``, an actors group's name) to the files each of its
+        workers needs (path relative to the run directory: text); they are written on the worker's
+        host before each of its starts."""
         placement = placement or self.placement or self.place()
         self.placement = placement
+        self.files = dict(files or {})
         for worker in placement.workers:
             if not worker.argv:
                 raise ConfigError(
@@ -149,7 +167,7 @@ class Scheduler:
             self._launch(w)
         self._write_status(force=True)
 
-    def _env(self, w: _Worker) -> dict[str, str]:
+    def _env(self, w: _Worker, dirs: WorkerDirs) -> dict[str, str]:
         """What the worker finds in its environment, beside the backend's own (see hal.worker)."""
         a = w.assignment
         env = {
@@ -157,13 +175,14 @@ class Scheduler:
             ENV_NAME: w.spec.name,
             ENV_ROLE: w.spec.role,
             ENV_RUN: self.spec.name,
-            ENV_RUN_DIR: str(self.run_dir.resolve()),
+            ENV_RUN_DIR: dirs.run_dir,
             ENV_INCARNATION: str(w.incarnation),
-            ENV_HEARTBEAT_FILE: str(heartbeat_path(self.run_dir.resolve(), w.spec.name)),
+            ENV_HEARTBEAT_FILE: str(heartbeat_path(dirs.run_dir, w.spec.name)),
             ENV_HEARTBEAT_INTERVAL: str(self.spec.heartbeat.interval_s),
             ENV_LEASE_TTL: str(self.spec.heartbeat.lease_ttl_s),
-            ENV_LEASE_DIR: str(self.leases.directory.resolve()),
-            ENV_DEVICE: "cuda:0" if a.gpu_index is not None else "cpu",
+            ENV_LEASE_DIR: dirs.lease_dir,
+            # the worker sees its GPU as cuda:0 (a stand-in accelerator computes on the CPU)
+            ENV_DEVICE: "cuda:0" if a.gpu_index is not None and not a.device.startswith(STANDIN) else "cpu",
         }
         if a.robot is not None:
             config = next(r for r in self.robots() if r.name == a.robot)
@@ -171,16 +190,22 @@ class Scheduler:
         return env
 
     def _launch(self, w: _Worker) -> None:
+        if not self.backend.host_alive(w.assignment.host):
+            self._host_lost(w)
+            return
         w.incarnation += 1
-        argv = w.spec.command(self.spec.name, str(self.run_dir.resolve()), w.assignment.robot)
-        hb_file = str(heartbeat_path(self.run_dir.resolve(), w.spec.name))
+        dirs = w.dirs = self.backend.worker_dirs(w.assignment.host, self.spec.name, self.run_dir)
+        argv = w.spec.command(self.spec.name, dirs.run_dir, w.assignment.robot)
+        group_files = self.files.get(w.spec.group, {})
+        files = {str(Path(dirs.run_dir) / rel): text for rel, text in group_files.items()}
         w.handle = self.backend.start(
             argv,
-            self._env(w),
+            self._env(w, dirs),
             w.assignment,
-            hb_file,
-            str(self.run_dir / "logs" / f"{w.spec.name}.log"),
+            str(heartbeat_path(dirs.run_dir, w.spec.name)),
+            str(Path(dirs.run_dir) / "logs" / f"{w.spec.name}.log"),
             lease_holder(self.spec.name, w.spec.name, w.incarnation),
+            files,
         )
         w.state, w.started, w.last_seen, w.last_beat = STARTING, time.monotonic(), None, -1
         w.stop_deadline, w.stop_reason, w.detail = None, "", ""
@@ -300,6 +325,36 @@ class Scheduler:
         w.moves += 1
         self._event(w, "moved", f"from robot {old.robot} to spare {spare.name} on {spare.host}")
         self._launch(w)
+
+    def _host_lost(self, w: _Worker) -> None:
+        """``w``'s host is gone: move an actor to a spare robot of its type elsewhere, else fail."""
+        host = w.assignment.host
+        self._event(w, "host-lost", f"{host} is gone (a lost node); not restarting there")
+        if w.spec.role == "actor" and w.assignment.robot:
+            self.faulted_robots[w.assignment.robot] = f"its host {host} is gone"
+            self._move(w)
+        else:
+            self._fail(w, f"its host {host} is gone, and with it what this worker kept there")
+
+    def gather(self) -> int:
+        """Copy what summaries read (``GATHER``) from every worker that keeps its data on another host
+        into the run directory; returns the number of files written. Unchanged files are rewritten."""
+        written = 0
+        for w in self.workers.values():
+            if w.dirs is None or w.dirs.shared:
+                continue
+            found = self.backend.gather(w.assignment.host, w.dirs.run_dir, GATHER, GATHER_MAX_BYTES)
+            for rel, data in found.items():
+                target = (self.run_dir / rel).resolve()
+                if self.run_dir.resolve() not in target.parents:
+                    log.warning("gather: %s from %s is outside the run directory; ignored", rel, w.spec.name)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(target.name + ".gather")
+                tmp.write_bytes(data)
+                tmp.replace(target)
+                written += 1
+        return written
 
     def _fail(self, w: _Worker, detail: str) -> None:
         w.state, w.detail = FAILED, detail

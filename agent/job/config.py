@@ -1,10 +1,12 @@
 """The configuration of a ``rill run`` job: its ``train:`` section, and what each worker is handed.
 
 ``rill run`` resolves everything a worker needs (the learner's endpoint, observation and action
-widths, the algorithm and its hyperparameters, the policy and its settings) and writes it as one
-YAML file per worker group into the run directory (``workers/learner.yaml``,
-``workers/actors.<group>.yaml``); the scheduler starts ``rill worker FILE``, which reads it back through
-the same dataclasses, so a value is validated once, the same way, wherever it is read.
+widths, the algorithm and its hyperparameters, the policy and its settings) as one YAML file per
+worker group (``workers/learner.yaml``, ``workers/actors.<group>.yaml``), which the scheduler hands
+each worker with its start, into the run directory on the worker's own host; the worker
+(``rill worker FILE``) reads it back through the same dataclasses, so a value is validated once,
+the same way, wherever it is read. The ``link:`` section says how actors reach the learner when the
+scheduler puts them on different hosts.
 """
 
 from __future__ import annotations
@@ -99,6 +101,42 @@ class RunTrainConfig:
 
 
 @dataclass
+class RunLinkConfig:
+    """The ``link:`` section. Learner and actors on one host talk over loopback and need none of it.
+    Placed on different hosts (Ray), the learner binds its host's address, and the link then needs
+    CurveZMQ keys (``learner_secret`` + ``allow_dir`` and ``actor_secret`` + ``learner_public``, as
+    ``rill keys`` makes them) or ``insecure: true`` (a trusted network only). Each path is read on
+    the host that uses it, nodes sharing no disk: the learner's two on the learner's host, the
+    actors' two on each robot's host; ``{name}`` in ``actor_secret`` becomes the actor's name, the
+    id its key may speak for (``allow_dir/<name>.key``)."""
+
+    port: int = 0  # 0: a port free on the learner's host when the run starts
+    insecure: bool = False
+    learner_secret: str = ""
+    allow_dir: str = ""
+    actor_secret: str = ""
+    learner_public: str = ""
+
+    def __post_init__(self) -> None:
+        if type(self.port) is not int or not 0 <= self.port <= 65535:
+            raise ConfigError(f"link.port must be an integer in 0..65535 (0: any free port), "
+                              f"got {self.port!r}")
+        given = {k: bool(getattr(self, k)) for k in ("learner_secret", "allow_dir", "actor_secret",
+                                                     "learner_public")}
+        if any(given.values()) and not all(given.values()):
+            missing = ", ".join(f"link.{k}" for k, v in given.items() if not v)
+            raise ConfigError(f"link: CurveZMQ needs all four key paths; missing {missing}")
+
+    @property
+    def curve(self) -> bool:
+        return bool(self.learner_secret)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunLinkConfig:
+        return build(cls, values, "link")
+
+
+@dataclass
 class LearnerWorkerConfig:
     """What the scheduled learner is handed: where to listen and the shapes actors will send."""
 
@@ -109,6 +147,9 @@ class LearnerWorkerConfig:
     algo: str = "stream-ac"
     seed: int = 0
     hyper: dict[str, Any] = field(default_factory=dict)
+    curve_secret: str = ""  # CurveZMQ: the learner's secret key file and the actors' allow-list
+    allow_dir: str = ""
+    insecure: bool = False
 
 
 @dataclass
@@ -118,6 +159,9 @@ class ActorWorkerConfig:
     learner: str
     train: RunTrainConfig
     episode_steps: int | None = None
+    curve_secret: str = ""  # CurveZMQ: this actor's secret key file ({name}: the actor's name)...
+    learner_key: str = ""  # ...and the learner's public key file
+    insecure: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.train, dict):
@@ -127,13 +171,18 @@ class ActorWorkerConfig:
 WORKER_KINDS: dict[str, type] = {"learner": LearnerWorkerConfig, "actor": ActorWorkerConfig}
 
 
-def write_worker_config(path: Path, config: LearnerWorkerConfig | ActorWorkerConfig) -> Path:
-    """Write ``config`` as the worker file at ``path`` (``role`` first, then its fields)."""
+def worker_config_text(config: LearnerWorkerConfig | ActorWorkerConfig) -> str:
+    """``config`` as a worker file's YAML (``role`` first, then its fields)."""
     role = next(k for k, cls in WORKER_KINDS.items() if isinstance(config, cls))
+    return yaml.safe_dump({"role": role, role: asdict(config)}, sort_keys=False)
+
+
+def write_worker_config(path: Path, config: LearnerWorkerConfig | ActorWorkerConfig) -> Path:
+    """Write ``config`` as the worker file at ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump({"role": role, role: asdict(config)}, sort_keys=False))
+    tmp.write_text(worker_config_text(config))
     tmp.replace(path)
     return path
 

@@ -2,29 +2,30 @@
 
 A run config is a HAL run spec (robots, learner, actors, restart, heartbeat; see ``hal.runspec``)
 plus a ``train:`` section. ``prepare`` validates both, works out the shapes the learner must accept
-(from the robots' declared specs and, for a VLA, its config; no model is built), picks a loopback
-endpoint, writes each worker group's resolved configuration into ``<run>/workers/`` and sets the
-workers' commands to ``rill worker <that file>``.
+(from the robots' declared specs and, for a VLA, its config; no model is built) and sets the
+workers' commands to ``rill worker <run>/workers/<group file>``. Once the scheduler has placed the
+workers, ``Job.worker_files`` resolves the link (loopback on one host; the learner's host address
+and the ``link:`` section's keys across hosts) and gives each group's file, which the scheduler
+writes on each worker's own host.
 """
 
 from __future__ import annotations
 
-import socket
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from agent.job.config import ActorWorkerConfig, LearnerWorkerConfig, RunTrainConfig, write_worker_config
+from agent.job.config import (
+    ActorWorkerConfig,
+    LearnerWorkerConfig,
+    RunLinkConfig,
+    RunTrainConfig,
+    worker_config_text,
+)
 from hal.errors import ConfigError, HalError
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def robot_shapes(spec) -> tuple[int, int, int | None]:
@@ -93,28 +94,57 @@ def vla_feature_dim(train: RunTrainConfig, state_dim: int, action_dim: int) -> i
     return int(config.policy_feature_dim)
 
 
-def worker_file(run_dir: Path, group: str, role: str) -> Path:
-    """A worker group's configuration file: ``workers/learner.yaml``, ``workers/actors.NAME.yaml``."""
-    return Path(run_dir) / "workers" / ("learner.yaml" if role == "learner" else f"actors.{group}.yaml")
+def worker_file(group: str, role: str) -> str:
+    """A worker group's configuration file, relative to the run directory: ``workers/learner.yaml``,
+    ``workers/actors.NAME.yaml``."""
+    return "workers/" + ("learner.yaml" if role == "learner" else f"actors.{group}.yaml")
 
 
 def worker_command(group: str, role: str) -> list[str]:
-    """``rill worker FILE``; the scheduler fills in ``{run_dir}``."""
-    return [sys.executable, "-m", "agent.cli", "worker", str(worker_file(Path("{run_dir}"), group, role))]
+    """``rill worker FILE``; the scheduler fills in ``{run_dir}`` (the run directory on its host)."""
+    return [sys.executable, "-m", "agent.cli", "worker", "{run_dir}/" + worker_file(group, role)]
 
 
 @dataclass
 class Job:
-    """A prepared job: the run spec (its workers' commands set), the ``train:`` section, and the
-    configuration files its workers will read (written once the spec is placed)."""
+    """A prepared job: the run spec (its workers' commands set), the ``train:`` and ``link:``
+    sections, and its workers' configurations (their endpoint set once the workers are placed)."""
 
     spec: Any
     train: RunTrainConfig
-    worker_files: dict[Path, LearnerWorkerConfig | ActorWorkerConfig]
+    link: RunLinkConfig
+    learner: LearnerWorkerConfig
+    actors: dict[str, ActorWorkerConfig]  # per actors group
 
-    def write_worker_files(self) -> None:
-        for path, config in self.worker_files.items():
-            write_worker_config(path, config)
+    def endpoint(self, placement, backend) -> tuple[str, bool]:
+        """Where the learner listens (and actors connect) for this placement; True when it leaves
+        loopback. Refuses plain TCP off loopback unless ``link.insecure``."""
+        learner_host = placement.assignments["learner"].host
+        across = any(a.host != learner_host for a in placement.assignments.values())
+        address = backend.address(learner_host) if across else "127.0.0.1"
+        endpoint = f"tcp://{address}:{self.link.port or backend.free_port(learner_host)}"
+        if across and not (self.link.curve or self.link.insecure):
+            hosts = sorted({a.host for a in placement.assignments.values()})
+            raise ConfigError(f"the learner and its actors are placed on different hosts "
+                              f"({', '.join(hosts)}), "
+                              f"so the link leaves loopback ({endpoint}): give link.learner_secret, "
+                              "link.allow_dir, link.actor_secret and link.learner_public (CurveZMQ keys, "
+                              "`rill keys generate`), or link.insecure: true on a trusted network")
+        return endpoint, across
+
+    def worker_files(self, placement, backend) -> dict[str, dict[str, str]]:
+        """Each worker group's configuration file (group: {path in the run directory: YAML}) for
+        ``placement`` on ``backend``, handed to ``Scheduler.start``."""
+        endpoint, across = self.endpoint(placement, backend)
+        link = self.link if across else RunLinkConfig()
+        learner = replace(self.learner, bind=endpoint, curve_secret=link.learner_secret,
+                          allow_dir=link.allow_dir, insecure=link.insecure)
+        files = {"learner": {worker_file("learner", "learner"): worker_config_text(learner)}}
+        for group, config in self.actors.items():
+            config = replace(config, learner=endpoint, curve_secret=link.actor_secret,
+                             learner_key=link.learner_public, insecure=link.insecure)
+            files[group] = {worker_file(group, "actor"): worker_config_text(config)}
+        return files
 
 
 def prepare(path: Path) -> Job:
@@ -124,22 +154,20 @@ def prepare(path: Path) -> Job:
 
     raw = yaml.safe_load(Path(path).read_text()) or {}
     train = RunTrainConfig.from_dict(raw.get("train") or {})
-    spec = RunSpec.from_yaml(path, ignore=("train",))
+    link = RunLinkConfig.from_dict(raw.get("link") or {})
+    spec = RunSpec.from_yaml(path, ignore=("train", "link"))
     state_dim, action_dim, horizon = robot_shapes(spec)
     if train.reward is not None:
         check_reward_model(spec, train.reward)
     obs_dim = state_dim + 1  # stream-x on the state, plus the time feature
     if train.policy == "vla-residual":
         obs_dim = vla_feature_dim(train, state_dim, action_dim)
-    endpoint = f"tcp://127.0.0.1:{_free_port()}"
-    run_dir = spec.directory
-    learner = LearnerWorkerConfig(endpoint, obs_dim, action_dim=action_dim, algo=train.algo, seed=train.seed,
+    learner = LearnerWorkerConfig("", obs_dim, action_dim=action_dim, algo=train.algo, seed=train.seed,
                                   hyper=dict(train.hyper))
-    files: dict[Path, LearnerWorkerConfig | ActorWorkerConfig] = {
-        worker_file(run_dir, "learner", "learner"): learner}
     spec.learner.command = worker_command("learner", "learner")
-    for actors in spec.actors:
-        config = ActorWorkerConfig(endpoint, train, episode_steps=train.episode_steps or horizon or 1000)
-        files[worker_file(run_dir, actors.name, "actor")] = config
-        actors.command = worker_command(actors.name, "actor")
-    return Job(spec, train, files)
+    actors = {}
+    for group in spec.actors:
+        steps = train.episode_steps or horizon or 1000
+        actors[group.name] = ActorWorkerConfig("", train, episode_steps=steps)
+        group.command = worker_command(group.name, "actor")
+    return Job(spec, train, link, learner, actors)

@@ -1,8 +1,10 @@
 """``run_job``: place a prepared job, start its workers, show them live, stop when the work is done.
 
 When every actor has taken its steps, the learner is given up to ``DRAIN_S`` to learn from what is
-still in its cache, then stopped (it writes its checkpoint). Ctrl-C stops every worker: actors keep
-their spools, the learner checkpoints.
+still in its cache, then stopped (it writes its checkpoint). When every actor has ended but some
+failed (a robot with no spare, a lost node), the learner learns what it has and is stopped the same
+way, and the job reports the failure. Ctrl-C stops every worker: actors keep their spools, the
+learner checkpoints.
 """
 
 from __future__ import annotations
@@ -41,25 +43,31 @@ class _Every:
         return self.value
 
 
-def run_job(config_path: Path) -> Path:
-    """Run the job of ``config_path`` to its end; returns its run directory."""
+def run_job(config_path: Path) -> tuple[Path, bool]:
+    """Run the job of ``config_path`` to its end; returns its run directory and whether every
+    worker finished (none failed)."""
     from rich.console import Group
     from rich.live import Live
 
     from agent.console import worker_table
-    from hal.scheduler import DONE, Scheduler
+    from hal.scheduler import DONE, FAILED, TERMINAL, Scheduler
 
     job = prepare(Path(config_path))
     spec, train = job.spec, job.train
     run_dir = spec.directory
     scheduler = Scheduler(spec)
     placement = scheduler.place()  # refuses an infeasible spec before anything starts
-    job.write_worker_files()
+    files = job.worker_files(placement, scheduler.backend)  # refuses a link it cannot secure
+    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(Path(config_path).read_text())
     for note in getattr(placement, "notes", []):
         log.info("%s", note)
 
-    success = _Every(SUCCESS_EVERY_S, lambda: success_line(run_dir))
+    def gathered_success():
+        scheduler.gather()  # workers on other hosts: their episode logs and metrics, copied here
+        return success_line(run_dir)
+
+    success = _Every(SUCCESS_EVERY_S, gathered_success)
     shown = _Every(VIEW_EVERY_S, lambda: live.update(view()))
 
     def view():
@@ -74,19 +82,26 @@ def run_job(config_path: Path) -> Path:
         shown()
         status = s.status()
         actors = [w for w in status if w.role == "actor"]
-        if not actors or not all(w.state == DONE for w in actors):
+        if not actors or not all(w.state in TERMINAL for w in actors):
             return
         if finished_at is None:
             finished_at = time.monotonic()
-            log.info("every actor finished its %d steps; the learner catches up, then stops",
-                     train.steps_per_actor)
-        sent = sum(int(w.progress.get("seq", 0)) for w in actors)
+            failed = [w.name for w in actors if w.state != DONE]
+            if failed:
+                log.error("actors %s ended without finishing; the learner learns what it has, then stops",
+                          ", ".join(failed))
+            else:
+                log.info("every actor finished its %d steps; the learner catches up, then stops",
+                         train.steps_per_actor)
+        # a failed actor's unacknowledged transitions may never arrive: wait only for what it had acked
+        sent = sum(int(w.progress.get("seq", 0) if w.state == DONE
+                       else w.progress.get("acked", w.progress.get("acked_seq", 0))) for w in actors)
         learned = max((int(w.progress.get("updates", 0)) for w in status if w.role == "learner"), default=0)
         if learned >= sent or time.monotonic() - finished_at > DRAIN_S:
             s.stop()
 
     with scheduler, Live(view(), refresh_per_second=2) as live:
-        scheduler.start(placement)
+        scheduler.start(placement, files)
         try:
             scheduler.run(on_poll=on_poll)
         except KeyboardInterrupt:
@@ -94,11 +109,12 @@ def run_job(config_path: Path) -> Path:
                         "checkpoints)")
             scheduler.stop()
         finally:
-            success.refresh()
+            success.refresh()  # gathers from the workers' hosts once more
             shown.refresh()  # the workers as they ended, not as they were at the last redraw
+        ok = not any(w.state == FAILED for w in scheduler.status())
     if not live.console.is_terminal:
         live.console.line()  # off a terminal, Live leaves its last line open: the summary goes below
     png = plot_run(run_dir, f"rill run {spec.name}")
     print_result(run_dir)
     log.info("run directory %s%s", run_dir, f"; learning curve {png}" if png else "")
-    return run_dir
+    return run_dir, ok

@@ -29,13 +29,16 @@ def run_worker(path: Path) -> int:
 
 def learner_worker(config: LearnerWorkerConfig) -> int:
     from hal.worker import WorkerContext
+    from learners.link.security import CurveServer
     from learners.service import LearnerConfig, LearnerService
 
     ctx = WorkerContext.from_env()
     layout = {"action_dim": config.action_dim} if config.action_dim else {"n_actions": config.n_actions}
+    curve = CurveServer(Path(config.curve_secret).expanduser(), Path(config.allow_dir).expanduser()
+                        ) if config.curve_secret else None
     service = LearnerService(LearnerConfig(bind=config.bind, run_dir=ctx.run_dir, obs_dim=config.obs_dim,
                                            algo=config.algo, seed=config.seed, hyper=dict(config.hyper),
-                                           **layout)).start()
+                                           curve=curve, insecure=config.insecure, **layout)).start()
     log.info("learner listening on %s; run directory %s", service.endpoint, ctx.run_dir)
     with ctx:
         try:
@@ -64,6 +67,16 @@ def actor_worker(config: ActorWorkerConfig) -> int:
         return _streamx_actor(config, ctx, robot)
 
 
+def _curve(config: ActorWorkerConfig, name: str):
+    """This actor's CurveZMQ keys (``{name}`` in the secret's path is its name), or None."""
+    from learners.link.security import CurveClient
+
+    if not config.curve_secret:
+        return None
+    return CurveClient(Path(config.curve_secret.replace("{name}", name)).expanduser(),
+                       Path(config.learner_key).expanduser())
+
+
 def _drain_s(ctx) -> float:
     return 2.0 if ctx.stop_requested.is_set() else 10.0
 
@@ -75,7 +88,8 @@ def _streamx_actor(config: ActorWorkerConfig, ctx, robot) -> int:
     t = config.train
     runner = ActorRunner(ActorConfig(learner=config.learner, env="", actor_id=ctx.name, run_dir=ctx.run_dir,
                                      algo=t.algo, hyper=dict(t.hyper), seed=t.seed, steps=t.steps_per_actor,
-                                     max_lag=t.max_lag),
+                                     max_lag=t.max_lag, curve=_curve(config, ctx.name),
+                                     insecure=config.insecure),
                          RobotSource(robot, config.episode_steps))
     with ctx.busy("compiling the stream-x kernels"):
         runner.warm_up()
@@ -101,7 +115,8 @@ def _vla_actor(config: ActorWorkerConfig, ctx, robot) -> int:
                                         vla_path=t.vla, chunk_size=t.chunk_size, control_hz=t.control_hz,
                                         residual_scale=t.residual_scale, base_scale=t.base_scale,
                                         hidden=t.hyper.get("hidden", (128, 128)), seed=t.seed,
-                                        keep_images=t.keep_images, pace=t.pace), robot)
+                                        keep_images=t.keep_images, pace=t.pace,
+                                        curve=_curve(config, ctx.name), insecure=config.insecure), robot)
 
     def progress() -> dict:
         summary = actor.summary()

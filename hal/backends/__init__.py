@@ -2,12 +2,19 @@
 
 A backend reports an inventory and starts, watches and stops worker processes; placement and
 supervision (``hal.placement``, ``hal.scheduler``) are the same code for both.
+
+Where a worker keeps its data is the backend's to say (``worker_dirs``): the embedded backend keeps
+one run directory for the whole run; under Ray a worker on another node keeps its run directory on
+that node (hosts share no disk), gets its configuration with its start (``files``), and what the
+run's summary needs is fetched from there (``gather``).
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hal.config import RobotConfig
@@ -18,6 +25,15 @@ from hal.runspec import RunSpec
 
 #: What ``Backend.poll`` reports per worker: exit status (``None``: running) and a new heartbeat.
 PollResult = tuple[int | None, dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class WorkerDirs:
+    """Where one worker keeps its data, as paths on the host it runs on."""
+
+    run_dir: str  # the run's directory on that host (its cache, spool, checkpoints, metrics, logs)
+    lease_dir: str  # that host's robot leases
+    shared: bool = True  # the scheduler's own run directory (nothing to gather from it)
 
 
 class Backend(abc.ABC):
@@ -41,8 +57,10 @@ class Backend(abc.ABC):
         heartbeat_file: str,
         log_file: str,
         holder: str,
+        files: dict[str, str] | None = None,
     ) -> Any:
-        """Start one worker process as ``assignment`` says; return its handle."""
+        """Start one worker process as ``assignment`` says, first writing ``files`` (path on its host:
+        text); return its handle."""
 
     @abc.abstractmethod
     def poll(self, handles: Sequence[Any]) -> list[PollResult]:
@@ -63,8 +81,39 @@ class Backend(abc.ABC):
     def release(self, handle: Any) -> int:
         """Reap an exited (or kill a live) worker, free what it held; return its exit status."""
 
+    def worker_dirs(self, host: str, run: str, run_dir: Path) -> WorkerDirs:
+        """Where a worker of run ``run`` placed on ``host`` keeps its data (default: the scheduler's
+        own run directory and lease store: one file system)."""
+        return WorkerDirs(str(Path(run_dir).resolve()), str(self.leases.directory.resolve()))
+
+    def address(self, host: str) -> str:
+        """The address by which other hosts reach ``host`` (one machine: loopback)."""
+        return "127.0.0.1"
+
+    def free_port(self, host: str) -> int:
+        """A TCP port free on ``host`` now (for a learner placed there to bind)."""
+        return free_tcp_port()
+
+    def host_alive(self, host: str) -> bool:
+        """False once ``host`` is known to be gone (a lost Ray node); this machine is always there."""
+        return True
+
+    def gather(self, host: str, root: str, patterns: Sequence[str], max_bytes: int) -> dict[str, bytes]:
+        """Files under ``root`` on ``host`` matching ``patterns`` (relative path: bytes, each at most
+        ``max_bytes``); nothing when ``host`` shares the scheduler's disk."""
+        return {}
+
     def close(self) -> None:
         """Give back whatever the backend holds (Ray: the connection it opened)."""
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def make_backend(spec: RunSpec, leases: LeaseStore | None = None) -> Backend:

@@ -36,13 +36,14 @@ class EmbeddedBackend(Backend):
         heartbeat_file: str,
         log_file: str,
         holder: str,
+        files: dict[str, str] | None = None,
     ) -> WorkerProcess:
         base = {k: v for k, v in os.environ.items() if k != ENV_ROBOT}  # only an actor gets a robot
         env = {**base, **env}
         if assignment.gpu_index is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(assignment.gpu_index)  # the worker sees it as cuda:0
         return WorkerProcess(
-            argv, env, heartbeat_file, log_file, str(self.leases.directory), holder, assignment.robot
+            argv, env, heartbeat_file, log_file, str(self.leases.directory), holder, assignment.robot, files
         )
 
     def poll(self, handles: Sequence[WorkerProcess]) -> list[PollResult]:

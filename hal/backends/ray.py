@@ -11,6 +11,12 @@ robot health, leases). Each worker is then a Ray actor pinned to its node, holdi
 resource and its GPU, that runs the worker's command as a child process and relays its heartbeat
 file (``hal.process.WorkerProcess``), so heartbeats stay node-local.
 
+Nodes share no disk. A worker on the scheduler's own node uses the run directory as the embedded
+backend does; a worker on another node keeps its run directory and leases under that node's
+``$RILL_HOME`` (default ``~/.rill``: ``runs/<run>/`` and ``leases/``), receives its configuration
+files with its start, and the scheduler fetches the small files a summary needs (``gather``). A node
+that dies (its raylet gone) shows as its workers killed; ``host_alive`` then says it is gone.
+
 ``ray`` is an optional extra (``pip install rill[ray]``); only this module imports it.
 """
 
@@ -27,7 +33,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from hal.backends import Backend, PollResult
+from hal.backends import Backend, PollResult, WorkerDirs, free_tcp_port
 from hal.config import RobotConfig
 from hal.errors import ConfigError
 from hal.host import GIB, Host, Inventory, RobotState, local_host_name
@@ -39,6 +45,7 @@ from hal.registry import class_path, load_class_path, robot_class, robot_types
 log = logging.getLogger(__name__)
 
 RESOURCE_PREFIX = "robot:"
+CALL_TIMEOUT_S = 10.0  # a call to a worker's Ray actor that takes longer: its node is taken as gone
 
 
 def robot_resource(name: str) -> str:
@@ -58,8 +65,35 @@ def _probe_node(robots: list[dict], lease_dir: str | None) -> dict:
         if path and data["type"] not in robot_types():
             load_class_path(path)
         configs.append(RobotConfig(**{**data, "host": None}))
-    host = Host.local(configs, LeaseStore(lease_dir))
-    return {"accelerators": host.accelerators, "robots": {r.name: (r.health, r.lease) for r in host.robots}}
+    leases = LeaseStore(lease_dir)  # None: this node's own ($RILL_HOME/leases)
+    host = Host.local(configs, leases)
+    return {
+        "accelerators": host.accelerators,
+        "robots": {r.name: (r.health, r.lease) for r in host.robots},
+        "home": str(Path(os.environ.get("RILL_HOME") or Path.home() / ".rill").resolve()),
+        "lease_dir": str(leases.directory.resolve()),
+    }
+
+
+def _read_files(root: str, patterns: list[str], max_bytes: int) -> dict[str, bytes]:
+    """Runs on one node: the files under ``root`` matching ``patterns``; a log longer than
+    ``max_bytes`` gives its tail, any other longer file is left out (and logged)."""
+    base, out = Path(root), {}
+    for pattern in patterns:
+        for path in sorted(base.glob(pattern)):
+            try:
+                size = path.stat().st_size
+                if not path.is_file():
+                    continue
+                if size > max_bytes and path.suffix != ".log":
+                    log.warning("gather: %s is %d bytes, over %d: left on its node", path, size, max_bytes)
+                    continue
+                with open(path, "rb") as f:
+                    f.seek(max(0, size - max_bytes))
+                    out[str(path.relative_to(base))] = f.read()
+            except OSError as e:  # a file that went away or cannot be read: the rest still come
+                log.warning("gather: %s: %s", path, e)
+    return out
 
 
 def _with_class(config: RobotConfig) -> dict:
@@ -81,10 +115,12 @@ class _NodeWorker:
         lease_dir: str | None,
         holder: str,
         robot: str | None,
+        files: dict[str, str] | None = None,
     ) -> None:
-        # This process's environment carries what Ray set for it (CUDA_VISIBLE_DEVICES for its GPU).
+        # This process's environment carries what Ray set for it (CUDA_VISIBLE_DEVICES for its GPU)
+        # and what its node was started with (RILL_HOME).
         self.process = WorkerProcess(
-            argv, {**os.environ, **env}, heartbeat_file, log_file, lease_dir, holder, robot
+            argv, {**os.environ, **env}, heartbeat_file, log_file, lease_dir, holder, robot, files
         )
 
     def pid(self) -> int:
@@ -111,9 +147,13 @@ class RayHandle:
     node_id: str
     pid_ref: Any
     _pid: int | None = None
+    pending: Any = None  # the poll call in flight (one at a time: a stalled node does not pile them up)
 
     def pid(self) -> int | None:
         if self._pid is None:
+            ready, _ = ray.wait([self.pid_ref], timeout=0)
+            if not ready:
+                return None  # still starting
             try:
                 self._pid = ray.get(self.pid_ref)
             except ray.exceptions.RayError:
@@ -157,17 +197,34 @@ class RayBackend(Backend):
             self.started_ray = True
         self._worker_cls = ray.remote(max_restarts=0)(_NodeWorker)
         self._probe = ray.remote(_probe_node)
+        self._read = ray.remote(_read_files)
+        self._port = ray.remote(free_tcp_port)
+        self._driver_node = ray.get_runtime_context().get_node_id()
+        self._node_of: dict[str, str] = {}
+        self._facts: dict[str, dict] = {}  # per node id: its address, $RILL_HOME and lease directory
 
     def _nodes(self) -> list[tuple[str, str, dict]]:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
-        counts = Counter(n["NodeManagerHostname"] for n in nodes)
+        counts = Counter(n["NodeManagerHostname"] for n in ray.nodes())  # dead ones keep their names
         out = []
         for n in sorted(nodes, key=lambda n: (n["NodeManagerHostname"], n["NodeID"])):
             host = n["NodeManagerHostname"]
             if counts[host] > 1:  # several Ray nodes on one machine: tell them apart
                 host = f"{host}/{n['NodeID'][:8]}"
+            self._facts.setdefault(n["NodeID"], {})["address"] = n["NodeManagerAddress"]
             out.append((host, n["NodeID"], n["Resources"]))
         return out
+
+    def _on(self, node_id: str) -> NodeAffinitySchedulingStrategy:
+        return NodeAffinitySchedulingStrategy(node_id, soft=False)
+
+    def _node(self, host: str) -> str:
+        if host not in self._node_of:
+            self.inventory([])
+        try:
+            return self._node_of[host]
+        except KeyError:
+            raise ConfigError(f"no live Ray node is called {host!r}") from None
 
     def inventory(self, robots: Sequence[RobotConfig]) -> Inventory:
         configs = {r.name: r for r in robots}
@@ -178,7 +235,7 @@ class RayBackend(Backend):
         except Exception:  # a private API: without it, assume what is there is free
             available = {}
         hosts, located = [], set()
-        self._node_of: dict[str, str] = {}
+        self._node_of = {}
         for host, node_id, total in self._nodes():
             free = available.get(node_id, total)
             here = [
@@ -186,11 +243,13 @@ class RayBackend(Backend):
                 for k in sorted(total)
                 if k.startswith(RESOURCE_PREFIX) and k[len(RESOURCE_PREFIX) :] in configs
             ]
+            lease_dir = str(self.leases.directory) if node_id == self._driver_node else None
             probe = ray.get(
-                self._probe.options(
-                    num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
-                ).remote([_with_class(r) for r in here], str(self.leases.directory))
+                self._probe.options(num_cpus=0, scheduling_strategy=self._on(node_id)).remote(
+                    [_with_class(r) for r in here], lease_dir
+                )
             )
+            self._facts[node_id].update(home=probe["home"], lease_dir=probe["lease_dir"])
             states = []
             for config in here:
                 health, lease = probe["robots"][config.name]
@@ -226,30 +285,37 @@ class RayBackend(Backend):
         heartbeat_file: str,
         log_file: str,
         holder: str,
+        files: dict[str, str] | None = None,
     ) -> RayHandle:
-        node_id = getattr(self, "_node_of", {}).get(assignment.host)
-        if node_id is None:
-            self.inventory([])
-            node_id = self._node_of[assignment.host]
+        node_id = self._node(assignment.host)
         options: dict[str, Any] = {
             "num_cpus": assignment.cpus,
             "num_gpus": 1 if assignment.gpu_index is not None else 0,
-            "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id, soft=False),
+            "scheduling_strategy": self._on(node_id),
         }
         if assignment.robot is not None:
             options["resources"] = {robot_resource(assignment.robot): 1}
+        lease_dir = self._facts.get(node_id, {}).get("lease_dir", str(self.leases.directory))
         actor = self._worker_cls.options(**options).remote(
-            argv, env, heartbeat_file, log_file, str(self.leases.directory), holder, assignment.robot
+            argv, env, heartbeat_file, log_file, lease_dir, holder, assignment.robot, files
         )
         return RayHandle(actor, node_id, actor.pid.remote())  # not awaited: starts run in parallel
 
     def poll(self, handles: Sequence[RayHandle]) -> list[PollResult]:
-        refs = [h.actor.poll.remote() for h in handles]
+        for h in handles:
+            if h.pending is None:
+                h.pending = h.actor.poll.remote()
+        ready, _ = ray.wait([h.pending for h in handles], num_returns=len(handles), timeout=0.2)
+        ready_ids = {r.hex() for r in ready}
         out: list[PollResult] = []
-        for ref in refs:
+        for h in handles:
+            if h.pending.hex() not in ready_ids:
+                out.append((None, None))  # still starting, or its node is slow: no news yet
+                continue
+            ref, h.pending = h.pending, None
             try:
                 out.append(ray.get(ref))
-            except ray.exceptions.RayActorError as e:  # the node or the actor died: the worker is gone
+            except ray.exceptions.RayError as e:  # the node or the actor died: the worker is gone
                 log.warning("Ray actor of a worker died: %s", e)
                 out.append((-9, None))
         return out
@@ -257,19 +323,65 @@ class RayBackend(Backend):
     def pid(self, handle: RayHandle) -> int | None:
         return handle.pid()
 
+    def _call(self, handle: RayHandle, method: str) -> Any:
+        """A call to the worker's Ray actor, waited for at most ``CALL_TIMEOUT_S``."""
+        return ray.get(getattr(handle.actor, method).remote(), timeout=CALL_TIMEOUT_S)
+
     def terminate(self, handle: RayHandle) -> None:
-        ray.get(handle.actor.terminate.remote())
+        try:
+            self._call(handle, "terminate")
+        except ray.exceptions.RayError as e:  # gone already: poll reports it
+            log.warning("terminate: the worker's Ray actor did not answer: %s", e)
 
     def kill(self, handle: RayHandle) -> None:
-        ray.get(handle.actor.kill.remote())
+        try:
+            self._call(handle, "kill")
+        except ray.exceptions.RayError as e:
+            log.warning("kill: the worker's Ray actor did not answer (%s); killing the actor", e)
+            ray.kill(handle.actor)
 
     def release(self, handle: RayHandle) -> int:
         try:
-            rc = ray.get(handle.actor.release.remote())
-        except ray.exceptions.RayActorError:
+            rc = self._call(handle, "release")
+        except ray.exceptions.RayError:
             rc = -9
         ray.kill(handle.actor)  # gives its robot resource, CPUs and GPU back to Ray
         return rc
+
+    # -- nodes that share no disk --------------------------------------------------------------
+    def worker_dirs(self, host: str, run: str, run_dir: Path) -> WorkerDirs:
+        node_id = self._node(host)
+        if node_id == self._driver_node:
+            return super().worker_dirs(host, run, run_dir)
+        facts = self._facts[node_id]
+        return WorkerDirs(f"{facts['home']}/runs/{run}", facts["lease_dir"], shared=False)
+
+    def address(self, host: str) -> str:
+        return self._facts[self._node(host)]["address"]
+
+    def free_port(self, host: str) -> int:
+        node_id = self._node(host)
+        if node_id == self._driver_node:
+            return free_tcp_port()
+        ref = self._port.options(num_cpus=0, scheduling_strategy=self._on(node_id)).remote("0.0.0.0")
+        return int(ray.get(ref, timeout=CALL_TIMEOUT_S))
+
+    def host_alive(self, host: str) -> bool:
+        node_id = self._node_of.get(host)
+        return node_id is not None and any(n["NodeID"] == node_id and n.get("Alive") for n in ray.nodes())
+
+    def gather(self, host: str, root: str, patterns: Sequence[str], max_bytes: int) -> dict[str, bytes]:
+        node_id = self._node_of.get(host)
+        if node_id is None or node_id == self._driver_node:
+            return {}
+        ref = self._read.options(num_cpus=0, scheduling_strategy=self._on(node_id)).remote(
+            root, list(patterns), max_bytes
+        )
+        try:
+            return ray.get(ref, timeout=CALL_TIMEOUT_S)
+        except ray.exceptions.RayError as e:  # its node is gone: what was fetched before stays
+            log.warning("gather from %s: %s", host, e)
+            return {}
 
     def close(self) -> None:
         if self.started_ray:
