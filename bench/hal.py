@@ -1,6 +1,7 @@
 """HAL scheduler benchmarks: placement at scale, recovery after kill -9, heartbeat overhead.
 
     python -m bench.hal [--quick] --json OUT
+    python -m bench.hal --multinode [--quick] --json OUT    (two Ray nodes: bench/hal_multinode.py)
 
 - placement: ``hal.placement.place`` (the real scheduler code) for a learner wanting a GPU plus
   1,000 actors, one per robot, on a synthetic inventory of 1,000 robots over 50 hosts;
@@ -270,7 +271,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds in all (CI)")
     parser.add_argument("--json", help="write results here")
+    parser.add_argument("--multinode", action="store_true",
+                        help="the Ray backend on two nodes next to one node (bench/hal_multinode.py)")
     args = parser.parse_args(argv)
+    if args.multinode:
+        from bench.hal_multinode import bench_multinode, rows
+
+        results = bench_multinode(args.quick)
+        print_table("HAL on Ray: one node vs two nodes" + (" (quick)" if args.quick else ""),
+                    ["measure", "one node", "two nodes"], rows(results))
+        write_json(args.json, {**results, "_meta": {"quick": args.quick, **machine()}})
+        return results
     import sim.robots  # noqa: F401  registers the sim-mujoco robot the recovery benchmark drives
 
     results = {

@@ -49,14 +49,14 @@ def _ray_exe() -> str:
 class LocalRayCluster:
     """Ray nodes on this machine that share nothing but Ray (see the module's docstring)."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(self, root: Path, port: int | None = None, token: str | None = None) -> None:
         from hal.backends import free_tcp_port
 
         self.root = Path(root)  # the nodes' homes
         # Ray's sockets live in the temp directories, and a socket path must stay under 108 bytes
         self.temp_root = Path(tempfile.mkdtemp(prefix="rill-ray-"))
         self.port = port or free_tcp_port()
-        self.token = secrets.token_hex(16)
+        self.token = token or secrets.token_hex(16)
         self.nodes: list[RayNode] = []
 
     @property

@@ -1,0 +1,92 @@
+"""The ``link:`` section of a ``rill run`` config, and the endpoint a placement gives the link: one
+host stays on loopback; hosts apart need CurveZMQ keys (or an explicit ``insecure``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from agent.job.config import RunLinkConfig, read_worker_config
+from agent.job.prepare import prepare
+from hal.backends.embedded import EmbeddedBackend
+from hal.errors import ConfigError
+from hal.leases import LeaseStore
+from hal.placement import Assignment, Placement
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"port": 70000}, r"link.port must be an integer in 0..65535 \(0: any free port\), got 70000"),
+        ({"port": "5555"}, r"link.port must be an integer"),
+        ({"learner_secret": "k/learner.key_secret"},
+         r"link: CurveZMQ needs all four key paths; missing link.allow_dir, link.actor_secret, "
+         r"link.learner_public"),
+        ({"curve": True}, "curve"),  # an unknown key is named
+    ],
+)
+def test_bad_link_values_are_named(values, message):
+    with pytest.raises(ConfigError, match=message):
+        RunLinkConfig.from_dict(values)
+
+
+def _job(tmp_path: Path, link: dict | None = None):
+    spec = yaml.safe_load((REPO / "config" / "sim_hopper.yaml").read_text())
+    spec["run_dir"] = str(tmp_path / "run")
+    if link is not None:
+        spec["link"] = link
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return prepare(path)
+
+
+def _placement(learner_host: str, actor_host: str) -> Placement:
+    return Placement("sim-hopper", [], {"learner": Assignment("learner", "learner", learner_host),
+                                        "actor-0": Assignment("actor-0", "actor", actor_host, "hopper-0")})
+
+
+def test_one_host_keeps_the_link_on_loopback_without_keys(tmp_path):
+    job = _job(tmp_path)
+    files = job.worker_files(_placement("here", "here"), EmbeddedBackend(LeaseStore(tmp_path / "leases")))
+    learner = yaml.safe_load(files["learner"]["workers/learner.yaml"])["learner"]
+    actor = yaml.safe_load(files["actor"]["workers/actors.actor.yaml"])["actor"]
+    assert learner["bind"].startswith("tcp://127.0.0.1:") and actor["learner"] == learner["bind"]
+    assert learner["curve_secret"] == "" and actor["curve_secret"] == "" and not learner["insecure"]
+    written = tmp_path / "learner.yaml"
+    written.write_text(files["learner"]["workers/learner.yaml"])
+    assert read_worker_config(written).bind == learner["bind"]  # what the worker reads back
+
+
+def test_hosts_apart_without_keys_are_refused_before_anything_starts(tmp_path):
+    job = _job(tmp_path)
+    apart = r"placed on different hosts \(gpu-host, robot-host\).*link.learner_secret"
+    with pytest.raises(ConfigError, match=apart):
+        job.worker_files(_placement("gpu-host", "robot-host"), EmbeddedBackend(LeaseStore(tmp_path / "l")))
+    assert not (tmp_path / "run").exists()
+
+
+def test_hosts_apart_get_each_side_its_own_keys(tmp_path):
+    link = {"learner_secret": "/keys/learner.key_secret", "allow_dir": "/keys/actors",
+            "actor_secret": "/keys/{name}.key_secret", "learner_public": "/keys/learner.key", "port": 5555}
+    job = _job(tmp_path, link)
+    backend = EmbeddedBackend(LeaseStore(tmp_path / "l"))
+    files = job.worker_files(_placement("gpu-host", "robot-host"), backend)
+    learner = yaml.safe_load(files["learner"]["workers/learner.yaml"])["learner"]
+    actor = yaml.safe_load(files["actor"]["workers/actors.actor.yaml"])["actor"]
+    assert learner["bind"].endswith(":5555") and actor["learner"] == learner["bind"]
+    assert (learner["curve_secret"], learner["allow_dir"]) == ("/keys/learner.key_secret", "/keys/actors")
+    assert (actor["curve_secret"], actor["learner_key"]) == ("/keys/{name}.key_secret", "/keys/learner.key")
+    assert "/keys/learner.key_secret" not in files["actor"]["workers/actors.actor.yaml"]  # no secret travels
+
+
+def test_a_malformed_standin_gpu_is_named():
+    from hal.accelerators import standin_accelerators
+
+    assert [(a.name, a.memory_total_gb, a.device) for a in standin_accelerators("a:16, b:8")] == [
+        ("a", 16.0, "standin:0"), ("b", 8.0, "standin:1")]
+    with pytest.raises(ValueError, match=r"RILL_STANDIN_GPUS: entry 'gpu' is not NAME:MEMORY_GB"):
+        standin_accelerators("gpu")
