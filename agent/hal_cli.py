@@ -1,4 +1,6 @@
-"""``rill hal list``: hosts, accelerators, robots, their health and lease holders, as rich tables."""
+"""``rill hal list``: hosts, accelerators, robots, their health and lease holders, as rich tables;
+``rill hal ray-resources``: this machine's discovered robots as Ray custom resources, for
+``ray start --resources="$(rill hal ray-resources)"``."""
 
 from __future__ import annotations
 
@@ -25,6 +27,22 @@ def cmd_hal_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hal_ray_resources(args: argparse.Namespace) -> int:
+    import sim.robots  # noqa: F401  registers rill's simulated robots even without entry points
+    from hal.backends.ray import RESOURCE_PREFIX
+    from hal.registry import discover_robots
+
+    robots = [r.name for r in discover_robots()]
+    skip = set(args.exclude or [])
+    unknown = skip - set(robots)
+    if unknown:
+        print(f"rill hal ray-resources: --exclude names robots not discovered here: {sorted(unknown)}; "
+              f"discovered: {sorted(robots)}", file=sys.stderr)
+        return 2
+    sys.stdout.write(json.dumps({RESOURCE_PREFIX + name: 1 for name in robots if name not in skip}) + "\n")
+    return 0
+
+
 def add_hal_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``rill hal list`` to the ``rill`` command line."""
     hal = subparsers.add_parser("hal", help="robots, GPUs and hosts: what there is and who uses it")
@@ -41,3 +59,7 @@ def add_hal_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     ls.add_argument("--json", action="store_true", help="print the inventory as JSON instead of tables")
     ls.set_defaults(func=cmd_hal_list)
+    rr = hal_sub.add_parser("ray-resources", help="this machine's discovered robots as Ray resources (JSON), "
+                            "for ray start --resources")
+    rr.add_argument("--exclude", action="append", help="a discovered robot not to offer (repeatable)")
+    rr.set_defaults(func=cmd_hal_ray_resources)

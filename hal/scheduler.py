@@ -40,7 +40,7 @@ from hal.backends import Backend, WorkerDirs, make_backend
 from hal.errors import ConfigError, InfeasibleSpecError
 from hal.leases import LeaseStore
 from hal.placement import Assignment, Placement, place
-from hal.registry import class_path, discover_robots, robot_class
+from hal.registry import class_path, robot_class
 from hal.run_status import Event, RunStatusWriter, WorkerStatus, read_run_status
 from hal.runspec import RunSpec, WorkerSpec
 from hal.worker import (
@@ -130,7 +130,7 @@ class Scheduler:
         robots = list(self._robots)
         if self.spec.discover:
             names = {r.name for r in robots}
-            robots += [r for r in discover_robots() if r.name not in names]
+            robots += [r for r in self.backend.discover() if r.name not in names]
         return robots
 
     def place(self) -> Placement:

@@ -81,6 +81,12 @@ class Backend(abc.ABC):
     def release(self, handle: Any) -> int:
         """Reap an exited (or kill a live) worker, free what it held; return its exit status."""
 
+    def discover(self) -> list[RobotConfig]:
+        """Robots the discovery plugins find where this backend places work (default: this machine)."""
+        from hal.registry import discover_robots
+
+        return discover_robots()
+
     def worker_dirs(self, host: str, run: str, run_dir: Path) -> WorkerDirs:
         """Where a worker of run ``run`` placed on ``host`` keeps its data (default: the scheduler's
         own run directory and lease store: one file system)."""

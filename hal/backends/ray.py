@@ -75,6 +75,14 @@ def _probe_node(robots: list[dict], lease_dir: str | None) -> dict:
     }
 
 
+def _discover_on_node(advertised: list[str]) -> list[dict]:
+    """Runs on one node: the robots its discovery plugins find there that the node advertises as
+    Ray resources (a robot found but not advertised cannot be placed by Ray), each with its class."""
+    from hal.registry import discover_robots
+
+    return [_with_class(r) for r in discover_robots() if r.name in advertised]
+
+
 def _read_files(root: str, patterns: list[str], max_bytes: int) -> dict[str, bytes]:
     """Runs on one node: the files under ``root`` matching ``patterns``; a log longer than
     ``max_bytes`` gives its tail, any other longer file is left out (and logged)."""
@@ -198,6 +206,7 @@ class RayBackend(Backend):
         self._worker_cls = ray.remote(max_restarts=0)(_NodeWorker)
         self._probe = ray.remote(_probe_node)
         self._read = ray.remote(_read_files)
+        self._discover = ray.remote(_discover_on_node)
         self._port = ray.remote(free_tcp_port)
         self._driver_node = ray.get_runtime_context().get_node_id()
         self._node_of: dict[str, str] = {}
@@ -347,6 +356,25 @@ class RayBackend(Backend):
             rc = -9
         ray.kill(handle.actor)  # gives its robot resource, CPUs and GPU back to Ray
         return rc
+
+    def discover(self) -> list[RobotConfig]:
+        """Robots found by the discovery plugins on each node, where that node advertises them."""
+        found: dict[str, RobotConfig] = {}
+        for _, node_id, total in self._nodes():
+            advertised = [k[len(RESOURCE_PREFIX) :] for k in total if k.startswith(RESOURCE_PREFIX)]
+            if not advertised:
+                continue
+            ref = self._discover.options(num_cpus=0, scheduling_strategy=self._on(node_id)).remote(advertised)
+            for data in ray.get(ref, timeout=CALL_TIMEOUT_S):
+                path = data.pop("class", None)
+                if path and data["type"] not in robot_types():
+                    load_class_path(path)
+                config = RobotConfig(**{**data, "host": None})
+                if config.name in found:
+                    log.warning("robot %r is discovered on two nodes; keeping the first", config.name)
+                    continue
+                found[config.name] = config
+        return list(found.values())
 
     # -- nodes that share no disk --------------------------------------------------------------
     def worker_dirs(self, host: str, run: str, run_dir: Path) -> WorkerDirs:

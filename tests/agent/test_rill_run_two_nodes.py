@@ -28,14 +28,24 @@ from learners.link.security import generate_keys
 from learners.service.journal import read_journal
 
 REPO = Path(__file__).resolve().parents[2]
-RUN = "two-nodes"
 
 
-@pytest.fixture
-def cluster(tmp_path):
-    with LocalRayCluster(tmp_path / "cluster") as c:
-        c.add_node("gpu", num_gpus=1, env={"RILL_STANDIN_GPUS": "standin-gpu:16"})
-        c.add_node("robots", resources={"robot:hopper-0": 1})
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One cluster for the module (its last test kills the robot node)."""
+    # what the robot's computer offers: the robots its discovery plugins find (rill's simulated
+    # sim-hopper), through the command a user runs before ray start, plus one configured robot
+    found = subprocess.run([sys.executable, "-m", "agent.cli", "hal", "ray-resources"], cwd=REPO,
+                           capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert found.returncode == 0, found.stderr
+    offered = json.loads(found.stdout)
+    assert offered == {"robot:sim-hopper": 1}
+    # Ray notices a dead node after a few missed health checks: one a second, two missed
+    fast = {"RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "2"}
+    with LocalRayCluster(tmp_path_factory.mktemp("cluster")) as c:
+        c.add_node("gpu", num_gpus=1, env={"RILL_STANDIN_GPUS": "standin-gpu:16", **fast})
+        c.add_node("robots", resources={**offered, "robot:hopper-0": 1})
         yield c
 
 
@@ -44,7 +54,7 @@ def _keys(cluster: LocalRayCluster) -> dict[str, str]:
     gpu, robots = cluster.node("gpu").home / "keys", cluster.node("robots").home / "keys"
     learner_public, learner_secret = generate_keys(gpu, "learner")
     actor_public, _ = generate_keys(robots / "made-here", "actor-0")
-    (gpu / "actors").mkdir()
+    (gpu / "actors").mkdir(exist_ok=True)
     (gpu / "actors" / "actor-0.key").write_bytes(actor_public.read_bytes())
     (robots / "learner.key").write_bytes(learner_public.read_bytes())
     return {"learner_secret": str(learner_secret), "allow_dir": str(gpu / "actors"),
@@ -54,7 +64,8 @@ def _keys(cluster: LocalRayCluster) -> dict[str, str]:
 
 def _config(tmp: Path, cluster: LocalRayCluster, steps: int, link: dict) -> Path:
     spec = yaml.safe_load((REPO / "config" / "sim_hopper.yaml").read_text())
-    spec.update(name=RUN, run_dir=str(tmp / "run"), backend="ray", ray_address=cluster.address, link=link)
+    spec.update(name=tmp.name, run_dir=str(tmp / "run"), backend="ray", ray_address=cluster.address,
+                link=link)
     spec["learner"].update(gpu_memory_gb=8, allow_cpu=False, cpus=0.5)
     spec["actors"][0].update(cpus=0.5)
     spec["train"] = {"steps_per_actor": steps, "max_lag": 64}
@@ -93,18 +104,39 @@ def test_rill_run_trains_across_two_nodes_that_share_no_disk(tmp_path, cluster):
     assert actor["state"] == "done" and learner["state"] == "stopped"  # rill run stops it when done
     assert learner["host"] != actor["host"] and learner["device"] == "standin:0"
     # The actor's own data stayed on its node; only the files the summary reads came back.
-    remote = cluster.node("robots").home / "runs" / RUN
+    remote = cluster.node("robots").home / "runs" / tmp_path.name
     assert (remote / "actors" / "actor-0" / "spool").is_dir()
     assert (remote / "workers" / "actors.actor.yaml").is_file()
     assert not (run / "actors" / "actor-0" / "spool").exists()
     assert not (run / "workers" / "actors.actor.yaml").exists()
     assert (run / "actors" / "actor-0" / "episodes.csv").read_bytes() == (
         remote / "actors" / "actor-0" / "episodes.csv").read_bytes()
-    assert not (cluster.node("robots").home / "runs" / RUN / "cache").exists()
+    assert not (remote / "cache").exists()
     applied = read_journal(run / "applied.log")
     assert not [k for k, n in collections.Counter(applied).items() if n > 1], "applied twice"
     assert [s for a, s in applied if a == "actor-0"] == list(range(1, 2001))
     assert "tcp://127.0.0.1" not in (run / "workers" / "learner.yaml").read_text()  # the link left loopback
+
+
+DISCOVER = """
+import json, sys
+from hal.backends.ray import RayBackend
+backend = RayBackend(address=sys.argv[1])
+robots = backend.discover()
+inventory = backend.inventory(robots)
+print(json.dumps({r.name: [s.host for s in inventory.robots if s.name == r.name] for r in robots}))
+"""
+
+
+def test_robots_discovered_on_a_node_are_placed_there(tmp_path, cluster):
+    env = {**os.environ, **cluster.client_env(), "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", DISCOVER, cluster.address], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    # both nodes' plugins find sim-hopper, but only the robots node offers it to Ray
+    assert list(found) == ["sim-hopper"] and len(found["sim-hopper"]) == 1
+    assert found["sim-hopper"][0].endswith(cluster.node("robots").node_id[:8])
 
 
 def test_losing_the_robot_node_stops_the_run_clearly(tmp_path, cluster):
