@@ -1,7 +1,7 @@
 """The control loop under a slow policy, asynchronous against synchronous, in one run.
 
     python -m bench.loop [--quick] --json OUT
-    python -m bench.loop --vla [--with-learner] --hz 50 --hz 100 --ticks 10000 --json OUT
+    python -m bench.loop --vla [--with-learner] [--inference process] --hz 50 --hz 100 --json OUT
 
 A simulated MuJoCo robot (``sim-mujoco``, Hopper-v5, one physics step per command) ticks at 50 Hz
 driven by a policy that takes 60 ms per 25-action chunk and re-plans each chunk with a small
@@ -11,7 +11,9 @@ action jump at chunk joins (linear blending against naive switching).
 ``--vla``: instead, the real thing: the VLA rill ships (``pretrained:tabletop-reach``) drives the
 simulated tabletop arm (camera frame rendered each tick) through the asynchronous loop, at each
 ``--hz``. ``--with-learner``: meanwhile a learner process learns from an actor process streaming
-Hopper-v5 on the same machine, as in an embedded ``rill run``.
+Hopper-v5 on the same machine, as in an embedded ``rill run``. ``--inference process``: the VLA
+computes in a process of its own (``agent.loop.policy_process``), not on a thread beside the clock;
+its cost is reported too (round trip minus the child's compute, per chunk; the child's memory).
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ def run_loop(asynchronous: bool, blend: str, ticks: int, latency_s: float, hz: f
     return stats.summary()
 
 
-def run_vla_loop(hz: float, ticks: int) -> dict:
-    """The shipped tabletop VLA driving the simulated arm through the asynchronous loop at ``hz``."""
+def run_vla_loop(hz: float, ticks: int, inference: str = "thread") -> dict:
+    """The shipped tabletop VLA driving the simulated arm through the asynchronous loop at ``hz``,
+    computing on a thread of this process or in a process of its own."""
+    import numpy as np
     import torch
 
     from agent.loop import ControlLoop, LoopConfig
+    from agent.loop.policy_process import PolicyProcess
     from policies.vla import VLAPolicy, load_vla
     from sim.tabletop.robot import TabletopRobot, TabletopRobotConfig
 
@@ -51,11 +56,28 @@ def run_vla_loop(hz: float, ticks: int) -> dict:
     robot = TabletopRobot("bench-tabletop", TabletopRobotConfig(
         task="reach", colors=["red", "blue", "yellow"], cameras=["front"], state="proprio", control_hz=hz,
         real_time=False, max_delta=1.0, watchdog_timeout_s=1.0))
-    policy = VLAPolicy(load_vla("pretrained:tabletop-reach"))
+    vla = "pretrained:tabletop-reach"
+    if inference == "process":
+        policy = PolicyProcess("agent.loop.policy_process:load_vla_policy", {"path": vla})
+    else:
+        policy = VLAPolicy(load_vla(vla))
     loop = ControlLoop(robot, policy, LoopConfig(control_hz=hz, asynchronous=True, blend="linear"))
-    with robot:
-        stats = loop.run(ticks=ticks)
-    return stats.summary()
+    try:
+        with robot:
+            stats = loop.run(ticks=ticks)
+        out = stats.summary()
+        if inference == "process":
+            import psutil
+
+            overhead = np.asarray(policy.overhead_s) * 1e3
+            out.update(process_overhead_p50_ms=float(np.percentile(overhead, 50)),
+                       process_overhead_p99_ms=float(np.percentile(overhead, 99)),
+                       process_rss_mb=psutil.Process(policy.pid).memory_info().rss / 2**20,
+                       process_restarts=policy.restarts)
+    finally:
+        if inference == "process":
+            policy.close()
+    return out
 
 
 class BusyLearner:
@@ -125,6 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--vla", action="store_true", help="the shipped VLA on the tabletop arm")
     parser.add_argument("--with-learner", action="store_true", help="a busy learner on the same machine")
     parser.add_argument("--hz", type=float, action="append", help="control rates (--vla; default 50)")
+    parser.add_argument("--inference", choices=("thread", "process"), default="thread",
+                        help="--vla: the VLA on a thread beside the clock, or in a process of its own")
     parser.add_argument("--ticks", type=int, help="ticks per loop (default 1500, --quick 150)")
     args = parser.parse_args(argv)
     if args.vla or args.with_learner:
@@ -175,9 +199,10 @@ def vla_main(args) -> dict:
     with BusyLearner() if args.with_learner else nullcontext():
         for hz in args.hz or [50.0]:
             name = f"{'vla' if args.vla else 'replanning'}_{hz:g}hz"
+            name += "_process" if args.vla and args.inference == "process" else ""
             name += "_with_learner" if args.with_learner else ""
             if args.vla:
-                results[name] = run_vla_loop(hz, ticks)
+                results[name] = run_vla_loop(hz, ticks, args.inference)
             else:
                 results[name] = run_loop(True, "linear", ticks, args.latency_ms / 1e3, hz)
     rows = [[name, *[r[c] if isinstance(r[c], int) else f"{r[c]:.3f}" for c in COLUMNS]]

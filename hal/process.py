@@ -39,7 +39,7 @@ def _parent_death_signal():
     return set_parent_death_signal
 
 
-_STOP_WITH_PARENT = _parent_death_signal()
+STOP_WITH_PARENT = _parent_death_signal()  # a preexec_fn for any child that must not outlive us
 
 
 def write_files(files: dict[str, str]) -> None:
@@ -85,7 +85,7 @@ class WorkerProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_STOP_WITH_PARENT,
+                preexec_fn=STOP_WITH_PARENT,
             )
         finally:
             log.close()

@@ -53,3 +53,14 @@ class ReplanningPolicy(Policy):
         phase = 2 * np.pi * self.freq_hz * t[:, None] + np.arange(self.action_dim)[None, :]
         actions = self.amplitude * np.sin(phase) + offset[None, :]
         return ActionChunk(actions.astype(np.float32), self.period_s, version=calls, observed_at=t_obs)
+
+
+def tiny_residual_vla(state_dim: int = 4, action_dim: int = 2, chunk_size: int = 8, seed: int = 0,
+                      deterministic: bool = True) -> Policy:
+    """The tiny untrained VLA with stream-x residual heads (``actor.*`` weights), built from plain
+    arguments: a factory a ``PolicyProcess`` can name. Same arguments, same weights."""
+    from policies.vla import ResidualPolicy, VLAPolicy, tiny_vla
+
+    vla = VLAPolicy(tiny_vla(state_dim, action_dim, chunk_size, seed))
+    return ResidualPolicy(vla, vla.feature_dim, scale=0.5, low=-np.ones(action_dim), high=np.ones(action_dim),
+                          hidden=(16, 16), seed=seed, deterministic=deterministic)

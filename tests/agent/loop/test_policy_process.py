@@ -1,0 +1,96 @@
+"""``PolicyProcess``: a real policy computing in a child process answers as it does in this one,
+takes weights by name, and fails as a policy fails (its errors, its death by SIGKILL) without ever
+taking the control loop down."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from agent.loop import ControlLoop, LoopConfig
+from agent.loop.policy_process import PolicyProcess, PolicyProcessError
+from agent.testing.policies import tiny_residual_vla
+
+TINY = "agent.testing.policies:tiny_residual_vla"
+
+
+def _obs(seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {"state": rng.standard_normal(4).astype(np.float32),
+            "image.front": rng.integers(0, 256, (96, 96, 3), dtype=np.uint8),
+            "instruction": "reach the red block", "timestamp": time.monotonic()}
+
+
+@pytest.fixture(scope="module")
+def remote():
+    with PolicyProcess(TINY, {"seed": 3}, restart_backoff_s=0.0) as policy:
+        yield policy
+
+
+def test_it_answers_as_the_same_policy_in_this_process(remote):
+    local = tiny_residual_vla(seed=3)
+    obs = _obs()
+    a, b = remote.act(obs), local.act(obs)
+    assert remote.chunk_size == local.chunk_size == 8
+    # equal up to float rounding: the child computes on one thread, this process maybe on more
+    np.testing.assert_allclose(a.actions, b.actions, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.extras["residual"], b.extras["residual"], rtol=1e-5, atol=1e-6)
+    assert a.observed_at == b.observed_at == obs["timestamp"] and a.period_s == b.period_s
+
+
+def test_weights_go_by_name_and_bad_ones_are_refused(remote):
+    state = {k: torch.full_like(v, 0.01) for k, v in remote.state_dict().items()}
+    remote.load_state_dict(state, version=7)
+    assert remote.version == 7
+    assert all(torch.equal(v, state[k]) for k, v in remote.state_dict().items())
+    with pytest.raises(PolicyProcessError, match="ResidualWeightsError: actor weights: missing"):
+        remote.load_state_dict({"actor.nonsense": torch.zeros(2)}, version=8)
+    assert remote.version == 7 and remote.act(_obs()).version == 7  # the good weights stay
+
+
+def test_a_policy_error_comes_back_by_name_and_the_process_serves_on(remote):
+    bad = {**_obs(), "state": np.zeros(3, np.float32)}
+    with pytest.raises(PolicyProcessError, match=r"observation\['state'\] has shape \(3,\), expected \(4,\)"):
+        remote.act(bad)
+    with pytest.raises(PolicyProcessError, match="'pose': a dict cannot cross"):
+        remote.act({**_obs(), "pose": {"x": 1}})
+    assert remote.act(_obs()).actions.shape == (8, 2)
+
+
+def test_a_killed_process_is_restarted_with_its_last_weights(remote):
+    state = {k: torch.full_like(v, -0.02) for k, v in remote.state_dict().items()}
+    remote.load_state_dict(state, version=11)
+    before = remote.act(_obs(5))
+    os.kill(remote.pid, signal.SIGKILL)
+    with pytest.raises(PolicyProcessError, match=r"exited with -9"):
+        remote.act(_obs(5))
+    after = remote.act(_obs(5))  # started again (no backoff in this fixture), weights reapplied
+    assert remote.restarts == 1 and after.version == 11
+    np.testing.assert_array_equal(after.actions, before.actions)
+
+
+def test_a_factory_that_fails_is_named():
+    why = r"could not build the policy agent.testing.policies:nothing: AttributeError"
+    with pytest.raises(PolicyProcessError, match=why):
+        PolicyProcess("agent.testing.policies:nothing")
+
+
+def test_the_control_loop_drives_a_robot_with_it():
+    from sim.tabletop.robot import TabletopRobot, TabletopRobotConfig
+
+    config = TabletopRobotConfig(task="reach", colors=["red"], cameras=["front"], state="proprio",
+                                 real_time=False, watchdog_timeout_s=1.0)
+    robot = TabletopRobot("pp-arm", config)
+    factory = "agent.loop.policy_process:load_vla_policy"
+    with robot, PolicyProcess(factory, {"path": "pretrained:tabletop-reach"}) as policy:
+        loop = ControlLoop(robot, policy, LoopConfig(control_hz=50, asynchronous=True))
+        stats = loop.run(ticks=150)
+    assert stats.policy_failures == 0 and stats.chunks >= 10
+    assert stats.ticks == 150 and stats.holds < 30  # the first chunk takes a start-up's time
+    assert len(policy.overhead_s) >= stats.chunks  # every chunk installed came from one act()
