@@ -44,6 +44,9 @@ class RunTrainConfig:
     # vla-residual: "real-time" keeps the loop's clock (inference on its own thread, as on a robot);
     # "fast" ticks a stepped simulator as fast as it computes, the VLA inside the tick
     pace: str = "real-time"
+    # vla-residual: "process" runs the VLA in a process of its own, so that nothing it does in Python
+    # delays the loop's clock; "thread": on the loop's inference thread
+    inference: str = "thread"
     keep_images: bool = False
     # a reward model in place of the robot's own reward and success (agent.reward.RewardSignalConfig:
     # model, threshold, consecutive, success_reward, end_episode); None: the robot's own
@@ -70,6 +73,8 @@ class RunTrainConfig:
             )
         if self.pace not in PACES:
             raise ConfigError(f"train.pace must be one of {PACES}, got {self.pace!r}")
+        if self.inference not in ("thread", "process"):
+            raise ConfigError(f"train.inference must be 'thread' or 'process', got {self.inference!r}")
         if self.vla is not None:
             self._check_vla()
         elif self.chunk_size is None:

@@ -115,7 +115,7 @@ def _vla_actor(config: ActorWorkerConfig, ctx, robot) -> int:
                                         vla_path=t.vla, chunk_size=t.chunk_size, control_hz=t.control_hz,
                                         residual_scale=t.residual_scale, base_scale=t.base_scale,
                                         hidden=t.hyper.get("hidden", (128, 128)), seed=t.seed,
-                                        keep_images=t.keep_images, pace=t.pace,
+                                        keep_images=t.keep_images, pace=t.pace, inference=t.inference,
                                         curve=_curve(config, ctx.name), insecure=config.insecure), robot)
 
     def progress() -> dict:

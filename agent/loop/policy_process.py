@@ -44,6 +44,8 @@ from policies.base import ActionChunk, Observation
 
 log = logging.getLogger(__name__)
 
+#: What a policy declares that a ``PolicyProcess`` shows as its own attributes (when the policy has them).
+DECLARED = ("state_dim", "action_dim", "feature_dim", "action_low", "action_high", "period_s", "cameras")
 ARENA_BYTES = 4 << 20  # grown (a new arena) when a message's arrays need more
 MAX_HEADER = 64 << 20
 _KINDS = "biuf"  # array dtypes that cross: bool, signed, unsigned, float
@@ -232,6 +234,10 @@ class PolicyProcess:
         parent.settimeout(self.act_timeout_s)
         self.chunk_size = int(ready["chunk_size"])
         self._version = int(ready["version"])
+        for name, value in ready.get("declared", {}).items():
+            if name in DECLARED:
+                setattr(self, name, np.asarray(value, np.float32) if name in ("action_low", "action_high")
+                        else value)
         self.pid = int(ready["pid"])
         if self._weights is not None:
             self._load(*self._weights)
@@ -345,6 +351,13 @@ def load_vla_policy(path: str) -> Any:
     return VLAPolicy(load_vla(path))
 
 
+def tiny_vla_policy(state_dim: int, action_dim: int, chunk_size: int, seed: int = 0) -> Any:
+    """A factory: the tiny untrained VLA (same arguments, same weights) as a policy."""
+    from policies.vla import VLAPolicy, tiny_vla
+
+    return VLAPolicy(tiny_vla(state_dim, action_dim, chunk_size, seed))
+
+
 def _build(factory: str, kwargs: dict) -> Any:
     module, _, name = factory.partition(":")
     if not module or not name:
@@ -407,8 +420,13 @@ def main(argv: list[str] | None = None) -> int:
         why = f"could not build the policy {args.factory}: {type(e).__name__}: {e}"
         channel.send({"ok": False, "error": why})
         return 1
+    declared = {}
+    for name in DECLARED:
+        value = getattr(policy, name, None)
+        if value is not None:
+            declared[name] = value.tolist() if isinstance(value, np.ndarray) else value
     channel.send({"ok": True, "chunk_size": int(policy.chunk_size), "version": int(policy.version),
-                  "pid": os.getpid()})
+                  "pid": os.getpid(), "declared": declared})
     try:
         _serve(channel, policy)
     finally:

@@ -32,6 +32,7 @@ from learners.link.security import CurveClient
 from policies.vla import ResidualPolicy, VLAPolicy, load_vla, tiny_vla
 
 log = logging.getLogger(__name__)
+INFERENCE = ("thread", "process")
 
 
 @dataclass
@@ -53,8 +54,13 @@ class VLAActorConfig:
     curve: CurveClient | None = None
     insecure: bool = False
     durability: str = "fsync"
+    # "thread": the VLA computes on the loop's inference thread; "process": in a process of its own
+    # (agent.loop.policy_process), so nothing it does in Python can delay a tick
+    inference: str = "thread"
 
     def __post_init__(self) -> None:
+        if self.inference not in INFERENCE:
+            raise ValueError(f"VLAActorConfig.inference must be one of {INFERENCE}, got {self.inference!r}")
         if type(self.chunk_size) is not int or self.chunk_size < MIN_CHUNK:
             raise ValueError(f"VLAActorConfig.chunk_size must be an integer >= {MIN_CHUNK}, "
                              f"got {self.chunk_size!r}")
@@ -74,8 +80,7 @@ class VLAActor:
                 f"robot {robot.name!r} cannot drive a VLA learner: no {missing} in its observations"
             )
         state_dim, action = int(spec["state"].shape[0]), robot.action_spec
-        model = load_vla(c.vla_path) if c.vla_path else tiny_vla(state_dim, action.dim, c.chunk_size, c.seed)
-        self.vla = VLAPolicy(model)
+        self.vla = self._vla(state_dim, action.dim)
         if self.vla.state_dim != state_dim or self.vla.action_dim != action.dim:
             raise ValueError(
                 f"VLA {c.vla_path}: state/action dims {self.vla.state_dim}/{self.vla.action_dim} "
@@ -125,6 +130,18 @@ class VLAActor:
         self.returns: list[float] = []
         self._t0 = time.monotonic()
         self.ticks = 0
+
+    def _vla(self, state_dim: int, action_dim: int):
+        c = self.config
+        if c.inference == "process":
+            from agent.loop.policy_process import PolicyProcess
+
+            if c.vla_path:
+                return PolicyProcess("agent.loop.policy_process:load_vla_policy", {"path": c.vla_path})
+            shape = {"state_dim": state_dim, "action_dim": action_dim, "chunk_size": c.chunk_size}
+            return PolicyProcess("agent.loop.policy_process:tiny_vla_policy", {**shape, "seed": c.seed})
+        model = load_vla(c.vla_path) if c.vla_path else tiny_vla(state_dim, action_dim, c.chunk_size, c.seed)
+        return VLAPolicy(model)
 
     # -- per tick (control thread: nothing here may block) ----------------------------------------
     def _on_tick(self, record: TickRecord) -> None:
@@ -223,4 +240,6 @@ class VLAActor:
     def close(self, drain_s: float = 0.0) -> None:
         self.save()
         self.feed.close(drain_s)
+        if hasattr(self.vla, "close"):  # a VLA in a process of its own
+            self.vla.close()
         (self.dir / "summary.json").write_text(json.dumps(self.summary(), indent=1, default=float))

@@ -94,3 +94,32 @@ def test_the_control_loop_drives_a_robot_with_it():
     assert stats.policy_failures == 0 and stats.chunks >= 10
     assert stats.ticks == 150 and stats.holds < 30  # the first chunk takes a start-up's time
     assert len(policy.overhead_s) >= stats.chunks  # every chunk installed came from one act()
+
+
+def test_a_vla_actor_computes_its_vla_in_a_process_of_its_own(tmp_path):
+    """``inference: process`` in a VLA actor: the VLA runs in a child; the residual heads the learner
+    trains stay here, so weights still arrive by name through the actor's own policy."""
+    import socket
+
+    from agent.vla.actor import VLAActor, VLAActorConfig
+    from hal.config import RobotConfig
+    from hal.registry import make_robot
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there: the actor spools and drives on
+    arm = RobotConfig("arm", "sim-tabletop", {"task": "reach", "colors": ["red", "blue"], "real_time": False,
+                                              "state": "proprio"})
+    config = VLAActorConfig(learner=f"tcp://127.0.0.1:{port}", actor_id="arm", run_dir=tmp_path,
+                            vla_path="pretrained:tabletop-reach", chunk_size=4, durability="os-buffered",
+                            inference="process")
+    with make_robot(arm) as robot:
+        actor = VLAActor(config, robot)
+        try:
+            assert isinstance(actor.vla, PolicyProcess) and actor.vla.pid != os.getpid()
+            assert actor.vla.feature_dim == actor.spec["obs_dim"]  # declared by the child's policy
+            stats = actor.loop.run(ticks=200)
+        finally:
+            actor.close()
+    assert stats.policy_failures == 0 and stats.chunks >= 20 and actor.seq > 0
+    assert actor.vla.channel is None  # closed with the actor
