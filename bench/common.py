@@ -29,6 +29,16 @@ def machine() -> dict[str, Any]:
     }
 
 
+def finished_summary(run: Path, steps: int) -> dict[str, Any] | None:
+    """A training run's ``summary.json`` when it has reached ``steps`` (a longer run counts); None
+    while it has not finished (or never started), so the caller trains or resumes it."""
+    path = Path(run) / "summary.json"
+    if not path.exists():
+        return None
+    summary = json.loads(path.read_text())
+    return summary if summary.get("steps", 0) >= steps else None
+
+
 def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ The report (``bench.reproduce_report``) compares rill with the reference code an
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import multiprocessing
 import tempfile
@@ -26,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.common import finished_summary
 from bench.reproduce_report import write_report
 
 log = logging.getLogger("bench.reproduce")
@@ -54,12 +54,10 @@ def train_one(spec: RunSpec) -> dict:
     from agent.train_config import CONFIG_FILE, TrainConfig
 
     run = Path(spec.run_dir)
-    summary_file = run / "summary.json"
-    if summary_file.exists():
-        summary = json.loads(summary_file.read_text())
-        if summary.get("steps", 0) >= spec.steps:
-            log.info("%s: already trained to %d steps", run, summary["steps"])
-            return summary
+    summary = finished_summary(run, spec.steps)
+    if summary is not None:
+        log.info("%s: already trained to %d steps", run, summary["steps"])
+        return summary
     config = TrainConfig(
         env=spec.env,
         algo="stream-ac",

@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench.common import finished_summary
+
 log = logging.getLogger("bench.reference.stream_ac")
 
 # The published defaults (the reference script's argparse defaults and docs/streamx.md).
@@ -187,11 +189,10 @@ def train(spec: ReferenceRun) -> dict:
     torch.set_num_threads(1)  # as rill's runs: one thread each, so the rates compare
     run = Path(spec.run_dir)
     summary_file = run / "summary.json"
-    if summary_file.exists():
-        summary = json.loads(summary_file.read_text())
-        if summary.get("steps", 0) >= spec.steps:
-            log.info("%s: already ran to %d steps", run, summary["steps"])
-            return summary
+    summary = finished_summary(run, spec.steps)
+    if summary is not None:
+        log.info("%s: already ran to %d steps", run, summary["steps"])
+        return summary
     run.mkdir(parents=True, exist_ok=True)
     spec_file = run / "run.json"
     expected = {k: v for k, v in asdict(spec).items() if k in ("env", "seed")} | {"update_path": "reference"}
