@@ -29,7 +29,7 @@ def cmd_hal_list(args: argparse.Namespace) -> int:
 
 def cmd_hal_ray_resources(args: argparse.Namespace) -> int:
     import sim.robots  # noqa: F401  registers rill's simulated robots even without entry points
-    from hal.backends.ray import RESOURCE_PREFIX
+    from hal.backends import ROBOT_RESOURCE_PREFIX as RESOURCE_PREFIX  # without importing Ray
     from hal.registry import discover_robots
 
     robots = [r.name for r in discover_robots()]

@@ -23,6 +23,9 @@ from hal.leases import LeaseStore
 from hal.placement import Assignment
 from hal.runspec import RunSpec
 
+#: A robot as a Ray custom resource: ``robot:<name>``, of amount 1, on the node it is attached to.
+ROBOT_RESOURCE_PREFIX = "robot:"
+
 #: What ``Backend.poll`` reports per worker: exit status (``None``: running) and a new heartbeat.
 PollResult = tuple[int | None, dict[str, Any] | None]
 

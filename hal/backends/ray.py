@@ -33,7 +33,7 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from hal.backends import Backend, PollResult, WorkerDirs, free_tcp_port
+from hal.backends import ROBOT_RESOURCE_PREFIX, Backend, PollResult, WorkerDirs, free_tcp_port
 from hal.config import RobotConfig
 from hal.errors import ConfigError
 from hal.host import GIB, Host, Inventory, RobotState, local_host_name
@@ -44,7 +44,7 @@ from hal.registry import class_path, load_class_path, robot_class, robot_types
 
 log = logging.getLogger(__name__)
 
-RESOURCE_PREFIX = "robot:"
+RESOURCE_PREFIX = ROBOT_RESOURCE_PREFIX
 CALL_TIMEOUT_S = 10.0  # a call to a worker's Ray actor that takes longer: its node is taken as gone
 
 
