@@ -2,8 +2,10 @@
 
 The whole #7 path with real parts: the MuJoCo tabletop arm with its camera rendered offscreen,
 the tiny SmolVLM-architecture VLA (frozen; its untrained action head muted), the residual actor
-acting from the VLA's features in the asynchronous control loop, transitions streamed over a
-loopback ZeroMQ link into a real learner that keeps them in its cache and sends weights back.
+acting from the VLA's features in the control loop, transitions streamed over a loopback ZeroMQ
+link into a real learner that keeps them in its cache and sends weights back. The loop steps the
+simulated 50 Hz arm as fast as it computes (``pace: fast``: the same world, in 22 s instead of
+140 s); the VLA actor on the asynchronous real-time loop is ``tests/agent/test_rill_run.py``'s.
 
 Baseline: the same residual actor with its initial weights. Both are evaluated deterministically
 (``r = mu``) on the same seeded episodes, before and after a CI-sized run of online learning.
@@ -71,7 +73,7 @@ def test_residual_heads_learn_the_tabletop_reach_beyond_their_baseline(tmp_path)
         try:
             actor = VLAActor(VLAActorConfig(learner=service.endpoint, actor_id="arm", run_dir=tmp_path,
                                             chunk_size=2, base_scale=0.0, durability="os-buffered",
-                                            control_hz=50), robot)  # chunks outlast inference (config)
+                                            control_hz=50, pace="fast"), robot)
             before = _evaluate(actor, EVAL_EPISODES, seed=123)
             summary = actor.run(ticks=TRAIN_TICKS)
             actor.close(drain_s=30)
