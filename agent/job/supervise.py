@@ -3,8 +3,8 @@
 When every actor has taken its steps, the learner is given up to ``DRAIN_S`` to learn from what is
 still in its cache, then stopped (it writes its checkpoint). When every actor has ended but some
 failed (a robot with no spare, a lost node), the learner learns what it has and is stopped the same
-way, and the job reports the failure. Ctrl-C stops every worker: actors keep their spools, the
-learner checkpoints.
+way, and the job reports the failure; a failed learner stops every actor at once. Ctrl-C stops
+every worker: actors keep their spools, the learner checkpoints.
 """
 
 from __future__ import annotations
@@ -81,6 +81,11 @@ def run_job(config_path: Path) -> tuple[Path, bool]:
         nonlocal finished_at
         shown()
         status = s.status()
+        lost = [w for w in status if w.role == "learner" and w.state == FAILED]
+        if lost:  # nothing left to learn for: the actors stop too (they keep their spools)
+            log.error("the learner failed (%s); stopping the run", lost[0].detail)
+            s.stop()
+            return
         actors = [w for w in status if w.role == "actor"]
         if not actors or not all(w.state in TERMINAL for w in actors):
             return
