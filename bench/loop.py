@@ -1,7 +1,8 @@
 """The control loop under a slow policy, asynchronous against synchronous, in one run.
 
     python -m bench.loop [--quick] --json OUT
-    python -m bench.loop --vla [--with-learner] [--inference process] --hz 50 --hz 100 --json OUT
+    python -m bench.loop --vla [--with-learner] [--inference process] [--rt-priority 50] --hz 50 --hz 100 \
+        --json OUT
 
 A simulated MuJoCo robot (``sim-mujoco``, Hopper-v5, one physics step per command) ticks at 50 Hz
 driven by a policy that takes 60 ms per 25-action chunk and re-plans each chunk with a small
@@ -14,6 +15,8 @@ simulated tabletop arm (camera frame rendered each tick) through the asynchronou
 Hopper-v5 on the same machine, as in an embedded ``rill run``. ``--inference process``: the VLA
 computes in a process of its own (``agent.loop.policy_process``), not on a thread beside the clock;
 its cost is reported too (round trip minus the child's compute, per chunk; the child's memory).
+``--rt-priority N [--cpu K]``: the clock thread runs under ``SCHED_FIFO`` at priority N (pinned to
+CPU K), as ``loop.rt_priority`` / ``loop.cpus`` set it on a robot.
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ def run_loop(asynchronous: bool, blend: str, ticks: int, latency_s: float, hz: f
     return stats.summary()
 
 
-def run_vla_loop(hz: float, ticks: int, inference: str = "thread") -> dict:
+def run_vla_loop(hz: float, ticks: int, inference: str = "thread", rt_priority: int = 0,
+                 cpus: list[int] | None = None) -> dict:
     """The shipped tabletop VLA driving the simulated arm through the asynchronous loop at ``hz``,
-    computing on a thread of this process or in a process of its own."""
+    computing on a thread of this process or in a process of its own; ``rt_priority`` / ``cpus``:
+    the clock thread's real-time scheduling (``LoopConfig``)."""
     import numpy as np
     import torch
 
@@ -61,7 +66,8 @@ def run_vla_loop(hz: float, ticks: int, inference: str = "thread") -> dict:
         policy = PolicyProcess("agent.loop.policy_process:load_vla_policy", {"path": vla})
     else:
         policy = VLAPolicy(load_vla(vla))
-    loop = ControlLoop(robot, policy, LoopConfig(control_hz=hz, asynchronous=True, blend="linear"))
+    loop = ControlLoop(robot, policy, LoopConfig(control_hz=hz, asynchronous=True, blend="linear",
+                                                 rt_priority=rt_priority, cpus=list(cpus or [])))
     try:
         with robot:
             stats = loop.run(ticks=ticks)
@@ -150,6 +156,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--inference", choices=("thread", "process"), default="thread",
                         help="--vla: the VLA on a thread beside the clock, or in a process of its own")
     parser.add_argument("--ticks", type=int, help="ticks per loop (default 1500, --quick 150)")
+    parser.add_argument("--rt-priority", type=int, default=0,
+                        help="--vla: the clock thread under SCHED_FIFO at this priority (0: off)")
+    parser.add_argument("--cpu", type=int, action="append", help="--vla: pin the clock thread to this CPU")
     args = parser.parse_args(argv)
     if args.vla or args.with_learner:
         return vla_main(args)
@@ -201,13 +210,18 @@ def vla_main(args) -> dict:
             name = f"{'vla' if args.vla else 'replanning'}_{hz:g}hz"
             name += "_process" if args.vla and args.inference == "process" else ""
             name += "_with_learner" if args.with_learner else ""
+            name += "_rt" if args.vla and (args.rt_priority or args.cpu) else ""
             if args.vla:
-                results[name] = run_vla_loop(hz, ticks, args.inference)
+                results[name] = run_vla_loop(hz, ticks, args.inference, args.rt_priority, args.cpu)
             else:
                 results[name] = run_loop(True, "linear", ticks, args.latency_ms / 1e3, hz)
     rows = [[name, *[r[c] if isinstance(r[c], int) else f"{r[c]:.3f}" for c in COLUMNS]]
             for name, r in results.items()]
     print_table("asynchronous loop, linear blending", ["loop", *COLUMNS], rows)
+    for name, r in results.items():
+        if r.get("realtime") or r.get("realtime_refused"):
+            refused = f"; {r['realtime_refused']}" if r["realtime_refused"] else ""
+            print(f"{name}: clock thread {r['realtime'] or 'ordinary'}{refused}")
     write_json(args.json, {**results, "_meta": {"quick": args.quick, "ticks": ticks, **machine()}})
     return results
 

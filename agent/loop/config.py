@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from agent.loop.realtime import MAX_CPUS, MAX_PRIORITY
 from hal.errors import ConfigError
 
 BLENDS = ("linear", "none")
@@ -33,6 +34,10 @@ class LoopConfig:
       (``Robot.stepped``: it advances ``1 / control_hz`` of simulated time per command, so the
       policy sees the same 50 Hz world, only sooner); it needs ``asynchronous=False``: the policy
       runs inside the tick and the simulator waits for it.
+    - ``rt_priority``: run the clock thread under ``SCHED_FIFO`` at this priority (1-98; 0, the
+      default, leaves ordinary scheduling), as a robot's controller thread does; ``cpus``: pin the
+      clock thread to these CPUs (empty: any). Both act on the clock thread only
+      (``agent/loop/realtime.py``); a system that refuses them is logged and the loop runs on.
     """
 
     control_hz: float = 50.0
@@ -44,6 +49,8 @@ class LoopConfig:
     latency_window: int = 50
     auto_reset: bool = True  # reset the robot when it reports terminated/truncated
     paced: bool = True
+    rt_priority: int = 0
+    cpus: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.control_hz > 0:
@@ -57,6 +64,13 @@ class LoopConfig:
         if not self.paced and self.asynchronous:
             raise ConfigError("loop.paced false (tick as fast as a stepped simulator goes) needs "
                               "loop.asynchronous false: with no clock, the policy runs inside the tick")
+        if type(self.rt_priority) is not int or not 0 <= self.rt_priority <= MAX_PRIORITY:
+            raise ConfigError(f"loop.rt_priority must be an integer from 0 (off) to {MAX_PRIORITY}, "
+                              f"got {self.rt_priority!r}")
+        cpus_ok = isinstance(self.cpus, list) and all(type(c) is int and 0 <= c < MAX_CPUS for c in self.cpus)
+        if not cpus_ok:
+            raise ConfigError(f"loop.cpus must be a list of CPU numbers (integers from 0 to {MAX_CPUS - 1}), "
+                              f"got {self.cpus!r}")
         if not self.max_obs_age_s > 0:
             raise ConfigError(f"loop.max_obs_age_s must be > 0, got {self.max_obs_age_s!r}")
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.loop import realtime
 from agent.loop.chunks import ChunkSchedule
 from agent.loop.config import LoopConfig
 from agent.loop.pacer import Pacer
@@ -318,7 +319,12 @@ class ControlLoop:
             worker.start()
         pacer = Pacer(period)
         misses_before = self.stats.deadline_misses
+        scheduling = None
         try:
+            # After the inference thread is started: it keeps ordinary scheduling.
+            scheduling = realtime.enter(self.config.rt_priority, self.config.cpus)
+            self.stats.realtime, self.stats.realtime_refused = scheduling.applied, scheduling.refused
+            pacer.restart()
             while not self._stop.is_set() and (ticks is None or self.stats.ticks < ticks):
                 if should_stop is not None and should_stop():
                     break
@@ -338,6 +344,8 @@ class ControlLoop:
                 else:
                     self.tick += 1
         finally:
+            if scheduling is not None:
+                realtime.leave(scheduling)
             self._stop.set()
             if worker is not None:
                 worker.join(timeout=5)

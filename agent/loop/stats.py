@@ -27,6 +27,8 @@ class LoopStats:
     inference_s: list[float] = field(default_factory=list)
     joins: list[float] = field(default_factory=list)  # |a_t - a_{t-1}| (inf-norm) at chunk handovers
     last_failure: str = ""
+    realtime: str = ""  # the clock thread's scheduling, if asked for: "SCHED_FIFO 50 on CPUs [1]"
+    realtime_refused: str = ""  # what of it the system refused, and why
 
     def summary(self) -> dict:
         return {
@@ -47,4 +49,6 @@ class LoopStats:
             "inference_p99_ms": 1e3 * _pct(self.inference_s, 99),
             "max_join_jump": max(self.joins, default=0.0),
             "last_failure": self.last_failure,
+            "realtime": self.realtime,
+            "realtime_refused": self.realtime_refused,
         }

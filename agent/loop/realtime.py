@@ -1,0 +1,87 @@
+"""Real-time scheduling for the clock thread: ``SCHED_FIFO`` at a priority, pinned to chosen CPUs.
+
+On a loaded machine the operating system, not Python, is what makes a tick late: a learner, a
+simulator's renderer or the policy's process may hold the core when the clock's sleep ends. A
+``SCHED_FIFO`` thread runs as soon as it wakes, ahead of every ordinary thread; this is what
+``ros2_control`` asks of its controller thread too. It needs ``CAP_SYS_NICE`` or an ``rtprio``
+limit (``ulimit -r``, ``/etc/security/limits.conf``); where the system refuses, the loop runs on
+with ordinary scheduling and says why.
+
+Linux scheduling is per thread: :func:`enter` changes only the calling thread, and sets
+``SCHED_RESET_ON_FORK`` so that no thread or process started from the clock inherits its priority
+(they do inherit its CPU pinning: start helpers before the loop, as the inference thread is).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+#: The highest ``SCHED_FIFO`` priority a loop may take: 99 is left to the kernel's own threads.
+MAX_PRIORITY = 98
+#: CPU numbers a loop may name (the kernel's default ``CPU_SETSIZE``).
+MAX_CPUS = 1024
+
+
+@dataclass
+class Scheduling:
+    """How the calling thread was scheduled before :func:`enter`, so :func:`leave` can put it back."""
+
+    policy: int
+    priority: int
+    cpus: set[int] | None
+    applied: str  # what took effect: "SCHED_FIFO 50 on CPUs [1]"; "" if nothing
+    refused: str  # why a part of the request did not take effect; "" if all did
+
+
+def enter(priority: int, cpus: list[int]) -> Scheduling:
+    """Give the calling thread ``SCHED_FIFO`` at ``priority`` (0: leave the policy) and pin it to
+    ``cpus`` (empty: leave the affinity). Never raises for a refusal: it is logged and reported."""
+    supported = hasattr(os, "sched_setscheduler") and hasattr(os, "sched_setaffinity")
+    before = Scheduling(
+        policy=os.sched_getscheduler(0) if supported else 0,
+        priority=os.sched_getparam(0).sched_priority if supported else 0,
+        cpus=set(os.sched_getaffinity(0)) if supported else None,
+        applied="", refused="")
+    if not priority and not cpus:
+        return before
+    if not supported:
+        before.refused = "this system has no per-thread scheduling (Linux only)"
+        log.warning("control loop: real-time scheduling not applied: %s", before.refused)
+        return before
+    applied, refused = [], []
+    if priority:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
+            applied.append(f"SCHED_FIFO {priority}")
+        except PermissionError:
+            refused.append(f"SCHED_FIFO {priority} refused: needs CAP_SYS_NICE or an rtprio limit of at "
+                           f"least {priority} (ulimit -r; /etc/security/limits.conf)")
+        except OSError as e:
+            refused.append(f"SCHED_FIFO {priority} refused: {e.strerror or e}")
+    if cpus:
+        try:
+            os.sched_setaffinity(0, cpus)
+            applied.append(f"on CPUs {sorted(cpus)}")
+        except (OSError, ValueError, OverflowError) as e:
+            refused.append(f"CPUs {sorted(cpus)} refused: {getattr(e, 'strerror', None) or e} "
+                           f"(this process may use {sorted(before.cpus or ())})")
+    before.applied, before.refused = " ".join(applied), "; ".join(refused)
+    if before.refused:
+        log.warning("control loop: %s; ticking with ordinary scheduling", before.refused)
+    return before
+
+
+def leave(previous: Scheduling) -> None:
+    """Put the calling thread back as :func:`enter` found it."""
+    if not previous.applied:
+        return
+    try:
+        os.sched_setscheduler(0, previous.policy, os.sched_param(previous.priority))
+        if previous.cpus:
+            os.sched_setaffinity(0, previous.cpus)
+    except OSError as e:  # lowering one's own priority is always allowed; say so if not
+        log.warning("control loop: could not restore the thread's scheduling: %s", e)
