@@ -11,8 +11,13 @@ safetensors bytes, everything else as msgpack scalars.
 Failures stay failures of the policy, which the loop already survives by holding: an exception in
 the child comes back as a :class:`PolicyProcessError` with its message; a child that died or went
 silent past ``act_timeout_s`` is killed and started again on the next ``act()`` (at most once per
-``restart_backoff_s``), with the last weights it was given. The child ends with its parent
-(``PR_SET_PDEATHSIG`` and end-of-file on its socket).
+``restart_backoff_s``), with the last weights it accepted. The child ends when its parent does:
+its socket reaches end-of-file. (Not ``PR_SET_PDEATHSIG``: that signal follows the *thread* that
+started the child, and a restart happens on the loop's inference thread, which ends with each run.)
+
+An arena's file is removed as soon as the other process has mapped it, so nothing is left in
+``/dev/shm`` when either process is killed; its space is reserved when it is made, so a full
+``/dev/shm`` is an error here, not a ``SIGBUS`` later.
 
     policy = PolicyProcess("agent.loop.policy_process:load_vla_policy", {"path": "pretrained:tabletop-reach"})
     loop = ControlLoop(robot, policy, LoopConfig(control_hz=50))
@@ -56,6 +61,10 @@ class PolicyProcessError(RuntimeError):
     """The policy process failed to answer (its exception, its death, its silence)."""
 
 
+class _ChannelBroken(PolicyProcessError):
+    """The channel between the processes cannot be read on."""
+
+
 # -- shared arrays ---------------------------------------------------------------------------------
 class Arena:
     """A file in shared memory, mapped, that carries one message's arrays at a time. The writer
@@ -67,12 +76,20 @@ class Arena:
         fd = os.open(self.path, flags, 0o600)
         try:
             if create:
-                os.ftruncate(fd, size)
+                try:
+                    os.posix_fallocate(fd, 0, size)
+                except OSError as e:
+                    os.close(fd)
+                    fd = -1
+                    self.path.unlink(missing_ok=True)
+                    raise PolicyProcessError(f"shared-memory arena {self.path} ({size} bytes): "
+                                             f"{e.strerror or e} (is {self.path.parent} full?)") from None
             else:
                 self.size = size = os.fstat(fd).st_size
             self.map = mmap.mmap(fd, size)
         finally:
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
 
     @classmethod
     def create(cls, size: int) -> Arena:
@@ -141,19 +158,28 @@ class _Channel:
         self.sock.sendall(_LEN.pack(len(body)) + body)
 
     def recv(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """One message; ``_ChannelBroken`` when the stream cannot be read on (the caller gives the
+        channel up: a message cut short leaves the next one unreadable)."""
         (size,) = _LEN.unpack(self._exact(_LEN.size))
         if size > MAX_HEADER:
-            raise PolicyProcessError(f"message of {size} bytes, over {MAX_HEADER}")
-        header = msgpack.unpackb(self._exact(size), raw=False)
+            raise _ChannelBroken(f"message of {size} bytes, over {MAX_HEADER}")
+        try:
+            header = msgpack.unpackb(self._exact(size), raw=False)
+        except (ValueError, msgpack.UnpackException) as e:
+            raise _ChannelBroken(f"unreadable message: {e}") from None
         if not isinstance(header, dict):
-            raise PolicyProcessError(f"message is a {type(header).__name__}, not a map")
+            raise _ChannelBroken(f"message is a {type(header).__name__}, not a map")
         arrays = {}
         if "arrays" in header:
             path = str(header.get("arena", ""))
             if self.peer is None or str(self.peer.path) != path:
                 if self.peer is not None:
                     self.peer.close()
-                self.peer = Arena(Path(path), 0, create=False)
+                try:
+                    self.peer = Arena(Path(path), 0, create=False)
+                except OSError as e:
+                    raise _ChannelBroken(f"arena {path}: {e.strerror or e}") from None
+                self.peer.path.unlink(missing_ok=True)  # both have it mapped: no name left to leak
             arrays = self.peer.get(header["arrays"])
         return header, arrays
 
@@ -205,7 +231,8 @@ class PolicyProcess:
         self.threads, self.act_timeout_s = threads, act_timeout_s
         self.start_timeout_s, self.restart_backoff_s = start_timeout_s, restart_backoff_s
         self._lock = threading.Lock()
-        self._weights: tuple[bytes, int | None] | None = None  # the last weights, for a restarted child
+        self._weights: tuple[bytes, int | None] | None = None  # the last weights the child accepted
+        self._pending: tuple[bytes, int | None] | None = None  # weights given while the child was down
         self._version = 0
         self.restarts = 0
         self.overhead_s: list[float] = []  # per act: round trip minus the child's compute
@@ -216,12 +243,10 @@ class PolicyProcess:
         parent, child = socket.socketpair()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                                              os.environ.get("PYTHONPATH", "")])}
-        from hal.process import STOP_WITH_PARENT
-
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent.loop.policy_process", "--fd", str(child.fileno()),
              "--factory", self.factory, "--kwargs", json.dumps(self.kwargs), "--threads", str(self.threads)],
-            pass_fds=[child.fileno()], env=env, preexec_fn=STOP_WITH_PARENT)
+            pass_fds=[child.fileno()], env=env)
         child.close()
         self._started_at = time.monotonic()
         self.channel = _Channel(parent)
@@ -239,8 +264,26 @@ class PolicyProcess:
                 setattr(self, name, np.asarray(value, np.float32) if name in ("action_low", "action_high")
                         else value)
         self.pid = int(ready["pid"])
-        if self._weights is not None:
-            self._load(*self._weights)
+        self._reload()
+
+    def _reload(self) -> None:
+        """Give a (re)started child the newest weights it can take: those handed over while it was
+        down, else the last it accepted; a child that takes neither is stopped, not left acting
+        with its factory's weights."""
+        for weights in (self._pending, self._weights):
+            if weights is None:
+                continue
+            try:
+                self._load(*weights)
+                self._pending = None
+                return
+            except PolicyProcessError as e:
+                if self.channel is None:
+                    raise
+                log.error("policy process: weights v%s refused on restart: %s", weights[1], e)
+        if self._weights is not None or self._pending is not None:
+            self._kill()
+            raise PolicyProcessError("policy process: restarted, but it refused every saved set of weights")
 
     def _exchange(self, header: dict, arrays: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
         """Send one request and read its answer; a dead or silent child is killed and reported."""
@@ -262,18 +305,20 @@ class PolicyProcess:
     def _answer(self) -> tuple[dict, dict[str, np.ndarray]]:
         try:
             header, arrays = self.channel.recv()
-        except (EOFError, OSError) as e:  # died, or silent past the timeout
+        except (EOFError, OSError, _ChannelBroken) as e:  # died, silent past the timeout, or garbled
             self._down(e)
         if not header.get("ok"):
             raise PolicyProcessError(f"policy process: {header.get('error', 'failed without saying why')}")
         return header, arrays
 
     def _kill(self) -> None:
+        """Kill the child and give up the channel; safe to call again."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        self.channel.close(unlink_peer=True)  # the child is gone: its arena is ours to remove
-        self.channel = None
+        if self.channel is not None:
+            self.channel.close(unlink_peer=True)  # the child is gone: its arena is ours to remove
+            self.channel = None
 
     def _ensure(self) -> None:
         if self.channel is not None:
@@ -309,20 +354,26 @@ class PolicyProcess:
 
         weights = encode(state)
         with self._lock:
-            self._weights = (weights, version)
-            if self.channel is not None:
-                self._load(weights, version)
+            if self.channel is None:  # applied when the child is back (and checked then)
+                self._pending = (weights, version)
+                return
+            self._load(weights, version)
 
     def _load(self, weights: bytes, version: int | None) -> None:
-        answer, _ = self._exchange({"op": "load", "weights": weights, "version": version})
+        """Send ``weights`` (through the arena: no size limit of the header); remembered only once the
+        child has accepted them, so refused weights are never replayed on a restart."""
+        answer, _ = self._exchange({"op": "load", "version": version},
+                                   {"weights": np.frombuffer(weights, np.uint8)})
         self._version = int(answer["version"])
+        self._weights = (weights, version)
 
     def state_dict(self) -> dict[str, Any]:
         from learners.link.tensors import decode
 
         with self._lock:
             self._ensure()
-            state, _ = decode(self._exchange({"op": "state"})[0]["weights"])
+            _, arrays = self._exchange({"op": "state"})
+            state, _ = decode(arrays["weights"].tobytes())
         return {k: v.clone() for k, v in state.items()}
 
     def close(self) -> None:
@@ -389,11 +440,11 @@ def _serve(channel: _Channel, policy: Any) -> None:
                           **{"extras." + k: x for k, x in extra_values.items()}}
                 channel.send({"ok": True, "values": values, "compute_s": compute}, out)
             elif op == "load":
-                state, _ = decode(header["weights"])
+                state, _ = decode(arrays["weights"].tobytes())
                 policy.load_state_dict(state, header.get("version"))
                 channel.send({"ok": True, "version": int(policy.version)})
             elif op == "state":
-                channel.send({"ok": True, "weights": encode(policy.state_dict())})
+                channel.send({"ok": True}, {"weights": np.frombuffer(encode(policy.state_dict()), np.uint8)})
             elif op == "stop":
                 return
             else:

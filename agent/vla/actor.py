@@ -71,7 +71,7 @@ class VLAActorConfig:
 class VLAActor:
     def __init__(self, config: VLAActorConfig, robot: Robot) -> None:
         torch.set_num_threads(1)
-        self.config = c = config
+        self.config = config
         self.robot = robot
         spec = robot.observation_spec
         missing = [k for k in ("state", "instruction", "reward", "terminated", "truncated") if k not in spec]
@@ -81,6 +81,16 @@ class VLAActor:
             )
         state_dim, action = int(spec["state"].shape[0]), robot.action_spec
         self.vla = self._vla(state_dim, action.dim)
+        try:
+            self._set_up(robot, state_dim, action)
+        except BaseException:  # a VLA in a process of its own must not outlive a failed start
+            close = getattr(self.vla, "close", None)
+            if close is not None:
+                close()
+            raise
+
+    def _set_up(self, robot: Robot, state_dim: int, action) -> None:
+        c = self.config
         if self.vla.state_dim != state_dim or self.vla.action_dim != action.dim:
             raise ValueError(
                 f"VLA {c.vla_path}: state/action dims {self.vla.state_dim}/{self.vla.action_dim} "

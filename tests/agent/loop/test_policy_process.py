@@ -123,3 +123,45 @@ def test_a_vla_actor_computes_its_vla_in_a_process_of_its_own(tmp_path):
             actor.close()
     assert stats.policy_failures == 0 and stats.chunks >= 20 and actor.seq > 0
     assert actor.vla.channel is None  # closed with the actor
+
+
+def _shm_files(*pids: int) -> list[str]:
+    root = "/dev/shm" if os.path.isdir("/dev/shm") else os.environ.get("TMPDIR", "/tmp")
+    return [n for n in os.listdir(root) if any(n.startswith(f"rill-policy-{pid}-") for pid in pids)]
+
+
+def test_no_shared_memory_is_left_behind_when_the_child_is_killed():
+    # Each side's arena file is removed once the other has mapped it: a SIGKILL leaves nothing.
+    with PolicyProcess(TINY, {"seed": 1}, restart_backoff_s=0.0) as policy:
+        policy.act(_obs())
+        child = policy.pid
+        assert _shm_files(os.getpid(), child) == []  # both arenas in use, neither has a name left
+        os.kill(child, signal.SIGKILL)
+        with pytest.raises(PolicyProcessError, match="exited with -9"):
+            policy.act(_obs())
+        assert _shm_files(os.getpid(), child) == []
+
+
+def test_a_child_that_dies_while_starting_is_reported_by_its_exit():
+    with pytest.raises(PolicyProcessError, match=r"policy process \d+ exited with -6"):
+        PolicyProcess("os:abort")  # the factory kills the child before it says it is ready
+
+
+def test_weights_given_while_the_child_is_down_are_checked_on_restart_and_bad_ones_never_replayed():
+    with PolicyProcess(TINY, {"seed": 2}, restart_backoff_s=0.0) as policy:
+        good = {k: torch.full_like(v, 0.03) for k, v in policy.state_dict().items()}
+        policy.load_state_dict(good, version=7)
+        expected = policy.act(_obs(9)).actions
+        os.kill(policy.pid, signal.SIGKILL)
+        with pytest.raises(PolicyProcessError, match="exited with -9"):
+            policy.act(_obs(9))
+        policy.load_state_dict({"actor.nonsense": torch.zeros(2)}, version=9)  # kept until the restart
+        chunk = policy.act(_obs(9))  # restarted: v9 refused there, the last accepted (v7) applied
+        assert policy.restarts == 1 and chunk.version == 7
+        np.testing.assert_array_equal(chunk.actions, expected)
+        os.kill(policy.pid, signal.SIGKILL)  # and v9 is not what a second restart tries again
+        with pytest.raises(PolicyProcessError, match="exited with -9"):
+            policy.act(_obs(9))
+        newer = {k: torch.full_like(v, -0.01) for k, v in good.items()}
+        policy.load_state_dict(newer, version=12)
+        assert policy.act(_obs(9)).version == 12 and policy.restarts == 2
