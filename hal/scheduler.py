@@ -73,8 +73,13 @@ STARTING, RUNNING, STOPPING, BACKOFF, DONE, FAILED, STOPPED = (
     "stopped",
 )
 TERMINAL = (DONE, FAILED, STOPPED)
-#: What ``gather`` fetches from a worker's own node: the files summaries and ``rill status`` read.
-GATHER = ("metrics/*", "actors/*/episodes.csv", "actors/*/*.json", "logs/*.log")
+#: What ``gather`` fetches from a worker's own node, by role: the files summaries and ``rill status``
+#: read; ``{name}`` is the worker's name. Only a worker's own files: a node may hold another
+#: worker's stale copies (a worker that moved on, an earlier run of the same name).
+GATHER = {
+    "learner": ("metrics/*", "logs/{name}.log"),
+    "actor": ("actors/{name}/episodes.csv", "actors/{name}/*.json", "logs/{name}.log"),
+}
 GATHER_MAX_BYTES = 16 << 20
 
 
@@ -96,6 +101,7 @@ class _Worker:
     stop_reason: str = ""  # "robot-fault", "stop" or "" while the scheduler wants it running
     detail: str = ""
     dirs: WorkerDirs | None = None  # where its current incarnation keeps its data
+    gathered_from: str | None = None  # the host its files in the run directory were last copied from
 
 
 class Scheduler:
@@ -120,6 +126,10 @@ class Scheduler:
         self.faulted_robots: dict[str, str] = {}
         self.placement: Placement | None = None
         self._robots = list(spec.robots)
+        self._discovered: list | None = None  # discovery's answer, asked once per placement
+        #: ``(worker, host) -> reason`` a worker may not move to ``host`` ("" when it may); set by
+        #: whoever knows what a move would break (``rill run``: a link kept on loopback).
+        self.move_check: Callable[[str, str], str] | None = None
         self._record = RunStatusWriter(self.run_dir)
         self._started_at: float | None = None
         self.files: dict[str, dict[str, str]] = {}
@@ -129,12 +139,15 @@ class Scheduler:
         """The run's robots: from its spec, plus discovered ones when ``spec.discover``."""
         robots = list(self._robots)
         if self.spec.discover:
+            if self._discovered is None:
+                self._discovered = self.backend.discover()
             names = {r.name for r in robots}
-            robots += [r for r in self.backend.discover() if r.name not in names]
+            robots += [r for r in self._discovered if r.name not in names]
         return robots
 
     def place(self) -> Placement:
         """Place every worker; ``InfeasibleSpecError`` says what is missing. Starts nothing."""
+        self._discovered = None  # a new placement asks discovery again
         inventory = self.backend.inventory(self.robots())
         self.placement = place(self.spec, inventory, exclude_robots=self.faulted_robots)
         for note in self.placement.notes:
@@ -313,11 +326,17 @@ class Scheduler:
             ),
             key=lambda r: (r.host != old.host, r.host, r.name),
         )
+        refused = {}
+        if self.move_check is not None:
+            refused = {r.host: self.move_check(w.spec.name, r.host) for r in spares}
+            spares = [r for r in spares if not refused[r.host]]
         if not spares:
+            why = "; ".join(sorted({reason for reason in refused.values() if reason}))
             self._fail(
                 w,
                 f"robot {old.robot} faulted ({self.faulted_robots.get(old.robot or '', '')}); "
-                f"no spare healthy robot of type {old.robot_type!r}",
+                f"no spare healthy robot of type {old.robot_type!r}"
+                + (f" it may move to ({why})" if why else ""),
             )
             return
         spare = spares[0]
@@ -337,23 +356,38 @@ class Scheduler:
             self._fail(w, f"its host {host} is gone, and with it what this worker kept there")
 
     def gather(self) -> int:
-        """Copy what summaries read (``GATHER``) from every worker that keeps its data on another host
-        into the run directory; returns the number of files written. Unchanged files are rewritten."""
+        """Copy each worker's own files that summaries read (``GATHER``) from the host where it keeps
+        its data, when that is not this run directory; returns the number of files written.
+
+        A worker that moved between hosts keeps what it left behind: before its new host's copies
+        first replace them, the run directory's files of that worker are set aside as
+        ``FILE.before-HOST`` (the host they came from, or ``here``)."""
         written = 0
+        root = self.run_dir.resolve()
         for w in self.workers.values():
             if w.dirs is None or w.dirs.shared:
                 continue
-            found = self.backend.gather(w.assignment.host, w.dirs.run_dir, GATHER, GATHER_MAX_BYTES)
+            host = w.assignment.host
+            if not self.backend.host_alive(host):
+                continue  # what was gathered from it before stays
+            patterns = [p.format(name=w.spec.name) for p in GATHER.get(w.spec.role, ("logs/{name}.log",))]
+            found = self.backend.gather(host, w.dirs.run_dir, patterns, GATHER_MAX_BYTES)
+            if not found:
+                continue
+            moved = w.gathered_from != host
             for rel, data in found.items():
                 target = (self.run_dir / rel).resolve()
-                if self.run_dir.resolve() not in target.parents:
+                if root not in target.parents:
                     log.warning("gather: %s from %s is outside the run directory; ignored", rel, w.spec.name)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
+                if moved and target.exists():
+                    target.replace(target.with_name(f"{target.name}.before-{w.gathered_from or 'here'}"))
                 tmp = target.with_name(target.name + ".gather")
                 tmp.write_bytes(data)
                 tmp.replace(target)
                 written += 1
+            w.gathered_from = host
         return written
 
     def _fail(self, w: _Worker, detail: str) -> None:

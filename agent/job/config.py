@@ -126,6 +126,11 @@ class RunLinkConfig:
         if type(self.port) is not int or not 0 <= self.port <= 65535:
             raise ConfigError(f"link.port must be an integer in 0..65535 (0: any free port), "
                               f"got {self.port!r}")
+        if type(self.insecure) is not bool:
+            raise ConfigError(f"link.insecure must be true or false, got {self.insecure!r}")
+        for k in ("learner_secret", "allow_dir", "actor_secret", "learner_public"):
+            if not isinstance(getattr(self, k), str):
+                raise ConfigError(f"link.{k} must be a path (a string), got {getattr(self, k)!r}")
         given = {k: bool(getattr(self, k)) for k in ("learner_secret", "allow_dir", "actor_secret",
                                                      "learner_public")}
         if any(given.values()) and not all(given.values()):

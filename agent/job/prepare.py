@@ -132,6 +132,20 @@ class Job:
                               "`rill keys generate`), or link.insecure: true on a trusted network")
         return endpoint, across
 
+    def move_check(self, placement):
+        """For ``Scheduler.move_check``: an actor may move to a spare robot on another host only if the
+        link already leaves loopback (the endpoint is fixed at the start)."""
+        learner_host = placement.assignments["learner"].host
+        across = any(a.host != learner_host for a in placement.assignments.values())
+
+        def check(worker: str, host: str) -> str:
+            if across or host == learner_host:
+                return ""
+            return (f"the link stays on loopback on {learner_host}, so {worker} cannot reach the learner "
+                    f"from {host}")
+
+        return check
+
     def worker_files(self, placement, backend) -> dict[str, dict[str, str]]:
         """Each worker group's configuration file (group: {path in the run directory: YAML}) for
         ``placement`` on ``backend``, handed to ``Scheduler.start``."""

@@ -58,6 +58,7 @@ def run_job(config_path: Path) -> tuple[Path, bool]:
     scheduler = Scheduler(spec)
     placement = scheduler.place()  # refuses an infeasible spec before anything starts
     files = job.worker_files(placement, scheduler.backend)  # refuses a link it cannot secure
+    scheduler.move_check = job.move_check(placement)  # no move that would leave an actor unreachable
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(Path(config_path).read_text())
     for note in getattr(placement, "notes", []):

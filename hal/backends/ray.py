@@ -246,6 +246,7 @@ class RayBackend(Backend):
         hosts, located = [], set()
         self._node_of = {}
         for host, node_id, total in self._nodes():
+            self._node_of[host] = node_id  # alive, even if its probe below goes unanswered
             free = available.get(node_id, total)
             here = [
                 configs[k[len(RESOURCE_PREFIX) :]]
@@ -253,11 +254,16 @@ class RayBackend(Backend):
                 if k.startswith(RESOURCE_PREFIX) and k[len(RESOURCE_PREFIX) :] in configs
             ]
             lease_dir = str(self.leases.directory) if node_id == self._driver_node else None
-            probe = ray.get(
-                self._probe.options(num_cpus=0, scheduling_strategy=self._on(node_id)).remote(
-                    [_with_class(r) for r in here], lease_dir
+            try:  # bounded: a node that does not answer is left out, never waited on
+                probe = ray.get(
+                    self._probe.options(num_cpus=0, scheduling_strategy=self._on(node_id)).remote(
+                        [_with_class(r) for r in here], lease_dir
+                    ),
+                    timeout=CALL_TIMEOUT_S,
                 )
-            )
+            except ray.exceptions.RayError as e:
+                log.warning("node %s (%s) did not answer the inventory probe: %s; left out", host, node_id, e)
+                continue
             self._facts[node_id].update(home=probe["home"], lease_dir=probe["lease_dir"])
             states = []
             for config in here:
@@ -277,7 +283,6 @@ class RayBackend(Backend):
                     states,
                 )
             )
-            self._node_of[host] = node_id
         unreachable = {
             name: f"robot {name!r} is not advertised by any Ray node (custom resource "
             f"{robot_resource(name)!r})"
@@ -365,7 +370,12 @@ class RayBackend(Backend):
             if not advertised:
                 continue
             ref = self._discover.options(num_cpus=0, scheduling_strategy=self._on(node_id)).remote(advertised)
-            for data in ray.get(ref, timeout=CALL_TIMEOUT_S):
+            try:
+                answer = ray.get(ref, timeout=CALL_TIMEOUT_S)
+            except ray.exceptions.RayError as e:  # that node's robots are not offered this time
+                log.warning("discovery on node %s: %s; its robots are left out", node_id, e)
+                continue
+            for data in answer:
                 path = data.pop("class", None)
                 if path and data["type"] not in robot_types():
                     load_class_path(path)

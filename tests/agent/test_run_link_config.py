@@ -27,6 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
          r"link: CurveZMQ needs all four key paths; missing link.allow_dir, link.actor_secret, "
          r"link.learner_public"),
         ({"curve": True}, "curve"),  # an unknown key is named
+        ({"insecure": "false"}, r"link.insecure must be true or false, got 'false'"),
+        ({"learner_secret": 3, "allow_dir": "a", "actor_secret": "b", "learner_public": "c"},
+         r"link.learner_secret must be a path \(a string\), got 3"),
     ],
 )
 def test_bad_link_values_are_named(values, message):
@@ -66,7 +69,16 @@ def test_hosts_apart_without_keys_are_refused_before_anything_starts(tmp_path):
     apart = r"placed on different hosts \(gpu-host, robot-host\).*link.learner_secret"
     with pytest.raises(ConfigError, match=apart):
         job.worker_files(_placement("gpu-host", "robot-host"), EmbeddedBackend(LeaseStore(tmp_path / "l")))
-    assert not (tmp_path / "run").exists()
+
+
+def test_an_actor_moves_across_hosts_only_when_the_link_already_does(tmp_path):
+    job = _job(tmp_path)
+    on_one = job.move_check(_placement("gpu-host", "gpu-host"))
+    assert on_one("actor-0", "gpu-host") == ""
+    assert "stays on loopback on gpu-host, so actor-0 cannot reach the learner from robot-host" in on_one(
+        "actor-0", "robot-host")
+    apart = job.move_check(_placement("gpu-host", "robot-host"))  # endpoint already off loopback
+    assert apart("actor-0", "other-host") == "" and apart("actor-0", "gpu-host") == ""
 
 
 def test_hosts_apart_get_each_side_its_own_keys(tmp_path):

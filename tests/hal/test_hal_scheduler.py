@@ -143,6 +143,29 @@ def test_faulted_robot_without_a_spare_fails_its_actor_clearly(tmp_path, counter
     )
 
 
+def test_a_spare_the_move_check_refuses_is_not_taken_and_the_reason_is_named(tmp_path, counter_cmd):
+    # rill run sets move_check so that no actor moves where its link cannot reach the learner.
+    fault = tmp_path / "estop"
+    spec = _spec(tmp_path, counter_cmd(steps=1000, rate=200), robots=("hopper-0", "hopper-1"),
+                 fault_files={"hopper-0": str(fault)})
+    asked = []
+
+    def refuse(worker: str, host: str) -> str:
+        asked.append((worker, host))
+        return f"no link from {host} for {worker}"
+
+    with Scheduler(spec, EmbeddedBackend()) as scheduler:
+        scheduler.move_check = refuse
+        scheduler.start()
+        assert not scheduler.run(
+            timeout_s=120, on_poll=_once(lambda s: len(_streamed(tmp_path)) >= 10, lambda s: fault.touch())
+        )
+        status = scheduler.status()[0]
+    assert asked and all(worker == "actor-0" for worker, _ in asked)
+    assert status.state == FAILED and status.robot == "hopper-0" and status.moves == 0
+    assert "no spare healthy robot of type 'sim-mujoco' it may move to (no link from" in status.detail
+
+
 def test_crashing_worker_is_restarted_with_backoff_up_to_the_limit(tmp_path, counter_cmd):
     spec = _spec(
         tmp_path,
