@@ -3,7 +3,7 @@
     python -m bench.reproduce --env Walker2d-v4 --env Hopper-v4 --seeds 5 --steps 2000000 \
         --reference-code ~/streaming-drl --jobs 2 --out docs/results/streamx/2m
     python -m bench.reproduce --env Walker2d-v4 --env Hopper-v4 --seeds 2 --steps 20000000 \
-        --runs runs/reproduce-20m --out docs/results/streamx/20m
+        --out docs/results/streamx/20m
     python -m bench.reproduce --quick            # CI: 2k steps, 1 seed, Hopper; report to a temp dir
 
 Each rill run is ``rill train``'s own ``Trainer`` in ``<runs>/<env>/seed<k>``. With
@@ -12,6 +12,11 @@ implementation runs the same env, seed and budget in ``<runs>/<env>/reference-se
 (``bench.reference.stream_ac``). Every run picks up from its last checkpoint after an interruption
 (exact resume, both kinds) and finished runs are not run again, so a reproduction longer than a
 working session is the same command run again. Independent runs go to ``--jobs`` worker processes.
+
+The run directories live beside the report by default (``<out>/training``), so the repository
+carries them from one session (or machine) to the next: commit them as they progress. A run that
+reached its budget keeps its episode log, configuration and summary; its checkpoints (the only
+bulky part, a few hundred kB) are dropped then.
 The report (``bench.reproduce_report``) compares rill with the reference code and with the paper.
 """
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -44,7 +50,15 @@ class RunSpec:
 
 
 def train_one(spec: RunSpec) -> dict:
-    """Train (or resume, or find finished) one run; returns its ``summary.json``."""
+    """Train (or resume, or find finished) one run; returns its ``summary.json``. A finished run's
+    checkpoints are dropped: its episode log and summary are what the report reads."""
+    summary = _train(spec)
+    if summary.get("steps", 0) >= spec.steps:
+        shutil.rmtree(Path(spec.run_dir) / "checkpoints", ignore_errors=True)
+    return summary
+
+
+def _train(spec: RunSpec) -> dict:
     if spec.impl == "reference":
         from bench.reference.stream_ac import ReferenceRun, train
 
@@ -95,12 +109,15 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--seeds", type=int, help="seeds 0..N-1 per env (default 5)")
     parser.add_argument("--steps", type=int, help="environment steps per run (default 2,000,000)")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained in parallel processes")
-    parser.add_argument("--runs", type=Path, help="run directories root (default runs/reproduce)")
+    parser.add_argument("--runs", type=Path, help="run directories root (default <out>/training)")
     parser.add_argument("--out", type=Path, help="report directory (default docs/results/streamx/<budget>)")
     parser.add_argument("--update-path", choices=("fast", "autograd"), default="fast")
     parser.add_argument("--reference-code", type=Path,
                         help="checkout of the paper's code: also run it on every (env, seed)")
     parser.add_argument("--report-only", action="store_true", help="write the report from existing runs")
+    parser.add_argument("--only", choices=("rill", "reference"),
+                        help="train only this side (two commands can then share the cores); the report "
+                             "still reads both")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -110,6 +127,8 @@ def main(argv: list[str] | None = None) -> Path:
     _configure_logging()
     if any(v is not None and v < 1 for v in (args.seeds, args.steps, args.jobs)):
         parser.error("--seeds, --steps and --jobs must be positive")
+    if args.only == "reference" and args.reference_code is None:
+        parser.error("--only reference needs --reference-code")
     if args.reference_code is not None:
         from bench.reference.stream_ac import ReferenceCodeError, load_reference
 
@@ -126,14 +145,15 @@ def main(argv: list[str] | None = None) -> Path:
     else:
         envs, seeds = args.env or ["Walker2d-v4", "Hopper-v4"], args.seeds or 5
         steps = args.steps or 2_000_000
-        runs = args.runs or Path("runs/reproduce")
         out = args.out or Path("docs/results/streamx") / budget_label(steps)
+        runs = args.runs or out / "training"
     rill = [RunSpec(env, seed, steps, str(runs / env / f"seed{seed}"), args.update_path)
-            for env in envs for seed in range(seeds)]
+            for seed in range(seeds) for env in envs]
     reference = [RunSpec(env, seed, steps, str(runs / env / f"reference-seed{seed}"), "reference",
                          impl="reference", code=str(args.reference_code))
-                 for env in envs for seed in range(seeds)]
-    todo = rill + (reference if args.reference_code is not None else [])
+                 for seed in range(seeds) for env in envs]
+    todo = (rill if args.only != "reference" else []) + (
+        reference if args.reference_code is not None and args.only != "rill" else [])
     if not args.report_only:
         if args.jobs > 1:
             ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch state
