@@ -45,11 +45,15 @@ def _cluster(root: Path, two: bool):
 
     cluster = LocalRayCluster(root, token=TOKEN)
     robot = {f"robot:{ROBOT}": 1}
-    if two:
-        cluster.add_node("gpu", num_gpus=1, env=STANDIN)
-        cluster.add_node("robots", resources=robot)
-    else:
-        cluster.add_node("one", num_cpus=2, num_gpus=1, resources=robot, env=STANDIN)
+    try:
+        if two:
+            cluster.add_node("gpu", num_gpus=1, env=STANDIN)
+            cluster.add_node("robots", resources=robot)
+        else:
+            cluster.add_node("one", num_cpus=2, num_gpus=1, resources=robot, env=STANDIN)
+    except BaseException:  # a node that did not start: the ones that did are stopped
+        cluster.stop()
+        raise
     return cluster
 
 

@@ -26,6 +26,7 @@ An arena's file is removed as soon as the other process has mapped it, so nothin
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib
 import json
 import logging
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 DECLARED = ("state_dim", "action_dim", "feature_dim", "action_low", "action_high", "period_s", "cameras")
 ARENA_BYTES = 4 << 20  # grown (a new arena) when a message's arrays need more
 MAX_HEADER = 64 << 20
+OVERHEAD_KEPT = 100_000  # round-trip overheads a PolicyProcess keeps (the newest)
 _KINDS = "biuf"  # array dtypes that cross: bool, signed, unsigned, float
 _LEN = struct.Struct(">I")
 
@@ -235,7 +237,8 @@ class PolicyProcess:
         self._pending: tuple[bytes, int | None] | None = None  # weights given while the child was down
         self._version = 0
         self.restarts = 0
-        self.overhead_s: list[float] = []  # per act: round trip minus the child's compute
+        # per act, the newest OVERHEAD_KEPT: round trip minus the child's compute
+        self.overhead_s: collections.deque[float] = collections.deque(maxlen=OVERHEAD_KEPT)
         self._started_at = 0.0
         self._start()
 
