@@ -47,6 +47,10 @@ class RunTrainConfig:
     # vla-residual: "process" runs the VLA in a process of its own, so that nothing it does in Python
     # delays the loop's clock; "thread": on the loop's inference thread
     inference: str = "thread"
+    # vla-residual, pace real-time: the loop's clock thread under SCHED_FIFO at this priority (0: off)
+    # and pinned to these CPUs (LoopConfig.rt_priority / cpus)
+    rt_priority: int = 0
+    cpus: list[int] = field(default_factory=list)
     keep_images: bool = False
     # a reward model in place of the robot's own reward and success (agent.reward.RewardSignalConfig:
     # model, threshold, consecutive, success_reward, end_episode); None: the robot's own
@@ -54,6 +58,7 @@ class RunTrainConfig:
 
     def __post_init__(self) -> None:
         from agent.loop.config import MIN_CHUNK
+        from agent.loop.realtime import MAX_CPUS, MAX_PRIORITY
         from agent.policy_registry import policy_kind
         from agent.reward.config import RewardSignalConfig
         from learners.streamx import algorithm_config
@@ -75,6 +80,16 @@ class RunTrainConfig:
             raise ConfigError(f"train.pace must be one of {PACES}, got {self.pace!r}")
         if self.inference not in ("thread", "process"):
             raise ConfigError(f"train.inference must be 'thread' or 'process', got {self.inference!r}")
+        if type(self.rt_priority) is not int or not 0 <= self.rt_priority <= MAX_PRIORITY:
+            raise ConfigError(f"train.rt_priority must be an integer from 0 (off) to {MAX_PRIORITY}, "
+                              f"got {self.rt_priority!r}")
+        cpus_ok = isinstance(self.cpus, list) and all(type(c) is int and 0 <= c < MAX_CPUS for c in self.cpus)
+        if not cpus_ok:
+            raise ConfigError(f"train.cpus must be a list of CPU numbers (0 to {MAX_CPUS - 1}), "
+                              f"got {self.cpus!r}")
+        if self.rt_priority and self.pace != "real-time":
+            raise ConfigError("train.rt_priority needs train.pace: real-time (a loop ticking as fast as it "
+                              "can under SCHED_FIFO would keep its CPU from everything else)")
         if self.vla is not None:
             self._check_vla()
         elif self.chunk_size is None:

@@ -116,6 +116,7 @@ def _vla_actor(config: ActorWorkerConfig, ctx, robot) -> int:
                                         residual_scale=t.residual_scale, base_scale=t.base_scale,
                                         hidden=t.hyper.get("hidden", (128, 128)), seed=t.seed,
                                         keep_images=t.keep_images, pace=t.pace, inference=t.inference,
+                                        rt_priority=t.rt_priority, cpus=tuple(t.cpus),
                                         curve=_curve(config, ctx.name), insecure=config.insecure), robot)
 
     def progress() -> dict:

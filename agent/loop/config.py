@@ -71,6 +71,9 @@ class LoopConfig:
         if not cpus_ok:
             raise ConfigError(f"loop.cpus must be a list of CPU numbers (integers from 0 to {MAX_CPUS - 1}), "
                               f"got {self.cpus!r}")
+        if self.rt_priority and not self.paced:
+            raise ConfigError("loop.rt_priority needs a paced loop (loop.paced true): a loop that ticks as "
+                              "fast as it can under SCHED_FIFO would keep its CPU from everything else")
         if not self.max_obs_age_s > 0:
             raise ConfigError(f"loop.max_obs_age_s must be > 0, got {self.max_obs_age_s!r}")
 

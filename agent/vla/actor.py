@@ -57,6 +57,8 @@ class VLAActorConfig:
     # "thread": the VLA computes on the loop's inference thread; "process": in a process of its own
     # (agent.loop.policy_process), so nothing it does in Python can delay a tick
     inference: str = "thread"
+    rt_priority: int = 0  # pace real-time: the clock thread under SCHED_FIFO (LoopConfig.rt_priority)
+    cpus: tuple[int, ...] = ()  # pace real-time: the clock thread pinned to these CPUs
 
     def __post_init__(self) -> None:
         if self.inference not in INFERENCE:
@@ -129,8 +131,10 @@ class VLAActor:
         if c.pace == "fast" and not robot.stepped:
             raise ValueError(f"pace 'fast' needs a stepped simulator; robot {robot.name!r} runs in real time")
         real_time = c.pace != "fast"
-        self.loop = ControlLoop(robot, self.policy, LoopConfig(control_hz=hz, asynchronous=real_time,
-                                                               paced=real_time), on_tick=self._on_tick)
+        loop = LoopConfig(control_hz=hz, asynchronous=real_time, paced=real_time,
+                          rt_priority=c.rt_priority if real_time else 0,
+                          cpus=list(c.cpus) if real_time else [])
+        self.loop = ControlLoop(robot, self.policy, loop, on_tick=self._on_tick)
         self.builder = ChunkTransitions(c.gamma, c.actor_id, c.keep_images)
         self._restore()
         self._saved_at = time.monotonic()

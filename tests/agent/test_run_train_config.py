@@ -12,6 +12,8 @@ def test_the_shipped_defaults_are_valid():
     train = RunTrainConfig.from_dict({"policy": "vla-residual", "chunk_size": 2, "steps_per_actor": 10})
     assert train.chunk_size == 2 and train.policy == "vla-residual" and train.pace == "real-time"
     assert RunTrainConfig.from_dict({"policy": "vla-residual"}).chunk_size == 8  # the tiny VLA's
+    rt = RunTrainConfig.from_dict({"policy": "vla-residual", "rt_priority": 50, "cpus": [1]})
+    assert (rt.rt_priority, rt.cpus) == (50, [1])
 
 
 def test_a_shipped_vla_is_named_and_its_chunk_size_taken():
@@ -31,6 +33,9 @@ def test_a_shipped_vla_is_named_and_its_chunk_size_taken():
         ({"chunk_sise": 8}, "chunk_size"),  # an unknown key names the nearest known one
         ({"hyper": {"gamma": 1.5}}, "gamma"),
         ({"pace": "ludicrous"}, r"train.pace must be one of \('real-time', 'fast'\), got 'ludicrous'"),
+        ({"rt_priority": 99}, r"train.rt_priority must be an integer from 0 \(off\) to 98, got 99"),
+        ({"cpus": [-1]}, r"train.cpus must be a list of CPU numbers \(0 to 1023\), got \[-1\]"),
+        ({"rt_priority": 50, "pace": "fast"}, r"train.rt_priority needs train.pace: real-time"),
         ({"vla": "pretrained:tabletop-push"}, r"train.vla 'pretrained:tabletop-push': no shipped VLA "
                                               r"'tabletop-push'; rill ships "
                                               r"\['metaworld-mt10', 'tabletop-reach'\]"),
