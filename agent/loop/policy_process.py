@@ -271,22 +271,24 @@ class PolicyProcess:
 
     def _reload(self) -> None:
         """Give a (re)started child the newest weights it can take: those handed over while it was
-        down, else the last it accepted; a child that takes neither is stopped, not left acting
-        with its factory's weights."""
-        for weights in (self._pending, self._weights):
-            if weights is None:
-                continue
+        down (tried once: refused ones are dropped), else the last it accepted. A child that refuses
+        even those is stopped, not left acting with its factory's weights."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
             try:
-                self._load(*weights)
-                self._pending = None
+                self._load(*pending)
                 return
             except PolicyProcessError as e:
-                if self.channel is None:
+                if self.channel is None:  # the child died of them: the next start uses the last good
                     raise
-                log.error("policy process: weights v%s refused on restart: %s", weights[1], e)
-        if self._weights is not None or self._pending is not None:
-            self._kill()
-            raise PolicyProcessError("policy process: restarted, but it refused every saved set of weights")
+                log.error("policy process: weights v%s refused on restart: %s", pending[1], e)
+        if self._weights is not None:
+            try:
+                self._load(*self._weights)
+            except PolicyProcessError:
+                if self.channel is not None:
+                    self._kill()
+                raise
 
     def _exchange(self, header: dict, arrays: dict[str, np.ndarray] | None = None) -> tuple[dict, dict]:
         """Send one request and read its answer; a dead or silent child is killed and reported."""
