@@ -72,9 +72,13 @@ def trained(tmp_path_factory):
     record(root / "held-expert", 16, 13_000, expert(13_000), "expert", 60)
     record(root / "held-vla", 10, 14_000, VLA, "policy", 70)
     config = RewardTrainConfig.from_dict({"episodes": [str(root / "expert"), str(root / "vla")],
-                                          "out": str(root / "model"), "steps": 3000, "batch_size": 32,
+                                          "out": str(root / "model"), "steps": 3000, "batch_size": 64,
                                           "lr": 0.002, "shift": 2, "threads": 1, "log_every": 500,
                                           "rules": RULES, "target_precision": 0.95})
+    # Batches of 64: with 32, the threshold chosen for precision 0.95 swung between 0.75 and 0.999
+    # across training seeds on the same recordings (held-out frame recall 0.09-0.70); with 64 it
+    # held for seeds 0-3 (frames: precision 0.91-0.99, recall 0.79-0.96; episodes: 0.74-0.94 /
+    # 0.73-0.82).
     model, metrics = train_reward_model(config)
     return root, model, metrics
 
@@ -151,12 +155,15 @@ def test_a_robot_whose_camera_does_not_fit_is_refused_by_name(trained):
         RewardedRobot(blind, model, RewardSignalConfig(model="x"))
 
 
-def test_on_a_live_robot_success_is_declared_once_after_consecutive_confident_frames(trained):
-    root = trained[0]
-    config = RewardSignalConfig(model=str(root / "model"), consecutive=3, success_reward=5.0)
-    robot = with_reward_model(make_robot(RobotConfig(**arm(15_000, 80))), config)
+def test_on_a_live_robot_success_is_declared_once_after_consecutive_confident_frames(tmp_path):
+    # The shipped model at its own 96x96: the CI-sized one trained above (48x48) tells held-out frames
+    # apart, but on a live arm it declared success a few ticks early in 5 of 6 episodes on one CPU
+    # and passed on another; what this test checks is the declaring, and the shipped model's quality.
+    config = RewardSignalConfig(model="pretrained:tabletop-reach", consecutive=3, success_reward=5.0)
+    robot = with_reward_model(make_robot(RobotConfig(**arm(15_000, 80, image_height=96, image_width=96))),
+                              config)
     policy = build_demo_policy(RecordConfig.from_dict({"robot": arm(0, 80), "policy": expert(1),
-                                                       "out": str(root / "unused")}).policy, robot)
+                                                       "out": str(tmp_path / "unused")}).policy, robot)
     assert {"reward_confidence", "task_success"} <= set(robot.observation_spec)
     declared_on, right, rewards = [], 0, []
     with robot:
@@ -176,7 +183,7 @@ def test_on_a_live_robot_success_is_declared_once_after_consecutive_confident_fr
                     break
                 assert not obs["terminated"] and not obs["success"]
                 robot.act(policy.act(obs).actions[0])
-    # the expert reaches the block in nearly every episode; the CI-sized model is right in most
+    # the expert reaches the block in nearly every episode; the shipped model is right in most
     assert len(declared_on) >= 4 and right >= len(declared_on) - 2, (declared_on, right)
     assert sorted(set(rewards)) == [0.0, 5.0] and rewards.count(5.0) == len(declared_on)
 
