@@ -58,7 +58,7 @@ class RunTrainConfig:
 
     def __post_init__(self) -> None:
         from agent.loop.config import MIN_CHUNK
-        from agent.loop.realtime import MAX_CPUS, MAX_PRIORITY
+        from agent.loop.realtime import check_settings
         from agent.policy_registry import policy_kind
         from agent.reward.config import RewardSignalConfig
         from learners.streamx import algorithm_config
@@ -80,16 +80,8 @@ class RunTrainConfig:
             raise ConfigError(f"train.pace must be one of {PACES}, got {self.pace!r}")
         if self.inference not in ("thread", "process"):
             raise ConfigError(f"train.inference must be 'thread' or 'process', got {self.inference!r}")
-        if type(self.rt_priority) is not int or not 0 <= self.rt_priority <= MAX_PRIORITY:
-            raise ConfigError(f"train.rt_priority must be an integer from 0 (off) to {MAX_PRIORITY}, "
-                              f"got {self.rt_priority!r}")
-        cpus_ok = isinstance(self.cpus, list) and all(type(c) is int and 0 <= c < MAX_CPUS for c in self.cpus)
-        if not cpus_ok:
-            raise ConfigError(f"train.cpus must be a list of CPU numbers (0 to {MAX_CPUS - 1}), "
-                              f"got {self.cpus!r}")
-        if self.rt_priority and self.pace != "real-time":
-            raise ConfigError("train.rt_priority needs train.pace: real-time (a loop ticking as fast as it "
-                              "can under SCHED_FIFO would keep its CPU from everything else)")
+        check_settings(self.rt_priority, self.cpus, self.pace == "real-time", "train",
+                       "train.pace: real-time")
         if self.vla is not None:
             self._check_vla()
         elif self.chunk_size is None:

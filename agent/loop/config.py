@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agent.loop.realtime import MAX_CPUS, MAX_PRIORITY
+from agent.loop.realtime import check_settings
 from hal.errors import ConfigError
 
 BLENDS = ("linear", "none")
@@ -64,16 +64,7 @@ class LoopConfig:
         if not self.paced and self.asynchronous:
             raise ConfigError("loop.paced false (tick as fast as a stepped simulator goes) needs "
                               "loop.asynchronous false: with no clock, the policy runs inside the tick")
-        if type(self.rt_priority) is not int or not 0 <= self.rt_priority <= MAX_PRIORITY:
-            raise ConfigError(f"loop.rt_priority must be an integer from 0 (off) to {MAX_PRIORITY}, "
-                              f"got {self.rt_priority!r}")
-        cpus_ok = isinstance(self.cpus, list) and all(type(c) is int and 0 <= c < MAX_CPUS for c in self.cpus)
-        if not cpus_ok:
-            raise ConfigError(f"loop.cpus must be a list of CPU numbers (integers from 0 to {MAX_CPUS - 1}), "
-                              f"got {self.cpus!r}")
-        if self.rt_priority and not self.paced:
-            raise ConfigError("loop.rt_priority needs a paced loop (loop.paced true): a loop that ticks as "
-                              "fast as it can under SCHED_FIFO would keep its CPU from everything else")
+        check_settings(self.rt_priority, self.cpus, self.paced, "loop", "loop.paced: true")
         if not self.max_obs_age_s > 0:
             raise ConfigError(f"loop.max_obs_age_s must be > 0, got {self.max_obs_age_s!r}")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,21 @@ class Scheduling:
     cpus: set[int] | None
     applied: str  # what took effect: "SCHED_FIFO 50 on CPUs [1]"; "" if nothing
     refused: str  # why a part of the request did not take effect; "" if all did
+
+
+def check_settings(priority: Any, cpus: Any, paced: bool, section: str, paced_setting: str) -> None:
+    """Refuse, by name (``section.rt_priority``, ``section.cpus``), scheduling settings that cannot be
+    applied, and real-time priority for a loop that is not paced (``paced_setting`` says how to pace)."""
+    from hal.errors import ConfigError
+
+    if type(priority) is not int or not 0 <= priority <= MAX_PRIORITY:
+        raise ConfigError(f"{section}.rt_priority must be an integer from 0 (off) to {MAX_PRIORITY}, "
+                          f"got {priority!r}")
+    if not isinstance(cpus, list) or not all(type(c) is int and 0 <= c < MAX_CPUS for c in cpus):
+        raise ConfigError(f"{section}.cpus must be a list of CPU numbers (0 to {MAX_CPUS - 1}), got {cpus!r}")
+    if priority and not paced:
+        raise ConfigError(f"{section}.rt_priority needs {paced_setting} (a loop ticking as fast as it can "
+                          "under SCHED_FIFO would keep its CPU from everything else)")
 
 
 def enter(priority: int, cpus: list[int]) -> Scheduling:
