@@ -91,7 +91,8 @@ class ScriptedOperator:
         self.recent_success: list[bool] = []  # the simulator's word over the last task messages
         self.judged: set[int] = set()
         self.probed = not config.probe_bad_input
-        self._metrics = open(config.metrics_file, "a") if config.metrics_file else None  # noqa: SIM115
+        # Line-buffered: a reader tailing the file sees each line as it happens.
+        self._metrics = open(config.metrics_file, "a", buffering=1) if config.metrics_file else None  # noqa: SIM115
         q = reliable_qos()
         self.pub_event = node.create_publisher(String, config.event_topic, q)
         self.pub_command = node.create_publisher(Float64MultiArray, config.teleop_topic, q)

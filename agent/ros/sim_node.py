@@ -7,7 +7,8 @@ every few steps a camera image (the robot's own ``image.*`` observation, or rend
 ``mujoco.Renderer``; ``MUJOCO_GL=egl`` renders without a display), the task's reward, and the
 instruction of the current episode; it obeys ``JointTrajectory`` and ``Float64MultiArray``
 position commands, so the whole ROS path runs without hardware. ``metrics_file`` (JSON lines, one
-per step) records what happened, for tests and plots.
+per step, written line by line so that a reader tailing it sees each step as it happens) records what
+happened, for tests and plots.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class SimNode:
         self.steps = 0
         self.episode = getattr(self.robot, "episode", 0)
         self.instruction = ""
-        self._metrics = open(c.metrics_file, "a") if c.metrics_file else None  # noqa: SIM115
+        self._metrics = open(c.metrics_file, "a", buffering=1) if c.metrics_file else None  # noqa: SIM115
         self._t0 = time.monotonic()
         self.pub_joints = node.create_publisher(JointState, c.joint_states_topic, reliable_qos())
         self.pub_image = node.create_publisher(Image, c.image_topic, sensor_qos()) if c.image_topic else None
