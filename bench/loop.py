@@ -17,6 +17,12 @@ computes in a process of its own (``agent.loop.policy_process``), not on a threa
 its cost is reported too (round trip minus the child's compute, per chunk; the child's memory).
 ``--rt-priority N [--cpu K]``: the clock thread runs under ``SCHED_FIFO`` at priority N (pinned to
 CPU K), as ``loop.rt_priority`` / ``loop.cpus`` set it on a robot.
+
+Next to each ``--vla`` loop, in the same conditions, a bare clock: the loop's own ``Pacer`` on a
+thread with the same scheduling and no work at all. Its worst late start is what this machine's
+timer wake-ups allow, the floor no loop here can beat; the loop's worst start is reported as a ratio
+to it. Each run also reports the CPU time the hypervisor took from this VM meanwhile (``steal``,
+from ``/proc/stat``).
 """
 
 from __future__ import annotations
@@ -84,6 +90,68 @@ def run_vla_loop(hz: float, ticks: int, inference: str = "thread", rt_priority: 
         if inference == "process":
             policy.close()
     return out
+
+
+def bare_clock(hz: float, ticks: int, rt_priority: int = 0, cpus: list[int] | None = None) -> dict:
+    """The loop's ``Pacer`` ticking with no work, on a thread scheduled as the loop's clock would be."""
+    import threading
+
+    import numpy as np
+
+    from agent.loop import realtime
+    from agent.loop.pacer import Pacer
+
+    jitter: list[float] = []
+    out: dict = {}
+
+    def clock() -> None:
+        scheduling = realtime.enter(rt_priority, list(cpus or []))
+        try:
+            pacer = Pacer(1.0 / hz)
+            for _ in range(ticks):
+                jitter.append(pacer.wait())
+                pacer.end_tick()
+            out.update(deadline_misses=pacer.deadline_misses, realtime=scheduling.applied,
+                       realtime_refused=scheduling.refused)
+        finally:
+            realtime.leave(scheduling)
+
+    steal = Steal()
+    thread = threading.Thread(target=clock, name="bare-clock")
+    thread.start()
+    thread.join()
+    j = np.asarray(jitter) * 1e3
+    return {"ticks": ticks, **out, "jitter_p50_ms": float(np.percentile(j, 50)),
+            "jitter_p99_ms": float(np.percentile(j, 99)), "jitter_max_ms": float(j.max()),
+            **steal.done()}
+
+
+class Steal:
+    """CPU time the hypervisor gave to others while this VM wanted it (``/proc/stat``), over a run."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.start, self.t0 = self._read(), time.monotonic()
+
+    @staticmethod
+    def _read() -> float | None:
+        import os
+
+        try:
+            with open("/proc/stat") as f:
+                fields = f.readline().split()
+            return int(fields[8]) / os.sysconf("SC_CLK_TCK")  # seconds, all CPUs together
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def done(self) -> dict:
+        import time
+
+        end = self._read()
+        if end is None or self.start is None:
+            return {}
+        return {"steal_ms_per_s": round((end - self.start) * 1e3 / (time.monotonic() - self.t0), 3)}
 
 
 class BusyLearner:
@@ -197,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 COLUMNS = ["ticks", "deadline_misses", "holds", "jitter_p50_ms", "jitter_p99_ms", "jitter_max_ms",
-           "inference_p50_ms"]
+           "inference_p50_ms", "steal_ms_per_s"]
 
 
 def vla_main(args) -> dict:
@@ -212,11 +280,18 @@ def vla_main(args) -> dict:
             name += "_with_learner" if args.with_learner else ""
             name += "_rt" if args.vla and (args.rt_priority or args.cpu) else ""
             if args.vla:
-                results[name] = run_vla_loop(hz, ticks, args.inference, args.rt_priority, args.cpu)
+                steal = Steal()
+                results[name] = {**run_vla_loop(hz, ticks, args.inference, args.rt_priority, args.cpu),
+                                 **steal.done()}
+                bare = results[f"{name}_bare_clock"] = bare_clock(hz, ticks, args.rt_priority, args.cpu)
+                results[name]["worst_start_over_bare_clock"] = round(
+                    results[name]["jitter_max_ms"] / max(bare["jitter_max_ms"], 1e-6), 2)
             else:
                 results[name] = run_loop(True, "linear", ticks, args.latency_ms / 1e3, hz)
-    rows = [[name, *[r[c] if isinstance(r[c], int) else f"{r[c]:.3f}" for c in COLUMNS]]
-            for name, r in results.items()]
+    def cell(r: dict, c: str) -> object:
+        return f"{r[c]:.3f}" if isinstance(r.get(c), float) else r.get(c, "")
+
+    rows = [[name, *[cell(r, c) for c in COLUMNS]] for name, r in results.items()]
     print_table("asynchronous loop, linear blending", ["loop", *COLUMNS], rows)
     for name, r in results.items():
         if r.get("realtime") or r.get("realtime_refused"):
