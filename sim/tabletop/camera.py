@@ -4,6 +4,14 @@ One ``mujoco.Renderer`` per image size, made on first use and reused for every f
 costs a GL context. A GL context can be current in only one thread at a time, so each frame is
 rendered with the context made current for just that frame and released after it: a robot
 stepped from its caller's thread, or from its own real-time thread, renders either way.
+
+Without a GPU, Mesa's llvmpipe renders, by default on rasterizer threads of its own, one per CPU.
+For the small frames a policy sees, that hand-off costs more than it saves, and a control loop's
+clock under ``SCHED_FIFO`` would wait on those ordinary threads while they queue behind the
+policy's process. So, unless ``LP_NUM_THREADS`` is already set, llvmpipe is asked to render on the
+calling thread (``LP_NUM_THREADS=0``, read when the first GL context is made). Measured on the
+tabletop arm (96x96 frame, 2,000 steps, quiet machine): a step with its render took 0.79 ms median
+and 2.1 ms at worst on the calling thread, against 1.00 ms and 5.0 ms with llvmpipe's threads.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ import mujoco
 import numpy as np
 
 log = logging.getLogger(__name__)
+
+os.environ.setdefault("LP_NUM_THREADS", "0")  # see the module docstring; before any GL context
 
 
 class CameraRenderer:
