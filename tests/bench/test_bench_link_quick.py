@@ -33,7 +33,7 @@ def test_link_bench_quick(tmp_path):
         w = data[key]
         assert 0 < w["latency_ms_min"] <= w["latency_ms_median"] <= w["latency_ms_max"]
     assert all(v > 0 for v in data["weights_codec_10M"].values())
-    assert set(data["learner_updates_per_s"]) == {"1", "2", "4"}
+    assert set(data["learner_updates_per_s"]) == {"1", "2"}  # --quick: 4 actors only in the full run
     assert all(v > 0 for v in data["learner_updates_per_s"].values())
 
 
