@@ -37,3 +37,6 @@ def test_loop_bench_quick_with_the_shipped_vla_beside_a_busy_learner(tmp_path):
     data = json.loads(out.read_text())
     for name in ("vla_50hz_with_learner", "vla_100hz_with_learner"):
         assert data[name]["ticks"] == 150 and data[name]["chunks"] > 0 and data[name]["inference_p50_ms"] > 0
+        bare = data[f"{name}_bare_clock"]  # the same clock with no work, for the same ticks
+        assert bare["ticks"] == 150 and bare["jitter_max_ms"] >= bare["jitter_p99_ms"] >= 0
+        assert data[name]["worst_start_over_bare_clock"] >= 0
