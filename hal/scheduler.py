@@ -38,6 +38,7 @@ from typing import Any
 from hal.accelerators import STANDIN
 from hal.backends import Backend, WorkerDirs, make_backend
 from hal.errors import ConfigError, InfeasibleSpecError
+from hal.gather import gather_worker
 from hal.leases import LeaseStore
 from hal.placement import Assignment, Placement, place
 from hal.registry import class_path, robot_class
@@ -73,14 +74,6 @@ STARTING, RUNNING, STOPPING, BACKOFF, DONE, FAILED, STOPPED = (
     "stopped",
 )
 TERMINAL = (DONE, FAILED, STOPPED)
-#: What ``gather`` fetches from a worker's own node, by role: the files summaries and ``rill status``
-#: read; ``{name}`` is the worker's name. Only a worker's own files: a node may hold another
-#: worker's stale copies (a worker that moved on, an earlier run of the same name).
-GATHER = {
-    "learner": ("metrics/*", "logs/{name}.log"),
-    "actor": ("actors/{name}/episodes.csv", "actors/{name}/*.json", "logs/{name}.log"),
-}
-GATHER_MAX_BYTES = 16 << 20
 
 
 @dataclass
@@ -356,38 +349,20 @@ class Scheduler:
             self._fail(w, f"its host {host} is gone, and with it what this worker kept there")
 
     def gather(self) -> int:
-        """Copy each worker's own files that summaries read (``GATHER``) from the host where it keeps
-        its data, when that is not this run directory; returns the number of files written.
-
-        A worker that moved between hosts keeps what it left behind: before its new host's copies
-        first replace them, the run directory's files of that worker are set aside as
-        ``FILE.before-HOST`` (the host they came from, or ``here``)."""
+        """Copy each worker's own files that summaries read (``hal.gather.GATHER``) from the host where
+        it keeps its data, when that is not this run directory; returns the number of files written."""
         written = 0
-        root = self.run_dir.resolve()
         for w in self.workers.values():
             if w.dirs is None or w.dirs.shared:
                 continue
             host = w.assignment.host
             if not self.backend.host_alive(host):
                 continue  # what was gathered from it before stays
-            patterns = [p.format(name=w.spec.name) for p in GATHER.get(w.spec.role, ("logs/{name}.log",))]
-            found = self.backend.gather(host, w.dirs.run_dir, patterns, GATHER_MAX_BYTES)
-            if not found:
-                continue
-            moved = w.gathered_from != host
-            for rel, data in found.items():
-                target = (self.run_dir / rel).resolve()
-                if root not in target.parents:
-                    log.warning("gather: %s from %s is outside the run directory; ignored", rel, w.spec.name)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                if moved and target.exists():
-                    target.replace(target.with_name(f"{target.name}.before-{w.gathered_from or 'here'}"))
-                tmp = target.with_name(target.name + ".gather")
-                tmp.write_bytes(data)
-                tmp.replace(target)
-                written += 1
-            w.gathered_from = host
+            n, found = gather_worker(self.backend, host, w.dirs.run_dir, self.run_dir, w.spec.name,
+                                     w.spec.role, w.gathered_from)
+            written += n
+            if found:
+                w.gathered_from = host
         return written
 
     def _fail(self, w: _Worker, detail: str) -> None:
