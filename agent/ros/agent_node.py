@@ -13,6 +13,7 @@ error exits 2 with one line naming the parameter.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -41,6 +42,18 @@ def planned_actions(loop: Any, n: int) -> list[np.ndarray]:
     return out
 
 
+def _instruction_waits(config: AgentNodeConfig) -> Any:
+    """The robot's config with ``wait_for_instruction`` decided when left unset: on when something
+    reads the task (a reward model, an instruction-following policy, transitions kept as reward-model
+    data), so nothing acts on, scores or records an empty instruction while the first is in flight."""
+    robot = config.robot
+    if robot.wait_for_instruction is not None:
+        return robot
+    reads = bool(config.reward.model) or config.policy.type in ("vla", "reach") or (
+        bool(config.learner.endpoint) and config.learner.keep_images)
+    return dataclasses.replace(robot, wait_for_instruction=reads)
+
+
 def read_agent_config(node: Any) -> AgentNodeConfig:
     """Declare ``agent_node``'s parameters on ``node`` and build its config from them."""
     fields = declare_config(node, AgentNodeConfig, exclude=DERIVED)
@@ -64,7 +77,7 @@ class AgentNode:
         self.node, self.config = node, config
         from agent.reward.robot import with_reward_model
 
-        self.robot = Ros2Robot(node.get_name(), config.robot, node=node)
+        self.robot = Ros2Robot(node.get_name(), _instruction_waits(config), node=node)
         # What the loop drives: the robot, its task signals from a reward model when reward.model is set
         from hal.errors import ConfigError
         from policies.reward import RewardModelError

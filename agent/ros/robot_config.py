@@ -24,7 +24,11 @@ class Ros2RobotConfig:
     ``reward_topic: ""`` no reward. ``position_lower`` / ``position_upper`` are per-joint limits
     (empty: +-pi); ``max_delta`` bounds the change of a command per tick (rad). ``command:
     velocity`` commands joint velocities (``velocity_topic``, within ``+-velocity_limit``; ``max_delta``
-    then bounds the acceleration per tick) and holds by commanding zero.
+    then bounds the acceleration per tick) and holds by commanding zero. ``wait_for_instruction``
+    holds the robot until a first instruction has arrived on ``instruction_topic`` (or
+    ``default_instruction`` is set): a policy or reward model that reads the task must not act on
+    none. ``None`` lets ``agent_node`` decide (on for a reward model and for instruction-reading
+    policies).
     """
 
     joints: list[str] = field(default_factory=list)
@@ -46,6 +50,7 @@ class Ros2RobotConfig:
     image_width: int = 96
     instruction_topic: str = "/instruction"
     default_instruction: str = ""
+    wait_for_instruction: bool | None = None
     reward_topic: str = ""
     max_age_s: float = 0.25
     position_lower: list[float] = field(default_factory=list)
@@ -82,6 +87,8 @@ class Ros2RobotConfig:
             check_type(o, name, getattr(self, name), int)
             if getattr(self, name) < 1:
                 raise ConfigError(f"robot.{name} must be >= 1, got {getattr(self, name)}")
+        if self.wait_for_instruction is not None:
+            check_type(o, "wait_for_instruction", self.wait_for_instruction, bool)
         check_number(o, "max_age_s", self.max_age_s, 0, strict=True)
         check_number(o, "max_delta", self.max_delta, 0, strict=True, optional=True)
         check_number(o, "watchdog_timeout_s", self.watchdog_timeout_s, 0)

@@ -8,8 +8,10 @@ Freshness: each message's age is measured on arrival against its header stamp (`
 messages older than ``max_age_s`` are dropped and counted. The observation's ``timestamp`` is the
 monotonic time of its oldest part (the stalest joint, the image), and ``-inf`` while a part has
 never arrived, so the control loop sees stale data and holds: it never acts on an observation
-made from nothing. ``problem()`` says in words what is missing (``no sensor data since
-14:03:05.120 (2.3 s): /joint_states``), for the hold's reason and the robot's health.
+made from nothing; with ``wait_for_instruction`` the same holds until a first instruction
+arrives (an instruction never goes stale: it stands until the next one). ``problem()`` says in
+words what is missing (``no sensor data since 14:03:05.120 (2.3 s): /joint_states``, ``no
+instruction yet on /instruction``), for the hold's reason and the robot's health.
 
 The callbacks run on the executor's thread, the readers on the control loop's: one lock guards
 the latest values.
@@ -220,6 +222,8 @@ class SensorIntake:
                 obs["reward"] = np.float32(self._reward)
             known = bool(np.all(np.isfinite(self._seen[: len(c.joints)])))
             measured = self._pos[: len(c.joints)].copy()
+        if c.wait_for_instruction and not obs["instruction"]:
+            ts = -math.inf
         obs["timestamp"] = ts if math.isfinite(ts) else -math.inf
         return obs, (measured if known else None)
 
@@ -238,6 +242,7 @@ class SensorIntake:
         with self._data:
             seen = self._seen.copy()
             image_t, image_problem, missing = self._image_t, self._image_problem, list(self._missing)
+            no_instruction = bool(c.wait_for_instruction) and not self._instruction
         stale: list[tuple[float, str]] = []
         if np.any(now - seen > c.max_age_s):
             never = [j for j, t in zip(self._observed, seen) if not math.isfinite(t)]
@@ -250,11 +255,13 @@ class SensorIntake:
         if c.image_topic and now - image_t > c.max_age_s:
             what = self.image_topic_and_type()[0] + (f" ({image_problem})" if image_problem else "")
             stale.append((image_t, what))
+        waiting = f"no instruction yet on {c.instruction_topic}" if no_instruction else None
         if not stale:
-            return None
+            return waiting
         since = min(t for t, _ in stale)
         if math.isfinite(since):
             when = f"{_wall_clock(since)} ({now - since:.1f} s)"
         else:
             when = f"start ({now - self.started_at:.1f} s ago)"
-        return f"no sensor data since {when}: " + "; ".join(w for _, w in stale)
+        text = f"no sensor data since {when}: " + "; ".join(w for _, w in stale)
+        return f"{text}; {waiting}" if waiting else text
