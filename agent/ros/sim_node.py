@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -280,6 +281,9 @@ class SimNode:
         if self._own_image is not None:
             return np.asarray(self.robot.observe()[self._own_image], np.uint8)
         if self._renderer is None:  # made on the thread that renders: its GL context lives there
+            # llvmpipe renders on this thread, not on threads of its own (sim/tabletop/camera.py says
+            # why); read when the process makes its first GL context, which may be this one
+            os.environ.setdefault("LP_NUM_THREADS", "0")
             self._renderer = mujoco.Renderer(self.model, c.image_height, c.image_width)
             mujoco.mjv_defaultFreeCamera(self.model, self._camera)
             self._camera.distance = c.camera_distance
