@@ -17,6 +17,7 @@ a frame is scored once, however many ticks it stays the newest.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 import numpy as np
@@ -93,7 +94,10 @@ class RewardedRobot:
         if "success" in obs:
             obs["task_success"] = np.bool_(obs["success"])
         d = self.detector
-        declared = d.update(obs[self.model.image_key], str(obs.get("instruction", "")))
+        # A robot that holds for missing data (a sensor, its first instruction) reports a timestamp of
+        # -inf: nothing is scored on what is not there.
+        fresh = math.isfinite(float(obs.get("timestamp", 0.0)))
+        declared = fresh and d.update(obs[self.model.image_key], str(obs.get("instruction", "")))
         if declared:
             self.successes += 1
             log.info("reward model: success (confidence %.3f, %d frames at or above %.3f)", d.confidence,

@@ -23,7 +23,9 @@ def loop_snapshot(loop: Any, robot: Any, learner: Any = None) -> dict[str, Any]:
     if not health.ok:
         level, message = ERROR, f"robot {health.status}: {health.detail}"
     elif problem and loop.state.startswith("holding"):
-        level, message = ERROR, problem
+        # waiting for a first task is no sensor failure
+        level = WARN if problem.startswith("no instruction yet") else ERROR
+        message = problem
     elif loop.state.startswith("holding") or loop.state == "starting":
         level, message = WARN, loop.state
     else:

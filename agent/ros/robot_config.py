@@ -27,8 +27,8 @@ class Ros2RobotConfig:
     then bounds the acceleration per tick) and holds by commanding zero. ``wait_for_instruction``
     holds the robot until a first instruction has arrived on ``instruction_topic`` (or
     ``default_instruction`` is set): a policy or reward model that reads the task must not act on
-    none. ``None`` lets ``agent_node`` decide (on for a reward model and for instruction-reading
-    policies).
+    none. ``None`` lets ``agent_node`` decide (on for a reward model, for the instruction-reading
+    ``vla`` and ``reach`` policies and for ``learner.keep_images``); elsewhere ``None`` is off.
     """
 
     joints: list[str] = field(default_factory=list)
@@ -87,8 +87,7 @@ class Ros2RobotConfig:
             check_type(o, name, getattr(self, name), int)
             if getattr(self, name) < 1:
                 raise ConfigError(f"robot.{name} must be >= 1, got {getattr(self, name)}")
-        if self.wait_for_instruction is not None:
-            check_type(o, "wait_for_instruction", self.wait_for_instruction, bool)
+        check_type(o, "wait_for_instruction", self.wait_for_instruction, bool, optional=True)
         check_number(o, "max_age_s", self.max_age_s, 0, strict=True)
         check_number(o, "max_delta", self.max_delta, 0, strict=True, optional=True)
         check_number(o, "watchdog_timeout_s", self.watchdog_timeout_s, 0)

@@ -129,7 +129,8 @@ class SensorIntake:
         self._subs = []
 
     def wait_until_fresh(self, timeout_s: float, interrupt: Callable[[], bool] | None = None) -> bool:
-        """Wait until every sensor stream (joints, camera) is fresh; False on timeout or ``interrupt()``."""
+        """Wait until every sensor stream (joints, camera) is fresh and, with ``wait_for_instruction``,
+        an instruction is in; False on timeout or ``interrupt()``."""
         deadline = time.monotonic() + timeout_s
         while self.problem() is not None:
             if time.monotonic() >= deadline or (interrupt is not None and interrupt()):

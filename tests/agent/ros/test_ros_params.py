@@ -80,3 +80,21 @@ def test_sim_node_parameters_take_the_robot_params_mapping():
     assert cfg.robot_params == {"env_id": "Pusher-v5"} and cfg.kp == 2.0
     with pytest.raises(ParameterError, match="image_encoding must be one of"):
         build_config(SimNodeConfig, {"image_encoding": "yuv422"})
+
+
+def test_the_robot_waits_for_its_instruction_when_something_reads_the_task():
+    from agent.ros.agent_node import _instruction_waits
+
+    def waits(**values) -> bool | None:
+        return _instruction_waits(_build(**{"robot.joints": ["a"], **values})).wait_for_instruction
+
+    assert waits(**{"policy.type": "replan"}) is False
+    assert waits(**{"policy.type": "streamx"}) is False
+    assert waits(**{"policy.type": "reach"}) is True
+    assert waits(**{"policy.type": "vla"}) is True
+    assert waits(**{"policy.type": "streamx", "reward.model": "pretrained:tabletop-reach"}) is True
+    assert waits(**{"policy.type": "streamx", "learner.endpoint": "tcp://127.0.0.1:5555",
+                    "learner.keep_images": True}) is True
+    assert waits(**{"policy.type": "reach", "robot.wait_for_instruction": False}) is False  # explicit wins
+    with pytest.raises(ParameterError, match=r"robot\.wait_for_instruction"):
+        _build(**{"robot.joints": ["a"], "robot.wait_for_instruction": "yes"})

@@ -132,11 +132,11 @@ def test_the_instruction_arrives(driver, robot, wait):
 def test_a_robot_that_waits_for_its_instruction_holds_until_the_first_arrives(driver, robot, wait):
     arm = robot(image_topic="", wait_for_instruction=True)
     arm.connect()
-    for _ in range(20):  # joints fresh, no instruction yet: held, and the problem says why
-        driver.publish(image=False)
-        time.sleep(0.02)
+    # joints fresh (DDS matching takes a moment), no instruction yet: held, and the problem says why
+    assert wait(lambda: (driver.publish(image=False),
+                         arm.sensor_problem() == "no instruction yet on /instruction")[1],
+                timeout=10, period=0.05), arm.sensor_problem()
     assert arm.observe()["timestamp"] == -float("inf")
-    assert arm.sensor_problem() == "no instruction yet on /instruction"
     assert wait(lambda: (driver.publish(image=False), driver.instruction.publish(String(data="wave")),
                          arm.sensor_problem() is None)[2], timeout=10, period=0.05), arm.sensor_problem()
     obs = arm.observe()
