@@ -21,10 +21,17 @@ and drives all three with the reference's own stream, the reference choosing the
   difference of any weight to the reference's after each step.
 
 All run in float32, so agreement cannot be exact: one rounding difference in a weight changes the
-next δ and step size a little, and the stream amplifies it. The floor to read the weight gaps
-against is a copy of the reference itself with every weight moved by one float32 step, driven by
-the same stream (``weights_reference_nudged``): gaps of that size are rounding, larger ones a
-difference in what is computed. The time feature is compared apart (``time_feature_offset``).
+next δ and step size a little, and the stream amplifies it. Two copies of the reference itself,
+driven by the same stream, are the floors to read the weight gaps against: one with every weight
+moved by one float32 step at the start (``weights_reference_nudged``: a single rounding
+difference), one whose ObGD rounds each update in another valid order (``weights_reference_reordered``:
+a rounding difference at every step, as any second implementation makes). Gaps of their size are
+rounding, larger ones a difference in what is computed. The time feature is compared apart
+(``time_feature_offset``).
+
+``--from-checkpoints DIR`` starts everything where a reference run's latest checkpoint left it
+(``bench.reference.stream_ac`` writes them), so the comparison also covers a late stage of
+learning: long episodes that end at the time limit, a policy that walks.
 """
 
 from __future__ import annotations
@@ -85,6 +92,43 @@ def nudged_copy(agent):
     return twin
 
 
+def _reordered_step(opt):
+    """ObGD's step as the reference computes it, but rounded in another valid order: the scalar
+    ``step_size * delta`` first, then one multiply of the trace and one subtraction (the reference:
+    ``delta * e`` first, then an add scaled by ``-step_size``)."""
+
+    def step(delta, reset=False):
+        z_sum = 0.0
+        for group in opt.param_groups:
+            for p in group["params"]:
+                state = opt.state[p]
+                if len(state) == 0:
+                    state["eligibility_trace"] = torch.zeros_like(p.data)
+                e = state["eligibility_trace"]
+                e.mul_(group["gamma"] * group["lamda"]).add_(p.grad, alpha=1.0)
+                z_sum += e.abs().sum().item()
+        group = opt.param_groups[-1]
+        bound = max(abs(delta), 1.0) * z_sum * group["lr"] * group["kappa"]
+        step_size = group["lr"] / bound if bound > 1 else group["lr"]
+        for group in opt.param_groups:
+            for p in group["params"]:
+                e = opt.state[p]["eligibility_trace"]
+                p.data.sub_(e * (step_size * delta))
+                if reset:
+                    e.zero_()
+
+    return step
+
+
+def reordered_copy(agent):
+    """The reference agent whose ObGD rounds each update in another order (``_reordered_step``):
+    how far rounding differences made at every step, not once, carry two copies apart."""
+    twin = copy.deepcopy(agent)
+    twin.optimizer_policy.step = _reordered_step(twin.optimizer_policy)
+    twin.optimizer_value.step = _reordered_step(twin.optimizer_value)
+    return twin
+
+
 def agent_gap(a, b) -> float:
     """The largest absolute weight difference between two reference agents."""
     pairs = zip([*a.policy_net.parameters(), *a.value_net.parameters()],
@@ -93,7 +137,40 @@ def agent_gap(a, b) -> float:
         return max(float((x - y).abs().max()) for x, y in pairs)
 
 
-def run(code: str, env_name: str, seed: int, steps: int, report_every: int) -> dict:
+def continue_from(ref, env, agent, raw_env, pres: dict, checkpoints: Path) -> int:
+    """Put the reference (and rill's preprocessors and raw environment) where a reference run's
+    latest checkpoint left it, so the comparison covers a late stage of learning; returns its step.
+
+    The checkpoint is taken at an episode's end, so ObGD's traces are zero on both sides; rill's
+    preprocessors get the reference wrappers' running statistics and reward trace, and the raw
+    environment the reference environment's random state, so the next resets agree.
+    """
+    from bench.reference.stream_ac import _wrapper, restore
+    from learners.checkpoint import CheckpointStore
+
+    found = CheckpointStore(checkpoints, keep=1_000_000).load_latest()
+    if found is None:
+        raise ReferenceCodeError(f"{checkpoints}: no reference checkpoint to start from")
+    name, tensors, state = found
+    restore(ref, env, agent, tensors, state)
+    obs_stats = _wrapper(env, ref.NormalizeObservation).obs_stats
+    reward = _wrapper(env, ref.ScaleReward)
+    for p in pres.values():
+        p.load_state_dict({
+            "obs": {"count": obs_stats.count, "mean": obs_stats.mean, "m2": obs_stats.p},
+            "reward": {"trace": float(np.asarray(reward.reward_trace).reshape(-1)[0]),
+                       "count": reward.reward_stats.count, "mean": reward.reward_stats.mean,
+                       "m2": reward.reward_stats.p},
+            "time": {"value": -0.5}})
+    bits = env.unwrapped.np_random.bit_generator
+    raw_env.unwrapped.np_random = np.random.Generator(type(bits)())
+    raw_env.unwrapped.np_random.bit_generator.state = bits.state
+    log.info("continuing from the reference's checkpoint %s (step %d)", name, state["step"])
+    return int(state["step"])
+
+
+def run(code: str, env_name: str, seed: int, steps: int, report_every: int,
+        checkpoints: Path | None = None) -> dict:
     from learners.streamx import build_preprocessor
     from learners.streamx.config import StreamACConfig
     from learners.streamx.fast.stream_ac import FastStreamAC
@@ -113,19 +190,20 @@ def run(code: str, env_name: str, seed: int, steps: int, report_every: int) -> d
                             entropy_coeff=DEFAULTS["entropy_coeff"])
     learners = {"autograd": StreamAC(obs_dim + 1, action_dim=n_actions, config=config),
                 "compiled": FastStreamAC(obs_dim + 1, action_dim=n_actions, config=config)}
+    pres = {"numpy": build_preprocessor(obs_dim, DEFAULTS["gamma"], limit, fast=False),
+            "compiled": build_preprocessor(obs_dim, DEFAULTS["gamma"], limit, fast=True)}
+    start = 0 if checkpoints is None else continue_from(ref, env, agent, raw_env, pres, checkpoints)
     for learner in learners.values():
         learner.actor.load_state_dict(rill_weights(agent.policy_net, ACTOR_NAMES))
         learner.critic.load_state_dict(rill_weights(agent.value_net, CRITIC_NAMES))
-    twin = nudged_copy(agent)
-    pres = {"numpy": build_preprocessor(obs_dim, DEFAULTS["gamma"], limit, fast=False),
-            "compiled": build_preprocessor(obs_dim, DEFAULTS["gamma"], limit, fast=True)}
+    twin, twin_steps = nudged_copy(agent), reordered_copy(agent)
 
     gaps = {f"{k}_{q}": 0.0 for k in pres for q in ("obs", "reward")}
     gaps.update({f"act_{k}": 0.0 for k in learners})
     offsets: list[float] = []
     curve: list[dict] = []
-    s, _ = env.reset(seed=seed)
-    raw, _ = raw_env.reset(seed=seed)
+    s, _ = env.reset(seed=seed) if checkpoints is None else env.reset()
+    raw, _ = raw_env.reset(seed=seed) if checkpoints is None else raw_env.reset()
     mine = {k: p.reset(raw) for k, p in pres.items()}
     episodes = 0
     for t in range(1, steps + 1):
@@ -155,6 +233,7 @@ def run(code: str, env_name: str, seed: int, steps: int, report_every: int) -> d
                                 np.asarray(s_next, np.float32), bool(terminated), bool(truncated))
         agent.update_params(s, a, r, s_next, done, DEFAULTS["entropy_coeff"])
         twin.update_params(s, a, r, s_next, done, DEFAULTS["entropy_coeff"])
+        twin_steps.update_params(s, a, r, s_next, done, DEFAULTS["entropy_coeff"])
         for learner in learners.values():
             learner.update(transition)
         s = s_next
@@ -165,12 +244,14 @@ def run(code: str, env_name: str, seed: int, steps: int, report_every: int) -> d
             mine = {k: p.reset(raw) for k, p in pres.items()}
         if t % report_every == 0 or t == steps:
             row = {"step": t, **{f"weights_{k}": weight_gap(agent, v) for k, v in learners.items()},
-                   "weights_reference_nudged": agent_gap(agent, twin)}
+                   "weights_reference_nudged": agent_gap(agent, twin),
+                   "weights_reference_reordered": agent_gap(agent, twin_steps)}
             curve.append(row)
             log.info("step %d: %s", t, " ".join(f"{k} {v:.2e}" for k, v in row.items() if k != "step"))
     offsets_arr = np.asarray(offsets)
     return {
         "env": env_name, "seed": seed, "steps": steps, "episodes": episodes, "time_limit": limit,
+        "start_step": start, "checkpoints": None if checkpoints is None else str(checkpoints),
         "max_abs_gap": gaps,
         "weights": curve,
         "time_feature_offset": {"min": float(offsets_arr.min()), "max": float(offsets_arr.max()),
@@ -188,13 +269,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--report-every", type=int, default=500)
     parser.add_argument("--json", type=Path, help="write the result here")
+    parser.add_argument("--from-checkpoints", type=Path, metavar="DIR",
+                        help="start where a reference run's latest checkpoint in DIR left off "
+                             "(its run's --seed and --env), to compare a late stage of learning")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.report_every < 1:
         parser.error("--steps and --report-every must be positive")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(1)
     try:
-        result = run(args.code, args.env, args.seed, args.steps, args.report_every)
+        result = run(args.code, args.env, args.seed, args.steps, args.report_every, args.from_checkpoints)
     except ReferenceCodeError as e:
         parser.exit(2, f"error: {e}\n")
     gaps = result["max_abs_gap"]
@@ -203,7 +287,8 @@ def main(argv: list[str] | None = None) -> dict:
     last = result["weights"][-1]
     lines += [f"{'weights after ' + str(last['step']):<{width}}  autograd {last['weights_autograd']:.3e}  "
               f"compiled {last['weights_compiled']:.3e}  reference nudged 1 ulp "
-              f"{last['weights_reference_nudged']:.3e}",
+              f"{last['weights_reference_nudged']:.3e}  reference reordered "
+              f"{last['weights_reference_reordered']:.3e}",
               f"{'time feature offset':<{width}}  {result['time_feature_offset']['max']:.6f} "
               f"(1/T = {result['time_feature_offset']['one_over_T']:.6f})"]
     sys.stdout.write("\n".join(lines) + "\n")
