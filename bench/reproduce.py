@@ -9,9 +9,12 @@
 Each rill run is ``rill train``'s own ``Trainer`` in ``<runs>/<env>/seed<k>``. With
 ``--reference-code`` (a checkout of the paper's code: bench/reference/README.md) the reference
 implementation runs the same env, seed and budget in ``<runs>/<env>/reference-seed<k>``
-(``bench.reference.stream_ac``). Every run picks up from its last checkpoint after an interruption
-(exact resume, both kinds) and finished runs are not run again, so a reproduction longer than a
-working session is the same command run again. Independent runs go to ``--jobs`` worker processes.
+(``bench.reference.stream_ac``), and with ``--twins`` rill also runs from the reference's own
+start for each seed, its initial weights and noise stream, in ``<runs>/<env>/twin-seed<k>``
+(``bench.reference.twin``), which pairs the two sides by their starting point. Every run picks up
+from its last checkpoint after an interruption (exact resume, every kind) and finished runs are not
+run again, so a reproduction longer than a working session is the same command run again.
+Independent runs go to ``--jobs`` worker processes.
 
 The run directories live beside the report by default (``<out>/training``), so the repository
 carries them from one session (or machine) to the next: commit them as they progress. A run that
@@ -45,8 +48,8 @@ class RunSpec:
     run_dir: str
     update_path: str = "fast"
     checkpoint_every: int = 100_000
-    impl: str = "rill"  # "rill" | "reference"
-    code: str | None = None  # the reference code's checkout, for impl == "reference"
+    impl: str = "rill"  # "rill" | "reference" | "twin" (rill from the reference's start)
+    code: str | None = None  # the reference code's checkout, for impl "reference" and "twin"
 
 
 def train_one(spec: RunSpec) -> dict:
@@ -82,6 +85,13 @@ def _train(spec: RunSpec) -> dict:
         update_path=spec.update_path,
     )
     trainer = Trainer(config, resume=(run / CONFIG_FILE).exists())
+    if spec.impl == "twin":
+        from bench.reference.twin import note_start, start_as_reference
+
+        if trainer.step == 0:
+            start_as_reference(trainer, spec.code or "", spec.env, spec.seed)
+        else:  # resumed: the checkpoint holds where the reference's start led
+            note_start(trainer, spec.code or "", spec.seed)
     every = max(spec.steps // 20, 1000)
 
     def progress(tr, rate: float) -> None:
@@ -115,9 +125,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--reference-code", type=Path,
                         help="checkout of the paper's code: also run it on every (env, seed)")
     parser.add_argument("--report-only", action="store_true", help="write the report from existing runs")
-    parser.add_argument("--only", choices=("rill", "reference"),
-                        help="train only this side (two commands can then share the cores); the report "
-                             "still reads both")
+    parser.add_argument("--twins", action="store_true",
+                        help="with --reference-code: also run rill from the reference's start of each seed")
+    parser.add_argument("--only", choices=("rill", "reference", "twin"),
+                        help="train only this kind of run (commands can then share the cores); the report "
+                             "still reads every kind")
     parser.add_argument(
         "--quick",
         action="store_true",
@@ -127,8 +139,8 @@ def main(argv: list[str] | None = None) -> Path:
     _configure_logging()
     if any(v is not None and v < 1 for v in (args.seeds, args.steps, args.jobs)):
         parser.error("--seeds, --steps and --jobs must be positive")
-    if args.only == "reference" and args.reference_code is None:
-        parser.error("--only reference needs --reference-code")
+    if args.reference_code is None and (args.only in ("reference", "twin") or args.twins):
+        parser.error("--only reference, --only twin and --twins need --reference-code")
     if args.reference_code is not None:
         from bench.reference.stream_ac import ReferenceCodeError, load_reference
 
@@ -152,8 +164,12 @@ def main(argv: list[str] | None = None) -> Path:
     reference = [RunSpec(env, seed, steps, str(runs / env / f"reference-seed{seed}"), "reference",
                          impl="reference", code=str(args.reference_code))
                  for seed in range(seeds) for env in envs]
-    todo = (rill if args.only != "reference" else []) + (
-        reference if args.reference_code is not None and args.only != "rill" else [])
+    twins = [RunSpec(env, seed, steps, str(runs / env / f"twin-seed{seed}"), args.update_path,
+                     impl="twin", code=str(args.reference_code))
+             for seed in range(seeds) for env in envs]
+    todo = (rill if args.only in (None, "rill") else []) + (
+        reference if args.reference_code is not None and args.only in (None, "reference") else []) + (
+        twins if args.only == "twin" or (args.twins and args.only is None) else [])
     if not args.report_only:
         if args.jobs > 1:
             ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch state
@@ -166,7 +182,8 @@ def main(argv: list[str] | None = None) -> Path:
                 train_one(spec)
     # The reference's runs enter the report wherever they exist, run now or earlier.
     by_env = {env: {"rill": [Path(s.run_dir) for s in rill if s.env == env],
-                    "reference": [Path(s.run_dir) for s in reference if s.env == env]} for env in envs}
+                    "reference": [Path(s.run_dir) for s in reference if s.env == env],
+                    "twin": [Path(s.run_dir) for s in twins if s.env == env]} for env in envs}
     report = write_report(by_env, out, steps)
     log.info("report: %s", report)
     return report

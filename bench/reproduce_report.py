@@ -8,7 +8,14 @@ PNG per env. Final return: the mean raw episodic return of the episodes that end
 - rill against the reference code at the same budget: per-seed finals, mean ± standard error,
   Welch's two-sample t-test and the Mann-Whitney U test of the finals (two-sided), and the
   difference of means with its 95 % Welch interval;
-- rill against the paper's value: the gap, and a one-sample t-test of rill's finals against it.
+- rill against the paper's value: the gap, and a one-sample t-test of rill's finals against it;
+- where they exist, rill's *twins* (``bench.reference.twin``: rill started from the reference's own
+  initial weights and noise stream for the same seed) against the reference runs, with the same
+  tests and a paired t-test over the seeds both have.
+
+Along the way, the same two-sample tests at a quarter, half and three quarters of the budget (the
+mean return of the episodes ending in the window before each mark): how fast each side learns,
+not only where it ends.
 """
 
 from __future__ import annotations
@@ -28,19 +35,22 @@ PAPER = {
     "Walker2d": {"stream AC(λ)": 4335, "PPO": 2386, "SAC": 5098},
 }
 ALPHA = 0.05
+NAMES = {"rill": "rill", "reference": "reference code", "twin": "rill from the reference's start"}
+MARKS = (0.25, 0.5, 0.75, 1.0)  # fractions of the budget where the sides are compared along the way
 
 
 @dataclass
 class RunSet:
     """The finished runs of one implementation on one env."""
 
-    impl: str  # "rill" | "reference"
+    impl: str  # "rill" | "reference" | "twin"
     run_dirs: list[Path] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     finals: list[float] = field(default_factory=list)
     curves: list[np.ndarray] = field(default_factory=list)
     rates: list[float] = field(default_factory=list)
     paths: set[str] = field(default_factory=set)
+    at_marks: list[list[float]] = field(default_factory=list)  # per run: the return at each of MARKS
 
 
 def episodes(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +115,20 @@ def compare(rill: list[float], reference: list[float]) -> dict:
     return out
 
 
+def paired(twin: RunSet, reference: RunSet) -> dict:
+    """Paired t-test of twin minus reference finals over the seeds both sides finished."""
+    from scipy import stats
+
+    ref = dict(zip(reference.seeds, reference.finals, strict=True))
+    pairs = [(f, ref[s]) for s, f in zip(twin.seeds, twin.finals, strict=True) if s in ref]
+    out = {"seeds": len(pairs), "mean_difference": float("nan"), "t": float("nan"), "p": float("nan")}
+    if len(pairs) >= 2:
+        a, b = np.asarray(pairs, np.float64).T
+        test = stats.ttest_rel(a, b)
+        out.update(mean_difference=float((a - b).mean()), t=float(test.statistic), p=float(test.pvalue))
+    return out
+
+
 def against_paper(finals: list[float], paper: float | None) -> dict:
     """The gap to the paper's value and a one-sample t-test of the finals against it."""
     from scipy import stats
@@ -132,6 +156,7 @@ def _collect(impl: str, run_dirs: list[Path], total: int, window: int, grid: np.
         found.run_dirs.append(run)
         found.seeds.append(int(summary.get("seed", _seed_of(run))))
         found.finals.append(final_return(steps, returns, total, window))
+        found.at_marks.append([final_return(steps, returns, int(total * m), window) for m in MARKS])
         found.curves.append(learning_curve(steps, returns, grid, max(total // 40, 1000)))
         found.rates.append(float(summary.get("steps_per_s", float("nan"))))
         run_info = run / "run.json"
@@ -154,14 +179,13 @@ def _plot(env: str, grid: np.ndarray, sets: list[RunSet], total: int, out: Path)
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    colours = {"rill": "tab:blue", "reference": "tab:orange"}
-    names = {"rill": "rill", "reference": "reference code"}
+    colours = {"rill": "tab:blue", "reference": "tab:orange", "twin": "tab:green"}
     for s in sets:
         if not s.curves:
             continue
         curves = np.asarray(s.curves)
         mean = np.nanmean(curves, axis=0)
-        label = f"stream AC(λ), {names[s.impl]} ({len(curves)} seed{'s' if len(curves) > 1 else ''})"
+        label = f"{NAMES[s.impl]} ({len(curves)} seed{'s' if len(curves) > 1 else ''})"
         ax.plot(grid, mean, color=colours[s.impl], lw=2, label=label)
         if len(curves) > 1:
             n = np.sum(np.isfinite(curves), axis=0)
@@ -189,7 +213,7 @@ def write_report(runs: dict[str, dict[str, list[Path]]], out_dir: Path, total: i
     grid = np.linspace(total / 100, total, 100)
     payload: dict = {"steps": total, "final_window": window, "alpha": ALPHA, "envs": {}}
     for env, by_impl in runs.items():
-        sets = [_collect(impl, by_impl.get(impl, []), total, window, grid) for impl in ("rill", "reference")]
+        sets = [_collect(impl, by_impl.get(impl, []), total, window, grid) for impl in NAMES]
         png = out_dir / f"streamx_{env}.png"
         _plot(env, grid, sets, total, png)
         family = env.split("-")[0]
@@ -203,12 +227,28 @@ def write_report(runs: dict[str, dict[str, list[Path]]], out_dir: Path, total: i
                 "unfinished": len(by_impl.get(s.impl, [])) - len(s.finals),
             }
         entry["rill_vs_reference"] = compare(sets[0].finals, sets[1].finals)
+        entry["twin_vs_reference"] = compare(sets[2].finals, sets[1].finals) | {
+            "paired": paired(sets[2], sets[1])}
+        entry["along_the_way"] = [_at_mark(sets, i, int(total * m)) for i, m in enumerate(MARKS)]
         entry["rill_vs_paper"] = against_paper(sets[0].finals, paper.get("stream AC(λ)"))
         payload["envs"][env] = entry
     (out_dir / "streamx.json").write_text(json.dumps(payload, indent=1))
     report = out_dir / "streamx.md"
     report.write_text(markdown(payload))
     return report
+
+
+def _at_mark(sets: list[RunSet], i: int, step: int) -> dict:
+    """Both sides' returns at one mark, with the two-sample tests of ``compare``."""
+    values = {s.impl: [run[i] for run in s.at_marks] for s in sets}
+    out: dict = {"step": step}
+    for impl, v in values.items():
+        mean, se = mean_se(v)
+        out[impl] = {"mean": mean, "standard_error": se, "per_seed": v}
+    for side in ("rill", "twin"):
+        test = compare(values.get(side, []), values.get("reference", []))
+        out[f"{side}_vs_reference"] = {k: test[k] for k in ("welch_p", "mann_whitney_p", "distinguishable")}
+    return out
 
 
 def _fmt(x, digits: int = 0) -> str:
@@ -232,11 +272,10 @@ def markdown(payload: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for env, e in payload["envs"].items():
-        for impl in ("rill", "reference"):
-            s = e[impl]
-            if not s["final_returns"] and not s["unfinished"]:
+        for impl, name in NAMES.items():
+            s = e.get(impl)
+            if s is None or (not s["final_returns"] and not s["unfinished"]):
                 continue
-            name = "rill" if impl == "rill" else "reference code"
             lines.append(
                 f"| {env} | {name} | {len(s['final_returns'])} | {_fmt(s['mean'])} ± "
                 f"{_fmt(s['standard_error'])} | {', '.join(_fmt(f) for f in s['final_returns']) or '–'} | "
@@ -251,12 +290,46 @@ def markdown(payload: dict) -> str:
         "|---|---|---|---|---|",
     ]
     for env, e in payload["envs"].items():
-        c = e["rill_vs_reference"]
-        verdict = "–" if c["distinguishable"] is None else ("yes" if c["distinguishable"] else "no")
-        lines.append(
-            f"| {env} | {_fmt(c['difference'])} ({_fmt(c['ci95'][0])} to {_fmt(c['ci95'][1])}) | "
-            f"{_fmt(c['welch_t'], 2)} ({_p(c['welch_p'])}) | {_fmt(c['mann_whitney_u'], 1)} "
-            f"({_p(c['mann_whitney_p'])}) | {verdict} |")
+        for key, label in (("rill_vs_reference", env),
+                           ("twin_vs_reference", f"{env}, from the reference's start")):
+            c = e.get(key)
+            if c is None or (key == "twin_vs_reference" and not c["n_rill"]):
+                continue
+            verdict = "–" if c["distinguishable"] is None else ("yes" if c["distinguishable"] else "no")
+            lines.append(
+                f"| {label} | {_fmt(c['difference'])} ({_fmt(c['ci95'][0])} to {_fmt(c['ci95'][1])}) | "
+                f"{_fmt(c['welch_t'], 2)} ({_p(c['welch_p'])}) | {_fmt(c['mann_whitney_u'], 1)} "
+                f"({_p(c['mann_whitney_p'])}) | {verdict} |")
+    twins = {env: e["twin_vs_reference"]["paired"] for env, e in payload["envs"].items()
+             if e.get("twin_vs_reference", {}).get("paired", {}).get("seeds", 0) >= 2}
+    if twins:
+        lines += ["", "Twins paired with the reference run of the same seed (paired t-test of the finals):",
+                  ""]
+        lines += [f"- {env}: {p['seeds']} pairs, mean difference {_fmt(p['mean_difference'])}, "
+                  f"t = {_fmt(p['t'], 2)}, p = {_p(p['p'])}" for env, p in twins.items()]
+    lines += [
+        "",
+        f"Along the way: the mean return of the episodes ending in the {window:,} steps before each "
+        "mark, mean ± standard error over seeds, and the same tests.",
+        "",
+        "| env | steps | rill | reference code | Welch p (Mann-Whitney p) | rill from the reference's start "
+        "| Welch p (Mann-Whitney p) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for env, e in payload["envs"].items():
+        if not e["reference"]["final_returns"]:
+            continue
+        for row in e["along_the_way"]:
+            cells = []
+            for side in ("rill", "reference", "twin"):
+                v = row.get(side, {})
+                cells.append(f"{_fmt(v.get('mean'))} ± {_fmt(v.get('standard_error'))}" if v.get("per_seed")
+                             else "–")
+                if side != "reference":
+                    t = row[f"{side}_vs_reference"]
+                    cells.append(f"{_p(t['welch_p'])} ({_p(t['mann_whitney_p'])})")
+            r, rp, f, tw, tp = cells
+            lines.append(f"| {env} | {row['step']:,} | {r} | {f} | {rp} | {tw} | {tp} |")
     lines += [
         "",
         "## rill against the paper's final value",

@@ -48,3 +48,62 @@ def test_final_return_and_curve_windows():
     assert final_return(steps, returns, total=1000, window=200) == pytest.approx(4.0)
     curve = learning_curve(steps, returns, np.array([150, 500, 1000]), window=200)
     assert curve[0] == 1.0 and curve[1] == 1.0 and curve[2] == pytest.approx(4.0)  # 500 carries 150's
+
+
+def _run(root, name: str, seed: int, returns_by_step: dict[int, float], total: int):
+    """A finished run directory as bench.reproduce leaves one: an episode log and a summary."""
+    import json
+
+    from agent.actor.episodes import EpisodeLog, EpisodeRecord
+
+    run = root / name
+    log = EpisodeLog(run / "metrics" / "episodes.csv", fresh=True)
+    for i, (step, ret) in enumerate(sorted(returns_by_step.items())):
+        log.append(EpisodeRecord(step=step, episode=i, ret=ret, length=10, wall_time=0.0))
+    log.close()
+    (run / "summary.json").write_text(json.dumps({"seed": seed, "steps": total}))
+    return run
+
+
+def test_the_report_compares_the_sides_along_the_way(tmp_path):
+    import json
+
+    from bench.reproduce_report import write_report
+
+    total = 400_000  # marks at 100k, 200k, 300k, 400k; each run has one episode per 100k window
+    ends = [100_000, 200_000, 300_000, 400_000]
+    rill = [_run(tmp_path, f"seed{s}", s, dict(zip(ends, [10 + s, 20 + s, 30 + s, 40 + s], strict=True)),
+                 total) for s in range(3)]
+    # the reference learns faster early on and ends where rill ends
+    ref = [_run(tmp_path, f"reference-seed{s}", s,
+                dict(zip(ends, [100 + s, 200 + s, 300 + s, 40 + s], strict=True)), total) for s in range(3)]
+    write_report({"Hopper-v4": {"rill": rill, "reference": ref}}, tmp_path / "out", total)
+    payload = json.loads((tmp_path / "out" / "streamx.json").read_text())
+    marks = payload["envs"]["Hopper-v4"]["along_the_way"]
+    assert [m["step"] for m in marks] == ends
+    assert [m["rill"]["mean"] for m in marks] == pytest.approx([11, 21, 31, 41])
+    assert [m["reference"]["mean"] for m in marks] == pytest.approx([101, 201, 301, 41])
+    assert [m["rill_vs_reference"]["distinguishable"] for m in marks] == [True, True, True, False]
+    assert all(m["twin_vs_reference"]["distinguishable"] is None for m in marks)  # no twins here
+    text = (tmp_path / "out" / "streamx.md").read_text()
+    assert "| Hopper-v4 | 200,000 | 21 ± 1 | 201 ± 1 |" in text
+
+
+def test_twins_are_paired_with_the_reference_run_of_their_seed(tmp_path):
+    import json
+
+    from bench.reproduce_report import write_report
+
+    total, ends = 200_000, [100_000, 200_000]
+    ref = [_run(tmp_path, f"reference-seed{s}", s, dict(zip(ends, [0, 1000 + 100 * s], strict=True)), total)
+           for s in range(4)]
+    # each twin ends 10 above its own seed's reference run: unpaired the spread hides it, paired not
+    twin = [_run(tmp_path, f"twin-seed{s}", s, dict(zip(ends, [0, 1010 + 100 * s + (s % 2)], strict=True)),
+                 total) for s in range(4)]
+    write_report({"Walker2d-v4": {"rill": [], "reference": ref, "twin": twin}}, tmp_path / "out", total)
+    entry = json.loads((tmp_path / "out" / "streamx.json").read_text())["envs"]["Walker2d-v4"]
+    assert entry["twin_vs_reference"]["distinguishable"] is False
+    p = entry["twin_vs_reference"]["paired"]
+    assert p["seeds"] == 4 and p["mean_difference"] == pytest.approx(10.5) and p["p"] < 1e-3
+    text = (tmp_path / "out" / "streamx.md").read_text()
+    assert "rill from the reference's start" in text and "4 pairs, mean difference 10" in text
