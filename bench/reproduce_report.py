@@ -224,7 +224,8 @@ def write_report(runs: dict[str, dict[str, list[Path]]], out_dir: Path, total: i
             entry[s.impl] = {
                 "seeds": s.seeds, "final_returns": s.finals, "mean": mean, "standard_error": se,
                 "steps_per_s": s.rates, "update_path": sorted(s.paths),
-                "unfinished": len(by_impl.get(s.impl, [])) - len(s.finals),
+                # started (its directory exists) but not at the budget yet
+                "unfinished": sum(1 for r in by_impl.get(s.impl, []) if Path(r).is_dir()) - len(s.finals),
             }
         entry["rill_vs_reference"] = compare(sets[0].finals, sets[1].finals)
         entry["twin_vs_reference"] = compare(sets[2].finals, sets[1].finals) | {
