@@ -5,22 +5,13 @@ Skipped where the reference code is not installed (``bench/reference/README.md``
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from bench.reference.parity import run
 
-REPO = Path(__file__).resolve().parents[2]
-CODE = Path(os.environ.get("RILL_REFERENCE_CODE", REPO / "runs" / "reference" / "streaming-drl"))
-needs_code = pytest.mark.skipif(not (CODE / "stream_ac_continuous.py").is_file(),
-                                reason=f"the reference code is not installed at {CODE}")
 
-
-@needs_code
-def test_rill_computes_what_the_reference_computes_step_for_step():
-    result = run(str(CODE), "Hopper-v4", seed=0, steps=2000, report_every=1000)
+def test_rill_computes_what_the_reference_computes_step_for_step(reference_code):
+    result = run(str(reference_code), "Hopper-v4", seed=0, steps=2000, report_every=1000)
     gaps = result["max_abs_gap"]
     assert result["episodes"] >= 20  # episode ends (trace resets, reward trace restarts) are covered
     for pre in ("numpy", "compiled"):  # the same normalized observations and scaled rewards
@@ -37,15 +28,15 @@ def test_rill_computes_what_the_reference_computes_step_for_step():
     assert offset["max"] == pytest.approx(offset["one_over_T"], rel=1e-4)
 
 
-@needs_code
-def test_the_comparison_continues_from_a_reference_checkpoint(tmp_path):
+def test_the_comparison_continues_from_a_reference_checkpoint(tmp_path, reference_code):
     from bench.reference.stream_ac import ReferenceRun, train
 
     run_dir = tmp_path / "ref"
-    train(ReferenceRun(str(CODE), "Hopper-v4", 1, 3000, str(run_dir), checkpoint_every=1000))
+    train(ReferenceRun(str(reference_code), "Hopper-v4", 1, 3000, str(run_dir), checkpoint_every=1000))
     checkpoints = run_dir / "checkpoints"
     start = max(int(p.name.split("_")[1]) for p in checkpoints.iterdir())
-    result = run(str(CODE), "Hopper-v4", seed=1, steps=1000, report_every=500, checkpoints=checkpoints)
+    result = run(str(reference_code), "Hopper-v4", seed=1, steps=1000, report_every=500,
+                 checkpoints=checkpoints)
     assert result["start_step"] == start >= 2000
     gaps = result["max_abs_gap"]
     # rill's preprocessors took the reference wrappers' statistics, the raw env its random state:
@@ -57,9 +48,8 @@ def test_the_comparison_continues_from_a_reference_checkpoint(tmp_path):
             assert row[f"weights_{path}"] < 1e-5, row
 
 
-@needs_code
-def test_a_directory_without_checkpoints_is_refused(tmp_path):
+def test_a_directory_without_checkpoints_is_refused(tmp_path, reference_code):
     from bench.reference.stream_ac import ReferenceCodeError
 
     with pytest.raises(ReferenceCodeError, match="no reference checkpoint"):
-        run(str(CODE), "Hopper-v4", seed=0, steps=10, report_every=10, checkpoints=tmp_path)
+        run(str(reference_code), "Hopper-v4", seed=0, steps=10, report_every=10, checkpoints=tmp_path)

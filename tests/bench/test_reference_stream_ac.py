@@ -8,7 +8,6 @@ skipped where it is not installed. The refusals run everywhere.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +18,7 @@ from agent.actor.episodes import read_episodes
 from bench.reference.stream_ac import ReferenceCodeError, ReferenceRun, load_reference, train
 
 REPO = Path(__file__).resolve().parents[2]
-CODE = Path(os.environ.get("RILL_REFERENCE_CODE", REPO / "runs" / "reference" / "streaming-drl"))
-needs_code = pytest.mark.skipif(not (CODE / "stream_ac_continuous.py").is_file(),
-                                reason=f"the reference code is not installed at {CODE}")
+
 
 
 def test_a_directory_without_the_reference_code_is_refused_by_name(tmp_path):
@@ -44,13 +41,12 @@ def test_a_run_directory_of_another_run_is_refused(tmp_path):
         train(ReferenceRun(str(tmp_path), "Hopper-v4", 0, 100, str(run)))
 
 
-@needs_code
-def test_an_interrupted_run_resumes_to_the_same_episodes(tmp_path):
+def test_an_interrupted_run_resumes_to_the_same_episodes(tmp_path, reference_code):
     """Stopped at 1,500 steps and resumed, a run ends exactly as one that never stopped."""
 
     def run(name: str, steps: int) -> Path:
         out = tmp_path / name
-        train(ReferenceRun(str(CODE), "Hopper-v4", 3, steps, str(out), checkpoint_every=400))
+        train(ReferenceRun(str(reference_code), "Hopper-v4", 3, steps, str(out), checkpoint_every=400))
         return out
 
     straight = run("straight", 3000)

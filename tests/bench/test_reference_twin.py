@@ -6,7 +6,6 @@ Skipped where the reference code is not installed (``bench/reference/README.md``
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,12 @@ import pytest
 from agent.actor.episodes import read_episodes
 from bench.reproduce import RunSpec, train_one
 
-REPO = Path(__file__).resolve().parents[2]
-CODE = Path(os.environ.get("RILL_REFERENCE_CODE", REPO / "runs" / "reference" / "streaming-drl"))
-needs_code = pytest.mark.skipif(not (CODE / "stream_ac_continuous.py").is_file(),
-                                reason=f"the reference code is not installed at {CODE}")
 
-
-@needs_code
-def test_a_twin_begins_with_the_reference_runs_own_episodes(tmp_path):
+def test_a_twin_begins_with_the_reference_runs_own_episodes(tmp_path, reference_code):
     steps = 1500
     ref = RunSpec("Hopper-v4", 0, steps, str(tmp_path / "reference-seed0"), "reference", 1000,
-                  impl="reference", code=str(CODE))
-    twin = RunSpec("Hopper-v4", 0, steps, str(tmp_path / "twin-seed0"), impl="twin", code=str(CODE))
+                  impl="reference", code=str(reference_code))
+    twin = RunSpec("Hopper-v4", 0, steps, str(tmp_path / "twin-seed0"), impl="twin", code=str(reference_code))
     mine = RunSpec("Hopper-v4", 0, steps, str(tmp_path / "seed0"))
     for spec in (ref, twin, mine):
         train_one(spec)
@@ -38,17 +31,17 @@ def test_a_twin_begins_with_the_reference_runs_own_episodes(tmp_path):
     # rill's own start for seed 0 is another run altogether
     assert [round(e.ret, 3) for e in own[:3]] != [round(e.ret, 3) for e in theirs[:3]]
     info = json.loads((Path(twin.run_dir) / "run.json").read_text())
-    assert info["start"] == {"from": "reference", "code": str(CODE), "seed": 0}
+    assert info["start"] == {"from": "reference", "code": str(reference_code), "seed": 0}
 
 
-@needs_code
-def test_a_twin_resumes_from_its_checkpoint_not_from_the_reference_start(tmp_path, monkeypatch):
+def test_a_twin_resumes_from_its_checkpoint_not_from_the_reference_start(tmp_path, monkeypatch,
+                                                                           reference_code):
     import bench.reference.twin as twin_module
     from bench.reproduce import _train
 
     def spec(name: str, steps: int) -> RunSpec:
         return RunSpec("Hopper-v4", 1, steps, str(tmp_path / name), checkpoint_every=400, impl="twin",
-                       code=str(CODE))
+                       code=str(reference_code))
 
     train_one(spec("straight", 3000))
     _train(spec("interrupted", 1500))  # keeps its checkpoints, as a run stopped mid-way does
