@@ -155,6 +155,13 @@ class ActorRunner(SteppingActor):
         # Never reuse a sequence number: the spool normally knows the last one; the saved state is
         # a floor in case the spool lost its tail.
         self.stream.raise_floor(int(state.get("seq", 0)))
+        if "handed_seq" in state:
+            # Count the steps whose transitions the stream kept, one per transition: a kill just
+            # after the save loses the saved steps not yet durable (they are taken again), and one
+            # later keeps steps past the save (not taken twice). A run's stream then holds exactly
+            # its step budget, whenever it was killed.
+            kept = self.stream.durable_seq() - int(state["handed_seq"])
+            self.steps = max(0, self.steps + kept)
 
     def _save_state(self) -> None:
         pre = self.pre.state_dict()
@@ -169,6 +176,7 @@ class ActorRunner(SteppingActor):
             # The floor a restart continues after: the last durable one, never one handed out
             # that the disk may not hold (the learner would wait on the gap forever).
             "seq": self.feed.stream.durable_seq(),
+            "handed_seq": self.seq,  # the last handed out: the step count above includes it
             "time": pre.get("time"),
             "reward": {
                 "trace": pre["reward"]["trace"],
