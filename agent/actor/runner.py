@@ -156,11 +156,11 @@ class ActorRunner(SteppingActor):
         # a floor in case the spool lost its tail.
         self.stream.raise_floor(int(state.get("seq", 0)))
         if "handed_seq" in state:
-            # Count the steps whose transitions the stream kept, one per transition: a kill just
-            # after the save loses the saved steps not yet durable (they are taken again), and one
-            # later keeps steps past the save (not taken twice). A run's stream then holds exactly
-            # its step budget, whenever it was killed.
-            kept = self.stream.durable_seq() - int(state["handed_seq"])
+            # Count the steps whose transitions the stream kept (it continues after ``seq``), one
+            # per transition: a kill just after the save loses saved steps not yet durable (they
+            # are taken again), one later keeps steps past the save (not taken twice). A run's
+            # stream then holds exactly its step budget, whenever it was killed.
+            kept = self.stream.seq - int(state["handed_seq"])
             self.steps = max(0, self.steps + kept)
 
     def _save_state(self) -> None:
