@@ -176,7 +176,9 @@ class ActorRunner(SteppingActor):
             # The floor a restart continues after: the last durable one, never one handed out
             # that the disk may not hold (the learner would wait on the gap forever).
             "seq": self.feed.stream.durable_seq(),
-            "handed_seq": self.seq,  # the last handed out: the step count above includes it
+            # The sequence number of the last step counted above (an operated step waits for the
+            # next one before it is handed out, and has its number then).
+            "handed_seq": self.seq + (self.operated.unrecorded if self.operated is not None else 0),
             "time": pre.get("time"),
             "reward": {
                 "trace": pre["reward"]["trace"],

@@ -108,6 +108,12 @@ class OperatedSteps:
         self._observe(raw, reward, terminated, truncated)
         return True
 
+    @property
+    def unrecorded(self) -> int:
+        """Steps taken but not yet handed to the stream (0 or 1): the last one waits for the next
+        step, which may end its episode and label it."""
+        return int(self._pending is not None)
+
     def _observe(self, raw: np.ndarray, reward: float, terminated: bool, truncated: bool) -> None:
         self._obs = {**getattr(self.actor.source, "signals", {}), "state": raw, "reward": reward,
                      "terminated": terminated, "truncated": truncated}
