@@ -136,6 +136,7 @@ class VLAActor:
                           cpus=list(c.cpus) if real_time else [])
         self.loop = ControlLoop(robot, self.policy, loop, on_tick=self._on_tick)
         self.builder = ChunkTransitions(c.gamma, c.actor_id, c.keep_images)
+        self.ticks = 0  # taken by this actor, across restarts (see _restore)
         self._restore()
         self._saved_at = time.monotonic()
         self._writer: threading.Thread | None = None
@@ -143,7 +144,6 @@ class VLAActor:
         self.successes: list[bool] = []
         self.returns: list[float] = []
         self._t0 = time.monotonic()
-        self.ticks = 0
 
     def _vla(self, state_dim: int, action_dim: int):
         c = self.config
@@ -193,7 +193,8 @@ class VLAActor:
                 return
             self._writer.join()
         path = self.dir / POLICY_DIR
-        tensors, state = capture_actor_policy(self.policy, self.features, self.builder.scaler, self.settings)
+        tensors, state = capture_actor_policy(self.policy, self.features, self.builder.scaler, self.settings,
+                                              {"ticks": self.ticks, "episode": self.episode})
         self._saved_at = time.monotonic()
 
         def write() -> None:
@@ -218,8 +219,13 @@ class VLAActor:
             log.error("%s; starting with fresh feature statistics (the learner's heads will see a new "
                       "scale until they adapt)", e)
             return
-        log.info("restored the actor's policy from %s (weights v%d, %d feature samples)", path,
-                 state["weights_version"], state["features_count"])
+        # Counting goes on from the save (the last episode end, or the close): a budget of ticks
+        # spans restarts, and only the ticks after that save are taken again.
+        self.ticks = state["progress"].get("ticks", 0)
+        self.builder.episode = state["progress"].get("episode", 0)
+        log.info("restored the actor's policy from %s (weights v%d, %d feature samples, %d ticks, %d "
+                 "episodes)", path, state["weights_version"], state["features_count"], self.ticks,
+                 self.builder.episode)
 
     @property
     def episode(self) -> int:
@@ -227,8 +233,11 @@ class VLAActor:
 
     # -- running ---------------------------------------------------------------------------------
     def run(self, ticks: int | None = None, should_stop=None) -> dict:
+        """Drive the robot until this actor has taken ``ticks`` ticks in all (counting those before a
+        restart; None: until ``should_stop()`` or the loop stops)."""
         self.stream.start()
-        stats = self.loop.run(ticks=ticks, should_stop=should_stop)
+        left = None if ticks is None else max(0, ticks - self.ticks)
+        stats = self.loop.run(ticks=left, should_stop=should_stop)
         return self.summary(stats)
 
     def summary(self, stats=None) -> dict:

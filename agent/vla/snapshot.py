@@ -29,15 +29,18 @@ POLICY_DIR = "policy"
 
 
 def save_actor_policy(path: Path, policy: ResidualPolicy, features: NormalizedFeatures,
-                      scaler: RewardScaler, settings: dict[str, Any]) -> Path:
+                      scaler: RewardScaler, settings: dict[str, Any],
+                      progress: dict[str, int] | None = None) -> Path:
     """Write the acting state of a VLA residual actor to the checkpoint directory ``path``."""
-    return save_checkpoint(path, *capture_actor_policy(policy, features, scaler, settings))
+    return save_checkpoint(path, *capture_actor_policy(policy, features, scaler, settings, progress))
 
 
 def capture_actor_policy(policy: ResidualPolicy, features: NormalizedFeatures, scaler: RewardScaler,
-                         settings: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+                         settings: dict[str, Any], progress: dict[str, int] | None = None,
+                         ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The acting state as copies (tensors, JSON state): cheap to take on the control thread, so
-    the writing (``save_checkpoint``, with its fsyncs) can happen on another."""
+    the writing (``save_checkpoint``, with its fsyncs) can happen on another. ``progress``: the
+    actor's counters (``ticks``, ``episode``), which a restarted actor continues from."""
     stats = features.state_dict()
     reward = scaler.state_dict()
     tensors = {**policy.state_dict(),
@@ -46,6 +49,7 @@ def capture_actor_policy(policy: ResidualPolicy, features: NormalizedFeatures, s
     state = {"settings": settings, "weights_version": policy.version, "features_count": int(stats["count"]),
              "reward": {"trace": float(reward["trace"]), "count": int(reward["count"]),
                         "mean": float(reward["mean"]), "m2": float(reward["m2"])},
+             "progress": {k: int(v) for k, v in (progress or {}).items()},
              "saved_at": time.time()}
     return tensors, state
 
@@ -75,6 +79,7 @@ def _apply(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], 
         reward_state = {"trace": float(reward["trace"]), "count": int(reward["count"]),
                         "mean": np.float64(reward["mean"]), "m2": np.float64(reward["m2"])}
         version = int(state["weights_version"])
+        state["progress"] = _progress(path, state.get("progress", {}))
         policy.load_state_dict(tensors, version=version)
     except ResidualWeightsError as e:
         raise CheckpointError(f"{path}: not this VLA actor's policy ({e})") from None
@@ -82,6 +87,15 @@ def _apply(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], 
         raise CheckpointError(f"{path}: not a VLA actor's policy (entry {type(e).__name__}: {e})") from None
     features.load_state_dict(feature_state)
     scaler.load_state_dict(reward_state)
+
+
+def _progress(path: Path, progress: Any) -> dict[str, int]:
+    """The saved counters, checked: a dict of non-negative integers (none in files written before
+    they were kept)."""
+    if not isinstance(progress, dict) or not all(
+            isinstance(k, str) and type(v) is int and v >= 0 for k, v in progress.items()):
+        raise CheckpointError(f"{path}: progress {progress!r} is not a set of non-negative counters")
+    return dict(progress)
 
 
 def load_residual_policy(path: Path, deterministic: bool = True) -> ResidualPolicy:

@@ -159,3 +159,59 @@ def test_a_restarted_actor_carries_on_with_the_statistics_it_had(tmp_path):
             assert second.builder.scaler.state_dict()["trace"] == first.builder.scaler.state_dict()["trace"]
         finally:
             second.close()
+
+
+def test_a_restarted_actor_counts_on_from_its_saved_ticks_and_episodes(tmp_path):
+    """A tick budget spans restarts: the saved state carries the actor's tick and episode counts
+    (as of the last episode end, or the close), and ``run(ticks)`` takes only what is left."""
+    import socket
+
+    import sim.robots  # noqa: F401  registers sim-tabletop
+    from agent.actor.episodes import read_episodes
+    from agent.vla.actor import VLAActor, VLAActorConfig
+    from learners.checkpoint import load_checkpoint
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = VLAActorConfig(learner=f"tcp://127.0.0.1:{port}", actor_id="arm", run_dir=tmp_path, vla_path=VLA,
+                            chunk_size=4, residual_scale=0.35, pace="fast", save_every_s=0.0,
+                            durability="os-buffered")
+    policy_dir = tmp_path / "actors" / "arm" / "policy"
+    log = tmp_path / "actors" / "arm" / "episodes.csv"
+    with make_robot(ARM) as robot:
+        first = VLAActor(config, robot)
+        first.run(ticks=300)
+        first._writer.join()  # the save of the last episode end, before the close writes its own
+        ended = read_episodes(log)
+        assert len(ended) == first.episode >= 2
+        _, state = load_checkpoint(policy_dir)
+        assert state["progress"] == {"ticks": ended[-1].step, "episode": ended[-1].episode}
+        first.close()
+        _, state = load_checkpoint(policy_dir)
+        assert state["progress"] == {"ticks": 300, "episode": first.episode}
+
+        second = VLAActor(config, robot)
+        try:
+            assert second.ticks == 300 and second.episode == first.episode
+            summary = second.run(ticks=500)
+            assert summary["ticks"] == 500 and summary["loop"]["ticks"] == 200
+        finally:
+            second.close()
+        third = VLAActor(config, robot)
+        try:
+            summary = third.run(ticks=500)
+            assert summary["ticks"] == 500 and summary["loop"]["ticks"] == 0  # the budget was spent
+        finally:
+            third.close()
+    episodes = [e.episode for e in read_episodes(log)]
+    assert episodes == list(range(1, len(episodes) + 1))  # numbered on across the restart
+
+
+def test_saved_counters_that_are_not_counters_are_refused_by_name(tmp_path, observations):
+    policy, features, scaler = _trained(observations)
+    save_actor_policy(tmp_path / "policy", policy, features, scaler, SETTINGS, {"ticks": -3})
+    fresh, fresh_features, fresh_scaler = _parts(seed=9)
+    with pytest.raises(CheckpointError, match=r"progress \{'ticks': -3\} is not a set of non-negative"):
+        restore_actor_policy(tmp_path / "policy", fresh, fresh_features, fresh_scaler)
+    assert fresh.version == 0 and fresh_features.state_dict()["count"] == 0
