@@ -3,7 +3,8 @@
 A rill checkpoint (safetensors + JSON, written atomically, checksummed: ``learners.checkpoint``)
 holding the residual actor's weights (``actor.*``, the learner's newest the actor had), the running
 standardization of the VLA's features (``features.mean`` / ``features.m2`` and their count), the
-reward scaler's statistics, and the settings that built the policy (VLA, scales, hidden sizes).
+reward scaler's statistics, the settings that built the policy (VLA, scales, hidden sizes), and
+the actor's tick and episode counts (``progress``), which a restarted actor continues from.
 
 The actor writes it at episode ends (at most every ``save_every_s``) and when it closes, and reads
 it back when it restarts, so the features a restarted actor sends are standardized as before (the
