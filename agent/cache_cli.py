@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
 
+from agent.cache_view import field_table, info_tables, verify_tables
 from learners.cache import CacheConfig, CacheError, ReplayCache
 from learners.cache.export import IMAGE_MODES, export_parquet
 from learners.cache.verify import verify_cache
@@ -62,26 +61,8 @@ def cmd_info(args: argparse.Namespace, console: Console | None = None) -> int:
     with ReplayCache(args.dir, CacheConfig(read_only=True)) as cache:
         stats = cache.stats()
         consumers = cache.consumers()
-    table = Table(title=f"replay cache {args.dir}")
-    table.add_column("field")
-    table.add_column("value", justify="right")
-    table.add_row("segments", str(stats.segments))
-    table.add_row("records", str(stats.records))
-    table.add_row("bytes", f"{stats.bytes:,}")
-    table.add_row("first offset", str(stats.first_offset))
-    table.add_row("end offset", str(stats.durable_offset))
-    if stats.oldest_segment_time is not None:
-        table.add_row("oldest segment", time.strftime("%Y-%m-%d %H:%M:%S",
-                                                      time.localtime(stats.oldest_segment_time)))
-    console.print(table)
-    if consumers:
-        ctable = Table(title="consumers")
-        ctable.add_column("name")
-        ctable.add_column("committed position", justify="right")
-        ctable.add_column("lag (records)", justify="right")
-        for name, position in consumers.items():
-            ctable.add_row(name, str(position), f"{max(stats.durable_offset - position, 0):,}")
-        console.print(ctable)
+    for table in info_tables(args.dir, stats, consumers):
+        console.print(table)
     return 0
 
 
@@ -90,26 +71,8 @@ def cmd_verify(args: argparse.Namespace, console: Console | None = None) -> int:
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("verifying", total=None)
         report = verify_cache(args.dir, on_segment=lambda s: progress.advance(task))
-    table = Table(title=f"verify {args.dir}")
-    for column in ("segment", "offsets", "records", "bytes", "check", "problems"):
-        table.add_column(column, justify="left" if column == "segment" else "right")
-    for seg in report.segments:
-        table.add_row(
-            seg.name,
-            f"{seg.base}..{seg.end - 1}" if seg.end > seg.base else "-",
-            str(seg.records),
-            f"{seg.bytes:,}",
-            seg.check + ("" if seg.sealed else " (active)"),
-            str(len(seg.problems)),
-        )
-    console.print(table)
-    if report.problems:
-        damage = Table(title="damage")
-        for column in ("segment", "offset", "records", "problem"):
-            damage.add_column(column)
-        for p in report.problems:
-            damage.add_row(p.segment, str(p.offset), str(p.count), p.problem)
-        console.print(damage)
+    for table in verify_tables(args.dir, report):
+        console.print(table)
     for problem in report.consumer_problems:
         console.print(f"[red]{problem}[/red]")
     verdict = "OK" if report.ok else "DAMAGED"
@@ -129,13 +92,10 @@ def cmd_export(args: argparse.Namespace, console: Console | None = None) -> int:
         summary = export_parquet(
             args.dir, args.out, images=args.images, on_rows=lambda n: progress.advance(task, n)
         )
-    table = Table(title=f"export {args.dir} -> {args.out}")
-    table.add_column("field")
-    table.add_column("value", justify="right")
-    table.add_row("rows", str(summary.rows))
-    table.add_row("columns", str(len(summary.columns)))
-    table.add_row("skipped (opaque bytes records)", str(summary.skipped_opaque))
-    console.print(table)
+    console.print(field_table(f"export {args.dir} -> {args.out}", [
+        ("rows", str(summary.rows)),
+        ("columns", str(len(summary.columns))),
+        ("skipped (opaque bytes records)", str(summary.skipped_opaque))]))
     return 0
 
 
@@ -146,16 +106,13 @@ def _export_lerobot(args: argparse.Namespace, console: Console) -> int:
         task = progress.add_task("exporting episodes", total=None)
         summary = export_lerobot(args.dir, args.out, fps=args.fps,
                                  on_episode=lambda n: progress.advance(task, 1))
-    table = Table(title=f"export {args.dir} -> {args.out} (LeRobotDataset v3)")
-    table.add_column("field")
-    table.add_column("value", justify="right")
-    table.add_row("episodes", str(summary.episodes))
-    table.add_row("frames", str(summary.frames))
-    table.add_row("tasks", str(summary.tasks))
-    table.add_row("fps", f"{summary.fps} (from {summary.fps_from})")
-    table.add_row("cameras", ", ".join(summary.cameras) or "none")
-    table.add_row("incomplete episodes left out", str(summary.skipped_incomplete))
-    console.print(table)
+    console.print(field_table(f"export {args.dir} -> {args.out} (LeRobotDataset v3)", [
+        ("episodes", str(summary.episodes)),
+        ("frames", str(summary.frames)),
+        ("tasks", str(summary.tasks)),
+        ("fps", f"{summary.fps} (from {summary.fps_from})"),
+        ("cameras", ", ".join(summary.cameras) or "none"),
+        ("incomplete episodes left out", str(summary.skipped_incomplete))]))
     return 0
 
 
