@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from agent.actor.chunks import ChunkTransitions
-from agent.actor.episodes import EpisodeRecord
+from agent.actor.episodes import EpisodeRecord, read_episodes
 from agent.actor.feed import LearnerFeed
 from agent.loop import ControlLoop, LoopConfig
 from agent.loop.config import MIN_CHUNK
@@ -211,21 +211,42 @@ class VLAActor:
 
     def _restore(self) -> None:
         path = self.dir / POLICY_DIR
-        if not path.exists():
-            return
-        try:
-            state = restore_actor_policy(path, self.policy, self.features, self.builder.scaler)
-        except CheckpointError as e:
-            log.error("%s; starting with fresh feature statistics (the learner's heads will see a new "
-                      "scale until they adapt)", e)
-            return
-        # Counting goes on from the save (the last episode end, or the close): a budget of ticks
-        # spans restarts, and only the ticks after that save are taken again.
-        self.ticks = state["progress"].get("ticks", 0)
-        self.builder.episode = state["progress"].get("episode", 0)
-        log.info("restored the actor's policy from %s (weights v%d, %d feature samples, %d ticks, %d "
-                 "episodes)", path, state["weights_version"], state["features_count"], self.ticks,
-                 self.builder.episode)
+        saved: dict[str, int] = {}
+        if path.exists():
+            try:
+                state = restore_actor_policy(path, self.policy, self.features, self.builder.scaler)
+            except CheckpointError as e:
+                log.error("%s; starting with fresh feature statistics (the learner's heads will see a new "
+                          "scale until they adapt), counting ticks and episodes on from the episode log", e)
+            else:
+                saved = state["progress"]
+                log.info("restored the actor's policy from %s (weights v%d, %d feature samples)", path,
+                         state["weights_version"], state["features_count"])
+        self._count_on(saved)
+
+    def _count_on(self, saved: dict[str, int]) -> None:
+        """Continue the tick and episode counts of this actor's earlier life, so that a tick budget
+        spans restarts and no episode number is given twice.
+
+        The saved state (last episode end, or the close) and the episode log (a row per episode,
+        flushed as it ends) each know how far it got; the later wins. Ticks of the episode under
+        way at a kill are taken again. That episode's transitions went out under the next number,
+        so when anything was streamed after the last logged episode, that number is skipped."""
+        logged: list[EpisodeRecord] = []
+        if self.feed.episodes.path.exists():
+            try:
+                logged = read_episodes(self.feed.episodes.path)
+            except (ValueError, KeyError, TypeError, OSError) as e:
+                log.warning("episode log %s unreadable (%s): counting on from the saved state only",
+                            self.feed.episodes.path, e)
+        last = logged[-1] if logged else None
+        self.ticks = max(saved.get("ticks", 0), last.step if last else 0)
+        ended = max(saved.get("episode", 0), last.episode if last else 0)
+        streamed_after = self.stream.seq > ((last.seq or 0) if last else 0)
+        self.builder.episode = ended + 1 if streamed_after else ended
+        if self.ticks or self.builder.episode:
+            log.info("actor %s counts on from tick %d, episode %d", self.config.actor_id, self.ticks,
+                     self.builder.episode)
 
     @property
     def episode(self) -> int:
@@ -236,7 +257,8 @@ class VLAActor:
         """Drive the robot until this actor has taken ``ticks`` ticks in all (counting those before a
         restart; None: until ``should_stop()`` or the loop stops)."""
         self.stream.start()
-        left = None if ticks is None else max(0, ticks - self.ticks)
+        # The loop counts its own ticks from its start; this actor's count spans restarts.
+        left = None if ticks is None else self.loop.stats.ticks + max(0, ticks - self.ticks)
         stats = self.loop.run(ticks=left, should_stop=should_stop)
         return self.summary(stats)
 

@@ -27,6 +27,7 @@ from policies.streamx.normalization import RewardScaler
 from policies.vla.residual import ResidualPolicy, ResidualWeightsError
 
 POLICY_DIR = "policy"
+PROGRESS_KEYS = ("ticks", "episode")
 
 
 def save_actor_policy(path: Path, policy: ResidualPolicy, features: NormalizedFeatures,
@@ -94,8 +95,9 @@ def _progress(path: Path, progress: Any) -> dict[str, int]:
     """The saved counters, checked: a dict of non-negative integers (none in files written before
     they were kept)."""
     if not isinstance(progress, dict) or not all(
-            isinstance(k, str) and type(v) is int and v >= 0 for k, v in progress.items()):
-        raise CheckpointError(f"{path}: progress {progress!r} is not a set of non-negative counters")
+            k in PROGRESS_KEYS and type(v) is int and v >= 0 for k, v in progress.items()):
+        raise CheckpointError(f"{path}: progress {progress!r} is not a set of non-negative counters "
+                              f"among {PROGRESS_KEYS}")
     return dict(progress)
 
 
