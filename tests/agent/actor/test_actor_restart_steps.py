@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from agent.actor import ActorConfig, ActorRunner
 from agent.operator.config import OperatorConfig
 from learners.checkpoint import CheckpointStore
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -34,14 +34,8 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_restarted_actor_counts_the_steps_its_stream_kept(tmp_path):
-    learner = f"tcp://127.0.0.1:{_free_port()}"  # nobody listens: everything stays in the spool
+    learner = f"tcp://127.0.0.1:{free_port()}"  # nobody listens: everything stays in the spool
     run = tmp_path / "run"
     child = subprocess.run([sys.executable, "-c", CHILD, learner, str(run)], cwd=REPO, capture_output=True,
                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)

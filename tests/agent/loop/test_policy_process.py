@@ -15,6 +15,7 @@ import torch
 from agent.loop import ControlLoop, LoopConfig
 from agent.loop.policy_process import PolicyProcess, PolicyProcessError
 from agent.testing.policies import tiny_residual_vla
+from tests.ports import free_port
 
 TINY = "agent.testing.policies:tiny_residual_vla"
 
@@ -99,15 +100,12 @@ def test_the_control_loop_drives_a_robot_with_it():
 def test_a_vla_actor_computes_its_vla_in_a_process_of_its_own(tmp_path):
     """``inference: process`` in a VLA actor: the VLA runs in a child; the residual heads the learner
     trains stay here, so weights still arrive by name through the actor's own policy."""
-    import socket
 
     from agent.vla.actor import VLAActor, VLAActorConfig
     from hal.config import RobotConfig
     from hal.registry import make_robot
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens there: the actor spools and drives on
+    port = free_port()  # nothing listens there: the actor spools and drives on
     arm = RobotConfig("arm", "sim-tabletop", {"task": "reach", "colors": ["red", "blue"], "real_time": False,
                                               "state": "proprio"})
     config = VLAActorConfig(learner=f"tcp://127.0.0.1:{port}", actor_id="arm", run_dir=tmp_path,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from agent.actor.episodes import read_episodes
 from learners.cache import CacheConfig, ReplayCache
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 SETUP = """
@@ -56,14 +56,8 @@ actor.run(should_stop=kill_mid_episode)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_a_killed_vla_actor_counts_on_without_reusing_an_episode_number(tmp_path):
-    learner = f"tcp://127.0.0.1:{_free_port()}"  # nobody listens: everything stays in the spool
+    learner = f"tcp://127.0.0.1:{free_port()}"  # nobody listens: everything stays in the spool
     env = {**os.environ, "PYTHONPATH": str(REPO), "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}
     child = subprocess.run([sys.executable, "-c", CHILD, learner, str(tmp_path)], cwd=REPO,
                            capture_output=True, text=True, env=env, timeout=300)

@@ -19,6 +19,7 @@ from hal.registry import make_robot
 from learners.checkpoint import CheckpointCorruptError, CheckpointError
 from policies.streamx.normalization import RewardScaler
 from policies.vla import ResidualPolicy, VLAPolicy, load_vla
+from tests.ports import free_port
 
 VLA = "pretrained:tabletop-reach"
 SETTINGS = {"vla_path": VLA, "residual_scale": 0.2, "base_scale": 1.0, "hidden": [128, 128], "gamma": 0.99}
@@ -133,14 +134,11 @@ def test_a_restarted_actor_carries_on_with_the_statistics_it_had(tmp_path):
     """A VLA actor saves its acting state as it goes (at episode ends, written off the control
     thread) and when it closes; a new actor on the same directory starts from it. No learner is
     listening: the actor drives on and spools regardless."""
-    import socket
 
     import sim.robots  # noqa: F401  registers sim-tabletop
     from agent.vla.actor import VLAActor, VLAActorConfig
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens there once closed
+    port = free_port()  # nothing listens there once closed
     config = VLAActorConfig(learner=f"tcp://127.0.0.1:{port}", actor_id="arm", run_dir=tmp_path, vla_path=VLA,
                             chunk_size=4, residual_scale=0.35, pace="fast", save_every_s=0.0,
                             durability="os-buffered")
@@ -164,16 +162,13 @@ def test_a_restarted_actor_carries_on_with_the_statistics_it_had(tmp_path):
 def test_a_restarted_actor_counts_on_from_its_saved_ticks_and_episodes(tmp_path):
     """A tick budget spans restarts: the saved state carries the actor's tick and episode counts
     (as of the last episode end, or the close), and ``run(ticks)`` takes only what is left."""
-    import socket
 
     import sim.robots  # noqa: F401  registers sim-tabletop
     from agent.actor.episodes import read_episodes
     from agent.vla.actor import VLAActor, VLAActorConfig
     from learners.checkpoint import load_checkpoint
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     config = VLAActorConfig(learner=f"tcp://127.0.0.1:{port}", actor_id="arm", run_dir=tmp_path, vla_path=VLA,
                             chunk_size=4, residual_scale=0.35, pace="fast", save_every_s=0.0,
                             durability="os-buffered")

@@ -17,14 +17,9 @@ from learners.link.client import RENEW_AFTER_S
 from learners.link.wire import TRANSITIONS
 from learners.service import LearnerConfig, LearnerService
 from learners.service.journal import read_journal
+from tests.ports import free_port
 
 ZMQ_HANDSHAKE_S = 30.0  # ZeroMQ's default ZMQ_HANDSHAKE_IVL: how long it waits on a deaf peer
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Proxy:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import threading
 import time
 
@@ -15,6 +14,7 @@ from agent.actor import ActorConfig, ActorRunner
 from learners.link.client import ActorLink
 from learners.link.security import CurveClient, CurveServer, InsecureEndpointError, generate_keys
 from learners.service import LearnerConfig, LearnerService
+from tests.ports import free_port
 
 
 def _wait(predicate, timeout: float) -> bool:
@@ -70,9 +70,7 @@ def test_plain_text_beyond_loopback_needs_insecure(tmp_path, caplog):
 
 
 def test_actor_keeps_stepping_while_learner_is_down_then_drains(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     endpoint = f"tcp://127.0.0.1:{port}"
     actor = ActorRunner(ActorConfig(learner=endpoint, env="Hopper-v5", actor_id="edge", control_hz=250,
                                     run_dir=tmp_path / "run"))

@@ -4,7 +4,6 @@ weight past float16's range makes that publication travel exactly, in float32; a
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 
 import pytest
@@ -14,12 +13,7 @@ from agent.actor import ActorConfig, ActorRunner
 from hal.errors import ConfigError
 from learners.link.tensors import decode
 from learners.service import LearnerConfig, LearnerService
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 def _config(tmp_path, **kw) -> LearnerConfig:

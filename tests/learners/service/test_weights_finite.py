@@ -7,7 +7,6 @@ transition exactly once."""
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 
 import torch
@@ -15,12 +14,7 @@ import torch
 from agent.actor import ActorConfig, ActorRunner
 from learners.service import LearnerConfig, LearnerService
 from learners.service.journal import read_journal
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.ports import free_port
 
 
 def _finite(state: dict) -> bool:
