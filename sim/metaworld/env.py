@@ -14,7 +14,17 @@ Observation (a dict):
 
 Action: float32 [4] in [-1, 1], the end effector's x, y, z displacement (Meta-World scales 1 to
 1 cm per step) and the gripper (-1 open, +1 close). Meta-World steps at 80 Hz (5 substeps of
-2.5 ms). The reward is Meta-World's dense task reward (0..10); ``info["success"]`` its success.
+2.5 ms). ``info["success"]`` is Meta-World's success; the reward (``reward``):
+
+- ``"dense"`` (default): Meta-World's dense task reward, a level of 0..10 per step that is highest
+  at the goal. With ``terminate_on_success`` the episode's reward stream stops at success, so to a
+  learner maximizing its return succeeding *costs* the rewards it would have earned near the goal
+  until the time limit: it learns to hover short of success. Use it to compare with Meta-World's
+  literature, not to learn online with episodes that end on success.
+- ``"progress"``: how much the dense reward rose since the previous step (0 on an episode's first
+  step), plus ``success_bonus`` on a step that succeeds. Potential-based: an episode's return is
+  the dense reward it climbed plus the bonus, so ending early on success loses nothing.
+- ``"success"``: ``success_bonus`` on a step that succeeds, else 0 (what a success detector gives).
 
 Episodes: each ``reset`` draws the objects' and goal's positions from the task's own random reset
 space with the env's seeded generator (``reset(seed=...)``), so a seed gives the same scenes
@@ -39,7 +49,7 @@ import numpy as np
 
 from hal.errors import HalError
 from sim import RenderingUnavailable, gl_hint
-from sim.metaworld.tasks import INSTRUCTIONS, task_names
+from sim.metaworld.tasks import INSTRUCTIONS, REWARDS, task_names
 from sim.tabletop.camera import CameraRenderer
 
 #: Meta-World's own episode limit (``SawyerXYZEnv.max_path_length``).
@@ -100,8 +110,15 @@ class MetaWorldEnv(gym.Env):
 
     def __init__(self, tasks: str | list[str] = "reach-v3", camera: str = "corner2",
                  image_size: tuple[int, int] = (96, 96), episode_steps: int = MAX_PATH_LENGTH,
-                 terminate_on_success: bool = True, render_mode: str | None = "rgb_array") -> None:
+                 terminate_on_success: bool = True, render_mode: str | None = "rgb_array",
+                 reward: str = "dense", success_bonus: float = 10.0) -> None:
         self.tasks = task_names(tasks)
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
+        if not (np.isfinite(success_bonus) and success_bonus >= 0):
+            raise ValueError(f"success_bonus must be a finite number >= 0, got {success_bonus!r}")
+        self.reward, self.success_bonus = reward, float(success_bonus)
+        self._last_dense: float | None = None  # the dense reward of the episode's previous step
         if camera not in CAMERAS:
             raise ValueError(f"camera must be one of {', '.join(CAMERAS)}, got {camera!r}")
         if not 1 <= episode_steps <= MAX_PATH_LENGTH:
@@ -150,16 +167,27 @@ class MetaWorldEnv(gym.Env):
         sim = self.sim
         sim.np_random = self.np_random  # the objects' and goal's positions come from our seed
         obs, _ = sim.reset()
+        self._last_dense = None
         return self._observation(obs), {"success": False, "task": self.task}
 
     def step(self, action):
         action = np.clip(np.asarray(action, np.float64).reshape(ACTION_DIM), -1.0, 1.0)
-        obs, reward, _, truncated, info = self.sim.step(action)
+        obs, dense, _, truncated, info = self.sim.step(action)
         success = bool(info.get("success", 0.0))
         terminated = success and self.terminate_on_success
         self._ended = self._ended or terminated or bool(truncated)
-        return (self._observation(obs), float(reward), terminated, bool(truncated),
-                {"success": success, "task": self.task})
+        return (self._observation(obs), self._reward(float(dense), success), terminated, bool(truncated),
+                {"success": success, "task": self.task, "dense_reward": float(dense)})
+
+    def _reward(self, dense: float, success: bool) -> float:
+        if self.reward == "dense":
+            return dense
+        bonus = self.success_bonus if success else 0.0
+        if self.reward == "success":
+            return bonus
+        rise = 0.0 if self._last_dense is None else dense - self._last_dense
+        self._last_dense = dense
+        return rise + bonus
 
     def _observation(self, obs: np.ndarray) -> dict[str, Any]:
         out: dict[str, Any] = {"state": obs[:STATE_DIM].astype(np.float32),

@@ -28,7 +28,7 @@ from hal.robot import RobotHealth
 from hal.specs import ActionSpec, FeatureSpec
 from sim.env_robot import EnvRobot
 from sim.faults import fault_reason
-from sim.metaworld.tasks import INSTRUCTIONS, TASK_SETS, task_names
+from sim.metaworld.tasks import INSTRUCTIONS, REWARDS, TASK_SETS, task_names
 
 #: Meta-World's control rate: 5 substeps of MuJoCo's 2.5 ms per ``step``.
 CONTROL_HZ = 80.0
@@ -46,6 +46,8 @@ class MetaWorldRobotConfig:
     image_width: int = 96
     episode_steps: int = 500  # Meta-World's max_path_length
     terminate_on_success: bool = True
+    reward: str = "dense"  # dense | progress | success (sim.metaworld.env says which to learn from)
+    success_bonus: float = 10.0  # reward on a step that succeeds, with reward progress or success
     control_hz: float = CONTROL_HZ
     real_time: bool = False
     max_delta: float | None = None  # per-tick bound on the command's change; None: none
@@ -68,6 +70,11 @@ class MetaWorldRobotConfig:
                 f"params.episode_steps must be within 1..500 (Meta-World's limit), got {self.episode_steps!r}"
             )
         check_type("params", "terminate_on_success", self.terminate_on_success, bool)
+        if self.reward not in REWARDS:
+            raise ConfigError(f"params.reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
+        check_number("params", "success_bonus", self.success_bonus, 0)
+        if not np.isfinite(self.success_bonus):
+            raise ConfigError(f"params.success_bonus must be finite, got {self.success_bonus!r}")
         check_number("params", "control_hz", self.control_hz, 0, strict=True)
         check_type("params", "real_time", self.real_time, bool)
         check_number("params", "max_delta", self.max_delta, 0, strict=True, optional=True)
@@ -101,6 +108,8 @@ class MetaWorldRobot(EnvRobot):
             image_size=(c.image_height, c.image_width),
             episode_steps=c.episode_steps,
             terminate_on_success=c.terminate_on_success,
+            reward=c.reward,
+            success_bonus=c.success_bonus,
         )
         self._action_spec = ActionSpec(ACTION_NAMES, -np.ones(ACTION_DIM), np.ones(ACTION_DIM), c.max_delta)
         self._observation_spec = {

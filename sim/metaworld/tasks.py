@@ -15,6 +15,9 @@ import difflib
 
 from hal.errors import ConfigError
 
+#: The reward signals a task can give (``sim.metaworld.env`` defines them).
+REWARDS = ("dense", "progress", "success")
+
 INSTRUCTIONS: dict[str, str] = {
     "assembly-v3": "Pick up a nut and place it onto a peg",
     "basketball-v3": "Dunk the basketball into the basket",

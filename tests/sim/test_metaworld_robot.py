@@ -203,6 +203,46 @@ def test_params_are_validated_by_name():
         validate_robot(RobotConfig("t", "sim-metaworld", {"camera": "front"}))
     with pytest.raises(ConfigError, match=r"params.episode_steps must be within 1..500"):
         validate_robot(RobotConfig("t", "sim-metaworld", {"episode_steps": 501}))
+    with pytest.raises(ConfigError, match=r"params.reward must be one of dense, progress, success"):
+        validate_robot(RobotConfig("t", "sim-metaworld", {"reward": "shaped"}))
+    with pytest.raises(ConfigError, match=r"params.success_bonus must be finite, got nan"):
+        validate_robot(RobotConfig("t", "sim-metaworld", {"success_bonus": float("nan")}))
+    with pytest.raises(ConfigError, match=r"params.success_bonus must be >= 0, got -1"):
+        validate_robot(RobotConfig("t", "sim-metaworld", {"success_bonus": -1}))
+
+
+def _rewards(reward: str, task: str = "pick-place-v3", seed: int = 5) -> tuple[list, list, bool]:
+    """One scripted episode of ``task``: its rewards, Meta-World's dense rewards, and success."""
+    from agent.experts.metaworld import MetaWorldExpert
+    from sim.metaworld.env import MetaWorldEnv
+
+    env = MetaWorldEnv([task], render_mode=None, reward=reward, success_bonus=7.0)
+    expert = MetaWorldExpert([task])
+    obs, _ = env.reset(seed=seed)
+    rewards, dense, success = [], [], False
+    for _ in range(env.episode_steps):
+        obs, r, terminated, truncated, info = env.step(expert.action(obs))
+        rewards.append(r)
+        dense.append(info["dense_reward"])
+        success = info["success"]
+        if terminated or truncated:
+            break
+    env.close()
+    return rewards, dense, success
+
+
+def test_a_reward_to_learn_from_ends_at_success_without_a_loss():
+    # Meta-World's own reward is a level that peaks at the goal: an episode that ends on success
+    # forgoes the rewards of staying near it. Progress pays the climb, then the bonus on success.
+    dense_r, dense, success = _rewards("dense")
+    assert success and dense_r == dense and len(dense) > 20
+    progress, dense_again, _ = _rewards("progress")
+    assert dense_again == dense  # the same episode: the reward is not fed back into the scene
+    assert progress[0] == 0.0
+    np.testing.assert_allclose(np.diff(dense), [*progress[1:-1], progress[-1] - 7.0], atol=1e-9)
+    assert sum(progress) == pytest.approx(dense[-1] - dense[0] + 7.0)
+    sparse, _, _ = _rewards("success")
+    assert sparse == [0.0] * (len(dense) - 1) + [7.0]
 
 
 @pytest.mark.parametrize(
