@@ -5,8 +5,9 @@
                                                 [--scenes 400] [--json OUT]
 
 Online residual RL acts on the VLA's features (``ResidualPolicy``), so it can only correct toward
-what those features encode. For each task, ``--scenes`` scenes are drawn (seeds from 300,000, apart
-from the demonstrations' and the evaluations'); the VLA sees each scene's first frame, and a ridge
+what those features encode. For each task, ``--scenes`` scenes are drawn (the k-th task's from seed
+300,000 + 1,000 k, apart from the demonstrations' and the evaluations' seeds and from each other's
+scenes); the VLA sees each scene's first frame, and a ridge
 regression from its feature vector to the goal's and the object's positions (Meta-World's
 privileged view, metres) is fitted on three quarters of the scenes and scored on the rest as R²
 per axis (1: located; 0 or below: no better than the mean position). An axis along which a task
@@ -23,6 +24,7 @@ import numpy as np
 from bench.common import machine, print_table, write_json
 
 SEED = 300_000
+TASK_SEED_STRIDE = 1_000  # each task its own scenes
 TASKS = ("reach-v3", "push-v3", "pick-place-v3")
 #: Slices of Meta-World's 39-D observation: the first object's position and the goal's.
 QUANTITIES = {"object": slice(4, 7), "goal": slice(36, 39)}
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
     if scenes < 8:
         parser.error("--scenes must be at least 8")
     vla = VLAPolicy(load_vla(args.vla))
-    results = {task: probe_task(vla, task, scenes, args.seed) for task in tasks}
+    results = {task: probe_task(vla, task, scenes, args.seed + TASK_SEED_STRIDE * k)
+               for k, task in enumerate(tasks)}
 
     def cell(r2: list) -> str:
         return " / ".join("-" if v is None else f"{v:.2f}" for v in r2)

@@ -22,8 +22,11 @@ Action: float32 [4] in [-1, 1], the end effector's x, y, z displacement (Meta-Wo
   until the time limit: it learns to hover short of success. Use it to compare with Meta-World's
   literature, not to learn online with episodes that end on success.
 - ``"progress"``: how much the dense reward rose since the previous step (0 on an episode's first
-  step), plus ``success_bonus`` on a step that succeeds. Potential-based: an episode's return is
-  the dense reward it climbed plus the bonus, so ending early on success loses nothing.
+  step), plus ``success_bonus`` on each step that succeeds. The rises telescope: an episode's
+  undiscounted return is the dense reward it climbed plus the bonus, so an episode that ends on
+  success forgoes nothing (with ``terminate_on_success=False`` the bonus is paid on every
+  successful step instead). Meta-World's dense reward reads the action too on some tasks (the
+  gripper command on pick-place), so this is not strictly potential-based shaping.
 - ``"success"``: ``success_bonus`` on a step that succeeds, else 0 (what a success detector gives).
 
 Episodes: each ``reset`` draws the objects' and goal's positions from the task's own random reset

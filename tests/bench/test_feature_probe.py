@@ -20,8 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_probe_scores_what_the_features_encode_and_nothing_else():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 32))
-    encoded = x[:, :3] @ rng.normal(size=(3, 2)) + 0.01 * rng.normal(size=(400, 2))
-    unrelated = rng.normal(size=(400, 1))
+    # Positions sit far from zero (a goal 0.85 m out): the fit's intercept must carry them.
+    encoded = 0.85 + x[:, :3] @ rng.normal(size=(3, 2)) + 0.01 * rng.normal(size=(400, 2))
+    unrelated = 0.6 + rng.normal(size=(400, 1))
     constant = np.full((400, 1), 0.02)
     r2 = probe_r2(x, np.hstack([encoded, unrelated, constant]), train=300)
     assert r2[0] > 0.99 and r2[1] > 0.99

@@ -211,24 +211,30 @@ def test_params_are_validated_by_name():
         validate_robot(RobotConfig("t", "sim-metaworld", {"success_bonus": -1}))
 
 
-def _rewards(reward: str, task: str = "pick-place-v3", seed: int = 5) -> tuple[list, list, bool]:
-    """One scripted episode of ``task``: its rewards, Meta-World's dense rewards, and success."""
-    from agent.experts.metaworld import MetaWorldExpert
-    from sim.metaworld.env import MetaWorldEnv
-
-    env = MetaWorldEnv([task], render_mode=None, reward=reward, success_bonus=7.0)
-    expert = MetaWorldExpert([task])
+def _episode(env, expert, seed: int | None = None, steps: int = 500) -> tuple[list, list, bool]:
+    """Up to ``steps`` scripted steps of ``env``'s next episode: its rewards, Meta-World's dense
+    rewards, and whether it succeeded."""
     obs, _ = env.reset(seed=seed)
     rewards, dense, success = [], [], False
-    for _ in range(env.episode_steps):
+    for _ in range(steps):
         obs, r, terminated, truncated, info = env.step(expert.action(obs))
         rewards.append(r)
         dense.append(info["dense_reward"])
         success = info["success"]
         if terminated or truncated:
             break
-    env.close()
     return rewards, dense, success
+
+
+def _rewards(reward: str) -> tuple[list, list, bool]:
+    from agent.experts.metaworld import MetaWorldExpert
+    from sim.metaworld.env import MetaWorldEnv
+
+    env = MetaWorldEnv(["pick-place-v3"], render_mode=None, reward=reward, success_bonus=7.0)
+    try:
+        return _episode(env, MetaWorldExpert(["pick-place-v3"]), seed=5)
+    finally:
+        env.close()
 
 
 def test_a_reward_to_learn_from_ends_at_success_without_a_loss():
@@ -243,6 +249,23 @@ def test_a_reward_to_learn_from_ends_at_success_without_a_loss():
     assert sum(progress) == pytest.approx(dense[-1] - dense[0] + 7.0)
     sparse, _, _ = _rewards("success")
     assert sparse == [0.0] * (len(dense) - 1) + [7.0]
+
+
+def test_progress_starts_afresh_with_every_episode_and_task():
+    from agent.experts.metaworld import MetaWorldExpert
+    from sim.metaworld.env import MetaWorldEnv
+
+    tasks = ["reach-v3", "pick-place-v3"]
+    env = MetaWorldEnv(tasks, render_mode=None, reward="progress", success_bonus=7.0)
+    expert = MetaWorldExpert(tasks)
+    episodes = [_episode(env, expert, seed=11), _episode(env, expert, steps=5),  # cut short: drawn anew
+                _episode(env, expert), _episode(env, expert)]  # pick-place, then reach again
+    env.close()
+    assert [len(e[0]) for e in episodes][1] == 5 and not episodes[1][2]
+    assert episodes[0][2] and episodes[2][2] and episodes[3][2]
+    for rewards, dense, success in episodes:
+        assert rewards[0] == 0.0  # nothing carried over from the last episode or the other task
+        assert sum(rewards) == pytest.approx(dense[-1] - dense[0] + (7.0 if success else 0.0))
 
 
 @pytest.mark.parametrize(
