@@ -136,8 +136,11 @@ class ActorRunner(SteppingActor):
             found = self.state_store.load_latest()
         except CheckpointError as e:
             log.error("actor %s: %s; starting with fresh normalizers", self.config.actor_id, e)
-            return
+            found = None
         if found is None:
+            # Killed before its first save (or the save is unreadable): every transition the
+            # stream kept is a step taken, so the budget counts them and is not run again in full.
+            self.steps = self.stream.seq
             return
         _, tensors, state = found
         pre = {

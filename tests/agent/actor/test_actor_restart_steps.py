@@ -24,9 +24,9 @@ CHILD = """
 import json, os, signal, sys
 from agent.actor import ActorConfig, ActorRunner
 runner = ActorRunner(ActorConfig(learner=sys.argv[1], env="Hopper-v5", actor_id="edge", run_dir=sys.argv[2],
-                                 state_every=250))
+                                 state_every=int(sys.argv[4])))
 runner.stream.batcher.max_rows, runner.stream.batcher.max_delay_s = 300, 3600.0
-for _ in range(1000):
+for _ in range(int(sys.argv[3])):
     runner.step()
 print(json.dumps({"steps": runner.steps, "seq": runner.seq, "durable": runner.stream.durable_seq()}),
       flush=True)
@@ -34,13 +34,19 @@ os.kill(os.getpid(), signal.SIGKILL)
 """
 
 
+def _killed_after(learner: str, run: Path, steps: int, state_every: int = 250) -> dict:
+    """Run the child for ``steps`` steps and SIGKILL it; what it had counted, handed out and made durable."""
+    argv = [sys.executable, "-c", CHILD, learner, str(run), str(steps), str(state_every)]
+    child = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    return json.loads(child.stdout.strip().splitlines()[-1])
+
+
 def test_a_restarted_actor_counts_the_steps_its_stream_kept(tmp_path):
     learner = f"tcp://127.0.0.1:{free_port()}"  # nobody listens: everything stays in the spool
     run = tmp_path / "run"
-    child = subprocess.run([sys.executable, "-c", CHILD, learner, str(run)], cwd=REPO, capture_output=True,
-                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
-    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
-    before = json.loads(child.stdout.strip().splitlines()[-1])
+    before = _killed_after(learner, run, 1000)
     assert before == {"steps": 1000, "seq": 1000, "durable": 900}
 
     runner = ActorRunner(ActorConfig(learner=learner, env="Hopper-v5", actor_id="edge", run_dir=run,
@@ -50,6 +56,22 @@ def test_a_restarted_actor_counts_the_steps_its_stream_kept(tmp_path):
         assert runner.steps == 900  # not the 1000 saved: the lost 100 are taken again
         runner.run(steps=1500)
         assert runner.steps == 1500 and runner.seq == 1500  # the stream holds the budget, no more
+    finally:
+        runner.close()
+
+
+def test_an_actor_killed_before_its_first_state_save_counts_its_kept_steps(tmp_path):
+    """No state on disk yet (the first save comes at step 1000): the restart still counts the 600
+    steps the spool kept, so the budget is not run again in full."""
+    learner = f"tcp://127.0.0.1:{free_port()}"
+    run = tmp_path / "run"
+    assert _killed_after(learner, run, 700, state_every=1000) == {"steps": 700, "seq": 700, "durable": 600}
+    runner = ActorRunner(ActorConfig(learner=learner, env="Hopper-v5", actor_id="edge", run_dir=run,
+                                     state_every=1000))
+    try:
+        assert runner.seq == 600 and runner.steps == 600  # the 100 lost steps are taken again
+        runner.run(steps=1500)
+        assert runner.steps == 1500 and runner.seq == 1500
     finally:
         runner.close()
 
