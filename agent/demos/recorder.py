@@ -28,7 +28,9 @@ from learners.transition import Transition
 
 log = logging.getLogger(__name__)
 
-_KEEP = ("state", "instruction")  # what a demonstration keeps of an observation, besides frames
+# What a demonstration keeps of an observation besides frames. ``privileged`` (a simulator's own
+# view of the scene, where the robot has one) is kept for training signals beyond imitation.
+_KEEP = ("state", "instruction", "privileged")
 _NOT_FRESH = ("stale observation", "bad observation")  # ticks whose observation is not a new one
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,11 @@ class PretrainConfig:
       under another instruction, with the expert's action for it; ``agent.pretrain.data``).
     - ``val_episodes``: demonstration episodes held out of training for the validation loss.
     - ``only_successful``: train on the episodes that succeeded only (success-filtered imitation).
+    - ``privileged_targets``: indices into the demonstrations' ``privileged`` view (the simulator's
+      own, e.g. Meta-World's goal position at 36-38) that a linear probe on the VLA's features must
+      predict, standardised, with weight ``privileged_weight`` beside the imitation loss: features
+      that carry where the goal is, for the action head and for the online-RL heads on top. The
+      probe is a training aid and is not part of the saved VLA.
     - ``eval_robot``: the simulated robot to measure success on (``name``, ``type``, ``params``);
       ``eval_episodes`` episodes from ``eval_seed`` (held out: demonstrations use other seeds),
       every ``eval_every`` steps and at the end. None: no evaluation.
@@ -60,6 +66,8 @@ class PretrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # further VLAConfig fields for a new VLA
     new_heads: bool = False
     only_successful: bool = False
+    privileged_targets: list[int] = field(default_factory=list)
+    privileged_weight: float = 1.0
 
     def __post_init__(self) -> None:
         self.demos, self.out = Path(self.demos), Path(self.out)
@@ -80,6 +88,15 @@ class PretrainConfig:
             raise ConfigError(f"pretrain.loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         check_type("pretrain", "new_heads", self.new_heads, bool)
         check_type("pretrain", "only_successful", self.only_successful, bool)
+        if not isinstance(self.privileged_targets, list) or not all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in self.privileged_targets):
+            raise ConfigError(f"pretrain.privileged_targets must be a list of non-negative indices, got "
+                              f"{self.privileged_targets!r}")
+        if len(set(self.privileged_targets)) != len(self.privileged_targets):
+            raise ConfigError(f"pretrain.privileged_targets names an index twice: {self.privileged_targets}")
+        check_number("pretrain", "privileged_weight", self.privileged_weight, 0)
+        if not math.isfinite(self.privileged_weight):
+            raise ConfigError(f"pretrain.privileged_weight must be finite, got {self.privileged_weight!r}")
         if self.new_heads and self.vla is None:
             raise ConfigError("pretrain.new_heads needs pretrain.vla: the VLA whose backbone to keep")
         if isinstance(self.eval_robot, dict):

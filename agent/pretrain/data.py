@@ -16,6 +16,11 @@ Counterfactual samples: where a demonstration step carries ``counterfactual`` la
 expert's action under each other instruction, for the same frame and state), each becomes a sample
 too, its target chunk that action held for ``H`` ticks. The same picture with different words and
 different targets is what teaches the policy to read.
+
+Privileged targets (``privileged``): where demonstrations kept the simulator's ``privileged`` view
+(``rill demos record`` keeps it when the robot has one), chosen entries of it (e.g. Meta-World's
+goal position) come with each sample, for an auxiliary loss that asks the VLA's features to carry
+what the camera shows but imitation alone did not make them see.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ class BCBatch:
     state: torch.Tensor  # [B, state_dim]
     actions: torch.Tensor  # [B, H, A]
     mask: torch.Tensor  # [B, H]: 1 where the chunk's step lies inside the episode
+    privileged: torch.Tensor | None = None  # [B, K]: the chosen privileged entries, where asked for
 
 
 def vla_features(model: VLAModel) -> DemoFeatures:
@@ -48,11 +54,32 @@ def vla_features(model: VLAModel) -> DemoFeatures:
                         c.action_dim)
 
 
+class DemoDataError(ValueError):
+    """The demonstrations lack what the pretraining config asks of them."""
+
+
+def privileged_view(demos: DemoSet, episode: int, dims: list[int]) -> np.ndarray:
+    """``[T, len(dims)]`` entries ``dims`` of an episode's ``privileged`` view, refused by name
+    where the demonstrations did not keep it or it is narrower than ``dims`` asks."""
+    ep = demos.episodes[episode]
+    rows = [t.obs.get("privileged") for t in ep.steps]
+    if any(r is None for r in rows):
+        raise DemoDataError(f"demonstrations {demos.path}: episode {ep.episode} of {ep.actor_id} kept no "
+                            f"'privileged' view (recorded from a robot without one, or before rill kept "
+                            f"it); privileged targets need it: record them again")
+    view = np.stack([np.asarray(r, np.float32).reshape(-1) for r in rows])
+    if max(dims) >= view.shape[1]:
+        raise DemoDataError(f"demonstrations {demos.path}: the privileged view has {view.shape[1]} "
+                            f"entries, so index {max(dims)} does not exist")
+    return view[:, dims]
+
+
 class BCSamples:
-    """All steps of ``demos`` (checked against ``model``'s features) as behaviour-cloning samples."""
+    """All steps of ``demos`` (checked against ``model``'s features) as behaviour-cloning samples;
+    with ``privileged`` (indices), those entries of each step's privileged view as well."""
 
     def __init__(self, demos: DemoSet, model: VLAModel, episodes: list[int] | None = None,
-                 counterfactual: bool = True) -> None:
+                 counterfactual: bool = True, privileged: list[int] | None = None) -> None:
         demos.check_matches(vla_features(model), "the VLA")
         c = model.config
         self.chunk_size, self.cameras = c.chunk_size, list(c.camera_names)
@@ -60,9 +87,11 @@ class BCSamples:
                                int(c.vlm_config.image_token_id), c.max_instruction_tokens,
                                c.instruction_first)
         self.pad_id = int(model.tokenizer.pad_token_id)
-        chosen = demos.episodes if episodes is None else [demos.episodes[i] for i in episodes]
+        numbers = list(range(len(demos.episodes))) if episodes is None else list(episodes)
+        chosen = [demos.episodes[i] for i in numbers]
         frames = {cam: [] for cam in self.cameras}
         states, chunks, masks, prompts, frame_of = [], [], [], [], []
+        views = [privileged_view(demos, i, privileged) for i in numbers] if privileged else None
         self.prompt_table: list[list[int]] = []
         index: dict[str, int] = {}
 
@@ -102,6 +131,8 @@ class BCSamples:
         self.masks = np.concatenate(masks)
         self.prompt_index = np.concatenate(prompts)
         self.frame_index = np.concatenate(frame_of)
+        # Indexed by frame: a counterfactual sample shares its frame's scene.
+        self.privileged = np.concatenate(views) if views else None
         self.episodes = len(chosen)
         std = np.asarray(c.image_std, np.float32).reshape(1, 1, 3, 1, 1)
         mean = np.asarray(c.image_mean, np.float32).reshape(1, 1, 3, 1, 1)
@@ -126,8 +157,9 @@ class BCSamples:
         if rng is not None and shift > 0:
             pixels = _translate(pixels, rng.integers(-shift, shift + 1, size=(len(idx), 2)))
         pixels = pixels * self._scale + self._shift
+        privileged = None if self.privileged is None else torch.from_numpy(self.privileged[rows])
         return BCBatch(input_ids, attention, pixels, torch.from_numpy(self.states[idx]),
-                       torch.from_numpy(self.chunks[idx]), torch.from_numpy(self.masks[idx]))
+                       torch.from_numpy(self.chunks[idx]), torch.from_numpy(self.masks[idx]), privileged)
 
 
 def _translate(pixels: torch.Tensor, offsets: np.ndarray) -> torch.Tensor:

@@ -4,10 +4,13 @@ Each step draws a batch of demonstration steps (the draw is a function of the se
 number, so a resumed run draws exactly what an uninterrupted one would), predicts the action chunk
 from the frames, the instruction and the state, and takes an AdamW step on the masked L1 (or MSE)
 error against what the demonstrator did. The learning rate warms up linearly, then follows a
-cosine to a tenth of its peak.
+cosine to a tenth of its peak. With ``privileged_targets``, a linear probe on the VLA's features
+learns to predict those entries of the simulator's view (standardised by the training set's
+statistics), and its squared error, weighted, joins the loss: the features are made to carry them.
 
 A checkpoint (``checkpoints/last``) is the VLA in the Hugging Face layout plus the optimizer's
-moments (``optimizer.safetensors``) and the step (``trainer.json``): nothing is pickled, and a
+moments (``optimizer.safetensors``), the privileged probe where there is one
+(``privileged_probe.safetensors``) and the step (``trainer.json``): nothing is pickled, and a
 resumed run continues bit for bit. Scalars go to TensorBoard and to ``metrics.jsonl``; the
 success rate on held-out seeds is measured every ``eval_every`` steps and at the end.
 """
@@ -42,6 +45,7 @@ from policies.vla.policy import VLAPolicy
 log = logging.getLogger(__name__)
 
 STATE_FILE, OPTIMIZER_FILE = "trainer.json", "optimizer.safetensors"
+PROBE, PROBE_FILE = "privileged_probe", "privileged_probe.safetensors"
 
 
 class PretrainStateError(ValueError):
@@ -79,10 +83,18 @@ class Pretrainer:
             if not train_eps:
                 raise ValueError(f"demonstrations {c.demos}: no successful episode outside the "
                                  f"{c.val_episodes} held out for validation")
-        self.train = BCSamples(self.demos, self.model, train_eps, counterfactual=c.counterfactual)
+        dims = c.privileged_targets or None
+        self.train = BCSamples(self.demos, self.model, train_eps, counterfactual=c.counterfactual,
+                               privileged=dims)
         held_out = list(range(n - c.val_episodes, n))
-        self.val = BCSamples(self.demos, self.model, held_out, counterfactual=False) if held_out else None
+        self.val = BCSamples(self.demos, self.model, held_out, counterfactual=False,
+                             privileged=dims) if held_out else None
         self.params = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+        self.probe = self._new_probe() if dims else None
+        if self.probe is not None:
+            if resume:
+                self._load_probe(last)
+            self.params += [(f"{PROBE}.{name}", p) for name, p in self.probe.named_parameters()]
         self.optimizer = torch.optim.AdamW([p for _, p in self.params], lr=c.lr, weight_decay=c.weight_decay)
         if resume:
             self._load_optimizer(last)
@@ -91,6 +103,7 @@ class Pretrainer:
         self.writer = SummaryWriter(str(c.out / "tensorboard"))
         (c.out / "config.json").write_text(json.dumps(c.to_dict(), indent=1, default=str))
         self.last_eval: dict[str, Any] | None = None
+        self.probe_losses: list[float] = []
 
     # -- the model ---------------------------------------------------------------------------------
     def _new_model(self) -> VLAModel:
@@ -131,6 +144,31 @@ class Pretrainer:
         except VLACheckpointError as e:
             raise PretrainStateError(f"{last}: {e}") from e
 
+    def _new_probe(self) -> torch.nn.Linear:
+        """The linear probe from features to the privileged targets, and their standardisation."""
+        values = self.train.privileged.astype(np.float64)
+        self.probe_mean = torch.from_numpy(values.mean(0)).float()
+        self.probe_scale = torch.from_numpy(1.0 / np.maximum(values.std(0), 1e-6)).float()
+        probe = torch.nn.Linear(self.model.config.feature_dim, values.shape[1])
+        generator = torch.Generator().manual_seed(int(self.config.seed) + 1)
+        with torch.no_grad():
+            probe.weight.normal_(0.0, 0.02, generator=generator)
+            probe.bias.zero_()
+        return probe
+
+    def _load_probe(self, last: Path) -> None:
+        try:
+            tensors = load_file(str(last / PROBE_FILE))
+        except Exception as e:  # safetensors raises its own error types on damaged or missing files
+            raise PretrainStateError(f"{last / PROBE_FILE}: unreadable ({e})") from e
+        for name, p in self.probe.named_parameters():
+            saved = tensors.get(name)
+            if saved is None or saved.shape != p.shape:
+                raise PretrainStateError(f"{last / PROBE_FILE}: {name} missing or of another shape "
+                                         f"than the probe's {tuple(p.shape)}")
+            with torch.no_grad():
+                p.copy_(saved)
+
     # -- checkpoints -------------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
         """Write ``checkpoints/last`` (staged, then swapped in: a crash leaves the previous one)."""
@@ -147,6 +185,9 @@ class Pretrainer:
                 tensors[f"{name}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
                 tensors[f"{name}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
         save_file(tensors, str(staging / OPTIMIZER_FILE))
+        if self.probe is not None:
+            save_file({k: v.detach().contiguous() for k, v in self.probe.state_dict().items()},
+                      str(staging / PROBE_FILE))
         meta = {"step": self.step, "config": _resumable(self.config.to_dict()), "last_eval": self.last_eval}
         (staging / STATE_FILE).write_text(json.dumps(meta, indent=1))
         old = root / f".old-{os.getpid()}"
@@ -180,12 +221,22 @@ class Pretrainer:
         return c.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
     def loss_of(self, batch) -> torch.Tensor:
+        """The imitation loss of ``batch``."""
+        return self.losses_of(batch)[0]
+
+    def losses_of(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The imitation loss of ``batch`` and, with a probe, the probe's mean squared error on the
+        standardised privileged targets."""
         out = self.model(input_ids=batch.input_ids, pixel_values=batch.pixel_values, state=batch.state,
                          attention_mask=batch.attention_mask)
         diff = out.actions - batch.actions
         err = diff.abs() if self.config.loss == "l1" else diff.square()
         mask = batch.mask.unsqueeze(-1).expand_as(err)
-        return (err * mask).sum() / mask.sum().clamp_min(1.0)
+        imitation = (err * mask).sum() / mask.sum().clamp_min(1.0)
+        if self.probe is None:
+            return imitation, None
+        target = (batch.privileged - self.probe_mean) * self.probe_scale
+        return imitation, (self.probe(out.features) - target).square().mean()
 
     def train_step(self) -> float:
         c = self.config
@@ -194,24 +245,34 @@ class Pretrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         self.model.train()
-        loss = self.loss_of(batch)
+        loss, probe_loss = self.losses_of(batch)
+        total = loss if probe_loss is None else loss + self.config.privileged_weight * probe_loss
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in self.params], 1.0)
         self.optimizer.step()
         self.step += 1
+        if probe_loss is not None:
+            self.probe_losses.append(float(probe_loss.detach()))
         return float(loss.detach())
 
-    @torch.no_grad()
     def validation_loss(self) -> float | None:
+        """The imitation loss on the held-out episodes."""
+        losses = self.validation_losses()
+        return None if losses is None else losses[0]
+
+    @torch.no_grad()
+    def validation_losses(self) -> tuple[float, float | None] | None:
+        """The imitation and probe losses on the held-out episodes (the probe's None without one)."""
         if self.val is None:
             return None
         self.model.eval()
-        losses, idx = [], np.arange(len(self.val))
+        sums, idx = np.zeros(2), np.arange(len(self.val))
         for start in range(0, len(idx), 64):
             part = idx[start:start + 64]
-            losses.append(float(self.loss_of(self.val.batch(part))) * len(part))
-        return sum(losses) / len(idx)
+            loss, probe_loss = self.losses_of(self.val.batch(part))
+            sums += [float(loss) * len(part), 0.0 if probe_loss is None else float(probe_loss) * len(part)]
+        return float(sums[0] / len(idx)), None if self.probe is None else float(sums[1] / len(idx))
 
     def evaluate(self) -> dict[str, Any] | None:
         c = self.config
@@ -235,13 +296,19 @@ class Pretrainer:
                 if self.step % c.log_every == 0 or self.step == c.steps:
                     row.update(loss=float(np.mean(losses)), lr=self.lr_at(self.step - 1),
                                steps_per_s=len(losses) / max(time.monotonic() - began, 1e-9))
-                    val = self.validation_loss()
+                    if self.probe_losses:
+                        row["privileged_loss"] = float(np.mean(self.probe_losses))
+                        self.writer.add_scalar("privileged/train", row["privileged_loss"], self.step)
+                    val = self.validation_losses()
                     if val is not None:
-                        row["val_loss"] = val
-                        self.writer.add_scalar("loss/val", val, self.step)
+                        row["val_loss"] = val[0]
+                        self.writer.add_scalar("loss/val", val[0], self.step)
+                        if val[1] is not None:
+                            row["val_privileged_loss"] = val[1]
+                            self.writer.add_scalar("privileged/val", val[1], self.step)
                     self.writer.add_scalar("loss/train", row["loss"], self.step)
                     self.writer.add_scalar("lr", row["lr"], self.step)
-                    losses, began = [], time.monotonic()
+                    losses, began, self.probe_losses = [], time.monotonic(), []
                 if self.step % c.eval_every == 0 and self.step < c.steps:
                     row["eval"] = self.evaluate()
                 if self.step % c.checkpoint_every == 0 or self.step == c.steps:
@@ -254,7 +321,10 @@ class Pretrainer:
         finally:
             metrics_file.close()
             self.writer.flush()
-        final = {"step": self.step, "val_loss": self.validation_loss(), "eval": self.evaluate()}
+        val = self.validation_losses()
+        final = {"step": self.step, "val_loss": None if val is None else val[0], "eval": self.evaluate()}
+        if val is not None and val[1] is not None:
+            final["val_privileged_loss"] = val[1]
         self.model.set_backbone_frozen(True)  # as a policy it is frozen; online RL learns heads on top
         self.model.save_pretrained(c.out / "model")
         (c.out / "eval.json").write_text(json.dumps(final, indent=1))
@@ -280,4 +350,6 @@ def _resumable(config: dict[str, Any]) -> dict[str, Any]:
     keep = ("demos", "vla", "chunk_size", "batch_size", "lr", "weight_decay", "warmup_steps", "trainable",
             "loss", "shift", "val_episodes", "seed", "extra", "counterfactual", "new_heads",
             "only_successful")
+    if config.get("privileged_targets"):  # absent otherwise, so runs from before the probe resume
+        keep += ("privileged_targets", "privileged_weight")
     return json.loads(json.dumps({k: config[k] for k in keep}, default=str))

@@ -19,8 +19,10 @@ def arm(size: int, seed: int = 0, **params) -> dict:
                        "image_width": size, "seed": seed, "max_delta": 1.0, **params}}
 
 
-def record(path, episodes: int, size: int, seed: int = 0):
-    config = RecordConfig.from_dict({"robot": arm(size, seed), "policy": {"type": "tabletop-expert"},
+def record(path, episodes: int, size: int, seed: int = 0, **params):
+    """Record ``episodes`` of the tabletop expert at ``size``; ``params`` change the arm's."""
+    policy = {"type": "tabletop-expert"}
+    config = RecordConfig.from_dict({"robot": arm(size, seed, **params), "policy": policy,
                                      "out": path, "episodes": episodes})
     robot = make_robot(config.robot)
     with robot, open_demo_cache(config) as cache:
