@@ -102,3 +102,13 @@ def test_samples_carry_the_experts_labels_and_its_counterfactuals(small_demos):
     assert torch.equal(batch.pixel_values[0], batch.pixel_values[1])
     assert torch.equal(batch.state[0], batch.state[2])
     assert not torch.equal(batch.actions[0], batch.actions[1])  # another block, another way to go
+
+
+def test_the_pretrain_configs_rill_ships_are_valid():
+    shipped = sorted((Path(__file__).resolve().parents[3] / "config").glob("pretrain_*.yaml"))
+    assert len(shipped) >= 3
+    for path in shipped:
+        config = PretrainConfig.from_yaml(path)
+        assert config.steps > 0 and config.eval_robot is not None, path
+    goal = PretrainConfig.from_yaml(shipped[0].with_name("pretrain_metaworld_mt10_goal.yaml"))
+    assert goal.privileged_targets == [36, 37, 38] and str(goal.vla) == "pretrained:metaworld-mt10"
