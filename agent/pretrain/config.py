@@ -33,9 +33,10 @@ class PretrainConfig:
     - ``only_successful``: train on the episodes that succeeded only (success-filtered imitation).
     - ``privileged_targets``: indices into the demonstrations' ``privileged`` view (the simulator's
       own, e.g. Meta-World's goal position at 36-38) that a linear probe on the VLA's features must
-      predict, standardised, with weight ``privileged_weight`` beside the imitation loss: features
-      that carry where the goal is, for the action head and for the online-RL heads on top. The
-      probe is a training aid and is not part of the saved VLA.
+      predict, standardised within each instruction (the task alone tells nothing), with weight
+      ``privileged_weight`` beside the imitation loss: features that carry where this scene's goal
+      is, for the action head and for the online-RL heads on top. The probe is a training aid and
+      is not part of the saved VLA.
     - ``eval_robot``: the simulated robot to measure success on (``name``, ``type``, ``params``);
       ``eval_episodes`` episodes from ``eval_seed`` (held out: demonstrations use other seeds),
       every ``eval_every`` steps and at the end. None: no evaluation.

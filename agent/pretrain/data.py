@@ -44,7 +44,8 @@ class BCBatch:
     state: torch.Tensor  # [B, state_dim]
     actions: torch.Tensor  # [B, H, A]
     mask: torch.Tensor  # [B, H]: 1 where the chunk's step lies inside the episode
-    privileged: torch.Tensor | None = None  # [B, K]: the chosen privileged entries, where asked for
+    privileged: torch.Tensor | None = None  # [B, K]: the privileged targets, where asked for
+    privileged_mask: torch.Tensor | None = None  # [B, K]: 1 where a target is defined
 
 
 def vla_features(model: VLAModel) -> DemoFeatures:
@@ -92,6 +93,7 @@ class BCSamples:
         frames = {cam: [] for cam in self.cameras}
         states, chunks, masks, prompts, frame_of = [], [], [], [], []
         views = [privileged_view(demos, i, privileged) for i in numbers] if privileged else None
+        instructions = []  # of each frame
         self.prompt_table: list[list[int]] = []
         index: dict[str, int] = {}
 
@@ -114,6 +116,7 @@ class BCSamples:
                 frames[cam].append(ep.frames(cam))
             prompts.append(np.full(T, prompt_id(ep.instruction)))
             frame_of.append(base + np.arange(T))
+            instructions += [ep.instruction] * T
             if counterfactual:  # the same frame and state under another instruction: another target
                 ep_states = ep.states()
                 for t, step in enumerate(ep.steps):
@@ -131,8 +134,11 @@ class BCSamples:
         self.masks = np.concatenate(masks)
         self.prompt_index = np.concatenate(prompts)
         self.frame_index = np.concatenate(frame_of)
-        # Indexed by frame: a counterfactual sample shares its frame's scene.
+        # Indexed by frame: a counterfactual sample shares its frame's scene. The raw entries; a
+        # trainer replaces them with its targets (``set_privileged_targets``).
         self.privileged = np.concatenate(views) if views else None
+        self.privileged_mask = None if views is None else np.ones_like(self.privileged)
+        self.frame_instruction = np.array(instructions, dtype=object)
         self.episodes = len(chosen)
         std = np.asarray(c.image_std, np.float32).reshape(1, 1, 3, 1, 1)
         mean = np.asarray(c.image_mean, np.float32).reshape(1, 1, 3, 1, 1)
@@ -157,9 +163,38 @@ class BCSamples:
         if rng is not None and shift > 0:
             pixels = _translate(pixels, rng.integers(-shift, shift + 1, size=(len(idx), 2)))
         pixels = pixels * self._scale + self._shift
-        privileged = None if self.privileged is None else torch.from_numpy(self.privileged[rows])
+        privileged = mask = None
+        if self.privileged is not None:
+            privileged = torch.from_numpy(self.privileged[rows])
+            mask = torch.from_numpy(self.privileged_mask[rows])
         return BCBatch(input_ids, attention, pixels, torch.from_numpy(self.states[idx]),
-                       torch.from_numpy(self.chunks[idx]), torch.from_numpy(self.masks[idx]), privileged)
+                       torch.from_numpy(self.chunks[idx]), torch.from_numpy(self.masks[idx]),
+                       privileged, mask)
+
+    def privileged_statistics(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Mean and spread of the privileged entries over the frames of each instruction."""
+        stats = {}
+        for text in sorted(set(self.frame_instruction)):
+            values = self.privileged[self.frame_instruction == text].astype(np.float64)
+            stats[text] = (values.mean(0), values.std(0))
+        return stats
+
+    def set_privileged_targets(self, stats: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+        """Standardise the privileged entries within each instruction by ``stats`` (a training
+        set's): what the task alone tells, e.g. where its goals usually are, becomes 0, so a probe
+        earns nothing from reading the instruction and must find this scene's values in the frame.
+        An entry that does not vary within a task (or a task ``stats`` lacks) is masked out."""
+        targets = np.zeros(self.privileged.shape, np.float32)
+        mask = np.zeros(self.privileged.shape, np.float32)
+        for text in set(self.frame_instruction):
+            if text not in stats:
+                continue
+            rows = self.frame_instruction == text
+            mean, std = stats[text]
+            varies = std > 1e-6
+            targets[rows] = np.where(varies, (self.privileged[rows] - mean) / np.where(varies, std, 1.0), 0.0)
+            mask[rows] = varies
+        self.privileged, self.privileged_mask = targets, mask
 
 
 def _translate(pixels: torch.Tensor, offsets: np.ndarray) -> torch.Tensor:

@@ -5,8 +5,9 @@ number, so a resumed run draws exactly what an uninterrupted one would), predict
 from the frames, the instruction and the state, and takes an AdamW step on the masked L1 (or MSE)
 error against what the demonstrator did. The learning rate warms up linearly, then follows a
 cosine to a tenth of its peak. With ``privileged_targets``, a linear probe on the VLA's features
-learns to predict those entries of the simulator's view (standardised by the training set's
-statistics), and its squared error, weighted, joins the loss: the features are made to carry them.
+learns to predict those entries of the simulator's view, standardised within each instruction by
+the training set's statistics (so the task alone tells the probe nothing), and its squared error,
+weighted, joins the loss: the features are made to carry this scene's values.
 
 A checkpoint (``checkpoints/last``) is the VLA in the Hugging Face layout plus the optimizer's
 moments (``optimizer.safetensors``), the privileged probe where there is one
@@ -145,11 +146,13 @@ class Pretrainer:
             raise PretrainStateError(f"{last}: {e}") from e
 
     def _new_probe(self) -> torch.nn.Linear:
-        """The linear probe from features to the privileged targets, and their standardisation."""
-        values = self.train.privileged.astype(np.float64)
-        self.probe_mean = torch.from_numpy(values.mean(0)).float()
-        self.probe_scale = torch.from_numpy(1.0 / np.maximum(values.std(0), 1e-6)).float()
-        probe = torch.nn.Linear(self.model.config.feature_dim, values.shape[1])
+        """The linear probe from features to the privileged targets (standardised within each
+        instruction by the training set's statistics, for training and validation alike)."""
+        stats = self.train.privileged_statistics()
+        self.train.set_privileged_targets(stats)
+        if self.val is not None:
+            self.val.set_privileged_targets(stats)
+        probe = torch.nn.Linear(self.model.config.feature_dim, len(self.config.privileged_targets))
         generator = torch.Generator().manual_seed(int(self.config.seed) + 1)
         with torch.no_grad():
             probe.weight.normal_(0.0, 0.02, generator=generator)
@@ -226,7 +229,7 @@ class Pretrainer:
 
     def losses_of(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The imitation loss of ``batch`` and, with a probe, the probe's mean squared error on the
-        standardised privileged targets."""
+        privileged targets (over the defined ones)."""
         out = self.model(input_ids=batch.input_ids, pixel_values=batch.pixel_values, state=batch.state,
                          attention_mask=batch.attention_mask)
         diff = out.actions - batch.actions
@@ -235,8 +238,8 @@ class Pretrainer:
         imitation = (err * mask).sum() / mask.sum().clamp_min(1.0)
         if self.probe is None:
             return imitation, None
-        target = (batch.privileged - self.probe_mean) * self.probe_scale
-        return imitation, (self.probe(out.features) - target).square().mean()
+        err = (self.probe(out.features) - batch.privileged).square() * batch.privileged_mask
+        return imitation, err.sum() / batch.privileged_mask.sum().clamp_min(1.0)
 
     def train_step(self) -> float:
         c = self.config
@@ -267,12 +270,18 @@ class Pretrainer:
         if self.val is None:
             return None
         self.model.eval()
-        sums, idx = np.zeros(2), np.arange(len(self.val))
+        sums, idx = np.zeros(3), np.arange(len(self.val))
         for start in range(0, len(idx), 64):
             part = idx[start:start + 64]
-            loss, probe_loss = self.losses_of(self.val.batch(part))
-            sums += [float(loss) * len(part), 0.0 if probe_loss is None else float(probe_loss) * len(part)]
-        return float(sums[0] / len(idx)), None if self.probe is None else float(sums[1] / len(idx))
+            batch = self.val.batch(part)
+            loss, probe_loss = self.losses_of(batch)
+            if probe_loss is None:
+                sums[0] += float(loss) * len(part)
+                continue
+            defined = float(batch.privileged_mask.sum())
+            sums += [float(loss) * len(part), float(probe_loss) * defined, defined]
+        # None where no held-out target is defined (their tasks never varied, or were never trained on)
+        return float(sums[0] / len(idx)), float(sums[1] / sums[2]) if sums[2] else None
 
     def evaluate(self) -> dict[str, Any] | None:
         c = self.config
