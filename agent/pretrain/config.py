@@ -36,7 +36,10 @@ class PretrainConfig:
       predict, standardised within each instruction (the task alone tells nothing), with weight
       ``privileged_weight`` beside the imitation loss: features that carry where this scene's goal
       is, for the action head and for the online-RL heads on top. The probe is a training aid and
-      is not part of the saved VLA.
+      is not part of the saved VLA. ``probe_scenes``: besides the demonstrations' frames, the probe
+      learns on the first frames of this many freshly reset scenes of ``eval_robot`` (drawn from
+      ``probe_seed``; ``agent.pretrain.scenes``), so that it cannot just memorise the few scenes
+      the demonstrations show; the per-task standardisation then comes from those scenes.
     - ``eval_robot``: the simulated robot to measure success on (``name``, ``type``, ``params``);
       ``eval_episodes`` episodes from ``eval_seed`` (held out: demonstrations use other seeds),
       every ``eval_every`` steps and at the end. None: no evaluation.
@@ -69,6 +72,8 @@ class PretrainConfig:
     only_successful: bool = False
     privileged_targets: list[int] = field(default_factory=list)
     privileged_weight: float = 1.0
+    probe_scenes: int = 0
+    probe_seed: int = 200_000
 
     def __post_init__(self) -> None:
         self.demos, self.out = Path(self.demos), Path(self.out)
@@ -98,10 +103,19 @@ class PretrainConfig:
         check_number("pretrain", "privileged_weight", self.privileged_weight, 0)
         if not math.isfinite(self.privileged_weight):
             raise ConfigError(f"pretrain.privileged_weight must be finite, got {self.privileged_weight!r}")
+        for name in ("probe_scenes", "probe_seed"):
+            check_type("pretrain", name, getattr(self, name), int)
+            check_number("pretrain", name, getattr(self, name), 0)
+        if self.probe_scenes and not self.privileged_targets:
+            raise ConfigError("pretrain.probe_scenes needs pretrain.privileged_targets: what the probe "
+                              "predicts")
         if self.new_heads and self.vla is None:
             raise ConfigError("pretrain.new_heads needs pretrain.vla: the VLA whose backbone to keep")
         if isinstance(self.eval_robot, dict):
             self.eval_robot = RobotConfig(**self.eval_robot)
+        if self.probe_scenes and self.eval_robot is None:
+            raise ConfigError("pretrain.probe_scenes needs pretrain.eval_robot: the simulated robot whose "
+                              "scenes the probe learns on")
 
     @classmethod
     def from_dict(cls, values: Any, where: str = "pretrain config") -> PretrainConfig:

@@ -91,6 +91,12 @@ class Pretrainer:
         self.val = BCSamples(self.demos, self.model, held_out, counterfactual=False,
                              privileged=dims) if held_out else None
         self.params = [(name, p) for name, p in self.model.named_parameters() if p.requires_grad]
+        self.scenes = None
+        if dims and c.probe_scenes:
+            from agent.pretrain.scenes import collect_scenes
+
+            pool = collect_scenes(c.eval_robot, c.probe_scenes, c.probe_seed)
+            self.scenes = BCSamples(pool, self.model, counterfactual=False, privileged=dims)
         self.probe = self._new_probe() if dims else None
         if self.probe is not None:
             if resume:
@@ -148,10 +154,11 @@ class Pretrainer:
     def _new_probe(self) -> torch.nn.Linear:
         """The linear probe from features to the privileged targets (standardised within each
         instruction by the training set's statistics, for training and validation alike)."""
-        stats = self.train.privileged_statistics()
-        self.train.set_privileged_targets(stats)
-        if self.val is not None:
-            self.val.set_privileged_targets(stats)
+        # the per-task statistics of the many scenes, where they were drawn
+        stats = (self.scenes if self.scenes is not None else self.train).privileged_statistics()
+        for samples in (self.train, self.val, self.scenes):
+            if samples is not None:
+                samples.set_privileged_targets(stats)
         probe = torch.nn.Linear(self.model.config.feature_dim, len(self.config.privileged_targets))
         generator = torch.Generator().manual_seed(int(self.config.seed) + 1)
         with torch.no_grad():
@@ -241,14 +248,25 @@ class Pretrainer:
         err = (self.probe(out.features) - batch.privileged).square() * batch.privileged_mask
         return imitation, err.sum() / batch.privileged_mask.sum().clamp_min(1.0)
 
+    def scene_probe_loss(self, batch) -> torch.Tensor:
+        """The probe's mean squared error on a batch of probe scenes (no actions to imitate)."""
+        features = self.model.pooled_features(batch.input_ids, batch.pixel_values, batch.attention_mask)
+        err = (self.probe(features) - batch.privileged).square() * batch.privileged_mask
+        return err.sum() / batch.privileged_mask.sum().clamp_min(1.0)
+
     def train_step(self) -> float:
         c = self.config
         rng = np.random.default_rng([c.seed, self.step])  # the step's draw, the same after a resume
         batch = self.train.batch(rng.integers(0, len(self.train), c.batch_size), rng, c.shift)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
+        scene_batch = None
+        if self.scenes is not None:  # drawn after the demonstrations' batch: the same draws as before
+            scene_batch = self.scenes.batch(rng.integers(0, len(self.scenes), c.batch_size), rng, c.shift)
         self.model.train()
         loss, probe_loss = self.losses_of(batch)
+        if scene_batch is not None:  # the probe learns on the demonstrations' frames and the scenes'
+            probe_loss = (probe_loss + self.scene_probe_loss(scene_batch)) / 2
         total = loss if probe_loss is None else loss + self.config.privileged_weight * probe_loss
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -360,5 +378,5 @@ def _resumable(config: dict[str, Any]) -> dict[str, Any]:
             "loss", "shift", "val_episodes", "seed", "extra", "counterfactual", "new_heads",
             "only_successful")
     if config.get("privileged_targets"):  # absent otherwise, so runs from before the probe resume
-        keep += ("privileged_targets", "privileged_weight")
+        keep += ("privileged_targets", "privileged_weight", "probe_scenes", "probe_seed")
     return json.loads(json.dumps({k: config[k] for k in keep}, default=str))

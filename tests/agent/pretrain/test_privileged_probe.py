@@ -17,10 +17,11 @@ from safetensors.torch import load_file
 from agent.demos.episodes import read_demos
 from agent.pretrain.config import PretrainConfig
 from agent.pretrain.data import BCSamples, DemoDataError
+from agent.pretrain.scenes import SceneError, collect_scenes
 from agent.pretrain.trainer import PROBE_FILE, Pretrainer, PretrainStateError
 from hal.errors import ConfigError
 from policies.vla.build import tiny_vla
-from tests.agent.pretrain.conftest import record
+from tests.agent.pretrain.conftest import arm, record
 
 BLOCKS = [6, 7, 8, 9, 10, 11]  # the tabletop's red, blue and yellow x/y in its full state
 
@@ -147,3 +148,68 @@ def test_what_the_probe_cannot_use_is_refused_by_name(small_demos, tmp_path):
         Pretrainer(_config(small_demos, tmp_path / "run", steps=4), resume=True)
     with pytest.raises(PretrainStateError, match="another config"):
         Pretrainer(_config(small_demos, tmp_path / "run", steps=4, privileged_targets=[6, 7]), resume=True)
+
+
+def _eval_arm(**params) -> dict:
+    return arm(32, 0, **params)
+
+
+def test_probe_scenes_are_fresh_seeded_scenes_with_their_privileged_view():
+    from hal.config import RobotConfig
+
+    robot = RobotConfig(**_eval_arm())
+    a, b = collect_scenes(robot, 5, 7), collect_scenes(robot, 5, 7)
+    assert len(a.episodes) == 5 and all(e.length == 1 for e in a.episodes)
+    first = [e.steps[0].obs for e in a.episodes]
+    assert all(o["privileged"].shape == (20,) and o["image.front"].shape == (32, 32, 3) for o in first)
+    # the same seed, the same scenes; scenes differ from each other and from another seed's
+    assert all(np.array_equal(x.steps[0].obs["privileged"], y.steps[0].obs["privileged"])
+               for x, y in zip(a.episodes, b.episodes))
+    blocks = np.stack([o["privileged"][BLOCKS] for o in first])
+    assert len({tuple(np.round(r, 4)) for r in blocks}) == 5
+    other = collect_scenes(robot, 5, 8)
+    assert not np.array_equal(other.episodes[0].steps[0].obs["privileged"], first[0]["privileged"])
+    with pytest.raises(SceneError, match=r"no 'privileged' view"):
+        collect_scenes(RobotConfig(**_eval_arm(state="full")), 2, 0)
+
+
+def test_a_multi_task_robot_gives_scenes_of_every_task():
+    pytest.importorskip("metaworld")
+    from hal.config import RobotConfig
+
+    params = {"tasks": ["reach-v3", "drawer-open-v3"], "image_height": 32, "image_width": 32}
+    robot = RobotConfig(name="sawyer", type="sim-metaworld", params=params)
+    pool = collect_scenes(robot, 5, 0)
+    assert [e.instruction for e in pool.episodes] == ["Reach a goal position"] * 3 + ["Open a drawer"] * 2
+    assert all(e.steps[0].obs["privileged"].shape == (39,) for e in pool.episodes)
+
+
+def test_a_run_with_probe_scenes_learns_on_them_and_resumes_bit_for_bit(small_demos, tmp_path):
+    run = {"warmup_steps": 100, "checkpoint_every": 3, "log_every": 3, "probe_scenes": 30, "probe_seed": 5,
+           "eval_robot": _eval_arm(), "eval_episodes": 0}
+    whole = Pretrainer(_config(small_demos, tmp_path / "whole", steps=6, **run))
+    assert len(whole.scenes) == 30
+    # the per-task statistics come from the scenes: they are standardised to mean 0 over each task
+    texts = whole.scenes.frame_instruction
+    shared = [t for t in set(texts) if (texts == t).sum() >= 2]  # a paraphrase seen once has no spread
+    assert shared
+    for text in shared:
+        values, mask = whole.scenes.privileged[texts == text], whole.scenes.privileged_mask[texts == text]
+        assert mask.all() and np.allclose(values.mean(0), 0, atol=1e-5)
+    whole.run()
+    Pretrainer(_config(small_demos, tmp_path / "cut", steps=3, **run)).run()
+    resumed = Pretrainer(_config(small_demos, tmp_path / "cut", steps=6, **run), resume=True)
+    resumed.run()
+    for name in ("model/model.safetensors", f"checkpoints/last/{PROBE_FILE}"):
+        a, b = load_file(str(tmp_path / "whole" / name)), load_file(str(tmp_path / "cut" / name))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    # without the scenes the same run ends elsewhere: they were learned on
+    plain = Pretrainer(_config(small_demos, tmp_path / "plain", steps=6, **{**run, "probe_scenes": 0}))
+    plain.run()
+    assert not torch.equal(plain.probe.weight, whole.probe.weight)
+    with pytest.raises(ConfigError, match=r"pretrain\.probe_scenes needs pretrain\.privileged_targets"):
+        _config(small_demos, tmp_path / "x", probe_scenes=10, privileged_targets=[])
+    with pytest.raises(ConfigError, match=r"pretrain\.probe_scenes needs pretrain\.eval_robot"):
+        _config(small_demos, tmp_path / "x", probe_scenes=10)
+    with pytest.raises(ConfigError, match=r"pretrain\.probe_scenes must be >= 0"):
+        _config(small_demos, tmp_path / "x", probe_scenes=-1, eval_robot=_eval_arm())
