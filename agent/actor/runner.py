@@ -110,6 +110,7 @@ class ActorRunner(SteppingActor):
         self.lag_waits = 0
         self.state_store = CheckpointStore(self.dir / "state", keep=2)
         self._restore_state()
+        self.resumed_seq = self.stream.seq  # the stream continues after this one (0: a fresh actor)
         self._t0 = time.monotonic()
         self.operated = None if operator is None and intervention is None else \
             self._operated(operator or OperatorConfig(), intervention)
@@ -308,6 +309,7 @@ class ActorRunner(SteppingActor):
             "actor_id": self.config.actor_id,
             "steps": self.steps,
             "seq": self.seq,
+            "resumed_after_seq": self.resumed_seq,
             "episodes": self.episode,
             "acked_seq": self.link.acked_seq,
             "backlog": self.link.backlog,
