@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from agent.demos.episodes import DemoFeatures, DemoSet
+from agent.demos.episodes import DemoFeatures, DemoSet, DemoSetError
 from policies.vla.model import VLAModel
 from policies.vla.prompt import PromptBuilder
 
@@ -55,22 +55,18 @@ def vla_features(model: VLAModel) -> DemoFeatures:
                         c.action_dim)
 
 
-class DemoDataError(ValueError):
-    """The demonstrations lack what the pretraining config asks of them."""
-
-
 def privileged_view(demos: DemoSet, episode: int, dims: list[int]) -> np.ndarray:
     """``[T, len(dims)]`` entries ``dims`` of an episode's ``privileged`` view, refused by name
     where the demonstrations did not keep it or it is narrower than ``dims`` asks."""
     ep = demos.episodes[episode]
     rows = [t.obs.get("privileged") for t in ep.steps]
     if any(r is None for r in rows):
-        raise DemoDataError(f"demonstrations {demos.path}: episode {ep.episode} of {ep.actor_id} kept no "
+        raise DemoSetError(f"demonstrations {demos.path}: episode {ep.episode} of {ep.actor_id} kept no "
                             f"'privileged' view (recorded from a robot without one, or before rill kept "
                             f"it); privileged targets need it: record them again")
     view = np.stack([np.asarray(r, np.float32).reshape(-1) for r in rows])
     if max(dims) >= view.shape[1]:
-        raise DemoDataError(f"demonstrations {demos.path}: the privileged view has {view.shape[1]} "
+        raise DemoSetError(f"demonstrations {demos.path}: the privileged view has {view.shape[1]} "
                             f"entries, so index {max(dims)} does not exist")
     return view[:, dims]
 

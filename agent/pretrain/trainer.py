@@ -243,14 +243,15 @@ class Pretrainer:
         err = diff.abs() if self.config.loss == "l1" else diff.square()
         mask = batch.mask.unsqueeze(-1).expand_as(err)
         imitation = (err * mask).sum() / mask.sum().clamp_min(1.0)
-        if self.probe is None:
-            return imitation, None
-        err = (self.probe(out.features) - batch.privileged).square() * batch.privileged_mask
-        return imitation, err.sum() / batch.privileged_mask.sum().clamp_min(1.0)
+        return imitation, None if self.probe is None else self._probe_error(out.features, batch)
 
     def scene_probe_loss(self, batch) -> torch.Tensor:
         """The probe's mean squared error on a batch of probe scenes (no actions to imitate)."""
         features = self.model.pooled_features(batch.input_ids, batch.pixel_values, batch.attention_mask)
+        return self._probe_error(features, batch)
+
+    def _probe_error(self, features: torch.Tensor, batch) -> torch.Tensor:
+        """Mean squared error of the probe over the batch's defined privileged targets."""
         err = (self.probe(features) - batch.privileged).square() * batch.privileged_mask
         return err.sum() / batch.privileged_mask.sum().clamp_min(1.0)
 

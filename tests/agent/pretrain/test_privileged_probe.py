@@ -14,9 +14,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from agent.demos.episodes import read_demos
+from agent.demos.episodes import DemoSetError, read_demos
 from agent.pretrain.config import PretrainConfig
-from agent.pretrain.data import BCSamples, DemoDataError
+from agent.pretrain.data import BCSamples
 from agent.pretrain.scenes import SceneError, collect_scenes
 from agent.pretrain.trainer import PROBE_FILE, Pretrainer, PretrainStateError
 from hal.errors import ConfigError
@@ -127,11 +127,11 @@ def test_a_run_without_the_probe_writes_no_probe(small_demos, tmp_path):
 
 
 def test_what_the_probe_cannot_use_is_refused_by_name(small_demos, tmp_path):
-    with pytest.raises(DemoDataError, match=r"privileged view has 20 entries, so index 20 does not exist"):
+    with pytest.raises(DemoSetError, match=r"privileged view has 20 entries, so index 20 does not exist"):
         Pretrainer(_config(small_demos, tmp_path / "wide", privileged_targets=[3, 20]))
     full = tmp_path / "full-state-demos"  # the whole state is the observation: no privileged view
     assert record(full, 4, 32, state="full").episodes == 4
-    with pytest.raises(DemoDataError, match=r"kept no 'privileged' view .*record them again"):
+    with pytest.raises(DemoSetError, match=r"kept no 'privileged' view .*record them again"):
         Pretrainer(_config(full, tmp_path / "nothing", val_episodes=1, privileged_targets=[0]))
     for bad, message in (([-1], "non-negative indices"), ("6", "non-negative indices"),
                          ([True], "non-negative"), ([6, 6], "names an index twice")):
