@@ -39,7 +39,9 @@ An episode ends (``terminated``) on success when ``terminate_on_success``, and i
 ``episode_steps`` (Meta-World's 500 by default).
 
 Meta-World 3.1.1 pins MuJoCo 3.3.0; rill runs it on its own MuJoCo, installed with ``--no-deps``
-(docs/results/metaworld.md says why), with the one change that needs (``_mocap_welds``).
+(docs/results/metaworld.md says why), with the one change that needs (``_mocap_welds``), and one
+fix of its reset: a forward pass after it, without which the first frame of an episode draws the
+goal marker where a discarded draw put it.
 """
 
 from __future__ import annotations
@@ -170,6 +172,11 @@ class MetaWorldEnv(gym.Env):
         sim = self.sim
         sim.np_random = self.np_random  # the objects' and goal's positions come from our seed
         obs, _ = sim.reset()
+        # Meta-World places the goal by writing the model's site position after its last forward
+        # pass (and gymnasium runs its reset_model twice), so until the first step the data, and
+        # any frame rendered from it, still show a discarded goal. Recompute the derived
+        # quantities so the first frame shows the goal the observation reports.
+        mujoco.mj_forward(sim.model, sim.data)
         self._last_dense = None
         return self._observation(obs), {"success": False, "task": self.task}
 

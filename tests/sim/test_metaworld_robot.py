@@ -338,3 +338,23 @@ def test_no_offscreen_rendering_names_mujoco_gl(backend, tmp_path):
     )
     said = " ".join((cli.stdout + cli.stderr).split())
     assert cli.returncode == 2 and "MUJOCO_GL" in said and "Traceback" not in said, said[-2000:]
+
+
+@pytest.mark.parametrize("task", ["reach-v3", "push-v3", "pick-place-v3"])
+def test_the_first_frame_shows_the_goal_the_observation_reports(task):
+    """Meta-World writes the goal's site after its last forward pass: without a forward pass in
+    reset, an episode's first frame drew the marker where a discarded draw had put it, so no
+    policy or probe could find the goal in it."""
+    import mujoco
+
+    from sim.metaworld.env import MetaWorldEnv
+
+    env = MetaWorldEnv([task], image_size=(64, 64))
+    try:
+        for i in range(3):
+            obs, _ = env.reset(seed=7 if i == 0 else None)
+            np.testing.assert_allclose(env.sim.data.site("goal").xpos, obs["privileged"][36:39], atol=1e-6)
+            mujoco.mj_forward(env.sim.model, env.sim.data)  # what a step would show
+            np.testing.assert_array_equal(obs["image.corner2"], env.render())
+    finally:
+        env.close()
