@@ -56,7 +56,9 @@ def check_payload(data: bytes) -> bool:
 
 
 def campaign_config(segment_bytes: int) -> CacheConfig:
-    return CacheConfig(segment_bytes=segment_bytes, commit_interval_ms=2.0, commit_bytes=64 * 1024)
+    # external_bytes: about a third of the records (2-3 KB) go to the segments' blob files.
+    return CacheConfig(segment_bytes=segment_bytes, commit_interval_ms=2.0, commit_bytes=64 * 1024,
+                       external_bytes=2048)
 
 
 def run_writer(directory: str, seed: int, segment_bytes: int) -> None:

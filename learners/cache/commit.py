@@ -20,6 +20,7 @@ from typing import Any
 
 import lmdb
 
+from learners.cache.blobs import REF_SIZE, aligned
 from learners.cache.config import CacheConfig
 from learners.cache.errors import CacheFullError
 from learners.cache.files import segment_name
@@ -34,6 +35,15 @@ _REFUSALS = {
     errno.EFBIG: "file size limit reached",
     errno.EDQUOT: "disk quota exceeded",
 }
+
+
+def record_cost(length: int, page: int, external_bytes: int | None) -> int:
+    """About how many bytes of a segment a record of ``length`` payload bytes takes: in LMDB's
+    file, or, if it goes to the blob file (at least ``external_bytes``), its reference there and
+    its padded payload."""
+    if external_bytes is not None and length >= external_bytes:
+        return footprint(REF_SIZE, page) + aligned(length)
+    return footprint(length, page)
 
 
 class _WriteFailed(Exception):
@@ -99,7 +109,7 @@ class GroupCommitter:
     _committing: bool
     _notify_at: int
     _costs: dict[int, int]  # set by _reset_costs, on the first write
-    _costs_page = 0
+    _costs_page: tuple[int, int | None] = (0, None)
 
     def _run_committer(self) -> None:
         interval = self.config.commit_interval_ms / 1000.0
@@ -168,14 +178,16 @@ class GroupCommitter:
                 room = limit - segment.used  # used: what LMDB reports after the last commit
                 empty = segment.end == segment.base
                 stop, size, queued = done, 0, 0
-                costs = self._costs if page == self._costs_page else self._reset_costs(page)
+                external = self.config.external_bytes if segment.external else None
+                shape = (page, external)  # what a record's cost depends on
+                costs = self._costs if shape == self._costs_page else self._reset_costs(shape)
                 while stop < n and stop - done < cap:
                     length = len(records[stop][1])
                     cost = costs.get(length)  # its bytes in the LMDB file, for the segment's room
                     if cost is None:
                         if len(costs) > 4096:  # many sizes: keep the memo small
                             costs.clear()
-                        cost = costs[length] = footprint(length, page)
+                        cost = costs[length] = record_cost(length, page, external)
                     if size + cost > room and (stop > done or not empty):
                         break  # the segment is full
                     if queued >= self._commit_bytes and left - queued >= self._commit_bytes // 2:
@@ -188,7 +200,7 @@ class GroupCommitter:
                     continue
                 try:
                     self._committing = True
-                    segment.put(records[done:stop], size, limit * 7 // 8)
+                    segment.put(records[done:stop], size, limit * 7 // 8, external)
                 except lmdb.MapFullError:
                     # Fuller than estimated (the map is 2 x segment_bytes + 8 MiB): the rest
                     # goes to a new segment, or into smaller transactions in an empty one.
@@ -207,9 +219,9 @@ class GroupCommitter:
         except (OSError, lmdb.Error) as exc:
             raise _WriteFailed(done, exc) from exc
 
-    def _reset_costs(self, page: int) -> dict[int, int]:
-        """A fresh memo of ``footprint`` by payload size (a stream repeats sizes)."""
-        self._costs, self._costs_page = {}, page
+    def _reset_costs(self, shape: tuple[int, int | None]) -> dict[int, int]:
+        """A fresh memo of ``record_cost`` by payload size (a stream repeats sizes)."""
+        self._costs, self._costs_page = {}, shape
         return self._costs
 
     def _publish(self, segment: Segment, end: int) -> None:

@@ -23,8 +23,11 @@ class CacheConfig:
     to the OS (survives a crash of this process, not of the machine; segments are synced when
     sealed and at close); ``none`` at once. A group commit happens ``commit_interval_ms`` after the
     first pending append, or as soon as ``commit_bytes`` are pending, whichever comes first.
-    ``segment_bytes`` bounds each segment's LMDB file (its map is twice that), and so what one
-    damaged file can take with it and what retention frees at a time.
+    ``segment_bytes`` bounds each segment's files (LMDB's map is twice that), and so what one
+    damaged file can take with it and what retention frees at a time. A record whose payload is
+    at least ``external_bytes`` is written to its segment's blob file with direct I/O and LMDB
+    holds a reference to it (``blobs.py``: far less CPU per durable byte); None keeps every
+    payload inside LMDB.
     """
 
     segment_bytes: int = 64 * 1024 * 1024
@@ -38,6 +41,7 @@ class CacheConfig:
     retention_bytes: int | None = None
     retention_age_s: float | None = None
     read_only: bool = False
+    external_bytes: int | None = 256 * 1024
 
     def __post_init__(self) -> None:
         _require_int("segment_bytes", self.segment_bytes, MIN_SEGMENT_BYTES, 2**40)
@@ -62,6 +66,8 @@ class CacheConfig:
             )
         _require_int("commit_bytes", self.commit_bytes, 1, None)
         _require_int("read_cache_bytes", self.read_cache_bytes, 0, None)
+        if self.external_bytes is not None:
+            _require_int("external_bytes", self.external_bytes, 1, None)
         if self.image_codec not in IMAGE_CODECS:
             raise ValueError(
                 f"CacheConfig.image_codec={self.image_codec!r}: expected one of {IMAGE_CODECS}"

@@ -38,7 +38,7 @@ from learners.cache.files import (
     write_meta,
     writer_alive,
 )
-from learners.cache.format import FORMAT_VERSION
+from learners.cache.format import SEGMENT_FORMAT_VERSION
 from learners.cache.segment import Segment, create_segment
 
 log = logging.getLogger(__name__)
@@ -134,10 +134,10 @@ def open_directory(
 def check_segment_format(directory: Path, base: int) -> None:
     marker = read_marker(directory / segment_name(base) / SEGMENT_MARKER)
     version = None if marker is None else marker.get("format_version")
-    if type(version) is int and version > FORMAT_VERSION:
+    if type(version) is int and version > SEGMENT_FORMAT_VERSION:
         raise CacheFormatError(
             f"segment {segment_name(base)}: segment format version {version} is newer than this "
-            f"rill supports ({FORMAT_VERSION}); upgrade rill to open it"
+            f"rill supports ({SEGMENT_FORMAT_VERSION}); upgrade rill to open it"
         )
     if marker is None:
         log.warning("segment %s: its SEGMENT marker is missing or damaged", segment_name(base))

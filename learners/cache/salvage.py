@@ -61,8 +61,9 @@ def last_page(data: bytes, psize: int) -> int:
     return last
 
 
-def scan(path: Path, base: int) -> Salvage:
-    """Every intact record in the LMDB file at ``path`` with an offset of at least ``base``."""
+def scan(path: Path, base: int, blobs=None) -> Salvage:
+    """Every intact record in the LMDB file at ``path`` with an offset of at least ``base`` (an
+    external record's payload read through ``blobs`` to check it)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -80,13 +81,14 @@ def scan(path: Path, base: int) -> Salvage:
             page += count if 0 < count <= pages - page else 1
             continue
         if flags == P_LEAF and PAGE_HEADER <= lower <= upper <= psize:
-            _scan_leaf(data, at, psize, (lower - PAGE_HEADER) // 2, base, result, keys)
+            _scan_leaf(data, at, psize, (lower - PAGE_HEADER) // 2, base, result, keys, blobs)
         page += 1
     return result
 
 
 def _scan_leaf(
-    data: bytes, at: int, psize: int, count: int, base: int, result: Salvage, keys: dict[int, bytes]
+    data: bytes, at: int, psize: int, count: int, base: int, result: Salvage, keys: dict[int, bytes],
+    blobs=None,
 ) -> None:
     end = at + psize
     view = memoryview(data)
@@ -109,7 +111,7 @@ def _scan_leaf(
                 continue
         if position + size > len(data):
             continue
-        checked = check_record(key, view[position : position + size])
+        checked = check_record(key, view[position : position + size], blobs)
         if isinstance(checked, str) or checked[0] < base:
             continue
         offset = checked[0]
@@ -121,7 +123,8 @@ def _scan_leaf(
             result.conflicts.add(offset)
 
 
-def read_salvaged(fd: int, key: bytes, position: int, size: int) -> tuple[int, bytes] | str:
-    """Read one salvaged record again from the file and check it."""
-    checked = check_record(key, os.pread(fd, size, position))
+def read_salvaged(fd: int, key: bytes, position: int, size: int, *, blobs=None) -> tuple[int, bytes] | str:
+    """Read one salvaged record again from the file and check it (an external one's payload
+    through ``blobs``)."""
+    checked = check_record(key, os.pread(fd, size, position), blobs)
     return checked if isinstance(checked, str) else (checked[1], checked[2])

@@ -21,6 +21,7 @@ import lmdb
 from crc32c import crc32c as _crc32c
 
 from learners.cache import envs, trust
+from learners.cache.blobs import BLOB_NAME, BlobWriter, read_blob
 from learners.cache.errors import CacheCorruptError, NoSuchRecordError
 from learners.cache.files import (
     CLOSED_MARKER,
@@ -30,15 +31,27 @@ from learners.cache.files import (
     SEGMENT_MARKER,
     file_digest,
     fsync_dir,
+    read_marker,
     write_marker,
 )
-from learners.cache.format import FORMAT_VERSION, KEY, KEY_SIZE, KNOWN_KINDS, offset_of, seek_key
+from learners.cache.format import (
+    EXTERNAL,
+    KEY,
+    KEY_SIZE,
+    KNOWN_KINDS,
+    SEGMENT_FORMAT_VERSION,
+    TAIL,
+    external_key,
+    offset_of,
+    seek_key,
+)
 from learners.cache.salvage import Salvage, read_salvaged, scan
 
 log = logging.getLogger(__name__)
 
 _seek_key = seek_key
 _unpack_key = KEY.unpack
+_pack_tail = TAIL.pack
 
 
 class Segment:
@@ -70,6 +83,10 @@ class Segment:
         self._fd: int | None = None
         self._trusted = False  # passed the trust check in this process: reopening skips it
         self.sealer: threading.Thread | None = None
+        self.external = False  # the committer may move large payloads to the blob file (format 3)
+        self._blob_writer: BlobWriter | None = None
+        self._blob_fd: int | None = None  # for reading external records
+        self._blob_sync = True
 
     def __repr__(self) -> str:
         state = "salvaged" if self._salvage else "sealed" if self.sealed else "active"
@@ -82,6 +99,10 @@ class Segment:
     @property
     def data_path(self) -> Path:
         return self.path / DATA_NAME
+
+    @property
+    def blob_path(self) -> Path:
+        return self.path / BLOB_NAME
 
     @property
     def salvaged(self) -> bool:
@@ -101,6 +122,10 @@ class Segment:
         with self._lock:
             self._env_key, self._env = envs.acquire(self.path, writable=True, **options)
             self._trusted = True
+            marker = read_marker(self.path / SEGMENT_MARKER) or {}
+            version = marker.get("format_version")
+            self.external = type(version) is int and version >= 3  # a format-2 segment stays so
+            self._blob_sync = bool(options.get("sync", True))
             self._refresh_locked()
 
     def open_for_reading(self, options: dict[str, Any], *, live: bool = False) -> None:
@@ -136,7 +161,15 @@ class Segment:
             cursor = txn.cursor()
             self.end = offset_of(cursor.key()) + 1 if cursor.last() else self.base
         self.page_size = self._env.stat()["psize"]
-        self.used = (self._env.info()["last_pgno"] + 1) * self.page_size
+        self.used = (self._env.info()["last_pgno"] + 1) * self.page_size + self._blob_size()
+
+    def _blob_size(self) -> int:
+        if self._blob_writer is not None:
+            return self._blob_writer.end
+        try:
+            return self.blob_path.stat().st_size
+        except OSError:
+            return 0
 
     def salvage(self, problem: str) -> None:
         with self._lock:
@@ -144,7 +177,7 @@ class Segment:
 
     def _salvage_locked(self, problem: str) -> None:
         self.damage = problem
-        found = scan(self.data_path, self.base)
+        found = scan(self.data_path, self.base, self.blob_payload)
         self._salvage = found
         self._salvaged = sorted(found.records)
         self._fd = os.open(self.data_path, os.O_RDONLY) if found.records else None
@@ -191,7 +224,7 @@ class Segment:
         with self._lock:
             cursor = self._cursor
             if cursor is not None:  # the common case: a kept snapshot
-                result = _find(cursor, key, offset)
+                result = _find(cursor, key, offset, self.blob_payload)
             else:
                 if self._env is None and self._salvage is None:
                     self._open_for_reading_locked(options, False)
@@ -209,10 +242,10 @@ class Segment:
             raise NoSuchRecordError(f"segment {self.name} was removed by retention")
         if self._live:  # keep no snapshot open in another process's file
             with env.begin(buffers=True) as txn:
-                return _find(txn.cursor(), key, offset)
+                return _find(txn.cursor(), key, offset, self.blob_payload)
         self._txn = env.begin(buffers=True)
         self._cursor = self._txn.cursor()
-        return _find(self._cursor, key, offset)
+        return _find(self._cursor, key, offset, self.blob_payload)
 
     def _get_salvaged(self, offset: int, key: bytes) -> tuple[int, bytes] | str:
         assert self._salvage is not None
@@ -222,7 +255,16 @@ class Segment:
         if where is None:
             return f"record lost with the damaged LMDB structure ({self.damage})"
         assert self._fd is not None
-        return read_salvaged(self._fd, *where)
+        return read_salvaged(self._fd, *where, blobs=self.blob_payload)
+
+    def blob_payload(self, ref: bytes | memoryview) -> bytes | str:
+        """An external record's payload (``blobs.read_blob``), or what is wrong."""
+        if self._blob_fd is None:
+            try:
+                self._blob_fd = os.open(self.blob_path, os.O_RDONLY)
+            except FileNotFoundError:
+                return f"external record, but the segment has no {BLOB_NAME}"
+        return read_blob(self._blob_fd, ref)
 
     def drop_snapshot(self) -> None:
         """End the kept read transaction, so that the writer can reuse the pages it pins."""
@@ -237,15 +279,19 @@ class Segment:
 
     # ------------------------------------------------------------------ writing (committer)
 
-    def put(self, items: list[tuple[bytes, bytes]], estimate: int, limit: int) -> None:
+    def put(self, items: list[tuple[bytes, bytes]], estimate: int, limit: int,
+            external_bytes: int | None = None) -> None:
         """Append ``(key, value)`` items in one write transaction, synced per the environment's
-        flags when it commits. Raises ``lmdb.Error`` (nothing of it is then stored).
+        flags when it commits; payloads of at least ``external_bytes`` go to the blob file first.
+        Raises ``lmdb.Error`` or ``OSError`` (nothing of it is then stored).
 
         ``used`` grows by ``estimate``; LMDB's own page count is read only once that passes
         ``limit`` (each call into LMDB gives up the GIL, and getting it back from a busy appender
         takes time)."""
         env = self._env
         assert env is not None
+        if external_bytes is not None and self.external:
+            items = self._externalize(items, external_bytes)
         txn = env.begin(write=True)
         try:
             _consumed, added = txn.cursor().putmulti(items, append=True)
@@ -258,7 +304,23 @@ class Segment:
         self.drop_snapshot()
         self.used += estimate
         if self.used >= limit:
-            self.used = (env.info()["last_pgno"] + 1) * self.page_size
+            self.used = (env.info()["last_pgno"] + 1) * self.page_size + self._blob_size()
+
+    def _externalize(self, items: list[tuple[bytes, bytes]], at_least: int) -> list[tuple[bytes, bytes]]:
+        """Write the large payloads among ``items`` to the blob file (durably, if commits are
+        synced) and return the items LMDB is to store: those records as flagged references."""
+        large = [i for i, (_key, value) in enumerate(items) if len(value) >= at_least]
+        if not large:
+            return items
+        if self._blob_writer is None:
+            self._blob_writer = BlobWriter(self.blob_path, sync=self._blob_sync)
+            if self._blob_writer.end == 0:
+                fsync_dir(self.path)  # the file's name is durable before a reference to it
+        refs = self._blob_writer.write([items[i][1] for i in large])
+        items = list(items)
+        for i, ref in zip(large, refs):
+            items[i] = (external_key(items[i][0]), ref)
+        return items
 
     def seal(self, *, sync: bool) -> None:
         """Seal it: no write follows. Its ``SEALED`` marker (end, time, size and CRC-32C of the
@@ -276,6 +338,12 @@ class Segment:
         try:
             if self.deleted:
                 return
+            with self._lock:
+                writer, self._blob_writer = self._blob_writer, None
+            if writer is not None:  # the committer has moved on: nothing writes it any more
+                if sync:
+                    writer.flush()
+                writer.close()
             if sync:  # through the file, not the environment: that may be closed by now
                 fd = os.open(self.data_path, os.O_RDONLY)
                 try:
@@ -301,6 +369,8 @@ class Segment:
         if self._env is None:
             return
         if sync:
+            if self._blob_writer is not None:
+                self._blob_writer.flush()
             self._env.sync(True)
         self.release()
         size, crc = file_digest(self.data_path)
@@ -319,6 +389,12 @@ class Segment:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            if self._blob_fd is not None:
+                os.close(self._blob_fd)
+                self._blob_fd = None
+            writer, self._blob_writer = self._blob_writer, None
+            if writer is not None:
+                writer.close()
             self._salvage = None  # a later read salvages it again
             self._salvaged = []
 
@@ -327,9 +403,10 @@ class Segment:
         return self._env is not None
 
 
-def _find(cursor: lmdb.Cursor, key: bytes, offset: int) -> tuple[int, bytes] | str:
-    """The record at ``offset`` (``key`` is its 8-byte prefix), checked, or the problem.
-    The read path of sampling: format.check_record, inlined."""
+def _find(cursor: lmdb.Cursor, key: bytes, offset: int, blobs: Any) -> tuple[int, bytes] | str:
+    """The record at ``offset`` (``key`` is its 8-byte prefix), checked, or the problem; an
+    external record's payload is read with ``blobs``. The read path of sampling:
+    format.check_record, inlined."""
     try:
         if not cursor.set_range(key):
             return "record missing"
@@ -341,7 +418,14 @@ def _find(cursor: lmdb.Cursor, key: bytes, offset: int) -> tuple[int, bytes] | s
     if len(found) != KEY_SIZE:
         return f"key of {len(found)} bytes, not {KEY_SIZE}"
     _offset, kind, crc = _unpack_key(found)
-    if _crc32c(found[:9], _crc32c(value)) != crc:  # payload, then offset and kind
+    if kind & EXTERNAL:
+        value = blobs(value)
+        if type(value) is str:
+            return value
+        kind &= ~EXTERNAL
+        if _crc32c(_pack_tail(_offset, kind), _crc32c(value)) != crc:
+            return "checksum mismatch"
+    elif _crc32c(found[:9], _crc32c(value)) != crc:  # payload, then offset and kind
         return "checksum mismatch"
     if kind not in KNOWN_KINDS:
         return f"unknown record kind {kind}"
@@ -360,7 +444,7 @@ def create_segment(path: Path, base: int, options: dict[str, Any]) -> Segment:
     staging.mkdir()
     write_marker(
         staging / SEGMENT_MARKER,
-        {"format_version": FORMAT_VERSION, "base": base, "created_at": time.time()},
+        {"format_version": SEGMENT_FORMAT_VERSION, "base": base, "created_at": time.time()},
     )
     staging.rename(path)
     fsync_dir(path.parent)

@@ -27,7 +27,7 @@ from learners.cache.files import (
     segment_name,
     writer_alive,
 )
-from learners.cache.format import FORMAT_VERSION, KEY_SIZE, offset_of, record_problem
+from learners.cache.format import KEY_SIZE, SEGMENT_FORMAT_VERSION, offset_of, record_problem
 from learners.cache.salvage import scan
 from learners.cache.segment import Segment
 
@@ -82,10 +82,10 @@ def verify_cache(path: str | Path, on_segment: Callable[[SegmentReport], None] |
     markers = {b: read_marker(path / segment_name(b) / SEGMENT_MARKER) for b in bases}
     for base, marker in markers.items():
         version = None if marker is None else marker.get("format_version")
-        if type(version) is int and version > FORMAT_VERSION:
+        if type(version) is int and version > SEGMENT_FORMAT_VERSION:
             raise CacheFormatError(
                 f"segment {segment_name(base)}: segment format version {version} is newer than this "
-                f"rill supports ({FORMAT_VERSION})"
+                f"rill supports ({SEGMENT_FORMAT_VERSION})"
             )
     alive = writer_alive(path)
     previous_end: int | None = None
@@ -148,7 +148,7 @@ def _read_all(segment: Segment, end: int | None, live: bool, report: SegmentRepo
                 offset = offset_of(key)
                 if offset > expected:
                     _missing(report, segment.name, expected, offset)
-                problem = record_problem(key, value)
+                problem = record_problem(key, value, segment.blob_payload)
                 if problem is not None:
                     report.problems.append(Problem(segment.name, offset, problem))
                 else:
@@ -158,13 +158,15 @@ def _read_all(segment: Segment, end: int | None, live: bool, report: SegmentRepo
         report.problems.append(Problem(segment.name, expected, f"LMDB error while reading: {exc}"))
     finally:
         envs.release(key_env)
+        segment.release()  # (its blob file, if it read one)
     if end is not None and expected < end:
         _missing(report, segment.name, expected, end)
     report.end = max(expected, end or 0)
 
 
 def _report_salvage(segment: Segment, problem: str, end: int | None, report: SegmentReport) -> None:
-    found = scan(segment.data_path, segment.base)
+    found = scan(segment.data_path, segment.base, segment.blob_payload)
+    segment.release()
     report.check = "salvaged"
     good = sorted(set(found.records) - found.conflicts)
     report.records = len(good)

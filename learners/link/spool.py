@@ -44,7 +44,7 @@ from learners.transition import Transition
 
 #: Acknowledged history an actor keeps on its own disk by default (the learner holds it all).
 KEEP_BYTES = 256 * 1024 * 1024
-SEGMENT_BYTES = 16 * 1024 * 1024
+SEGMENT_BYTES = 64 * 1024 * 1024
 TRIM_EVERY_S = 10.0  # how often acknowledged segments past ``keep_bytes`` are dropped
 ACKED = "acked"  # the consumer whose committed position is "the learner holds all before this"
 ROOM_EVERY_S = 1.0  # while the disk refuses writes: how often acknowledged segments are trimmed

@@ -28,6 +28,10 @@ def test_link_bench_quick(tmp_path):
         row = data[kind]
         assert row["acked_durable_per_s"] > 0 and row["raw_zmq_per_s"] > 0 and row["ratio"] > 0
         assert row["raw_zmq_batch_frames_per_s"] > 0
+        assert row["ratio_runs"] == [row["ratio"]]  # --quick: one run
+    image = data["image_transitions"]
+    assert image["transition_bytes"] > 96 * 96 * 3  # the image and the rest of the row
+    assert image["disk_limit_per_s"] > 0 and image["ratio_to_disk_limit"] > 0
     for key, dtype in (("weights_10M", "float32"), ("weights_10M_float16", "float16")):
         assert data[key]["dtype"] == dtype and data[key]["repeats"] == 2
         w = data[key]

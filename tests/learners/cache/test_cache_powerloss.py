@@ -429,6 +429,8 @@ def test_acknowledged_records_survive_power_loss(shim: Path, tmp_path: Path, pow
     started = time.monotonic()
     recording = record(shim, tmp_path, "cache", powerloss_seed, groups=120)
     assert any(kind == "A" for _, kind, _ in recording.acks), "the workload acknowledged nothing"
+    # Its few-pages records went to blob files (direct I/O, O_DSYNC): those writes are checked too.
+    assert list((recording.root / "cache").glob("*.lmdb/blobs.dat")), "no external record was written"
     verdict = check_recording(
         recording, powerloss_seed, tmp_path, budget=120, random_states=2, check=check_cache_state,
         payloads=Payloads(powerloss_seed),

@@ -64,7 +64,9 @@ def transitions(actor_id: str, first_seq: int, count: int, seed: int):
 def run_cache(directory: Path, acks: int, seed: int, groups: int, durability: str) -> None:
     from learners.cache import CacheConfig, ReplayCache
 
-    config = CacheConfig(segment_bytes=SEGMENT_BYTES, commit_interval_ms=1.0, durability=durability)
+    # external_bytes: the few-pages records go to the segments' blob files (direct I/O).
+    config = CacheConfig(segment_bytes=SEGMENT_BYTES, commit_interval_ms=1.0, durability=durability,
+                         external_bytes=3000)
     rng = random.Random(seed)
     cache = ReplayCache(directory, config)
     learner = cache.consumer("learner")
