@@ -3,7 +3,8 @@
 The control loop only appends batch records to the local spool (``ActorSpool``, through
 ``SpoolBatcher``); it never waits on the network. The link takes from the spool what it has not
 sent (the spool offers a record once it is durable locally, so a restarted actor can never reuse
-a sequence number the learner has seen), keeps a window of unacknowledged transitions in flight,
+a sequence number the learner has seen), keeps a window of unacknowledged transitions in flight
+(``window`` transitions and ``window_bytes``, so camera frames do not pile up in ZeroMQ's queues),
 tells the spool what the learner acknowledged, and has it resend everything unacknowledged after
 a reconnect. It also fetches weights the learner announces and hands them to the control loop
 through a mailbox, only finite ones: weights holding a NaN or an infinity are refused, counted
@@ -58,6 +59,7 @@ HEARTBEAT_S = 0.5  # also how often the spool is tended (acknowledged position, 
 HELLO_EVERY_S = 0.5
 RENEW_AFTER_S = 5.0  # hellos unanswered this long: a fresh socket
 RENEW_MAX_S = 60.0
+WINDOW_BYTES = 64 * 1024 * 1024  # batch bytes in flight at most (one batch always goes)
 
 
 class WeightsMailbox:
@@ -91,6 +93,7 @@ class ActorLink:
         curve: CurveClient | None = None,
         insecure: bool = False,
         window: int = 16_384,
+        window_bytes: int = WINDOW_BYTES,
         timeout_s: float = 3.0,
         limits: WireLimits | None = None,
     ) -> None:
@@ -98,7 +101,7 @@ class ActorLink:
             check_plaintext_endpoint(endpoint, insecure, "actor")
         self.endpoint, self.actor_id, self.spec, self.spool = endpoint, actor_id, spec, spool
         self.weight_shapes, self.curve = weight_shapes, curve
-        self.window, self.timeout_s = window, timeout_s
+        self.window, self.window_bytes, self.timeout_s = window, window_bytes, timeout_s
         self.limits = limits or WireLimits()
         self.mailbox = WeightsMailbox()
         self.applied_seq = 0  # how far the learner has learned from this actor's stream
@@ -261,13 +264,13 @@ class ActorLink:
     def _send_batches(self, sock: zmq.Socket) -> None:
         while True:
             # None: nothing to send, the window is full, or the next record is not on disk yet.
-            record = self.spool.take_unsent(self.window)
+            record = self.spool.take_unsent(self.window, self.window_bytes)
             if record is None:
                 return
             first, last, frame = record
             fields = {"actor_id": self.actor_id, "first_seq": first, "last_seq": last}
             if not self._send(sock, TRANSITIONS, fields, [frame]):
-                self.spool.put_back()  # acknowledgements arrive on this thread only
+                self.spool.put_back(frame)  # acknowledgements arrive on this thread only
                 return
             self.sent += last - first + 1
 

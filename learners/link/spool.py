@@ -8,6 +8,10 @@ The spool owns everything about an actor's records between the batcher and the l
 - **appends**: a closed batch (``append``) becomes one batch record, queued to send;
 - **durability**: a record is offered to the link only once it is durable, so a restarted actor
   never reuses a sequence number the learner has seen;
+- **memory**: a record's bytes stay in memory to be sent only while the unsent records' bytes
+  held are under ``memory_bytes``; past that (an actor whose link has been down for a while, a
+  camera's frames piling up) they are read back from disk when their turn comes, and a record
+  in flight is held by ZeroMQ alone (a resend reads it back). So an outage costs disk, not memory;
 - **acknowledgements**: the link says how far the learner holds this actor's stream (``acked``,
   ``learner_holds``); ``commit_acked`` makes that position durable (the ``acked`` consumer), so a
   restart resends only the rest;
@@ -45,6 +49,7 @@ from learners.transition import Transition
 #: Acknowledged history an actor keeps on its own disk by default (the learner holds it all).
 KEEP_BYTES = 256 * 1024 * 1024
 SEGMENT_BYTES = 64 * 1024 * 1024
+MEMORY_BYTES = 256 * 1024 * 1024  # unsent records' bytes held in memory; the rest are read back
 TRIM_EVERY_S = 10.0  # how often acknowledged segments past ``keep_bytes`` are dropped
 ACKED = "acked"  # the consumer whose committed position is "the learner holds all before this"
 ROOM_EVERY_S = 1.0  # while the disk refuses writes: how often acknowledged segments are trimmed
@@ -55,12 +60,14 @@ log = logging.getLogger(__name__)
 
 class SpooledRecord(NamedTuple):
     """A batch record not yet acknowledged: transitions ``first_seq..last_seq`` at ``offset``.
-    ``payload`` is its bytes when this process appended it, None to read them back."""
+    ``payload`` is its bytes while the spool holds them in memory, None to read them back;
+    ``nbytes`` their size where known (0 if not: a record found on disk at open, not yet read)."""
 
     first_seq: int
     last_seq: int
     offset: int
     payload: bytes | None
+    nbytes: int = 0
 
     @property
     def rows(self) -> int:
@@ -71,11 +78,14 @@ class ActorSpool:
     """The spool of actor ``actor_id`` at ``path`` (created if new).
 
     Raises ``ValueError`` if the spool holds another actor's transitions. ``keep_bytes`` bounds
-    the acknowledged history kept on disk; None keeps everything.
+    the acknowledged history kept on disk; None keeps everything. ``memory_bytes`` bounds the
+    unsent records' bytes held in memory (the rest wait on disk).
     """
 
     def __init__(self, path: Path, actor_id: str, durability: str, *, keep_bytes: int | None = KEEP_BYTES,
-                 segment_bytes: int = SEGMENT_BYTES) -> None:
+                 segment_bytes: int = SEGMENT_BYTES, memory_bytes: int = MEMORY_BYTES) -> None:
+        if not isinstance(memory_bytes, int) or memory_bytes < 0:
+            raise ValueError(f"ActorSpool: memory_bytes must be a non-negative int, got {memory_bytes!r}")
         config = CacheConfig(durability=durability, segment_bytes=segment_bytes, retention_bytes=keep_bytes)
         self.path, self.actor_id = Path(path), actor_id
         self.cache = ReplayCache(self.path, config)
@@ -88,6 +98,9 @@ class ActorSpool:
         self._inflight: collections.deque[SpooledRecord] = collections.deque()
         self._queued_rows = 0  # transitions in both queues
         self._inflight_rows = 0
+        self._inflight_bytes = 0  # bytes of the records in flight, as sent
+        self.memory_bytes = memory_bytes
+        self.held_bytes = 0  # bytes of unsent records held in memory
         #: Transitions a batcher holds for this spool, not yet appended (its open batch): they
         #: count as not acknowledged. The batcher writes it; ``append`` zeroes it, as a batcher
         #: appends its whole open batch at once.
@@ -176,8 +189,12 @@ class ActorSpool:
         Raises what the cache raises (nothing queued): ``CacheFullError`` while the disk refuses."""
         payload = encode_batch(rows)
         offset = self.cache.append_batch(payload)
-        record = SpooledRecord(rows[0].seq, rows[-1].seq, offset, payload)
+        n = len(payload)
         with self._lock:  # open to queued in one step: ``backlog`` never sees them in neither
+            hold = self.held_bytes + n <= self.memory_bytes
+            if hold:
+                self.held_bytes += n
+            record = SpooledRecord(rows[0].seq, rows[-1].seq, offset, payload if hold else None, n)
             self._unsent.append(record)
             self._queued_rows += record.rows
             self.open_rows = still_open
@@ -234,33 +251,50 @@ class ActorSpool:
         with self._lock:
             return [(r.first_seq, r.last_seq, r.offset) for r in (*self._inflight, *self._unsent)]
 
-    def take_unsent(self, window: int) -> tuple[int, int, bytes] | None:
+    def take_unsent(self, window: int, window_bytes: int | None = None) -> tuple[int, int, bytes] | None:
         """The next record to send, ``(first_seq, last_seq, batch bytes)``, now in flight; None
-        if there is none, if ``window`` transitions are in flight, or if it is not durable yet."""
+        if there is none, if ``window`` transitions (or ``window_bytes``, when given; one record
+        always goes) are in flight, or if it is not durable yet. The spool keeps no copy of what
+        is in flight: a resend reads it back from disk."""
         durable = self.cache.durable_offset
         with self._lock:  # in flight from the moment it leaves the queue
-            if not self._unsent or self._inflight_rows >= window or self._unsent[0].offset >= durable:
+            full = self._inflight_rows >= window or (
+                window_bytes is not None and self._inflight and self._inflight_bytes >= window_bytes)
+            if not self._unsent or full or self._unsent[0].offset >= durable:
                 return None
             record = self._unsent.popleft()
-            self._inflight.append(record)
+            payload = record.payload
+            if payload is not None:
+                self.held_bytes -= len(payload)
+            self._inflight.append(record._replace(payload=None))
             self._inflight_rows += record.rows
-        payload = record.payload if record.payload is not None else self.cache.read_batch_bytes(record.offset)
+            self._inflight_bytes += record.nbytes
+        if payload is None:
+            payload = self.cache.read_batch_bytes(record.offset)
+            if not record.nbytes:  # found on disk at open: its size is known now
+                with self._lock:  # (only this thread takes records: it is still the last)
+                    self._inflight[-1] = self._inflight[-1]._replace(nbytes=len(payload))
+                    self._inflight_bytes += len(payload)
         return record.first_seq, record.last_seq, payload
 
-    def put_back(self) -> None:
-        """The record ``take_unsent`` gave last could not be sent: it is the next to send again.
+    def put_back(self, payload: bytes | None = None) -> None:
+        """The record ``take_unsent`` gave last could not be sent: it is the next to send again
+        (with ``payload``, the bytes it gave, held again so they need not be read back).
         (Only the link's thread takes records and handles acknowledgements.)"""
         with self._lock:
             record = self._inflight.pop()
-            self._unsent.appendleft(record)
             self._inflight_rows -= record.rows
+            self._inflight_bytes -= record.nbytes
+            if payload is not None:
+                self.held_bytes += len(payload)
+            self._unsent.appendleft(record._replace(payload=payload))
 
     def resend_unacked(self) -> None:
         """The connection was lost: everything in flight goes back to the front, in order."""
         with self._lock:
-            self._unsent.extendleft(reversed(self._inflight))
+            self._unsent.extendleft(reversed(self._inflight))  # (their bytes are read back)
             self._inflight.clear()
-            self._inflight_rows = 0
+            self._inflight_rows = self._inflight_bytes = 0
 
     def learner_holds(self, seq: int) -> None:
         """The learner (re)admitted this actor holding every seq <= ``seq``: resend everything
@@ -280,6 +314,9 @@ class ActorSpool:
                     self._queued_rows -= record.rows
                     if queue is self._inflight:
                         self._inflight_rows -= record.rows
+                        self._inflight_bytes -= record.nbytes
+                    elif record.payload is not None:
+                        self.held_bytes -= len(record.payload)
 
     # -- acknowledgements on disk, trimming ------------------------------------------------------
     def commit_acked(self) -> RetentionResult | None:

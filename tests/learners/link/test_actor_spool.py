@@ -158,3 +158,56 @@ def test_the_durable_floor_is_what_the_disk_holds_not_what_was_handed_out(tmp_pa
     reopened.raise_floor(5)  # what the actor saved with its state
     assert reopened.durable_seq() == 5 and reopened.next_seq() == 6
     reopened.close()
+
+
+def _image_rows(first: int, n: int) -> list[Transition]:
+    rng = np.random.default_rng(first)
+    return [Transition(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), np.zeros(1, np.float32), float(s),
+                       rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), False, False, actor_id="a", seq=s)
+            for s in range(first, first + n)]
+
+
+def test_unsent_records_past_memory_bytes_wait_on_disk_and_go_out_unchanged(tmp_path):
+    """An actor whose link is down keeps spooling: its memory holds at most ``memory_bytes`` of
+    unsent records, the rest are read back from disk, byte for byte, when their turn comes."""
+    from learners.cache.batch import encode_batch
+
+    batches = [_image_rows(first, 4) for first in range(1, 41, 4)]  # 10 records of ~24.6 kB
+    size = len(encode_batch(batches[0]))
+    spool = ActorSpool(tmp_path / "spool", "a", "fsync", memory_bytes=3 * size)
+    for rows in batches:
+        spool.append(rows)
+        assert spool.held_bytes <= 3 * size
+    spool.flush()
+    assert spool.held_bytes == 3 * size  # the first three; seven wait on disk
+    taken = [spool.take_unsent(window=1000) for _ in batches]
+    assert spool.held_bytes == 0 and spool.take_unsent(window=1000) is None
+    assert [frame for _, _, frame in taken] == [encode_batch(rows) for rows in batches]
+    spool.resend_unacked()  # the connection was lost: every record is read back from disk
+    again = [spool.take_unsent(window=1000) for _ in batches]
+    assert [frame for _, _, frame in again] == [frame for _, _, frame in taken]
+    spool.put_back(again[-1][2])  # the last could not be sent: its bytes are held again
+    assert spool.held_bytes == size and spool.take_unsent(window=1000)[2] == again[-1][2]
+    spool.acked(40)
+    assert spool.backlog == 0 and spool.held_bytes == 0
+    spool.close()
+    with pytest.raises(ValueError, match="memory_bytes"):
+        ActorSpool(tmp_path / "other", "a", "fsync", memory_bytes=-1)
+
+
+def test_window_bytes_bounds_what_is_in_flight_but_one_record_always_goes(tmp_path):
+    from learners.cache.batch import encode_batch
+
+    spool = ActorSpool(tmp_path / "spool", "a", "fsync")
+    batches = [_image_rows(first, 4) for first in range(1, 17, 4)]
+    size = len(encode_batch(batches[0]))
+    for rows in batches:
+        spool.append(rows)
+    spool.flush()
+    assert spool.take_unsent(window=1000, window_bytes=size // 2)[:2] == (1, 4)  # one always goes
+    assert spool.take_unsent(window=1000, window_bytes=size // 2) is None
+    assert spool.take_unsent(window=1000, window_bytes=2 * size)[:2] == (5, 8)
+    assert spool.take_unsent(window=1000, window_bytes=2 * size) is None  # two records' bytes in flight
+    spool.acked(4)
+    assert spool.take_unsent(window=1000, window_bytes=2 * size)[:2] == (9, 12)
+    spool.close()
