@@ -51,10 +51,13 @@ def run_loop(asynchronous: bool, blend: str, ticks: int, latency_s: float, hz: f
 
 
 def run_vla_loop(hz: float, ticks: int, inference: str = "thread", rt_priority: int = 0,
-                 cpus: list[int] | None = None) -> dict:
+                 cpus: list[int] | None = None, freeze_gc: bool = True) -> dict:
     """The shipped tabletop VLA driving the simulated arm through the asynchronous loop at ``hz``,
     computing on a thread of this process or in a process of its own; ``rt_priority`` / ``cpus``:
-    the clock thread's real-time scheduling (``LoopConfig``)."""
+    the clock thread's real-time scheduling, ``freeze_gc``: the heap out of the collector's walks
+    (``LoopConfig``)."""
+    import gc
+
     import numpy as np
     import torch
 
@@ -73,11 +76,13 @@ def run_vla_loop(hz: float, ticks: int, inference: str = "thread", rt_priority: 
     else:
         policy = VLAPolicy(load_vla(vla))
     loop = ControlLoop(robot, policy, LoopConfig(control_hz=hz, asynchronous=True, blend="linear",
-                                                 rt_priority=rt_priority, cpus=list(cpus or [])))
+                                                 rt_priority=rt_priority, cpus=list(cpus or []),
+                                                 freeze_gc=freeze_gc))
     try:
         with robot:
+            tracked = len(gc.get_objects())
             stats = loop.run(ticks=ticks)
-        out = stats.summary()
+        out = {**stats.summary(), "gc_tracked_objects": tracked}
         if inference == "process":
             import psutil
 
@@ -227,6 +232,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rt-priority", type=int, default=0,
                         help="--vla: the clock thread under SCHED_FIFO at this priority (0: off)")
     parser.add_argument("--cpu", type=int, action="append", help="--vla: pin the clock thread to this CPU")
+    parser.add_argument("--no-freeze-gc", action="store_true",
+                        help="--vla: leave the heap in the garbage collector's walks (LoopConfig.freeze_gc)")
     args = parser.parse_args(argv)
     if args.vla or args.with_learner:
         return vla_main(args)
@@ -265,7 +272,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 COLUMNS = ["ticks", "deadline_misses", "holds", "jitter_p50_ms", "jitter_p99_ms", "jitter_max_ms",
-           "inference_p50_ms", "steal_ms_per_s"]
+           "inference_p50_ms", "gc_pause_max_ms", "steal_ms_per_s"]
 
 
 def vla_main(args) -> dict:
@@ -279,10 +286,11 @@ def vla_main(args) -> dict:
             name += "_process" if args.vla and args.inference == "process" else ""
             name += "_with_learner" if args.with_learner else ""
             name += "_rt" if args.vla and (args.rt_priority or args.cpu) else ""
+            name += "_gc_unfrozen" if args.vla and args.no_freeze_gc else ""
             if args.vla:
                 steal = Steal()
-                results[name] = {**run_vla_loop(hz, ticks, args.inference, args.rt_priority, args.cpu),
-                                 **steal.done()}
+                results[name] = {**run_vla_loop(hz, ticks, args.inference, args.rt_priority, args.cpu,
+                                                not args.no_freeze_gc), **steal.done()}
                 bare = results[f"{name}_bare_clock"] = bare_clock(hz, ticks, args.rt_priority, args.cpu)
                 results[name]["worst_start_over_bare_clock"] = round(
                     results[name]["jitter_max_ms"] / max(bare["jitter_max_ms"], 1e-6), 2)

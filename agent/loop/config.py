@@ -38,6 +38,9 @@ class LoopConfig:
       default, leaves ordinary scheduling), as a robot's controller thread does; ``cpus``: pin the
       clock thread to these CPUs (empty: any). Both act on the clock thread only
       (``agent/loop/realtime.py``); a system that refuses them is logged and the loop runs on.
+    - ``freeze_gc``: while the loop runs, keep what was alive when it started (the model, the
+      robot, the modules) out of Python's garbage collector's walks (``agent/loop/collector.py``):
+      a full collection over a loaded VLA's heap holds the GIL for many ticks.
     """
 
     control_hz: float = 50.0
@@ -51,6 +54,7 @@ class LoopConfig:
     paced: bool = True
     rt_priority: int = 0
     cpus: list[int] = field(default_factory=list)
+    freeze_gc: bool = True
 
     def __post_init__(self) -> None:
         if not self.control_hz > 0:
@@ -64,6 +68,8 @@ class LoopConfig:
         if not self.paced and self.asynchronous:
             raise ConfigError("loop.paced false (tick as fast as a stepped simulator goes) needs "
                               "loop.asynchronous false: with no clock, the policy runs inside the tick")
+        if type(self.freeze_gc) is not bool:
+            raise ConfigError(f"loop.freeze_gc must be true or false, got {self.freeze_gc!r}")
         check_settings(self.rt_priority, self.cpus, self.paced, "loop", "loop.paced: true")
         if not self.max_obs_age_s > 0:
             raise ConfigError(f"loop.max_obs_age_s must be > 0, got {self.max_obs_age_s!r}")

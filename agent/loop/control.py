@@ -36,6 +36,7 @@ import numpy as np
 
 from agent.loop import realtime
 from agent.loop.chunks import ChunkSchedule
+from agent.loop.collector import CollectorWatch, freeze_heap, thaw_heap
 from agent.loop.config import LoopConfig
 from agent.loop.pacer import Pacer
 from agent.loop.stats import LoopStats
@@ -320,6 +321,9 @@ class ControlLoop:
         pacer = Pacer(period)
         misses_before = self.stats.deadline_misses
         scheduling = None
+        if self.config.freeze_gc:
+            freeze_heap()
+        watch = CollectorWatch().start()
         try:
             # After the inference thread is started: it keeps ordinary scheduling.
             scheduling = realtime.enter(self.config.rt_priority, self.config.cpus)
@@ -349,6 +353,11 @@ class ControlLoop:
             self._stop.set()
             if worker is not None:
                 worker.join(timeout=5)
+            watch.stop()
+            if self.config.freeze_gc:
+                thaw_heap()
+            self.stats.gc_collections = [a + b for a, b in zip(self.stats.gc_collections, watch.collections)]
+            self.stats.gc_pause_max_s = max(self.stats.gc_pause_max_s, watch.longest_s)
             sys.setswitchinterval(previous_switch)
             self.robot.hold("loop stopped")
             self._finish_on_stop()

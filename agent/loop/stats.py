@@ -29,6 +29,8 @@ class LoopStats:
     last_failure: str = ""
     realtime: str = ""  # the clock thread's scheduling, if asked for: "SCHED_FIFO 50 on CPUs [1]"
     realtime_refused: str = ""  # what of it the system refused, and why
+    gc_collections: list[int] = field(default_factory=lambda: [0, 0, 0])  # per generation, any thread
+    gc_pause_max_s: float = 0.0  # the longest garbage collection while the loop ran (it holds the GIL)
 
     def summary(self) -> dict:
         return {
@@ -53,4 +55,6 @@ class LoopStats:
             "last_failure": self.last_failure,
             "realtime": self.realtime,
             "realtime_refused": self.realtime_refused,
+            "gc_collections": list(self.gc_collections),
+            "gc_pause_max_ms": 1e3 * self.gc_pause_max_s,
         }
