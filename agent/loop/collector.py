@@ -26,24 +26,27 @@ import time
 
 _lock = threading.Lock()
 _holders = 0  # loops running with the heap frozen
+_frozen_by_others = False  # the process had frozen objects itself (e.g. before a fork) when we froze
 
 
 def freeze_heap() -> None:
     """Put every object alive now out of the collector's reach, until the matching ``thaw_heap``
     (the first of nested or concurrent callers freezes, the last to thaw unfreezes)."""
-    global _holders
+    global _holders, _frozen_by_others
     with _lock:
         if _holders == 0:
+            _frozen_by_others = gc.get_freeze_count() > 0
             gc.freeze()
         _holders += 1
 
 
 def thaw_heap() -> None:
-    """Undo one ``freeze_heap``."""
+    """Undo one ``freeze_heap``. ``gc.unfreeze`` releases every frozen object, so a heap the
+    process had frozen itself before the loop started is left frozen, ours with it."""
     global _holders
     with _lock:
         _holders -= 1
-        if _holders == 0:
+        if _holders == 0 and not _frozen_by_others:
             gc.unfreeze()
 
 
@@ -54,7 +57,6 @@ class CollectorWatch:
     def __init__(self) -> None:
         self.collections = [0, 0, 0]
         self.longest_s = 0.0
-        self.longest_generation = -1
         self._began = 0.0
 
     def _callback(self, phase: str, info: dict) -> None:
@@ -64,8 +66,7 @@ class CollectorWatch:
         pause = time.perf_counter() - self._began
         generation = int(info.get("generation", 2))
         self.collections[generation] += 1
-        if pause > self.longest_s:
-            self.longest_s, self.longest_generation = pause, generation
+        self.longest_s = max(self.longest_s, pause)
 
     def start(self) -> CollectorWatch:
         gc.callbacks.append(self._callback)

@@ -68,6 +68,17 @@ def test_nested_freezes_thaw_at_the_last():
     assert gc.get_freeze_count() == before
 
 
+def test_a_heap_the_process_froze_itself_stays_frozen():
+    gc.freeze()  # e.g. a server that freezes its heap before forking workers
+    try:
+        before = gc.get_freeze_count()
+        freeze_heap()
+        thaw_heap()
+        assert gc.get_freeze_count() >= before > 0  # not released under its owner
+    finally:
+        gc.unfreeze()
+
+
 def test_freeze_gc_must_be_a_bool():
     with pytest.raises(ConfigError, match=r"loop\.freeze_gc"):
         LoopConfig(freeze_gc="yes")
