@@ -85,10 +85,14 @@ class BlobWriter:
             written = 0
             while written < total:  # a short write (e.g. a signal) continues where it stopped
                 written += os.pwrite(self._fd, view[written:], self.end + written)
+            if self.sync and not self.direct:
+                os.fdatasync(self._fd)
+        except OSError as exc:  # name this file: the cache's error says which file refused
+            if exc.filename is None:
+                raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+            raise
         finally:
             view.release()
-        if self.sync and not self.direct:
-            os.fdatasync(self._fd)
         self.end += total
         return refs
 

@@ -244,7 +244,8 @@ class GroupCommitter:
     def _on_write_error(self, remaining: list[tuple[bytes, bytes]], exc: BaseException) -> bool:
         """Keep the unwritten records for a retry, refuse new appends until one succeeds."""
         number = os_error_number(exc)
-        path = self._active.data_path
+        # The file that refused: the blob file names itself (``BlobWriter``); LMDB's errors do not.
+        path = Path(exc.filename) if isinstance(exc, OSError) and exc.filename else self._active.data_path
         if number == errno.EIO and not isinstance(exc, OSError):
             number = probe_write(path, self._active.page_size) or number
         reason = _REFUSALS.get(number) if number is not None else None

@@ -12,6 +12,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from learners.cache import CacheConfig, ReplayCache
 from learners.cache.campaign import crash_trial
 from learners.cache.verify import verify_cache
@@ -97,19 +99,19 @@ DISK_FULL = textwrap.dedent(
     from learners.cache import CacheConfig, CacheFullError, ReplayCache
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG from write() instead of a signal
-    directory = Path(sys.argv[1])
+    directory, n, name = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]  # record size, file it goes to
     report = {}
     with ReplayCache(directory, CacheConfig(commit_interval_ms=1.0)) as cache:
-        durable = [cache.append(bytes([i]) * 1000) for i in range(50)]
+        durable = [cache.append(bytes([i]) * n) for i in range(50)]
         assert cache.wait_durable(durable[-1], timeout=10)
-        size = max(p.stat().st_size for p in directory.glob("*.lmdb/data.mdb"))
+        size = max(p.stat().st_size for p in directory.glob(f"*.lmdb/{name}"))
         soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 20_000, hard))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 20 * n, hard))
         accepted, error = [], None
         deadline = time.monotonic() + 20
         while error is None and time.monotonic() < deadline:
             try:
-                accepted.append(cache.append(b"p" * 1000))
+                accepted.append(cache.append(b"p" * n))
             except CacheFullError as exc:
                 error = exc
             time.sleep(0.0005)
@@ -121,7 +123,7 @@ DISK_FULL = textwrap.dedent(
             report["wait"] = "durable"
         except CacheFullError as exc:
             report["wait"] = type(exc).__name__
-        report["intact"] = all(cache.read(o) == bytes([i]) * 1000 for i, o in enumerate(durable))
+        report["intact"] = all(cache.read(o) == bytes([i]) * n for i, o in enumerate(durable))
         resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
         deadline = time.monotonic() + 20
         while True:
@@ -133,16 +135,19 @@ DISK_FULL = textwrap.dedent(
                 time.sleep(0.01)
         report["after_durable"] = cache.wait_durable(after, timeout=10)
         report["accepted_durable"] = all(cache.wait_durable(o, timeout=10) for o in accepted)
-        report["accepted_intact"] = all(cache.read(o) == b"p" * 1000 for o in accepted)
+        report["accepted_intact"] = all(cache.read(o) == b"p" * n for o in accepted)
         report["durable"], report["accepted"], report["after"] = durable, accepted, after
     print(json.dumps(report))
     """
 )
 
 
-def test_disk_full_raises_a_specific_error_and_recovers(tmp_path: Path) -> None:
+# Small records live in LMDB's data.mdb; large ones (at least external_bytes) in the blob file:
+# the error names whichever file refused.
+@pytest.mark.parametrize(("size", "name"), [(1000, "data.mdb"), (300 * 1024, "blobs.dat")])
+def test_disk_full_raises_a_specific_error_and_recovers(tmp_path: Path, size: int, name: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", DISK_FULL, str(tmp_path)],
+        [sys.executable, "-c", DISK_FULL, str(tmp_path), str(size), name],
         capture_output=True,
         cwd=REPO,
         env=ENV,
@@ -152,14 +157,14 @@ def test_disk_full_raises_a_specific_error_and_recovers(tmp_path: Path) -> None:
     report = json.loads(proc.stdout)
     assert report["errno"] == 27  # EFBIG: a real OS error from the lowered RLIMIT_FSIZE
     assert "file size limit reached" in report["error"]
-    assert report["error_path"].endswith("data.mdb") and report["error_path"] in report["error"]
+    assert report["error_path"].endswith(name) and report["error_path"] in report["error"]
     assert report["wait"] == "CacheFullError"
     assert report["intact"] and report["after_durable"]
     assert report["accepted_durable"] and report["accepted_intact"]
     with ReplayCache(tmp_path, CacheConfig(read_only=True)) as cache:
         stored = dict(cache.iter_records())
-    assert all(stored[o] == bytes([i]) * 1000 for i, o in enumerate(report["durable"]))
-    assert all(stored[o] == b"p" * 1000 for o in report["accepted"])
+    assert all(stored[o] == bytes([i]) * size for i, o in enumerate(report["durable"]))
+    assert all(stored[o] == b"p" * size for o in report["accepted"])
     assert stored[report["after"]] == b"after"
     assert verify_cache(tmp_path).ok
 
