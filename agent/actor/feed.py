@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.actor.config import LearnerClientConfig
-from agent.actor.episodes import EpisodeLog, EpisodeRecord
+from agent.actor.episodes import EpisodeLog, EpisodeRecord, read_episodes
 from learners.link.security import CurveClient
 from learners.link.spool import KEEP_BYTES, SEGMENT_BYTES
 from learners.link.stream import TransitionStream
@@ -99,6 +99,29 @@ class LearnerFeed:
             self._episode_error = str(e)
         else:
             self._episode_error = None
+
+    def count_on(self, steps: int = 0, episode: int = 0) -> tuple[int, int]:
+        """Where an actor's earlier life left its step (or tick) and episode counts: ``(steps,
+        episode)`` to continue from, so that a budget spans restarts and no episode number is given
+        twice in the episode log.
+
+        ``steps`` and ``episode`` are what the actor saved itself (0: nothing saved); the episode
+        log (a row per episode, flushed as it ends) may know later ones, and the later wins. Steps
+        of the episode under way at a kill are taken again; that episode's transitions went out
+        under the next episode number, so when anything was streamed after the last logged
+        episode, that number is skipped."""
+        logged: list[EpisodeRecord] = []
+        if self.episodes.path.exists():
+            try:
+                logged = read_episodes(self.episodes.path)
+            except (ValueError, KeyError, TypeError, OSError) as e:
+                log.warning("episode log %s unreadable (%s): counting on from the saved state only",
+                            self.episodes.path, e)
+        last = logged[-1] if logged else None
+        steps = max(steps, last.step if last else 0)
+        ended = max(episode, last.episode if last else 0)
+        streamed_after = self.stream.seq > ((last.seq or 0) if last else 0)
+        return steps, ended + 1 if streamed_after else ended
 
     def start(self) -> LearnerFeed:
         self.stream.start()

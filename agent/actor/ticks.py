@@ -67,7 +67,13 @@ class TickTransitions:
         acting.take_weights = self.feed.take_weights  # on the inference thread, between inferences
         self.stream, self.link = self.feed.stream, self.feed.link
         self.builder = StepTransitions(self.pre, self.algo)
-        self.made = 0
+        # A restarted node counts on: steps (the log's ``step``: transitions made, which include
+        # those of an episode it never finished) and episode numbers continue, never given twice.
+        steps, self.builder.episode = self.feed.count_on()
+        self.made = max(steps, self.feed.seq)
+        if self.made or self.builder.episode:
+            log.info("learner client %s counts on from step %d, episode %d", c.actor_id, self.made,
+                     self.builder.episode)
         self.broken_chains = 0
         self._sent: ActResult | None = None  # the action the previous tick sent, and its logp
         self._sent_intervened = False  # ... sent by a person who took over

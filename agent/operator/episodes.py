@@ -123,7 +123,7 @@ class EpisodeController:
     def __init__(self, config: OperatorConfig, action_dim: int, control_hz: float,
                  reset_robot: Callable[[], Any] | None = None,
                  measure: Callable[[dict], np.ndarray | None] | None = None,
-                 on_start: Callable[[], Any] | None = None) -> None:
+                 on_start: Callable[[], Any] | None = None, first_episode: int = 1) -> None:
         self.config = c = config
         self.on_start = on_start  # told when an episode starts (a reward model forgets the last one)
         if c.home_pose and len(c.home_pose) != action_dim:
@@ -135,7 +135,12 @@ class EpisodeController:
         self.reset_robot = reset_robot
         self.measure = measure or (lambda obs: np.asarray(obs["state"], np.float32)[:action_dim])
         self.phase = "waiting"
-        self.episode = 0  # the episode under way, or the last one that ended
+        if type(first_episode) is not int or first_episode < 1:
+            raise ValueError(f"EpisodeController: first_episode must be an integer >= 1, "
+                             f"got {first_episode!r}")
+        # The episode under way, or the last one that ended; a restarted node counts on from its
+        # episode log (``first_episode``), so that an operator never starts a number twice.
+        self.episode = first_episode - 1
         self.last_end: EpisodeEnd | None = None
         self.takeovers = self.intervened_steps = 0  # of the episode under way (or last)
         self.refused: collections.Counter[str] = collections.Counter()

@@ -124,9 +124,11 @@ class AgentNode:
             def measured(obs: dict) -> Any:
                 return self.robot.measured_positions()
 
+            # With a learner, episode numbers continue its episode log's (a restarted node).
             episodes = EpisodeController(config.operator, spec.dim, config.robot.control_hz,
                                          reset_robot=self.acting.reset, measure=measured,
-                                         on_start=getattr(self.acting, "new_episode", None))
+                                         on_start=getattr(self.acting, "new_episode", None),
+                                         first_episode=1 + (self.learner.episode if self.learner else 0))
             topics = OperatorTopics(node, config.operator, episodes)
         if config.intervention.topic:
             from agent.ros.intervention import TeleopIntervention

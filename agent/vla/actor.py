@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from agent.actor.chunks import ChunkTransitions
-from agent.actor.episodes import EpisodeRecord, read_episodes
+from agent.actor.episodes import EpisodeRecord
 from agent.actor.feed import LearnerFeed
 from agent.loop import ControlLoop, LoopConfig
 from agent.loop.config import MIN_CHUNK
@@ -225,25 +225,8 @@ class VLAActor:
         self._count_on(saved)
 
     def _count_on(self, saved: dict[str, int]) -> None:
-        """Continue the tick and episode counts of this actor's earlier life, so that a tick budget
-        spans restarts and no episode number is given twice.
-
-        The saved state (last episode end, or the close) and the episode log (a row per episode,
-        flushed as it ends) each know how far it got; the later wins. Ticks of the episode under
-        way at a kill are taken again. That episode's transitions went out under the next number,
-        so when anything was streamed after the last logged episode, that number is skipped."""
-        logged: list[EpisodeRecord] = []
-        if self.feed.episodes.path.exists():
-            try:
-                logged = read_episodes(self.feed.episodes.path)
-            except (ValueError, KeyError, TypeError, OSError) as e:
-                log.warning("episode log %s unreadable (%s): counting on from the saved state only",
-                            self.feed.episodes.path, e)
-        last = logged[-1] if logged else None
-        self.ticks = max(saved.get("ticks", 0), last.step if last else 0)
-        ended = max(saved.get("episode", 0), last.episode if last else 0)
-        streamed_after = self.stream.seq > ((last.seq or 0) if last else 0)
-        self.builder.episode = ended + 1 if streamed_after else ended
+        """Continue the tick and episode counts of this actor's earlier life (``LearnerFeed.count_on``)."""
+        self.ticks, self.builder.episode = self.feed.count_on(saved.get("ticks", 0), saved.get("episode", 0))
         if self.ticks or self.builder.episode:
             log.info("actor %s counts on from tick %d, episode %d", self.config.actor_id, self.ticks,
                      self.builder.episode)

@@ -8,6 +8,7 @@ import math
 import time
 
 import numpy as np
+import pytest
 
 from agent.actor.ticks import TickTransitions
 from agent.loop import TickRecord
@@ -69,3 +70,56 @@ def test_ticks_become_acknowledged_transitions_and_streamx_acts_with_learned_wei
     assert all(t.obs.shape == (4,) and t.action.shape == (2,) for t in records)
     assert all(math.isfinite(t.behavior_logp) for t in records)  # the policy's own draws
     assert max(t.policy_version for t in records) > 0  # later actions came from learned weights
+
+
+def _one_episode(client: TickTransitions, policy, rng, ticks: int, instruction: str) -> None:
+    """``ticks`` ticks on ``instruction``; the first tick of the next call, on another instruction,
+    ends this episode (a change of task)."""
+    for _ in range(ticks):
+        obs = {"state": rng.normal(size=4).astype(np.float32), "reward": np.float32(-0.1),
+               "instruction": instruction, "timestamp": time.monotonic()}
+        chunk = policy.act(obs)
+        client.on_tick(TickRecord(0, obs, chunk.actions[0], chunk, False))
+
+
+def test_a_restarted_client_counts_steps_and_episodes_on_from_its_episode_log(tmp_path):
+    from agent.actor.episodes import read_episodes
+
+    service = LearnerService(LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "learner", obs_dim=4,
+                                           action_dim=2, durability="os-buffered")).start()
+    config = LearnerClientConfig(endpoint=service.endpoint, actor_id="arm-1", run_dir=str(tmp_path / "agent"),
+                                 durability="os-buffered")
+    rng = np.random.default_rng(1)
+    try:
+        lives = []
+        for life, tasks in enumerate((("a", "b", "c"), ("d", "e"))):
+            client = TickTransitions(config, obs_dim=4, action_dim=2)
+            try:
+                policy = build_policy(PolicyConfig(type="streamx"), 4, 2, 0.05, client)
+                start = (client.made, client.episode)
+                for task in tasks:
+                    _one_episode(client, policy, rng, 10, f"task {life}{task}")
+                assert _wait(lambda c=client: c.link.acked_seq == c.seq)
+                lives.append((start, client.made, client.episode, client.seq))
+            finally:
+                client.close(drain_s=5.0)
+    finally:
+        service.stop()
+    # The first life ends two episodes (a->b, b->c; c is under way when it closes), 29 steps.
+    assert lives[0][0] == (0, 0) and lives[0][1:3] == (29, 2)
+    # The second counts on: its steps from the transitions made (episode c's included) and its
+    # episode numbers from the log; episode c's transitions went out under number 3, so the next
+    # episode is 4 and no number is given twice.
+    assert lives[1][0] == (29, 3)
+    assert lives[1][1:] == (29 + 19, 4, 29 + 19)  # steps, episodes, sequence numbers: one per step
+    logged = read_episodes(tmp_path / "agent" / "actors" / "arm-1" / "episodes.csv")
+    assert [(e.episode, e.step) for e in logged] == [(1, 10), (2, 20), (4, 39)]
+
+
+def test_an_operators_episode_numbers_start_where_they_are_told():
+    from agent.operator.config import OperatorConfig
+    from agent.operator.episodes import EpisodeController
+
+    assert EpisodeController(OperatorConfig(enabled=True), 2, 20.0, first_episode=5).state()["next"] == 5
+    with pytest.raises(ValueError, match="first_episode"):
+        EpisodeController(OperatorConfig(enabled=True), 2, 20.0, first_episode=0)
