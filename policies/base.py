@@ -2,8 +2,10 @@
 
 A policy maps the newest observation — ``state`` (float32 vector), ``image.<camera>`` (HxWx3 uint8),
 ``instruction`` (str), ``timestamp`` — to a chunk of ``H`` future actions for a given control
-period. The control loop executes a chunk one action per tick and joins consecutive chunks
-smoothly; the learner ships weights by name through ``state_dict`` / ``load_state_dict``.
+period. The control loop adds ``episode_tick`` (``EPISODE_TICK``, int): ticks since the policy first
+acted in the current episode, for a policy that needs a time input (stream-x's time feature).
+The control loop executes a chunk one action per tick and joins consecutive chunks smoothly; the
+learner ships weights by name through ``state_dict`` / ``load_state_dict``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 
 Observation = dict[str, Any]
+EPISODE_TICK = "episode_tick"  # added by the control loop: ticks into the episode under way
 
 
 class PolicyInputError(ValueError):

@@ -174,14 +174,17 @@ def prepare(path: Path) -> Job:
     if train.reward is not None:
         check_reward_model(spec, train.reward)
     obs_dim = state_dim + 1  # stream-x on the state, plus the time feature
+    steps = train.episode_steps or horizon or 1000
     if train.policy == "vla-residual":
-        obs_dim = vla_feature_dim(train, state_dim, action_dim)
+        # The VLA's features, plus the time feature where episodes have a limit (a robot without
+        # one, and no train.episode_steps: none)
+        steps = train.episode_steps or horizon
+        obs_dim = vla_feature_dim(train, state_dim, action_dim) + (steps is not None)
     learner = LearnerWorkerConfig("", obs_dim, action_dim=action_dim, algo=train.algo, seed=train.seed,
                                   hyper=dict(train.hyper))
     spec.learner.command = worker_command("learner", "learner")
     actors = {}
     for group in spec.actors:
-        steps = train.episode_steps or horizon or 1000
         actors[group.name] = ActorWorkerConfig("", train, episode_steps=steps)
         group.command = worker_command(group.name, "actor")
     return Job(spec, train, link, learner, actors)

@@ -117,6 +117,7 @@ def _vla_actor(config: ActorWorkerConfig, ctx, robot) -> int:
                                         hidden=t.hyper.get("hidden", (128, 128)), seed=t.seed,
                                         keep_images=t.keep_images, pace=t.pace, inference=t.inference,
                                         rt_priority=t.rt_priority, cpus=tuple(t.cpus),
+                                        time_limit=config.episode_steps,
                                         curve=_curve(config, ctx.name), insecure=config.insecure), robot)
 
     def progress() -> dict:

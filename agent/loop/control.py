@@ -43,7 +43,7 @@ from agent.loop.stats import LoopStats
 from agent.operator.episodes import EpisodeController, EpisodeEnd
 from agent.operator.intervention import NONE, InterventionSource, InterventionStats
 from hal.robot import Robot, RobotError
-from policies.base import ActionChunk, Observation, Policy
+from policies.base import EPISODE_TICK, ActionChunk, Observation, Policy
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class ControlLoop:
         self._latest: tuple[Observation, int, int] | None = None  # observation, tick, episode
         self._inbox: tuple[ActionChunk, int, int] | None = None  # chunk, start tick, episode
         self.episode = 0
+        self._episode_began: int | None = None  # the tick the policy first acted on in this episode
         self._want = threading.Event()
         self._stop = threading.Event()
         self._in_flight = False
@@ -222,11 +223,16 @@ class ControlLoop:
 
     def _planned(self, obs: Observation, tick: int, now: float) -> tuple:
         """The policy's action for this tick (or None and why not), and the chunk it comes from."""
+        if self._episode_began is None:
+            self._episode_began = tick
+        # What the policy sees: the observation and how far into its episode it is (for a time
+        # input: a policy that learns with time limits needs it; docs/design.md, Observation).
+        seen = {**obs, EPISODE_TICK: tick - self._episode_began}
         with self._lock:
-            self._latest = (obs, tick, self.episode)
+            self._latest = (seen, tick, self.episode)
             inbox, self._inbox = self._inbox, None
         if inbox is None and self.infers_in_tick and self.schedule.remaining(tick) == 0:
-            self._infer(obs, tick, self.episode)  # the naive loop: the robot waits for the policy here
+            self._infer(seen, tick, self.episode)  # the naive loop: the robot waits for the policy here
             with self._lock:
                 inbox, self._inbox = self._inbox, None
         if inbox is not None and inbox[2] != self.episode:
@@ -380,6 +386,7 @@ class ControlLoop:
     def _forget_plans(self) -> None:
         with self._lock:
             self.episode += 1
+            self._episode_began = None
             self._latest, self._inbox = None, None
         self.schedule = ChunkSchedule(self.config.blend, self.config.blend_ticks)
         self._last_action = None

@@ -59,6 +59,9 @@ class VLAActorConfig:
     inference: str = "thread"
     rt_priority: int = 0  # pace real-time: the clock thread under SCHED_FIFO (LoopConfig.rt_priority)
     cpus: tuple[int, ...] = ()  # pace real-time: the clock thread pinned to these CPUs
+    # The episode time limit in ticks: the residual heads then also see stream-x's time feature
+    # (agent.vla.features); None: no time input (a robot whose episodes have no limit)
+    time_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.inference not in INFERENCE:
@@ -66,6 +69,9 @@ class VLAActorConfig:
         if type(self.chunk_size) is not int or self.chunk_size < MIN_CHUNK:
             raise ValueError(f"VLAActorConfig.chunk_size must be an integer >= {MIN_CHUNK}, "
                              f"got {self.chunk_size!r}")
+        if self.time_limit is not None and (type(self.time_limit) is not int or self.time_limit < 1):
+            raise ValueError(f"VLAActorConfig.time_limit must be a positive integer or None, "
+                             f"got {self.time_limit!r}")
         self.run_dir = Path(self.run_dir)
         self.hidden = tuple(int(h) for h in self.hidden)
 
@@ -101,10 +107,11 @@ class VLAActor:
         if self.vla.chunk_size != c.chunk_size:
             raise ValueError(f"VLA {c.vla_path}: chunks of {self.vla.chunk_size} actions, "
                              f"the actor was configured for {c.chunk_size}")
-        self.features = NormalizedFeatures(self.vla, self.vla.feature_dim, c.base_scale)
+        self.features = NormalizedFeatures(self.vla, self.vla.feature_dim, c.base_scale,
+                                           time_limit=c.time_limit)
         self.policy = ResidualPolicy(
             self.features,
-            self.vla.feature_dim,
+            self.features.out_dim,
             scale=c.residual_scale,
             low=action.low,
             high=action.high,
@@ -114,12 +121,12 @@ class VLAActor:
         self.dir = c.run_dir / "actors" / c.actor_id
         self.dir.mkdir(parents=True, exist_ok=True)
         keys = ("vla_path", "chunk_size", "control_hz", "residual_scale", "base_scale", "hidden", "gamma",
-                "seed", "keep_images", "pace")
+                "seed", "keep_images", "pace", "time_limit")
         self.settings = {**{k: getattr(c, k) for k in keys}, "hidden": list(c.hidden),
                          "feature_dim": self.vla.feature_dim, "robot": robot.name}
         (self.dir / "settings.json").write_text(json.dumps(self.settings, indent=1))
         self.spec = {
-            "obs_dim": self.vla.feature_dim,
+            "obs_dim": self.features.out_dim,
             "action_dim": action.dim,
             "n_actions": None,
             "algo": "stream-ac",

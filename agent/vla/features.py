@@ -4,6 +4,11 @@ The frozen backbone's pooled features have arbitrary scales; stream-x networks w
 inputs (docs/streamx.md, piece 5). The normalizer runs where the features are made (the inference
 thread of the actor), and the normalized vector is both what the residual actor acts on and what
 the learner receives, so actor and learner always agree.
+
+With an episode time limit ``T`` the recipe's time feature follows them, not normalized: ``-0.5``
+when the episode starts and ``1/T`` more per tick (``-0.5 + k/T`` at the observation's
+``episode_tick`` ``k``, which the control loop adds), so that ending an episode at its time limit,
+which stream-x treats as terminal, is something the critic can see coming.
 """
 
 from __future__ import annotations
@@ -14,23 +19,29 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import ActionChunk, Observation, Policy
+from policies.base import EPISODE_TICK, ActionChunk, Observation, Policy, PolicyInputError
 from policies.streamx.normalization import ObservationNormalizer
 
 
 class NormalizedFeatures(Policy):
-    """Wraps ``base``: each chunk's ``features`` replaced by their running standardization, and its
-    actions multiplied by ``action_scale`` (0 mutes an untrained action head: the residual heads
-    then drive alone, from the VLA's features). ``frozen``: the statistics no longer move
-    (evaluating what an actor learned)."""
+    """Wraps ``base``: each chunk's ``features`` replaced by their running standardization (plus
+    the time feature, with ``time_limit``), and its actions multiplied by ``action_scale`` (0 mutes
+    an untrained action head: the residual heads then drive alone, from the VLA's features).
+    ``frozen``: the statistics no longer move (evaluating what an actor learned). ``out_dim`` is
+    what the residual heads see: ``feature_dim``, plus one with a time limit."""
 
     def __init__(self, base: Policy, feature_dim: int, action_scale: float = 1.0,
-                 frozen: bool = False) -> None:
+                 frozen: bool = False, time_limit: int | None = None) -> None:
+        if time_limit is not None and (type(time_limit) is not int or time_limit < 1):
+            raise ValueError(f"NormalizedFeatures: time_limit must be a positive integer or None, "
+                             f"got {time_limit!r}")
         self.base = base
         self.frozen = bool(frozen)
         self.action_scale = float(action_scale)
         self.action_dim, self.chunk_size = base.action_dim, base.chunk_size
         self.feature_dim = int(feature_dim)
+        self.time_limit = time_limit
+        self.out_dim = self.feature_dim + (time_limit is not None)
         self.action_low = getattr(base, "action_low", None)
         self.action_high = getattr(base, "action_high", None)
         self.normalizer = ObservationNormalizer((self.feature_dim,))
@@ -49,8 +60,22 @@ class NormalizedFeatures(Policy):
             )
         with self._lock:
             normed = self.normalizer(chunk.features, update=not self.frozen).astype(np.float32)
+        if self.time_limit is not None:
+            normed = np.append(normed, np.float32(self.time(observation)))
         actions = chunk.actions if self.action_scale == 1.0 else chunk.actions * np.float32(self.action_scale)
         return dataclasses.replace(chunk, features=normed, actions=actions)
+
+    def time(self, observation: Observation) -> float:
+        """The time feature of ``observation``: ``-0.5 + k/T`` at episode tick ``k`` (held at 0.5
+        past the limit)."""
+        tick = observation.get(EPISODE_TICK)
+        if isinstance(tick, np.integer):
+            tick = int(tick)
+        if type(tick) is not int or tick < 0:
+            raise PolicyInputError(f"a time feature needs the observation's {EPISODE_TICK!r} (ticks into the "
+                                   f"episode, which the control loop adds): got {tick!r}")
+        assert self.time_limit is not None
+        return -0.5 + min(tick, self.time_limit) / self.time_limit
 
     def state_dict(self) -> dict[str, Any]:
         with self._lock:

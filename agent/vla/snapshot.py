@@ -114,8 +114,10 @@ def load_residual_policy(path: Path, deterministic: bool = True) -> ResidualPoli
                               "cannot be rebuilt for evaluation)")
     vla = VLAPolicy(load_vla(settings["vla_path"]))
     try:
-        features = NormalizedFeatures(vla, vla.feature_dim, float(settings["base_scale"]), frozen=True)
-        policy = ResidualPolicy(features, vla.feature_dim, scale=settings["residual_scale"],
+        # (runs saved before the time feature have no time_limit: no time input)
+        features = NormalizedFeatures(vla, vla.feature_dim, float(settings["base_scale"]), frozen=True,
+                                      time_limit=settings.get("time_limit"))
+        policy = ResidualPolicy(features, features.out_dim, scale=settings["residual_scale"],
                                 low=vla.action_low, high=vla.action_high, hidden=settings["hidden"],
                                 deterministic=deterministic)
         scaler = RewardScaler(float(settings["gamma"]))
