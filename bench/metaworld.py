@@ -105,7 +105,8 @@ def groups(per_task: dict[str, dict]) -> dict[str, float]:
 
 
 def measure(
-    tasks: list[str], episodes: int, seed: int, episode_steps: int, vla_dir: str | None, run_dir: str | None
+    tasks: list[str], episodes: int, seed: int, episode_steps: int, vla_dir: str | None, run_dir: str | None,
+    baselines: bool = True,
 ) -> dict:
     import torch
 
@@ -117,7 +118,7 @@ def measure(
     policies: dict[str, Policy] = {
         "expert": MetaWorldExpert(tasks),
         "random": RandomPolicy(seed=seed, action_dim=4),
-    }
+    } if baselines else {}
     timed = None
     if vla_dir:
         from policies.vla.build import load_vla
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--episodes", type=int, help="episodes per task (default 10; --quick: 2)")
     parser.add_argument("--episode-steps", type=int, help="steps per episode (default 500; --quick: 150)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"first episode seed (default {SEED:,})")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip the scripted expert and random actions (they do not depend on the VLA)")
     args = parser.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
     from sim.metaworld.tasks import task_names
@@ -197,7 +200,10 @@ def main(argv: list[str] | None = None) -> dict:
         from policies.vla.build import pretrained_names
 
         vla = SHIPPED if SHIPPED.split(":")[1] in pretrained_names() else None
-    report = measure(tasks, episodes, args.seed, steps, None if vla == "none" else vla, args.run)
+    report = measure(tasks, episodes, args.seed, steps, None if vla == "none" else vla, args.run,
+                     baselines=not args.no_baselines)
+    if not report["runs"]:
+        parser.error("nothing to evaluate: --no-baselines with --vla none and no --run")
     if args.pretrain:
         report["pretraining"] = pretraining_time(args.pretrain)
     names = list(report["runs"])
