@@ -56,7 +56,7 @@ class TickRecord:
     observation: Observation
     action: np.ndarray | None
     chunk: ActionChunk | None  # the chunk the action came from (the newest installed)
-    held: bool
+    held: bool  # nothing was sent this tick (``reason`` says why)
     reason: str = ""  # why the robot held: "no chunk", "stale observation", "policy failing", ...
     episode: int = 0
     intervened: bool = False  # a person's command was sent (or, held: their source went quiet)
@@ -65,9 +65,12 @@ class TickRecord:
 
     @property
     def episode_end(self) -> bool:
-        if self.ended is not None:
-            return True
-        return bool(self.observation.get("terminated", False) or self.observation.get("truncated", False))
+        return self.ended is not None or _ended(self.observation)
+
+
+def _ended(observation: Observation) -> bool:
+    """Whether the robot reports its episode over in ``observation``."""
+    return bool(observation.get("terminated", False) or observation.get("truncated", False))
 
 
 def per_step(policy: Policy) -> bool:
@@ -109,7 +112,8 @@ class ControlLoop:
         self.schedule = ChunkSchedule(self.config.blend, self.config.blend_ticks)
         self._latency = collections.deque(maxlen=self.config.latency_window)
         self._lock = threading.Lock()
-        self._latest: tuple[Observation, int, int] | None = None  # observation, tick, episode
+        # the newest observation to plan from: observation, tick, episode, ticks into the episode
+        self._latest: tuple[Observation, int, int, int] | None = None
         self._inbox: tuple[ActionChunk, int, int] | None = None  # chunk, start tick, episode
         self.episode = 0
         self._episode_began: int | None = None  # the tick the policy first acted on in this episode
@@ -127,10 +131,14 @@ class ControlLoop:
                      "tick's observation), not on an inference thread", type(policy).__name__)
 
     # -- inference -------------------------------------------------------------------------------
-    def _infer(self, obs: Observation, tick: int, episode: int) -> None:
+    def _infer(self, obs: Observation, tick: int, episode: int, episode_tick: int) -> None:
+        # What the policy sees: the observation and how far into its episode it is (for a time
+        # input: a policy that learns with time limits needs it; docs/design.md, Observation). The
+        # copy is made here, once a plan, not on every tick.
+        seen = {**obs, EPISODE_TICK: episode_tick}
         start = time.monotonic()
         try:
-            chunk = self.policy.act(obs)
+            chunk = self.policy.act(seen)
         except Exception as e:  # any policy fault: hold and report, keep the loop alive
             self._failing = True
             self.stats.policy_failures += 1
@@ -195,6 +203,10 @@ class ControlLoop:
             directive = self.episodes.tick(obs, now, self._last_action)
             if directive.started:
                 self._forget_plans()
+        if directive is None and cfg.auto_reset and _ended(obs):
+            # The robot reports its episode over and ``run`` resets it after this tick: nothing is
+            # planned for, or sent to, a finished episode (no transition would ever use it).
+            return TickRecord(tick, obs, None, None, True, "episode ended", self.episode)
         if directive is None or directive.control == "policy":
             action, record_chunk, reason = self._planned(obs, tick, now)
         else:
@@ -225,14 +237,12 @@ class ControlLoop:
         """The policy's action for this tick (or None and why not), and the chunk it comes from."""
         if self._episode_began is None:
             self._episode_began = tick
-        # What the policy sees: the observation and how far into its episode it is (for a time
-        # input: a policy that learns with time limits needs it; docs/design.md, Observation).
-        seen = {**obs, EPISODE_TICK: tick - self._episode_began}
+        latest = (obs, tick, self.episode, tick - self._episode_began)
         with self._lock:
-            self._latest = (seen, tick, self.episode)
+            self._latest = latest
             inbox, self._inbox = self._inbox, None
         if inbox is None and self.infers_in_tick and self.schedule.remaining(tick) == 0:
-            self._infer(seen, tick, self.episode)  # the naive loop: the robot waits for the policy here
+            self._infer(*latest)  # the naive loop: the robot waits for the policy here
             with self._lock:
                 inbox, self._inbox = self._inbox, None
         if inbox is not None and inbox[2] != self.episode:

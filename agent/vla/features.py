@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from policies.base import EPISODE_TICK, ActionChunk, Observation, Policy, PolicyInputError
-from policies.streamx.normalization import ObservationNormalizer
+from policies.streamx.normalization import ObservationNormalizer, TimeFeature
 
 
 class NormalizedFeatures(Policy):
@@ -41,6 +41,7 @@ class NormalizedFeatures(Policy):
         self.action_dim, self.chunk_size = base.action_dim, base.chunk_size
         self.feature_dim = int(feature_dim)
         self.time_limit = time_limit
+        self.clock = TimeFeature(time_limit) if time_limit is not None else None
         self.out_dim = self.feature_dim + (time_limit is not None)
         self.action_low = getattr(base, "action_low", None)
         self.action_high = getattr(base, "action_high", None)
@@ -60,22 +61,23 @@ class NormalizedFeatures(Policy):
             )
         with self._lock:
             normed = self.normalizer(chunk.features, update=not self.frozen).astype(np.float32)
-        if self.time_limit is not None:
+        if self.clock is not None:
             normed = np.append(normed, np.float32(self.time(observation)))
         actions = chunk.actions if self.action_scale == 1.0 else chunk.actions * np.float32(self.action_scale)
         return dataclasses.replace(chunk, features=normed, actions=actions)
 
     def time(self, observation: Observation) -> float:
         """The time feature of ``observation``: ``-0.5 + k/T`` at episode tick ``k`` (held at 0.5
-        past the limit)."""
+        past the limit; ``TimeFeature.at``)."""
         tick = observation.get(EPISODE_TICK)
         if isinstance(tick, np.integer):
             tick = int(tick)
         if type(tick) is not int or tick < 0:
             raise PolicyInputError(f"a time feature needs the observation's {EPISODE_TICK!r} (ticks into the "
                                    f"episode, which the control loop adds): got {tick!r}")
-        assert self.time_limit is not None
-        return -0.5 + min(tick, self.time_limit) / self.time_limit
+        if self.clock is None:
+            raise RuntimeError("NormalizedFeatures.time: no time limit, hence no time feature")
+        return self.clock.at(tick)
 
     def state_dict(self) -> dict[str, Any]:
         with self._lock:

@@ -104,7 +104,9 @@ class TimeFeature:
     """One un-normalized feature telling the agent how far into the episode it is.
 
     ``-0.5`` at reset, then ``+1/T`` after each step (``T`` = the episode step limit), so after
-    step ``k`` the feature is ``-0.5 + k / T``.
+    step ``k`` the feature is ``-0.5 + k / T``. ``reset``/``step`` count as the reference code does
+    (one addition a step, its float rounding included); ``at(k)`` is the same feature for a consumer
+    that knows the step, not a counter (the VLA's residual heads, told ``episode_tick``).
     """
 
     def __init__(self, time_limit: int) -> None:
@@ -120,6 +122,11 @@ class TimeFeature:
     def step(self) -> float:
         self.value += 1.0 / self.time_limit
         return self.value
+
+    def at(self, k: int) -> float:
+        """The feature after step ``k`` of an episode, in closed form; held at ``0.5`` past ``T``
+        (an episode the robot let run over its limit is no later than one at its limit)."""
+        return -0.5 + min(k, self.time_limit) / self.time_limit
 
     def state_dict(self) -> dict[str, Any]:
         return {"value": self.value}

@@ -59,7 +59,7 @@ class ReachPolicy(Policy):
 
 def _record(path: Path, episodes: int = 3) -> None:
     params = {"task": "reach", "cameras": ["front"], "image_height": 32, "image_width": 32,
-              "episode_steps": STEPS, "seed": 0, "max_delta": 0.5, "goal_in_state": "relative"}
+              "episode_steps": STEPS, "seed": 5, "max_delta": 0.5, "goal_in_state": "relative"}
     config = RecordConfig.from_dict({"robot": {"name": "a", "type": "sim-tabletop"}, "out": path,
                                      "policy": {"type": "class", "class_path": "policies.base:Policy"}})
     robot = make_robot(RobotConfig("demo-arm", "sim-tabletop", params))
@@ -69,7 +69,7 @@ def _record(path: Path, episodes: int = 3) -> None:
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory) -> tuple[Path, Path]:
-    """A real set (3 episodes, 32x32 frames; the seed gives two time-outs and one success) and its export."""
+    """A real set (3 episodes, 32x32 frames; seed 5 gives one success, then two time-outs) and its export."""
     base = tmp_path_factory.mktemp("lerobot")
     _record(base / "demos")
     export_lerobot(base / "demos", base / "lerobot")
@@ -170,7 +170,7 @@ def test_import_gives_back_what_was_recorded(recorded, tmp_path):
     back = read_demos(tmp_path / "back", require_success=False)
     assert summary.episodes == 3 and summary.sources == {"human": 3} and summary.cameras == ["front"]
     assert [e.length for e in back.episodes] == [e.length for e in original.episodes]
-    assert [e.success for e in original.episodes] == [False, False, True]  # both outcomes are covered
+    assert [e.success for e in original.episodes] == [True, False, False]  # both outcomes are covered
     errors = []
     for a, b in zip(original.episodes, back.episodes):
         assert (b.actor_id, b.instruction, b.success, b.aborted) == \

@@ -64,3 +64,23 @@ def test_a_chunking_policy_still_infers_on_its_own_thread():
         assert not loop.infers_in_tick
         stats = loop.run(ticks=30)
     assert stats.ticks == 30 and len(stats.inference_s) >= 1
+
+
+def test_a_finished_episode_is_sent_nothing_and_the_robot_is_reset_once():
+    """The tick that observes the end of an episode plans nothing and sends nothing: the loop resets
+    the robot right after it, so an action there would only start (and waste) a scene of its own."""
+    robot = TabletopRobot("arm", TabletopRobotConfig(task="reach", cameras=[], watchdog_timeout_s=None,
+                                                     episode_steps=10))
+    records = []
+    with robot:
+        obs_dim = int(np.prod(robot.observation_spec["state"].shape))
+        policy = _ThreadNoting(obs_dim, robot.action_spec.dim)
+        loop = ControlLoop(robot, policy, LoopConfig(control_hz=50, asynchronous=False, paced=False),
+                           on_tick=records.append)
+        loop.run(ticks=33)  # three whole episodes of 10 steps (11 ticks each: 10 actions, one end)
+        ends = [r for r in records if r.episode_end]
+        assert len(ends) == 3 and robot.episode == 3  # one reset an episode, by the loop
+        assert all(r.held and r.action is None and r.reason == "episode ended" for r in ends)
+        assert loop.stats.holds == 0  # the robot was not told to hold: it was reset
+        assert len(policy.threads) == 30 and robot.steps == 30  # one act and one step per action
+        assert [r.episode for r in ends] == [0, 1, 2]

@@ -168,6 +168,7 @@ def test_a_restarted_actor_counts_on_from_its_saved_ticks_and_episodes(tmp_path)
     from agent.vla.actor import VLAActor, VLAActorConfig
     from learners.checkpoint import load_checkpoint
 
+    FIRST = 320  # ticks of the first run: on these seeded scenes it stops inside an episode
     port = free_port()
     config = VLAActorConfig(learner=f"tcp://127.0.0.1:{port}", actor_id="arm", run_dir=tmp_path, vla_path=VLA,
                             chunk_size=4, residual_scale=0.35, pace="fast", save_every_s=0.0,
@@ -176,7 +177,7 @@ def test_a_restarted_actor_counts_on_from_its_saved_ticks_and_episodes(tmp_path)
     log = tmp_path / "actors" / "arm" / "episodes.csv"
     with make_robot(ARM) as robot:
         first = VLAActor(config, robot)
-        first.run(ticks=300)
+        first.run(ticks=FIRST)
         first._writer.join()  # the save of the last episode end, before the close writes its own
         ended = read_episodes(log)
         assert len(ended) == first.episode >= 2
@@ -184,16 +185,16 @@ def test_a_restarted_actor_counts_on_from_its_saved_ticks_and_episodes(tmp_path)
         assert state["progress"] == {"ticks": ended[-1].step, "episode": ended[-1].episode}
         first.close()
         _, state = load_checkpoint(policy_dir)
-        assert state["progress"] == {"ticks": 300, "episode": first.episode}
+        assert state["progress"] == {"ticks": FIRST, "episode": first.episode}
 
         second = VLAActor(config, robot)
         try:
-            assert second.ticks == 300
+            assert second.ticks == FIRST
             # The stop cut an episode short whose transitions went out numbered first.episode: the
             # next episode takes the number after it.
             assert first.seq > ended[-1].seq and second.episode == first.episode + 1
             summary = second.run(ticks=500)
-            assert summary["ticks"] == 500 and summary["loop"]["ticks"] == 200
+            assert summary["ticks"] == 500 and summary["loop"]["ticks"] == 500 - FIRST
         finally:
             second.close()
         third = VLAActor(config, robot)

@@ -65,10 +65,10 @@ def test_the_features_end_in_the_time_since_the_episode_began(vla):
     with make_robot(ARM) as robot:
         _, outcomes = drive_episodes(robot, seen, 2)
     assert len(outcomes) == 2 and not any(o.success for o in outcomes)
-    # A chunk of 4 is planned every 4 ticks, from the episode's first tick (the last, on the tick
-    # that observes the time limit, is never executed); a new episode starts at 0 again.
+    # A chunk of 4 is planned every 4 ticks, from the episode's first tick; none on the tick that
+    # observes the time limit (12: the episode is over); a new episode starts at 0 again.
     ticks = [t for t, _ in seen.calls]
-    assert ticks == [0, 4, 8, 12] * 2
+    assert ticks == [0, 4, 8] * 2
     assert [v for _, v in seen.calls] == pytest.approx([-0.5 + t / LIMIT for t in ticks])
     assert features.out_dim == vla.feature_dim + 1
 
