@@ -98,6 +98,9 @@ def open_directory(
     # LMDB's commit order keeps that consistent, so its active segment needs no structural
     # check, only the cheap test that the file is as long as LMDB's meta page says.
     crashed_on_this_boot = crashed is not None and crashed[1] == boot_id()
+    # The same holds for a segment that writer sealed but whose SEALED marker its background
+    # sealer had not yet written: one it created (after it took LOCK, whose mtime says when).
+    writer_began = _lock_taken_at(directory) if crashed_on_this_boot else None
     opened = OpenedDirectory()
     alive = False
     if writable:
@@ -115,6 +118,9 @@ def open_directory(
         elif i + 1 < len(bases):  # sealed, but its marker is lost: it ends where the next begins
             segment = Segment(path, base, bases[i + 1], sealed=True)
             segment.sealed_at = path.stat().st_mtime
+            if (writer_began is not None and _created_since(path, writer_began)
+                    and trust.file_covers_meta(segment)):
+                segment.finish_crashed_seal(write_marker=writable)
         elif writable:
             segment = open_active(path, base, crashed_on_this_boot, write_options)
         else:
@@ -129,6 +135,20 @@ def open_directory(
         base = segments[-1].end if segments else 0
         segments.append(create_segment(directory / segment_name(base), base, write_options))
     return opened
+
+
+def _lock_taken_at(directory: Path) -> float | None:
+    """When the writer that holds (or held) LOCK took it: its mtime (``take_lock`` writes it)."""
+    try:
+        return (directory / LOCK_NAME).stat().st_mtime
+    except OSError:
+        return None
+
+
+def _created_since(path: Path, since: float) -> bool:
+    """True if the segment at ``path`` was created at or after ``since`` (its SEGMENT marker)."""
+    created = (read_marker(path / SEGMENT_MARKER) or {}).get("created_at")
+    return type(created) in (int, float) and created >= since
 
 
 def check_segment_format(directory: Path, base: int) -> None:

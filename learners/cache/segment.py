@@ -344,12 +344,14 @@ class Segment:
                 if sync:
                     writer.flush()
                 writer.close()
-            if sync:  # through the file, not the environment: that may be closed by now
-                fd = os.open(self.data_path, os.O_RDONLY)
-                try:
-                    os.fdatasync(fd)
-                finally:
-                    os.close(fd)
+            if sync:  # through the files, not the environment: that may be closed by now
+                unsynced_blobs = writer is None and self.blob_path.exists()  # a crashed writer's
+                for path in [self.data_path] + ([self.blob_path] if unsynced_blobs else []):
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        os.fdatasync(fd)
+                    finally:
+                        os.close(fd)
             size, crc = file_digest(self.data_path)
             write_marker(
                 self.path / SEALED_MARKER,
@@ -357,6 +359,18 @@ class Segment:
             )
         except (OSError, lmdb.Error) as exc:
             log.warning("segment %s: could not write its SEALED marker: %s", self.name, exc)
+
+    def finish_crashed_seal(self, *, write_marker: bool) -> None:
+        """Trust a segment its writer had sealed (the committer had moved on to the next one) but
+        died on this boot before its sealer wrote the ``SEALED`` marker: the OS kept every page
+        the writer wrote, as for the active segment (``trust``'s third rule). ``write_marker``
+        (the process that now writes the cache): do that sealer's work (sync, digest, marker) in
+        the background, so that later opens trust it by its marker."""
+        self._trusted = True
+        if write_marker:
+            self.sealer = threading.Thread(target=self._write_sealed_marker, args=(True,),
+                                           name=f"rill-cache-seal:{self.name}", daemon=True)
+            self.sealer.start()
 
     def wait_sealed(self) -> None:
         """Wait for the background sealing, if any."""
