@@ -70,6 +70,8 @@ def loop_holds(policy: Policy, seconds: float, seed: int) -> dict:
         if not record.held:
             state["acted"] = True
             return
+        if record.reason == "episode ended":  # the robot is reset after it, not held
+            return
         if record.reason == "stale observation":
             where["stale frame"] += 1
         elif record.reason == "policy failing":
