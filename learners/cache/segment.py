@@ -29,7 +29,6 @@ from learners.cache.files import (
     NEW_SUFFIX,
     SEALED_MARKER,
     SEGMENT_MARKER,
-    file_digest,
     fsync_dir,
     read_marker,
     write_marker,
@@ -46,6 +45,7 @@ from learners.cache.format import (
     seek_key,
 )
 from learners.cache.salvage import Salvage, read_salvaged, scan
+from learners.cache.sealing import SegmentSealing
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,13 @@ _unpack_key = KEY.unpack
 _pack_tail = TAIL.pack
 
 
-class Segment:
+class Segment(SegmentSealing):
     """A segment of the cache: records ``[base, end)`` in the LMDB environment at ``path``.
 
     ``end`` grows while the segment is active (the committer publishes each commit). Reads are
-    thread-safe; writes come from the committer only. The environment is opened lazily, after
-    the trust check (``trust.py``), so opening a cache reads no sealed segment's file.
+    thread-safe; writes come from the committer only; sealing and closing are ``sealing.py``'s.
+    The environment is opened lazily, after the trust check (``trust.py``), so opening a cache
+    reads no sealed segment's file.
     """
 
     def __init__(self, path: Path, base: int, end: int, *, sealed: bool, sealed_at: float = 0.0):
@@ -321,77 +322,6 @@ class Segment:
         for i, ref in zip(large, refs):
             items[i] = (external_key(items[i][0]), ref)
         return items
-
-    def seal(self, *, sync: bool) -> None:
-        """Seal it: no write follows. Its ``SEALED`` marker (end, time, size and CRC-32C of the
-        file, after a sync unless every commit was synced) is written by a background thread:
-        reading the whole file would stall the committer. Until the marker exists, a reopened
-        cache trusts this segment only after LMDB's structural check."""
-        self.sealed = True
-        self.sealed_at = time.time()
-        self.sealer = threading.Thread(
-            target=self._write_sealed_marker, args=(sync,), name=f"rill-cache-seal:{self.name}", daemon=True
-        )
-        self.sealer.start()
-
-    def _write_sealed_marker(self, sync: bool) -> None:
-        try:
-            if self.deleted:
-                return
-            with self._lock:
-                writer, self._blob_writer = self._blob_writer, None
-            if writer is not None:  # the committer has moved on: nothing writes it any more
-                if sync:
-                    writer.flush()
-                writer.close()
-            if sync:  # through the files, not the environment: that may be closed by now
-                unsynced_blobs = writer is None and self.blob_path.exists()  # a crashed writer's
-                for path in [self.data_path] + ([self.blob_path] if unsynced_blobs else []):
-                    fd = os.open(path, os.O_RDONLY)
-                    try:
-                        os.fdatasync(fd)
-                    finally:
-                        os.close(fd)
-            size, crc = file_digest(self.data_path)
-            write_marker(
-                self.path / SEALED_MARKER,
-                {"end": self.end, "sealed_at": self.sealed_at, "size": size, "crc32c": crc},
-            )
-        except (OSError, lmdb.Error) as exc:
-            log.warning("segment %s: could not write its SEALED marker: %s", self.name, exc)
-
-    def finish_crashed_seal(self, *, write_marker: bool) -> None:
-        """Trust a segment its writer had sealed (the committer had moved on to the next one) but
-        died on this boot before its sealer wrote the ``SEALED`` marker: the OS kept every page
-        the writer wrote, as for the active segment (``trust``'s third rule). ``write_marker``
-        (the process that now writes the cache): do that sealer's work (sync, digest, marker) in
-        the background, so that later opens trust it by its marker."""
-        self._trusted = True
-        if write_marker:
-            self.sealer = threading.Thread(target=self._write_sealed_marker, args=(True,),
-                                           name=f"rill-cache-seal:{self.name}", daemon=True)
-            self.sealer.start()
-
-    def wait_sealed(self) -> None:
-        """Wait for the background sealing, if any."""
-        if self.sealer is not None:
-            self.sealer.join()
-
-    def close_clean(self, *, sync: bool) -> None:
-        """At a clean close of the active segment: sync it and record its digest (``CLOSED``),
-        so that the next open trusts it without a structural check."""
-        if self._env is None:
-            return
-        if sync:
-            if self._blob_writer is not None:
-                self._blob_writer.flush()
-            self._env.sync(True)
-        self.release()
-        size, crc = file_digest(self.data_path)
-        write_marker(
-            self.path / CLOSED_MARKER,
-            {"end": self.end, "closed_at": time.time(), "size": size, "crc32c": crc},
-        )
 
     def release(self) -> None:
         """Close what it holds open (it reopens on the next read unless deleted)."""
