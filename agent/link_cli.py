@@ -25,8 +25,8 @@ def _sigterm_as_interrupt() -> None:
 
 
 def cmd_learner(args: argparse.Namespace) -> int:
-    from agent.cli import parse_overrides
     from agent.console import serve_with_table
+    from agent.train_cli import parse_overrides
     from hal.errors import ConfigError
     from learners.link.security import CurveServer
     from learners.service import LearnerConfig, LearnerService
@@ -87,10 +87,10 @@ def _keyboard(args: argparse.Namespace):
 
 def cmd_actor(args: argparse.Namespace) -> int:
     from agent.actor import ActorConfig, ActorRunner
-    from agent.cli import parse_overrides
     from agent.console import act_with_progress
     from agent.operator.config import OperatorConfig
     from agent.operator.terminal import TerminalKeys
+    from agent.train_cli import parse_overrides
     from learners.link.security import CurveClient
 
     if not args.actor_id:
