@@ -9,7 +9,8 @@ Placement is the same code as the embedded backend's (``hal.placement``) over an
 from Ray (nodes, logical CPUs and memory, GPUs, robot resources) and probed on each node (GPU memory,
 robot health, leases). Each worker is then a Ray actor pinned to its node, holding its robot's
 resource and its GPU, that runs the worker's command as a child process and relays its heartbeat
-file (``hal.process.WorkerProcess``), so heartbeats stay node-local.
+file (``hal.process.WorkerProcess``), so heartbeats stay node-local. What runs on a node is in
+``ray_node.py``.
 
 Nodes share no disk. A worker on the scheduler's own node uses the run directory as the embedded
 backend does; a worker on another node keeps its run directory and leases under that node's
@@ -34,13 +35,13 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from hal.backends import ROBOT_RESOURCE_PREFIX, Backend, PollResult, WorkerDirs, free_tcp_port
+from hal.backends.ray_node import NodeWorker, discover_on_node, probe_node, read_files, with_class
 from hal.config import RobotConfig
 from hal.errors import ConfigError
 from hal.host import GIB, Host, Inventory, RobotState, local_host_name
 from hal.leases import Lease, LeaseStore
 from hal.placement import Assignment
-from hal.process import WorkerProcess
-from hal.registry import class_path, load_class_path, robot_class, robot_types
+from hal.registry import load_class_path, robot_types
 
 log = logging.getLogger(__name__)
 
@@ -50,101 +51,6 @@ CALL_TIMEOUT_S = 10.0  # a call to a worker's Ray actor that takes longer: its n
 
 def robot_resource(name: str) -> str:
     return RESOURCE_PREFIX + name
-
-
-def _probe_node(robots: list[dict], lease_dir: str | None) -> dict:
-    """Runs on one node: its GPUs and the health and leases of the robots it hosts.
-
-    Each robot dict is a ``RobotConfig`` plus the ``class`` path of its type, so that a node whose
-    packaging metadata lacks a plugin's entry point can still load it.
-    """
-    configs = []
-    for data in robots:
-        data = dict(data)
-        path = data.pop("class", None)
-        if path and data["type"] not in robot_types():
-            load_class_path(path)
-        configs.append(RobotConfig(**{**data, "host": None}))
-    leases = LeaseStore(lease_dir)  # None: this node's own ($RILL_HOME/leases)
-    host = Host.local(configs, leases)
-    return {
-        "accelerators": host.accelerators,
-        "robots": {r.name: (r.health, r.lease) for r in host.robots},
-        "home": str(Path(os.environ.get("RILL_HOME") or Path.home() / ".rill").resolve()),
-        "lease_dir": str(leases.directory.resolve()),
-    }
-
-
-def _discover_on_node(advertised: list[str]) -> list[dict]:
-    """Runs on one node: the robots its discovery plugins find there that the node advertises as
-    Ray resources (a robot found but not advertised cannot be placed by Ray), each with its class."""
-    from hal.registry import discover_robots
-
-    return [_with_class(r) for r in discover_robots() if r.name in advertised]
-
-
-def _read_files(root: str, patterns: list[str], max_bytes: int) -> dict[str, bytes]:
-    """Runs on one node: the files under ``root`` matching ``patterns``; a log longer than
-    ``max_bytes`` gives its tail, any other longer file is left out (and logged)."""
-    base, out = Path(root), {}
-    for pattern in patterns:
-        for path in sorted(base.glob(pattern)):
-            try:
-                size = path.stat().st_size
-                if not path.is_file():
-                    continue
-                if size > max_bytes and path.suffix != ".log":
-                    log.warning("gather: %s is %d bytes, over %d: left on its node", path, size, max_bytes)
-                    continue
-                with open(path, "rb") as f:
-                    f.seek(max(0, size - max_bytes))
-                    out[str(path.relative_to(base))] = f.read()
-            except OSError as e:  # a file that went away or cannot be read: the rest still come
-                log.warning("gather: %s: %s", path, e)
-    return out
-
-
-def _with_class(config: RobotConfig) -> dict:
-    try:
-        return {**config.to_dict(), "class": class_path(robot_class(config.type))}
-    except ConfigError:
-        return config.to_dict()  # an unknown type: the probe reports it
-
-
-class _NodeWorker:
-    """A Ray actor that owns one worker process on its node."""
-
-    def __init__(
-        self,
-        argv: list[str],
-        env: dict[str, str],
-        heartbeat_file: str,
-        log_file: str,
-        lease_dir: str | None,
-        holder: str,
-        robot: str | None,
-        files: dict[str, str] | None = None,
-    ) -> None:
-        # This process's environment carries what Ray set for it (CUDA_VISIBLE_DEVICES for its GPU)
-        # and what its node was started with (RILL_HOME).
-        self.process = WorkerProcess(
-            argv, {**os.environ, **env}, heartbeat_file, log_file, lease_dir, holder, robot, files
-        )
-
-    def pid(self) -> int:
-        return self.process.pid
-
-    def poll(self) -> PollResult:
-        return self.process.poll()
-
-    def terminate(self) -> None:
-        self.process.terminate()
-
-    def kill(self) -> None:
-        self.process.kill()
-
-    def release(self) -> int:
-        return self.process.release()
 
 
 @dataclass
@@ -203,10 +109,10 @@ class RayBackend(Backend):
                 kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
             ray.init(address=address, **kwargs)
             self.started_ray = True
-        self._worker_cls = ray.remote(max_restarts=0)(_NodeWorker)
-        self._probe = ray.remote(_probe_node)
-        self._read = ray.remote(_read_files)
-        self._discover = ray.remote(_discover_on_node)
+        self._worker_cls = ray.remote(max_restarts=0)(NodeWorker)
+        self._probe = ray.remote(probe_node)
+        self._read = ray.remote(read_files)
+        self._discover = ray.remote(discover_on_node)
         self._port = ray.remote(free_tcp_port)
         self._driver_node = ray.get_runtime_context().get_node_id()
         self._node_of: dict[str, str] = {}
@@ -257,7 +163,7 @@ class RayBackend(Backend):
             try:  # bounded: a node that does not answer is left out, never waited on
                 probe = ray.get(
                     self._probe.options(num_cpus=0, scheduling_strategy=self._on(node_id)).remote(
-                        [_with_class(r) for r in here], lease_dir
+                        [with_class(r) for r in here], lease_dir
                     ),
                     timeout=CALL_TIMEOUT_S,
                 )
