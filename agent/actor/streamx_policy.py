@@ -3,8 +3,9 @@
 The learner owns learning; this side only acts. The learner publishes the algorithm's acting
 network (``actor.*`` for Stream AC, ``q.*`` for Q/SARSA); ``load_state_dict`` is the one place those
 names are read back, for every actor kind. On a robot driven by the control loop, ``take_weights``
-(the actor's ``LearnerFeed.take_weights``) swaps newly arrived weights in between two inferences, on
-the inference thread, the only one that touches the network. The state is normalized with the
+(the actor's ``LearnerFeed.take_weights``) swaps newly arrived weights in at the start of each
+``act``, on the thread that acts (the control thread: a per-step policy infers inside the tick),
+the only one that touches the network. The state is normalized with the
 learner client's running statistics, frozen for acting. Each chunk holds one action and its
 behaviour log-probability, so the learner can weigh it against newer weights.
 """

@@ -64,7 +64,7 @@ class TickTransitions:
         self.spec = {"obs_dim": self.pre.out_dim, "action_dim": action_dim, "n_actions": None, "algo": c.algo}
         acting = StreamXPolicy(self.algo, lambda x: self.pre.obs_norm(x, update=False), action_dim)
         self.feed = LearnerFeed.from_config(c, self.spec, acting)
-        acting.take_weights = self.feed.take_weights  # on the inference thread, between inferences
+        acting.take_weights = self.feed.take_weights  # at the start of each act (in the tick: per-step)
         self.stream, self.link = self.feed.stream, self.feed.link
         self.builder = StepTransitions(self.pre, self.algo)
         # A restarted node counts on: steps (the log's ``step``: transitions made, which include
