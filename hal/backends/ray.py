@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 
 RESOURCE_PREFIX = ROBOT_RESOURCE_PREFIX
 CALL_TIMEOUT_S = 10.0  # a call to a worker's Ray actor that takes longer: its node is taken as gone
+# The first call on a node (its inventory probe or discovery) also starts a Ray worker process there
+# and imports hal in it: on a loaded 2-core node that alone took over 10 s. Later calls on a node
+# that answered once get CALL_TIMEOUT_S.
+FIRST_CALL_TIMEOUT_S = 30.0
 
 
 def robot_resource(name: str) -> str:
@@ -117,6 +121,10 @@ class RayBackend(Backend):
         self._driver_node = ray.get_runtime_context().get_node_id()
         self._node_of: dict[str, str] = {}
         self._facts: dict[str, dict] = {}  # per node id: its address, $RILL_HOME and lease directory
+        self._probed: set[str] = set()  # node ids that answered a probe or discovery
+
+    def _first_call_timeout(self, node_id: str) -> float:
+        return CALL_TIMEOUT_S if node_id in self._probed else FIRST_CALL_TIMEOUT_S
 
     def _nodes(self) -> list[tuple[str, str, dict]]:
         nodes = [n for n in ray.nodes() if n.get("Alive")]
@@ -165,11 +173,12 @@ class RayBackend(Backend):
                     self._probe.options(num_cpus=0, scheduling_strategy=self._on(node_id)).remote(
                         [with_class(r) for r in here], lease_dir
                     ),
-                    timeout=CALL_TIMEOUT_S,
+                    timeout=self._first_call_timeout(node_id),
                 )
             except ray.exceptions.RayError as e:
                 log.warning("node %s (%s) did not answer the inventory probe: %s; left out", host, node_id, e)
                 continue
+            self._probed.add(node_id)
             self._facts[node_id].update(home=probe["home"], lease_dir=probe["lease_dir"])
             states = []
             for config in here:
@@ -277,10 +286,11 @@ class RayBackend(Backend):
                 continue
             ref = self._discover.options(num_cpus=0, scheduling_strategy=self._on(node_id)).remote(advertised)
             try:
-                answer = ray.get(ref, timeout=CALL_TIMEOUT_S)
+                answer = ray.get(ref, timeout=self._first_call_timeout(node_id))
             except ray.exceptions.RayError as e:  # that node's robots are not offered this time
                 log.warning("discovery on node %s: %s; its robots are left out", node_id, e)
                 continue
+            self._probed.add(node_id)
             for data in answer:
                 path = data.pop("class", None)
                 if path and data["type"] not in robot_types():
