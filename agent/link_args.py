@@ -16,7 +16,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--run", default="runs/edge", help="run directory")
     p.add_argument("--insecure", action="store_true",
                    help="allow plain-text TCP beyond loopback (warned about loudly)")
-    p.add_argument("--durability", default="fsync", choices=["fsync", "os-buffered", "none"])
+    p.add_argument("--durability", default="fsync", choices=["fsync", "os-buffered", "none", "behind"],
+                   help="how the cache (learner) or spool (actor) writes; behind, actors only: sent at once, "
+                   "written only if not acknowledged within a second (see learners/link/behind.py)")
     return p
 
 

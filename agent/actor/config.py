@@ -9,9 +9,8 @@ from pathlib import Path
 from hal.config import check_number
 from hal.errors import ConfigError
 from learners.link.security import CurveClient
+from learners.link.spool import SPOOL_DURABILITY as DURABILITY
 from learners.link.wire import check_actor_id
-
-DURABILITY = ("fsync", "os-buffered", "none")
 
 
 @dataclass

@@ -110,7 +110,7 @@ class ActorRunner(SteppingActor):
         self.lag_waits = 0
         self.state_store = CheckpointStore(self.dir / "state", keep=2)
         self._restore_state()
-        self.resumed_seq = self.stream.seq  # the stream continues after this one (0: a fresh actor)
+        self.resumed_seq = self.stream.kept_seq  # the last transition kept from before (0: a fresh actor)
         self._t0 = time.monotonic()
         self.operated = None if operator is None and intervention is None else \
             self._operated(operator or OperatorConfig(), intervention)
@@ -141,7 +141,7 @@ class ActorRunner(SteppingActor):
         if found is None:
             # Killed before its first save (or the save is unreadable): every transition the
             # stream kept is a step taken, so the budget counts them and is not run again in full.
-            self.steps = self.stream.seq
+            self.steps = self.stream.kept_steps()
             return
         _, tensors, state = found
         pre = {
@@ -159,12 +159,14 @@ class ActorRunner(SteppingActor):
         # Never reuse a sequence number: the spool normally knows the last one; the saved state is
         # a floor in case the spool lost its tail.
         self.stream.raise_floor(int(state.get("seq", 0)))
-        if "handed_seq" in state:
+        # (Written behind, the saved count stands: numbers skip past reservations, and steps
+        # after the save may have gone unwritten; they are taken again.)
+        if "handed_seq" in state and not self.stream.writes_behind:
             # Count the steps whose transitions the stream kept (it continues after ``seq``), one
             # per transition: a kill just after the save loses saved steps not yet durable (they
             # are taken again), one later keeps steps past the save (not taken twice). A run's
             # stream then holds exactly its step budget, whenever it was killed.
-            kept = self.stream.seq - int(state["handed_seq"])
+            kept = self.stream.kept_seq - int(state["handed_seq"])
             self.steps = max(0, self.steps + kept)
 
     def _save_state(self) -> None:

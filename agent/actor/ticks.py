@@ -70,7 +70,7 @@ class TickTransitions:
         # A restarted node counts on: steps (the log's ``step``: transitions made, which include
         # those of an episode it never finished) and episode numbers continue, never given twice.
         steps, self.builder.episode = self.feed.count_on()
-        self.made = max(steps, self.feed.seq)
+        self.made = max(steps, self.feed.stream.kept_steps())
         if self.made or self.builder.episode:
             log.info("learner client %s counts on from step %d, episode %d", c.actor_id, self.made,
                      self.builder.episode)

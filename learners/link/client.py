@@ -267,8 +267,10 @@ class ActorLink:
             record = self.spool.take_unsent(self.window, self.window_bytes)
             if record is None:
                 return
-            first, last, frame = record
+            first, last, frame, after = record
             fields = {"actor_id": self.actor_id, "first_seq": first, "last_seq": last}
+            if after != first - 1:  # numbers before it that this actor no longer has (a restart)
+                fields["after"] = after
             if not self._send(sock, TRANSITIONS, fields, [frame]):
                 self.spool.put_back(frame)  # acknowledgements arrive on this thread only
                 return

@@ -105,6 +105,9 @@ class LearnerServer:
         self.sessions: dict[str, Session] = {}
         self.rejected: collections.Counter[str] = collections.Counter()
         self.received = 0
+        #: Sequence numbers an actor declared it no longer has (``after`` on its first record after
+        #: a restart that wrote behind): skipped, per actor.
+        self.skipped: collections.Counter[str] = collections.Counter()
         self.cache_full: str | None = None  # why the cache cannot write now (a full disk), or None
         self.stop = threading.Event()
         self.ready = threading.Event()
@@ -301,7 +304,9 @@ class LearnerServer:
             self._hold_back(session, first, last)
             return
         if first > have + 1:
-            raise WireError("gap", f"transitions {first}..{last}: expected seq {have + 1} next")
+            after = msg.fields.get("after")
+            if after is None or after > have:
+                raise WireError("gap", f"transitions {first}..{last}: expected seq {have + 1} next")
         payload = msg.frames[0]
         try:
             batch = decode_batch(payload, max_size=self.limits.max_record_bytes,
@@ -323,9 +328,19 @@ class LearnerServer:
         except CacheError as e:
             raise WireError("cache_error", f"could not store transitions {have + 1}..{last}: {e}") from e
         session.held_back = False
+        if first > have + 1:
+            self._skip(actor_id, have, first)
+            have = first - 1
         self.appended_seq[actor_id] = last
         self.pending.append((offset, actor_id, last))
         self.received += last - have
+
+    def _skip(self, actor_id: str, have: int, first: int) -> None:
+        """Actor ``actor_id`` no longer has seqs ``have + 1 .. first - 1`` (it wrote behind and was
+        restarted: at most those it had not written were transitions, the rest reserved numbers)."""
+        self.skipped[actor_id] += first - 1 - have
+        log.warning("actor %s continues at seq %d: seqs %d..%d never come (it restarted; those it had "
+                    "sent but not yet written were never acknowledged)", actor_id, first, have + 1, first - 1)
 
     # -- a full disk -----------------------------------------------------------------------------
     def _check_storage(self) -> None:
@@ -364,7 +379,7 @@ class LearnerServer:
         """The state a status line shows: connected actors, transitions stored, refusals by reason,
         and whether the cache can write (``"ok"``, or ``"full: "`` and why)."""
         return {"actors": sorted(self.sessions.copy()), "received": self.received,
-                "rejected": dict(self.rejected),
+                "rejected": dict(self.rejected), "skipped": dict(self.skipped),
                 "cache": "ok" if self.cache_full is None else f"full: {self.cache_full}"}
 
     def _ack_now(self, actor_id: str) -> None:

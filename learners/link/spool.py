@@ -7,7 +7,9 @@ The spool owns everything about an actor's records between the batcher and the l
   bound the next one (``next_seq``) from below, so a number is never reused;
 - **appends**: a closed batch (``append``) becomes one batch record, queued to send;
 - **durability**: a record is offered to the link only once it is durable, so a restarted actor
-  never reuses a sequence number the learner has seen;
+  never reuses a sequence number the learner has seen; or, with ``durability="behind"``, sent
+  from memory at once and written only if not acknowledged soon (``learners/link/behind.py``:
+  camera frames are then written once on a machine, by the learner, not twice);
 - **memory**: a record's bytes stay in memory to be sent only while the unsent records' bytes
   held are under ``memory_bytes``; past that (an actor whose link has been down for a while, a
   camera's frames piling up) they are read back from disk when their turn comes, and a record
@@ -35,12 +37,15 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import NamedTuple
 
 from learners.cache import CacheConfig, CacheCorruptError, ReplayCache
 from learners.cache.batch import encode_batch
+from learners.cache.config import DURABILITY_MODES
 from learners.cache.errors import CacheFullError
+from learners.link.behind import UNWRITTEN, WRITE_BEHIND_S, WriteBehind
 from learners.link.upkeep import ACKED, SpoolUpkeep
 from learners.link.wakeup import Wakeup
 from learners.transition import Transition
@@ -49,27 +54,44 @@ from learners.transition import Transition
 KEEP_BYTES = 256 * 1024 * 1024
 SEGMENT_BYTES = 64 * 1024 * 1024
 MEMORY_BYTES = 256 * 1024 * 1024  # unsent records' bytes held in memory; the rest are read back
+#: What an actor's spool accepts: the cache's modes (written before sent), or written behind.
+SPOOL_DURABILITY = (*DURABILITY_MODES, "behind")
 
 log = logging.getLogger(__name__)
 
 
 class SpooledRecord(NamedTuple):
-    """A batch record not yet acknowledged: transitions ``first_seq..last_seq`` at ``offset``.
-    ``payload`` is its bytes while the spool holds them in memory, None to read them back;
-    ``nbytes`` their size where known (0 if not: a record found on disk at open, not yet read)."""
+    """A batch record not yet acknowledged: transitions ``first_seq..last_seq`` at ``offset``
+    (``UNWRITTEN``: sent or queued from memory, not on the spool yet). ``payload`` is its bytes
+    while the spool holds them in memory, None to read them back; ``nbytes`` their size where
+    known (0 if not: a record found on disk at open, not yet read). ``after`` is the last sequence
+    number before it that this actor still has (``first_seq - 1`` but after a restart that lost
+    numbers); ``born`` when it was appended (monotonic s)."""
 
     first_seq: int
     last_seq: int
     offset: int
     payload: bytes | None
     nbytes: int = 0
+    after: int = 0
+    born: float = 0.0
 
     @property
     def rows(self) -> int:
         return self.last_seq - self.first_seq + 1
 
 
-class ActorSpool(SpoolUpkeep):
+class Outgoing(NamedTuple):
+    """A record the link sends: transitions ``first_seq..last_seq`` in ``payload``; the learner may
+    skip to it from ``after`` (see ``SpooledRecord``)."""
+
+    first_seq: int
+    last_seq: int
+    payload: bytes
+    after: int
+
+
+class ActorSpool(SpoolUpkeep, WriteBehind):
     """The spool of actor ``actor_id`` at ``path`` (created if new).
 
     Raises ``ValueError`` if the spool holds another actor's transitions. ``keep_bytes`` bounds
@@ -81,6 +103,10 @@ class ActorSpool(SpoolUpkeep):
                  segment_bytes: int = SEGMENT_BYTES, memory_bytes: int = MEMORY_BYTES) -> None:
         if not isinstance(memory_bytes, int) or memory_bytes < 0:
             raise ValueError(f"ActorSpool: memory_bytes must be a non-negative int, got {memory_bytes!r}")
+        if durability not in SPOOL_DURABILITY:
+            raise ValueError(f"ActorSpool: durability must be one of {SPOOL_DURABILITY}, got {durability!r}")
+        behind = durability == "behind"
+        durability = "fsync" if behind else durability  # what it writes, it syncs
         config = CacheConfig(durability=durability, segment_bytes=segment_bytes, retention_bytes=keep_bytes)
         self.path, self.actor_id = Path(path), actor_id
         self.cache = ReplayCache(self.path, config)
@@ -117,12 +143,20 @@ class ActorSpool(SpoolUpkeep):
         self._dropped_reported = 0  # dropped_disk_full when the last full disk was over
         self._room_at = float("-inf")
         self._commit_error: str | None = None
+        self._tail_seq = 0  # the last sequence number of the newest record (the next one's ``after``)
+        self.write_behind_s = None
         try:
+            self._init_behind(WRITE_BEHIND_S if behind else None)
             self._acked = self.cache.consumer(ACKED)
             self._scan()
         except BaseException:
             self.close()
             raise
+        #: The last sequence number of a transition this actor's earlier life kept (its spool's
+        #: last record, or a floor raised since): where its step count continues.
+        self.kept_seq = self.last_seq
+        # Numbers up to the reservation may have been sent (written behind): never again.
+        self.last_seq = max(self.last_seq, self.reserved)
         self.seq = self._opened_seq = self.last_seq  # what was on disk at open is durable
 
     def _scan(self) -> None:
@@ -142,9 +176,10 @@ class ActorSpool(SpoolUpkeep):
             if owner != self.actor_id:
                 raise ValueError(f"spool {self.path} belongs to actor {owner!r}, not {self.actor_id!r}")
             if offset >= committed:
-                self._unsent.append(SpooledRecord(first, last, offset, None))
+                self._unsent.append(SpooledRecord(first, last, offset, None, after=self._tail_seq))
                 self._queued_rows += last - first + 1
             self.last_seq = max(self.last_seq, last)
+            self._tail_seq = last
 
     # -- sequence numbers (the control loop's thread) ----------------------------------------------
     def next_seq(self) -> int:
@@ -167,12 +202,13 @@ class ActorSpool(SpoolUpkeep):
             best = max(self.acked_seq, self.learner_seq, self._opened_seq)
             for queue in (self._inflight, self._unsent):
                 for record in queue:
-                    if record.offset < durable:
+                    if 0 <= record.offset < durable:
                         best = max(best, record.last_seq)
         return best
 
     def raise_floor(self, seq: int) -> None:
         """Never hand out a sequence number at or below ``seq`` (e.g. one saved with the actor's state)."""
+        self.kept_seq = max(self.kept_seq, seq)
         if seq > self.seq:
             self.seq = seq
             self.last_seq = max(self.last_seq, seq)
@@ -180,16 +216,24 @@ class ActorSpool(SpoolUpkeep):
     # -- appends and durability ----------------------------------------------------------------
     def append(self, rows: list[Transition], still_open: int = 0) -> int:
         """Append ``rows`` (consecutive transitions of this actor) as one batch record, queue it to
-        send once durable, and return its offset; the batcher then holds ``still_open`` more.
+        send once durable (written behind: at once), and return its offset (``UNWRITTEN`` when
+        written behind); the batcher then holds ``still_open`` more.
         Raises what the cache raises (nothing queued): ``CacheFullError`` while the disk refuses."""
         payload = encode_batch(rows)
-        offset = self.cache.append_batch(payload)
+        behind = self.writes_behind
+        if behind and self.write_error is not None:  # hold no more in memory than a write-through spool
+            raise self.write_error
+        offset = UNWRITTEN if behind else self.cache.append_batch(payload)
         n = len(payload)
         with self._lock:  # open to queued in one step: ``backlog`` never sees them in neither
-            hold = self.held_bytes + n <= self.memory_bytes
-            if hold:
+            hold = behind or self.held_bytes + n <= self.memory_bytes
+            if behind:  # (counted apart: these bytes are the only copy until written or acked)
+                self.behind_bytes += n
+            elif hold:
                 self.held_bytes += n
-            record = SpooledRecord(rows[0].seq, rows[-1].seq, offset, payload if hold else None, n)
+            record = SpooledRecord(rows[0].seq, rows[-1].seq, offset, payload if hold else None, n,
+                                   self._tail_seq, time.monotonic())
+            self._tail_seq = rows[-1].seq
             self._unsent.append(record)
             self._queued_rows += record.rows
             self.open_rows = still_open
@@ -225,6 +269,7 @@ class ActorSpool(SpoolUpkeep):
             return
         self._closed = True
         try:
+            self._spill_at_close()
             self.cache.close()
         finally:
             self.appended.close()
@@ -246,11 +291,19 @@ class ActorSpool(SpoolUpkeep):
         with self._lock:
             return [(r.first_seq, r.last_seq, r.offset) for r in (*self._inflight, *self._unsent)]
 
-    def take_unsent(self, window: int, window_bytes: int | None = None) -> tuple[int, int, bytes] | None:
-        """The next record to send, ``(first_seq, last_seq, batch bytes)``, now in flight; None
-        if there is none, if ``window`` transitions (or ``window_bytes``, when given; one record
-        always goes) are in flight, or if it is not durable yet. The spool keeps no copy of what
-        is in flight: a resend reads it back from disk."""
+    def take_unsent(self, window: int, window_bytes: int | None = None) -> Outgoing | None:
+        """The next record to send, now in flight; None if there is none, if ``window``
+        transitions (or ``window_bytes``, when given; one record always goes) are in flight, or
+        if it is not durable yet (written behind: if its numbers could not be reserved). The spool
+        keeps no copy of what is in flight and on disk: a resend reads it back."""
+        if self.writes_behind and self._unsent:  # (only this thread takes records)
+            head = self._unsent[0]
+            try:
+                self.reserve(head.last_seq)
+            except OSError as e:  # a full disk: nothing goes out whose number could be reused
+                log.warning("actor %s: spool %s: could not reserve sequence numbers: %s", self.actor_id,
+                            self.path, e)
+                return None
         durable = self.cache.durable_offset
         with self._lock:  # in flight from the moment it leaves the queue
             full = self._inflight_rows >= window or (
@@ -259,9 +312,12 @@ class ActorSpool(SpoolUpkeep):
                 return None
             record = self._unsent.popleft()
             payload = record.payload
-            if payload is not None:
-                self.held_bytes -= len(payload)
-            self._inflight.append(record._replace(payload=None))
+            if record.offset == UNWRITTEN:  # its only copy: kept while in flight
+                self._inflight.append(record)
+            else:
+                if payload is not None:
+                    self.held_bytes -= len(payload)
+                self._inflight.append(record._replace(payload=None))
             self._inflight_rows += record.rows
             self._inflight_bytes += record.nbytes
         if payload is None:
@@ -270,7 +326,7 @@ class ActorSpool(SpoolUpkeep):
                 with self._lock:  # (only this thread takes records: it is still the last)
                     self._inflight[-1] = self._inflight[-1]._replace(nbytes=len(payload))
                     self._inflight_bytes += len(payload)
-        return record.first_seq, record.last_seq, payload
+        return Outgoing(record.first_seq, record.last_seq, payload, record.after)
 
     def put_back(self, payload: bytes | None = None) -> None:
         """The record ``take_unsent`` gave last could not be sent: it is the next to send again
@@ -280,6 +336,9 @@ class ActorSpool(SpoolUpkeep):
             record = self._inflight.pop()
             self._inflight_rows -= record.rows
             self._inflight_bytes -= record.nbytes
+            if record.offset == UNWRITTEN:  # it kept its bytes (counted in ``behind_bytes``)
+                self._unsent.appendleft(record)
+                return
             if payload is not None:
                 self.held_bytes += len(payload)
             self._unsent.appendleft(record._replace(payload=payload))
@@ -305,10 +364,37 @@ class ActorSpool(SpoolUpkeep):
             for queue in (self._inflight, self._unsent):
                 while queue and queue[0].last_seq <= self.acked_seq:
                     record = queue.popleft()
-                    self.acked_offset = record.offset
                     self._queued_rows -= record.rows
                     if queue is self._inflight:
                         self._inflight_rows -= record.rows
                         self._inflight_bytes -= record.nbytes
-                    elif record.payload is not None:
+                    if record.offset == UNWRITTEN:  # acknowledged before it was due: never written
+                        self.behind_bytes -= record.nbytes
+                        continue
+                    self.acked_offset = record.offset
+                    if queue is self._unsent and record.payload is not None:
                         self.held_bytes -= len(record.payload)
+
+    # -- upkeep (the link's thread) ----------------------------------------------------------------
+    def tend(self) -> None:
+        """Twice a second, from the link's thread: write what is due behind, then the upkeep of
+        ``SpoolUpkeep.tend``. Never raises."""
+        try:
+            self.spill()
+        except Exception as e:  # a failing disk must not stop the link sending what it has
+            log.warning("actor %s: spool %s: writing behind failed: %s", self.actor_id, self.path, e)
+        super().tend()
+
+    def _spill_at_close(self) -> None:
+        """Written behind: what the learner has not acknowledged goes to the spool before it closes."""
+        if not self.writes_behind:
+            return
+        try:
+            self.spill(everything=True)
+        except Exception as e:
+            log.error("actor %s: spool %s: writing the unacknowledged records at close failed: %s",
+                      self.actor_id, self.path, e)
+        if self.behind_bytes:
+            log.error("actor %s: spool %s closes with %d bytes of unacknowledged transitions it could not "
+                      "write (its disk refuses writes); they are lost", self.actor_id, self.path,
+                      self.behind_bytes)

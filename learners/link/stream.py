@@ -64,6 +64,24 @@ class TransitionStream:
         """The last sequence number handed out."""
         return self.spool.seq
 
+    @property
+    def writes_behind(self) -> bool:
+        """Whether the spool writes behind the link (``durability="behind"``)."""
+        return self.spool.writes_behind
+
+    @property
+    def kept_seq(self) -> int:
+        """The last sequence number of a transition kept from this actor's earlier life (its
+        spool's last record or a raised floor; with ``durability="behind"`` the numbers then jump
+        past a reservation, so ``seq`` does not count transitions)."""
+        return self.spool.kept_seq
+
+    def kept_steps(self) -> int:
+        """Transitions kept from this actor's earlier life, as far as its spool knows: ``kept_seq``
+        while numbers are consecutive; 0 when written behind (numbers skip past reservations,
+        and what the learner acknowledged before it was written is not on the spool)."""
+        return 0 if self.spool.writes_behind else self.spool.kept_seq
+
     def durable_seq(self) -> int:
         """The highest sequence number durable in the spool or held by the learner."""
         return self.spool.durable_seq()

@@ -31,6 +31,7 @@ place of one SHA-256 of the whole payload; 2: a TRANSITIONS message carries one 
 HELLO = "hello"  # actor -> learner: actor id, specs, the last seq it holds
 WELCOME = "welcome"  # learner -> actor: the last durable seq it holds of that actor, weights version
 TRANSITIONS = "transitions"  # actor -> learner: transitions first_seq..last_seq, one batch frame
+# (optional ``after``: the last seq before first_seq the actor still has; those between never come)
 ACK = "ack"  # learner -> actor: every seq up to ``seq`` is durable at the learner
 WEIGHTS_ANNOUNCE = "weights_announce"  # learner -> actor: version, digest, size
 WEIGHTS_GET = "weights_get"  # actor -> learner: send me the newest weights
@@ -45,7 +46,8 @@ SCHEMAS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
     HELLO: {"actor_id": (_STR, True), "last_seq": (_INT, True), "spec": (_DICT, True),
             "policy_version": (_INT, False)},
     WELCOME: {"acked_seq": (_INT, True), "weights_version": (_INT, True), "learner_id": (_STR, True)},
-    TRANSITIONS: {"actor_id": (_STR, True), "first_seq": (_INT, True), "last_seq": (_INT, True)},
+    TRANSITIONS: {"actor_id": (_STR, True), "first_seq": (_INT, True), "last_seq": (_INT, True),
+                  "after": (_INT, False)},
     ACK: {"actor_id": (_STR, True), "seq": (_INT, True), "applied_seq": (_INT, False)},
     WEIGHTS_ANNOUNCE: {"version": (_INT, True), "digest": (_STR, True), "nbytes": (_INT, True)},
     WEIGHTS_GET: {"actor_id": (_STR, True)},

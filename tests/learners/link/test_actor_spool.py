@@ -54,7 +54,7 @@ def test_pending_batches_carry_their_sequence_ranges(tmp_path):
     spool = ActorSpool(tmp_path / "spool", "a", "fsync")
     assert spool.last_seq == 11 and [(f, t) for f, t, _ in spool.pending()] == [(1, 4), (5, 10), (11, 11)]
     taken = [spool.take_unsent(window=1000) for _ in range(3)]
-    assert [(first, last, len(decode_batch(frame, max_size=1 << 20))) for first, last, frame in taken] == [
+    assert [(first, last, len(decode_batch(frame, max_size=1 << 20))) for first, last, frame, _ in taken] == [
         (1, 4, 4), (5, 10, 6), (11, 11, 1)]  # the protocol-1 record goes out as a batch of one
     spool.close()
 
@@ -182,10 +182,10 @@ def test_unsent_records_past_memory_bytes_wait_on_disk_and_go_out_unchanged(tmp_
     assert spool.held_bytes == 3 * size  # the first three; seven wait on disk
     taken = [spool.take_unsent(window=1000) for _ in batches]
     assert spool.held_bytes == 0 and spool.take_unsent(window=1000) is None
-    assert [frame for _, _, frame in taken] == [encode_batch(rows) for rows in batches]
+    assert [out.payload for out in taken] == [encode_batch(rows) for rows in batches]
     spool.resend_unacked()  # the connection was lost: every record is read back from disk
     again = [spool.take_unsent(window=1000) for _ in batches]
-    assert [frame for _, _, frame in again] == [frame for _, _, frame in taken]
+    assert [out.payload for out in again] == [out.payload for out in taken]
     spool.put_back(again[-1][2])  # the last could not be sent: its bytes are held again
     assert spool.held_bytes == size and spool.take_unsent(window=1000)[2] == again[-1][2]
     spool.acked(40)

@@ -22,8 +22,10 @@ def _rows(first: int, last: int, obs=None, action=None) -> list[Transition]:
             for seq in range(first, last + 1)]
 
 
-def _send(sock, rows: list[Transition]) -> None:
+def _send(sock, rows: list[Transition], after: int | None = None) -> None:
     fields = {"actor_id": rows[0].actor_id, "first_seq": rows[0].seq, "last_seq": rows[-1].seq}
+    if after is not None:
+        fields["after"] = after
     sock.send_multipart(encode(TRANSITIONS, fields, [encode_batch(rows)]))
 
 
@@ -48,6 +50,27 @@ def test_an_overlapping_resend_is_stored_from_the_first_new_transition(tmp_path,
         spans = [service.cache.read_span(o) for o in service.cache.log.offsets()]
         assert spans == [("ov", 1, 5), ("ov", 6, 8)]
     assert read_journal(tmp_path / "run" / "applied.log") == [("ov", s) for s in range(1, 9)]
+
+
+def test_a_gap_is_skipped_only_where_the_actor_says_it_has_nothing_before_it(tmp_path, raw_actor, settles):
+    """An actor that wrote behind and was restarted declares ``after``: the last seq before the
+    batch it still has. The learner skips to the batch only when it holds everything up to
+    ``after``; any other gap is still refused (the actor then resends from what it holds)."""
+    config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "run", obs_dim=12, action_dim=3,
+                           durability="os-buffered")
+    with LearnerService(config) as service:
+        sock = raw_actor(service, "ov")
+        _send(sock, _rows(1, 5))
+        _send(sock, _rows(9, 10))  # a gap, undeclared
+        assert _error(sock) == ("gap", "transitions 9..10: expected seq 6 next")
+        _send(sock, _rows(9, 10), after=7)  # it says it still has 6..7: resend those first
+        assert _error(sock) == ("gap", "transitions 9..10: expected seq 6 next")
+        _send(sock, _rows(100, 102), after=5)  # 6..99 never come
+        assert settles(lambda: service.server.durable_seq.get("ov", 0) == 102)
+        assert service.server.skipped == {"ov": 94} and service.server.status()["skipped"] == {"ov": 94}
+        assert settles(lambda: service.updater.applied.get("ov", 0) == 102)
+    applied = read_journal(tmp_path / "run" / "applied.log")
+    assert applied == [("ov", s) for s in (*range(1, 6), 100, 101, 102)]
 
 
 def test_a_batch_that_breaks_the_spec_names_its_transition(tmp_path, raw_actor, settles):

@@ -124,7 +124,7 @@ def run_spool(directory: Path, acks: int, seed: int, groups: int, durability: st
         while True:  # the link's side: offered once durable
             taken = spool.take_unsent(window=10_000)
             if taken is not None:
-                first_seq, last_seq, _data = taken
+                first_seq, last_seq = taken.first_seq, taken.last_seq
                 offset = next(o for f, _l, o in spool.pending() if f == first_seq)
                 os.write(acks, f"S {first_seq} {last_seq} {offset}\n".encode())
                 offered.append((last_seq, offset))

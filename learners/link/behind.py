@@ -1,0 +1,128 @@
+"""The actor spool writing behind the link (``durability: behind``), and its sequence reservation.
+
+A write-through spool (``fsync``, ``os-buffered``, ``none``) writes every batch before the link
+may send it, so camera frames are written twice on one machine: once by the actor's spool, once
+by the learner's cache. With ``behind`` a batch is sent from memory at once and written to the
+spool (synced) only if the learner has not acknowledged it within ``WRITE_BEHIND_S``, if the
+unwritten bytes pass the spool's memory budget, or when the spool closes. While the learner keeps
+up, the spool writes next to nothing; during an outage everything is on the spool within about
+``WRITE_BEHIND_S`` (plus the link's upkeep period, half a second).
+
+What it costs: a transition sent and not yet written or acknowledged when the actor process dies
+is lost (never acknowledged, so "acknowledged means durable" holds). What it keeps: a sequence
+number is never reused. The link sends a record only once its numbers are inside a *reservation*
+made durable first (``SEQ_RESERVED``, a small file in the spool, extended ``RESERVE_BLOCK`` at a
+time by the link's thread); a reopened spool numbers on after the reservation, whatever was sent.
+The numbers between what the spool holds and the reservation never come: the first record sent
+after them carries ``after`` (the last one before it that the actor still has), and the learner,
+holding everything up to ``after``, skips to it instead of waiting for them (``skipped`` in its
+status).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from learners.cache import ReplayCache
+from learners.cache.errors import CacheFullError
+from learners.cache.files import read_marker, write_marker
+
+#: How long a record sent from memory may stay unacknowledged before the spool writes it.
+WRITE_BEHIND_S = 1.0
+#: Sequence numbers reserved at a time (one small synced file write per block).
+RESERVE_BLOCK = 1 << 16
+RESERVATION_FILE = "SEQ_RESERVED"
+UNWRITTEN = -1  # the offset of a record not (yet) on the spool
+
+log = logging.getLogger("learners.link.spool")
+
+
+def read_reservation(path: Path) -> int:
+    """The reservation saved in spool directory ``path``: 0 when there is none. A damaged file is
+    an error naming it (numbering on from a guess could reuse a number the learner has seen)."""
+    file = Path(path) / RESERVATION_FILE
+    if not file.exists():
+        return 0
+    doc = read_marker(file)
+    seq = doc.get("seq") if doc else None
+    if type(seq) is not int or seq < 0:
+        raise ValueError(f"spool {path}: {RESERVATION_FILE} is damaged (not a checksummed reservation); "
+                         "the sequence numbers this actor may have sent are unknown. If its learner holds "
+                         "this actor's stream, delete the file and start the actor with a floor above "
+                         "the learner's count; otherwise delete the spool")
+    return seq
+
+
+class WriteBehind:
+    """Mixed into :class:`learners.link.spool.ActorSpool`: the reservation and the late writes."""
+
+    path: Path
+    actor_id: str
+    cache: ReplayCache
+    write_behind_s: float | None
+    memory_bytes: int
+    held_bytes: int
+    _lock: threading.Lock
+    _unsent: collections.deque
+    _inflight: collections.deque
+
+    def _init_behind(self, write_behind_s: float | None) -> None:
+        self.write_behind_s = write_behind_s
+        self.behind_bytes = 0  # bytes of records sent or queued from memory, not yet on the spool
+        self.reserved = read_reservation(self.path)  # every number sent is <= this (durable)
+        self._reserve_lock = threading.Lock()
+
+    @property
+    def writes_behind(self) -> bool:
+        return self.write_behind_s is not None
+
+    def reserve(self, seq: int) -> None:
+        """Make sure every number up to ``seq`` is inside the durable reservation (a synced file
+        write when it is not, ``RESERVE_BLOCK`` numbers ahead)."""
+        if seq <= self.reserved:
+            return
+        with self._reserve_lock:
+            if seq > self.reserved:
+                upto = seq + RESERVE_BLOCK
+                write_marker(Path(self.path) / RESERVATION_FILE, {"seq": upto, "actor_id": self.actor_id})
+                self.reserved = upto
+
+    def spill(self, now: float | None = None, everything: bool = False) -> int:
+        """Write to the spool the records sent or queued from memory that are due: unacknowledged
+        for ``write_behind_s``, past the memory budget, or ``everything`` (at close). Oldest first,
+        so what is on the spool stays in sequence order. Returns the records written; stops at a
+        disk that refuses writes (they stay in memory, tried again on the next call)."""
+        if not self.writes_behind:
+            return 0
+        now = time.monotonic() if now is None else now
+        written = 0
+        with self._lock:  # (appends only add at the tail; acks run on this same thread)
+            for queue in (self._inflight, self._unsent):
+                for i in range(len(queue)):  # (records are replaced in place, never moved)
+                    record = queue[i]
+                    if record.offset != UNWRITTEN:
+                        continue
+                    due = (everything or now - record.born >= self.write_behind_s
+                           or self.behind_bytes > self.memory_bytes)
+                    if not due:
+                        return written
+                    try:
+                        offset = self.cache.append_batch(record.payload)
+                    except CacheFullError:
+                        return written
+                    self.behind_bytes -= record.nbytes
+                    keep = queue is self._unsent and self.held_bytes + record.nbytes <= self.memory_bytes
+                    if keep:  # still to send: held if the budget allows, else read back once durable
+                        self.held_bytes += record.nbytes
+                    queue[i] = record._replace(offset=offset, payload=record.payload if keep else None)
+                    written += 1
+        return written
+
+    def behind_status(self) -> dict[str, Any]:
+        return {"write_behind_s": self.write_behind_s, "unwritten_bytes": self.behind_bytes,
+                "reserved_seq": self.reserved}

@@ -1,0 +1,147 @@
+"""An actor spool that writes behind the link (``durability="behind"``), on real files and processes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from learners.cache.batch import decode_batch
+from learners.link.behind import RESERVATION_FILE, RESERVE_BLOCK, UNWRITTEN, WRITE_BEHIND_S, read_reservation
+from learners.link.spool import ActorSpool
+from learners.transition import Transition
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def rows(first: int, last: int, actor: str = "a") -> list[Transition]:
+    frame = np.zeros((8, 8, 3), np.uint8)
+    return [Transition({"state": np.full(3, s, np.float32), "image.cam": frame + s % 255},
+                       np.zeros(2, np.float32), float(s), np.zeros(3, np.float32), False, False, actor, s)
+            for s in range(first, last + 1)]
+
+
+def on_disk(spool: ActorSpool) -> list[tuple[int, int]]:
+    return [spool.cache.read_span(o)[1:] for o in spool.cache.offsets(0)]
+
+
+def test_a_record_goes_out_at_once_and_is_never_written_once_acknowledged(tmp_path):
+    spool = ActorSpool(tmp_path / "spool", "a", "behind")
+    for first in (1, 5, 9):
+        spool.append(rows(first, first + 3))
+    assert [o for _, _, o in spool.pending()] == [UNWRITTEN] * 3 and spool.behind_bytes > 0
+    sent = [spool.take_unsent(window=1000) for _ in range(3)]  # nothing waits on the disk
+    assert [(o.first_seq, o.last_seq, o.after) for o in sent] == [(1, 4, 0), (5, 8, 4), (9, 12, 8)]
+    assert [t.reward for t in decode_batch(sent[1].payload, max_size=1 << 20)] == [5.0, 6.0, 7.0, 8.0]
+    # the numbers sent are inside a reservation made durable before they went out
+    assert read_reservation(tmp_path / "spool") == spool.reserved >= 12
+    spool.acked(12)
+    assert spool.spill(time.monotonic() + 10 * WRITE_BEHIND_S) == 0  # nothing left to write
+    assert (spool.backlog, spool.behind_bytes, on_disk(spool)) == (0, 0, [])
+    spool.close()
+
+
+def test_what_stays_unacknowledged_is_written_when_due_and_resent_after_reopening(tmp_path):
+    path = tmp_path / "spool"
+    spool = ActorSpool(path, "a", "behind")
+    for first in (1, 5, 9):
+        spool.append(rows(first, first + 3))
+    spool.take_unsent(window=1000)
+    spool.take_unsent(window=1000)  # 1-4 and 5-8 in flight, 9-12 queued
+    spool.acked(4)
+    assert spool.spill(time.monotonic()) == 0  # not due yet: the learner may still acknowledge it
+    assert spool.spill(time.monotonic() + WRITE_BEHIND_S) == 2
+    assert spool.flush() and on_disk(spool) == [(5, 8), (9, 12)] and spool.behind_bytes == 0
+    spool.resend_unacked()  # a lost connection: 5-8 is read back from the spool
+    again = spool.take_unsent(window=1000)
+    assert (again.first_seq, again.last_seq) == (5, 8)
+    assert [t.seq for t in decode_batch(again.payload, max_size=1 << 20)] == [5, 6, 7, 8]
+    reserved = spool.reserved
+    spool.close()
+
+    spool = ActorSpool(path, "a", "behind")
+    assert [(f, t) for f, t, _ in spool.pending()] == [(5, 8), (9, 12)]
+    assert spool.kept_seq == 12 and spool.next_seq() == reserved + 1  # never a number that may have gone out
+    spool.append(rows(reserved + 1, reserved + 2))
+    out = [spool.take_unsent(window=1000) for _ in range(3)]
+    # 5-8 is the first the spool has (1-4 was never written: nothing before it can come), and the
+    # new numbers follow 12: the learner, holding 4, takes 5-12 and then skips to them
+    assert [(o.first_seq, o.after) for o in out] == [(5, 0), (9, 8), (reserved + 1, 12)]
+    spool.close()
+
+
+def test_close_writes_what_the_learner_has_not_acknowledged(tmp_path):
+    path = tmp_path / "spool"
+    spool = ActorSpool(path, "a", "behind")
+    spool.append(rows(1, 4))
+    spool.append(rows(5, 6))
+    spool.take_unsent(window=1000)
+    spool.acked(4)
+    spool.close()
+    spool = ActorSpool(path, "a", "behind")
+    assert [(f, t) for f, t, _ in spool.pending()] == [(5, 6)]
+    spool.close()
+
+
+def test_past_the_memory_budget_records_are_written_at_once(tmp_path):
+    spool = ActorSpool(tmp_path / "spool", "a", "behind", memory_bytes=1)
+    spool.append(rows(1, 4))
+    spool.append(rows(5, 8))
+    assert spool.spill(time.monotonic()) == 2 and spool.behind_bytes == 0
+    assert spool.flush() and on_disk(spool) == [(1, 4), (5, 8)]
+    spool.close()
+
+
+def test_a_killed_actor_never_reuses_a_number_it_may_have_sent(tmp_path):
+    """SIGKILL after sending from memory and before anything was written: those transitions are
+    gone (never acknowledged), and the restarted spool numbers on past the reservation."""
+    path = tmp_path / "spool"
+    script = f"""
+import os, signal, sys
+sys.path.insert(0, {str(REPO)!r})
+from tests.learners.link.test_spool_behind import rows
+from learners.link.spool import ActorSpool
+spool = ActorSpool({str(path)!r}, "a", "behind")
+for first in range(1, 200, 4):
+    spool.append(rows(first, first + 3))
+    assert spool.take_unsent(window=10**6) is not None
+print(spool.reserved, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    reserved = int(proc.stdout.split()[0])
+    assert reserved >= 200 and (path / RESERVATION_FILE).exists()
+    spool = ActorSpool(path, "a", "behind")
+    assert spool.pending() == [] and spool.kept_seq == 0
+    assert spool.next_seq() == reserved + 1
+    spool.close()
+
+
+def test_a_write_through_spool_honours_a_reservation_left_by_writing_behind(tmp_path):
+    path = tmp_path / "spool"
+    spool = ActorSpool(path, "a", "behind")
+    spool.append(rows(1, 4))
+    spool.take_unsent(window=1000)
+    spool.close()  # (written at close: not acknowledged)
+    spool = ActorSpool(path, "a", "fsync")
+    assert spool.next_seq() == RESERVE_BLOCK + 5 and spool.kept_seq == 4
+    spool.close()
+
+
+def test_a_damaged_reservation_is_refused_by_name(tmp_path):
+    path = tmp_path / "spool"
+    ActorSpool(path, "a", "behind").close()
+    (path / RESERVATION_FILE).write_bytes(b"\x81\xa3seq\x05garbage")
+    with pytest.raises(ValueError, match=f"{RESERVATION_FILE} is damaged"):
+        ActorSpool(path, "a", "behind")
+
+
+def test_an_unknown_durability_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match=r"durability must be one of .*'behind'.*got 'later'"):
+        ActorSpool(tmp_path / "spool", "a", "later")
