@@ -13,7 +13,10 @@
    learner's cache) to the same disk; across machines each side has a disk of its own. So for
    image-sized transitions the physical limit is the disk, measured in the same run: two
    writers at once, 4 MiB direct synced writes (``disk_limit``). Full runs repeat the link and
-   raw ZeroMQ three times and report the median run's ratio, and every run's.
+   raw ZeroMQ three times and report the median run's ratio, and every run's. Image-sized
+   transitions run a second actor side too, its spool writing behind the link
+   (``durability="behind"``, ``learners/link/behind.py``: sent at once, written only if not
+   acknowledged within a second), so the learner's cache holds the one durable copy.
 2. Weight delivery latency for a 10M-parameter head: publish -> loaded into the actor's network,
    in float32 (exact) and float16 (``weights_dtype``); next to it, what the weights codec costs
    against the safetensors library (encode vs ``save``, decode vs ``load``, the chunked digest vs
@@ -124,19 +127,19 @@ def _transitions(n: int, image: bool) -> list:
     return [_record(seq, image) for seq in range(1, n + 1)]
 
 
-def link_throughput(transitions: list, tmp: Path) -> float:
+def link_throughput(transitions: list, tmp: Path, durability: str = "fsync") -> float:
     """Acked durable transitions/s through the real actor side (``TransitionStream``: batch encode,
-    fsync'd spool, link thread) into a learner ingest process."""
+    spool with ``durability``, link thread) into a learner ingest process (fsync'd cache)."""
     from learners.link.stream import TransitionStream
 
     n = len(transitions)
     image = isinstance(transitions[0].obs, dict)
     endpoint = f"tcp://127.0.0.1:{_port()}"
-    run = tmp / f"learner-{'img' if image else 'state'}"
+    run = tmp / f"learner-{'img' if image else 'state'}-{durability}"
     proc = _spawn(_serve_ingest, endpoint, str(run))
     spec = {"obs_dim": 12, "action_dim": 3, "n_actions": None, "algo": "stream-ac"}
-    stream = TransitionStream(tmp / f"actor-{'img' if image else 'state'}", "bench", endpoint, spec, {},
-                              durability="fsync").start()
+    stream = TransitionStream(tmp / f"actor-{'img' if image else 'state'}-{durability}", "bench", endpoint,
+                              spec, {}, durability=durability).start()
     link = stream.link
     try:
         while not link.connected:
@@ -152,6 +155,21 @@ def link_throughput(transitions: list, tmp: Path) -> float:
         stream.close()
         proc.terminate()
         proc.join()
+
+
+def _median_entry(runs: list[tuple[float, float]], raw_batch: float, n: int) -> dict:
+    """The median run's figures (by its ratio to raw ZeroMQ), with every run's ratio."""
+    ratios = sorted(link / raw for link, raw in runs)
+    link, raw = runs[[link / raw for link, raw in runs].index(ratios[len(ratios) // 2])]
+    return {
+        "acked_durable_per_s": round(link, 1),
+        "raw_zmq_per_s": round(raw, 1),
+        "ratio": round(link / raw, 4),
+        "ratio_runs": [round(r, 4) for r in ratios],
+        "raw_zmq_batch_frames_per_s": round(raw_batch, 1),
+        "ratio_to_batch_frames": round(link / raw_batch, 4),
+        "n": n,
+    }
 
 
 def raw_zmq_throughput(transitions: list, framing: str, batch: int = 1024, window: int = 16) -> float:
@@ -397,22 +415,16 @@ def main(argv: list[str] | None = None) -> dict:
     try:
         for name, n, image in (("state", n_state, False), ("image", n_image, True)):
             transitions = _transitions(n, image)
-            runs = []
+            modes = ("fsync", "behind") if image else ("fsync",)
+            runs: dict[str, list] = {mode: [] for mode in modes}
             for _ in range(repeats):  # each run: raw ZeroMQ, then the link, back to back
-                raw = raw_zmq_throughput(transitions, "record")
-                runs.append((link_throughput(transitions, tmp), raw))
-            ratios = sorted(link / raw for link, raw in runs)
-            link, raw = runs[[link / raw for link, raw in runs].index(ratios[len(ratios) // 2])]
+                for mode in modes:
+                    raw = raw_zmq_throughput(transitions, "record")
+                    runs[mode].append((link_throughput(transitions, tmp, mode), raw))
             raw_batch = raw_zmq_throughput(transitions, "batch")
-            entry = {
-                "acked_durable_per_s": round(link, 1),
-                "raw_zmq_per_s": round(raw, 1),
-                "ratio": round(link / raw, 4),
-                "ratio_runs": [round(r, 4) for r in ratios],
-                "raw_zmq_batch_frames_per_s": round(raw_batch, 1),
-                "ratio_to_batch_frames": round(link / raw_batch, 4),
-                "n": n,
-            }
+            entry = _median_entry(runs["fsync"], raw_batch, n)
+            if image:
+                entry["spool_behind"] = _median_entry(runs["behind"], raw_batch, n)
             if image:  # large transitions are bound by the disk: both durable copies on one disk
                 from learners.cache.batch import encode_batch
 
@@ -420,7 +432,7 @@ def main(argv: list[str] | None = None) -> dict:
                 per = len(encode_batch(rows)) / len(rows)
                 ceiling = disk_limit(tmp, per, 64 * 1024 * 1024 if args.quick else 512 * 1024 * 1024)
                 entry.update(transition_bytes=round(per), disk_limit_per_s=round(ceiling, 1),
-                             ratio_to_disk_limit=round(link / ceiling, 4))
+                             ratio_to_disk_limit=round(entry["acked_durable_per_s"] / ceiling, 4))
             results[f"{name}_transitions"] = entry
             del transitions
         for key, dtype in (("weights_10M", "float32"), ("weights_10M_float16", "float16")):
@@ -441,13 +453,13 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = [
-        [k, v["acked_durable_per_s"], v["raw_zmq_per_s"], f"{100 * v['ratio']:.1f}%",
+        [name, v["acked_durable_per_s"], v["raw_zmq_per_s"], f"{100 * v['ratio']:.1f}%",
          " ".join(f"{100 * r:.0f}%" for r in v["ratio_runs"]),
          v["raw_zmq_batch_frames_per_s"], f"{100 * v['ratio_to_batch_frames']:.1f}%",
          v.get("disk_limit_per_s", "-"),
          f"{100 * v['ratio_to_disk_limit']:.1f}%" if "ratio_to_disk_limit" in v else "-"]
-        for k, v in results.items()
-        if k.endswith("_transitions")
+        for k, entry in results.items() if k.endswith("_transitions")
+        for name, v in ((k, entry), (f"{k}, spool behind", entry.get("spool_behind"))) if v
     ]
     print_table("actor -> learner, loopback (median run)",
                 ["records", "acked durable/s", "raw ZeroMQ/s (record frames)", "ratio", "ratio, each run",

@@ -32,6 +32,9 @@ def test_link_bench_quick(tmp_path):
     image = data["image_transitions"]
     assert image["transition_bytes"] > 96 * 96 * 3  # the image and the rest of the row
     assert image["disk_limit_per_s"] > 0 and image["ratio_to_disk_limit"] > 0
+    behind = image["spool_behind"]  # the same transitions, the actor's spool writing behind the link
+    assert behind["acked_durable_per_s"] > 0 and behind["ratio"] > 0
+    assert behind["ratio_runs"] == [behind["ratio"]]
     for key, dtype in (("weights_10M", "float32"), ("weights_10M_float16", "float16")):
         assert data[key]["dtype"] == dtype and data[key]["repeats"] == 2
         w = data[key]
