@@ -19,6 +19,7 @@ import yaml
 
 from hal.config import build
 from hal.errors import ConfigError
+from learners.link.spool import SPOOL_DURABILITY
 
 PACES = ("real-time", "fast")
 
@@ -120,9 +121,13 @@ class RunLinkConfig:
     ``rill keys`` makes them) or ``insecure: true`` (a trusted network only). Each path is read on
     the host that uses it, nodes sharing no disk: the learner's two on the learner's host, the
     actors' two on each robot's host; ``{name}`` in ``actor_secret`` becomes the actor's name, the
-    id its key may speak for (``allow_dir/<name>.key``)."""
+    id its key may speak for (``allow_dir/<name>.key``). ``spool`` is how each actor's spool
+    writes: ``fsync`` (every batch synced before it is sent), ``os-buffered``, ``none``, or
+    ``behind`` (sent at once, written only if not acknowledged within a second: camera frames
+    written once on a host, not twice; a kill -9 may lose what was not yet acknowledged)."""
 
     port: int = 0  # 0: a port free on the learner's host when the run starts
+    spool: str = "fsync"
     insecure: bool = False
     learner_secret: str = ""
     allow_dir: str = ""
@@ -135,6 +140,8 @@ class RunLinkConfig:
                               f"got {self.port!r}")
         if type(self.insecure) is not bool:
             raise ConfigError(f"link.insecure must be true or false, got {self.insecure!r}")
+        if self.spool not in SPOOL_DURABILITY:
+            raise ConfigError(f"link.spool must be one of {', '.join(SPOOL_DURABILITY)}, got {self.spool!r}")
         for k in ("learner_secret", "allow_dir", "actor_secret", "learner_public"):
             if not isinstance(getattr(self, k), str):
                 raise ConfigError(f"link.{k} must be a path (a string), got {getattr(self, k)!r}")
@@ -179,6 +186,7 @@ class ActorWorkerConfig:
     curve_secret: str = ""  # CurveZMQ: this actor's secret key file ({name}: the actor's name)...
     learner_key: str = ""  # ...and the learner's public key file
     insecure: bool = False
+    spool: str = "fsync"  # how its spool writes (link.spool)
 
     def __post_init__(self) -> None:
         if isinstance(self.train, dict):

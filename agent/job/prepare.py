@@ -156,7 +156,8 @@ class Job:
         files = {"learner": {worker_file("learner", "learner"): worker_config_text(learner)}}
         for group, config in self.actors.items():
             config = replace(config, learner=endpoint, curve_secret=link.actor_secret,
-                             learner_key=link.learner_public, insecure=link.insecure)
+                             learner_key=link.learner_public, insecure=link.insecure,
+                             spool=self.link.spool)  # (on one host too: it is about the actor's disk)
             files[group] = {worker_file(group, "actor"): worker_config_text(config)}
         return files
 

@@ -89,7 +89,7 @@ def _streamx_actor(config: ActorWorkerConfig, ctx, robot) -> int:
     runner = ActorRunner(ActorConfig(learner=config.learner, env="", actor_id=ctx.name, run_dir=ctx.run_dir,
                                      algo=t.algo, hyper=dict(t.hyper), seed=t.seed, steps=t.steps_per_actor,
                                      max_lag=t.max_lag, curve=_curve(config, ctx.name),
-                                     insecure=config.insecure),
+                                     insecure=config.insecure, durability=config.spool),
                          RobotSource(robot, config.episode_steps))
     with ctx.busy("compiling the stream-x kernels"):
         runner.warm_up()
@@ -118,7 +118,8 @@ def _vla_actor(config: ActorWorkerConfig, ctx, robot) -> int:
                                         keep_images=t.keep_images, pace=t.pace, inference=t.inference,
                                         rt_priority=t.rt_priority, cpus=tuple(t.cpus),
                                         time_limit=config.episode_steps,
-                                        curve=_curve(config, ctx.name), insecure=config.insecure), robot)
+                                        curve=_curve(config, ctx.name), insecure=config.insecure,
+                                        durability=config.spool), robot)
 
     def progress() -> dict:
         summary = actor.summary()

@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
          r"link.learner_public"),
         ({"curve": True}, "curve"),  # an unknown key is named
         ({"insecure": "false"}, r"link.insecure must be true or false, got 'false'"),
+        ({"spool": "later"}, r"link.spool must be one of fsync, os-buffered, none, behind, got 'later'"),
         ({"learner_secret": 3, "allow_dir": "a", "actor_secret": "b", "learner_public": "c"},
          r"link.learner_secret must be a path \(a string\), got 3"),
     ],
@@ -59,6 +60,7 @@ def test_one_host_keeps_the_link_on_loopback_without_keys(tmp_path):
     actor = yaml.safe_load(files["actor"]["workers/actors.actor.yaml"])["actor"]
     assert learner["bind"].startswith("tcp://127.0.0.1:") and actor["learner"] == learner["bind"]
     assert learner["curve_secret"] == "" and actor["curve_secret"] == "" and not learner["insecure"]
+    assert actor["spool"] == "fsync"  # every batch synced before it is sent, unless link.spool says
     written = tmp_path / "learner.yaml"
     written.write_text(files["learner"]["workers/learner.yaml"])
     assert read_worker_config(written).bind == learner["bind"]  # what the worker reads back
@@ -93,6 +95,14 @@ def test_hosts_apart_get_each_side_its_own_keys(tmp_path):
     assert (learner["curve_secret"], learner["allow_dir"]) == ("/keys/learner.key_secret", "/keys/actors")
     assert (actor["curve_secret"], actor["learner_key"]) == ("/keys/{name}.key_secret", "/keys/learner.key")
     assert "/keys/learner.key_secret" not in files["actor"]["workers/actors.actor.yaml"]  # no secret travels
+
+
+def test_the_spool_mode_reaches_every_actor(tmp_path):
+    job = _job(tmp_path, {"spool": "behind"})
+    files = job.worker_files(_placement("here", "here"), EmbeddedBackend(LeaseStore(tmp_path / "l")))
+    written = tmp_path / "actor.yaml"
+    written.write_text(files["actor"]["workers/actors.actor.yaml"])
+    assert read_worker_config(written).spool == "behind"
 
 
 def test_a_malformed_standin_gpu_is_named():
