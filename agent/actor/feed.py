@@ -120,7 +120,9 @@ class LearnerFeed:
         last = logged[-1] if logged else None
         steps = max(steps, last.step if last else 0)
         ended = max(episode, last.episode if last else 0)
-        streamed_after = self.stream.kept_seq > ((last.seq or 0) if last else 0)
+        # (``seq``, not ``kept_seq``: a spool writing behind holds little of what went out, and
+        # its ``seq`` is past its reservation, so a number is skipped rather than given twice)
+        streamed_after = self.stream.seq > ((last.seq or 0) if last else 0)
         return steps, ended + 1 if streamed_after else ended
 
     def start(self) -> LearnerFeed:

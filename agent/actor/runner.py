@@ -159,9 +159,9 @@ class ActorRunner(SteppingActor):
         # Never reuse a sequence number: the spool normally knows the last one; the saved state is
         # a floor in case the spool lost its tail.
         self.stream.raise_floor(int(state.get("seq", 0)))
-        # (Written behind, the saved count stands: numbers skip past reservations, and steps
-        # after the save may have gone unwritten; they are taken again.)
-        if "handed_seq" in state and not self.stream.writes_behind:
+        # (Written behind, now or when saved, the saved count stands: numbers skip past
+        # reservations, and steps after the save may have gone unwritten; they are taken again.)
+        if "handed_seq" in state and not (self.stream.writes_behind or state.get("written_behind")):
             # Count the steps whose transitions the stream kept (it continues after ``seq``), one
             # per transition: a kill just after the save loses saved steps not yet durable (they
             # are taken again), one later keeps steps past the save (not taken twice). A run's
@@ -185,6 +185,7 @@ class ActorRunner(SteppingActor):
             # The sequence number of the last step counted above (an operated step waits for the
             # next one before it is handed out, and has its number then).
             "handed_seq": self.seq + (self.operated.unrecorded if self.operated is not None else 0),
+            "written_behind": self.stream.writes_behind,
             "time": pre.get("time"),
             "reward": {
                 "trace": pre["reward"]["trace"],

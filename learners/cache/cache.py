@@ -119,6 +119,11 @@ class ReplayCache:
         kind, payload = self.encode(record)
         return self.log.append(payload, kind)
 
+    def check_record_size(self, n: int) -> None:
+        """Raise ``RecordTooLargeError`` if a record of ``n`` bytes could not be appended (for a
+        writer that appends later, e.g. an actor spool writing behind its link)."""
+        self.log.check_size(n)
+
     def append_batch(self, payload: bytes) -> int:
         """Append an encoded batch record (``learners.cache.batch.encode_batch``) as it is and
         return its offset; raises as ``append`` does."""

@@ -130,11 +130,7 @@ class SegmentedLog(GroupCommitter):
         if type(payload) is not bytes:  # the committer stores it later: keep an immutable copy
             payload = bytes(payload)
         n = len(payload)
-        if n > self._max_record:
-            raise RecordTooLargeError(
-                f"{self.directory}: record of {n} bytes exceeds max_record_bytes="
-                f"{self._max_record}; nothing was written"
-            )
+        self.check_size(n)
         payload_crc = _crc32c(payload)  # outside the lock: only offset and kind are added inside
         with self._lock:
             if self._unwritable:
@@ -160,6 +156,14 @@ class SegmentedLog(GroupCommitter):
             # wait a whole switch interval (5 ms) behind a caller appending in a tight loop.
             _yield_gil(0)
         return offset
+
+    def check_size(self, n: int) -> None:
+        """Raise ``RecordTooLargeError`` if a record of ``n`` bytes could not be appended."""
+        if n > self._max_record:
+            raise RecordTooLargeError(
+                f"{self.directory}: record of {n} bytes exceeds max_record_bytes="
+                f"{self._max_record}; nothing was written"
+            )
 
     def append_many(self, payloads: list[bytes], kind: int = KIND_BYTES) -> list[int]:
         """Accept several records at once (one lock round trip); return their offsets.

@@ -2,9 +2,11 @@
 
 A write-through spool (``fsync``, ``os-buffered``, ``none``) writes every batch before the link
 may send it, so camera frames are written twice on one machine: once by the actor's spool, once
-by the learner's cache. With ``behind`` a batch is sent from memory at once and written to the
-spool (synced) only if the learner has not acknowledged it within ``WRITE_BEHIND_S``, if the
-unwritten bytes pass the spool's memory budget, or when the spool closes. While the learner keeps
+by the learner's cache. With ``behind`` a batch is sent from memory at once and handed to the
+spool (whose group commit syncs it within milliseconds) only if the learner has not acknowledged
+it within ``WRITE_BEHIND_S``, if the unwritten bytes pass the spool's memory budget, or when the
+spool closes. Memory: up to the budget of unwritten bytes, plus up to the budget of written
+records held to send, plus what arrives between two upkeep passes. While the learner keeps
 up, the spool writes next to nothing; during an outage everything is on the spool within about
 ``WRITE_BEHIND_S`` (plus the link's upkeep period, half a second).
 
@@ -52,9 +54,10 @@ def read_reservation(path: Path) -> int:
     seq = doc.get("seq") if doc else None
     if type(seq) is not int or seq < 0:
         raise ValueError(f"spool {path}: {RESERVATION_FILE} is damaged (not a checksummed reservation); "
-                         "the sequence numbers this actor may have sent are unknown. If its learner holds "
-                         "this actor's stream, delete the file and start the actor with a floor above "
-                         "the learner's count; otherwise delete the spool")
+                         "the sequence numbers this actor may have sent are unknown. Deleting the file "
+                         "lets the actor number on after its spool's last record and its saved state; "
+                         "transitions it then numbers like ones the learner already holds are dropped "
+                         "there as duplicates")
     return seq
 
 
@@ -70,12 +73,14 @@ class WriteBehind:
     _lock: threading.Lock
     _unsent: collections.deque
     _inflight: collections.deque
+    _written: int
 
     def _init_behind(self, write_behind_s: float | None) -> None:
         self.write_behind_s = write_behind_s
         self.behind_bytes = 0  # bytes of records sent or queued from memory, not yet on the spool
         self.reserved = read_reservation(self.path)  # every number sent is <= this (durable)
         self._reserve_lock = threading.Lock()
+        self._reserve_error: str | None = None
 
     @property
     def writes_behind(self) -> bool:
@@ -93,35 +98,63 @@ class WriteBehind:
                 self.reserved = upto
 
     def spill(self, now: float | None = None, everything: bool = False) -> int:
-        """Write to the spool the records sent or queued from memory that are due: unacknowledged
+        """Hand to the spool the records sent or queued from memory that are due: unacknowledged
         for ``write_behind_s``, past the memory budget, or ``everything`` (at close). Oldest first,
-        so what is on the spool stays in sequence order. Returns the records written; stops at a
-        disk that refuses writes (they stay in memory, tried again on the next call)."""
+        so what is on the spool stays in sequence order; the spool's group commit syncs them
+        within milliseconds. Returns the records handed over; stops at a disk that refuses writes
+        (they stay in memory, tried again on the next call). Runs on the link's thread (or at
+        close), the only one that removes or moves records; the lock is held only to pick them
+        and to mark them written, never while they are checksummed and queued."""
         if not self.writes_behind:
             return 0
         now = time.monotonic() if now is None else now
-        written = 0
-        with self._lock:  # (appends only add at the tail; acks run on this same thread)
-            for queue in (self._inflight, self._unsent):
-                for i in range(len(queue)):  # (records are replaced in place, never moved)
-                    record = queue[i]
-                    if record.offset != UNWRITTEN:
-                        continue
-                    due = (everything or now - record.born >= self.write_behind_s
-                           or self.behind_bytes > self.memory_bytes)
-                    if not due:
-                        return written
-                    try:
-                        offset = self.cache.append_batch(record.payload)
-                    except CacheFullError:
-                        return written
-                    self.behind_bytes -= record.nbytes
-                    keep = queue is self._unsent and self.held_bytes + record.nbytes <= self.memory_bytes
-                    if keep:  # still to send: held if the budget allows, else read back once durable
-                        self.held_bytes += record.nbytes
-                    queue[i] = record._replace(offset=offset, payload=record.payload if keep else None)
-                    written += 1
-        return written
+        with self._lock:
+            inflight, unsent = self._inflight, self._unsent
+            excess = self.behind_bytes - self.memory_bytes
+            due: list[tuple[int, Any]] = []  # (position in in-flight + unsent, record)
+            for i in range(self._written, len(inflight) + len(unsent)):
+                record = inflight[i] if i < len(inflight) else unsent[i - len(inflight)]
+                if not (everything or excess > 0 or now - record.born >= self.write_behind_s):
+                    break
+                due.append((i, record))
+                excess -= record.nbytes
+        offsets: list[int] = []
+        for _, record in due:  # (meanwhile the batcher may append at the tail: positions hold)
+            try:
+                offsets.append(self.cache.append_batch(record.payload))
+            except CacheFullError:
+                break
+        with self._lock:
+            in_flight = len(self._inflight)
+            for (i, record), offset in zip(due, offsets, strict=False):
+                queue, at = (self._inflight, i) if i < in_flight else (self._unsent, i - in_flight)
+                self.behind_bytes -= record.nbytes
+                keep = queue is self._unsent and self.held_bytes + record.nbytes <= self.memory_bytes
+                if keep:  # still to send: held if the budget allows, else read back once durable
+                    self.held_bytes += record.nbytes
+                queue[at] = record._replace(offset=offset, payload=record.payload if keep else None)
+                self._written += 1
+        return len(offsets)
+
+    def _reserve_ahead(self) -> bool:
+        """Reserve the numbers of the next record to send (the link's thread); False when the
+        reservation cannot be written (a full disk: nothing goes out whose number could be
+        reused), said once per distinct error."""
+        with self._lock:
+            head = self._unsent[0].last_seq if self._unsent else 0
+        try:
+            self.reserve(head)
+        except OSError as e:
+            if str(e) != self._reserve_error:
+                log.warning("actor %s: spool %s: could not reserve sequence numbers (%s); sending waits",
+                            self.actor_id, self.path, e)
+            self._reserve_error = str(e)
+            return False
+        if self._reserve_error is not None:
+            log.warning("actor %s: spool %s: sequence numbers reserved again; sending resumes",
+                        self.actor_id, self.path)
+            self._reserve_error = None
+        return True
 
     def behind_status(self) -> dict[str, Any]:
         return {"write_behind_s": self.write_behind_s, "unwritten_bytes": self.behind_bytes,

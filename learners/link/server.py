@@ -305,6 +305,9 @@ class LearnerServer:
             return
         if first > have + 1:
             after = msg.fields.get("after")
+            if after is not None and after >= first:
+                raise WireError("bad_field", f"transitions {first}..{last}: after={after} must be below "
+                                             f"first_seq")
             if after is None or after > have:
                 raise WireError("gap", f"transitions {first}..{last}: expected seq {have + 1} next")
         payload = msg.frames[0]
@@ -336,11 +339,13 @@ class LearnerServer:
         self.received += last - have
 
     def _skip(self, actor_id: str, have: int, first: int) -> None:
-        """Actor ``actor_id`` no longer has seqs ``have + 1 .. first - 1`` (it wrote behind and was
-        restarted: at most those it had not written were transitions, the rest reserved numbers)."""
+        """Actor ``actor_id`` no longer has seqs ``have + 1 .. first - 1`` (typically it wrote behind
+        and was restarted: at most those it had not written were transitions, the rest reserved
+        numbers; or its spool lost records)."""
         self.skipped[actor_id] += first - 1 - have
-        log.warning("actor %s continues at seq %d: seqs %d..%d never come (it restarted; those it had "
-                    "sent but not yet written were never acknowledged)", actor_id, first, have + 1, first - 1)
+        log.warning("actor %s continues at seq %d: seqs %d..%d never come (the actor no longer has them: "
+                    "a restart after writing behind, or a lost spool; none was acknowledged)", actor_id,
+                    first, have + 1, first - 1)
 
     # -- a full disk -----------------------------------------------------------------------------
     def _check_storage(self) -> None:

@@ -13,7 +13,8 @@ The spool owns everything about an actor's records between the batcher and the l
 - **memory**: a record's bytes stay in memory to be sent only while the unsent records' bytes
   held are under ``memory_bytes``; past that (an actor whose link has been down for a while, a
   camera's frames piling up) they are read back from disk when their turn comes, and a record
-  in flight is held by ZeroMQ alone (a resend reads it back). So an outage costs disk, not memory;
+  in flight is held by ZeroMQ alone (a resend reads it back; written behind, the spool keeps the
+  bytes of what it has not written). So an outage costs disk, not memory;
 - **acknowledgements**: the link says how far the learner holds this actor's stream (``acked``,
   ``learner_holds``); ``commit_acked`` makes that position durable (the ``acked`` consumer), so a
   restart resends only the rest;
@@ -144,6 +145,9 @@ class ActorSpool(SpoolUpkeep, WriteBehind):
         self._room_at = float("-inf")
         self._commit_error: str | None = None
         self._tail_seq = 0  # the last sequence number of the newest record (the next one's ``after``)
+        #: How many records at the front of the queues (in flight, then unsent: an order every
+        #: move keeps) are on the spool; those after them are not (written behind, oldest first).
+        self._written = 0
         self.write_behind_s = None
         try:
             self._init_behind(WRITE_BEHIND_S if behind else None)
@@ -178,6 +182,7 @@ class ActorSpool(SpoolUpkeep, WriteBehind):
             if offset >= committed:
                 self._unsent.append(SpooledRecord(first, last, offset, None, after=self._tail_seq))
                 self._queued_rows += last - first + 1
+                self._written += 1
             self.last_seq = max(self.last_seq, last)
             self._tail_seq = last
 
@@ -221,8 +226,10 @@ class ActorSpool(SpoolUpkeep, WriteBehind):
         Raises what the cache raises (nothing queued): ``CacheFullError`` while the disk refuses."""
         payload = encode_batch(rows)
         behind = self.writes_behind
-        if behind and self.write_error is not None:  # hold no more in memory than a write-through spool
-            raise self.write_error
+        if behind:  # refused now, as a write-through spool would: a record it cannot write is lost
+            if self.write_error is not None:  # (and no more is held in memory than it would hold)
+                raise self.write_error
+            self.cache.check_record_size(len(payload))
         offset = UNWRITTEN if behind else self.cache.append_batch(payload)
         n = len(payload)
         with self._lock:  # open to queued in one step: ``backlog`` never sees them in neither
@@ -235,6 +242,8 @@ class ActorSpool(SpoolUpkeep, WriteBehind):
                                    self._tail_seq, time.monotonic())
             self._tail_seq = rows[-1].seq
             self._unsent.append(record)
+            if not behind:
+                self._written += 1
             self._queued_rows += record.rows
             self.open_rows = still_open
             self.last_seq = max(self.last_seq, record.last_seq)
@@ -296,20 +305,16 @@ class ActorSpool(SpoolUpkeep, WriteBehind):
         transitions (or ``window_bytes``, when given; one record always goes) are in flight, or
         if it is not durable yet (written behind: if its numbers could not be reserved). The spool
         keeps no copy of what is in flight and on disk: a resend reads it back."""
-        if self.writes_behind and self._unsent:  # (only this thread takes records)
-            head = self._unsent[0]
-            try:
-                self.reserve(head.last_seq)
-            except OSError as e:  # a full disk: nothing goes out whose number could be reused
-                log.warning("actor %s: spool %s: could not reserve sequence numbers: %s", self.actor_id,
-                            self.path, e)
-                return None
+        if self.writes_behind and not self._reserve_ahead():
+            return None
         durable = self.cache.durable_offset
         with self._lock:  # in flight from the moment it leaves the queue
             full = self._inflight_rows >= window or (
                 window_bytes is not None and self._inflight and self._inflight_bytes >= window_bytes)
             if not self._unsent or full or self._unsent[0].offset >= durable:
                 return None
+            if self.writes_behind and self._unsent[0].last_seq > self.reserved:
+                return None  # appended after the reservation was checked: reserved on the next call
             record = self._unsent.popleft()
             payload = record.payload
             if record.offset == UNWRITTEN:  # its only copy: kept while in flight
@@ -371,6 +376,7 @@ class ActorSpool(SpoolUpkeep, WriteBehind):
                     if record.offset == UNWRITTEN:  # acknowledged before it was due: never written
                         self.behind_bytes -= record.nbytes
                         continue
+                    self._written -= 1
                     self.acked_offset = record.offset
                     if queue is self._unsent and record.payload is not None:
                         self.held_bytes -= len(record.payload)

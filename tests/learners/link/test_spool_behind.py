@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from learners.cache.batch import decode_batch
+from learners.cache.batch import decode_batch, encode_batch
+from learners.cache.errors import RecordTooLargeError
 from learners.link.behind import RESERVATION_FILE, RESERVE_BLOCK, UNWRITTEN, WRITE_BEHIND_S, read_reservation
 from learners.link.spool import ActorSpool
 from learners.transition import Transition
@@ -72,6 +73,55 @@ def test_what_stays_unacknowledged_is_written_when_due_and_resent_after_reopenin
     # 5-8 is the first the spool has (1-4 was never written: nothing before it can come), and the
     # new numbers follow 12: the learner, holding 4, takes 5-12 and then skips to them
     assert [(o.first_seq, o.after) for o in out] == [(5, 0), (9, 8), (reserved + 1, 12)]
+    spool.close()
+
+
+def test_a_record_appended_past_the_reservation_waits_for_the_next_reservation(tmp_path):
+    """The batcher may append between the link's reservation and its taking the record: that
+    record must not go out until its numbers are reserved (a restart would reuse them)."""
+    spool = ActorSpool(tmp_path / "spool", "a", "behind")
+    spool.append(rows(1, 4))
+    assert spool.take_unsent(window=1000).first_seq == 1
+    first = spool.reserved + 1
+    spool.append(rows(5, 8))  # (within the reservation)
+    spool.reserve = lambda seq: None  # the race: this call's check saw nothing new to reserve
+    spool.append(rows(first - 1, first + 2))  # (numbered past a floor: it crosses the reservation)
+    assert spool.take_unsent(window=1000).first_seq == 5
+    assert spool.take_unsent(window=1000) is None and spool.pending()[-1][:2] == (first - 1, first + 2)
+    del spool.reserve  # the next call reserves it, then sends it
+    out = spool.take_unsent(window=1000)
+    assert (out.first_seq, out.last_seq) == (first - 1, first + 2) and spool.reserved >= first + 2
+    assert read_reservation(tmp_path / "spool") == spool.reserved
+    spool.close()
+
+
+def test_bytes_are_accounted_through_every_move(tmp_path):
+    spool = ActorSpool(tmp_path / "spool", "a", "behind")
+    for first in range(1, 25, 4):
+        spool.append(rows(first, first + 3))
+    size = spool.behind_bytes
+    taken = [spool.take_unsent(window=1000) for _ in range(3)]  # 1-12 in flight
+    spool.put_back()  # 9-12 could not be sent
+    assert spool.behind_bytes == size and spool.held_bytes == 0
+    assert spool.spill(time.monotonic() + WRITE_BEHIND_S) == 6  # all six handed to the spool
+    unsent = sum(len(encode_batch(rows(f, f + 3))) for f in (9, 13, 17, 21))  # held to send
+    assert spool.behind_bytes == 0 and spool.held_bytes == unsent and spool.flush()
+    spool.resend_unacked()  # 1-8 back to the front: their bytes are read back from disk
+    again = [spool.take_unsent(window=1000) for _ in range(6)]
+    assert [o.first_seq for o in again] == [1, 5, 9, 13, 17, 21]
+    assert [o.payload for o in again[:2]] == [o.payload for o in taken[:2]]
+    spool.acked(24)
+    assert (spool.backlog, spool.behind_bytes, spool.held_bytes) == (0, 0, 0)
+    spool.close()
+
+
+def test_a_record_too_large_to_write_is_refused_at_append(tmp_path):
+    spool = ActorSpool(tmp_path / "spool", "a", "behind", segment_bytes=1 << 20)
+    frame = np.zeros((700, 700, 3), np.uint8)  # 1.5 MB: past what a 1 MiB segment holds
+    big = [Transition(frame, np.zeros(2, np.float32), 0.0, np.zeros(3, np.float32), False, False, "a", 1)]
+    with pytest.raises(RecordTooLargeError, match="exceeds max_record_bytes"):
+        spool.append(big)
+    assert spool.pending() == [] and spool.behind_bytes == 0
     spool.close()
 
 

@@ -65,9 +65,12 @@ def test_a_gap_is_skipped_only_where_the_actor_says_it_has_nothing_before_it(tmp
         assert _error(sock) == ("gap", "transitions 9..10: expected seq 6 next")
         _send(sock, _rows(9, 10), after=7)  # it says it still has 6..7: resend those first
         assert _error(sock) == ("gap", "transitions 9..10: expected seq 6 next")
+        _send(sock, _rows(9, 10), after=9)  # nonsense: it cannot still have what it sends next
+        assert _error(sock) == ("bad_field", "transitions 9..10: after=9 must be below first_seq")
         _send(sock, _rows(100, 102), after=5)  # 6..99 never come
         assert settles(lambda: service.server.durable_seq.get("ov", 0) == 102)
         assert service.server.skipped == {"ov": 94} and service.server.status()["skipped"] == {"ov": 94}
+        assert service.server.rejected == {"gap": 2, "bad_field": 1}
         assert settles(lambda: service.updater.applied.get("ov", 0) == 102)
     applied = read_journal(tmp_path / "run" / "applied.log")
     assert applied == [("ov", s) for s in (*range(1, 6), 100, 101, 102)]
