@@ -79,11 +79,11 @@ def test_an_actor_writing_behind_killed_and_restarted_skips_what_it_lost_repeati
     the learner skips the numbers that never come, and nothing is applied twice or out of order."""
     run, port = tmp_path / "run", procs.port()
     learner = procs.learner(run, port)
-    victim = procs.actor(run, port, "a0", 100_000, "--control-hz", "500", "--durability", "behind")
+    victim = procs.actor(run, port, "a0", 100_000, "--control-hz", "200", "--durability", "behind")
     procs.wait_for(lambda: procs.updates(run) > 300, 120, "the learner to apply the actor's transitions")
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    restarted = procs.actor(run, port, "a0", 15_000, "--durability", "behind")  # past the saved steps
+    restarted = procs.actor(run, port, "a0", 8000, "--durability", "behind")  # past the saved steps
     assert restarted.wait(timeout=120) == 0
     done_at = time.time()
     summary = procs.summary("a0")
