@@ -136,6 +136,20 @@ class WriteBehind:
                 self._written += 1
         return len(offsets)
 
+    def _spill_at_close(self) -> None:
+        """Written behind: what the learner has not acknowledged goes to the spool before it closes."""
+        if not self.writes_behind:
+            return
+        try:
+            self.spill(everything=True)
+        except Exception as e:
+            log.error("actor %s: spool %s: writing the unacknowledged records at close failed: %s",
+                      self.actor_id, self.path, e)
+        if self.behind_bytes:
+            log.error("actor %s: spool %s closes with %d bytes of unacknowledged transitions it could not "
+                      "write (its disk refuses writes); they are lost", self.actor_id, self.path,
+                      self.behind_bytes)
+
     def _reserve_ahead(self) -> bool:
         """Reserve the numbers of the next record to send (the link's thread); False when the
         reservation cannot be written (a full disk: nothing goes out whose number could be

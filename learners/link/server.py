@@ -22,13 +22,7 @@ learner then closes its socket and binds a new one on the same endpoint: every a
 socket reconnects by itself (the others keep their sessions; what was lost in between is resent,
 being unacknowledged), and the ZAP handler refuses the revoked key.
 
-When the disk under the replay cache is full the cache refuses appends (``CacheFullError``) and
-its records not yet durable wait in memory, retried. The learner then acknowledges nothing more
-(acks follow durability), says so (a log line, ``status()["cache"]``), and refuses transitions:
-an actor is told once (``cache_full``), and what it sends after is dropped and counted, to be
-resent. Once a retried write succeeds, each actor held back is asked to resend from what the
-learner holds (an ERROR ``gap``, which makes it say hello again and resend what was not
-acknowledged), and acknowledgements resume by themselves.
+A full disk under the replay cache holds actors back (``holdback.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +42,7 @@ from learners.cache import ReplayCache
 from learners.cache.batch import decode_batch, encode_batch
 from learners.cache.errors import CacheError, CacheFullError
 from learners.link.checks import check_batch
+from learners.link.holdback import FullDiskHoldBack
 from learners.link.security import AllowList, apply_server_curve, start_authenticator
 from learners.link.wakeup import Wakeup
 from learners.link.weights import WeightsBox
@@ -89,7 +84,7 @@ class Session:
     held_back: bool = False  # transitions refused for a full disk, not yet resent
 
 
-class LearnerServer:
+class LearnerServer(FullDiskHoldBack):
     """Serve actors on ``config.bind`` until ``stop`` is set (call ``serve`` in a thread)."""
 
     def __init__(self, config: LearnerConfig, cache: ReplayCache, weights: WeightsBox,
@@ -346,39 +341,6 @@ class LearnerServer:
         log.warning("actor %s continues at seq %d: seqs %d..%d never come (the actor no longer has them: "
                     "a restart after writing behind, or a lost spool; none was acknowledged)", actor_id,
                     first, have + 1, first - 1)
-
-    # -- a full disk -----------------------------------------------------------------------------
-    def _check_storage(self) -> None:
-        """Notice when the cache starts and stops refusing writes; on recovery, ask every actor
-        held back to resend."""
-        error = self.cache.write_error
-        if error is not None and self.cache_full is None:
-            self.cache_full = str(error)
-            log.error("learner: the replay cache cannot write (%s): acknowledging nothing more and "
-                      "refusing new transitions until it can; nothing acknowledged is lost", error)
-        elif error is None and self.cache_full is not None:
-            log.warning("learner: the replay cache writes again; acknowledgements resume and the "
-                        "actors held back resend (it had failed: %s)", self.cache_full)
-            self.cache_full = None
-            for session in self.sessions.values():
-                if session.held_back:
-                    self._ask_resend(session)
-
-    def _hold_back(self, session: Session, first: int, last: int) -> None:
-        """Refuse transitions ``first..last`` for a full disk: counted; the actor is told once."""
-        self._check_storage()
-        self.rejected["cache_full"] += 1
-        if not session.held_back:
-            session.held_back = True
-            detail = (f"transitions {first}..{last} not stored: the learner's disk is full "
-                      f"({self.cache_full}); it asks for them again when it can write")
-            self._send(session.actor_id, ERROR, {"reason": "cache_full", "detail": detail[:500]})
-
-    def _ask_resend(self, session: Session) -> None:
-        have = self.appended_seq.get(session.actor_id, 0)
-        self._send(session.actor_id, ERROR, {
-            "reason": "gap", "detail": f"transitions after {have} were refused while the learner's "
-                                       f"disk was full: resend from {have + 1}"})
 
     def status(self) -> dict[str, Any]:
         """The state a status line shows: connected actors, transitions stored, refusals by reason,

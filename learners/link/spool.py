@@ -390,17 +390,3 @@ class ActorSpool(SpoolUpkeep, WriteBehind):
         except Exception as e:  # a failing disk must not stop the link sending what it has
             log.warning("actor %s: spool %s: writing behind failed: %s", self.actor_id, self.path, e)
         super().tend()
-
-    def _spill_at_close(self) -> None:
-        """Written behind: what the learner has not acknowledged goes to the spool before it closes."""
-        if not self.writes_behind:
-            return
-        try:
-            self.spill(everything=True)
-        except Exception as e:
-            log.error("actor %s: spool %s: writing the unacknowledged records at close failed: %s",
-                      self.actor_id, self.path, e)
-        if self.behind_bytes:
-            log.error("actor %s: spool %s closes with %d bytes of unacknowledged transitions it could not "
-                      "write (its disk refuses writes); they are lost", self.actor_id, self.path,
-                      self.behind_bytes)
