@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgpack
+from crc32c import crc32c
 
 from hal.errors import ConfigError
 
-PROTOCOL_VERSION = 3
-"""3: weights carry a :func:`weights_digest` (SHA-256 over 4 MiB chunks, hashed in parallel) in
-place of one SHA-256 of the whole payload; 2: a TRANSITIONS message carries one batch record
-(``learners.cache.batch``); 1 carried one frame per transition."""
+PROTOCOL_VERSION = 4
+"""4: the :func:`weights_digest` checksums each 4 MiB chunk with CRC-32C, and a TRANSITIONS message
+may say ``after`` (3: SHA-256 over the chunks, hashed in parallel; before that one SHA-256 of the
+whole payload); 2: a TRANSITIONS message carries one batch record (``learners.cache.batch``); 1
+carried one frame per transition."""
 
 HELLO = "hello"  # actor -> learner: actor id, specs, the last seq it holds
 WELCOME = "welcome"  # learner -> actor: the last durable seq it holds of that actor, weights version
@@ -185,29 +186,17 @@ def _check_frames(kind: str, fields: dict[str, Any], bulk: list[Any], limits: Wi
 
 # -- weights -------------------------------------------------------------------------------------
 DIGEST_CHUNK = 4 << 20
-_digest_pool = None
-_digest_pool_lock = threading.Lock()
 
 
 def weights_digest(payload: Any) -> str:
-    """The checksum weights travel with: SHA-256 of (the payload's length, then the SHA-256 of each
-    4 MiB chunk in order). The chunks are hashed on a small thread pool (hashlib lets go of the
-    GIL): on two cores a 40 MB payload takes 12-16 ms against 22 for one SHA-256 (``bench.link``)."""
-    global _digest_pool
+    """The checksum weights travel with: SHA-256 of (the payload's length, then the CRC-32C of each
+    4 MiB chunk in order). A chunk's CRC-32C (hardware-accelerated: about 2 ms for 40 MB here,
+    against 17-34 ms for SHA-256 over the chunks, which protocol 3 used) catches any damage to it
+    but one in 2**32; the link's integrity against tampering is CurveZMQ's, not this checksum's."""
     view = memoryview(payload).cast("B")
-    chunks = [view[i : i + DIGEST_CHUNK] for i in range(0, len(view), DIGEST_CHUNK)]
-    if len(chunks) > 1:
-        with _digest_pool_lock:
-            if _digest_pool is None:
-                import os
-                from concurrent.futures import ThreadPoolExecutor
-
-                _digest_pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1),
-                                                  thread_name_prefix="rill-digest")
-        digests = list(_digest_pool.map(lambda c: hashlib.sha256(c).digest(), chunks))
-    else:
-        digests = [hashlib.sha256(c).digest() for c in chunks]
-    return hashlib.sha256(len(view).to_bytes(8, "little") + b"".join(digests)).hexdigest()
+    crcs = b"".join(crc32c(view[i : i + DIGEST_CHUNK]).to_bytes(4, "little")
+                    for i in range(0, len(view), DIGEST_CHUNK))
+    return hashlib.sha256(len(view).to_bytes(8, "little") + crcs).hexdigest()
 
 
 def pack_weights(state: dict[str, Any], version: int) -> tuple[dict[str, Any], bytes]:
