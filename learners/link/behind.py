@@ -79,7 +79,6 @@ class WriteBehind:
         self.write_behind_s = write_behind_s
         self.behind_bytes = 0  # bytes of records sent or queued from memory, not yet on the spool
         self.reserved = read_reservation(self.path)  # every number sent is <= this (durable)
-        self._reserve_lock = threading.Lock()
         self._reserve_error: str | None = None
 
     @property
@@ -88,14 +87,11 @@ class WriteBehind:
 
     def reserve(self, seq: int) -> None:
         """Make sure every number up to ``seq`` is inside the durable reservation (a synced file
-        write when it is not, ``RESERVE_BLOCK`` numbers ahead)."""
-        if seq <= self.reserved:
-            return
-        with self._reserve_lock:
-            if seq > self.reserved:
-                upto = seq + RESERVE_BLOCK
-                write_marker(Path(self.path) / RESERVATION_FILE, {"seq": upto, "actor_id": self.actor_id})
-                self.reserved = upto
+        write when it is not, ``RESERVE_BLOCK`` numbers ahead). Only the link's thread calls it."""
+        if seq > self.reserved:
+            upto = seq + RESERVE_BLOCK
+            write_marker(Path(self.path) / RESERVATION_FILE, {"seq": upto, "actor_id": self.actor_id})
+            self.reserved = upto
 
     def spill(self, now: float | None = None, everything: bool = False) -> int:
         """Hand to the spool the records sent or queued from memory that are due: unacknowledged
@@ -169,7 +165,3 @@ class WriteBehind:
                         self.actor_id, self.path)
             self._reserve_error = None
         return True
-
-    def behind_status(self) -> dict[str, Any]:
-        return {"write_behind_s": self.write_behind_s, "unwritten_bytes": self.behind_bytes,
-                "reserved_seq": self.reserved}

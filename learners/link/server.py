@@ -299,10 +299,7 @@ class LearnerServer(FullDiskHoldBack):
             self._hold_back(session, first, last)
             return
         if first > have + 1:
-            after = msg.fields.get("after")
-            if after is not None and after >= first:
-                raise WireError("bad_field", f"transitions {first}..{last}: after={after} must be below "
-                                             f"first_seq")
+            after = msg.fields.get("after")  # (decode checked it is below first_seq)
             if after is None or after > have:
                 raise WireError("gap", f"transitions {first}..{last}: expected seq {have + 1} next")
         payload = msg.frames[0]

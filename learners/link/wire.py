@@ -169,6 +169,10 @@ def _check_frames(kind: str, fields: dict[str, Any], bulk: list[Any], limits: Wi
         count = last - first + 1
         if first < 1 or count < 1:
             raise WireError("bad_field", f"transitions: bad sequence range {first}..{last}")
+        after = fields.get("after")
+        if after is not None and not 0 <= after < first:
+            raise WireError("bad_field",
+                            f"transitions {first}..{last}: after={after} must be below first_seq")
         if count > limits.max_records:
             raise WireError("oversized", f"transitions: {count} records exceed {limits.max_records}")
         cap = limits.max_record_bytes

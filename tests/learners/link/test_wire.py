@@ -53,6 +53,8 @@ def _header(**fields) -> bytes:
     ([_header(type=TRANSITIONS, actor_id="a", first_seq=1, last_seq=2)], "bad_frames"),
     ([_header(type=TRANSITIONS, actor_id="a", first_seq=1, last_seq=100), b"r"], "oversized"),
     ([_header(type=TRANSITIONS, actor_id="a", first_seq=5, last_seq=4)], "bad_field"),
+    ([_header(type=TRANSITIONS, actor_id="a", first_seq=5, last_seq=6, after=5), b"r"], "bad_field"),
+    ([_header(type=TRANSITIONS, actor_id="a", first_seq=5, last_seq=6, after=-1), b"r"], "bad_field"),
     ([_header(type=TRANSITIONS, actor_id="a", first_seq=1, last_seq=1), b"r" * 5000], "oversized"),
     ([_header(type=ACK, actor_id="a", seq=1), b"extra"], "bad_frames"),
     ([msgpack.packb({"v": 1, "type": ACK, "actor_id": b"bytes", "seq": 1}, use_bin_type=True)], "malformed"),
