@@ -29,6 +29,15 @@ def _ended(path) -> dict[str, int]:
     return out
 
 
+def _most_false_ends(n: int, precision: float = 0.911, alpha: float = 1e-3) -> int:
+    """The fewest false ends k out of n such that more than k has probability below alpha."""
+    q = 1.0 - precision
+    for k in range(n + 1):
+        if sum(math.comb(n, j) * q**j * precision ** (n - j) for j in range(k + 1, n + 1)) < alpha:
+            return k
+    return n
+
+
 def test_the_reward_model_and_the_operator_end_episodes_and_the_learner_learns(start_node, tmp_path):
     learner = LearnerService(LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "learner", obs_dim=4,
                                            action_dim=2, durability="os-buffered")).start()
@@ -76,12 +85,13 @@ def test_the_reward_model_and_the_operator_end_episodes_and_the_learner_learns(s
     assert by_operator and all(e.outcome in ("success", "failure") for e in by_operator), episodes
     assert any(e.takeovers for e in episodes), episodes
     # What the simulator said as each episode ended (the operator's record): the reward model's
-    # successes are real ones, nearly all. Its held-out episode precision is about 0.97, so a long
-    # run may hold a few false ends: allow one, or a tenth of them, whichever is more.
+    # successes are real ones, nearly all. Its held-out precision per episode is 0.911
+    # (docs/results/reward/tabletop-reach/README.md), so false ends come by chance: the test fails
+    # only on more of them than a model of that precision gives once in a thousand runs.
     judged = [json.loads(line) for line in ops.read_text().splitlines()]
     model_judged = [j for j in judged if j["what"] == "ended" and j["ended_by"] == "reward_model"]
     false_ends = sum(not j["sim_success"] for j in model_judged)
-    assert model_judged and false_ends <= max(1, len(model_judged) // 10), judged
+    assert model_judged and false_ends <= _most_false_ends(len(model_judged)), judged
 
     cache = ReplayCache(tmp_path / "learner" / "cache")
     records = [t for _, t in cache.iter_transitions()]
