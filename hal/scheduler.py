@@ -27,75 +27,35 @@ moves to a spare robot of its type on a live host, anything else fails, saying s
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from hal.accelerators import STANDIN
-from hal.backends import Backend, WorkerDirs, make_backend
+from hal.backends import Backend, make_backend
 from hal.errors import ConfigError, InfeasibleSpecError
 from hal.gather import gather_worker
 from hal.leases import LeaseStore
-from hal.placement import Assignment, Placement, place
-from hal.registry import class_path, robot_class
+from hal.placement import Placement, place
 from hal.run_status import Event, RunStatusWriter, WorkerStatus, read_run_status
-from hal.runspec import RunSpec, WorkerSpec
-from hal.worker import (
-    ENV_DEVICE,
-    ENV_HEARTBEAT_FILE,
-    ENV_HEARTBEAT_INTERVAL,
-    ENV_INCARNATION,
-    ENV_LEASE_DIR,
-    ENV_LEASE_TTL,
-    ENV_NAME,
-    ENV_ROBOT,
-    ENV_ROLE,
-    ENV_RUN,
-    ENV_RUN_DIR,
-    EXIT_ROBOT_FAULT,
-    heartbeat_path,
-    lease_holder,
+from hal.runspec import RunSpec
+from hal.supervised import (
+    BACKOFF,
+    DONE,
+    FAILED,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    TERMINAL,
+    SupervisedWorker,
+    spare_robots,
+    worker_env,
 )
+from hal.worker import EXIT_ROBOT_FAULT, heartbeat_path, lease_holder
 
 log = logging.getLogger(__name__)
-
-# Worker states.
-STARTING, RUNNING, STOPPING, BACKOFF, DONE, FAILED, STOPPED = (
-    "starting",
-    "running",
-    "stopping",
-    "backoff",
-    "done",
-    "failed",
-    "stopped",
-)
-TERMINAL = (DONE, FAILED, STOPPED)
-
-
-@dataclass
-class _Worker:
-    spec: WorkerSpec
-    assignment: Assignment
-    state: str = STARTING
-    handle: Any = None
-    incarnation: int = -1
-    restarts: int = 0
-    moves: int = 0
-    started: float = 0.0
-    last_beat: int = -1
-    last_seen: float | None = None
-    heartbeat: dict[str, Any] = field(default_factory=dict)
-    next_start: float = 0.0
-    stop_deadline: float | None = None
-    stop_reason: str = ""  # "robot-fault", "stop" or "" while the scheduler wants it running
-    detail: str = ""
-    dirs: WorkerDirs | None = None  # where its current incarnation keeps its data
-    gathered_from: str | None = None  # the host its files in the run directory were last copied from
-
 
 class Scheduler:
     """Places and supervises one run on one backend (``spec.backend`` unless one is given)."""
@@ -114,7 +74,7 @@ class Scheduler:
         self._owns_backend = backend is None  # a backend given to us is the giver's to close
         self.backend = backend or make_backend(spec, self.leases)
         self.sweep_s = sweep_s
-        self.workers: dict[str, _Worker] = {}
+        self.workers: dict[str, SupervisedWorker] = {}
         self.events: list[Event] = []
         self.faulted_robots: dict[str, str] = {}
         self.placement: Placement | None = None
@@ -168,34 +128,15 @@ class Scheduler:
         (self.run_dir / "workers").mkdir(parents=True, exist_ok=True)
         self._started_at = time.time()
         for worker in placement.workers:
-            w = _Worker(worker, placement.assignments[worker.name])
+            w = SupervisedWorker(worker, placement.assignments[worker.name])
             self.workers[worker.name] = w
             self._launch(w)
         self._write_status(force=True)
 
-    def _env(self, w: _Worker, dirs: WorkerDirs) -> dict[str, str]:
-        """What the worker finds in its environment, beside the backend's own (see hal.worker)."""
-        a = w.assignment
-        env = {
-            **w.spec.env,
-            ENV_NAME: w.spec.name,
-            ENV_ROLE: w.spec.role,
-            ENV_RUN: self.spec.name,
-            ENV_RUN_DIR: dirs.run_dir,
-            ENV_INCARNATION: str(w.incarnation),
-            ENV_HEARTBEAT_FILE: str(heartbeat_path(dirs.run_dir, w.spec.name)),
-            ENV_HEARTBEAT_INTERVAL: str(self.spec.heartbeat.interval_s),
-            ENV_LEASE_TTL: str(self.spec.heartbeat.lease_ttl_s),
-            ENV_LEASE_DIR: dirs.lease_dir,
-            # the worker sees its GPU as cuda:0 (a stand-in accelerator computes on the CPU)
-            ENV_DEVICE: "cuda:0" if a.gpu_index is not None and not a.device.startswith(STANDIN) else "cpu",
-        }
-        if a.robot is not None:
-            config = next(r for r in self.robots() if r.name == a.robot)
-            env[ENV_ROBOT] = json.dumps({**config.to_dict(), "class": class_path(robot_class(config.type))})
-        return env
+    def _robot_config(self, name: str | None):
+        return None if name is None else next(r for r in self.robots() if r.name == name)
 
-    def _launch(self, w: _Worker) -> None:
+    def _launch(self, w: SupervisedWorker) -> None:
         if not self.backend.host_alive(w.assignment.host):
             self._host_lost(w)
             return
@@ -206,7 +147,7 @@ class Scheduler:
         files = {str(Path(dirs.run_dir) / rel): text for rel, text in group_files.items()}
         w.handle = self.backend.start(
             argv,
-            self._env(w, dirs),
+            worker_env(w, dirs, self.spec.name, self.spec.heartbeat, self._robot_config(w.assignment.robot)),
             w.assignment,
             str(heartbeat_path(dirs.run_dir, w.spec.name)),
             str(Path(dirs.run_dir) / "logs" / f"{w.spec.name}.log"),
@@ -267,7 +208,7 @@ class Scheduler:
             self._exited(w, self.backend.release(w.handle))
         self._write_status()
 
-    def _exited(self, w: _Worker, rc: int) -> None:
+    def _exited(self, w: SupervisedWorker, rc: int) -> None:
         w.handle = None
         robot_state = (
             (w.heartbeat.get("robot") or {}) if w.heartbeat.get("incarnation") == w.incarnation else {}
@@ -295,30 +236,18 @@ class Scheduler:
                 w, "restarting", f"restart {w.restarts} of {self.spec.restart.max_restarts} in {delay:.2f} s"
             )
 
-    def _robot_fault(self, w: _Worker, detail: str) -> None:
+    def _robot_fault(self, w: SupervisedWorker, detail: str) -> None:
         robot = w.assignment.robot
         w.stop_reason = "robot-fault"
         if robot:
             self.faulted_robots[robot] = detail
         self._event(w, "robot-fault", f"robot {robot}: {detail}")
 
-    def _move(self, w: _Worker) -> None:
+    def _move(self, w: SupervisedWorker) -> None:
         """Put actor ``w`` on a spare healthy robot of its robot's type, or fail it."""
         old = w.assignment
         busy = {x.assignment.robot for x in self.workers.values() if x is not w and x.state not in TERMINAL}
-        inventory = self.backend.inventory(self.robots())
-        spares = sorted(
-            (
-                r
-                for r in inventory.robots
-                if r.type == old.robot_type
-                and r.available
-                and r.name not in busy
-                and r.name not in self.faulted_robots
-                and (w.spec.request.hosts is None or r.host in w.spec.request.hosts)
-            ),
-            key=lambda r: (r.host != old.host, r.host, r.name),
-        )
+        spares = spare_robots(w, self.backend.inventory(self.robots()).robots, busy, self.faulted_robots)
         refused = {}
         if self.move_check is not None:
             refused = {r.host: self.move_check(w.spec.name, r.host) for r in spares}
@@ -338,7 +267,7 @@ class Scheduler:
         self._event(w, "moved", f"from robot {old.robot} to spare {spare.name} on {spare.host}")
         self._launch(w)
 
-    def _host_lost(self, w: _Worker) -> None:
+    def _host_lost(self, w: SupervisedWorker) -> None:
         """``w``'s host is gone: move an actor to a spare robot of its type elsewhere, else fail."""
         host = w.assignment.host
         self._event(w, "host-lost", f"{host} is gone (a lost node); not restarting there")
@@ -365,7 +294,7 @@ class Scheduler:
                 w.gathered_from = host
         return written
 
-    def _fail(self, w: _Worker, detail: str) -> None:
+    def _fail(self, w: SupervisedWorker, detail: str) -> None:
         w.state, w.detail = FAILED, detail
         self._event(w, "failed", detail)
         log.error("worker %s failed: %s", w.spec.name, detail)
@@ -418,30 +347,10 @@ class Scheduler:
     # -- reporting -----------------------------------------------------------------------------
     def status(self) -> list[WorkerStatus]:
         now = time.monotonic()
-        out = []
-        for w in self.workers.values():
-            robot = (w.heartbeat.get("robot") or {}) if w.heartbeat else {}
-            out.append(
-                WorkerStatus(
-                    w.spec.name,
-                    w.spec.role,
-                    w.state,
-                    w.assignment.host,
-                    w.assignment.robot,
-                    w.assignment.device,
-                    self.backend.pid(w.handle) if w.handle is not None else None,
-                    w.incarnation,
-                    w.restarts,
-                    w.moves,
-                    None if w.last_seen is None else now - w.last_seen,
-                    dict(w.heartbeat.get("progress") or {}),
-                    robot.get("status", ""),
-                    w.detail,
-                )
-            )
-        return out
+        return [w.status(now, self.backend.pid(w.handle) if w.handle is not None else None)
+                for w in self.workers.values()]
 
-    def _event(self, w: _Worker, kind: str, detail: str = "") -> None:
+    def _event(self, w: SupervisedWorker, kind: str, detail: str = "") -> None:
         event = Event(time.time(), w.spec.name, kind, detail, w.incarnation)
         self.events.append(event)
         level = (
@@ -466,5 +375,20 @@ class Scheduler:
             )
 
 
-# Event, WorkerStatus and read_run_status live in hal.run_status; they are imported from here too.
-__all__ = ["Event", "InfeasibleSpecError", "Scheduler", "WorkerStatus", "read_run_status"]
+# Event, WorkerStatus and read_run_status live in hal.run_status, the worker states in hal.supervised;
+# they are imported from here too.
+__all__ = [
+    "BACKOFF",
+    "DONE",
+    "FAILED",
+    "RUNNING",
+    "STARTING",
+    "STOPPED",
+    "STOPPING",
+    "TERMINAL",
+    "Event",
+    "InfeasibleSpecError",
+    "Scheduler",
+    "WorkerStatus",
+    "read_run_status",
+]
