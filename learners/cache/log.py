@@ -14,7 +14,6 @@ import shutil
 import threading
 import time
 from bisect import bisect_right
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from learners.cache.errors import (
 )
 from learners.cache.files import DELETING_SUFFIX, fsync_dir
 from learners.cache.format import KEY, KIND_BYTES, RECORD_OVERHEAD, TAIL, record_key
+from learners.cache.open_segments import OpenSegmentBudget
 from learners.cache.recovery import open_directory, release_lock
 from learners.cache.segment import Segment
 
@@ -85,9 +85,7 @@ class SegmentedLog(GroupCommitter):
             max_dbs=0,
         )
         self.read_options: dict[str, Any] = dict(map_size=map_size, subdir=True, max_dbs=0)
-        self._recent: OrderedDict[int, Segment] = OrderedDict()  # sealed segments open, LRU
-        self._recent_lock = threading.Lock()
-        self._last_touched: Segment | None = None
+        self._open = OpenSegmentBudget(MAX_OPEN_SEALED)
         opened = open_directory(
             self.directory,
             writable=self.writable,
@@ -311,8 +309,8 @@ class SegmentedLog(GroupCommitter):
         if i >= 0 and 0 <= offset < self._visible_end:
             segment = segments[i]
             if offset < segment.end:
-                if segment.sealed and len(segments) > MAX_OPEN_SEALED:
-                    self._touch(segment)
+                if segment.sealed and self._open.over(len(segments)):
+                    self._open.touch(segment, segments)
                 return segment.get(offset, self.read_options)
         first = bases[0] if bases else 0
         if offset < first:
@@ -323,24 +321,6 @@ class SegmentedLog(GroupCommitter):
             why = "in the gap after a damaged segment"
         raise NoSuchRecordError(f"{self.directory}: no record at offset {offset} ({why})")
 
-    def _touch(self, segment: Segment) -> None:
-        """Keep at most ``MAX_OPEN_SEALED`` sealed segments open, least recently read first out
-        (called only once there are more segments than that)."""
-        recent = self._recent
-        if self._last_touched is segment:  # reading on in the same segment: nothing to do
-            return
-        with self._recent_lock:
-            if not recent:  # just past the limit: what is open already counts too
-                for other in self._index[1]:
-                    if other.sealed and other.is_open:
-                        recent[other.base] = other
-            self._last_touched = segment
-            recent[segment.base] = segment
-            recent.move_to_end(segment.base)
-            oldest = recent.popitem(last=False)[1] if len(recent) > MAX_OPEN_SEALED else None
-        if oldest is not None:
-            oldest.release()
-
     def offsets(self, start: int = 0, stop: int | None = None) -> Iterator[int]:
         """Offsets of the visible records in ``[start, stop)``, in order."""
         for segment in self.segments():
@@ -350,8 +330,8 @@ class SegmentedLog(GroupCommitter):
             if segment.base >= limit:
                 return
             if segment.sealed and not segment.salvaged:
-                if len(self._index[1]) > MAX_OPEN_SEALED:
-                    self._touch(segment)
+                if self._open.over(len(self._index[1])):
+                    self._open.touch(segment, self._index[1])
                 segment.open_for_reading(self.read_options)  # a damaged one is salvaged now
             yield from segment.offsets(start, limit)
 
@@ -367,9 +347,7 @@ class SegmentedLog(GroupCommitter):
                 raise ValueError(f"segment {segment.name} is not sealed")
             i = segments.index(segment)
             self._index = (bases[:i] + bases[i + 1 :], segments[:i] + segments[i + 1 :])
-        with self._recent_lock:
-            self._recent.pop(segment.base, None)
-            self._last_touched = None
+        self._open.forget(segment)
         segment.wait_sealed()
         segment.deleted = True
         segment.release()
