@@ -29,8 +29,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -40,37 +38,14 @@ from agent.loop.collector import CollectorWatch, freeze_heap, thaw_heap
 from agent.loop.config import LoopConfig
 from agent.loop.pacer import Pacer
 from agent.loop.stats import LoopStats
-from agent.operator.episodes import EpisodeController, EpisodeEnd
-from agent.operator.intervention import NONE, InterventionSource, InterventionStats
+from agent.loop.takeover import Takeover
+from agent.loop.ticks import TickRecord, ended_in
+from agent.operator.episodes import EpisodeController
+from agent.operator.intervention import NONE, InterventionSource
 from hal.robot import Robot, RobotError
 from policies.base import EPISODE_TICK, ActionChunk, Observation, Policy
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TickRecord:
-    """What one tick did. ``action`` is what the robot was sent (after its clamping), or None."""
-
-    tick: int
-    observation: Observation
-    action: np.ndarray | None
-    chunk: ActionChunk | None  # the chunk the action came from (the newest installed)
-    held: bool  # nothing was sent this tick (``reason`` says why)
-    reason: str = ""  # why the robot held: "no chunk", "stale observation", "policy failing", ...
-    episode: int = 0
-    intervened: bool = False  # a person's command was sent (or, held: their source went quiet)
-    phase: str = "running"  # the EpisodeController's phase: running | resetting | waiting
-    ended: EpisodeEnd | None = None  # the episode that ended on this tick (with an EpisodeController)
-
-    @property
-    def episode_end(self) -> bool:
-        return self.ended is not None or _ended(self.observation)
-
-
-def _ended(observation: Observation) -> bool:
-    """Whether the robot reports its episode over in ``observation``."""
-    return bool(observation.get("terminated", False) or observation.get("truncated", False))
 
 
 def per_step(policy: Policy) -> bool:
@@ -105,7 +80,8 @@ class ControlLoop:
     ) -> None:
         self.robot, self.policy = robot, policy
         self.intervention, self.episodes = intervention, episodes
-        self.interventions = InterventionStats()
+        self.takeover = Takeover(robot, episodes)
+        self.interventions = self.takeover.stats
         self.config = config or LoopConfig()
         self.on_tick = on_tick
         self.stats = LoopStats()
@@ -203,7 +179,7 @@ class ControlLoop:
             directive = self.episodes.tick(obs, now, self._last_action)
             if directive.started:
                 self._forget_plans()
-        if directive is None and cfg.auto_reset and _ended(obs):
+        if directive is None and cfg.auto_reset and ended_in(obs):
             # The robot reports its episode over and ``run`` resets it after this tick: nothing is
             # planned for, or sent to, a finished episode (no transition would ever use it).
             return TickRecord(tick, obs, None, None, True, "episode ended", self.episode)
@@ -214,9 +190,14 @@ class ControlLoop:
         phase = "running" if directive is None else directive.phase
         ended = None if directive is None else directive.ended
         person = self.intervention.poll(now, self._last_action) if self.intervention is not None else NONE
-        self._note_intervention(person, phase)
+        self.takeover.note(person, phase)
         if person.active:
-            return self._intervene(tick, obs, person, phase, ended)
+            record = self.takeover.drive(tick, obs, person, phase, ended, self.episode)
+            if record.held:
+                self._hold(record.reason)
+            else:
+                self._last_action, self.state = record.action, "intervened"
+            return record
         if action is None:
             self._hold(reason)
             return TickRecord(tick, obs, None, record_chunk, True, reason, self.episode, phase=phase,
@@ -263,48 +244,6 @@ class ControlLoop:
             self._want.set()
         reason = "" if action is not None else ("policy failing" if self._failing else "no chunk")
         return action, record_chunk, reason
-
-    def _note_intervention(self, person: Any, phase: str) -> None:
-        st = self.interventions
-        if person.active and not st.active:
-            st.takeovers += 1
-            log.info("a person took over (%s)", "holding: " + person.lost if person.lost else "driving")
-        elif st.active and not person.active:
-            log.info("the person released the robot to the policy")
-        st.active = person.active
-        if self.episodes is not None and phase == "running":
-            self.episodes.note_intervention(person.active)
-
-    def _intervene(self, tick: int, obs: Observation, person: Any, phase: str,
-                   ended: EpisodeEnd | None) -> TickRecord:
-        """Send the person's command (clamped by the robot), or hold when their source went quiet."""
-        st = self.interventions
-        st.ticks += 1
-        if person.command is None:
-            st.lost_ticks += 1
-            st.last_problem = f"intervention lost: {person.lost}"
-            self._hold("intervention lost")
-            return TickRecord(tick, obs, None, None, True, "intervention lost", self.episode, intervened=True,
-                              phase=phase, ended=ended)
-        command = np.asarray(person.command, np.float32)
-        try:
-            sent = self.robot.act(command)
-        except (ValueError, RobotError) as e:  # a wrong width or a NaN that got through: refuse, hold
-            st.refused += 1
-            st.last_problem = f"intervention command refused: {e}"
-            log.warning("%s (%d so far)", st.last_problem, st.refused)
-            self._hold("intervention refused")
-            return TickRecord(tick, obs, None, None, True, "intervention refused", self.episode,
-                              intervened=True, phase=phase, ended=ended)
-        if command.shape == sent.shape and not np.array_equal(command, sent):
-            st.clamped += 1
-            if st.clamped == 1 or st.clamped % 100 == 0:
-                log.warning("intervention command clamped by the robot's limits (%d so far): %s -> %s",
-                            st.clamped, np.round(command, 4).tolist(), np.round(sent, 4).tolist())
-        self._last_action = sent
-        self.state = "intervened"
-        return TickRecord(tick, obs, sent, None, False, episode=self.episode, intervened=True, phase=phase,
-                          ended=ended)
 
     def finish_episode(self) -> TickRecord | None:
         """End the episode under way because the loop stops (``EpisodeController.finish``): a last
