@@ -7,6 +7,8 @@ actions earned (scaled as stream-x scales rewards), ``next_obs`` = the features 
 took over. A tick's observation carries the reward of the *previous* tick's action, so rewards are
 credited to the chunk that was executing one tick earlier. Episode ends close the segment as
 terminal (or truncated). Chunks without a residual (a plain policy) make no transitions.
+A transition's ``step`` is the episode's ticks executed when it closed (rising within an episode,
+as every actor's steps do); ``extras["ticks"]`` the ticks its own chunk ran.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class ChunkTransitions:
         self.episode = 0
         self._chunk: ActionChunk | None = None  # executing as of the previous tick
         self._reward = 0.0
-        self._ticks = 0
+        self._ticks = 0  # of the chunk executing
+        self._episode_ticks = 0
 
     def _close(self, next_features: np.ndarray, terminated: bool, truncated: bool,
                success: bool) -> Transition | None:
@@ -49,7 +52,7 @@ class ChunkTransitions:
             obs = {"state": chunk.features, **chunk.extras["images"]}
             next_obs = {"state": next_features}
         return Transition(obs, chunk.extras["residual"], scaled, next_obs, terminated, truncated,
-                          actor_id=self.actor_id, episode=self.episode, step=self._ticks,
+                          actor_id=self.actor_id, episode=self.episode, step=self._episode_ticks,
                           policy_version=chunk.version, behavior_logp=chunk.logp, timestamp=time.time(),
                           extras={"raw_reward": self._reward, "ticks": self._ticks, "success": success})
 
@@ -66,7 +69,7 @@ class ChunkTransitions:
                                    bool(obs.get("truncated", False)) and not terminated,
                                    bool(obs.get("success", False)))
             self.episode += 1
-            self._chunk, self._reward, self._ticks = None, 0.0, 0
+            self._chunk, self._reward, self._ticks, self._episode_ticks = None, 0.0, 0, 0
             return made
         if current is not None and current is not self._chunk:
             if self._chunk is not None:
@@ -74,4 +77,5 @@ class ChunkTransitions:
             self._chunk, self._reward, self._ticks = current, 0.0, 0
         if self._chunk is not None and not record.held:
             self._ticks += 1
+            self._episode_ticks += 1
         return made

@@ -18,6 +18,14 @@ step as from any other. The rule is HG-DAgger's "the expert's action is the labe
 stream AC's own update, with no second loss, no buffer and no extra hyperparameter; it needs an
 algorithm with a policy and a ``td_error`` (stream AC); value-based algorithms (Q, SARSA) learn
 from intervened steps as from any off-policy step.
+
+An actor's stream can break mid-episode: the actor was killed or moved to a spare robot and began
+a new episode, so the episode under way never sends its last transition. Traces must not carry
+one trajectory's credit into another: when an actor's transition starts another episode (a new
+``episode``, or its ``step`` not past the previous one) while the previous one did not end it,
+that actor's traces start from zero and the broken episode's partial return is dropped from the
+statistics (``interrupted``). A gap in ``seq`` is one the learner's server let through because
+the actor declared it (``after``: it no longer has those numbers); it is counted (``skipped``).
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ class TransitionApplier:
                  stats: LearnerStats, applied: dict[str, int] | None = None) -> None:
         self.config, self.algo, self.journal, self.stats = config, algo, journal, stats
         self.applied: dict[str, int] = {} if applied is None else applied  # actor -> last seq applied
+        # actor -> (episode, step, done) of the last transition applied in this process
+        self._last: dict[str, tuple[int, int, bool]] = {}
         self._policy_weighted = algorithm_spec(config.algo).policy_weighted
 
     def importance_weight(self, t: Transition) -> float:
@@ -64,12 +74,18 @@ class TransitionApplier:
             log.error("transition %s/%d already applied; skipped", t.actor_id, t.seq)
             return False
         if t.seq != last + 1:
-            self.stats.out_of_order += 1
-            log.error("transition %s/%d follows %d: a gap in the actor's stream", t.actor_id, t.seq, last)
+            # The server stores a gap only where the actor declared it (wire ``after``).
+            self.stats.skipped += t.seq - last - 1
+            log.warning("transition %s/%d follows %d: the actor declared seqs %d..%d lost (never "
+                        "acknowledged); they are skipped", t.actor_id, t.seq, last, last + 1, t.seq - 1)
         self.stats.staleness(weights_version - t.policy_version)
         if isinstance(t.obs, dict) or isinstance(t.next_obs, dict):  # images ride along in the cache;
             t = dataclasses.replace(t, obs=_state(t.obs), next_obs=_state(t.next_obs))  # heads learn 'state'
         self.algo.select_stream(t.actor_id)
+        previous = self._last.get(t.actor_id)
+        if previous is not None and not previous[2] and (t.episode != previous[0] or t.step <= previous[1]):
+            self._interrupted(t, previous)
+        self._last[t.actor_id] = (t.episode, t.step, t.done)
         intervened = isinstance(t.extras, dict) and bool(t.extras.get("intervened", False))
         if self._policy_weighted and intervened and hasattr(self.algo, "td_error"):
             self.algo.update(t, policy_weight=imitation_weight(self.algo.td_error(t)))
@@ -83,6 +99,15 @@ class TransitionApplier:
         self.journal.record(t.actor_id, t.seq)
         self.stats.episode_step(t)
         return True
+
+
+    def _interrupted(self, t: Transition, previous: tuple[int, int, bool]) -> None:
+        """``t`` begins another episode than the one its actor left unfinished at ``previous``."""
+        self.algo.reset_traces()  # the live traces are ``t.actor_id``'s (selected above)
+        self.stats.episode_interrupted(t.actor_id)
+        log.warning("actor %s: episode %d ended without a last transition (at step %d; the actor restarted "
+                    "or moved) and %d step %d follows: its traces start again from zero", t.actor_id,
+                    previous[0], previous[1], t.episode, t.step)
 
 
 def imitation_weight(delta: float) -> float:

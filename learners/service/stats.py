@@ -11,8 +11,8 @@ import numpy as np
 from learners.transition import Transition
 
 STATS_FIELDS = ["updates", "wall_time", "updates_per_s", "weights_version", "staleness_mean",
-                "staleness_max", "importance_mean", "importance_clipped", "out_of_order", "episodes",
-                "recent_return", "intervened"]
+                "staleness_max", "importance_mean", "importance_clipped", "skipped", "episodes",
+                "interrupted", "recent_return", "intervened"]
 RECENT_EPISODES = 100  # raw returns kept for ``recent``; a row reports the mean of the last 10
 
 
@@ -29,7 +29,8 @@ class LearnerStats:
         self.episodes = episodes
         self.episode_returns: dict[str, float] = {}  # per actor, of the episode under way
         self.recent: list[float] = []
-        self.out_of_order = 0
+        self.skipped = 0  # sequence numbers an actor declared lost (never acknowledged)
+        self.interrupted = 0  # episodes whose actor began another before their last transition
         self.staleness_sum = self.staleness_max = 0
         self.importance_sum = 0.0
         self.importance_n = self.importance_clipped = 0
@@ -62,6 +63,11 @@ class LearnerStats:
             total = 0.0
         self.episode_returns[t.actor_id] = total
 
+    def episode_interrupted(self, actor_id: str) -> None:
+        """``actor_id``'s episode under way will never end (its actor restarted): drop its return."""
+        self.episode_returns.pop(actor_id, None)
+        self.interrupted += 1
+
     def row(self, updates: int, weights_version: int) -> dict:
         """The current ``learner.csv`` row."""
         now = time.monotonic()
@@ -72,8 +78,8 @@ class LearnerStats:
                 "staleness_max": self.staleness_max,
                 "importance_mean": (round(self.importance_sum / self.importance_n, 4) if self.importance_n
                                     else float("nan")),
-                "importance_clipped": self.importance_clipped, "out_of_order": self.out_of_order,
-                "episodes": self.episodes,
+                "importance_clipped": self.importance_clipped, "skipped": self.skipped,
+                "episodes": self.episodes, "interrupted": self.interrupted,
                 "recent_return": float(np.mean(self.recent[-10:])) if self.recent else float("nan"),
                 "intervened": sum(self.intervened.values())}
 

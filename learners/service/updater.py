@@ -104,8 +104,8 @@ class Updater:
         return self.stats.episode_returns
 
     @property
-    def out_of_order(self) -> int:
-        return self.stats.out_of_order
+    def skipped(self) -> int:
+        return self.stats.skipped
 
     # -- the loop --------------------------------------------------------------------------------
     def apply(self, t: Transition) -> None:

@@ -148,6 +148,11 @@ class StreamAlgorithm(abc.ABC):
                 dst.copy_(src)
         self._stream = stream
 
+    def reset_traces(self) -> None:
+        """Zero the live stream's traces (its trajectory broke off without an end)."""
+        for opt in self.optimizers().values():
+            opt.reset_traces()
+
     def stream_traces(self) -> dict[str, torch.Tensor]:
         """Every stream's traces as flat named tensors (``<stream>/<optimizer>.<i>``)."""
         if self._stream is not None:  # bring the live stream's copy up to date

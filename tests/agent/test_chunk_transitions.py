@@ -46,6 +46,7 @@ def test_rewards_go_to_the_chunk_that_acted_and_segments_close_at_handover_and_e
     assert np.array_equal(second.obs, c.features) and second.policy_version == 2
     assert second.extras["raw_reward"] == 3.0 and second.terminated and second.extras["success"]
     assert first.episode == second.episode == 0 and b.episode == 1 and first.actor_id == "arm"
+    assert (first.step, second.step) == (3, 4)  # the episode's ticks executed as each closed: rising
     # Reward scaling: no mean subtraction, the sign survives.
     assert second.reward > 0 and first.reward == pytest.approx(4.0)  # var 1 at first sample
 

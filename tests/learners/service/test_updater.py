@@ -134,3 +134,58 @@ def test_weights_are_published_every_n_updates_and_episodes_survive_a_restart(tm
     assert again.episodes == 1 and again.applied == {"a": 5} and again.version == 5
     again.journal.close()
     cache.close()
+
+
+def _in_episode(actor, seq, episode, step, done=False):
+    t = _t(actor, seq, done=done)
+    t.episode, t.step = episode, step
+    return t
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_an_episode_broken_off_by_a_restart_does_not_lend_its_traces_to_the_next(tmp_path, fast):
+    """Actor a is killed mid-episode 3 and comes back with episode 4: the first transition of 4 is
+    learned from zero traces, exactly as from a fresh trace set; actor b's traces are untouched."""
+    config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path, obs_dim=4, action_dim=2)
+    (tmp_path / "metrics").mkdir(parents=True, exist_ok=True)
+    cache = ReplayCache(tmp_path / "cache", CacheConfig(durability="none"))
+    algo = build_algorithm("stream-ac", 4, action_dim=2, seed=0, fast=fast)
+    up = Updater(config, cache, algo, WeightsBox())
+    twin = build_algorithm("stream-ac", 4, action_dim=2, seed=0, fast=fast)
+    for seq, step in ((1, 7), (2, 8), (3, 9)):
+        up.apply(_in_episode("a", seq, 3, step))
+    up.apply(_in_episode("b", 1, 0, 0))
+    b_traces = [z.clone() for z in algo.critic_opt.traces]
+    assert up.stats.episode_returns["a"] == approx(3.0)
+    # the twin: the same weights, a's traces from zero, then the same transition
+    twin.load_state_dict(algo.state_dict())
+    twin.select_stream("a")
+    twin.reset_traces()
+    first = _in_episode("a", 4, 4, 0)
+    twin.update(_in_episode("a", 4, 4, 0), policy_weight=1.0)
+    up.apply(first)
+    algo.select_stream("a")
+    for mine, theirs in zip(algo.critic_opt.traces + algo.actor_opt.traces,
+                            twin.critic_opt.traces + twin.actor_opt.traces):
+        torch.testing.assert_close(mine, theirs)
+    assert up.stats.interrupted == 1 and up.stats.episode_returns["a"] == approx(1.0)  # 3 dropped
+    algo.select_stream("b")
+    assert all(torch.equal(z, w) for z, w in zip(algo.critic_opt.traces, b_traces))
+    # an episode that ended, or one that goes on, breaks nothing
+    up.apply(_in_episode("a", 5, 4, 1, done=True))
+    up.apply(_in_episode("a", 6, 5, 0))
+    up.apply(_in_episode("a", 7, 5, 1))
+    assert up.stats.interrupted == 1
+    # the same episode number but its steps starting over is a restart too
+    up.apply(_in_episode("a", 8, 5, 0))
+    assert up.stats.interrupted == 2
+    cache.close()
+
+
+def test_a_declared_gap_is_counted_as_skipped(tmp_path):
+    up, cache, _ = _updater(tmp_path)
+    up.apply(_t("a", 1))
+    up.apply(_t("a", 5))
+    assert up.skipped == 3 and up.applied == {"a": 5}
+    assert up.stats.row(2, 0)["skipped"] == 3
+    cache.close()
