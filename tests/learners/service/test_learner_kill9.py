@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import csv
 import itertools
 import json
 import signal
@@ -10,6 +11,7 @@ import time
 
 import numpy as np
 
+from learners.cache import CacheConfig, ReplayCache
 from learners.service.journal import read_journal
 
 
@@ -104,3 +106,11 @@ def test_an_actor_writing_behind_killed_and_restarted_skips_what_it_lost_repeati
     assert len(jumps) == 1, f"one skip, at the restart: {jumps}"
     (before, after), = jumps
     assert seqs[0] == 1 and before > 300 and after > before and seqs[-1] == summary["seq"]
+    # The episode under way at the kill never sends its last transition: the learner starts the
+    # actor's traces afresh at the restarted actor's first transition, and says so.
+    with ReplayCache(run / "cache", CacheConfig(read_only=True)) as cache:
+        cut = next(t for _, t in cache.iter_transitions() if t.actor_id == "a0" and t.seq == before)
+    with open(run / "metrics" / "learner.csv") as f:
+        last_row = list(csv.DictReader(f))[-1]
+    assert int(last_row["interrupted"]) == (0 if cut.done else 1), (cut.done, last_row)
+    assert int(last_row["skipped"]) == after - before - 1
