@@ -123,8 +123,9 @@ class LearnerService:
         """Where the learner stands: updates, weights version, episodes, connected actors,
         transitions stored, refusals by reason, ``cache`` (``"ok"`` or ``"full: ..."``: while the
         disk is full nothing more is acknowledged), ``learning`` (``"ok"``, why it paused, or why it
-        stopped for good: non-finite weights), ``weights_refused`` (publications refused) and
-        ``intervened`` (per actor: steps a person drove, learned as imitation)."""
+        stopped for good: non-finite weights), ``weights_refused`` (publications refused),
+        ``intervened`` (per actor: steps a person drove, learned as imitation) and ``interrupted``
+        (episodes an actor broke off, by a restart or a move, since this learner started)."""
         if self.updater.halted is not None:
             learning = f"stopped: {self.updater.halted}"
         else:
@@ -132,7 +133,8 @@ class LearnerService:
         return {"time": time.time(), "updates": self.algo.updates, "weights_version": self.updater.version,
                 "episodes": self.updater.episodes, **self.server.status(), "learning": learning,
                 "weights_refused": self.updater.publisher.refused,
-                "intervened": dict(self.updater.stats.intervened)}
+                "intervened": dict(self.updater.stats.intervened),
+                "interrupted": self.updater.stats.interrupted}
 
     def write_status(self) -> None:
         """Write ``status()`` to ``metrics/learner_status.json`` (atomically; a failure is logged

@@ -114,3 +114,4 @@ def test_an_actor_writing_behind_killed_and_restarted_skips_what_it_lost_repeati
         last_row = list(csv.DictReader(f))[-1]
     assert int(last_row["interrupted"]) == (0 if cut.done else 1), (cut.done, last_row)
     assert int(last_row["skipped"]) == after - before - 1
+    assert status()["interrupted"] == int(last_row["interrupted"])
