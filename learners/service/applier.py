@@ -49,11 +49,12 @@ class TransitionApplier:
     """Applies transitions to ``algo`` in order, recording them in ``journal`` and ``stats``."""
 
     def __init__(self, config: LearnerConfig, algo: StreamAlgorithm, journal: AppliedJournal,
-                 stats: LearnerStats, applied: dict[str, int] | None = None) -> None:
+                 stats: LearnerStats, applied: dict[str, int] | None = None,
+                 last_steps: dict[str, tuple[int, int, bool]] | None = None) -> None:
         self.config, self.algo, self.journal, self.stats = config, algo, journal, stats
         self.applied: dict[str, int] = {} if applied is None else applied  # actor -> last seq applied
-        # actor -> (episode, step, done) of the last transition applied in this process
-        self._last: dict[str, tuple[int, int, bool]] = {}
+        # actor -> (episode, step, done) of the last transition applied (checkpointed with ``applied``)
+        self.last_steps: dict[str, tuple[int, int, bool]] = dict(last_steps or {})
         self._policy_weighted = algorithm_spec(config.algo).policy_weighted
 
     def importance_weight(self, t: Transition) -> float:
@@ -74,18 +75,20 @@ class TransitionApplier:
             log.error("transition %s/%d already applied; skipped", t.actor_id, t.seq)
             return False
         if t.seq != last + 1:
-            # The server stores a gap only where the actor declared it (wire ``after``).
+            # The server stores a gap only where the actor declared it (wire ``after``); the cache's
+            # reader also passes over a record it found damaged.
             self.stats.skipped += t.seq - last - 1
-            log.warning("transition %s/%d follows %d: the actor declared seqs %d..%d lost (never "
-                        "acknowledged); they are skipped", t.actor_id, t.seq, last, last + 1, t.seq - 1)
+            log.warning("transition %s/%d follows %d: seqs %d..%d never reach the learner (declared lost "
+                        "by the actor, or in a damaged cache record)", t.actor_id, t.seq, last, last + 1,
+                        t.seq - 1)
         self.stats.staleness(weights_version - t.policy_version)
         if isinstance(t.obs, dict) or isinstance(t.next_obs, dict):  # images ride along in the cache;
             t = dataclasses.replace(t, obs=_state(t.obs), next_obs=_state(t.next_obs))  # heads learn 'state'
         self.algo.select_stream(t.actor_id)
-        previous = self._last.get(t.actor_id)
+        previous = self.last_steps.get(t.actor_id)
         if previous is not None and not previous[2] and (t.episode != previous[0] or t.step <= previous[1]):
             self._interrupted(t, previous)
-        self._last[t.actor_id] = (t.episode, t.step, t.done)
+        self.last_steps[t.actor_id] = (t.episode, t.step, t.done)
         intervened = isinstance(t.extras, dict) and bool(t.extras.get("intervened", False))
         if self._policy_weighted and intervened and hasattr(self.algo, "td_error"):
             self.algo.update(t, policy_weight=imitation_weight(self.algo.td_error(t)))
@@ -99,7 +102,6 @@ class TransitionApplier:
         self.journal.record(t.actor_id, t.seq)
         self.stats.episode_step(t)
         return True
-
 
     def _interrupted(self, t: Transition, previous: tuple[int, int, bool]) -> None:
         """``t`` begins another episode than the one its actor left unfinished at ``previous``."""

@@ -1,11 +1,12 @@
 """The learner's checkpoints: everything needed to continue exactly, and where in the cache.
 
 A checkpoint stores, atomically, the algorithm's state (weights, counters, RNG), every actor's
-eligibility traces, the map of the last seq applied per actor, the length of the applied
-journal, the published weights version, the episode count, and the cache position reached. That
-position is one past the last record *applied*, not the consumer's own position, which runs
-ahead by the records polled but not yet applied: a restarted learner seeks there and applies the
-records after it again (their first application died with the process), and none twice.
+eligibility traces, the map of the last seq applied per actor (with that transition's episode, step
+and end, so that an episode an actor broke off is told apart after a restart too), the length of
+the applied journal, the published weights version, the episode count, and the cache position
+reached. That position is one past the last record *applied*, not the consumer's own position,
+which runs ahead by the records polled but not yet applied: a restarted learner seeks there and
+applies the records after it again (their first application died with the process), and none twice.
 Checkpoints are only taken between records, so the position is always a record's.
 """
 
@@ -31,6 +32,7 @@ class ResumePoint:
     weights_version: int = 0
     episodes: int = 0
     journal_length: int = 0
+    last_steps: dict[str, tuple[int, int, bool]] = field(default_factory=dict)
 
 
 class LearnerCheckpoints:
@@ -56,14 +58,15 @@ class LearnerCheckpoints:
         return ResumePoint(applied={k: int(v) for k, v in state["applied"].items()},
                            weights_version=int(state["weights_version"]),
                            episodes=int(state.get("episodes", 0)),
-                           journal_length=int(state["journal_length"]))
+                           journal_length=int(state["journal_length"]),
+                           last_steps=_last_steps(name, state.get("last_steps", {})))
 
     def applied_record(self, offset: int) -> None:
         """Every transition of the record at cache ``offset`` has been applied."""
         self.position = offset + 1
 
     def save(self, applied: dict[str, int], journal_length: int, weights_version: int,
-             episodes: int) -> None:
+             episodes: int, last_steps: dict[str, tuple[int, int, bool]] | None = None) -> None:
         """Write a checkpoint at the current position, then let the cache reclaim what it covers.
 
         ``journal_length`` must be the synced length of the applied journal, so that it matches
@@ -73,7 +76,24 @@ class LearnerCheckpoints:
         tensors.update({f"traces.{k}": v for k, v in self.algo.stream_traces().items()})
         state = {"applied": applied, "consumer_position": self.position,
                  "journal_length": journal_length, "weights_version": weights_version,
-                 "updates": self.algo.updates, "episodes": episodes}
+                 "updates": self.algo.updates, "episodes": episodes,
+                 "last_steps": {k: [int(e), int(n), bool(d)] for k, (e, n, d) in (last_steps or {}).items()}}
         self.store.save(self.algo.updates, tensors, state)
         if self.position > self.consumer.committed:  # lets retention reclaim what it covers
             self.consumer.commit(self.position - 1)
+
+
+def _last_steps(name: str, raw: object) -> dict[str, tuple[int, int, bool]]:
+    """``last_steps`` of checkpoint ``name``: actor -> (episode, step, done); absent in older ones."""
+    out: dict[str, tuple[int, int, bool]] = {}
+    ok = isinstance(raw, dict)
+    for actor, v in (raw.items() if ok else ()):
+        if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, int) for x in v[:2])
+                and isinstance(v[2], bool)):
+            ok = False
+            break
+        out[str(actor)] = (v[0], v[1], v[2])
+    if not ok:
+        raise ValueError(f"learner checkpoint {name}: last_steps must map each actor to [episode, step, "
+                         f"done], got {str(raw)[:200]}")
+    return out

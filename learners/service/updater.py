@@ -60,7 +60,8 @@ class Updater:
         self.journal = AppliedJournal(journal_path(config.run_dir), resume.journal_length)
         self.stats = LearnerStats(config.run_dir / "metrics" / "learner.csv", algo.updates,
                                   episodes=resume.episodes)
-        self.learning = TransitionApplier(config, algo, self.journal, self.stats, resume.applied)
+        self.learning = TransitionApplier(config, algo, self.journal, self.stats, resume.applied,
+                                          resume.last_steps)
         self.publisher = WeightPublisher(algo, weights, config.publish_every_updates,
                                          config.publish_every_ms, version=resume.weights_version,
                                          dtype=config.weights_dtype)
@@ -158,7 +159,8 @@ class Updater:
                       "resumes from the last good one", self.algo.updates, name_some(bad))
             return
         journal_length = self.journal.sync()  # first, so that the checkpoint's length is on disk
-        self.checkpoints.save(self.applied, journal_length, self.version, self.episodes)
+        self.checkpoints.save(self.applied, journal_length, self.version, self.episodes,
+                              self.learning.last_steps)
 
     def write_stats(self) -> dict:
         return self.stats.write(self.algo.updates, self.version)

@@ -189,3 +189,28 @@ def test_a_declared_gap_is_counted_as_skipped(tmp_path):
     assert up.skipped == 3 and up.applied == {"a": 5}
     assert up.stats.row(2, 0)["skipped"] == 3
     cache.close()
+
+
+def test_a_learner_restarted_between_the_break_and_the_restart_still_sees_it(tmp_path):
+    """The learner checkpoints the episode, step and end of each actor's last applied transition:
+    restarted, it tells actor a's broken-off episode from the next one as it would have running."""
+    up, cache, _ = _updater(tmp_path)
+    up.apply(_in_episode("a", 1, 3, 7))
+    up.apply(_in_episode("a", 2, 3, 8))
+    up.close()  # a checkpoint
+    _, _, state = up.store.load_latest()
+    assert state["last_steps"] == {"a": [3, 8, False]}
+    again = Updater(up.config, cache, StreamAC(4, action_dim=2, seed=0), WeightsBox())
+    again.apply(_in_episode("a", 3, 4, 1))
+    assert again.stats.interrupted == 1
+    again.journal.close()
+    cache.close()
+
+
+def test_a_checkpoint_with_a_malformed_last_steps_is_refused_by_name(tmp_path):
+    from learners.service.checkpoints import _last_steps
+
+    assert _last_steps("c", {}) == {} and _last_steps("c", {"a": [1, 2, True]}) == {"a": (1, 2, True)}
+    for bad in ({"a": [1, 2]}, {"a": ["1", 2, False]}, {"a": [1, 2, 0]}, [1, 2, 3]):
+        with pytest.raises(ValueError, match=r"learner checkpoint c: last_steps must map each actor"):
+            _last_steps("c", bad)
