@@ -124,10 +124,11 @@ class ReplayCache:
         writer that appends later, e.g. an actor spool writing behind its link)."""
         self.log.check_size(n)
 
-    def append_batch(self, payload: bytes) -> int:
+    def append_batch(self, payload: bytes | memoryview, owned: bool = False) -> int:
         """Append an encoded batch record (``learners.cache.batch.encode_batch``) as it is and
-        return its offset; raises as ``append`` does."""
-        return self.log.append(payload, KIND_BATCH)
+        return its offset; raises as ``append`` does. ``owned``: ``payload`` is a buffer no one
+        writes to again (a received ZeroMQ frame), kept as it is until written, not copied."""
+        return self.log.append(payload, KIND_BATCH, owned)
 
     @property
     def write_error(self) -> CacheFullError | None:

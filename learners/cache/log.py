@@ -118,14 +118,16 @@ class SegmentedLog(GroupCommitter):
 
     # ------------------------------------------------------------------ appending
 
-    def append(self, payload: bytes | bytearray | memoryview, kind: int = KIND_BYTES) -> int:
+    def append(self, payload: bytes | bytearray | memoryview, kind: int = KIND_BYTES,
+               owned: bool = False) -> int:
         """Accept one record; return its offset. Never waits for the disk.
 
         The record's key (offset, kind, CRC-32C) is made here, so that the committer only hands
         finished records to LMDB and the caller's work overlaps LMDB's sync. ``bytes`` are kept
-        as they are (no copy); other buffers (a ZeroMQ frame's memoryview) are copied once.
+        as they are (no copy); other buffers are copied once, unless ``owned`` (the caller hands
+        over a buffer no one writes to again, such as a received ZeroMQ frame).
         """
-        if type(payload) is not bytes:  # the committer stores it later: keep an immutable copy
+        if type(payload) is not bytes and not owned:  # stored later: keep an immutable copy
             payload = bytes(payload)
         n = len(payload)
         self.check_size(n)

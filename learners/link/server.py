@@ -197,17 +197,20 @@ class LearnerServer(FullDiskHoldBack):
             self._auth.stop()
         self.ctx.term()
 
-    def _recv(self) -> tuple[list[bytes], str | None]:
-        """One message as bytes (the cache keeps bytes as they are), and with CurveZMQ the key
-        that authenticated its connection (z85 text; raises ``zmq.Again`` when none is queued)."""
-        if self.allow is None:
-            return self.sock.recv_multipart(zmq.NOBLOCK), None
+    def _recv(self) -> tuple[list, str | None]:
+        """One message, and with CurveZMQ the key that authenticated its connection (z85 text;
+        raises ``zmq.Again`` when none is queued). The routing id and the header come as bytes; a
+        data frame (a batch) as a read-only view of the received frame itself: nobody writes to
+        it again, so the cache keeps it without a copy (``append_batch(owned=True)``)."""
         parts = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
-        try:
-            key = parts[-1].get("User-Id")
-        except zmq.ZMQError:  # no metadata: cannot happen on a CURVE socket; refused below
-            key = None
-        return [part.bytes for part in parts], key
+        key = None
+        if self.allow is not None:
+            try:
+                key = parts[-1].get("User-Id")
+            except zmq.ZMQError:  # no metadata: cannot happen on a CURVE socket; refused below
+                key = None
+        return [parts[0].bytes, *(p.bytes if i < 2 else memoryview(p).toreadonly()
+                                  for i, p in enumerate(parts) if i)], key
 
     def _send(self, actor_id: str, kind: str, fields: dict, frames=()) -> None:
         try:
@@ -316,7 +319,7 @@ class LearnerServer(FullDiskHoldBack):
             batch_rest = list(batch)[have + 1 - first:]
             payload = encode_batch(batch_rest)
         try:
-            offset = self.cache.append_batch(payload)
+            offset = self.cache.append_batch(payload, owned=payload is msg.frames[0])
         except CacheFullError:
             self._hold_back(session, first, last)
             return

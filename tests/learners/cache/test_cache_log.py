@@ -225,3 +225,35 @@ def test_only_so_many_sealed_segments_stay_open(tmp_path: Path, monkeypatch) -> 
             for offset in reversed(offsets):
                 assert cache.read(offset) == data[offset]
                 assert sum(s.is_open for s in segments if s.sealed) <= 2
+
+
+def test_a_received_zeromq_frame_is_kept_without_a_copy_until_written(tmp_path: Path) -> None:
+    """The learner hands the cache the batch frame ZeroMQ received (``owned=True``): the cache
+    keeps that frame alive, not a copy, until it is written, in LMDB or in the blob file."""
+    import gc
+
+    import zmq
+
+    small, large = records(1)[0], bytes(range(256)) * (6 << 10)  # 1.5 MiB: the blob file
+    ctx = zmq.Context()
+    pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push.connect(f"tcp://127.0.0.1:{port}")
+    try:
+        with ReplayCache(tmp_path, CacheConfig(durability="fsync")) as cache:
+            offsets = []
+            for payload in (small, large):
+                push.send(payload)
+                frame = pull.recv(copy=False)
+                view = memoryview(frame).toreadonly()
+                offsets.append(cache.log.append(view, KIND_TRANSITION, owned=True))
+                del frame, view
+            gc.collect()  # only the cache's queue holds the frames now
+            assert cache.flush(timeout=10)
+            assert [cache.read_raw(o) for o in offsets] == [small, large]
+        with ReplayCache(tmp_path, CacheConfig(read_only=True)) as cache:
+            assert [cache.read_raw(o) for o in offsets] == [small, large]
+    finally:
+        pull.close(0)
+        push.close(0)
+        ctx.term()
