@@ -135,11 +135,11 @@ def link_throughput(transitions: list, tmp: Path, durability: str = "fsync") -> 
     n = len(transitions)
     image = isinstance(transitions[0].obs, dict)
     endpoint = f"tcp://127.0.0.1:{_port()}"
-    run = tmp / f"learner-{'img' if image else 'state'}-{durability}"
-    proc = _spawn(_serve_ingest, endpoint, str(run))
+    # A fresh learner and a fresh spool for every run: the transitions are numbered 1..n.
+    where = Path(tempfile.mkdtemp(prefix=f"{'img' if image else 'state'}-{durability}-", dir=tmp))
+    proc = _spawn(_serve_ingest, endpoint, str(where / "learner"))
     spec = {"obs_dim": 12, "action_dim": 3, "n_actions": None, "algo": "stream-ac"}
-    stream = TransitionStream(tmp / f"actor-{'img' if image else 'state'}-{durability}", "bench", endpoint,
-                              spec, {}, durability=durability).start()
+    stream = TransitionStream(where / "actor", "bench", endpoint, spec, {}, durability=durability).start()
     link = stream.link
     try:
         while not link.connected:
@@ -155,6 +155,7 @@ def link_throughput(transitions: list, tmp: Path, durability: str = "fsync") -> 
         stream.close()
         proc.terminate()
         proc.join()
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def _median_entry(runs: list[tuple[float, float]], raw_batch: float, n: int) -> dict:

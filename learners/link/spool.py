@@ -223,7 +223,14 @@ class ActorSpool(SpoolUpkeep, WriteBehind):
         """Append ``rows`` (consecutive transitions of this actor) as one batch record, queue it to
         send once durable (written behind: at once), and return its offset (``UNWRITTEN`` when
         written behind); the batcher then holds ``still_open`` more.
-        Raises what the cache raises (nothing queued): ``CacheFullError`` while the disk refuses."""
+        Raises what the cache raises (nothing queued): ``CacheFullError`` while the disk refuses;
+        ``ValueError`` for rows numbered at or below a number this spool has used (a number is
+        never given twice: callers take them from ``next_seq``)."""
+        floor = max(self._tail_seq, self._opened_seq)
+        if rows and rows[0].seq <= floor:
+            raise ValueError(f"actor {self.actor_id}: spool {self.path}: transitions {rows[0].seq}.."
+                             f"{rows[-1].seq} do not follow seq {floor}, the last this spool numbered "
+                             "or reserved (take sequence numbers from next_seq)")
         payload = encode_batch(rows)
         behind = self.writes_behind
         if behind:  # refused now, as a write-through spool would: a record it cannot write is lost

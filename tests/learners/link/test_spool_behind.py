@@ -195,3 +195,22 @@ def test_a_damaged_reservation_is_refused_by_name(tmp_path):
 def test_an_unknown_durability_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"durability must be one of .*'behind'.*got 'later'"):
         ActorSpool(tmp_path / "spool", "a", "later")
+
+
+@pytest.mark.parametrize("durability", ["fsync", "behind"])
+def test_a_number_at_or_below_one_the_spool_used_is_refused_by_name(tmp_path, durability):
+    """A caller numbering transitions itself cannot make the spool give a number twice: not in one
+    life, not after a reopening (where the learner would otherwise be told ``after`` >= first)."""
+    path = tmp_path / "spool"
+    spool = ActorSpool(path, "a", durability)
+    spool.append(rows(1, 4))
+    with pytest.raises(ValueError, match=r"actor a: spool .*transitions 3..6 do not follow seq 4"):
+        spool.append(rows(3, 6))
+    assert [(r[0], r[1]) for r in spool.pending()] == [(1, 4)]  # nothing of the refused rows queued
+    spool.close()
+    spool = ActorSpool(path, "a", durability)
+    floor = spool.next_seq() - 1  # 4, or past the reservation when written behind
+    with pytest.raises(ValueError, match=rf"transitions 1..4 do not follow seq {floor}\b"):
+        spool.append(rows(1, 4))
+    spool.append(rows(floor + 1, floor + 2))
+    spool.close()
