@@ -209,8 +209,7 @@ class LearnerServer(FullDiskHoldBack):
                 key = parts[-1].get("User-Id")
             except zmq.ZMQError:  # no metadata: cannot happen on a CURVE socket; refused below
                 key = None
-        return [parts[0].bytes, *(p.bytes if i < 2 else memoryview(p).toreadonly()
-                                  for i, p in enumerate(parts) if i)], key
+        return [*(p.bytes for p in parts[:2]), *(memoryview(p).toreadonly() for p in parts[2:])], key
 
     def _send(self, actor_id: str, kind: str, fields: dict, frames=()) -> None:
         try:

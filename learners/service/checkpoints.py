@@ -85,15 +85,11 @@ class LearnerCheckpoints:
 
 def _last_steps(name: str, raw: object) -> dict[str, tuple[int, int, bool]]:
     """``last_steps`` of checkpoint ``name``: actor -> (episode, step, done); absent in older ones."""
-    out: dict[str, tuple[int, int, bool]] = {}
-    ok = isinstance(raw, dict)
-    for actor, v in (raw.items() if ok else ()):
-        if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, int) for x in v[:2])
-                and isinstance(v[2], bool)):
-            ok = False
-            break
-        out[str(actor)] = (v[0], v[1], v[2])
-    if not ok:
+    def valid(v: object) -> bool:
+        return (isinstance(v, list) and len(v) == 3 and all(isinstance(x, int) for x in v[:2])
+                and isinstance(v[2], bool))
+
+    if not isinstance(raw, dict) or not all(valid(v) for v in raw.values()):
         raise ValueError(f"learner checkpoint {name}: last_steps must map each actor to [episode, step, "
                          f"done], got {str(raw)[:200]}")
-    return out
+    return {str(actor): (v[0], v[1], v[2]) for actor, v in raw.items()}
