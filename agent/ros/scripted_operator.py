@@ -5,7 +5,9 @@ starts each episode (``operator.event_topic``, addressing the episode the agent 
 state topic), watches the arm, takes over when the arm heads away from the named target
 (publishing ``std_msgs/Bool`` true on ``active_topic`` and joint commands toward the target on
 ``teleop_topic``), releases it, and marks the episode ``success`` when the fingertip is there or
-``failure`` after ``give_up_s``. What it judges by is ``sim_node``'s ``task_topic`` (goal,
+``failure`` after ``give_up_s`` (with ``call_off_every`` N it also calls every Nth episode it starts
+off as a ``failure`` after ``call_off_after_s``, as a person does with a run not worth finishing).
+What it judges by is ``sim_node``'s ``task_topic`` (goal,
 fingertip, distance): a simulator-only aid, where a real person would use their eyes.
 
 ``probe_bad_input`` first sends what an operator must not be able to get through: an event for an
@@ -55,6 +57,8 @@ class ScriptedOperatorConfig:
     # mark success only after the simulator has reported it this long (a reward model watching the
     # camera may end the episode first); 0: at once
     success_after_s: float = 0.0
+    call_off_every: int = 0  # 0: never
+    call_off_after_s: float = 0.5
     start_delay_s: float = 0.5
     probe_bad_input: bool = False
     metrics_file: str = ""
@@ -65,6 +69,11 @@ class ScriptedOperatorConfig:
         check_number("scripted_operator", "start_delay_s", self.start_delay_s, 0)
         check_number("scripted_operator", "success_after_s", self.success_after_s, 0)
         check_number("scripted_operator", "gain", self.gain, 0, strict=True)
+        check_number("scripted_operator", "call_off_after_s", self.call_off_after_s, 0)
+        if isinstance(self.call_off_every, bool) or not isinstance(self.call_off_every, int) \
+                or self.call_off_every < 0:
+            raise ConfigError("scripted_operator.call_off_every must be an integer >= 0, "
+                              f"got {self.call_off_every!r}")
         if self.command not in ("joints", "velocity"):
             raise ConfigError(f"command must be 'joints' or 'velocity', got {self.command!r}")
 
@@ -83,7 +92,7 @@ class ScriptedOperator:
         self.q: np.ndarray | None = None
         self.active = False
         self.history: list[float] = []
-        self.started: set[int] = set()
+        self.started: dict[int, int] = {}  # episode -> how many this operator had started with it
         self.marked: set[int] = set()
         self.waiting_since: float | None = None
         self.running_since: float | None = None
@@ -160,7 +169,7 @@ class ScriptedOperator:
             self.waiting_since = self.waiting_since or now
             if phase == "waiting" and state["next"] not in self.started \
                     and now - self.waiting_since >= self.config.start_delay_s:
-                self.started.add(state["next"])
+                self.started[state["next"]] = len(self.started) + 1
                 self._event("start", int(state["next"]))
         elif episode not in self.marked:
             self.waiting_since = None
@@ -180,7 +189,10 @@ class ScriptedOperator:
             self._set_active(False, episode)
             self._event("success", episode)
             return
-        if now - self.running_since > self.config.give_up_s:
+        every, nth = self.config.call_off_every, self.started.get(episode)
+        called_off = every > 0 and nth is not None and nth % every == 0 \
+            and now - self.running_since >= self.config.call_off_after_s
+        if called_off or now - self.running_since > self.config.give_up_s:
             self.marked.add(episode)
             self._set_active(False, episode)
             self._event("failure", episode)

@@ -9,6 +9,7 @@ from agent.ros.agent_config import DERIVED, AgentNodeConfig, LearnerClientConfig
 from agent.ros.params import ParameterError, ParamField, build_config, coerce, param_fields, ros_default
 from agent.ros.robot_config import Ros2RobotConfig
 from agent.ros.sim_node import SimNodeConfig
+from hal.errors import ConfigError
 
 
 def _names():
@@ -98,3 +99,14 @@ def test_the_robot_waits_for_its_instruction_when_something_reads_the_task():
     assert waits(**{"policy.type": "reach", "robot.wait_for_instruction": False}) is False  # explicit wins
     with pytest.raises(ParameterError, match=r"robot\.wait_for_instruction"):
         _build(**{"robot.joints": ["a"], "robot.wait_for_instruction": "yes"})
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, True])
+def test_the_scripted_operators_call_off_count_must_be_a_whole_number(value):
+    from agent.ros.scripted_operator import ScriptedOperatorConfig
+
+    message = rf"scripted_operator\.call_off_every must be an integer >= 0, got {value}"
+    with pytest.raises(ConfigError, match=message):
+        ScriptedOperatorConfig(call_off_every=value)
+    with pytest.raises(ConfigError, match=r"scripted_operator\.call_off_after_s must be >= 0, got -0.5"):
+        ScriptedOperatorConfig(call_off_every=3, call_off_after_s=-0.5)

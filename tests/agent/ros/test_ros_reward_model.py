@@ -51,9 +51,10 @@ def test_the_reward_model_and_the_operator_end_episodes_and_the_learner_learns(s
             "-p", "operator.wait_timeout_s:=0.0", "-p", f"status_file:={status}")
         operator = start_node("agent.ros.scripted_operator", "-p", "command:=velocity",
                               "-p", "joints:=[pusher_x, pusher_y]", "-p", "success_after_s:=2.0",
-                              "-p", "give_up_s:=6.0", "-p", f"metrics_file:={ops}")
-        # Most episodes end on the classifier's word within a second; one the operator ends needs an
-        # episode that stalls for give_up_s, which can take a while to come (CI once saw none in 120 s).
+                              "-p", "give_up_s:=6.0", "-p", "call_off_every:=3",
+                              "-p", f"metrics_file:={ops}")
+        # Most episodes end on the classifier's word within a second; waiting for one that stalls
+        # for give_up_s took up to two minutes, so the operator also calls every third episode off.
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             ended = _ended(episodes_csv)
