@@ -41,6 +41,7 @@ setup(
         "crc32c>=2.4",
         "pillow>=10.0",
         "lmdb>=1.4",  # the replay cache's storage
+        "zstandard>=0.22",  # camera-frame columns compressed on the link and in the caches
         "av>=15",  # PyAV: MP4 video of LeRobot datasets (agent.demos.video)
         "transformers>=5.23",  # the VLA backbone (policies.vla); built from configs, no hub access
         "tokenizers>=0.23",

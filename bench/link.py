@@ -17,6 +17,11 @@
    transitions run a second actor side too, its spool writing behind the link
    (``durability="behind"``, ``learners/link/behind.py``: sent at once, written only if not
    acknowledged within a second), so the learner's cache holds the one durable copy.
+   Image-sized transitions come twice: frames of random bytes (``image``: nothing compresses, the
+   worst case, bound by the disk) and frames rendered by Meta-World's ``corner2`` camera
+   (``camera``), which the actor's spool compresses (zstd, ``learners/cache/compression.py``) so
+   the spool, the wire and the cache each carry a fraction of the bytes. Raw ZeroMQ moves the
+   same transitions uncompressed in both.
 2. Weight delivery latency for a 10M-parameter head: publish -> loaded into the actor's network,
    in float32 (exact) and float16 (``weights_dtype``); next to it, what the weights codec costs
    against the safetensors library (encode vs ``save``, decode vs ``load``, the chunked digest vs
@@ -43,21 +48,44 @@ from bench.common import machine, print_table, write_json
 REPO = Path(__file__).resolve().parents[1]
 
 
-_TEMPLATES: dict[bool, list] = {}
+_TEMPLATES: dict[str, list] = {}
 
 
-def _record(seq: int, image: bool) -> object:
-    """A transition like an actor's (varied content, from 64 templates; only ``seq`` changes)."""
+def camera_frames(n: int = 64) -> list[np.ndarray]:
+    """``n`` consecutive 96x96 frames of Meta-World's ``corner2`` camera (reach-v3, the arm moved at
+    random), rendered offscreen: what a camera-carrying actor records."""
+    import gymnasium as gym
+
+    import sim.tasks  # noqa: F401  registers the ids
+
+    env = gym.make("rill/MetaWorld-reach-v3")
+    try:
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        frames = []
+        for _ in range(n):
+            obs = env.step(env.action_space.sample())[0]
+            frames.append(np.ascontiguousarray(obs["image.corner2"]))
+        return frames
+    finally:
+        env.close()
+
+
+def _record(seq: int, image: str | None) -> object:
+    """A transition like an actor's (varied content, from 64 templates; only ``seq`` changes);
+    ``image``: None (state only), ``"noise"`` (frames of random bytes: nothing to compress, the
+    worst case) or ``"camera"`` (rendered camera frames, ``camera_frames``)."""
     import dataclasses
 
     from learners.transition import Transition
 
     if image not in _TEMPLATES:
         rng = np.random.default_rng(0)
+        frames = camera_frames(64) if image == "camera" else None
         out = []
-        for _ in range(64):
+        for i in range(64):
             state = rng.normal(size=12).astype(np.float32)
-            frame = rng.integers(0, 255, (96, 96, 3), np.uint8)
+            frame = frames[i] if frames else rng.integers(0, 255, (96, 96, 3), np.uint8)
             obs = {"state": state, "image.cam": frame} if image else state
             next_obs = {"state": state} if image else state
             out.append(
@@ -123,7 +151,7 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _transitions(n: int, image: bool) -> list:
+def _transitions(n: int, image: str | None) -> list:
     return [_record(seq, image) for seq in range(1, n + 1)]
 
 
@@ -414,7 +442,8 @@ def main(argv: list[str] | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="rill-bench-link-"))
     results: dict = {}
     try:
-        for name, n, image in (("state", n_state, False), ("image", n_image, True)):
+        for name, n, image in (("state", n_state, None), ("image", n_image, "noise"),
+                               ("camera", n_image, "camera")):
             transitions = _transitions(n, image)
             modes = ("fsync", "behind") if image else ("fsync",)
             runs: dict[str, list] = {mode: [] for mode in modes}
@@ -430,7 +459,7 @@ def main(argv: list[str] | None = None) -> dict:
                 from learners.cache.batch import encode_batch
 
                 rows = transitions[:150]
-                per = len(encode_batch(rows)) / len(rows)
+                per = len(encode_batch(rows, "zstd")) / len(rows)  # as the actor sends them
                 ceiling = disk_limit(tmp, per, 64 * 1024 * 1024 if args.quick else 512 * 1024 * 1024)
                 entry.update(transition_bytes=round(per), disk_limit_per_s=round(ceiling, 1),
                              ratio_to_disk_limit=round(entry["acked_durable_per_s"] / ceiling, 4))

@@ -29,6 +29,9 @@ class LearnerClientConfig:
     # transitions carry the camera frames and the instruction too (the learner's cache keeps them,
     # for training a reward model on operator-labelled episodes)
     keep_images: bool = False
+    # "zstd": camera frames travel and are stored compressed (several times smaller when they
+    # compress; frames that do not are sent as they are); "none": always raw
+    compress: str = "zstd"
 
     def __post_init__(self) -> None:
         if not self.actor_id:
@@ -36,6 +39,8 @@ class LearnerClientConfig:
         check_actor_id(self.actor_id, "learner.actor_id")
         if self.durability not in DURABILITY:
             raise ConfigError(f"learner.durability must be one of {DURABILITY}, got {self.durability!r}")
+        if self.compress not in ("zstd", "none"):
+            raise ConfigError(f"learner.compress must be one of ('zstd', 'none'), got {self.compress!r}")
         check_number("learner", "gamma", self.gamma, 0)
         if bool(self.curve_secret) != bool(self.learner_key):
             raise ConfigError("learner.curve_secret and learner.learner_key go together (CurveZMQ)")

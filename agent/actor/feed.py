@@ -33,7 +33,8 @@ class LearnerFeed:
 
     def __init__(self, directory: Path, actor_id: str, learner: str, spec: dict[str, Any], policy: Policy, *,
                  curve: CurveClient | None = None, insecure: bool = False, durability: str = "fsync",
-                 spool_keep_bytes: int | None = KEEP_BYTES, spool_segment_bytes: int = SEGMENT_BYTES) -> None:
+                 spool_keep_bytes: int | None = KEEP_BYTES, spool_segment_bytes: int = SEGMENT_BYTES,
+                 compress: str | None = "zstd") -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.policy = policy
@@ -41,7 +42,7 @@ class LearnerFeed:
         self.stream = TransitionStream(self.dir, actor_id, learner, spec, shapes, curve=curve,
                                        insecure=insecure, durability=durability,
                                        spool_keep_bytes=spool_keep_bytes,
-                                       spool_segment_bytes=spool_segment_bytes)
+                                       spool_segment_bytes=spool_segment_bytes, compress=compress)
         self.link = self.stream.link
         self.episodes = EpisodeLog(self.dir / "episodes.csv")
         self.version = -1  # of the weights acted with; -1: the initial ones
@@ -53,7 +54,8 @@ class LearnerFeed:
     def from_config(cls, config: LearnerClientConfig, spec: dict[str, Any], policy: Policy) -> LearnerFeed:
         return cls(Path(config.run_dir) / "actors" / config.actor_id, config.actor_id, config.endpoint,
                    spec, policy, curve=config.curve_client(), insecure=config.insecure,
-                   durability=config.durability)
+                   durability=config.durability,
+                   compress=None if config.compress == "none" else config.compress)
 
     @property
     def seq(self) -> int:

@@ -16,6 +16,12 @@ field is a column in one of three forms, a one-key map:
   section at ``offset`` (every row an array of the same dtype and shape). Encoding copies each
   row once, straight into the record; decoding makes a view, no copy, so an image batch costs
   what moving its bytes costs;
+* ``{"z": [codec, dtype, row_shape, offset, nbytes, raw_nbytes]}``: the same stacked rows,
+  compressed (``codec`` ``"zstd"``, one frame of ``nbytes`` holding ``raw_nbytes``): what an
+  encoder asked to compress (``compress="zstd"``) does with a column of camera-frame-sized
+  ``uint8`` rows when that saves at least a tenth. Decoding decompresses (bounded by
+  ``raw_nbytes``, which must be what the rows need) into an array of its own. A batch holding
+  one is version 2, so an older reader names the newer format instead of failing on the form;
 * ``{"d": {key: column}}``: every row a dict with the same keys, one column per key;
 * ``{"l": [row, ...]}``: anything else, one value per row (the per-record codec's rules).
 The stacked sections exactly fill the data section.
@@ -48,10 +54,12 @@ from learners.cache.codec import (
     reject_foreign,
     unpack_unchecked,
 )
+from learners.cache.compression import COMPRESS, ROW_BYTES, Scratch, compress_rows, decompress
 from learners.cache.errors import RecordDecodeError, SchemaVersionError
 from learners.transition import Transition
 
-BATCH_VERSION = 1
+BATCH_VERSION = 2
+"""The newest batch format this rill reads; it writes 1 unless a column is compressed (2)."""
 MAX_BATCH_ROWS = 1024
 """The most transitions an actor puts in one batch; a learner accepts at least this many."""
 SCALARS: dict[str, np.dtype] = {
@@ -77,14 +85,24 @@ _PREFIX = struct.Struct("<I")  # the msgpack head's length
 class _Data:
     """The data section being assembled: row buffers, in order, and their total size."""
 
-    def __init__(self) -> None:
+    def __init__(self, compress: str | None = None) -> None:
         self.parts: list[Any] = []
         self.size = 0
+        self.compress = compress
+        self.compressed = False  # whether a column went in compressed (the batch is then version 2)
 
-    def add(self, rows: list[np.ndarray]) -> list[Any]:
+    def add(self, rows: list[np.ndarray]) -> dict[str, list[Any]]:
         first = rows[0]
         name = dtype_name(first.dtype)
         offset = self.size
+        if self.compress and first.dtype == np.uint8 and first.nbytes >= ROW_BYTES:
+            packed = compress_rows(rows)
+            if packed is not None:  # (noise-like frames are stored as they are)
+                self.parts.append(packed)
+                self.size += len(packed)
+                self.compressed = True
+                return {"z": [self.compress, name, list(first.shape), offset, len(packed),
+                              first.nbytes * len(rows)]}
         if first.nbytes < 4096:  # small rows: one C-level join beats a buffer per row
             # (``concatenate`` along the first axis lays the rows out exactly as ``np.stack``
             # would, at a third of its cost: no per-row view is made in Python.)
@@ -93,7 +111,7 @@ class _Data:
             for row in rows:
                 self.parts.append(memoryview(row).cast("B") if row.flags.c_contiguous else row.tobytes())
         self.size += first.nbytes * len(rows)
-        return [name, list(first.shape), offset, first.nbytes * len(rows)]
+        return {"a": [name, list(first.shape), offset, first.nbytes * len(rows)]}
 
 
 def _column(values: list[Any], pack: Any, data: _Data) -> dict[str, Any]:
@@ -102,7 +120,7 @@ def _column(values: list[Any], pack: Any, data: _Data) -> dict[str, Any]:
     if type(first) is np.ndarray and first.ndim and first.size:  # (a 0-d row would come back a scalar)
         dtype, shape = first.dtype, first.shape
         if all(type(v) is np.ndarray and v.dtype == dtype and v.shape == shape for v in values):
-            return {"a": data.add(values)}
+            return data.add(values)
     elif type(first) is dict and first:
         keys = first.keys()
         if all(type(v) is dict and v.keys() == keys for v in values) and all(type(k) is str for k in keys):
@@ -110,14 +128,17 @@ def _column(values: list[Any], pack: Any, data: _Data) -> dict[str, Any]:
     return {"l": [plain(v, pack) for v in values]}
 
 
-def encode_batch(transitions: Sequence[Transition]) -> bytes:
-    """One batch record of ``transitions``: one actor's, with consecutive ``seq``.
+def encode_batch(transitions: Sequence[Transition], compress: str | None = None) -> bytes:
+    """One batch record of ``transitions``: one actor's, with consecutive ``seq``; ``compress``
+    (one of ``COMPRESS``) compresses the columns of camera-frame-sized ``uint8`` rows.
 
-    Raises ``ValueError`` for an empty or non-consecutive run, ``EncodeError`` for values msgpack
-    cannot hold.
+    Raises ``ValueError`` for an empty or non-consecutive run or an unknown codec, ``EncodeError``
+    for values msgpack cannot hold.
     """
     if not transitions:
         raise ValueError("a transition batch needs at least one transition")
+    if compress is not None and compress not in COMPRESS:
+        raise ValueError(f"a transition batch compresses with one of {COMPRESS} or None, not {compress!r}")
     head = transitions[0]
     actor_id, first_seq = head.actor_id, int(head.seq)
     if not isinstance(actor_id, str):
@@ -127,14 +148,14 @@ def encode_batch(transitions: Sequence[Transition]) -> bytes:
             raise ValueError(f"a batch holds one actor's consecutive transitions: {actor_id}/{first_seq}+{i} "
                              f"is followed by {t.actor_id}/{t.seq}")
     pack = packer().pack
-    data = _Data()
+    data = _Data(compress)
     try:
         columns: dict[str, Any] = {}
         for name, dtype in SCALARS.items():
             columns[name] = plain(np.array([getattr(t, name) for t in transitions], dtype=dtype), pack)
         for name in COLUMNS:
             columns[name] = _column([getattr(t, name) for t in transitions], pack, data)
-        doc = [BATCH_VERSION, actor_id, first_seq, len(transitions), columns]
+        doc = [2 if data.compressed else 1, actor_id, first_seq, len(transitions), columns]
     except (RecursionError, TypeError, ValueError, OverflowError) as exc:
         raise EncodeError(f"cannot encode transition batch {actor_id}/{first_seq}: {exc}") from exc
     head_bytes = pack_plain(doc)
@@ -211,8 +232,8 @@ def _rows(column: dict[str, Any]):
 class _Sections:
     """The data section of a record being decoded: hands out stacked columns as array views."""
 
-    def __init__(self, buffer: Any, start: int) -> None:
-        self.buffer, self.start = buffer, start
+    def __init__(self, buffer: Any, start: int, max_size: int, scratch: Scratch | None) -> None:
+        self.buffer, self.start, self.max_size, self.scratch = buffer, start, max_size, scratch
         self.size = len(buffer) - start
         self.used = 0
 
@@ -238,14 +259,50 @@ class _Sections:
         array = np.frombuffer(self.buffer, dtype, items, self.start + offset)
         return array.reshape((count, *shape))
 
+    def compressed(self, spec: Any, count: int, where: str, writable: bool) -> np.ndarray:
+        """A ``"z"`` column's rows, decompressed into an array of their own."""
+        if type(spec) is not list or len(spec) != 6:
+            raise RecordDecodeError(f"{where}: compressed column must be [codec, dtype, row shape, offset, "
+                                    "nbytes, raw nbytes]")
+        codec, name, shape, offset, nbytes, raw = spec
+        if type(nbytes) is not int or nbytes < 1:
+            raise RecordDecodeError(f"{where}: invalid compressed size {nbytes!r}")
+        packed = self.array(["uint8", [nbytes], offset, nbytes], 1, where)[0]  # (checks the section)
+        try:
+            dtype = dtype_from_name(name)
+        except DecodeError as exc:
+            raise RecordDecodeError(f"{where}: {exc}") from exc
+        if (type(shape) is not list or len(shape) > MAX_NDIM
+                or not all(type(d) is int and d > 0 for d in shape)):
+            raise RecordDecodeError(f"{where}: invalid row shape {shape!r}")
+        items = count * math.prod(shape)
+        if type(raw) is not int or items * dtype.itemsize != raw:
+            raise RecordDecodeError(f"{where}: {count} rows of {dtype}{shape} need {items * dtype.itemsize} "
+                                    f"bytes, the compressed section says it holds {raw!r}")
+        if raw > self.max_size:  # (what the batch would be uncompressed bounds what it may hold)
+            raise RecordDecodeError(f"{where}: a compressed column of {raw} bytes exceeds the limit of "
+                                    f"{self.max_size} bytes")
+        if writable:
+            into = memoryview(bytearray(raw))
+        else:
+            into = self.scratch.take(raw) if self.scratch is not None else None
+        array = np.frombuffer(decompress(codec, packed, raw, where, into), dtype, items)
+        array.flags.writeable = writable
+        return array.reshape((count, *shape))
 
-def _load_column(column: Any, count: int, where: str, data: _Sections, depth: int = 0) -> None:
-    """Check ``column``'s form and length; stacked columns become arrays (in place)."""
+
+def _load_column(column: Any, count: int, where: str, data: _Sections, writable: bool,
+                 depth: int = 0) -> None:
+    """Check ``column``'s form and length; stacked columns become arrays (in place: a compressed
+    one becomes an ``"a"`` column of its rows)."""
     if type(column) is not dict or len(column) != 1:
-        raise RecordDecodeError(f"{where}: a column must be a one-key map ('a', 'd' or 'l')")
+        raise RecordDecodeError(f"{where}: a column must be a one-key map ('a', 'z', 'd' or 'l')")
     form, value = next(iter(column.items()))
     if form == "a":
         column["a"] = data.array(value, count, where)
+    elif form == "z":
+        column["a"] = data.compressed(value, count, where, writable)
+        del column["z"]
     elif form == "l":
         if type(value) is not list or len(value) != count:
             raise RecordDecodeError(f"{where}: list column must hold {count} values")
@@ -255,7 +312,7 @@ def _load_column(column: Any, count: int, where: str, data: _Sections, depth: in
         for key, sub in value.items():
             if type(key) is not str:
                 raise RecordDecodeError(f"{where}: dict column keys must be str, got {key!r}")
-            _load_column(sub, count, f"{where}[{key!r}]", data, depth + 1)
+            _load_column(sub, count, f"{where}[{key!r}]", data, writable, depth + 1)
     else:
         raise RecordDecodeError(f"{where}: unknown column form {form!r}")
 
@@ -307,10 +364,12 @@ def _check_head(actor_id: Any, first_seq: Any, count: Any, where: str) -> None:
 
 
 def decode_batch(payload: bytes | memoryview, *, max_size: int, where: str = "batch",
-                 writable: bool = True) -> TransitionBatch:
+                 writable: bool = True, scratch: Scratch | None = None) -> TransitionBatch:
     """The :class:`TransitionBatch` in ``payload``; :class:`RecordDecodeError` if malformed.
     Stacked columns are views of one writable copy of ``payload``, or, with ``writable=False``
-    (for checking a batch), read-only views of ``payload`` itself."""
+    (for checking a batch), read-only views of ``payload`` itself. Compressed columns are arrays
+    of their own; with ``writable=False`` and a ``scratch``, in its reused buffers (valid until
+    the next decode given it)."""
     if len(payload) > max_size:
         raise RecordDecodeError(f"{where}: batch of {len(payload)} bytes exceeds the limit of "
                                 f"{max_size} bytes")
@@ -336,13 +395,16 @@ def decode_batch(payload: bytes | memoryview, *, max_size: int, where: str = "ba
         value = columns[name]
         if type(value) is not np.ndarray or value.dtype != dtype or value.shape != (count,):
             raise RecordDecodeError(f"{where}: {name} must be {dtype}[{count}]")
-    data = _Sections(bytearray(payload) if writable else payload, end)
+    if scratch is not None:
+        scratch.reset()
+    data = _Sections(bytearray(payload) if writable else payload, end, max_size, scratch)
     for name in COLUMNS:
-        _load_column(columns[name], count, f"{where}: {name}", data)
+        _load_column(columns[name], count, f"{where}: {name}", data, writable)
     if data.used != data.size:
         raise RecordDecodeError(f"{where}: the stacked columns cover {data.used} of the data section's "
                                 f"{data.size} bytes")
     return TransitionBatch(actor_id, first_seq, count, columns)
 
 
-__all__ = ["BATCH_VERSION", "MAX_BATCH_ROWS", "TransitionBatch", "batch_span", "decode_batch", "encode_batch"]
+__all__ = ["BATCH_VERSION", "COMPRESS", "MAX_BATCH_ROWS", "TransitionBatch", "batch_span", "decode_batch",
+           "encode_batch"]

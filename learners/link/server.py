@@ -40,6 +40,7 @@ import zmq
 
 from learners.cache import ReplayCache
 from learners.cache.batch import decode_batch, encode_batch
+from learners.cache.compression import Scratch
 from learners.cache.errors import CacheError, CacheFullError
 from learners.link.checks import check_batch
 from learners.link.holdback import FullDiskHoldBack
@@ -100,6 +101,7 @@ class LearnerServer(FullDiskHoldBack):
         self.sessions: dict[str, Session] = {}
         self.rejected: collections.Counter[str] = collections.Counter()
         self.received = 0
+        self._scratch = Scratch()  # compressed columns of the batch being checked (ingest is one thread)
         #: Sequence numbers an actor declared it no longer has (``after`` on its first record after
         #: a restart that wrote behind): skipped, per actor.
         self.skipped: collections.Counter[str] = collections.Counter()
@@ -307,7 +309,8 @@ class LearnerServer(FullDiskHoldBack):
         payload = msg.frames[0]
         try:
             batch = decode_batch(payload, max_size=self.limits.max_record_bytes,
-                                 where=f"transitions {actor_id}/{first}..{last}", writable=False)
+                                 where=f"transitions {actor_id}/{first}..{last}", writable=False,
+                                 scratch=self._scratch)
         except (ValueError, CacheError) as e:
             raise WireError("bad_record", str(e)) from e
         if (batch.actor_id, batch.first_seq, batch.last_seq) != (actor_id, first, last):
@@ -316,7 +319,7 @@ class LearnerServer(FullDiskHoldBack):
         check_batch(batch, self.config)
         if first <= have:  # partly held already (a resend across a learner restart): keep the rest
             batch_rest = list(batch)[have + 1 - first:]
-            payload = encode_batch(batch_rest)
+            payload = encode_batch(batch_rest, compress="zstd")
         try:
             offset = self.cache.append_batch(payload, owned=payload is msg.frames[0])
         except CacheFullError:

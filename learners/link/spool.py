@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from learners.cache import CacheConfig, CacheCorruptError, ReplayCache
-from learners.cache.batch import encode_batch
+from learners.cache.batch import COMPRESS, encode_batch
 from learners.cache.config import DURABILITY_MODES
 from learners.cache.errors import CacheFullError
 from learners.link.behind import UNWRITTEN, WRITE_BEHIND_S, WriteBehind
@@ -97,11 +97,13 @@ class ActorSpool(SpoolUpkeep, WriteBehind):
 
     Raises ``ValueError`` if the spool holds another actor's transitions. ``keep_bytes`` bounds
     the acknowledged history kept on disk; None keeps everything. ``memory_bytes`` bounds the
-    unsent records' bytes held in memory (the rest wait on disk).
+    unsent records' bytes held in memory (the rest wait on disk). ``compress`` (``"zstd"`` or
+    None) compresses camera-frame columns in the records it writes and sends (``encode_batch``).
     """
 
     def __init__(self, path: Path, actor_id: str, durability: str, *, keep_bytes: int | None = KEEP_BYTES,
-                 segment_bytes: int = SEGMENT_BYTES, memory_bytes: int = MEMORY_BYTES) -> None:
+                 segment_bytes: int = SEGMENT_BYTES, memory_bytes: int = MEMORY_BYTES,
+                 compress: str | None = "zstd") -> None:
         if not isinstance(memory_bytes, int) or memory_bytes < 0:
             raise ValueError(f"ActorSpool: memory_bytes must be a non-negative int, got {memory_bytes!r}")
         if durability not in SPOOL_DURABILITY:
@@ -109,7 +111,9 @@ class ActorSpool(SpoolUpkeep, WriteBehind):
         behind = durability == "behind"
         durability = "fsync" if behind else durability  # what it writes, it syncs
         config = CacheConfig(durability=durability, segment_bytes=segment_bytes, retention_bytes=keep_bytes)
-        self.path, self.actor_id = Path(path), actor_id
+        if compress is not None and compress not in COMPRESS:
+            raise ValueError(f"ActorSpool: compress must be one of {COMPRESS} or None, got {compress!r}")
+        self.path, self.actor_id, self.compress = Path(path), actor_id, compress
         self.cache = ReplayCache(self.path, config)
         self.appended = Wakeup()  # set on every append: the link waits on it in its poller
         # Records move between these two queues (and back, when a connection is lost) under
@@ -231,7 +235,7 @@ class ActorSpool(SpoolUpkeep, WriteBehind):
             raise ValueError(f"actor {self.actor_id}: spool {self.path}: transitions {rows[0].seq}.."
                              f"{rows[-1].seq} do not follow seq {floor}, the last this spool numbered "
                              "or reserved (take sequence numbers from next_seq)")
-        payload = encode_batch(rows)
+        payload = encode_batch(rows, self.compress)
         behind = self.writes_behind
         if behind:  # refused now, as a write-through spool would: a record it cannot write is lost
             if self.write_error is not None:  # (and no more is held in memory than it would hold)

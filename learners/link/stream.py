@@ -46,11 +46,12 @@ class TransitionStream:
         durability: str = "fsync",
         spool_keep_bytes: int | None = KEEP_BYTES,
         spool_segment_bytes: int = SEGMENT_BYTES,
+        compress: str | None = "zstd",
     ) -> None:
         check_actor_id(actor_id)
         self.actor_id = actor_id
         self.spool = ActorSpool(Path(directory) / "spool", actor_id, durability, keep_bytes=spool_keep_bytes,
-                                segment_bytes=spool_segment_bytes)
+                                segment_bytes=spool_segment_bytes, compress=compress)
         try:
             self.link = ActorLink(learner, actor_id, spec, self.spool, weight_shapes=weight_shapes,
                                   curve=curve, insecure=insecure)

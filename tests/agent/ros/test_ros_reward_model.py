@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 import time
 
 from agent.actor.episodes import read_episodes
 from learners.cache import ReplayCache
+from learners.cache.codec import unpackb
 from learners.service import LearnerConfig, LearnerService
 
 
@@ -96,7 +98,12 @@ def test_the_reward_model_and_the_operator_end_episodes_and_the_learner_learns(s
 
     cache = ReplayCache(tmp_path / "learner" / "cache")
     records = [t for _, t in cache.iter_transitions()]
+    stored = [payload for _, payload in cache.iter_records(raw=True)]
     cache.close()
+    # learner.compress (zstd, the default): the camera frames travelled and are stored compressed
+    heads = [unpackb(p[4:4 + struct.unpack_from("<I", p)[0]], max_size=len(p)) for p in stored]
+    assert all(h[0] == 2 and "z" in h[4]["obs"]["d"]["image.front"] for h in heads)
+    assert sum(map(len, stored)) * 3 < 2 * 96 * 96 * 3 * len(records)
     intervened = [t for t in records if t.extras.get("intervened")]
     assert intervened and all(math.isnan(t.behavior_logp) for t in intervened)
     assert counted.get("tabletop-agent") == len(intervened)

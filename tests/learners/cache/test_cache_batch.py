@@ -96,7 +96,7 @@ def _rebuild(mutate, tail: bytes = b"") -> bytes:
     (lambda d: d[4]["obs"]["a"].__setitem__(1, [5, -1]), "invalid row shape"),
     (lambda d: d[4]["obs"].__setitem__("a", [1, 2]), "must be \\[dtype, row shape, offset, nbytes\\]"),
     (lambda d: d[4].__setitem__("action", {"l": [1, 2]}), "action: list column must hold 3"),
-    (lambda d: d[4].__setitem__("extras", {"z": []}), "extras: unknown column form 'z'"),
+    (lambda d: d[4].__setitem__("extras", {"q": []}), "extras: unknown column form 'q'"),
     (lambda d: d[4].__setitem__("extras", {"d": {b"k": {"l": [1, 2, 3]}}}), "keys must be str"),
     (lambda d: d[4].pop("next_obs"), "missing columns \\['next_obs'\\]"),
     (lambda d: d[4].__setitem__("png", {"l": [1, 2, 3]}), "unexpected columns \\['png'\\]"),

@@ -117,7 +117,8 @@ def test_bytes_are_accounted_through_every_move(tmp_path):
 
 def test_a_record_too_large_to_write_is_refused_at_append(tmp_path):
     spool = ActorSpool(tmp_path / "spool", "a", "behind", segment_bytes=1 << 20)
-    frame = np.zeros((700, 700, 3), np.uint8)  # 1.5 MB: past what a 1 MiB segment holds
+    # 1.5 MB of noise (zeros would compress to nothing): past what a 1 MiB segment holds
+    frame = np.random.default_rng(0).integers(0, 256, (700, 700, 3), np.uint8)
     big = [Transition(frame, np.zeros(2, np.float32), 0.0, np.zeros(3, np.float32), False, False, "a", 1)]
     with pytest.raises(RecordTooLargeError, match="exceeds max_record_bytes"):
         spool.append(big)

@@ -108,3 +108,46 @@ def test_a_bad_value_bound_is_refused_by_name(tmp_path):
         with pytest.raises(ConfigError, match=r"learner\.max_abs_value must be a number > 0"):
             LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path, obs_dim=3, action_dim=1,
                           max_abs_value=bad)
+
+
+def _camera_rows(first: int, last: int) -> list[Transition]:
+    """Rows whose frames compress (flat shading, a block moving a pixel a row)."""
+    out = []
+    for seq in range(first, last + 1):
+        frame = np.full((96, 96, 3), 60, np.uint8)
+        frame[30:50, seq % 60:seq % 60 + 20] = (200, 40, 40)
+        out.append(Transition({"state": np.full(12, 0.01 * seq, np.float32), "image.cam": frame},
+                              np.zeros(3, np.float32), 0.1, {"state": np.ones(12, np.float32)}, False, False,
+                              actor_id="cam", seq=seq))
+    return out
+
+
+def test_compressed_frames_are_stored_as_sent_and_a_corrupt_one_is_refused(tmp_path, raw_actor, settles):
+    from learners.cache import ReplayCache
+    from learners.cache.records import encode_transition
+
+    config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "run", obs_dim=12, action_dim=3,
+                           durability="os-buffered")
+    rows = _camera_rows(1, 40)
+    packed = encode_batch(rows, compress="zstd")
+    assert len(packed) * 10 < len(encode_batch(rows))
+    with LearnerService(config) as service:
+        sock = raw_actor(service, "cam")
+        broken = bytearray(packed)
+        start = packed.index(b"\x28\xb5\x2f\xfd")  # zstd's magic number: the compressed frame
+        broken[start + 30:start + 60] = bytes(30)
+        fields = {"actor_id": "cam", "first_seq": 1, "last_seq": 40}
+        sock.send_multipart(encode(TRANSITIONS, fields, [bytes(broken)]))
+        reason, detail = _error(sock)
+        assert "image.cam" in detail and "decompress" in detail, (reason, detail)
+        assert service.server.durable_seq.get("cam", 0) == 0
+        sock.send_multipart(encode(TRANSITIONS, fields, [packed]))
+        assert settles(lambda: service.server.durable_seq.get("cam", 0) == 40)
+    cache = ReplayCache(tmp_path / "run" / "cache")
+    try:
+        back = [t for _, t in cache.iter_transitions()]
+        stored = [bytes(payload) for _, payload in cache.iter_records(raw=True)]
+    finally:
+        cache.close()
+    assert [encode_transition(t) for t in back] == [encode_transition(t) for t in rows]
+    assert stored == [packed]  # the batch as it came, compressed
