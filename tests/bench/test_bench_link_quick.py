@@ -24,7 +24,7 @@ def _run(module: str, out: Path) -> dict:
 
 def test_link_bench_quick(tmp_path):
     data = _run("bench.link", tmp_path / "link.json")
-    for kind in ("state_transitions", "image_transitions"):
+    for kind in ("state_transitions", "image_transitions", "camera_transitions"):
         row = data[kind]
         assert row["acked_durable_per_s"] > 0 and row["raw_zmq_per_s"] > 0 and row["ratio"] > 0
         assert row["raw_zmq_batch_frames_per_s"] > 0
@@ -32,6 +32,8 @@ def test_link_bench_quick(tmp_path):
     image = data["image_transitions"]
     assert image["transition_bytes"] > 96 * 96 * 3  # the image and the rest of the row
     assert image["disk_limit_per_s"] > 0 and image["ratio_to_disk_limit"] > 0
+    camera = data["camera_transitions"]  # rendered frames: the actor's spool compresses them
+    assert camera["transition_bytes"] * 3 < 96 * 96 * 3 and camera["spool_behind"]["ratio"] > 0
     behind = image["spool_behind"]  # the same transitions, the actor's spool writing behind the link
     assert behind["acked_durable_per_s"] > 0 and behind["ratio"] > 0
     assert behind["ratio_runs"] == [behind["ratio"]]
