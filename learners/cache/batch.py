@@ -54,7 +54,7 @@ from learners.cache.codec import (
     reject_foreign,
     unpack_unchecked,
 )
-from learners.cache.compression import COMPRESS, ROW_BYTES, Scratch, compress_rows, decompress
+from learners.cache.compression import COMPRESS, ROW_BYTES, compress_rows, decompress
 from learners.cache.errors import RecordDecodeError, SchemaVersionError
 from learners.transition import Transition
 
@@ -232,8 +232,9 @@ def _rows(column: dict[str, Any]):
 class _Sections:
     """The data section of a record being decoded: hands out stacked columns as array views."""
 
-    def __init__(self, buffer: Any, start: int, max_size: int, scratch: Scratch | None) -> None:
-        self.buffer, self.start, self.max_size, self.scratch = buffer, start, max_size, scratch
+    def __init__(self, buffer: Any, start: int, max_size: int) -> None:
+        self.buffer, self.start, self.max_size = buffer, start, max_size
+        self.decompressed = 0  # bytes the compressed columns decoded so far hold
         self.size = len(buffer) - start
         self.used = 0
 
@@ -279,15 +280,14 @@ class _Sections:
         if type(raw) is not int or items * dtype.itemsize != raw:
             raise RecordDecodeError(f"{where}: {count} rows of {dtype}{shape} need {items * dtype.itemsize} "
                                     f"bytes, the compressed section says it holds {raw!r}")
-        if raw > self.max_size:  # (what the batch would be uncompressed bounds what it may hold)
-            raise RecordDecodeError(f"{where}: a compressed column of {raw} bytes exceeds the limit of "
-                                    f"{self.max_size} bytes")
-        if writable:
-            into = memoryview(bytearray(raw))
-        else:
-            into = self.scratch.take(raw) if self.scratch is not None else None
-        array = np.frombuffer(decompress(codec, packed, raw, where, into), dtype, items)
-        array.flags.writeable = writable
+        # What the whole batch would be uncompressed is bounded as a record is, before any of it
+        # is decompressed: a few hundred bytes of zeros may say they are gigabytes.
+        self.decompressed += raw
+        if self.decompressed > self.max_size:
+            raise RecordDecodeError(f"{where}: the compressed columns would decode to {self.decompressed} "
+                                    f"bytes or more, over the limit of {self.max_size} bytes")
+        out = decompress(codec, packed, raw, where)
+        array = np.frombuffer(bytearray(out) if writable else out, dtype, items)
         return array.reshape((count, *shape))
 
 
@@ -364,12 +364,12 @@ def _check_head(actor_id: Any, first_seq: Any, count: Any, where: str) -> None:
 
 
 def decode_batch(payload: bytes | memoryview, *, max_size: int, where: str = "batch",
-                 writable: bool = True, scratch: Scratch | None = None) -> TransitionBatch:
+                 writable: bool = True) -> TransitionBatch:
     """The :class:`TransitionBatch` in ``payload``; :class:`RecordDecodeError` if malformed.
     Stacked columns are views of one writable copy of ``payload``, or, with ``writable=False``
-    (for checking a batch), read-only views of ``payload`` itself. Compressed columns are arrays
-    of their own; with ``writable=False`` and a ``scratch``, in its reused buffers (valid until
-    the next decode given it)."""
+    (for checking a batch), views of ``payload`` itself (read-only when it is). Compressed
+    columns are arrays of their own, read-only with ``writable=False``; all of them together may
+    hold at most ``max_size`` bytes."""
     if len(payload) > max_size:
         raise RecordDecodeError(f"{where}: batch of {len(payload)} bytes exceeds the limit of "
                                 f"{max_size} bytes")
@@ -395,9 +395,7 @@ def decode_batch(payload: bytes | memoryview, *, max_size: int, where: str = "ba
         value = columns[name]
         if type(value) is not np.ndarray or value.dtype != dtype or value.shape != (count,):
             raise RecordDecodeError(f"{where}: {name} must be {dtype}[{count}]")
-    if scratch is not None:
-        scratch.reset()
-    data = _Sections(bytearray(payload) if writable else payload, end, max_size, scratch)
+    data = _Sections(bytearray(payload) if writable else payload, end, max_size)
     for name in COLUMNS:
         _load_column(columns[name], count, f"{where}: {name}", data, writable)
     if data.used != data.size:

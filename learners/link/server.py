@@ -40,7 +40,6 @@ import zmq
 
 from learners.cache import ReplayCache
 from learners.cache.batch import decode_batch, encode_batch
-from learners.cache.compression import Scratch
 from learners.cache.errors import CacheError, CacheFullError
 from learners.link.checks import check_batch
 from learners.link.holdback import FullDiskHoldBack
@@ -101,7 +100,6 @@ class LearnerServer(FullDiskHoldBack):
         self.sessions: dict[str, Session] = {}
         self.rejected: collections.Counter[str] = collections.Counter()
         self.received = 0
-        self._scratch = Scratch()  # compressed columns of the batch being checked (ingest is one thread)
         #: Sequence numbers an actor declared it no longer has (``after`` on its first record after
         #: a restart that wrote behind): skipped, per actor.
         self.skipped: collections.Counter[str] = collections.Counter()
@@ -308,9 +306,10 @@ class LearnerServer(FullDiskHoldBack):
                 raise WireError("gap", f"transitions {first}..{last}: expected seq {have + 1} next")
         payload = msg.frames[0]
         try:
-            batch = decode_batch(payload, max_size=self.limits.max_record_bytes,
-                                 where=f"transitions {actor_id}/{first}..{last}", writable=False,
-                                 scratch=self._scratch)
+            # (bounded by what the cache will read back too: a batch it cannot read is refused now)
+            batch = decode_batch(payload, max_size=min(self.limits.max_record_bytes,
+                                                       self.cache.config.max_record_bytes),
+                                 where=f"transitions {actor_id}/{first}..{last}", writable=False)
         except (ValueError, CacheError) as e:
             raise WireError("bad_record", str(e)) from e
         if (batch.actor_id, batch.first_seq, batch.last_seq) != (actor_id, first, last):

@@ -23,11 +23,13 @@ from crc32c import crc32c
 
 from hal.errors import ConfigError
 
-PROTOCOL_VERSION = 4
-"""4: the :func:`weights_digest` checksums each 4 MiB chunk with CRC-32C, and a TRANSITIONS message
-may say ``after`` (3: SHA-256 over the chunks, hashed in parallel; before that one SHA-256 of the
-whole payload); 2: a TRANSITIONS message carries one batch record (``learners.cache.batch``); 1
-carried one frame per transition."""
+PROTOCOL_VERSION = 5
+"""5: a batch may hold compressed camera-frame columns (batch version 2,
+``learners.cache.compression``), which a learner of protocol 4 cannot read; 4: the
+:func:`weights_digest` checksums each 4 MiB chunk with CRC-32C, and a TRANSITIONS message may say
+``after`` (3: SHA-256 over the chunks, hashed in parallel; before that one SHA-256 of the whole
+payload); 2: a TRANSITIONS message carries one batch record (``learners.cache.batch``); 1 carried
+one frame per transition."""
 
 HELLO = "hello"  # actor -> learner: actor id, specs, the last seq it holds
 WELCOME = "welcome"  # learner -> actor: the last durable seq it holds of that actor, weights version

@@ -13,7 +13,6 @@ import zstandard
 from learners.cache import CacheConfig, RecordDecodeError, ReplayCache
 from learners.cache.batch import decode_batch, encode_batch
 from learners.cache.codec import packb, unpackb
-from learners.cache.compression import Scratch
 from learners.cache.records import encode_transition
 from learners.transition import Transition
 
@@ -76,10 +75,6 @@ def _rebuild(mutate, data: bytes | None = None) -> bytes:
     return struct.pack("<I", len(head)) + head + (payload[4 + size:] if data is None else data)
 
 
-def _frame_of(n: int) -> bytes:
-    return zstandard.ZstdCompressor().compress(bytes(n))
-
-
 @pytest.mark.parametrize("mutate, message", [
     (lambda z, d: z.__setitem__(0, "lz5"), "unknown codec 'lz5'"),
     (lambda z, d: z.__setitem__(5, z[5] - 1), "need 110592 bytes, the compressed section says it holds 1105"),
@@ -123,41 +118,44 @@ def _stacked(columns):
                 yield from _stacked(value)
 
 
+def _checked(size: int, **options) -> bytes:
+    return zstandard.ZstdCompressor(**options).compress(bytes(size))
+
+
 @pytest.mark.parametrize("replace, message", [
-    (lambda s: s[:20] + bytes(len(s) - 20), "does not decompress"),
-    (lambda s: _frame_of(1000), "holds 1000 bytes, not the 110592 it says"),
-    (lambda s: _frame_of(10**6), "holds 1000000 bytes, not the 110592"),  # (refused before allocating)
-    # a frame that does not say its size: decompressed only as far as it should hold
-    (lambda s: zstandard.ZstdCompressor(write_content_size=False).compress(bytes(10**6)),
-     "holds more than the 110592 bytes it says|does not decompress \\(.*did not decompress full frame"),
-    (lambda s: zstandard.ZstdCompressor(write_content_size=False).compress(bytes(1000)),
-     "holds 1000 bytes, not the 110592"),
+    (lambda s: s[:20] + bytes(len(s) - 20), "does not decompress"),  # damaged after its header
+    (lambda s: s[:-2], "does not decompress"),  # its checksum cut short
+    (lambda s: s + _checked(10, write_checksum=True), "does not decompress"),  # something after it
+    (lambda s: _checked(1000, write_checksum=True), "frame says it holds 1000, not the 110592 bytes"),
+    # a frame that says it is large is refused before it is decompressed (into that much memory)
+    (lambda s: _checked(10**6, write_checksum=True), "frame says it holds 1000000, not the 110592"),
+    (lambda s: _checked(110592, write_checksum=True, write_content_size=False),
+     "frame says it holds no size"),
+    (lambda s: _checked(110592), "frame carries no checksum"),
 ])
-@pytest.mark.parametrize("how", ["writable", "checked", "checked in scratch"])
-def test_a_compressed_section_that_holds_something_else_is_refused(replace, message, how):
+@pytest.mark.parametrize("writable", [True, False])
+def test_a_compressed_section_that_holds_something_else_is_refused(replace, message, writable):
     payload = _section(encode_batch(_rows(4), compress="zstd"), replace)
     with pytest.raises(RecordDecodeError, match=message):
-        decode_batch(payload, max_size=MAX, where="record", writable=how == "writable",
-                     scratch=Scratch() if how == "checked in scratch" else None)
+        decode_batch(payload, max_size=MAX, where="record", writable=writable)
 
 
-def test_a_scratch_is_reused_from_one_checked_batch_to_the_next():
-    scratch, first, second = Scratch(), _rows(8), _rows(8, first=9)
-    a = decode_batch(encode_batch(first, compress="zstd"), max_size=MAX, writable=False, scratch=scratch)
-    frames_a = a.columns["obs"]["d"]["image.cam"]["a"]
-    assert [encode_transition(t) for t in a] == [encode_transition(t) for t in first]
-    next_a = a.columns["next_obs"]["d"]["image.cam"]["a"]  # a second compressed column: its own buffer
-    assert not np.shares_memory(frames_a, next_a) and not frames_a.flags.writeable
-    b = decode_batch(encode_batch(second, compress="zstd"), max_size=MAX, writable=False, scratch=scratch)
-    assert np.shares_memory(frames_a, b.columns["obs"]["d"]["image.cam"]["a"])  # the same memory again
-    assert [encode_transition(t) for t in b] == [encode_transition(t) for t in second]
-
-
-def test_a_compressed_column_larger_than_a_record_may_be_is_refused_before_decompressing():
-    payload = encode_batch(_rows(4), compress="zstd")
-    with pytest.raises(RecordDecodeError, match="a compressed column of 110592 bytes exceeds the limit of "
-                                                "100000 bytes"):
-        decode_batch(payload, max_size=100_000, where="record")
+def test_compressed_columns_may_not_decode_to_more_than_a_record_may_hold():
+    rows = _rows(32)
+    payload = encode_batch(rows, compress="zstd")
+    raw = 32 * 96 * 96 * 3
+    with pytest.raises(RecordDecodeError, match=f"would decode to {raw} bytes or more, over the limit of "
+                                                f"{len(payload) + 100} bytes"):
+        decode_batch(payload, max_size=len(payload) + 100, where="record")
+    # many small compressed columns: what they hold together is what is bounded
+    many = [Transition({f"image.k{k}": np.zeros((96, 96, 3), np.uint8) for k in range(8)},
+                       np.zeros(2, np.float32), 0.0, np.zeros(2, np.float32), False, False, actor_id="x",
+                       seq=1 + i) for i in range(64)]
+    bomb = encode_batch(many, compress="zstd")
+    assert len(bomb) < 20_000  # 14 MB of zeros
+    with pytest.raises(RecordDecodeError, match=r"image\.k[0-9]'\]: the compressed columns would decode to"):
+        decode_batch(bomb, max_size=4 << 20, where="record", writable=False)
+    assert len(list(decode_batch(bomb, max_size=16 << 20))) == 64
 
 
 def test_the_cache_keeps_compressed_batches_and_reads_them_back(tmp_path):
