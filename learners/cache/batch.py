@@ -229,6 +229,17 @@ def _rows(column: dict[str, Any]):
     return lambda i: {k: get(i) for k, get in getters.items()}
 
 
+def _row_layout(name: Any, shape: Any, where: str) -> np.dtype:
+    """The dtype a stacked column names, once it and its row shape are known to be valid."""
+    try:
+        dtype = dtype_from_name(name)
+    except DecodeError as exc:
+        raise RecordDecodeError(f"{where}: {exc}") from exc
+    if type(shape) is not list or len(shape) > MAX_NDIM or not all(type(d) is int and d > 0 for d in shape):
+        raise RecordDecodeError(f"{where}: invalid row shape {shape!r}")
+    return dtype
+
+
 class _Sections:
     """The data section of a record being decoded: hands out stacked columns as array views."""
 
@@ -242,13 +253,7 @@ class _Sections:
         if type(spec) is not list or len(spec) != 4:
             raise RecordDecodeError(f"{where}: stacked column must be [dtype, row shape, offset, nbytes]")
         name, shape, offset, nbytes = spec
-        try:
-            dtype = dtype_from_name(name)
-        except DecodeError as exc:
-            raise RecordDecodeError(f"{where}: {exc}") from exc
-        if (type(shape) is not list or len(shape) > MAX_NDIM
-                or not all(type(d) is int and d > 0 for d in shape)):
-            raise RecordDecodeError(f"{where}: invalid row shape {shape!r}")
+        dtype = _row_layout(name, shape, where)
         if type(offset) is not int or type(nbytes) is not int or offset < 0 or offset + nbytes > self.size:
             raise RecordDecodeError(f"{where}: section {offset!r}+{nbytes!r} lies outside the "
                                     f"{self.size}-byte data section")
@@ -269,13 +274,7 @@ class _Sections:
         if type(nbytes) is not int or nbytes < 1:
             raise RecordDecodeError(f"{where}: invalid compressed size {nbytes!r}")
         packed = self.array(["uint8", [nbytes], offset, nbytes], 1, where)[0]  # (checks the section)
-        try:
-            dtype = dtype_from_name(name)
-        except DecodeError as exc:
-            raise RecordDecodeError(f"{where}: {exc}") from exc
-        if (type(shape) is not list or len(shape) > MAX_NDIM
-                or not all(type(d) is int and d > 0 for d in shape)):
-            raise RecordDecodeError(f"{where}: invalid row shape {shape!r}")
+        dtype = _row_layout(name, shape, where)
         items = count * math.prod(shape)
         if type(raw) is not int or items * dtype.itemsize != raw:
             raise RecordDecodeError(f"{where}: {count} rows of {dtype}{shape} need {items * dtype.itemsize} "
