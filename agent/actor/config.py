@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hal.config import check_number
 from hal.errors import ConfigError
+from learners.cache.batch import COMPRESS
 from learners.link.security import CurveClient
 from learners.link.spool import SPOOL_DURABILITY as DURABILITY
 from learners.link.wire import check_actor_id
@@ -39,8 +40,8 @@ class LearnerClientConfig:
         check_actor_id(self.actor_id, "learner.actor_id")
         if self.durability not in DURABILITY:
             raise ConfigError(f"learner.durability must be one of {DURABILITY}, got {self.durability!r}")
-        if self.compress not in ("zstd", "none"):
-            raise ConfigError(f"learner.compress must be one of ('zstd', 'none'), got {self.compress!r}")
+        if self.compress not in (*COMPRESS, "none"):
+            raise ConfigError(f"learner.compress must be one of {(*COMPRESS, 'none')}, got {self.compress!r}")
         check_number("learner", "gamma", self.gamma, 0)
         if bool(self.curve_secret) != bool(self.learner_key):
             raise ConfigError("learner.curve_secret and learner.learner_key go together (CurveZMQ)")
