@@ -72,7 +72,9 @@ def run_vla_loop(hz: float, ticks: int, inference: str = "thread", rt_priority: 
         real_time=False, max_delta=1.0, watchdog_timeout_s=1.0))
     vla = "pretrained:tabletop-reach"
     if inference == "process":
-        policy = PolicyProcess("agent.loop.policy_process:load_vla_policy", {"path": vla})
+        # as the VLA actor does: with the clock pinned, the policy process keeps off its CPUs
+        policy = PolicyProcess("agent.loop.policy_process:load_vla_policy", {"path": vla},
+                               avoid_cpus=list(cpus or []))
     else:
         policy = VLAPolicy(load_vla(vla))
     loop = ControlLoop(robot, policy, LoopConfig(control_hz=hz, asynchronous=True, blend="linear",
@@ -160,7 +162,11 @@ class Steal:
 
 
 class BusyLearner:
-    """A learner process and an actor process streaming Hopper-v5 into it, for a loop to run beside."""
+    """A learner process and an actor process streaming Hopper-v5 into it, for a loop to run beside;
+    ``cpus``: the CPUs both may use (empty: all), as an operator keeps a learner off the clock's core."""
+
+    def __init__(self, cpus: list[int] | None = None) -> None:
+        self.cpus = list(cpus or [])
 
     def __enter__(self) -> BusyLearner:
         import os
@@ -178,6 +184,9 @@ class BusyLearner:
         self.tmp = tempfile.mkdtemp(prefix="rill-bench-loop-")
         cli = [sys.executable, "-m", "agent.cli"]
         quiet = {"env": env, "cwd": repo, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        if self.cpus:
+            cpus = set(self.cpus)
+            quiet["preexec_fn"] = lambda: os.sched_setaffinity(0, cpus)
         self.procs = [
             subprocess.Popen([*cli, "learner", "--bind", f"tcp://127.0.0.1:{port}", "--run", self.tmp,
                               "--env", "Hopper-v5"], **quiet),
@@ -232,6 +241,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--rt-priority", type=int, default=0,
                         help="--vla: the clock thread under SCHED_FIFO at this priority (0: off)")
     parser.add_argument("--cpu", type=int, action="append", help="--vla: pin the clock thread to this CPU")
+    parser.add_argument("--learner-cpu", type=int, action="append",
+                        help="--with-learner: keep the busy learner and its actor on this CPU")
     parser.add_argument("--no-freeze-gc", action="store_true",
                         help="--vla: leave the heap in the garbage collector's walks (LoopConfig.freeze_gc)")
     args = parser.parse_args(argv)
@@ -280,12 +291,13 @@ def vla_main(args) -> dict:
 
     ticks = args.ticks or (150 if args.quick else 1500)
     results = {}
-    with BusyLearner() if args.with_learner else nullcontext():
+    with BusyLearner(args.learner_cpu) if args.with_learner else nullcontext():
         for hz in args.hz or [50.0]:
             name = f"{'vla' if args.vla else 'replanning'}_{hz:g}hz"
             name += "_process" if args.vla and args.inference == "process" else ""
             name += "_with_learner" if args.with_learner else ""
             name += "_rt" if args.vla and (args.rt_priority or args.cpu) else ""
+            name += "_pinned" if args.vla and args.cpu else ""
             name += "_gc_unfrozen" if args.vla and args.no_freeze_gc else ""
             if args.vla:
                 steal = Steal()

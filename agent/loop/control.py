@@ -133,6 +133,9 @@ class ControlLoop:
             self._inbox = (chunk, tick, episode)
 
     def _inference_thread(self) -> None:
+        # The clock's CPUs are the clock's alone: this thread, and a policy process it restarts,
+        # run on the others.
+        realtime.keep_off(self.config.cpus)
         while not self._stop.is_set():
             if not self._want.wait(0.05):
                 continue

@@ -55,8 +55,10 @@ class PolicyProcess:
 
     def __init__(self, factory: str, kwargs: dict[str, Any] | None = None, *, threads: int = 1,
                  act_timeout_s: float = 30.0, start_timeout_s: float = 300.0,
-                 restart_backoff_s: float = 1.0) -> None:
+                 restart_backoff_s: float = 1.0, avoid_cpus: list[int] | tuple[int, ...] = ()) -> None:
         self.factory, self.kwargs = factory, dict(kwargs or {})
+        # the clock's CPUs (LoopConfig.cpus): the child keeps off them
+        self.avoid_cpus = [int(c) for c in avoid_cpus]
         json.dumps(self.kwargs)  # refused here, by json, if it cannot travel
         self.threads, self.act_timeout_s = threads, act_timeout_s
         self.start_timeout_s, self.restart_backoff_s = start_timeout_s, restart_backoff_s
@@ -76,7 +78,8 @@ class PolicyProcess:
                                                              os.environ.get("PYTHONPATH", "")])}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agent.loop.policy_process", "--fd", str(child.fileno()),
-             "--factory", self.factory, "--kwargs", json.dumps(self.kwargs), "--threads", str(self.threads)],
+             "--factory", self.factory, "--kwargs", json.dumps(self.kwargs), "--threads", str(self.threads),
+             *(["--avoid-cpus", ",".join(map(str, self.avoid_cpus))] if self.avoid_cpus else [])],
             pass_fds=[child.fileno()], env=env)
         child.close()
         self._started_at = time.monotonic()
@@ -292,7 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factory", required=True)
     parser.add_argument("--kwargs", default="{}")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--avoid-cpus", default="", help="CPUs to keep off (the control loop's clock's)")
     args = parser.parse_args(argv)
+    if args.avoid_cpus:  # the threads numpy started at import move; torch's, started later, inherit it
+        from agent.loop.realtime import keep_off
+
+        keep_off([int(c) for c in args.avoid_cpus.split(",")], whole_process=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s policy-process %(levelname)s %(message)s")
     channel = Channel(socket.socket(fileno=args.fd))
     try:

@@ -10,6 +10,14 @@ with ordinary scheduling and says why.
 Linux scheduling is per thread: :func:`enter` changes only the calling thread, and sets
 ``SCHED_RESET_ON_FORK`` so that no thread or process started from the clock inherits its priority
 (they do inherit its CPU pinning: start helpers before the loop, as the inference thread is).
+
+Pinning alone does not give the clock its core: it keeps the clock *on* its CPUs, not the rest
+off them. So the loop's own helpers move off the clock's CPUs (:func:`keep_off`: the inference
+thread, and the policy process, which ``PolicyProcess(avoid_cpus=...)`` starts off them); other
+processes on the machine (a learner, a simulator, a browser) are the operator's to keep off, with
+the system's own tools (``taskset -c``, systemd's ``CPUAffinity=``, the kernel's ``isolcpus=``).
+With the clock alone on its core, a busy learner no longer shows in its worst tick
+(``docs/design.md``, "The clock owns its core").
 """
 
 from __future__ import annotations
@@ -89,6 +97,32 @@ def enter(priority: int, cpus: list[int]) -> Scheduling:
     if before.refused:
         log.warning("control loop: %s; ticking with ordinary scheduling", before.refused)
     return before
+
+
+def keep_off(cpus: list[int] | tuple[int, ...], whole_process: bool = False) -> str:
+    """Move the calling thread (``whole_process``: every thread of this process, those a library
+    started at import too) off ``cpus``, the clock's: onto every other CPU it was allowed. Returns
+    where it now runs (``"on CPUs [0]"``), or ``""`` when nothing was asked or possible (no other
+    CPU allowed: it stays, logged)."""
+    if not cpus or not hasattr(os, "sched_setaffinity"):
+        return ""
+    allowed = set(os.sched_getaffinity(0))
+    rest = allowed - set(cpus)
+    if not rest:
+        log.warning("cannot keep off the clock's CPUs %s: no other CPU is allowed (%s)", sorted(cpus),
+                    sorted(allowed))
+        return ""
+    threads = [int(t) for t in os.listdir("/proc/self/task")] if whole_process else [0]
+    try:
+        for thread in threads:
+            try:
+                os.sched_setaffinity(thread, rest)
+            except ProcessLookupError:  # it ended meanwhile
+                pass
+    except OSError as e:
+        log.warning("cannot keep off the clock's CPUs %s: %s", sorted(cpus), e.strerror or e)
+        return ""
+    return f"on CPUs {sorted(rest)}"
 
 
 def leave(previous: Scheduling) -> None:

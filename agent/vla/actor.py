@@ -157,10 +157,13 @@ class VLAActor:
         if c.inference == "process":
             from agent.loop.policy_process import PolicyProcess
 
+            avoid = list(c.cpus) if c.pace != "fast" else []  # the clock's CPUs are the clock's alone
             if c.vla_path:
-                return PolicyProcess("agent.loop.policy_process:load_vla_policy", {"path": c.vla_path})
+                return PolicyProcess("agent.loop.policy_process:load_vla_policy", {"path": c.vla_path},
+                                     avoid_cpus=avoid)
             shape = {"state_dim": state_dim, "action_dim": action_dim, "chunk_size": c.chunk_size}
-            return PolicyProcess("agent.loop.policy_process:tiny_vla_policy", {**shape, "seed": c.seed})
+            return PolicyProcess("agent.loop.policy_process:tiny_vla_policy", {**shape, "seed": c.seed},
+                                 avoid_cpus=avoid)
         model = load_vla(c.vla_path) if c.vla_path else tiny_vla(state_dim, action_dim, c.chunk_size, c.seed)
         return VLAPolicy(model)
 

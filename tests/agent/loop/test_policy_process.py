@@ -76,6 +76,28 @@ def test_a_killed_process_is_restarted_with_its_last_weights(remote):
     np.testing.assert_array_equal(after.actions, before.actions)
 
 
+def _threads_cpus(pid: int) -> set[frozenset[int]]:
+    """The CPUs each thread of process ``pid`` may run on."""
+    tasks = os.listdir(f"/proc/{pid}/task")
+    return {frozenset(os.sched_getaffinity(int(t))) for t in tasks}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="Linux scheduling")
+def test_with_avoid_cpus_every_thread_of_the_child_keeps_off_the_clocks_cpus():
+    usable = os.sched_getaffinity(0)
+    if len(usable) < 2:
+        pytest.skip("needs two CPUs")
+    clock = max(usable)
+    with PolicyProcess(TINY, {"seed": 3}, threads=2, avoid_cpus=[clock], restart_backoff_s=0.0) as policy:
+        policy.act(_obs())  # torch's threads are running
+        assert _threads_cpus(policy.pid) == {frozenset(usable - {clock})}
+        os.kill(policy.pid, signal.SIGKILL)  # a restarted child keeps off them too
+        with pytest.raises(PolicyProcessError):
+            policy.act(_obs())
+        policy.act(_obs())
+        assert policy.restarts == 1 and _threads_cpus(policy.pid) == {frozenset(usable - {clock})}
+
+
 def test_a_factory_that_fails_is_named():
     why = r"could not build the policy agent.testing.policies:nothing: AttributeError"
     with pytest.raises(PolicyProcessError, match=why):

@@ -1,6 +1,7 @@
 """The clock thread under SCHED_FIFO on a real simulated robot: only the clock thread is raised (not
 the inference thread, not threads it starts), it is put back after the run, and a refusal is
-reported by name while the loop runs on."""
+reported by name while the loop runs on. Pinned, the clock owns its CPUs: the inference thread
+runs on the others."""
 
 from __future__ import annotations
 
@@ -50,9 +51,11 @@ class _SchedulingPolicy(ReplanningPolicy):
     def __init__(self, *a, **k) -> None:
         super().__init__(*a, **k)
         self.policies: set[int] = set()
+        self.cpus: set[frozenset[int]] = set()
 
     def act(self, observation):
         self.policies.add(_policy())
+        self.cpus.add(frozenset(os.sched_getaffinity(0)))
         return super().act(observation)
 
 
@@ -89,6 +92,35 @@ def test_only_the_clock_thread_runs_under_sched_fifo_and_it_is_put_back():
     assert seen["started"] == {os.SCHED_OTHER}, "a thread started by the clock inherited SCHED_FIFO"
     assert policy.calls >= 2 and policy.policies == {os.SCHED_OTHER}, "the inference thread was raised"
     assert after == before, "the caller's thread was not put back"
+
+
+def test_pinned_the_clock_owns_its_cpu_and_the_inference_thread_runs_on_the_others():
+    usable = os.sched_getaffinity(0)
+    if len(usable) < 2:
+        pytest.skip("needs two CPUs")
+    cpu = max(usable)
+    stats, policy, seen, before, after = _run(LoopConfig(control_hz=100, cpus=[cpu]))
+    assert stats.ticks == 60 and stats.realtime == f"on CPUs [{cpu}]"
+    assert seen["cpus"] == {frozenset({cpu})}
+    assert policy.calls >= 2 and policy.cpus == {frozenset(usable - {cpu})}, policy.cpus
+    assert after == before
+
+
+def test_keep_off_leaves_a_thread_where_it_is_when_no_other_cpu_is_allowed():
+    from agent.loop import realtime
+
+    usable = os.sched_getaffinity(0)
+    seen: list = []
+
+    def probe() -> None:  # a thread of its own: the test's thread stays as it is
+        seen.append(realtime.keep_off(sorted(usable)))
+        seen.append(os.sched_getaffinity(0))
+        seen.append(realtime.keep_off([]))
+
+    t = threading.Thread(target=probe)
+    t.start()
+    t.join()
+    assert seen == ["", usable, ""]
 
 
 def test_a_refused_request_is_reported_by_name_and_the_loop_runs_on():
