@@ -2,7 +2,7 @@
 
     python -m bench.loop [--quick] --json OUT
     python -m bench.loop --vla [--with-learner] [--inference process] [--rt-priority 50] --hz 50 --hz 100 \
-        --json OUT
+        [--cpu 1 --learner-cpu 0] [--spin-floor] --json OUT
 
 A simulated MuJoCo robot (``sim-mujoco``, Hopper-v5, one physics step per command) ticks at 50 Hz
 driven by a policy that takes 60 ms per 25-action chunk and re-plans each chunk with a small
@@ -15,14 +15,18 @@ simulated tabletop arm (camera frame rendered each tick) through the asynchronou
 Hopper-v5 on the same machine, as in an embedded ``rill run``. ``--inference process``: the VLA
 computes in a process of its own (``agent.loop.policy_process``), not on a thread beside the clock;
 its cost is reported too (round trip minus the child's compute, per chunk; the child's memory).
-``--rt-priority N [--cpu K]``: the clock thread runs under ``SCHED_FIFO`` at priority N (pinned to
-CPU K), as ``loop.rt_priority`` / ``loop.cpus`` set it on a robot.
+``--rt-priority N [--cpu K]``: the clock thread runs under ``SCHED_FIFO`` at priority N (on CPU K,
+which the policy process and the loop's other threads then keep off), as ``loop.rt_priority`` /
+``loop.cpus`` set it on a robot; ``--learner-cpu J`` keeps the busy learner and its actor on CPU J,
+as ``taskset -c J`` would.
 
 Next to each ``--vla`` loop, in the same conditions, a bare clock: the loop's own ``Pacer`` on a
 thread with the same scheduling and no work at all. Its worst late start is what this machine's
 timer wake-ups allow, the floor no loop here can beat; the loop's worst start is reported as a ratio
 to it. Each run also reports the CPU time the hypervisor took from this VM meanwhile (``steal``,
-from ``/proc/stat``).
+from ``/proc/stat``). ``--spin-floor`` adds, after each loop and for as long as it ran, a thread
+scheduled as the clock that never sleeps (``spin_floor``): the longest the machine took its CPU
+away at once, which no design inside the machine can hide from a tick.
 """
 
 from __future__ import annotations
@@ -133,6 +137,47 @@ def bare_clock(hz: float, ticks: int, rt_priority: int = 0, cpus: list[int] | No
             **steal.done()}
 
 
+def spin_floor(seconds: float, rt_priority: int = 0, cpus: list[int] | None = None) -> dict:
+    """The CPU time this machine takes from a thread that never sleeps, scheduled as the loop's
+    clock is: it spins reading the clock for 0.8 s of each second (under ``SCHED_FIFO`` the kernel
+    lets real-time threads have at most 0.95 s of each second), and every gap between two reads
+    over 0.2 ms is time the CPU spent on something that outranked it (an interrupt, the kernel,
+    or, in a virtual machine, the host). No clock can start its ticks more reliably than this."""
+    import threading
+    import time
+
+    from agent.loop import realtime
+
+    gaps: list[float] = []
+    out: dict = {}
+
+    def spin() -> None:
+        scheduling = realtime.enter(rt_priority, list(cpus or []))
+        try:
+            start = time.monotonic()
+            while time.monotonic() - start < seconds:
+                prev = time.monotonic()
+                end = min(prev + 0.8, start + seconds)
+                while prev < end:
+                    now = time.monotonic()
+                    if now - prev > 2e-4:
+                        gaps.append(now - prev)
+                    prev = now
+                time.sleep(0.2)
+            out.update(realtime=scheduling.applied, realtime_refused=scheduling.refused)
+        finally:
+            realtime.leave(scheduling)
+
+    steal = Steal()
+    thread = threading.Thread(target=spin, name="spin-floor")
+    thread.start()
+    thread.join()
+    lost = sorted(g * 1e3 for g in gaps)
+    return {"seconds": seconds, **out, "lost_max_ms": lost[-1] if lost else 0.0,
+            "lost_over_1ms": sum(g > 1 for g in lost), "lost_over_3ms": sum(g > 3 for g in lost),
+            **steal.done()}
+
+
 class Steal:
     """CPU time the hypervisor gave to others while this VM wanted it (``/proc/stat``), over a run."""
 
@@ -240,7 +285,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ticks", type=int, help="ticks per loop (default 1500, --quick 150)")
     parser.add_argument("--rt-priority", type=int, default=0,
                         help="--vla: the clock thread under SCHED_FIFO at this priority (0: off)")
-    parser.add_argument("--cpu", type=int, action="append", help="--vla: pin the clock thread to this CPU")
+    parser.add_argument("--cpu", type=int, action="append",
+                        help="--vla: the clock's CPU (LoopConfig.cpus): the clock thread is pinned there, "
+                             "the policy process and the loop's other threads keep off it")
+    parser.add_argument("--spin-floor", action="store_true",
+                        help="--vla: after each loop, as long as it ran, a thread scheduled as its clock "
+                             "that never sleeps: the longest the machine took its CPU away")
     parser.add_argument("--learner-cpu", type=int, action="append",
                         help="--with-learner: keep the busy learner and its actor on this CPU")
     parser.add_argument("--no-freeze-gc", action="store_true",
@@ -283,7 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 COLUMNS = ["ticks", "deadline_misses", "holds", "jitter_p50_ms", "jitter_p99_ms", "jitter_max_ms",
-           "inference_p50_ms", "gc_pause_max_ms", "steal_ms_per_s"]
+           "inference_p50_ms", "gc_pause_max_ms", "steal_ms_per_s", "lost_max_ms"]
 
 
 def vla_main(args) -> dict:
@@ -306,6 +356,8 @@ def vla_main(args) -> dict:
                 bare = results[f"{name}_bare_clock"] = bare_clock(hz, ticks, args.rt_priority, args.cpu)
                 results[name]["worst_start_over_bare_clock"] = round(
                     results[name]["jitter_max_ms"] / max(bare["jitter_max_ms"], 1e-6), 2)
+                if args.spin_floor:
+                    results[f"{name}_spin_floor"] = spin_floor(ticks / hz, args.rt_priority, args.cpu)
             else:
                 results[name] = run_loop(True, "linear", ticks, args.latency_ms / 1e3, hz)
     def cell(r: dict, c: str) -> object:

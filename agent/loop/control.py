@@ -133,9 +133,6 @@ class ControlLoop:
             self._inbox = (chunk, tick, episode)
 
     def _inference_thread(self) -> None:
-        # The clock's CPUs are the clock's alone: this thread, and a policy process it restarts,
-        # run on the others.
-        realtime.keep_off(self.config.cpus)
         while not self._stop.is_set():
             if not self._want.wait(0.05):
                 continue
@@ -278,12 +275,15 @@ class ControlLoop:
             worker.start()
         pacer = Pacer(period)
         misses_before = self.stats.deadline_misses
-        scheduling = None
+        scheduling, others = None, {}
         if self.config.freeze_gc:
             freeze_heap()
         watch = CollectorWatch().start()
         try:
-            # After the inference thread is started: it keeps ordinary scheduling.
+            # After the inference thread is started: it keeps ordinary scheduling. The clock's CPUs
+            # are the clock's alone: every other thread of this process (the inference thread, and
+            # a policy process it restarts) runs on the others while the loop runs.
+            others = realtime.move_others_off(self.config.cpus)
             scheduling = realtime.enter(self.config.rt_priority, self.config.cpus)
             self.stats.realtime, self.stats.realtime_refused = scheduling.applied, scheduling.refused
             pacer.restart()
@@ -308,6 +308,7 @@ class ControlLoop:
         finally:
             if scheduling is not None:
                 realtime.leave(scheduling)
+            realtime.put_back(others)
             self._stop.set()
             if worker is not None:
                 worker.join(timeout=5)

@@ -12,18 +12,20 @@ Linux scheduling is per thread: :func:`enter` changes only the calling thread, a
 (they do inherit its CPU pinning: start helpers before the loop, as the inference thread is).
 
 Pinning alone does not give the clock its core: it keeps the clock *on* its CPUs, not the rest
-off them. So the loop's own helpers move off the clock's CPUs (:func:`keep_off`: the inference
-thread, and the policy process, which ``PolicyProcess(avoid_cpus=...)`` starts off them); other
-processes on the machine (a learner, a simulator, a browser) are the operator's to keep off, with
-the system's own tools (``taskset -c``, systemd's ``CPUAffinity=``, the kernel's ``isolcpus=``).
-With the clock alone on its core, a busy learner no longer shows in its worst tick
-(``docs/design.md``, "The clock owns its core").
+off them. So while a pinned loop runs, the other threads of its process leave the clock's CPUs
+(:func:`move_others_off`: the inference thread, a ROS executor, the link's threads; put back when
+the loop ends), and the policy process starts off them (``PolicyProcess(avoid_cpus=...)``, which
+uses :func:`keep_off`). Other processes on the machine (a learner, a simulator, a browser) are the
+operator's to keep off, with the system's own tools (``taskset -c``, systemd's ``CPUAffinity=``,
+the kernel's ``isolcpus=``). With the clock alone on its core, a busy learner no longer shows in its
+worst tick (``docs/design.md``, "The clock owns its core").
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,6 +125,36 @@ def keep_off(cpus: list[int] | tuple[int, ...], whole_process: bool = False) -> 
         log.warning("cannot keep off the clock's CPUs %s: %s", sorted(cpus), e.strerror or e)
         return ""
     return f"on CPUs {sorted(rest)}"
+
+
+def move_others_off(cpus: list[int] | tuple[int, ...]) -> dict[int, set[int]]:
+    """Move every other thread of this process off ``cpus`` (the calling thread, the clock, stays);
+    returns each moved thread's CPUs before, for :func:`put_back`. Threads the moved ones start
+    inherit their CPUs; a thread that has no other CPU allowed stays where it is."""
+    if not cpus or not hasattr(os, "sched_setaffinity"):
+        return {}
+    me, moved = threading.get_native_id(), {}
+    for tid in (int(t) for t in os.listdir("/proc/self/task")):
+        if tid == me:
+            continue
+        try:
+            before = set(os.sched_getaffinity(tid))
+            rest = before - set(cpus)
+            if rest and rest != before:
+                os.sched_setaffinity(tid, rest)
+                moved[tid] = before
+        except OSError:  # ended meanwhile, or not ours to move: it stays
+            continue
+    return moved
+
+
+def put_back(moved: dict[int, set[int]]) -> None:
+    """Give the threads :func:`move_others_off` moved their CPUs back (those still running)."""
+    for tid, cpus in moved.items():
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
+            continue
 
 
 def leave(previous: Scheduling) -> None:

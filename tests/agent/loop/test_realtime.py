@@ -1,7 +1,7 @@
 """The clock thread under SCHED_FIFO on a real simulated robot: only the clock thread is raised (not
 the inference thread, not threads it starts), it is put back after the run, and a refusal is
-reported by name while the loop runs on. Pinned, the clock owns its CPUs: the inference thread
-runs on the others."""
+reported by name while the loop runs on. Pinned, the clock owns its CPUs: the process's other
+threads run on the others while the loop runs."""
 
 from __future__ import annotations
 
@@ -94,15 +94,31 @@ def test_only_the_clock_thread_runs_under_sched_fifo_and_it_is_put_back():
     assert after == before, "the caller's thread was not put back"
 
 
-def test_pinned_the_clock_owns_its_cpu_and_the_inference_thread_runs_on_the_others():
+def test_pinned_the_clock_owns_its_cpu_and_the_processs_other_threads_run_on_the_others():
     usable = os.sched_getaffinity(0)
     if len(usable) < 2:
         pytest.skip("needs two CPUs")
     cpu = max(usable)
-    stats, policy, seen, before, after = _run(LoopConfig(control_hz=100, cpus=[cpu]))
+    # a thread of this process that was running before the loop (as a ROS executor would be)
+    during, stop = set(), threading.Event()
+
+    def bystander() -> None:
+        while not stop.wait(0.002):
+            during.add(frozenset(os.sched_getaffinity(0)))
+
+    t = threading.Thread(target=bystander)
+    t.start()
+    try:
+        stats, policy, seen, before, after = _run(LoopConfig(control_hz=100, cpus=[cpu]))
+        bystander_after = os.sched_getaffinity(t.native_id)
+    finally:
+        stop.set()
+        t.join()
     assert stats.ticks == 60 and stats.realtime == f"on CPUs [{cpu}]"
     assert seen["cpus"] == {frozenset({cpu})}
     assert policy.calls >= 2 and policy.cpus == {frozenset(usable - {cpu})}, policy.cpus
+    assert frozenset(usable - {cpu}) in during, "a thread running before the loop kept the clock's CPU"
+    assert bystander_after == usable, "the loop did not give the thread its CPUs back"
     assert after == before
 
 
