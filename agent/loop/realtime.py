@@ -17,8 +17,8 @@ off them. So while a pinned loop runs, the other threads of its process leave th
 the loop ends), and the policy process starts off them (``PolicyProcess(avoid_cpus=...)``, which
 uses :func:`keep_off`). Other processes on the machine (a learner, a simulator, a browser) are the
 operator's to keep off, with the system's own tools (``taskset -c``, systemd's ``CPUAffinity=``,
-the kernel's ``isolcpus=``). With the clock alone on its core, a busy learner no longer shows in its
-worst tick (``docs/design.md``, "The clock owns its core").
+the kernel's ``isolcpus=``). On a 2-core VM this did not lower the worst tick beside a busy learner:
+the machine itself took the CPU away for up to 6 ms (``docs/design.md``, "The clock owns its core").
 """
 
 from __future__ import annotations
