@@ -103,38 +103,51 @@ def run_vla_loop(hz: float, ticks: int, inference: str = "thread", rt_priority: 
     return out
 
 
-def bare_clock(hz: float, ticks: int, rt_priority: int = 0, cpus: list[int] | None = None) -> dict:
-    """The loop's ``Pacer`` ticking with no work, on a thread scheduled as the loop's clock would be."""
+def as_clock(name: str, body, rt_priority: int = 0, cpus: list[int] | None = None) -> dict:
+    """Run ``body()`` on a thread of its own, scheduled as the loop's clock would be (``SCHED_FIFO``
+    at ``rt_priority``, pinned to ``cpus``); returns what took effect and the steal over the run."""
     import threading
 
-    import numpy as np
-
     from agent.loop import realtime
-    from agent.loop.pacer import Pacer
 
-    jitter: list[float] = []
     out: dict = {}
 
-    def clock() -> None:
+    def run() -> None:
         scheduling = realtime.enter(rt_priority, list(cpus or []))
         try:
-            pacer = Pacer(1.0 / hz)
-            for _ in range(ticks):
-                jitter.append(pacer.wait())
-                pacer.end_tick()
-            out.update(deadline_misses=pacer.deadline_misses, realtime=scheduling.applied,
-                       realtime_refused=scheduling.refused)
+            body()
+            out.update(realtime=scheduling.applied, realtime_refused=scheduling.refused)
         finally:
             realtime.leave(scheduling)
 
     steal = Steal()
-    thread = threading.Thread(target=clock, name="bare-clock")
+    thread = threading.Thread(target=run, name=name)
     thread.start()
     thread.join()
+    return {**out, **steal.done()}
+
+
+def bare_clock(hz: float, ticks: int, rt_priority: int = 0, cpus: list[int] | None = None) -> dict:
+    """The loop's ``Pacer`` ticking with no work, on a thread scheduled as the loop's clock would be."""
+    import numpy as np
+
+    from agent.loop.pacer import Pacer
+
+    jitter: list[float] = []
+    misses: list[int] = []
+
+    def tick() -> None:
+        pacer = Pacer(1.0 / hz)  # made on the clock's thread, after its scheduling took effect
+        for _ in range(ticks):
+            jitter.append(pacer.wait())
+            pacer.end_tick()
+        misses.append(pacer.deadline_misses)
+
+    run = as_clock("bare-clock", tick, rt_priority, cpus)
     j = np.asarray(jitter) * 1e3
-    return {"ticks": ticks, **out, "jitter_p50_ms": float(np.percentile(j, 50)),
-            "jitter_p99_ms": float(np.percentile(j, 99)), "jitter_max_ms": float(j.max()),
-            **steal.done()}
+    return {"ticks": ticks, "deadline_misses": misses[0], **run,
+            "jitter_p50_ms": float(np.percentile(j, 50)), "jitter_p99_ms": float(np.percentile(j, 99)),
+            "jitter_max_ms": float(j.max())}
 
 
 def spin_floor(seconds: float, rt_priority: int = 0, cpus: list[int] | None = None) -> dict:
@@ -143,39 +156,26 @@ def spin_floor(seconds: float, rt_priority: int = 0, cpus: list[int] | None = No
     lets real-time threads have at most 0.95 s of each second), and every gap between two reads
     over 0.2 ms is time the CPU spent on something that outranked it (an interrupt, the kernel,
     or, in a virtual machine, the host). No clock can start its ticks more reliably than this."""
-    import threading
     import time
 
-    from agent.loop import realtime
-
     gaps: list[float] = []
-    out: dict = {}
 
     def spin() -> None:
-        scheduling = realtime.enter(rt_priority, list(cpus or []))
-        try:
-            start = time.monotonic()
-            while time.monotonic() - start < seconds:
-                prev = time.monotonic()
-                end = min(prev + 0.8, start + seconds)
-                while prev < end:
-                    now = time.monotonic()
-                    if now - prev > 2e-4:
-                        gaps.append(now - prev)
-                    prev = now
-                time.sleep(0.2)
-            out.update(realtime=scheduling.applied, realtime_refused=scheduling.refused)
-        finally:
-            realtime.leave(scheduling)
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            prev = time.monotonic()
+            end = min(prev + 0.8, start + seconds)
+            while prev < end:
+                now = time.monotonic()
+                if now - prev > 2e-4:
+                    gaps.append(now - prev)
+                prev = now
+            time.sleep(0.2)
 
-    steal = Steal()
-    thread = threading.Thread(target=spin, name="spin-floor")
-    thread.start()
-    thread.join()
+    run = as_clock("spin-floor", spin, rt_priority, cpus)
     lost = sorted(g * 1e3 for g in gaps)
-    return {"seconds": seconds, **out, "lost_max_ms": lost[-1] if lost else 0.0,
-            "lost_over_1ms": sum(g > 1 for g in lost), "lost_over_3ms": sum(g > 3 for g in lost),
-            **steal.done()}
+    return {"seconds": seconds, **run, "lost_max_ms": lost[-1] if lost else 0.0,
+            "lost_over_1ms": sum(g > 1 for g in lost), "lost_over_3ms": sum(g > 3 for g in lost)}
 
 
 class Steal:

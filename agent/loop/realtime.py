@@ -114,9 +114,8 @@ def keep_off(cpus: list[int] | tuple[int, ...], whole_process: bool = False) -> 
         log.warning("cannot keep off the clock's CPUs %s: no other CPU is allowed (%s)", sorted(cpus),
                     sorted(allowed))
         return ""
-    threads = [int(t) for t in os.listdir("/proc/self/task")] if whole_process else [0]
     try:
-        for thread in threads:
+        for thread in _threads() if whole_process else [0]:
             try:
                 os.sched_setaffinity(thread, rest)
             except ProcessLookupError:  # it ended meanwhile
@@ -134,7 +133,7 @@ def move_others_off(cpus: list[int] | tuple[int, ...]) -> dict[int, set[int]]:
     if not cpus or not hasattr(os, "sched_setaffinity"):
         return {}
     me, moved = threading.get_native_id(), {}
-    for tid in (int(t) for t in os.listdir("/proc/self/task")):
+    for tid in _threads():
         if tid == me:
             continue
         try:
@@ -146,6 +145,11 @@ def move_others_off(cpus: list[int] | tuple[int, ...]) -> dict[int, set[int]]:
         except OSError:  # ended meanwhile, or not ours to move: it stays
             continue
     return moved
+
+
+def _threads() -> list[int]:
+    """The native ids of this process's threads now running (Linux)."""
+    return [int(t) for t in os.listdir("/proc/self/task")]
 
 
 def put_back(moved: dict[int, set[int]]) -> None:
