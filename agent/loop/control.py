@@ -275,15 +275,16 @@ class ControlLoop:
             worker.start()
         pacer = Pacer(period)
         misses_before = self.stats.deadline_misses
-        scheduling, others = None, {}
+        scheduling, keeper = None, realtime.CoreKeeper(self.config.cpus)
         if self.config.freeze_gc:
             freeze_heap()
         watch = CollectorWatch().start()
         try:
             # After the inference thread is started: it keeps ordinary scheduling. The clock's CPUs
-            # are the clock's alone: every other thread of this process (the inference thread, and
-            # a policy process it restarts) runs on the others while the loop runs.
-            others = realtime.move_others_off(self.config.cpus)
+            # are the clock's alone: every other thread of this process (the inference thread, a
+            # policy process it restarts, threads started on the clock) runs on the others while
+            # the loop runs.
+            keeper.start()
             scheduling = realtime.enter(self.config.rt_priority, self.config.cpus)
             self.stats.realtime, self.stats.realtime_refused = scheduling.applied, scheduling.refused
             pacer.restart()
@@ -308,7 +309,7 @@ class ControlLoop:
         finally:
             if scheduling is not None:
                 realtime.leave(scheduling)
-            realtime.put_back(others)
+            keeper.stop()
             self._stop.set()
             if worker is not None:
                 worker.join(timeout=5)

@@ -9,16 +9,17 @@ with ordinary scheduling and says why.
 
 Linux scheduling is per thread: :func:`enter` changes only the calling thread, and sets
 ``SCHED_RESET_ON_FORK`` so that no thread or process started from the clock inherits its priority
-(they do inherit its CPU pinning: start helpers before the loop, as the inference thread is).
+(they do inherit its CPU pinning, which :class:`CoreKeeper` undoes).
 
 Pinning alone does not give the clock its core: it keeps the clock *on* its CPUs, not the rest
 off them. So while a pinned loop runs, the other threads of its process leave the clock's CPUs
-(:func:`move_others_off`: the inference thread, a ROS executor, the link's threads; put back when
-the loop ends), and the policy process starts off them (``PolicyProcess(avoid_cpus=...)``, which
-uses :func:`keep_off`). Other processes on the machine (a learner, a simulator, a browser) are the
-operator's to keep off, with the system's own tools (``taskset -c``, systemd's ``CPUAffinity=``,
-the kernel's ``isolcpus=``). On a 2-core VM this did not lower the worst tick beside a busy learner:
-the machine itself took the CPU away for up to 6 ms (``docs/design.md``, "The clock owns its core").
+(:class:`CoreKeeper`: the inference thread, a ROS executor, the link's threads, and threads started
+while the loop runs, the clock's own included; put back when the loop ends), and the policy
+process starts off them (``PolicyProcess(avoid_cpus=...)``, which uses :func:`keep_off`). Other
+processes on the machine (a learner, a simulator, a browser) are the operator's to keep off, with
+the system's own tools (``taskset -c``, systemd's ``CPUAffinity=``, the kernel's ``isolcpus=``).
+On a 2-core VM this did not lower the worst tick beside a busy learner: the machine itself took
+the CPU away for up to 6 ms (``docs/design.md``, "The clock owns its core").
 """
 
 from __future__ import annotations
@@ -126,22 +127,32 @@ def keep_off(cpus: list[int] | tuple[int, ...], whole_process: bool = False) -> 
     return f"on CPUs {sorted(rest)}"
 
 
-def move_others_off(cpus: list[int] | tuple[int, ...]) -> dict[int, set[int]]:
+@dataclass
+class Moved:
+    """What :func:`move_others_off` did, for :func:`put_back`: each moved thread's CPUs before, the
+    threads running then, and the CPUs the calling thread had (this process's, as a rule)."""
+
+    before: dict[int, set[int]]
+    known: set[int]
+    cpus: set[int]
+    allowed: set[int]
+
+
+def move_others_off(cpus: list[int] | tuple[int, ...]) -> Moved | None:
     """Move every other thread of this process off ``cpus`` (the calling thread, the clock, stays);
-    returns each moved thread's CPUs before, for :func:`put_back`. Threads the moved ones start
-    inherit their CPUs; a thread that has no other CPU allowed stays where it is."""
+    returns what it did, for :func:`put_back` (None: nothing asked or possible). A thread that has
+    no other CPU allowed stays where it is. Threads started later are :class:`CoreKeeper`'s."""
     if not cpus or not hasattr(os, "sched_setaffinity"):
-        return {}
-    me, moved = threading.get_native_id(), {}
-    for tid in _threads():
-        if tid == me:
-            continue
+        return None
+    me = threading.get_native_id()
+    moved = Moved(before={}, known=set(_threads()), cpus=set(cpus), allowed=set(os.sched_getaffinity(0)))
+    for tid in moved.known - {me}:
         try:
             before = set(os.sched_getaffinity(tid))
-            rest = before - set(cpus)
+            rest = before - moved.cpus
             if rest and rest != before:
                 os.sched_setaffinity(tid, rest)
-                moved[tid] = before
+                moved.before[tid] = before
         except OSError:  # ended meanwhile, or not ours to move: it stays
             continue
     return moved
@@ -152,13 +163,68 @@ def _threads() -> list[int]:
     return [int(t) for t in os.listdir("/proc/self/task")]
 
 
-def put_back(moved: dict[int, set[int]]) -> None:
-    """Give the threads :func:`move_others_off` moved their CPUs back (those still running)."""
-    for tid, cpus in moved.items():
+def put_back(moved: Moved | None) -> None:
+    """Give the threads :func:`move_others_off` moved their CPUs back (those still running), and the
+    threads started since, whose CPUs were inherited rather than chosen, the CPUs this process had."""
+    if moved is None:
+        return
+    for tid, cpus in moved.before.items():
         try:
             os.sched_setaffinity(tid, cpus)
         except OSError:
             continue
+    inherited = (moved.allowed - moved.cpus, moved.cpus)  # from a moved thread; from the clock
+    for tid in set(_threads()) - moved.known:
+        try:
+            if set(os.sched_getaffinity(tid)) in inherited:
+                os.sched_setaffinity(tid, moved.allowed)
+        except OSError:
+            continue
+
+
+class CoreKeeper:
+    """Keeps the clock's CPUs the clock's while a pinned loop runs.
+
+    :meth:`start`, on the clock's thread before it is pinned, moves every other thread of the
+    process off ``cpus``. A thread keeps the CPUs of the thread that starts it, so a thread started
+    on the clock (a checkpoint writer at an episode's end, a batcher's timer, a cache segment's
+    sealer) would run on the clock's CPU: a sweeper thread, itself off those CPUs, looks for new
+    threads every ``period_s`` and moves any on them to the others. :meth:`stop` puts every thread
+    back (:func:`put_back`). Does nothing without ``cpus``, or where no other CPU is allowed."""
+
+    def __init__(self, cpus: list[int] | tuple[int, ...], period_s: float = 0.1) -> None:
+        self.cpus, self.period_s = set(cpus), period_s
+        self.moved: Moved | None = None
+        self.swept = 0  # threads started on the clock's CPUs and moved off them
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+
+    def start(self) -> CoreKeeper:
+        self.moved = move_others_off(sorted(self.cpus))
+        if self.moved is not None and self.moved.allowed - self.cpus:
+            self._sweeper = threading.Thread(target=self._sweep, name="clock-core-keeper", daemon=True)
+            self._sweeper.start()
+        return self
+
+    def _sweep(self) -> None:
+        moved = self.moved
+        keep_off(sorted(self.cpus))
+        me, clock = threading.get_native_id(), moved.known  # the clock is among the threads known
+        rest = moved.allowed - self.cpus
+        while not self._stop.wait(self.period_s):
+            for tid in set(_threads()) - clock - {me}:
+                try:
+                    if set(os.sched_getaffinity(tid)) & self.cpus:
+                        os.sched_setaffinity(tid, rest)
+                        self.swept += 1
+                except OSError:  # ended meanwhile
+                    continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sweeper is not None:
+            self._sweeper.join()
+        put_back(self.moved)
 
 
 def leave(previous: Scheduling) -> None:

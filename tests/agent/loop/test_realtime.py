@@ -122,6 +122,45 @@ def test_pinned_the_clock_owns_its_cpu_and_the_processs_other_threads_run_on_the
     assert after == before
 
 
+def test_a_thread_started_on_the_pinned_clock_is_moved_off_its_cpu_and_given_the_others_back():
+    """A thread keeps the CPUs of the thread that starts it: one started on the clock (a checkpoint
+    writer at an episode's end, a batcher's timer) would share the clock's CPU for the whole loop."""
+    usable = os.sched_getaffinity(0)
+    if len(usable) < 2:
+        pytest.skip("needs two CPUs")
+    cpu = max(usable)
+    robot = MujocoRobot("hopper", MujocoRobotConfig(env_id="Hopper-v5", watchdog_timeout_s=None))
+    policy = _SchedulingPolicy(3, chunk_size=10, latency_s=0.01)
+    seen: list[frozenset[int]] = []
+    stop, born = threading.Event(), []
+
+    def writer() -> None:
+        while not stop.wait(0.005):
+            seen.append(frozenset(os.sched_getaffinity(0)))
+
+    def on_tick(record) -> None:
+        if record.tick == 5:
+            t = threading.Thread(target=writer)
+            t.start()
+            born.append(t)
+
+    loop = ControlLoop(robot, policy, LoopConfig(control_hz=100, cpus=[cpu]), on_tick=on_tick)
+    try:
+        with robot:
+            stats = loop.run(ticks=100)
+        after = os.sched_getaffinity(born[0].native_id)
+    finally:
+        stop.set()
+        for t in born:
+            t.join()
+    assert stats.realtime == f"on CPUs [{cpu}]" and len(born) == 1
+    phases = [a for i, a in enumerate(seen) if i == 0 or a != seen[i - 1]]
+    assert phases[0] == {cpu}, "the thread did not start with the clock's CPU (nothing to test)"
+    assert usable - {cpu} in phases, "a thread started on the clock stayed on the clock's CPU"
+    assert phases == [{cpu}, usable - {cpu}, usable][:len(phases)], phases
+    assert after == usable, "the thread did not get the process's CPUs after the loop"
+
+
 def test_keep_off_leaves_a_thread_where_it_is_when_no_other_cpu_is_allowed():
     from agent.loop import realtime
 
