@@ -195,7 +195,6 @@ class CoreKeeper:
     def __init__(self, cpus: list[int] | tuple[int, ...], period_s: float = 0.1) -> None:
         self.cpus, self.period_s = set(cpus), period_s
         self.moved: Moved | None = None
-        self.swept = 0  # threads started on the clock's CPUs and moved off them
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
 
@@ -216,7 +215,6 @@ class CoreKeeper:
                 try:
                     if set(os.sched_getaffinity(tid)) & self.cpus:
                         os.sched_setaffinity(tid, rest)
-                        self.swept += 1
                 except OSError:  # ended meanwhile
                     continue
 
