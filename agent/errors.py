@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from agent.actor.steps import NonFiniteResetError
 from agent.demos.episodes import DemoSetError
-from agent.pretrain.trainer import PretrainStateError
+from agent.pretrain.config import PretrainStateError
 from agent.train_config import RunDirectoryError
 from hal.errors import ConfigError, HalError
 from learners.cache.errors import CacheError

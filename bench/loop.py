@@ -54,52 +54,59 @@ def run_loop(asynchronous: bool, blend: str, ticks: int, latency_s: float, hz: f
     return stats.summary()
 
 
-def run_vla_loop(hz: float, ticks: int, inference: str = "thread", rt_priority: int = 0,
-                 cpus: list[int] | None = None, freeze_gc: bool = True) -> dict:
-    """The shipped tabletop VLA driving the simulated arm through the asynchronous loop at ``hz``,
-    computing on a thread of this process or in a process of its own; ``rt_priority`` / ``cpus``:
-    the clock thread's real-time scheduling, ``freeze_gc``: the heap out of the collector's walks
-    (``LoopConfig``)."""
+def vla_policy(inference: str = "thread", cpus: list[int] | None = None):
+    """The shipped tabletop VLA, computing on a thread of this process (``"thread"``) or in a
+    process of its own (``"process"``; with the clock pinned to ``cpus`` it keeps off them, as the
+    VLA actor's does). Built before a busy learner starts, so that its start is not what is timed
+    nor slowed; ``close()`` it (a process) when done."""
+    import torch
+
+    from agent.loop.policy_process import PolicyProcess
+    from policies.vla import VLAPolicy, load_vla
+
+    torch.set_num_threads(1)
+    vla = "pretrained:tabletop-reach"
+    if inference == "process":
+        return PolicyProcess("agent.loop.policy_process:load_vla_policy", {"path": vla},
+                             avoid_cpus=list(cpus or []))
+    return VLAPolicy(load_vla(vla))
+
+
+def run_vla_loop(hz: float, ticks: int, policy, rt_priority: int = 0, cpus: list[int] | None = None,
+                 freeze_gc: bool = True) -> dict:
+    """``policy`` (from ``vla_policy``) driving the simulated arm through the asynchronous loop at
+    ``hz``; ``rt_priority`` / ``cpus``: the clock thread's real-time scheduling, ``freeze_gc``: the
+    heap out of the collector's walks (``LoopConfig``)."""
     import gc
 
     import numpy as np
-    import torch
 
     from agent.loop import ControlLoop, LoopConfig
     from agent.loop.policy_process import PolicyProcess
-    from policies.vla import VLAPolicy, load_vla
     from sim.tabletop.robot import TabletopRobot, TabletopRobotConfig
 
-    torch.set_num_threads(1)
     robot = TabletopRobot("bench-tabletop", TabletopRobotConfig(
         task="reach", colors=["red", "blue", "yellow"], cameras=["front"], state="proprio", control_hz=hz,
         real_time=False, max_delta=1.0, watchdog_timeout_s=1.0))
-    vla = "pretrained:tabletop-reach"
-    if inference == "process":
-        # as the VLA actor does: with the clock pinned, the policy process keeps off its CPUs
-        policy = PolicyProcess("agent.loop.policy_process:load_vla_policy", {"path": vla},
-                               avoid_cpus=list(cpus or []))
-    else:
-        policy = VLAPolicy(load_vla(vla))
     loop = ControlLoop(robot, policy, LoopConfig(control_hz=hz, asynchronous=True, blend="linear",
                                                  rt_priority=rt_priority, cpus=list(cpus or []),
                                                  freeze_gc=freeze_gc))
-    try:
-        with robot:
-            tracked = len(gc.get_objects())
-            stats = loop.run(ticks=ticks)
-        out = {**stats.summary(), "gc_tracked_objects": tracked}
-        if inference == "process":
-            import psutil
+    in_process = isinstance(policy, PolicyProcess)
+    restarts = policy.restarts if in_process else 0
+    if in_process:
+        policy.overhead_s.clear()  # this loop's calls only
+    with robot:
+        tracked = len(gc.get_objects())
+        stats = loop.run(ticks=ticks)
+    out = {**stats.summary(), "gc_tracked_objects": tracked}
+    if in_process:
+        import psutil
 
-            overhead = np.asarray(policy.overhead_s) * 1e3
-            out.update(process_overhead_p50_ms=float(np.percentile(overhead, 50)),
-                       process_overhead_p99_ms=float(np.percentile(overhead, 99)),
-                       process_rss_mb=psutil.Process(policy.pid).memory_info().rss / 2**20,
-                       process_restarts=policy.restarts)
-    finally:
-        if inference == "process":
-            policy.close()
+        overhead = np.asarray(policy.overhead_s) * 1e3
+        out.update(process_overhead_p50_ms=float(np.percentile(overhead, 50)),
+                   process_overhead_p99_ms=float(np.percentile(overhead, 99)),
+                   process_rss_mb=psutil.Process(policy.pid).memory_info().rss / 2**20,
+                   process_restarts=policy.restarts - restarts)
     return out
 
 
@@ -247,9 +254,10 @@ class BusyLearner:
         import shutil
         import subprocess
 
-        for proc in self.procs:
+        # The actor first, while its learner still answers: stopped together, the actor spends its
+        # drain timeout (about 10 s) on a learner that is already gone.
+        for proc in reversed(self.procs):
             proc.terminate()
-        for proc in self.procs:
             try:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
@@ -337,11 +345,20 @@ COLUMNS = ["ticks", "deadline_misses", "holds", "jitter_p50_ms", "jitter_p99_ms"
 
 
 def vla_main(args) -> dict:
-    from contextlib import nullcontext
+    from contextlib import contextmanager, nullcontext
+
+    @contextmanager
+    def closing(policy):
+        try:
+            yield policy
+        finally:
+            if hasattr(policy, "close"):
+                policy.close()
 
     ticks = args.ticks or (150 if args.quick else 1500)
     results = {}
-    with BusyLearner(args.learner_cpu) if args.with_learner else nullcontext():
+    policy = vla_policy(args.inference, args.cpu) if args.vla else None
+    with BusyLearner(args.learner_cpu) if args.with_learner else nullcontext(), closing(policy):
         for hz in args.hz or [50.0]:
             name = f"{'vla' if args.vla else 'replanning'}_{hz:g}hz"
             name += "_process" if args.vla and args.inference == "process" else ""
@@ -351,7 +368,7 @@ def vla_main(args) -> dict:
             name += "_gc_unfrozen" if args.vla and args.no_freeze_gc else ""
             if args.vla:
                 steal = Steal()
-                results[name] = {**run_vla_loop(hz, ticks, args.inference, args.rt_priority, args.cpu,
+                results[name] = {**run_vla_loop(hz, ticks, policy, args.rt_priority, args.cpu,
                                                 not args.no_freeze_gc), **steal.done()}
                 bare = results[f"{name}_bare_clock"] = bare_clock(hz, ticks, args.rt_priority, args.cpu)
                 results[name]["worst_start_over_bare_clock"] = round(

@@ -10,6 +10,12 @@ from typing import Any
 from hal.config import RobotConfig, check_number, check_type, read_yaml_mapping, reject_unknown
 from hal.errors import ConfigError
 
+
+class PretrainStateError(ValueError):
+    """A checkpoint to resume from is missing, damaged, or from a different run's config. (Here, not
+    in ``trainer``, so that the CLI's error list does not import the VLA and transformers.)"""
+
+
 TRAINABLE = ("all", "heads")  # heads: state encoder, feature head, action head (backbone frozen)
 LOSSES = ("l1", "mse")
 

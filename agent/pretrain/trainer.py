@@ -33,7 +33,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from agent.demos.episodes import DemoSet, read_demos
-from agent.pretrain.config import PretrainConfig
+from agent.pretrain.config import PretrainConfig, PretrainStateError
 from agent.pretrain.data import BCSamples
 from agent.pretrain.evaluate import evaluate_policy
 from hal.config import RobotConfig
@@ -47,10 +47,6 @@ log = logging.getLogger(__name__)
 
 STATE_FILE, OPTIMIZER_FILE = "trainer.json", "optimizer.safetensors"
 PROBE, PROBE_FILE = "privileged_probe", "privileged_probe.safetensors"
-
-
-class PretrainStateError(ValueError):
-    """A checkpoint to resume from is missing, damaged, or from a different run's config."""
 
 
 class Pretrainer:
