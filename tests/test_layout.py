@@ -56,6 +56,16 @@ def test_top_level_packages_import_without_side_effects():
     assert out.stdout.strip() == "False"  # importing the packages does not drag torch in
 
 
+def test_the_learner_and_actor_commands_start_without_the_vla():
+    """The CLI, its error list and the learner's and stream-x actor's modules leave transformers
+    unimported: it is the VLA's (a second or three of every process start of `rill learner` and
+    `rill actor` when the error list once pulled it in)."""
+    code = ("import agent.cli, agent.errors, agent.link_cli, agent.actor, learners.service; import sys; "
+            "print(sorted(m for m in ('transformers', 'policies.vla.model') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_ament_python_package_files():
     root = ET.parse(REPO / "package.xml").getroot()
     assert root.get("format") == "3" and root.findtext("name") == "rill"
