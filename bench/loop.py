@@ -358,7 +358,8 @@ def vla_main(args) -> dict:
     ticks = args.ticks or (150 if args.quick else 1500)
     results = {}
     policy = vla_policy(args.inference, args.cpu) if args.vla else None
-    with BusyLearner(args.learner_cpu) if args.with_learner else nullcontext(), closing(policy):
+    # the policy closes last, and also when the busy learner fails to start
+    with closing(policy), BusyLearner(args.learner_cpu) if args.with_learner else nullcontext():
         for hz in args.hz or [50.0]:
             name = f"{'vla' if args.vla else 'replanning'}_{hz:g}hz"
             name += "_process" if args.vla and args.inference == "process" else ""
