@@ -70,11 +70,14 @@ class RunMetrics:
             writer.writeheader()
         return f, writer
 
-    def episode(self, step: int, episode: int, ret: float, length: int, wall_time: float) -> None:
-        self._episodes.append(EpisodeRecord(step, episode, ret, length, wall_time))
+    def episode(self, step: int, episode: int, ret: float, length: int, wall_time: float,
+                success: bool | None = None) -> None:
+        self._episodes.append(EpisodeRecord(step, episode, ret, length, wall_time, success=success))
         if self._tb:
             self._tb.add_scalar("episode/return", ret, step)
             self._tb.add_scalar("episode/length", length, step)
+            if success is not None:
+                self._tb.add_scalar("episode/success", float(success), step)
 
     def progress(self, row: dict[str, float]) -> None:
         self._progress[1].writerow(row)

@@ -116,7 +116,7 @@ class Trainer(SteppingActor):
         if not b.in_episode:
             self.begin_episode(lambda: self.env.reset()[0], self.config.env)
         chosen = b.choose()
-        raw, reward, terminated, truncated, _ = self.env.step(self._env_action(chosen.action))
+        raw, reward, terminated, truncated, info = self.env.step(self._env_action(chosen.action))
         self.step += 1
         t = b.record(chosen, raw, reward, terminated, truncated, seq=self.step)
         if t is None:  # skipped: not finite
@@ -124,7 +124,9 @@ class Trainer(SteppingActor):
         self.last_info = self.algo.update(t)
         if t.done:
             self.recent.append(b.ret)
-            self.metrics.episode(self.step, b.episode, b.ret, b.length, self.wall_time)
+            success = info.get("success")  # on tasks that report it (Meta-World)
+            self.metrics.episode(self.step, b.episode, b.ret, b.length, self.wall_time,
+                                 None if success is None else bool(success))
         return t.done
 
     def run(self, on_progress: Callable[[Trainer, float], None] | None = None) -> dict:

@@ -42,7 +42,10 @@ def _refuse_images_and_text(env_id: str, space: gym.Space) -> None:
     bad = [k for k, s in space.spaces.items()
            if isinstance(s, gym.spaces.Text) or (isinstance(s, gym.spaces.Box) and len(s.shape) >= 3)]
     if bad:
-        state_id = env_id.replace("-v", "State-v")
+        if env_id.startswith("rill/MetaWorld-"):
+            state_id = env_id.replace("rill/MetaWorld-", "rill/MetaWorldState-")
+        else:
+            state_id = env_id.replace("-v", "State-v")
         hint = f"; use {state_id} for state-only learning" if state_id in gym.registry else ""
         raise ValueError(f"{env_id} observes {bad} (images or text), which a flat state learner cannot "
                          f"use{hint}")

@@ -12,6 +12,10 @@ Observation (a dict):
 - ``privileged`` (float32 [39]): Meta-World's full observation, goal included: for the scripted
   experts and evaluation only; a policy that uses it is not a VLA.
 
+With ``observation="privileged"`` the observation is instead that [39] vector alone, flat (no
+camera, no instruction): Meta-World's own state observation, for state-only learners such as
+``rill train`` (the ``rill/MetaWorldState-*`` ids).
+
 Action: float32 [4] in [-1, 1], the end effector's x, y, z displacement (Meta-World scales 1 to
 1 cm per step) and the gripper (-1 open, +1 close). Meta-World steps at 80 Hz (5 substeps of
 2.5 ms). ``info["success"]`` is Meta-World's success; the reward (``reward``):
@@ -63,6 +67,8 @@ CAMERAS = ("corner2", "corner", "corner3", "topview", "behindGripper", "gripperP
 #: Where LeRobot's Meta-World env puts ``corner2`` (nearer the table than Meta-World's default).
 CORNER2_POS = (0.75, 0.075, 0.7)
 STATE_DIM, PRIVILEGED_DIM, ACTION_DIM = 4, 39, 4
+#: ``lerobot``: the dict above; ``privileged``: Meta-World's [39] state vector alone.
+OBSERVATIONS = ("lerobot", "privileged")
 # Offscreen rendering on a CPU (llvmpipe): shadows, reflections and 4x multisampling cost 7x.
 # Without them a 96x96 frame of a Meta-World scene takes about 9 ms instead of 68.
 RENDER_FLAGS = {mujoco.mjtRndFlag.mjRND_SHADOW: False, mujoco.mjtRndFlag.mjRND_REFLECTION: False}
@@ -116,8 +122,13 @@ class MetaWorldEnv(gym.Env):
     def __init__(self, tasks: str | list[str] = "reach-v3", camera: str = "corner2",
                  image_size: tuple[int, int] = (96, 96), episode_steps: int = MAX_PATH_LENGTH,
                  terminate_on_success: bool = True, render_mode: str | None = "rgb_array",
-                 reward: str = "dense", success_bonus: float = 10.0) -> None:
+                 reward: str = "dense", success_bonus: float = 10.0, observation: str = "lerobot") -> None:
         self.tasks = task_names(tasks)
+        if observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {', '.join(OBSERVATIONS)}, got {observation!r}")
+        self.observation = observation
+        if observation == "privileged":
+            render_mode = None  # a flat state: nothing to render
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {reward!r}")
         if not (np.isfinite(success_bonus) and success_bonus >= 0):
@@ -149,6 +160,8 @@ class MetaWorldEnv(gym.Env):
         if render_mode is None:  # no camera: state, privileged view and instruction only
             del spaces[f"image.{camera}"]
         self.observation_space = gym.spaces.Dict(spaces)
+        if observation == "privileged":
+            self.observation_space = spaces["privileged"]
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
         self.dt = float(self._sims[self.task].dt)
 
@@ -199,7 +212,9 @@ class MetaWorldEnv(gym.Env):
         self._last_dense = dense
         return rise + bonus
 
-    def _observation(self, obs: np.ndarray) -> dict[str, Any]:
+    def _observation(self, obs: np.ndarray) -> dict[str, Any] | np.ndarray:
+        if self.observation == "privileged":
+            return obs.astype(np.float32)
         out: dict[str, Any] = {"state": obs[:STATE_DIM].astype(np.float32),
                                "privileged": obs.astype(np.float32)}
         if self.render_mode is not None:

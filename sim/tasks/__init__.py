@@ -22,6 +22,9 @@ Meta-World (``sim.metaworld``; needs the ``metaworld`` package), 80 Hz, 500 step
 tasks in turn (``rill/MetaWorld-MT10-v3``, ``rill/MetaWorld-MT50-v3``). Observation: Dict of
 ``state`` [4] (end effector + gripper), ``image.corner2`` [96, 96, 3], ``instruction`` and the
 experts' ``privileged`` [39]; action [4]. Keywords of ``sim.metaworld.env.MetaWorldEnv`` vary them.
+``rill/MetaWorldState-<task>`` is the same task for state-only learners (``rill train``): the
+observation is Meta-World's own flat state [39] (goal and objects included), no camera, and the
+reward is ``progress`` (the dense reward's rise plus 10 on success; the episode ends on success).
 """
 
 from __future__ import annotations
@@ -49,5 +52,7 @@ for _task, _steps in TABLETOP_STEPS.items():
 
 for _task in INSTRUCTIONS:
     _register(f"rill/MetaWorld-{_task}", METAWORLD_STEPS, METAWORLD_ENTRY, tasks=_task)
+    _register(f"rill/MetaWorldState-{_task}", METAWORLD_STEPS, METAWORLD_ENTRY, tasks=_task,
+              observation="privileged", reward="progress")
 for _set in ("MT10", "MT50"):
     _register(f"rill/MetaWorld-{_set}-v3", METAWORLD_STEPS, METAWORLD_ENTRY, tasks=_set)

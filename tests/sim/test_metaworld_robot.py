@@ -316,6 +316,39 @@ def test_gymnasium_ids_make_the_tasks():
     mt10.close()
 
 
+def test_the_state_ids_give_state_learners_meta_worlds_own_observation(tmp_path):
+    from agent.actor.episodes import read_episodes
+    from agent.experts.metaworld import MetaWorldExpert
+    from agent.train import Trainer
+    from agent.train_config import TrainConfig
+    from sim.envs import make_env
+
+    env = make_env("rill/MetaWorldState-reach-v3")
+    obs, _ = env.reset(seed=4)
+    assert obs.shape == (39,) and obs.dtype == np.float32 and env.observation_space.shape == (39,)
+    base = env.unwrapped
+    assert base.render_mode is None and base.reward == "progress"
+    expert, rewards = MetaWorldExpert(["reach-v3"]), []
+    for _ in range(500):  # Meta-World's expert reads the same vector, and succeeds from it
+        action = expert.action({"privileged": obs, "instruction": INSTRUCTIONS["reach-v3"]})
+        obs, reward, terminated, truncated, info = env.step(action)
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+    assert terminated and info["success"] and rewards[-1] >= 10.0
+    env.close()
+    with pytest.raises(ValueError, match="observation must be one of lerobot, privileged, got 'pixels'"):
+        gym.make("rill/MetaWorld-reach-v3", observation="pixels")
+    with pytest.raises(ValueError, match="use rill/MetaWorldState-reach-v3 for state-only learning"):
+        make_env("rill/MetaWorld-reach-v3")
+    # rill train logs Meta-World's success with every episode (its success rate is the measure)
+    run = tmp_path / "train"
+    Trainer(TrainConfig(env="rill/MetaWorldState-reach-v3", steps=1200, run=str(run))).run()
+    episodes = read_episodes(run / "metrics" / "episodes.csv")
+    assert len(episodes) >= 2 and all(e.success in (True, False) for e in episodes)
+    assert all(e.success == (e.length < 500) for e in episodes)  # an episode ends early on success
+
+
 @pytest.mark.parametrize("backend", ["disable", "bogus"])
 def test_no_offscreen_rendering_names_mujoco_gl(backend, tmp_path):
     code = (
