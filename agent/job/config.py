@@ -53,6 +53,10 @@ class RunTrainConfig:
     rt_priority: int = 0
     cpus: list[int] = field(default_factory=list)
     keep_images: bool = False
+    # vla-residual, simulation-only diagnostic: entries of the robot's ``privileged`` observation
+    # (a simulator's ground truth, e.g. Meta-World's goal at 36, 37, 38) that the residual heads also
+    # see; a run with them measures what perception costs, and its policy cannot run on a real robot
+    privileged_inputs: list[int] = field(default_factory=list)
     # a reward model in place of the robot's own reward and success (agent.reward.RewardSignalConfig:
     # model, threshold, consecutive, success_reward, end_episode); None: the robot's own
     reward: Any = None
@@ -73,6 +77,11 @@ class RunTrainConfig:
             raise ConfigError("train.reward.model must name a saved reward model (rill reward train)")
 
         policy_kind(self.policy, "run", "train.policy")
+        if not isinstance(self.privileged_inputs, list) or not all(
+                type(i) is int and i >= 0 for i in self.privileged_inputs) or len(
+                set(self.privileged_inputs)) != len(self.privileged_inputs):
+            raise ConfigError("train.privileged_inputs must be a list of distinct non-negative indices into "
+                              f"the robot's 'privileged' observation, got {self.privileged_inputs!r}")
         if type(self.steps_per_actor) is not int or self.steps_per_actor <= 0:
             raise ConfigError(
                 f"train.steps_per_actor must be a positive integer, got {self.steps_per_actor!r}"

@@ -62,6 +62,9 @@ class VLAActorConfig:
     # The episode time limit in ticks: the residual heads then also see stream-x's time feature
     # (agent.vla.features); None: no time input (a robot whose episodes have no limit)
     time_limit: int | None = None
+    # Simulation-only diagnostic: entries of the observation's ``privileged`` vector the residual
+    # also sees (agent.vla.features); () in anything meant for a real robot
+    privileged_inputs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.inference not in INFERENCE:
@@ -74,6 +77,7 @@ class VLAActorConfig:
                              f"got {self.time_limit!r}")
         self.run_dir = Path(self.run_dir)
         self.hidden = tuple(int(h) for h in self.hidden)
+        self.privileged_inputs = tuple(self.privileged_inputs)
 
 
 class VLAActor:
@@ -108,7 +112,7 @@ class VLAActor:
             raise ValueError(f"VLA {c.vla_path}: chunks of {self.vla.chunk_size} actions, "
                              f"the actor was configured for {c.chunk_size}")
         self.features = NormalizedFeatures(self.vla, self.vla.feature_dim, c.base_scale,
-                                           time_limit=c.time_limit)
+                                           time_limit=c.time_limit, privileged=c.privileged_inputs)
         self.policy = ResidualPolicy(
             self.features,
             self.features.out_dim,
@@ -123,6 +127,7 @@ class VLAActor:
         keys = ("vla_path", "chunk_size", "control_hz", "residual_scale", "base_scale", "hidden", "gamma",
                 "seed", "keep_images", "pace", "time_limit")
         self.settings = {**{k: getattr(c, k) for k in keys}, "hidden": list(c.hidden),
+                         "privileged_inputs": list(c.privileged_inputs),
                          "feature_dim": self.vla.feature_dim, "robot": robot.name}
         (self.dir / "settings.json").write_text(json.dumps(self.settings, indent=1))
         self.spec = {

@@ -9,6 +9,12 @@ With an episode time limit ``T`` the recipe's time feature follows them, not nor
 when the episode starts and ``1/T`` more per tick (``-0.5 + k/T`` at the observation's
 ``episode_tick`` ``k``, which the control loop adds), so that ending an episode at its time limit,
 which stream-x treats as terminal, is something the critic can see coming.
+
+``privileged`` (a simulation-only diagnostic) appends chosen entries of the observation's
+``privileged`` vector (a simulator's ground truth: object and goal positions) to the features,
+before they are standardized: the residual then knows what the VLA may fail to see. It answers
+"is perception what holds the residual back?"; a policy built with it cannot run on a real robot,
+which has no such vector.
 """
 
 from __future__ import annotations
@@ -28,13 +34,20 @@ class NormalizedFeatures(Policy):
     the time feature, with ``time_limit``), and its actions multiplied by ``action_scale`` (0 mutes
     an untrained action head: the residual heads then drive alone, from the VLA's features).
     ``frozen``: the statistics no longer move (evaluating what an actor learned). ``out_dim`` is
-    what the residual heads see: ``feature_dim``, plus one with a time limit."""
+    what the residual heads see: ``feature_dim``, plus ``len(privileged)``, plus one with a time
+    limit."""
 
     def __init__(self, base: Policy, feature_dim: int, action_scale: float = 1.0,
-                 frozen: bool = False, time_limit: int | None = None) -> None:
+                 frozen: bool = False, time_limit: int | None = None,
+                 privileged: tuple[int, ...] = ()) -> None:
         if time_limit is not None and (type(time_limit) is not int or time_limit < 1):
             raise ValueError(f"NormalizedFeatures: time_limit must be a positive integer or None, "
                              f"got {time_limit!r}")
+        privileged = tuple(privileged)
+        if not all(type(i) is int and i >= 0 for i in privileged) or len(set(privileged)) != len(privileged):
+            raise ValueError(f"NormalizedFeatures: privileged must be distinct non-negative indices, "
+                             f"got {privileged!r}")
+        self.privileged = privileged
         self.base = base
         self.frozen = bool(frozen)
         self.action_scale = float(action_scale)
@@ -42,10 +55,11 @@ class NormalizedFeatures(Policy):
         self.feature_dim = int(feature_dim)
         self.time_limit = time_limit
         self.clock = TimeFeature(time_limit) if time_limit is not None else None
-        self.out_dim = self.feature_dim + (time_limit is not None)
+        self.normalized_dim = self.feature_dim + len(privileged)  # what the statistics cover
+        self.out_dim = self.normalized_dim + (time_limit is not None)
         self.action_low = getattr(base, "action_low", None)
         self.action_high = getattr(base, "action_high", None)
-        self.normalizer = ObservationNormalizer((self.feature_dim,))
+        self.normalizer = ObservationNormalizer((self.normalized_dim,))
         self._lock = threading.Lock()
 
     @property
@@ -59,12 +73,29 @@ class NormalizedFeatures(Policy):
                 f"base policy features of shape {getattr(chunk.features, 'shape', None)}, "
                 f"expected ({self.feature_dim},)"
             )
+        features = chunk.features
+        if self.privileged:
+            features = np.concatenate([features, self.ground_truth(observation)])
         with self._lock:
-            normed = self.normalizer(chunk.features, update=not self.frozen).astype(np.float32)
+            normed = self.normalizer(features, update=not self.frozen).astype(np.float32)
         if self.clock is not None:
             normed = np.append(normed, np.float32(self.time(observation)))
         actions = chunk.actions if self.action_scale == 1.0 else chunk.actions * np.float32(self.action_scale)
         return dataclasses.replace(chunk, features=normed, actions=actions)
+
+    def ground_truth(self, observation: Observation) -> np.ndarray:
+        """The chosen entries of the observation's ``privileged`` vector."""
+        truth = observation.get("privileged")
+        if not isinstance(truth, np.ndarray) or truth.ndim != 1:
+            raise PolicyInputError("the residual was configured with privileged inputs, but the observation "
+                                   "has no 'privileged' vector (only a simulator gives one)")
+        if max(self.privileged) >= truth.shape[0]:
+            raise PolicyInputError(f"privileged index {max(self.privileged)} is outside the observation's "
+                                   f"{truth.shape[0]}-entry 'privileged' vector")
+        out = truth[list(self.privileged)].astype(np.float64)
+        if not np.all(np.isfinite(out)):
+            raise PolicyInputError("the observation's 'privileged' entries are not finite")
+        return out
 
     def time(self, observation: Observation) -> float:
         """The time feature of ``observation``: ``-0.5 + k/T`` at episode tick ``k`` (held at 0.5

@@ -1,0 +1,104 @@
+"""The residual's privileged inputs (a simulation-only diagnostic): chosen entries of a simulator's
+ground truth join the VLA's features before they are standardized, the learner's transitions carry
+them, an evaluation rebuilt from the saved policy reads them too, and bad settings are refused."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("metaworld")
+
+import sim.robots  # noqa: F401  registers sim-metaworld
+from agent.vla.features import NormalizedFeatures
+from hal.config import RobotConfig
+from hal.errors import ConfigError
+from hal.registry import make_robot
+from policies.base import PolicyInputError
+from policies.vla import VLAPolicy, load_vla
+from tests.ports import free_port
+
+VLA = "pretrained:metaworld-mt10"
+GOAL = (36, 37, 38)  # Meta-World's goal position in its state vector
+SAWYER = RobotConfig("sawyer", "sim-metaworld", {"tasks": ["reach-v3"], "episode_steps": 40,
+                                                 "real_time": False, "reward": "progress", "seed": 3})
+
+
+@pytest.fixture(scope="module")
+def vla():
+    torch.set_num_threads(1)
+    return VLAPolicy(load_vla(VLA))
+
+
+def test_the_goal_joins_the_features_before_they_are_standardized(vla):
+    features = NormalizedFeatures(vla, vla.feature_dim, privileged=GOAL)
+    assert features.out_dim == vla.feature_dim + 3
+    goals = []
+    with make_robot(SAWYER) as robot:
+        for _ in range(4):  # four scenes, four goals
+            robot.reset()
+            obs = robot.observe()
+            goals.append(obs["privileged"][list(GOAL)])
+            chunk = features.act(obs)
+            assert chunk.features.shape == (vla.feature_dim + 3,)
+    stats = features.state_dict()
+    assert stats["count"] == 4
+    np.testing.assert_allclose(stats["mean"][-3:], np.mean(goals, axis=0), rtol=1e-6)
+    assert np.ptp(np.array(goals)[:, 0]) > 0.01  # the scenes' goals differ, so the mean says something
+
+
+def test_a_robot_without_ground_truth_and_bad_indices_are_refused(vla):
+    features = NormalizedFeatures(vla, vla.feature_dim, privileged=GOAL)
+    with make_robot(SAWYER) as robot:
+        robot.reset()
+        obs = robot.observe()
+    no_truth = {k: v for k, v in obs.items() if k != "privileged"}
+    with pytest.raises(PolicyInputError, match="no 'privileged' vector"):
+        features.act(no_truth)
+    with pytest.raises(PolicyInputError, match="index 39 is outside the observation's 39-entry"):
+        NormalizedFeatures(vla, vla.feature_dim, privileged=(38, 39)).act(obs)
+    for bad in [(-1,), (3, 3), ("36",)]:
+        with pytest.raises(ValueError, match="privileged must be distinct non-negative indices"):
+            NormalizedFeatures(vla, vla.feature_dim, privileged=bad)
+    from agent.job.config import RunTrainConfig
+
+    with pytest.raises(ConfigError, match=r"train.privileged_inputs must be a list .* got \[36, 36\]"):
+        RunTrainConfig(policy="vla-residual", vla=VLA, privileged_inputs=[36, 36])
+
+
+def test_the_learner_sees_the_goal_and_the_saved_policy_evaluates_with_it(tmp_path):
+    from agent.vla.actor import VLAActor, VLAActorConfig
+    from agent.vla.snapshot import POLICY_DIR, load_residual_policy
+    from learners.cache import ReplayCache
+
+    config = VLAActorConfig(learner=f"tcp://127.0.0.1:{free_port()}", actor_id="sawyer", run_dir=tmp_path,
+                            vla_path=VLA, chunk_size=4, residual_scale=0.2, pace="fast", save_every_s=0.0,
+                            durability="os-buffered", time_limit=40, privileged_inputs=GOAL)
+    with make_robot(SAWYER) as robot:
+        actor = VLAActor(config, robot)
+        try:
+            dim = actor.vla.feature_dim + 3 + 1  # the features, the goal, the time
+            assert actor.spec["obs_dim"] == dim
+            actor.run(ticks=90)
+        finally:
+            actor.close()
+    spool = ReplayCache(tmp_path / "actors" / "sawyer" / "spool")
+    try:
+        made = [t for _, t in spool.iter_transitions()]
+    finally:
+        spool.close()
+    assert len(made) >= 15 and all(t.obs.shape == (dim,) for t in made)
+    rebuilt = load_residual_policy(tmp_path / "actors" / "sawyer" / POLICY_DIR)
+    assert rebuilt.feature_dim == dim
+    with make_robot(SAWYER) as robot:
+        robot.reset()
+        obs = robot.observe()
+        chunk = rebuilt.act({**obs, "episode_tick": 0})
+        assert chunk.actions.shape == (4, 4) and np.all(np.isfinite(chunk.actions))
+        with pytest.raises(PolicyInputError, match="privileged"):
+            rebuilt.act({**{k: v for k, v in obs.items() if k != "privileged"}, "episode_tick": 0})
