@@ -57,6 +57,8 @@ class RunTrainConfig:
     # (a simulator's ground truth, e.g. Meta-World's goal at 36, 37, 38) that the residual heads also
     # see; a run with them measures what perception costs, and its policy cannot run on a real robot
     privileged_inputs: list[int] = field(default_factory=list)
+    # vla-residual, with privileged_inputs: false = the residual sees those alone, not the VLA's features
+    residual_sees_vla: bool = True
     # a reward model in place of the robot's own reward and success (agent.reward.RewardSignalConfig:
     # model, threshold, consecutive, success_reward, end_episode); None: the robot's own
     reward: Any = None
@@ -82,6 +84,12 @@ class RunTrainConfig:
                 set(self.privileged_inputs)) != len(self.privileged_inputs):
             raise ConfigError("train.privileged_inputs must be a list of distinct non-negative indices into "
                               f"the robot's 'privileged' observation, got {self.privileged_inputs!r}")
+        if not isinstance(self.residual_sees_vla, bool):
+            raise ConfigError(
+                f"train.residual_sees_vla must be true or false, got {self.residual_sees_vla!r}")
+        if not self.residual_sees_vla and not self.privileged_inputs:
+            raise ConfigError("train.residual_sees_vla: false needs train.privileged_inputs (the residual "
+                              "would see nothing)")
         if type(self.steps_per_actor) is not int or self.steps_per_actor <= 0:
             raise ConfigError(
                 f"train.steps_per_actor must be a positive integer, got {self.steps_per_actor!r}"

@@ -65,6 +65,7 @@ class VLAActorConfig:
     # Simulation-only diagnostic: entries of the observation's ``privileged`` vector the residual
     # also sees (agent.vla.features); () in anything meant for a real robot
     privileged_inputs: tuple[int, ...] = ()
+    residual_sees_vla: bool = True  # False (with privileged_inputs): the residual sees those alone
 
     def __post_init__(self) -> None:
         if self.inference not in INFERENCE:
@@ -112,7 +113,8 @@ class VLAActor:
             raise ValueError(f"VLA {c.vla_path}: chunks of {self.vla.chunk_size} actions, "
                              f"the actor was configured for {c.chunk_size}")
         self.features = NormalizedFeatures(self.vla, self.vla.feature_dim, c.base_scale,
-                                           time_limit=c.time_limit, privileged=c.privileged_inputs)
+                                           time_limit=c.time_limit, privileged=c.privileged_inputs,
+                                           vla_features=c.residual_sees_vla)
         self.policy = ResidualPolicy(
             self.features,
             self.features.out_dim,
@@ -128,6 +130,7 @@ class VLAActor:
                 "seed", "keep_images", "pace", "time_limit")
         self.settings = {**{k: getattr(c, k) for k in keys}, "hidden": list(c.hidden),
                          "privileged_inputs": list(c.privileged_inputs),
+                         "residual_sees_vla": bool(c.residual_sees_vla),
                          "feature_dim": self.vla.feature_dim, "robot": robot.name}
         (self.dir / "settings.json").write_text(json.dumps(self.settings, indent=1))
         self.spec = {

@@ -14,7 +14,9 @@ which stream-x treats as terminal, is something the critic can see coming.
 ``privileged`` vector (a simulator's ground truth: object and goal positions) to the features,
 before they are standardized: the residual then knows what the VLA may fail to see. It answers
 "is perception what holds the residual back?"; a policy built with it cannot run on a real robot,
-which has no such vector.
+which has no such vector. With ``vla_features=False`` as well, the residual sees those entries
+alone (and the time), not the VLA's features: what it learns is then told apart from how many
+inputs it learns from.
 """
 
 from __future__ import annotations
@@ -34,12 +36,12 @@ class NormalizedFeatures(Policy):
     the time feature, with ``time_limit``), and its actions multiplied by ``action_scale`` (0 mutes
     an untrained action head: the residual heads then drive alone, from the VLA's features).
     ``frozen``: the statistics no longer move (evaluating what an actor learned). ``out_dim`` is
-    what the residual heads see: ``feature_dim``, plus ``len(privileged)``, plus one with a time
-    limit."""
+    what the residual heads see: ``feature_dim`` (none without ``vla_features``), plus
+    ``len(privileged)``, plus one with a time limit."""
 
     def __init__(self, base: Policy, feature_dim: int, action_scale: float = 1.0,
                  frozen: bool = False, time_limit: int | None = None,
-                 privileged: tuple[int, ...] = ()) -> None:
+                 privileged: tuple[int, ...] = (), vla_features: bool = True) -> None:
         if time_limit is not None and (type(time_limit) is not int or time_limit < 1):
             raise ValueError(f"NormalizedFeatures: time_limit must be a positive integer or None, "
                              f"got {time_limit!r}")
@@ -47,7 +49,10 @@ class NormalizedFeatures(Policy):
         if not all(type(i) is int and i >= 0 for i in privileged) or len(set(privileged)) != len(privileged):
             raise ValueError(f"NormalizedFeatures: privileged must be distinct non-negative indices, "
                              f"got {privileged!r}")
-        self.privileged = privileged
+        if not vla_features and not privileged:
+            raise ValueError("NormalizedFeatures: without the VLA's features (vla_features=False) the "
+                             "residual needs privileged inputs to see anything")
+        self.privileged, self.vla_features = privileged, bool(vla_features)
         self.base = base
         self.frozen = bool(frozen)
         self.action_scale = float(action_scale)
@@ -55,7 +60,8 @@ class NormalizedFeatures(Policy):
         self.feature_dim = int(feature_dim)
         self.time_limit = time_limit
         self.clock = TimeFeature(time_limit) if time_limit is not None else None
-        self.normalized_dim = self.feature_dim + len(privileged)  # what the statistics cover
+        # what the statistics cover
+        self.normalized_dim = self.feature_dim * self.vla_features + len(privileged)
         self.out_dim = self.normalized_dim + (time_limit is not None)
         self.action_low = getattr(base, "action_low", None)
         self.action_high = getattr(base, "action_high", None)
@@ -73,7 +79,7 @@ class NormalizedFeatures(Policy):
                 f"base policy features of shape {getattr(chunk.features, 'shape', None)}, "
                 f"expected ({self.feature_dim},)"
             )
-        features = chunk.features
+        features = chunk.features if self.vla_features else np.zeros(0)
         if self.privileged:
             features = np.concatenate([features, self.ground_truth(observation)])
         with self._lock:

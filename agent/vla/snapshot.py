@@ -75,8 +75,9 @@ def _apply(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], 
         mean, m2 = tensors.pop("features.mean"), tensors.pop("features.m2")
         if tuple(mean.shape) != (features.normalized_dim,) or tuple(m2.shape) != (features.normalized_dim,):
             extra = f" plus {len(features.privileged)} privileged inputs" if features.privileged else ""
+            vla = f"({features.feature_dim},)" if features.vla_features else "no features for the residual"
             raise CheckpointError(f"{path}: features of shape {tuple(mean.shape)}, this actor's VLA makes "
-                                  f"({features.feature_dim},){extra}")
+                                  f"{vla}{extra}")
         feature_state = {"count": int(state["features_count"]), "mean": mean.numpy(), "m2": m2.numpy()}
         reward = state["reward"]
         reward_state = {"trace": float(reward["trace"]), "count": int(reward["count"]),
@@ -118,7 +119,8 @@ def load_residual_policy(path: Path, deterministic: bool = True) -> ResidualPoli
         # (runs saved before the time feature have no time_limit: no time input)
         features = NormalizedFeatures(vla, vla.feature_dim, float(settings["base_scale"]), frozen=True,
                                       time_limit=settings.get("time_limit"),
-                                      privileged=tuple(settings.get("privileged_inputs", ())))
+                                      privileged=tuple(settings.get("privileged_inputs", ())),
+                                      vla_features=bool(settings.get("residual_sees_vla", True)))
         policy = ResidualPolicy(features, features.out_dim, scale=settings["residual_scale"],
                                 low=vla.action_low, high=vla.action_high, hidden=settings["hidden"],
                                 deterministic=deterministic)

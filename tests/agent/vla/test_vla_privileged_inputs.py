@@ -69,6 +69,22 @@ def test_a_robot_without_ground_truth_and_bad_indices_are_refused(vla):
 
     with pytest.raises(ConfigError, match=r"train.privileged_inputs must be a list .* got \[36, 36\]"):
         RunTrainConfig(policy="vla-residual", vla=VLA, privileged_inputs=[36, 36])
+    with pytest.raises(ConfigError, match=r"residual_sees_vla: false needs train\.privileged_inputs"):
+        RunTrainConfig(policy="vla-residual", vla=VLA, residual_sees_vla=False)
+    with pytest.raises(ValueError, match="needs privileged inputs"):
+        NormalizedFeatures(vla, vla.feature_dim, vla_features=False)
+
+
+def test_without_the_vla_features_the_residual_sees_the_ground_truth_alone(vla):
+    features = NormalizedFeatures(vla, vla.feature_dim, privileged=(0, 1, 2, *GOAL), vla_features=False,
+                                  time_limit=40)
+    assert features.out_dim == 6 + 1
+    with make_robot(SAWYER) as robot:
+        robot.reset()
+        obs = robot.observe()
+        chunk = features.act({**obs, "episode_tick": 0})
+    assert chunk.features.shape == (7,) and chunk.actions.shape == (4, 4)
+    np.testing.assert_allclose(features.state_dict()["mean"], obs["privileged"][[0, 1, 2, *GOAL]], rtol=1e-6)
 
 
 def test_the_learner_sees_the_goal_and_the_saved_policy_evaluates_with_it(tmp_path):
