@@ -177,10 +177,12 @@ def prepare(path: Path) -> Job:
     obs_dim = state_dim + 1  # stream-x on the state, plus the time feature
     steps = train.episode_steps or horizon or 1000
     if train.policy == "vla-residual":
-        # The VLA's features, plus the time feature where episodes have a limit (a robot without
-        # one, and no train.episode_steps: none)
+        # The VLA's features (unless the residual sees only its privileged inputs), the privileged
+        # inputs, and the time feature where episodes have a limit (a robot without one, and no
+        # train.episode_steps: none): what agent.vla.features.NormalizedFeatures makes
         steps = train.episode_steps or horizon
-        obs_dim = vla_feature_dim(train, state_dim, action_dim) + (steps is not None)
+        features = vla_feature_dim(train, state_dim, action_dim) if train.residual_sees_vla else 0
+        obs_dim = features + len(train.privileged_inputs) + (steps is not None)
     learner = LearnerWorkerConfig("", obs_dim, action_dim=action_dim, algo=train.algo, seed=train.seed,
                                   hyper=dict(train.hyper))
     spec.learner.command = worker_command("learner", "learner")

@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 0.5  # also how often the spool is tended (acknowledged position, a full disk)
 HELLO_EVERY_S = 0.5
+REFUSAL_LOG_EVERY_S = 30.0  # a learner refusing our hello (say, a spec mismatch) is said this often
 RENEW_AFTER_S = 5.0  # hellos unanswered this long: a fresh socket
 RENEW_MAX_S = 60.0
 WINDOW_BYTES = 64 * 1024 * 1024  # batch bytes in flight at most (one batch always goes)
@@ -111,6 +112,10 @@ class ActorLink:
         self.sent = 0
         self.renewals = 0  # sockets replaced because hellos went unanswered
         self.weights_refused = 0  # weights messages refused for non-finite values
+        # The learner's last answer to a hello that was an error ("bad_spec: ..."), until a welcome:
+        # a mismatch no resend can fix (the actor's and the learner's configs disagree)
+        self.refused: str | None = None
+        self._refusals, self._refusal_said = 0, 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -217,13 +222,14 @@ class ActorLink:
                         except zmq.Again:
                             break
                         last_rx = time.monotonic()
+                        was_connected = self.connected
                         want = self._handle(frames)
                         if want and (not fetching_since or time.monotonic() - fetching_since > 5):
                             self._send(sock, WEIGHTS_GET, {"actor_id": self.actor_id})
                             fetching_since = time.monotonic()
                         elif want is False:
                             fetching_since = 0.0
-                        if not self.connected:
+                        if was_connected and not self.connected:  # the session was lost: hello now
                             last_hello = 0.0
             if self.connected:
                 self._send(sock, BYE, {"actor_id": self.actor_id})
@@ -249,6 +255,16 @@ class ActorLink:
         log.warning("actor %s: no answer to hello from %s for %.1f s; reconnecting on a fresh socket (%d so "
                     "far)", self.actor_id, self.endpoint, waited, self.renewals)
         return fresh
+
+    def _refusal(self, why: str) -> None:
+        self._refusals += 1
+        now = time.monotonic()
+        if why != self.refused or now - self._refusal_said >= REFUSAL_LOG_EVERY_S:
+            log.error("actor %s: learner %s refuses this actor's hello (%d times so far): %s; nothing is "
+                      "sent until it accepts, transitions wait in the spool", self.actor_id, self.endpoint,
+                      self._refusals, why)
+            self._refusal_said = now
+        self.refused = why
 
     def _send(self, sock: zmq.Socket, kind: str, fields: dict, frames=()) -> bool:
         try:
@@ -288,7 +304,7 @@ class ActorLink:
         if msg.type == WELCOME:
             if self.connected:  # another answer to hellos that queued up while connecting: resending
                 return None     # what is in flight again would only send it twice
-            self.connected = True
+            self.connected, self.refused = True, None
             self.spool.learner_holds(f["acked_seq"])  # resend what it lacks; never reuse what it has
             log.info(
                 "actor %s: connected to learner %s (it holds seq <= %d; %d to send)",
@@ -324,6 +340,9 @@ class ActorLink:
             return False
         elif msg.type == ERROR:
             self.errors[f["reason"]] += 1
+            if not self.connected:  # the answer to a hello: said when it starts, then now and then
+                self._refusal(f"{f['reason']}: {f['detail']}")
+                return None
             log.warning(
                 "actor %s: learner rejected a message: %s: %s", self.actor_id, f["reason"], f["detail"]
             )

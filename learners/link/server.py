@@ -73,6 +73,7 @@ log = logging.getLogger(__name__)
 # an actor drops its connection after 10 s without a ping (and reconnects). The learner always
 # gives up first, so an actor that reconnects finds its routing id free.
 HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS, HEARTBEAT_TTL_MS = 1000, 5000, 10_000
+REJECT_LOG_EVERY_S = 30.0  # a peer repeating one refused message is logged this often
 
 
 @dataclass
@@ -99,6 +100,9 @@ class LearnerServer(FullDiskHoldBack):
         self.pending: collections.deque[tuple[int, str, int]] = collections.deque()  # offset, actor, seq
         self.sessions: dict[str, Session] = {}
         self.rejected: collections.Counter[str] = collections.Counter()
+        # (peer, reason) -> when it was last logged and how many went unsaid since: one peer that
+        # repeats a refused message (a misconfigured actor's hello) is said every REJECT_LOG_EVERY_S
+        self._reject_said: dict[tuple[str | None, str], list[float]] = {}
         self.received = 0
         #: Sequence numbers an actor declared it no longer has (``after`` on its first record after
         #: a restart that wrote behind): skipped, per actor.
@@ -220,7 +224,16 @@ class LearnerServer(FullDiskHoldBack):
 
     def _reject(self, actor_id: str | None, err: WireError) -> None:
         self.rejected[err.reason] += 1
-        log.warning("rejected a message from %s: %s", actor_id or "an unknown peer", err)
+        now, key = time.monotonic(), (actor_id, err.reason)
+        said = self._reject_said.get(key)
+        if said is None or now - said[0] >= REJECT_LOG_EVERY_S:
+            more = f" ({int(said[1])} more like it unsaid since)" if said and said[1] else ""
+            log.warning("rejected a message from %s: %s%s", actor_id or "an unknown peer", err, more)
+            if len(self._reject_said) >= 1024:  # many peers: forget who was said when
+                self._reject_said.clear()
+            self._reject_said[key] = [now, 0.0]
+        else:
+            said[1] += 1
         if actor_id is not None:
             self._send(actor_id, ERROR, {"reason": err.reason, "detail": err.detail[:500]})
 

@@ -118,3 +118,21 @@ def test_the_learner_sees_the_goal_and_the_saved_policy_evaluates_with_it(tmp_pa
         assert chunk.actions.shape == (4, 4) and np.all(np.isfinite(chunk.actions))
         with pytest.raises(PolicyInputError, match="privileged"):
             rebuilt.act({**{k: v for k, v in obs.items() if k != "privileged"}, "episode_tick": 0})
+
+
+@pytest.mark.parametrize(("config", "extra"), [("sim_metaworld_vla.yaml", 0),
+                                               ("sim_metaworld_vla_oracle.yaml", 3),
+                                               ("sim_metaworld_vla_oracle_small.yaml", None)])
+def test_rill_run_gives_the_learner_the_width_the_actor_sends(vla, config, extra):
+    """The learner's observation width, worked out from the config alone, is the actor's: otherwise
+    the learner refuses every hello and nothing is learned (an oracle run once went so for 40 min)."""
+    from pathlib import Path
+
+    from agent.job.prepare import prepare
+
+    job = prepare(Path(__file__).resolve().parents[3] / "config" / config)
+    t = job.train
+    features = NormalizedFeatures(vla, vla.feature_dim, privileged=tuple(t.privileged_inputs),
+                                  vla_features=t.residual_sees_vla, time_limit=500)
+    assert job.learner.obs_dim == features.out_dim
+    assert features.out_dim == (7 if extra is None else vla.feature_dim + extra + 1)

@@ -95,3 +95,35 @@ def test_actor_keeps_stepping_while_learner_is_down_then_drains(tmp_path):
         actor.close()
         if service is not None:
             service.stop()
+
+
+def test_a_refused_hello_is_named_and_not_resent_in_a_loop(tmp_path, caplog):
+    """An actor whose spec the learner refuses (here: a learner configured for another observation
+    size) keeps stepping, says why once, and asks again every HELLO_EVERY_S, not as fast as the
+    refusals come back (that loop once wrote 184 MB of warnings in 40 minutes)."""
+    config = LearnerConfig(bind="tcp://127.0.0.1:0", run_dir=tmp_path / "run", obs_dim=10, action_dim=3,
+                           durability="os-buffered")
+    caplog.set_level(logging.WARNING)
+    with LearnerService(config) as service:
+        runner = ActorRunner(ActorConfig(learner=service.endpoint, env="Hopper-v5", actor_id="mismatched",
+                                         run_dir=tmp_path / "run", durability="os-buffered"))
+        try:
+            started = time.monotonic()
+            runner.run(steps=200)
+            assert _wait(lambda: runner.link.errors["bad_spec"] >= 3, 10)
+            time.sleep(1.0)
+            elapsed, refusals = time.monotonic() - started, runner.link.errors["bad_spec"]
+            assert runner.steps == 200 and not runner.link.connected and runner.link.acked_seq == 0
+            assert runner.link.refused is not None
+            refused = runner.link.refused
+            assert "bad_spec" in refused and "obs_dim: actor 12 vs learner 10" in refused
+            assert refusals <= elapsed / 0.5 + 3, f"{refusals} refused hellos in {elapsed:.1f} s"
+        finally:
+            runner.close()
+    said = [r for r in caplog.records if "refuses this actor's hello" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.ERROR and "obs_dim" in said[0].getMessage()
+    # the learner counts every refusal and says it once for this actor and reason (then every 30 s)
+    assert service.server.rejected["bad_spec"] >= refusals >= 3
+    logged = [r.getMessage() for r in caplog.records
+              if r.name == "learners.link.server" and "rejected a message" in r.getMessage()]
+    assert len(logged) == 1 and "mismatched" in logged[0] and "bad_spec" in logged[0]
