@@ -101,7 +101,8 @@ def _streamx_actor(config: ActorWorkerConfig, ctx, robot) -> int:
     try:
         runner.run(on_step=beat, should_stop=ctx.stop_requested.is_set)
     finally:
-        runner.close(drain_s=_drain_s(ctx))
+        with ctx.busy("draining the link"):  # up to drain_s without a beat: not a hung worker
+            runner.close(drain_s=_drain_s(ctx))
     beat(runner, force=True)  # the last word to the scheduler: how far this stream got, once drained
     return 0
 
@@ -135,6 +136,7 @@ def _vla_actor(config: ActorWorkerConfig, ctx, robot) -> int:
     try:
         actor.run(ticks=t.steps_per_actor, should_stop=should_stop)
     finally:
-        actor.close(drain_s=_drain_s(ctx))
+        with ctx.busy("draining the link"):
+            actor.close(drain_s=_drain_s(ctx))
     ctx.beat(force=True, **progress())
     return 0
