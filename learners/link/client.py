@@ -33,6 +33,7 @@ import zmq
 
 from learners.link.security import CurveClient, apply_client_curve, check_plaintext_endpoint
 from learners.link.spool import ActorSpool
+from learners.link.throttle import LogThrottle
 from learners.link.wire import (
     ACK,
     BYE,
@@ -57,7 +58,6 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 0.5  # also how often the spool is tended (acknowledged position, a full disk)
 HELLO_EVERY_S = 0.5
-REFUSAL_LOG_EVERY_S = 30.0  # a learner refusing our hello (say, a spec mismatch) is said this often
 RENEW_AFTER_S = 5.0  # hellos unanswered this long: a fresh socket
 RENEW_MAX_S = 60.0
 WINDOW_BYTES = 64 * 1024 * 1024  # batch bytes in flight at most (one batch always goes)
@@ -115,7 +115,7 @@ class ActorLink:
         # The learner's last answer to a hello that was an error ("bad_spec: ..."), until a welcome:
         # a mismatch no resend can fix (the actor's and the learner's configs disagree)
         self.refused: str | None = None
-        self._refusals, self._refusal_said = 0, 0.0
+        self._refusals, self._refusal_log = 0, LogThrottle()  # a refused hello, said every 30 s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -258,12 +258,10 @@ class ActorLink:
 
     def _refusal(self, why: str) -> None:
         self._refusals += 1
-        now = time.monotonic()
-        if why != self.refused or now - self._refusal_said >= REFUSAL_LOG_EVERY_S:
+        if self._refusal_log.due(why) is not None:
             log.error("actor %s: learner %s refuses this actor's hello (%d times so far): %s; nothing is "
                       "sent until it accepts, transitions wait in the spool", self.actor_id, self.endpoint,
                       self._refusals, why)
-            self._refusal_said = now
         self.refused = why
 
     def _send(self, sock: zmq.Socket, kind: str, fields: dict, frames=()) -> bool:

@@ -44,6 +44,7 @@ from learners.cache.errors import CacheError, CacheFullError
 from learners.link.checks import check_batch
 from learners.link.holdback import FullDiskHoldBack
 from learners.link.security import AllowList, apply_server_curve, start_authenticator
+from learners.link.throttle import LogThrottle
 from learners.link.wakeup import Wakeup
 from learners.link.weights import WeightsBox
 from learners.link.wire import (
@@ -73,7 +74,6 @@ log = logging.getLogger(__name__)
 # an actor drops its connection after 10 s without a ping (and reconnects). The learner always
 # gives up first, so an actor that reconnects finds its routing id free.
 HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS, HEARTBEAT_TTL_MS = 1000, 5000, 10_000
-REJECT_LOG_EVERY_S = 30.0  # a peer repeating one refused message is logged this often
 
 
 @dataclass
@@ -100,9 +100,8 @@ class LearnerServer(FullDiskHoldBack):
         self.pending: collections.deque[tuple[int, str, int]] = collections.deque()  # offset, actor, seq
         self.sessions: dict[str, Session] = {}
         self.rejected: collections.Counter[str] = collections.Counter()
-        # (peer, reason) -> when it was last logged and how many went unsaid since: one peer that
-        # repeats a refused message (a misconfigured actor's hello) is said every REJECT_LOG_EVERY_S
-        self._reject_said: dict[tuple[str | None, str], list[float]] = {}
+        # per (peer, reason): a peer repeating a refused message (a misconfigured actor's hello)
+        self._reject_log = LogThrottle()
         self.received = 0
         #: Sequence numbers an actor declared it no longer has (``after`` on its first record after
         #: a restart that wrote behind): skipped, per actor.
@@ -224,16 +223,10 @@ class LearnerServer(FullDiskHoldBack):
 
     def _reject(self, actor_id: str | None, err: WireError) -> None:
         self.rejected[err.reason] += 1
-        now, key = time.monotonic(), (actor_id, err.reason)
-        said = self._reject_said.get(key)
-        if said is None or now - said[0] >= REJECT_LOG_EVERY_S:
-            more = f" ({int(said[1])} more like it unsaid since)" if said and said[1] else ""
+        unsaid = self._reject_log.due((actor_id, err.reason))
+        if unsaid is not None:
+            more = f" ({unsaid} more like it unsaid since)" if unsaid else ""
             log.warning("rejected a message from %s: %s%s", actor_id or "an unknown peer", err, more)
-            if len(self._reject_said) >= 1024:  # many peers: forget who was said when
-                self._reject_said.clear()
-            self._reject_said[key] = [now, 0.0]
-        else:
-            said[1] += 1
         if actor_id is not None:
             self._send(actor_id, ERROR, {"reason": err.reason, "detail": err.detail[:500]})
 
