@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from agent.vla.features import residual_inputs_problem
 from hal.config import build
 from hal.errors import ConfigError
 from learners.link.spool import SPOOL_DURABILITY
@@ -79,17 +80,11 @@ class RunTrainConfig:
             raise ConfigError("train.reward.model must name a saved reward model (rill reward train)")
 
         policy_kind(self.policy, "run", "train.policy")
-        if not isinstance(self.privileged_inputs, list) or not all(
-                type(i) is int and i >= 0 for i in self.privileged_inputs) or len(
-                set(self.privileged_inputs)) != len(self.privileged_inputs):
-            raise ConfigError("train.privileged_inputs must be a list of distinct non-negative indices into "
-                              f"the robot's 'privileged' observation, got {self.privileged_inputs!r}")
-        if not isinstance(self.residual_sees_vla, bool):
-            raise ConfigError(
-                f"train.residual_sees_vla must be true or false, got {self.residual_sees_vla!r}")
-        if not self.residual_sees_vla and not self.privileged_inputs:
-            raise ConfigError("train.residual_sees_vla: false needs train.privileged_inputs (the residual "
-                              "would see nothing)")
+        # indices into the robot's 'privileged' observation (its simulator's ground truth)
+        problem = residual_inputs_problem(self.privileged_inputs, self.residual_sees_vla,
+                                          ("train.privileged_inputs", "train.residual_sees_vla"))
+        if problem:
+            raise ConfigError(problem)
         if type(self.steps_per_actor) is not int or self.steps_per_actor <= 0:
             raise ConfigError(
                 f"train.steps_per_actor must be a positive integer, got {self.steps_per_actor!r}"

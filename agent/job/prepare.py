@@ -180,9 +180,11 @@ def prepare(path: Path) -> Job:
         # The VLA's features (unless the residual sees only its privileged inputs), the privileged
         # inputs, and the time feature where episodes have a limit (a robot without one, and no
         # train.episode_steps: none): what agent.vla.features.NormalizedFeatures makes
+        from agent.vla.features import residual_input_dim
+
         steps = train.episode_steps or horizon
-        features = vla_feature_dim(train, state_dim, action_dim) if train.residual_sees_vla else 0
-        obs_dim = features + len(train.privileged_inputs) + (steps is not None)
+        obs_dim = residual_input_dim(vla_feature_dim(train, state_dim, action_dim), train.privileged_inputs,
+                                     train.residual_sees_vla, steps)
     learner = LearnerWorkerConfig("", obs_dim, action_dim=action_dim, algo=train.algo, seed=train.seed,
                                   hyper=dict(train.hyper))
     spec.learner.command = worker_command("learner", "learner")

@@ -31,6 +31,29 @@ from policies.base import EPISODE_TICK, ActionChunk, Observation, Policy, Policy
 from policies.streamx.normalization import ObservationNormalizer, TimeFeature
 
 
+def residual_inputs_problem(privileged: Any, vla_features: Any,
+                            names: tuple[str, str] = ("privileged", "vla_features")) -> str | None:
+    """What is wrong with a residual's choice of inputs, or ``None``: ``privileged`` must be a list of
+    distinct non-negative indices, and a residual without the VLA's features must see some of them.
+    One check for the run's config (``names`` its fields) and for direct users of this module."""
+    p, v = names
+    if not isinstance(privileged, (list, tuple)) or not all(type(i) is int and i >= 0 for i in privileged) \
+            or len(set(privileged)) != len(privileged):
+        return f"{p} must be a list of distinct non-negative indices, got {privileged!r}"
+    if not isinstance(vla_features, bool):
+        return f"{v} must be true or false, got {vla_features!r}"
+    if not vla_features and not privileged:
+        return f"{v}: false needs {p} (the residual would see nothing)"
+    return None
+
+
+def residual_input_dim(feature_dim: int, privileged: tuple[int, ...] | list[int] = (),
+                       vla_features: bool = True, time_limit: int | None = None) -> int:
+    """How many numbers the residual heads see: the VLA's ``feature_dim`` (none without
+    ``vla_features``), the privileged entries, and the time feature where episodes have a limit."""
+    return int(feature_dim) * bool(vla_features) + len(privileged) + (time_limit is not None)
+
+
 class NormalizedFeatures(Policy):
     """Wraps ``base``: each chunk's ``features`` replaced by their running standardization (plus
     the time feature, with ``time_limit``), and its actions multiplied by ``action_scale`` (0 mutes
@@ -45,13 +68,10 @@ class NormalizedFeatures(Policy):
         if time_limit is not None and (type(time_limit) is not int or time_limit < 1):
             raise ValueError(f"NormalizedFeatures: time_limit must be a positive integer or None, "
                              f"got {time_limit!r}")
+        problem = residual_inputs_problem(privileged, vla_features)
+        if problem:
+            raise ValueError(f"NormalizedFeatures: {problem}")
         privileged = tuple(privileged)
-        if not all(type(i) is int and i >= 0 for i in privileged) or len(set(privileged)) != len(privileged):
-            raise ValueError(f"NormalizedFeatures: privileged must be distinct non-negative indices, "
-                             f"got {privileged!r}")
-        if not vla_features and not privileged:
-            raise ValueError("NormalizedFeatures: without the VLA's features (vla_features=False) the "
-                             "residual needs privileged inputs to see anything")
         self.privileged, self.vla_features = privileged, bool(vla_features)
         self.base = base
         self.frozen = bool(frozen)
@@ -61,8 +81,8 @@ class NormalizedFeatures(Policy):
         self.time_limit = time_limit
         self.clock = TimeFeature(time_limit) if time_limit is not None else None
         # what the statistics cover
-        self.normalized_dim = self.feature_dim * self.vla_features + len(privileged)
-        self.out_dim = self.normalized_dim + (time_limit is not None)
+        self.normalized_dim = residual_input_dim(self.feature_dim, privileged, self.vla_features)
+        self.out_dim = residual_input_dim(self.feature_dim, privileged, self.vla_features, time_limit)
         self.action_low = getattr(base, "action_low", None)
         self.action_high = getattr(base, "action_high", None)
         self.normalizer = ObservationNormalizer((self.normalized_dim,))

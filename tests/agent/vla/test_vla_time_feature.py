@@ -10,14 +10,14 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np
 import pytest
-import torch
 
+import sim.robots  # noqa: F401  registers sim-tabletop
 from agent.loop.episodes import drive_episodes
 from agent.vla.features import NormalizedFeatures
 from hal.config import RobotConfig
 from hal.registry import make_robot
 from policies.base import EPISODE_TICK, ActionChunk, Observation, Policy, PolicyInputError
-from policies.vla import ResidualPolicy, VLAPolicy, load_vla
+from policies.vla import ResidualPolicy
 from tests.ports import free_port
 
 VLA = "pretrained:tabletop-reach"
@@ -51,14 +51,6 @@ class Seen(Policy):
         self.inner.load_state_dict(state, version)
 
 
-@pytest.fixture(scope="module")
-def vla():
-    import sim.robots  # noqa: F401  registers sim-tabletop
-
-    torch.set_num_threads(1)
-    return VLAPolicy(load_vla(VLA))
-
-
 def test_the_features_end_in_the_time_since_the_episode_began(vla):
     features = NormalizedFeatures(vla, vla.feature_dim, time_limit=LIMIT)
     seen = Seen(ResidualPolicy(features, features.out_dim, scale=0.2))
@@ -86,7 +78,6 @@ def test_past_the_limit_the_time_holds_and_a_missing_tick_is_refused(vla):
 def test_an_actor_learns_from_what_it_acted_on_and_its_saved_policy_evaluates_with_time(tmp_path):
     """The VLA actor with a time limit: its spec and every transition carry the time feature last,
     equal to what the residual acted on; the saved policy, rebuilt for evaluation, has it too."""
-    import sim.robots  # noqa: F401
     from agent.vla.actor import VLAActor, VLAActorConfig
     from agent.vla.snapshot import POLICY_DIR, load_residual_policy
     from learners.cache import ReplayCache
