@@ -106,7 +106,7 @@ def groups(per_task: dict[str, dict]) -> dict[str, float]:
 
 def measure(
     tasks: list[str], episodes: int, seed: int, episode_steps: int, vla_dir: str | None, run_dir: str | None,
-    baselines: bool = True,
+    baselines: bool = True, sample: bool = False,
 ) -> dict:
     import torch
 
@@ -130,6 +130,10 @@ def measure(
         from bench.vla import online_policy
 
         policies["online"] = online_policy(run_dir)[0]
+        if sample:
+            # The residual as it acted in training (one Gaussian sample per chunk, seeded), on the
+            # same scenes: how much of a run's training success its exploration, not its mean, earns.
+            policies["online_sampled"] = online_policy(run_dir, deterministic=False)[0]
     results: dict[str, dict] = {name: {} for name in policies}
     for task in tasks:
         for name, policy in policies.items():
@@ -181,7 +185,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=SEED, help=f"first episode seed (default {SEED:,})")
     parser.add_argument("--no-baselines", action="store_true",
                         help="skip the scripted expert and random actions (they do not depend on the VLA)")
+    parser.add_argument("--sample", action="store_true",
+                        help="with --run, also evaluate the residual sampling as in training (not its mean)")
     args = parser.parse_args(argv)
+    if args.sample and not args.run:
+        parser.error("--sample needs --run: it evaluates an online run's residual")
     os.environ.setdefault("MUJOCO_GL", "egl")
     from sim.metaworld.tasks import task_names
 
@@ -201,7 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         vla = SHIPPED if SHIPPED.split(":")[1] in pretrained_names() else None
     report = measure(tasks, episodes, args.seed, steps, None if vla == "none" else vla, args.run,
-                     baselines=not args.no_baselines)
+                     baselines=not args.no_baselines, sample=args.sample)
     if not report["runs"]:
         parser.error("nothing to evaluate: --no-baselines with --vla none and no --run")
     if args.pretrain:

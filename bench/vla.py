@@ -90,8 +90,9 @@ def loop_holds(policy: Policy, seconds: float, seed: int) -> dict:
             "deadline_misses": loop.stats.deadline_misses}
 
 
-def online_policy(run_dir: str) -> tuple[Policy, str]:
-    """The acting policy the first actor of the ``rill run`` at ``run_dir`` saved, and its path."""
+def online_policy(run_dir: str, deterministic: bool = True) -> tuple[Policy, str]:
+    """The acting policy the first actor of the ``rill run`` at ``run_dir`` saved, and its path;
+    the residual acts with its mean, or with ``deterministic=False`` samples as in training."""
     from pathlib import Path
 
     from agent.vla.snapshot import POLICY_DIR, load_residual_policy
@@ -100,7 +101,7 @@ def online_policy(run_dir: str) -> tuple[Policy, str]:
     if not saved:
         raise SystemExit(f"bench.vla: {run_dir} holds no actors/<id>/{POLICY_DIR}: not a finished "
                          "vla-residual rill run")
-    return load_residual_policy(saved[0]), str(saved[0])
+    return load_residual_policy(saved[0], deterministic=deterministic), str(saved[0])
 
 
 def run_summary(run_dir: str) -> dict:
