@@ -11,6 +11,7 @@ from learners.cache.errors import CacheError
 from learners.checkpoint import CheckpointError
 from learners.link.security import InsecureEndpointError
 from policies.reward.checkpoint import RewardModelError
+from policies.vla.locator import LocatorError
 from sim.envs import UnknownEnvError
 
 USER_ERRORS: tuple[type[BaseException], ...] = (
@@ -20,6 +21,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     HalError,
     ConfigError,
     InsecureEndpointError,
+    LocatorError,
     NonFiniteResetError,
     PretrainStateError,
     RewardModelError,

@@ -1,4 +1,5 @@
-"""``rill pretrain CONFIG [--resume]``: behaviour cloning of a VLA from demonstrations."""
+"""``rill pretrain CONFIG [--resume]``: behaviour cloning of a VLA from demonstrations;
+``rill locator CONFIG``: a marker locator for the residual, from frames a simulator labels."""
 
 from __future__ import annotations
 
@@ -43,6 +44,29 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_locator(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from agent.pretrain.locator import LocatorTrainConfig, train_locator
+
+    config = LocatorTrainConfig.from_yaml(args.config)
+    console = Console()
+    console.print(f"collecting frames of {config.episodes} + {config.val_episodes} (held out) expert "
+                  "episodes")
+    with Progress(TextColumn("locator"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.fields[line]}"), console=console) as progress:
+        task = progress.add_task("steps", total=config.steps, line="")
+        metrics = train_locator(config, on_step=lambda step, loss: progress.update(
+            task, completed=step, line=f"loss {loss:.3f}"))
+    err = metrics["val_pixel_error"]
+    mean = metrics["val_pixel_error_of_the_mean_pixel"]["median"]
+    console.print(f"held-out frames ({metrics['val_frames']}): pixel error median {err['median']}, "
+                  f"p90 {err['p90']}, max {err['max']} (the mean pixel: median {mean}); the locator is in "
+                  f"{config.out}")
+    return 0
+
+
 def add_pretrain_commands(sub) -> None:
     p = sub.add_parser("pretrain", help="behaviour cloning of a VLA from demonstrations")
     p.add_argument("config", type=Path, help="YAML: demos, out, steps, eval_robot, ... (see agent.pretrain)")
@@ -50,3 +74,6 @@ def add_pretrain_commands(sub) -> None:
     p.add_argument("--steps", type=int, help="train to this many steps (overrides the config)")
     p.add_argument("--out", type=Path, help="run directory (overrides the config)")
     p.set_defaults(func=cmd_pretrain)
+    p = sub.add_parser("locator", help="train a marker locator (a goal's pixel) on labelled sim frames")
+    p.add_argument("config", type=Path, help="YAML: out, tasks, episodes, steps (agent.pretrain.locator)")
+    p.set_defaults(func=cmd_locator)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,41 +35,14 @@ from bench.common import print_table, write_json
 SUCCESS_RADIUS = {"reach-v3": 0.05, "push-v3": 0.05, "pick-place-v3": 0.07}
 
 
-@dataclass(frozen=True)
-class PinholeCamera:
-    """A MuJoCo camera as ``sim-metaworld`` renders it: position, orientation (columns: the camera's
-    x, y, z axes in the world; it looks along -z), focal length in pixels, frame size."""
-
-    position: np.ndarray
-    rotation: np.ndarray
-    focal: float
-    height: int
-    width: int
-
-    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Pixel positions (row, column; the upright frame the robot reports, pixel centres at
-        integer + 0.5) and depths along the view axis of world ``points`` [N, 3]."""
-        local = (np.asarray(points, np.float64) - self.position) @ self.rotation
-        depth = -local[:, 2]
-        u, v = self.focal * local[:, 0] / depth, self.focal * local[:, 1] / depth
-        # the upright frame is MuJoCo's turned half a turn (sim.metaworld.env.MetaWorldEnv.render)
-        return np.stack([self.height / 2 + v, self.width / 2 - u], 1), depth
-
-
-def task_camera(task: str, image_size: tuple[int, int] = (96, 96)) -> tuple[PinholeCamera, Any]:
+def task_camera(task: str, image_size: tuple[int, int] = (96, 96)) -> tuple[Any, Any]:
     """The ``corner2`` camera of ``task`` as placed by ``MetaWorldEnv``, and the task's goal space."""
     from sim.metaworld.env import MetaWorldEnv
 
     env = MetaWorldEnv(task, image_size=image_size, render_mode=None)
     try:
         env.reset(seed=0)
-        model, data = env.sim.model, env.sim.data
-        cam = model.camera("corner2").id
-        h, w = image_size
-        focal = (h / 2) / np.tan(np.deg2rad(float(model.cam_fovy[cam])) / 2)
-        camera = PinholeCamera(data.cam_xpos[cam].copy(), data.cam_xmat[cam].reshape(3, 3).copy(),
-                               float(focal), h, w)
-        return camera, env.sim.goal_space
+        return env.pinhole(), env.sim.goal_space
     finally:
         env.close()
 

@@ -58,8 +58,14 @@ class RunTrainConfig:
     # (a simulator's ground truth, e.g. Meta-World's goal at 36, 37, 38) that the residual heads also
     # see; a run with them measures what perception costs, and its policy cannot run on a real robot
     privileged_inputs: list[int] = field(default_factory=list)
-    # vla-residual, with privileged_inputs: false = the residual sees those alone, not the VLA's features
+    # vla-residual: false = the residual sees its other inputs (privileged, state, locator) alone,
+    # not the VLA's features
     residual_sees_vla: bool = True
+    # vla-residual: entries of the robot's ``state`` the residual also sees (e.g. the hand's x, y, z)
+    state_inputs: list[int] = field(default_factory=list)
+    # vla-residual: a saved MarkerLocator (rill locator) whose answer, the marker's pixel in the
+    # camera frame, the residual also sees
+    locator: str | None = None
     # a reward model in place of the robot's own reward and success (agent.reward.RewardSignalConfig:
     # model, threshold, consecutive, success_reward, end_episode); None: the robot's own
     reward: Any = None
@@ -81,8 +87,14 @@ class RunTrainConfig:
 
         policy_kind(self.policy, "run", "train.policy")
         # indices into the robot's 'privileged' observation (its simulator's ground truth)
-        problem = residual_inputs_problem(self.privileged_inputs, self.residual_sees_vla,
-                                          ("train.privileged_inputs", "train.residual_sees_vla"))
+        if self.locator is not None and (not isinstance(self.locator, str) or not self.locator):
+            raise ConfigError(f"train.locator must be the path of a saved locator, got {self.locator!r}")
+        if self.locator and not (Path(self.locator) / "locator.json").is_file():
+            raise ConfigError(f"train.locator: {self.locator} holds no locator.json (not a saved marker "
+                              "locator: rill locator writes one)")
+        names = ("train.privileged_inputs", "train.residual_sees_vla", "train.state_inputs", "train.locator")
+        problem = residual_inputs_problem(self.privileged_inputs, self.residual_sees_vla, self.state_inputs,
+                                          bool(self.locator), names)
         if problem:
             raise ConfigError(problem)
         if type(self.steps_per_actor) is not int or self.steps_per_actor <= 0:

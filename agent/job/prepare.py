@@ -184,7 +184,7 @@ def prepare(path: Path) -> Job:
 
         steps = train.episode_steps or horizon
         obs_dim = residual_input_dim(vla_feature_dim(train, state_dim, action_dim), train.privileged_inputs,
-                                     train.residual_sees_vla, steps)
+                                     train.residual_sees_vla, steps, train.state_inputs, bool(train.locator))
     learner = LearnerWorkerConfig("", obs_dim, action_dim=action_dim, algo=train.algo, seed=train.seed,
                                   hyper=dict(train.hyper))
     spec.learner.command = worker_command("learner", "learner")

@@ -121,6 +121,7 @@ def _vla_actor(config: ActorWorkerConfig, ctx, robot) -> int:
                                         time_limit=config.episode_steps,
                                         privileged_inputs=tuple(t.privileged_inputs),
                                         residual_sees_vla=t.residual_sees_vla,
+                                        state_inputs=tuple(t.state_inputs), locator=t.locator,
                                         curve=_curve(config, ctx.name), insecure=config.insecure,
                                         durability=config.spool), robot)
 

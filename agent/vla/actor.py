@@ -65,7 +65,11 @@ class VLAActorConfig:
     # Simulation-only diagnostic: entries of the observation's ``privileged`` vector the residual
     # also sees (agent.vla.features); () in anything meant for a real robot
     privileged_inputs: tuple[int, ...] = ()
-    residual_sees_vla: bool = True  # False (with privileged_inputs): the residual sees those alone
+    residual_sees_vla: bool = True  # False: the residual sees the other inputs below alone
+    # Entries of the robot's ``state`` the residual also sees (e.g. the hand's position), and a saved
+    # MarkerLocator (policies.vla.locator) whose answer, the marker's pixel in the frame, it also sees
+    state_inputs: tuple[int, ...] = ()
+    locator: str | None = None
 
     def __post_init__(self) -> None:
         if self.inference not in INFERENCE:
@@ -79,9 +83,24 @@ class VLAActorConfig:
         self.run_dir = Path(self.run_dir)
         self.hidden = tuple(int(h) for h in self.hidden)
         self.privileged_inputs = tuple(self.privileged_inputs)
+        self.state_inputs = tuple(self.state_inputs)
 
 
 class VLAActor:
+    def _locator(self, robot: Robot):
+        """The configured MarkerLocator, checked against the camera the robot renders; or None."""
+        if not self.config.locator:
+            return None
+        from policies.vla.locator import load_locator
+
+        locator = load_locator(self.config.locator)
+        key, size = f"image.{locator.config.camera}", locator.config.image_size
+        spec = robot.observation_spec.get(key)
+        if spec is None or tuple(spec.shape[:2]) != size:
+            raise ValueError(f"locator {self.config.locator} reads {size[0]}x{size[1]} frames of {key!r}; "
+                             f"robot {robot.name!r} gives {None if spec is None else tuple(spec.shape)}")
+        return locator
+
     def __init__(self, config: VLAActorConfig, robot: Robot) -> None:
         torch.set_num_threads(1)
         self.config = config
@@ -114,7 +133,8 @@ class VLAActor:
                              f"the actor was configured for {c.chunk_size}")
         self.features = NormalizedFeatures(self.vla, self.vla.feature_dim, c.base_scale,
                                            time_limit=c.time_limit, privileged=c.privileged_inputs,
-                                           vla_features=c.residual_sees_vla)
+                                           vla_features=c.residual_sees_vla, state_inputs=c.state_inputs,
+                                           locator=self._locator(robot))
         self.policy = ResidualPolicy(
             self.features,
             self.features.out_dim,
@@ -131,6 +151,7 @@ class VLAActor:
         self.settings = {**{k: getattr(c, k) for k in keys}, "hidden": list(c.hidden),
                          "privileged_inputs": list(c.privileged_inputs),
                          "residual_sees_vla": bool(c.residual_sees_vla),
+                         "state_inputs": list(c.state_inputs), "locator": c.locator,
                          "feature_dim": self.vla.feature_dim, "robot": robot.name}
         (self.dir / "settings.json").write_text(json.dumps(self.settings, indent=1))
         self.spec = {

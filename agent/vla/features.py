@@ -17,6 +17,11 @@ before they are standardized: the residual then knows what the VLA may fail to s
 which has no such vector. With ``vla_features=False`` as well, the residual sees those entries
 alone (and the time), not the VLA's features: what it learns is then told apart from how many
 inputs it learns from.
+
+``state_inputs`` (chosen entries of the robot's ``state``, e.g. the hand's position) and
+``locator`` (a ``policies.vla.locator.MarkerLocator``: where a marker such as the task's goal is in
+the camera frame, two pixel coordinates) are inputs a real robot has too: with them and without
+the VLA's features, the residual learns from a few numbers read from the robot and from pixels.
 """
 
 from __future__ import annotations
@@ -31,27 +36,33 @@ from policies.base import EPISODE_TICK, ActionChunk, Observation, Policy, Policy
 from policies.streamx.normalization import ObservationNormalizer, TimeFeature
 
 
-def residual_inputs_problem(privileged: Any, vla_features: Any,
-                            names: tuple[str, str] = ("privileged", "vla_features")) -> str | None:
-    """What is wrong with a residual's choice of inputs, or ``None``: ``privileged`` must be a list of
-    distinct non-negative indices, and a residual without the VLA's features must see some of them.
-    One check for the run's config (``names`` its fields) and for direct users of this module."""
-    p, v = names
-    if not isinstance(privileged, (list, tuple)) or not all(type(i) is int and i >= 0 for i in privileged) \
-            or len(set(privileged)) != len(privileged):
-        return f"{p} must be a list of distinct non-negative indices, got {privileged!r}"
+def residual_inputs_problem(privileged: Any, vla_features: Any, state: Any = (), locator: bool = False,
+                            names: tuple[str, str, str, str] = ("privileged", "vla_features", "state_inputs",
+                                                                "locator")) -> str | None:
+    """What is wrong with a residual's choice of inputs, or ``None``: ``privileged`` and ``state``
+    must be lists of distinct non-negative indices, and a residual without the VLA's features must
+    see something else. One check for the run's config (``names`` its fields) and for direct users
+    of this module."""
+    p, v, st, loc = names
+    for name, indices in ((p, privileged), (st, state)):
+        if not isinstance(indices, (list, tuple)) or not all(type(i) is int and i >= 0 for i in indices) \
+                or len(set(indices)) != len(indices):
+            return f"{name} must be a list of distinct non-negative indices, got {indices!r}"
     if not isinstance(vla_features, bool):
         return f"{v} must be true or false, got {vla_features!r}"
-    if not vla_features and not privileged:
-        return f"{v}: false needs {p} (the residual would see nothing)"
+    if not vla_features and not (privileged or state or locator):
+        return f"{v}: false needs {p}, {st} or {loc} (the residual would see nothing)"
     return None
 
 
 def residual_input_dim(feature_dim: int, privileged: tuple[int, ...] | list[int] = (),
-                       vla_features: bool = True, time_limit: int | None = None) -> int:
+                       vla_features: bool = True, time_limit: int | None = None,
+                       state: tuple[int, ...] | list[int] = (), locator: bool = False) -> int:
     """How many numbers the residual heads see: the VLA's ``feature_dim`` (none without
-    ``vla_features``), the privileged entries, and the time feature where episodes have a limit."""
-    return int(feature_dim) * bool(vla_features) + len(privileged) + (time_limit is not None)
+    ``vla_features``), the privileged entries, the state entries, the locator's (row, column), and
+    the time feature where episodes have a limit."""
+    return (int(feature_dim) * bool(vla_features) + len(privileged) + len(state) + 2 * bool(locator)
+            + (time_limit is not None))
 
 
 class NormalizedFeatures(Policy):
@@ -64,15 +75,17 @@ class NormalizedFeatures(Policy):
 
     def __init__(self, base: Policy, feature_dim: int, action_scale: float = 1.0,
                  frozen: bool = False, time_limit: int | None = None,
-                 privileged: tuple[int, ...] = (), vla_features: bool = True) -> None:
+                 privileged: tuple[int, ...] = (), vla_features: bool = True,
+                 state_inputs: tuple[int, ...] = (), locator: Any = None) -> None:
         if time_limit is not None and (type(time_limit) is not int or time_limit < 1):
             raise ValueError(f"NormalizedFeatures: time_limit must be a positive integer or None, "
                              f"got {time_limit!r}")
-        problem = residual_inputs_problem(privileged, vla_features)
+        problem = residual_inputs_problem(privileged, vla_features, state_inputs, locator is not None)
         if problem:
             raise ValueError(f"NormalizedFeatures: {problem}")
-        privileged = tuple(privileged)
+        privileged, state_inputs = tuple(privileged), tuple(state_inputs)
         self.privileged, self.vla_features = privileged, bool(vla_features)
+        self.state_inputs, self.locator = state_inputs, locator
         self.base = base
         self.frozen = bool(frozen)
         self.action_scale = float(action_scale)
@@ -81,8 +94,9 @@ class NormalizedFeatures(Policy):
         self.time_limit = time_limit
         self.clock = TimeFeature(time_limit) if time_limit is not None else None
         # what the statistics cover
-        self.normalized_dim = residual_input_dim(self.feature_dim, privileged, self.vla_features)
-        self.out_dim = residual_input_dim(self.feature_dim, privileged, self.vla_features, time_limit)
+        extra = {"state": state_inputs, "locator": locator is not None}
+        self.normalized_dim = residual_input_dim(self.feature_dim, privileged, self.vla_features, **extra)
+        self.out_dim = self.normalized_dim + (time_limit is not None)
         self.action_low = getattr(base, "action_low", None)
         self.action_high = getattr(base, "action_high", None)
         self.normalizer = ObservationNormalizer((self.normalized_dim,))
@@ -102,6 +116,10 @@ class NormalizedFeatures(Policy):
         features = chunk.features if self.vla_features else np.zeros(0)
         if self.privileged:
             features = np.concatenate([features, self.ground_truth(observation)])
+        if self.state_inputs:
+            features = np.concatenate([features, self.state_entries(observation)])
+        if self.locator is not None:
+            features = np.concatenate([features, self.located(observation)])
         with self._lock:
             normed = self.normalizer(features, update=not self.frozen).astype(np.float32)
         if self.clock is not None:
@@ -122,6 +140,31 @@ class NormalizedFeatures(Policy):
         if not np.all(np.isfinite(out)):
             raise PolicyInputError("the observation's 'privileged' entries are not finite")
         return out
+
+    def state_entries(self, observation: Observation) -> np.ndarray:
+        """The chosen entries of the observation's ``state`` (say, the hand's position)."""
+        state = observation.get("state")
+        if not isinstance(state, np.ndarray) or state.ndim != 1:
+            raise PolicyInputError("the residual was configured with state inputs, but the observation has "
+                                   "no 'state' vector")
+        if max(self.state_inputs) >= state.shape[0]:
+            raise PolicyInputError(f"state index {max(self.state_inputs)} is outside the observation's "
+                                   f"{state.shape[0]}-entry 'state'")
+        out = state[list(self.state_inputs)].astype(np.float64)
+        if not np.all(np.isfinite(out)):
+            raise PolicyInputError("the observation's 'state' entries are not finite")
+        return out
+
+    def located(self, observation: Observation) -> np.ndarray:
+        """Where the locator finds its marker in the observation's frame: (row, column) in pixels."""
+        key = f"image.{self.locator.config.camera}"
+        frame = observation.get(key)
+        if not isinstance(frame, np.ndarray):
+            raise PolicyInputError(f"the residual's locator reads {key!r}, which the observation lacks")
+        try:
+            return self.locator.locate(frame).astype(np.float64)
+        except ValueError as e:
+            raise PolicyInputError(str(e)) from None
 
     def time(self, observation: Observation) -> float:
         """The time feature of ``observation``: ``-0.5 + k/T`` at episode tick ``k`` (held at 0.5

@@ -115,12 +115,21 @@ def load_residual_policy(path: Path, deterministic: bool = True) -> ResidualPoli
         raise CheckpointError(f"{path}: no settings naming a saved VLA (an untrained tiny VLA's run "
                               "cannot be rebuilt for evaluation)")
     vla = VLAPolicy(load_vla(settings["vla_path"]))
+    locator = None
+    if settings.get("locator"):
+        from policies.vla.locator import LocatorError, load_locator
+
+        try:
+            locator = load_locator(settings["locator"])
+        except LocatorError as e:
+            raise CheckpointError(f"{path}: the policy's locator cannot be loaded: {e}") from None
     try:
         # (runs saved before the time feature have no time_limit: no time input)
         features = NormalizedFeatures(vla, vla.feature_dim, float(settings["base_scale"]), frozen=True,
                                       time_limit=settings.get("time_limit"),
                                       privileged=tuple(settings.get("privileged_inputs", ())),
-                                      vla_features=bool(settings.get("residual_sees_vla", True)))
+                                      vla_features=bool(settings.get("residual_sees_vla", True)),
+                                      state_inputs=tuple(settings.get("state_inputs", ())), locator=locator)
         policy = ResidualPolicy(features, features.out_dim, scale=settings["residual_scale"],
                                 low=vla.action_low, high=vla.action_high, hidden=settings["hidden"],
                                 deterministic=deterministic)

@@ -58,6 +58,7 @@ import numpy as np
 
 from hal.errors import HalError
 from sim import RenderingUnavailable, gl_hint
+from sim.metaworld.pinhole import PinholeCamera
 from sim.metaworld.tasks import INSTRUCTIONS, REWARDS, task_names
 from sim.tabletop.camera import CameraRenderer
 
@@ -221,6 +222,12 @@ class MetaWorldEnv(gym.Env):
             out[f"image.{self.camera}"] = self.render()
         out["instruction"] = self.instruction
         return out
+
+    def pinhole(self) -> PinholeCamera:
+        """The camera as it is now (its pose, focal length and frame size): where a world point lands
+        in the frames ``render`` returns."""
+        h, w = self.image_size
+        return PinholeCamera.of(self.sim.model, self.sim.data, self.camera, h, w)
 
     def render(self) -> np.ndarray:
         """The camera's frame now, upright (Meta-World's cameras see the scene upside down)."""

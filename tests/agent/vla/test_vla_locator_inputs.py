@@ -1,0 +1,132 @@
+"""The residual's deployable inputs: chosen entries of the robot's ``state`` and a ``MarkerLocator``'s
+answer (the marker's pixel in the frame) join what the residual heads see, the learner gets the
+same width from the run's config, a saved policy rebuilds its locator for evaluation, and bad
+settings are refused by name."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("metaworld")
+
+import sim.robots  # noqa: F401  registers sim-metaworld
+from agent.vla.features import NormalizedFeatures
+from hal.config import RobotConfig
+from hal.errors import ConfigError
+from hal.registry import make_robot
+from policies.base import PolicyInputError
+from policies.vla.locator import LocatorConfig, MarkerLocator, load_locator
+from tests.ports import free_port
+
+VLA = "pretrained:metaworld-mt10"
+HAND = (0, 1, 2)  # the end effector's x, y, z in LeRobot's Meta-World state
+SAWYER = RobotConfig("sawyer", "sim-metaworld", {"tasks": ["reach-v3"], "episode_steps": 40,
+                                                 "real_time": False, "reward": "progress", "seed": 3})
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def locator(tmp_path_factory):
+    """An untrained locator, saved and loaded back: where it looks does not matter here."""
+    import torch
+
+    torch.manual_seed(0)
+    path = MarkerLocator(LocatorConfig(tasks=("reach-v3",))).save(tmp_path_factory.mktemp("locator"))
+    return path, load_locator(path)
+
+
+def test_the_hand_and_the_located_goal_are_what_the_residual_sees(vla, locator):
+    _, loc = locator
+    features = NormalizedFeatures(vla, vla.feature_dim, vla_features=False, state_inputs=HAND, locator=loc,
+                                  time_limit=40)
+    assert features.out_dim == 3 + 2 + 1
+    with make_robot(SAWYER) as robot:
+        robot.reset()
+        obs = robot.observe()
+    chunk = features.act({**obs, "episode_tick": 0})
+    assert chunk.features.shape == (6,) and chunk.actions.shape == (4, 4)
+    seen = np.concatenate([obs["state"][list(HAND)], loc.locate(obs["image.corner2"])])
+    np.testing.assert_allclose(features.state_dict()["mean"], seen, rtol=1e-5)
+    with pytest.raises(PolicyInputError, match=r"'image\.corner2', which the observation lacks"):
+        features.located({k: v for k, v in obs.items() if k != "image.corner2"})
+    with pytest.raises(PolicyInputError, match=r"MarkerLocator expects a \(96, 96\) RGB uint8 frame"):
+        features.act({**obs, "image.corner2": obs["image.corner2"][:48], "episode_tick": 0})
+    with pytest.raises(PolicyInputError, match="state index 7 is outside the observation's 4-entry 'state'"):
+        NormalizedFeatures(vla, vla.feature_dim, state_inputs=(0, 7)).act({**obs, "episode_tick": 0})
+    with pytest.raises(ValueError, match="state_inputs must be a list of distinct non-negative indices"):
+        NormalizedFeatures(vla, vla.feature_dim, state_inputs=(1, 1))
+
+
+def test_the_run_config_checks_the_inputs_and_gives_the_learner_their_width(vla, locator, tmp_path):
+    from agent.job.config import RunTrainConfig
+    from agent.job.prepare import prepare
+
+    path, _ = locator
+    with pytest.raises(ConfigError, match=r"train\.locator: .*nowhere holds no locator\.json"):
+        RunTrainConfig(policy="vla-residual", vla=VLA, locator=str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=r"train.state_inputs must be a list of distinct .* got \[0, 0\]"):
+        RunTrainConfig(policy="vla-residual", vla=VLA, state_inputs=[0, 0])
+    with pytest.raises(ConfigError, match=r"train\.residual_sees_vla: false needs .*train\.state_inputs or "
+                                          r"train\.locator"):
+        RunTrainConfig(policy="vla-residual", vla=VLA, residual_sees_vla=False)
+    raw = yaml.safe_load((REPO / "config" / "sim_metaworld_vla_locator.yaml").read_text())
+    raw["train"]["locator"] = str(path)
+    raw["run_dir"] = str(tmp_path / "run")
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    job = prepare(config)
+    t = job.train
+    features = NormalizedFeatures(vla, vla.feature_dim, vla_features=t.residual_sees_vla,
+                                  state_inputs=tuple(t.state_inputs), locator=load_locator(t.locator),
+                                  time_limit=500)
+    assert job.learner.obs_dim == features.out_dim == 6
+
+
+def test_the_saved_policy_rebuilds_its_locator(tmp_path):
+    from agent.vla.actor import VLAActor, VLAActorConfig
+    from agent.vla.snapshot import POLICY_DIR, load_residual_policy
+    from learners.checkpoint import CheckpointError
+
+    path = MarkerLocator(LocatorConfig()).save(tmp_path / "locator")  # this test damages it below
+    config = VLAActorConfig(learner=f"tcp://127.0.0.1:{free_port()}", actor_id="sawyer", run_dir=tmp_path,
+                            vla_path=VLA, chunk_size=4, residual_scale=0.2, pace="fast", save_every_s=0.0,
+                            durability="os-buffered", time_limit=40, residual_sees_vla=False,
+                            state_inputs=HAND, locator=str(path))
+    with make_robot(SAWYER) as robot:
+        actor = VLAActor(config, robot)
+        try:
+            assert actor.spec["obs_dim"] == 6
+            actor.run(ticks=20)
+        finally:
+            actor.close()
+    saved = tmp_path / "actors" / "sawyer" / POLICY_DIR
+    rebuilt = load_residual_policy(saved)
+    with make_robot(SAWYER) as robot:
+        robot.reset()
+        obs = robot.observe()
+    chunk = rebuilt.act({**obs, "episode_tick": 0})
+    assert chunk.features.shape == (6,) and np.all(np.isfinite(chunk.actions))
+    (path / "locator.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match=r"the policy's locator cannot be loaded: "
+                                              r".*locator\.safetensors: corrupt or truncated"):
+        load_residual_policy(saved)
+
+
+def test_a_locator_for_another_camera_size_is_refused(tmp_path):
+    from agent.vla.actor import VLAActor, VLAActorConfig
+
+    path = MarkerLocator(LocatorConfig(image_size=(64, 64))).save(tmp_path / "small")
+    config = VLAActorConfig(learner=f"tcp://127.0.0.1:{free_port()}", actor_id="sawyer", run_dir=tmp_path,
+                            vla_path=VLA, chunk_size=4, pace="fast", state_inputs=HAND, locator=str(path),
+                            residual_sees_vla=False, durability="os-buffered")
+    refused = pytest.raises(ValueError, match=r"reads 64x64 frames of 'image\.corner2'")
+    with make_robot(SAWYER) as robot, refused:
+        VLAActor(config, robot)
