@@ -129,31 +129,11 @@ class NormalizedFeatures(Policy):
 
     def ground_truth(self, observation: Observation) -> np.ndarray:
         """The chosen entries of the observation's ``privileged`` vector."""
-        truth = observation.get("privileged")
-        if not isinstance(truth, np.ndarray) or truth.ndim != 1:
-            raise PolicyInputError("the residual was configured with privileged inputs, but the observation "
-                                   "has no 'privileged' vector (only a simulator gives one)")
-        if max(self.privileged) >= truth.shape[0]:
-            raise PolicyInputError(f"privileged index {max(self.privileged)} is outside the observation's "
-                                   f"{truth.shape[0]}-entry 'privileged' vector")
-        out = truth[list(self.privileged)].astype(np.float64)
-        if not np.all(np.isfinite(out)):
-            raise PolicyInputError("the observation's 'privileged' entries are not finite")
-        return out
+        return _entries(observation, "privileged", self.privileged, " (only a simulator gives one)")
 
     def state_entries(self, observation: Observation) -> np.ndarray:
         """The chosen entries of the observation's ``state`` (say, the hand's position)."""
-        state = observation.get("state")
-        if not isinstance(state, np.ndarray) or state.ndim != 1:
-            raise PolicyInputError("the residual was configured with state inputs, but the observation has "
-                                   "no 'state' vector")
-        if max(self.state_inputs) >= state.shape[0]:
-            raise PolicyInputError(f"state index {max(self.state_inputs)} is outside the observation's "
-                                   f"{state.shape[0]}-entry 'state'")
-        out = state[list(self.state_inputs)].astype(np.float64)
-        if not np.all(np.isfinite(out)):
-            raise PolicyInputError("the observation's 'state' entries are not finite")
-        return out
+        return _entries(observation, "state", self.state_inputs)
 
     def located(self, observation: Observation) -> np.ndarray:
         """Where the locator finds its marker in the observation's frame: (row, column) in pixels."""
@@ -186,3 +166,19 @@ class NormalizedFeatures(Policy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with self._lock:
             self.normalizer.load_state_dict(state)
+
+
+def _entries(observation: Observation, key: str, indices: tuple[int, ...], hint: str = "") -> np.ndarray:
+    """``observation[key][indices]`` as float64; ``PolicyInputError`` when the vector is missing, too
+    short or not finite there."""
+    vector = observation.get(key)
+    if not isinstance(vector, np.ndarray) or vector.ndim != 1:
+        raise PolicyInputError(f"the residual was configured with {key} inputs, but the observation has no "
+                               f"'{key}' vector{hint}")
+    if max(indices) >= vector.shape[0]:
+        raise PolicyInputError(f"{key} index {max(indices)} is outside the observation's "
+                               f"{vector.shape[0]}-entry '{key}' vector")
+    out = vector[list(indices)].astype(np.float64)
+    if not np.all(np.isfinite(out)):
+        raise PolicyInputError(f"the observation's '{key}' entries are not finite")
+    return out
