@@ -35,3 +35,12 @@ def test_metaworld_bench_quick_reports_every_policy_and_task(tmp_path):
         assert report["act_ms"]["calls"] > 0 and report["act_ms"]["median"] > 0
     assert report["published"]["SmolVLA (0.45B)"]["average"] == 57.3
     assert "Meta-World success %" in done.stdout and "SmolVLA" in done.stdout
+
+
+def test_sampling_needs_an_online_run(capsys):
+    from bench.metaworld import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--quick", "--sample"])
+    assert stop.value.code == 2
+    assert "--sample needs --run" in capsys.readouterr().err
