@@ -60,7 +60,7 @@ def goal_geometry(task: str, fit: int, score: int, neighbours: int, seed: int = 
     _, nearest = cKDTree(pixels).query(camera.project(scored)[0], neighbours)
     guess = fitted[nearest].mean(1)
     error = np.linalg.norm(guess - scored, axis=1)
-    radius = SUCCESS_RADIUS.get(task, 0.05)
+    radius = SUCCESS_RADIUS[task]
     return {
         "task": task,
         "goal_low": low.tolist(),
@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if min(args.fit, args.score, args.neighbours) < 1 or args.neighbours > args.fit:
         parser.error("--fit, --score and --neighbours must be >= 1, with --neighbours <= --fit")
     tasks = args.task or ["reach-v3"]
+    unknown = [t for t in tasks if t not in SUCCESS_RADIUS]
+    if unknown:
+        parser.error(f"no success radius recorded for {', '.join(unknown)}: tasks are "
+                     f"{', '.join(SUCCESS_RADIUS)}")
     results = [goal_geometry(task, args.fit, args.score, args.neighbours) for task in tasks]
     print_table("the best guess of the goal from its exact position in one 96x96 corner2 frame",
                 ["task", "within success radius %", "median error cm", "mean abs error x / y / z cm",

@@ -86,12 +86,12 @@ class RunTrainConfig:
             raise ConfigError("train.reward.model must name a saved reward model (rill reward train)")
 
         policy_kind(self.policy, "run", "train.policy")
-        # indices into the robot's 'privileged' observation (its simulator's ground truth)
         if self.locator is not None and (not isinstance(self.locator, str) or not self.locator):
             raise ConfigError(f"train.locator must be the path of a saved locator, got {self.locator!r}")
         if self.locator and not (Path(self.locator) / "locator.json").is_file():
             raise ConfigError(f"train.locator: {self.locator} holds no locator.json (not a saved marker "
                               "locator: rill locator writes one)")
+        # (indices into the robot's 'privileged' observation, its simulator's ground truth, and its state)
         names = ("train.privileged_inputs", "train.residual_sees_vla", "train.state_inputs", "train.locator")
         problem = residual_inputs_problem(self.privileged_inputs, self.residual_sees_vla, self.state_inputs,
                                           bool(self.locator), names)

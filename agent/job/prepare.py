@@ -81,6 +81,34 @@ def check_reward_model(spec, reward) -> None:
                 raise ConfigError(f"train.reward.model {reward.model}: {e}") from None
 
 
+def check_residual_inputs(spec, train: RunTrainConfig, state_dim: int) -> None:
+    """Refuse state entries beyond the robots' state, and a locator that cannot be loaded or that
+    reads another camera or frame size than the actors' robots render, before any worker starts
+    (in the actor they would fail at every start or hold the robot at every tick)."""
+    import hal.registry as registry
+
+    if train.state_inputs and max(train.state_inputs) >= state_dim:
+        raise ConfigError(f"train.state_inputs: index {max(train.state_inputs)} is outside the robots' "
+                          f"{state_dim}-entry state")
+    if not train.locator:
+        return
+    from policies.vla.locator import LocatorError, load_locator
+
+    try:
+        config = load_locator(train.locator).config
+    except LocatorError as e:
+        raise ConfigError(f"train.locator: {e}") from None
+    key = f"image.{config.camera}"
+    types = {a.robot_type for a in spec.actors if a.robot_type}
+    for robot in spec.robots:
+        if robot.type in types or any(a.robot == robot.name for a in spec.actors):
+            frames = registry.make_robot(robot).observation_spec.get(key)
+            if frames is None or tuple(frames.shape[:2]) != config.image_size:
+                raise ConfigError(f"train.locator {train.locator} reads {config.image_size[0]}x"
+                                  f"{config.image_size[1]} frames of {key!r}; robot {robot.name!r} gives "
+                                  f"{'none' if frames is None else tuple(frames.shape)}")
+
+
 def vla_feature_dim(train: RunTrainConfig, state_dim: int, action_dim: int) -> int:
     """What the residual heads learn from (the VLA's pooled features plus the state), read from the
     VLA's configuration alone."""
@@ -174,12 +202,14 @@ def prepare(path: Path) -> Job:
     state_dim, action_dim, horizon = robot_shapes(spec)
     if train.reward is not None:
         check_reward_model(spec, train.reward)
+    if train.policy == "vla-residual":
+        check_residual_inputs(spec, train, state_dim)
     obs_dim = state_dim + 1  # stream-x on the state, plus the time feature
     steps = train.episode_steps or horizon or 1000
     if train.policy == "vla-residual":
-        # The VLA's features (unless the residual sees only its privileged inputs), the privileged
-        # inputs, and the time feature where episodes have a limit (a robot without one, and no
-        # train.episode_steps: none): what agent.vla.features.NormalizedFeatures makes
+        # The VLA's features (unless train.residual_sees_vla is false), the privileged and state
+        # entries, the locator's pixel, and the time feature where episodes have a limit (a robot
+        # without one, and no train.episode_steps: none): what agent.vla.features.NormalizedFeatures makes
         from agent.vla.features import residual_input_dim
 
         steps = train.episode_steps or horizon

@@ -46,7 +46,7 @@ class LocatorTrainConfig:
     max_episode_steps: int = 150
     noise: float = 0.5
     seed: int = 300_000
-    val_seed: int = 400_000
+    val_seed: int = 600_000
     steps: int = 1500
     batch_size: int = 32
     lr: float = 2e-3
@@ -71,9 +71,27 @@ class LocatorTrainConfig:
                 type(i) is int and i >= 0 for i in self.target):
             raise ConfigError(f"{where}.target must be three indices (a point's x, y, z) into the robot's "
                               f"'privileged' view, got {self.target!r}")
-        if abs(self.seed - self.val_seed) < self.episodes + self.val_episodes:
-            raise ConfigError(f"{where}.seed {self.seed} and val_seed {self.val_seed} are too close: the "
-                              "held-out episodes would repeat training scenes")
+        from sim.metaworld.robot import CAMERAS
+        from sim.metaworld.tasks import task_names
+
+        tasks = task_names(self.tasks, f"{where}.tasks")  # ConfigError with close matches
+        if self.camera not in CAMERAS:
+            raise ConfigError(f"{where}.camera must be one of {', '.join(CAMERAS)}, got {self.camera!r}")
+        for name in ("image_height", "image_width"):
+            if getattr(self, name) < 8 or getattr(self, name) % 2:
+                raise ConfigError(f"{where}.{name} must be an even number >= 8 (the locator scores a "
+                                  f"half-resolution grid), got {getattr(self, name)!r}")
+        if not 4 <= self.channels <= 256:
+            raise ConfigError(f"{where}.channels must be within 4..256, got {self.channels!r}")
+        if self.max_episode_steps > 500:
+            raise ConfigError(f"{where}.max_episode_steps must be at most 500 (Meta-World's episode), "
+                              f"got {self.max_episode_steps}")
+        shared = set(scene_seeds(self.seed, self.episodes, len(tasks))) & set(
+            scene_seeds(self.val_seed, self.val_episodes, len(tasks)))
+        if shared:
+            raise ConfigError(f"{where}.seed {self.seed} and val_seed {self.val_seed} draw {len(shared)} of "
+                              f"the same scenes (e.g. seed {min(shared)}): the held-out episodes must be "
+                              "other scenes")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> LocatorTrainConfig:
@@ -88,23 +106,30 @@ class LocatorTrainConfig:
             raise ConfigError(f"{where}: {e}") from None
 
 
+def scene_seeds(seed: int, episodes: int, tasks: int) -> list[int]:
+    """The reset seeds of ``episodes`` episodes shared among ``tasks`` tasks: the e-th episode of
+    the k-th task from ``seed + k + 1000 e`` (tasks in equal shares, the first ones one more)."""
+    shares = [episodes // tasks + (k < episodes % tasks) for k in range(tasks)]
+    return [seed + k + 1000 * e for k, share in enumerate(shares) for e in range(share)]
+
+
 def collect_frames(config: LocatorTrainConfig, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Frames [N, H, W, 3] and the target's pixel (row, column) [N, 2] from ``episodes`` noisy expert
-    episodes, the k-th task's from ``seed + k`` (tasks in equal shares)."""
+    episodes, reset from ``scene_seeds`` (the k-th task's expert noise from ``seed + k``)."""
     from agent.experts.metaworld import MetaWorldExpert
     from sim.metaworld.env import MetaWorldEnv
     from sim.metaworld.tasks import task_names
 
     tasks = list(task_names(config.tasks))
     frames, pixels = [], []
+    shares = [episodes // len(tasks) + (k < episodes % len(tasks)) for k in range(len(tasks))]
     for k, task in enumerate(tasks):
-        share = episodes // len(tasks) + (k < episodes % len(tasks))
         env = MetaWorldEnv(task, camera=config.camera, image_size=(config.image_height, config.image_width),
                            episode_steps=config.max_episode_steps)
         expert = MetaWorldExpert([task], noise=config.noise, seed=seed + k)
         try:
-            for episode in range(share):
-                obs, _ = env.reset(seed=seed + k + 1000 * episode)
+            for scene in scene_seeds(seed, episodes, len(tasks))[sum(shares[:k]):sum(shares[:k + 1])]:
+                obs, _ = env.reset(seed=scene)
                 for step in range(config.max_episode_steps):
                     if step % config.every == 0:
                         (pixel,), _ = env.pinhole().project(obs["privileged"][config.target])

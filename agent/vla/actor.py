@@ -101,6 +101,15 @@ class VLAActor:
                              f"robot {robot.name!r} gives {None if spec is None else tuple(spec.shape)}")
         return locator
 
+    def _locator_settings(self) -> dict:
+        """Where the locator is (an absolute path) and a digest of its weights, for the saved policy."""
+        if not self.config.locator:
+            return {"locator": None}
+        from policies.vla.locator import weights_digest
+
+        return {"locator": str(Path(self.config.locator).resolve()),
+                "locator_sha256": weights_digest(self.config.locator)}
+
     def __init__(self, config: VLAActorConfig, robot: Robot) -> None:
         torch.set_num_threads(1)
         self.config = config
@@ -151,7 +160,7 @@ class VLAActor:
         self.settings = {**{k: getattr(c, k) for k in keys}, "hidden": list(c.hidden),
                          "privileged_inputs": list(c.privileged_inputs),
                          "residual_sees_vla": bool(c.residual_sees_vla),
-                         "state_inputs": list(c.state_inputs), "locator": c.locator,
+                         "state_inputs": list(c.state_inputs), **self._locator_settings(),
                          "feature_dim": self.vla.feature_dim, "robot": robot.name}
         (self.dir / "settings.json").write_text(json.dumps(self.settings, indent=1))
         self.spec = {

@@ -71,7 +71,8 @@ class NormalizedFeatures(Policy):
     an untrained action head: the residual heads then drive alone, from the VLA's features).
     ``frozen``: the statistics no longer move (evaluating what an actor learned). ``out_dim`` is
     what the residual heads see: ``feature_dim`` (none without ``vla_features``), plus
-    ``len(privileged)``, plus one with a time limit."""
+    ``len(privileged)`` and ``len(state_inputs)``, plus two with a ``locator``, plus one with a time
+    limit (``residual_input_dim``)."""
 
     def __init__(self, base: Policy, feature_dim: int, action_scale: float = 1.0,
                  frozen: bool = False, time_limit: int | None = None,

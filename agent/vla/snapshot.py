@@ -117,12 +117,16 @@ def load_residual_policy(path: Path, deterministic: bool = True) -> ResidualPoli
     vla = VLAPolicy(load_vla(settings["vla_path"]))
     locator = None
     if settings.get("locator"):
-        from policies.vla.locator import LocatorError, load_locator
+        from policies.vla.locator import LocatorError, load_locator, weights_digest
 
         try:
             locator = load_locator(settings["locator"])
         except LocatorError as e:
             raise CheckpointError(f"{path}: the policy's locator cannot be loaded: {e}") from None
+        digest = settings.get("locator_sha256")
+        if digest and weights_digest(settings["locator"]) != digest:
+            raise CheckpointError(f"{path}: the locator at {settings['locator']} is not the one this policy "
+                                  "was trained with (its weights changed since: retrained?)")
     try:
         # (runs saved before the time feature have no time_limit: no time input)
         features = NormalizedFeatures(vla, vla.feature_dim, float(settings["base_scale"]), frozen=True,

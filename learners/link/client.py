@@ -258,7 +258,8 @@ class ActorLink:
 
     def _refusal(self, why: str) -> None:
         self._refusals += 1
-        if self._refusal_log.due(why) is not None:
+        due = self._refusal_log.due(why)  # counts the repeat either way
+        if due is not None or why != self.refused:  # a new reason is said at once
             log.error("actor %s: learner %s refuses this actor's hello (%d times so far): %s; nothing is "
                       "sent until it accepts, transitions wait in the spool", self.actor_id, self.endpoint,
                       self._refusals, why)

@@ -45,6 +45,14 @@ class LocatorConfig:
     tasks: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.image_size, (list, tuple)):
+            raise LocatorError(f"image_size must be two even integers >= 8, got {self.image_size!r}")
+        target = self.target
+        indices = isinstance(target, (list, tuple)) and all(type(i) is int and i >= 0 for i in target)
+        if not indices:
+            raise LocatorError(f"target must be a list of non-negative indices, got {self.target!r}")
+        if not isinstance(self.tasks, (list, tuple)) or not all(isinstance(t, str) for t in self.tasks):
+            raise LocatorError(f"tasks must be a list of task names, got {self.tasks!r}")
         size = tuple(self.image_size)
         if len(size) != 2 or not all(type(s) is int and s >= 8 and s % 2 == 0 for s in size):
             raise LocatorError(f"image_size must be two even integers >= 8, got {self.image_size!r}")
@@ -111,6 +119,14 @@ class MarkerLocator(nn.Module):
         meta = {"format": FORMAT, "version": VERSION, **asdict(self.config)}
         (path / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
         return path
+
+
+def weights_digest(path: str | Path) -> str:
+    """The sha256 of the saved locator's weights at ``path``: what a policy that used it records, so
+    an evaluation can tell that the locator it loads is the same one."""
+    import hashlib
+
+    return hashlib.sha256((Path(path) / WEIGHTS_FILE).read_bytes()).hexdigest()
 
 
 def load_locator(path: str | Path) -> MarkerLocator:

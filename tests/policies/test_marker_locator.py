@@ -54,6 +54,12 @@ def test_the_answer_is_the_centre_of_a_cell_it_is_sure_of():
     (lambda p: (p / CONFIG_FILE).write_text(json.dumps({"format": "rill-marker-locator", "version": 1,
                                                        "lens": "wide"})),
      "unexpected settings"),
+    (lambda p: (p / CONFIG_FILE).write_text(json.dumps({"format": "rill-marker-locator", "version": 1,
+                                                       "tasks": "reach-v3"})),
+     "tasks must be a list of task names"),
+    (lambda p: (p / CONFIG_FILE).write_text(json.dumps({"format": "rill-marker-locator", "version": 1,
+                                                       "image_size": 96})),
+     "image_size must be two even integers"),
     (lambda p: (p / WEIGHTS_FILE).write_bytes((p / WEIGHTS_FILE).read_bytes()[:100]),
      "locator.safetensors: corrupt or truncated"),
 ])

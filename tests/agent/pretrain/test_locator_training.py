@@ -39,7 +39,11 @@ def test_a_short_run_finds_the_goal_in_held_out_scenes(tmp_path):
 @pytest.mark.parametrize(("values", "message"), [
     ({"episodes": 0}, "locator.episodes must be a positive integer"),
     ({"target": [36, 37]}, "locator.target must be three indices"),
-    ({"seed": 0, "val_seed": 10}, "too close: the held-out episodes would repeat training scenes"),
+    ({"seed": 0, "val_seed": 5000}, r"draw 30 of the same scenes \(e\.g\. seed 5000\).*must be other scenes"),
+    ({"tasks": ["pick-plce-v3"]}, "pick-place-v3"),
+    ({"camera": "corner9"}, "locator.camera must be one of corner2"),
+    ({"image_height": 95}, "locator.image_height must be an even number >= 8"),
+    ({"max_episode_steps": 501}, "max_episode_steps must be at most 500"),
     ({"epsiodes": 5}, "unknown field 'epsiodes'; did you mean 'episodes'"),
     ({"lr": 0}, "locator.lr must be > 0"),
 ])

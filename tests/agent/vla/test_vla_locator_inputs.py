@@ -89,6 +89,18 @@ def test_the_run_config_checks_the_inputs_and_gives_the_learner_their_width(vla,
                                   time_limit=500)
     assert job.learner.obs_dim == features.out_dim == 6
 
+    def refused(message: str, **train) -> None:
+        config.write_text(yaml.safe_dump({**raw, "train": {**raw["train"], **train}}))
+        with pytest.raises(ConfigError, match=message):
+            prepare(config)
+
+    refused(r"train\.state_inputs: index 4 is outside the robots' 4-entry state", state_inputs=[0, 4])
+    small = MarkerLocator(LocatorConfig(image_size=(64, 64))).save(tmp_path / "small")
+    refused(r"reads 64x64 frames of 'image\.corner2'; robot 'sawyer-1' gives \(96, 96, 3\)",
+            locator=str(small))
+    (small / "locator.safetensors").write_bytes(b"damaged")
+    refused(r"train\.locator: .*locator\.safetensors: corrupt or truncated", locator=str(small))
+
 
 def test_the_saved_policy_rebuilds_its_locator(tmp_path):
     from agent.vla.actor import VLAActor, VLAActorConfig
@@ -114,6 +126,15 @@ def test_the_saved_policy_rebuilds_its_locator(tmp_path):
         obs = robot.observe()
     chunk = rebuilt.act({**obs, "episode_tick": 0})
     assert chunk.features.shape == (6,) and np.all(np.isfinite(chunk.actions))
+    # the rebuilt residual reads the frame with the very locator the actor used
+    np.testing.assert_array_equal(rebuilt.base.locator.locate(obs["image.corner2"]),
+                                  load_locator(path).locate(obs["image.corner2"]))
+    assert rebuilt.base.state_inputs == HAND
+    # a locator retrained in the same place is not the one the policy learned with
+    other = MarkerLocator(LocatorConfig()).save(tmp_path / "other")
+    (path / "locator.safetensors").write_bytes((other / "locator.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="is not the one this policy was trained with"):
+        load_residual_policy(saved)
     (path / "locator.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(CheckpointError, match=r"the policy's locator cannot be loaded: "
                                               r".*locator\.safetensors: corrupt or truncated"):
