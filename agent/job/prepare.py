@@ -98,15 +98,12 @@ def check_residual_inputs(spec, train: RunTrainConfig, state_dim: int) -> None:
         config = load_locator(train.locator).config
     except LocatorError as e:
         raise ConfigError(f"train.locator: {e}") from None
-    key = f"image.{config.camera}"
     types = {a.robot_type for a in spec.actors if a.robot_type}
     for robot in spec.robots:
         if robot.type in types or any(a.robot == robot.name for a in spec.actors):
-            frames = registry.make_robot(robot).observation_spec.get(key)
-            if frames is None or tuple(frames.shape[:2]) != config.image_size:
-                raise ConfigError(f"train.locator {train.locator} reads {config.image_size[0]}x"
-                                  f"{config.image_size[1]} frames of {key!r}; robot {robot.name!r} gives "
-                                  f"{'none' if frames is None else tuple(frames.shape)}")
+            problem = config.frame_problem(registry.make_robot(robot).observation_spec, robot.name)
+            if problem is not None:
+                raise ConfigError(f"train.locator {train.locator} {problem}")
 
 
 def vla_feature_dim(train: RunTrainConfig, state_dim: int, action_dim: int) -> int:

@@ -94,11 +94,9 @@ class VLAActor:
         from policies.vla.locator import load_locator
 
         locator = load_locator(self.config.locator)
-        key, size = f"image.{locator.config.camera}", locator.config.image_size
-        spec = robot.observation_spec.get(key)
-        if spec is None or tuple(spec.shape[:2]) != size:
-            raise ValueError(f"locator {self.config.locator} reads {size[0]}x{size[1]} frames of {key!r}; "
-                             f"robot {robot.name!r} gives {None if spec is None else tuple(spec.shape)}")
+        problem = locator.config.frame_problem(robot.observation_spec, robot.name)
+        if problem is not None:
+            raise ValueError(f"locator {self.config.locator} {problem}")
         return locator
 
     def _locator_settings(self) -> dict:

@@ -17,8 +17,10 @@ checks both and names the file and the problem (``LocatorError``). Nothing is pi
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,6 +65,16 @@ class LocatorConfig:
         object.__setattr__(self, "image_size", size)
         object.__setattr__(self, "target", tuple(self.target))
         object.__setattr__(self, "tasks", tuple(self.tasks))
+
+    def frame_problem(self, observation_spec: Mapping[str, Any], robot: str) -> str | None:
+        """Why robot ``robot``, declaring ``observation_spec``, cannot feed this locator (no such
+        camera, or frames of another size); None when it can."""
+        key = f"image.{self.camera}"
+        spec = observation_spec.get(key)
+        if spec is not None and tuple(spec.shape[:2]) == self.image_size:
+            return None
+        return (f"reads {self.image_size[0]}x{self.image_size[1]} frames of {key!r}; robot {robot!r} gives "
+                f"{'none' if spec is None else tuple(spec.shape)}")
 
 
 class MarkerLocator(nn.Module):
