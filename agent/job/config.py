@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from agent.vla.features import residual_inputs_problem
+from agent.vla.inputs import ResidualInputs, residual_inputs_problem
 from hal.config import build
 from hal.errors import ConfigError
 from learners.link.spool import SPOOL_DURABILITY
@@ -115,6 +115,12 @@ class RunTrainConfig:
             raise ConfigError(f"train.chunk_size must be an integer >= {MIN_CHUNK}, got {self.chunk_size!r}: "
                               "a chunk's first action is due while it is being computed")
         algorithm_config(self.algo, self.hyper)
+
+    @property
+    def residual_inputs(self) -> ResidualInputs:
+        """What a ``vla-residual`` policy's heads see besides the time (checked at construction)."""
+        return ResidualInputs(self.residual_sees_vla, tuple(self.privileged_inputs), tuple(self.state_inputs),
+                              self.locator)
 
     def _check_vla(self) -> None:
         from policies.vla.build import resolve_vla_path

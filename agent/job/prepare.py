@@ -207,11 +207,8 @@ def prepare(path: Path) -> Job:
         # The VLA's features (unless train.residual_sees_vla is false), the privileged and state
         # entries, the locator's pixel, and the time feature where episodes have a limit (a robot
         # without one, and no train.episode_steps: none): what agent.vla.features.NormalizedFeatures makes
-        from agent.vla.features import residual_input_dim
-
         steps = train.episode_steps or horizon
-        obs_dim = residual_input_dim(vla_feature_dim(train, state_dim, action_dim), train.privileged_inputs,
-                                     train.residual_sees_vla, steps, train.state_inputs, bool(train.locator))
+        obs_dim = train.residual_inputs.dim(vla_feature_dim(train, state_dim, action_dim), steps)
     learner = LearnerWorkerConfig("", obs_dim, action_dim=action_dim, algo=train.algo, seed=train.seed,
                                   hyper=dict(train.hyper))
     spec.learner.command = worker_command("learner", "learner")

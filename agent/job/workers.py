@@ -119,9 +119,7 @@ def _vla_actor(config: ActorWorkerConfig, ctx, robot) -> int:
                                         keep_images=t.keep_images, pace=t.pace, inference=t.inference,
                                         rt_priority=t.rt_priority, cpus=tuple(t.cpus),
                                         time_limit=config.episode_steps,
-                                        privileged_inputs=tuple(t.privileged_inputs),
-                                        residual_sees_vla=t.residual_sees_vla,
-                                        state_inputs=tuple(t.state_inputs), locator=t.locator,
+                                        inputs=t.residual_inputs,
                                         curve=_curve(config, ctx.name), insecure=config.insecure,
                                         durability=config.spool), robot)
 

@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from agent.loop.config import MIN_CHUNK
 from agent.loop.control import TickRecord
 from agent.operator.episodes import robot_ender
 from agent.vla.features import NormalizedFeatures
+from agent.vla.inputs import ResidualInputs
 from agent.vla.snapshot import POLICY_DIR, capture_actor_policy, restore_actor_policy
 from hal.robot import Robot
 from learners.checkpoint import CheckpointError, save_checkpoint
@@ -62,14 +63,9 @@ class VLAActorConfig:
     # The episode time limit in ticks: the residual heads then also see stream-x's time feature
     # (agent.vla.features); None: no time input (a robot whose episodes have no limit)
     time_limit: int | None = None
-    # Simulation-only diagnostic: entries of the observation's ``privileged`` vector the residual
-    # also sees (agent.vla.features); () in anything meant for a real robot
-    privileged_inputs: tuple[int, ...] = ()
-    residual_sees_vla: bool = True  # False: the residual sees the other inputs below alone
-    # Entries of the robot's ``state`` the residual also sees (e.g. the hand's position), and a saved
-    # MarkerLocator (policies.vla.locator) whose answer, the marker's pixel in the frame, it also sees
-    state_inputs: tuple[int, ...] = ()
-    locator: str | None = None
+    # What the residual heads see besides the time (agent.vla.inputs): the VLA's features, entries
+    # of a simulator's privileged vector (a diagnostic), of the robot's state, a MarkerLocator's pixel
+    inputs: ResidualInputs = field(default_factory=ResidualInputs)
 
     def __post_init__(self) -> None:
         if self.inference not in INFERENCE:
@@ -82,32 +78,11 @@ class VLAActorConfig:
                              f"got {self.time_limit!r}")
         self.run_dir = Path(self.run_dir)
         self.hidden = tuple(int(h) for h in self.hidden)
-        self.privileged_inputs = tuple(self.privileged_inputs)
-        self.state_inputs = tuple(self.state_inputs)
+        if not isinstance(self.inputs, ResidualInputs):
+            raise ValueError(f"VLAActorConfig.inputs must be a ResidualInputs, got {self.inputs!r}")
 
 
 class VLAActor:
-    def _locator(self, robot: Robot):
-        """The configured MarkerLocator, checked against the camera the robot renders; or None."""
-        if not self.config.locator:
-            return None
-        from policies.vla.locator import load_locator
-
-        locator = load_locator(self.config.locator)
-        problem = locator.config.frame_problem(robot.observation_spec, robot.name)
-        if problem is not None:
-            raise ValueError(f"locator {self.config.locator} {problem}")
-        return locator
-
-    def _locator_settings(self) -> dict:
-        """Where the locator is (an absolute path) and a digest of its weights, for the saved policy."""
-        if not self.config.locator:
-            return {"locator": None}
-        from policies.vla.locator import weights_digest
-
-        return {"locator": str(Path(self.config.locator).resolve()),
-                "locator_sha256": weights_digest(self.config.locator)}
-
     def __init__(self, config: VLAActorConfig, robot: Robot) -> None:
         torch.set_num_threads(1)
         self.config = config
@@ -139,9 +114,8 @@ class VLAActor:
             raise ValueError(f"VLA {c.vla_path}: chunks of {self.vla.chunk_size} actions, "
                              f"the actor was configured for {c.chunk_size}")
         self.features = NormalizedFeatures(self.vla, self.vla.feature_dim, c.base_scale,
-                                           time_limit=c.time_limit, privileged=c.privileged_inputs,
-                                           vla_features=c.residual_sees_vla, state_inputs=c.state_inputs,
-                                           locator=self._locator(robot))
+                                           time_limit=c.time_limit, inputs=c.inputs,
+                                           locator=c.inputs.load_locator(robot.observation_spec, robot.name))
         self.policy = ResidualPolicy(
             self.features,
             self.features.out_dim,
@@ -156,9 +130,7 @@ class VLAActor:
         keys = ("vla_path", "chunk_size", "control_hz", "residual_scale", "base_scale", "hidden", "gamma",
                 "seed", "keep_images", "pace", "time_limit")
         self.settings = {**{k: getattr(c, k) for k in keys}, "hidden": list(c.hidden),
-                         "privileged_inputs": list(c.privileged_inputs),
-                         "residual_sees_vla": bool(c.residual_sees_vla),
-                         "state_inputs": list(c.state_inputs), **self._locator_settings(),
+                         **c.inputs.saved(),
                          "feature_dim": self.vla.feature_dim, "robot": robot.name}
         (self.dir / "settings.json").write_text(json.dumps(self.settings, indent=1))
         self.spec = {

@@ -10,18 +10,10 @@ when the episode starts and ``1/T`` more per tick (``-0.5 + k/T`` at the observa
 ``episode_tick`` ``k``, which the control loop adds), so that ending an episode at its time limit,
 which stream-x treats as terminal, is something the critic can see coming.
 
-``privileged`` (a simulation-only diagnostic) appends chosen entries of the observation's
-``privileged`` vector (a simulator's ground truth: object and goal positions) to the features,
-before they are standardized: the residual then knows what the VLA may fail to see. It answers
-"is perception what holds the residual back?"; a policy built with it cannot run on a real robot,
-which has no such vector. With ``vla_features=False`` as well, the residual sees those entries
-alone (and the time), not the VLA's features: what it learns is then told apart from how many
-inputs it learns from.
-
-``state_inputs`` (chosen entries of the robot's ``state``, e.g. the hand's position) and
-``locator`` (a ``policies.vla.locator.MarkerLocator``: where a marker such as the task's goal is in
-the camera frame, two pixel coordinates) are inputs a real robot has too: with them and without
-the VLA's features, the residual learns from a few numbers read from the robot and from pixels.
+What the residual sees besides the time feature is a ``ResidualInputs`` (``agent.vla.inputs``): the
+VLA's features, chosen entries of a simulator's ``privileged`` ground truth (a diagnostic: "is
+perception what holds the residual back?"), chosen entries of the robot's ``state``, and a
+``MarkerLocator``'s pixel. The extra entries are appended before the standardization.
 """
 
 from __future__ import annotations
@@ -32,61 +24,32 @@ from typing import Any
 
 import numpy as np
 
+from agent.vla.inputs import ResidualInputs
 from policies.base import EPISODE_TICK, ActionChunk, Observation, Policy, PolicyInputError
 from policies.streamx.normalization import ObservationNormalizer, TimeFeature
-
-
-def residual_inputs_problem(privileged: Any, vla_features: Any, state: Any = (), locator: bool = False,
-                            names: tuple[str, str, str, str] = ("privileged", "vla_features", "state_inputs",
-                                                                "locator")) -> str | None:
-    """What is wrong with a residual's choice of inputs, or ``None``: ``privileged`` and ``state``
-    must be lists of distinct non-negative indices, and a residual without the VLA's features must
-    see something else. One check for the run's config (``names`` its fields) and for direct users
-    of this module."""
-    p, v, st, loc = names
-    for name, indices in ((p, privileged), (st, state)):
-        if not isinstance(indices, (list, tuple)) or not all(type(i) is int and i >= 0 for i in indices) \
-                or len(set(indices)) != len(indices):
-            return f"{name} must be a list of distinct non-negative indices, got {indices!r}"
-    if not isinstance(vla_features, bool):
-        return f"{v} must be true or false, got {vla_features!r}"
-    if not vla_features and not (privileged or state or locator):
-        return f"{v}: false needs {p}, {st} or {loc} (the residual would see nothing)"
-    return None
-
-
-def residual_input_dim(feature_dim: int, privileged: tuple[int, ...] | list[int] = (),
-                       vla_features: bool = True, time_limit: int | None = None,
-                       state: tuple[int, ...] | list[int] = (), locator: bool = False) -> int:
-    """How many numbers the residual heads see: the VLA's ``feature_dim`` (none without
-    ``vla_features``), the privileged entries, the state entries, the locator's (row, column), and
-    the time feature where episodes have a limit."""
-    return (int(feature_dim) * bool(vla_features) + len(privileged) + len(state) + 2 * bool(locator)
-            + (time_limit is not None))
 
 
 class NormalizedFeatures(Policy):
     """Wraps ``base``: each chunk's ``features`` replaced by their running standardization (plus
     the time feature, with ``time_limit``), and its actions multiplied by ``action_scale`` (0 mutes
     an untrained action head: the residual heads then drive alone, from the VLA's features).
-    ``frozen``: the statistics no longer move (evaluating what an actor learned). ``out_dim`` is
-    what the residual heads see: ``feature_dim`` (none without ``vla_features``), plus
-    ``len(privileged)`` and ``len(state_inputs)``, plus two with a ``locator``, plus one with a time
-    limit (``residual_input_dim``)."""
+    ``frozen``: the statistics no longer move (evaluating what an actor learned). ``inputs``: what
+    the residual sees besides the time (default: the VLA's features alone); its locator is loaded
+    here unless ``locator`` gives it loaded. ``out_dim`` is what the residual heads see
+    (``inputs.dim``)."""
 
     def __init__(self, base: Policy, feature_dim: int, action_scale: float = 1.0,
                  frozen: bool = False, time_limit: int | None = None,
-                 privileged: tuple[int, ...] = (), vla_features: bool = True,
-                 state_inputs: tuple[int, ...] = (), locator: Any = None) -> None:
+                 inputs: ResidualInputs | None = None, locator: Any = None) -> None:
         if time_limit is not None and (type(time_limit) is not int or time_limit < 1):
             raise ValueError(f"NormalizedFeatures: time_limit must be a positive integer or None, "
                              f"got {time_limit!r}")
-        problem = residual_inputs_problem(privileged, vla_features, state_inputs, locator is not None)
-        if problem:
-            raise ValueError(f"NormalizedFeatures: {problem}")
-        privileged, state_inputs = tuple(privileged), tuple(state_inputs)
-        self.privileged, self.vla_features = privileged, bool(vla_features)
-        self.state_inputs, self.locator = state_inputs, locator
+        self.inputs = inputs = inputs if inputs is not None else ResidualInputs()
+        if locator is not None and not inputs.locator:
+            raise ValueError("NormalizedFeatures: a locator was given, but the inputs name none")
+        self.privileged, self.state_inputs = inputs.privileged, inputs.state
+        self.vla_features = inputs.vla_features
+        self.locator = locator if locator is not None else inputs.load_locator()
         self.base = base
         self.frozen = bool(frozen)
         self.action_scale = float(action_scale)
@@ -95,8 +58,7 @@ class NormalizedFeatures(Policy):
         self.time_limit = time_limit
         self.clock = TimeFeature(time_limit) if time_limit is not None else None
         # what the statistics cover
-        extra = {"state": state_inputs, "locator": locator is not None}
-        self.normalized_dim = residual_input_dim(self.feature_dim, privileged, self.vla_features, **extra)
+        self.normalized_dim = inputs.dim(self.feature_dim)
         self.out_dim = self.normalized_dim + (time_limit is not None)
         self.action_low = getattr(base, "action_low", None)
         self.action_high = getattr(base, "action_high", None)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from agent.vla.features import NormalizedFeatures
+from agent.vla.inputs import ResidualInputs
 from learners.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from policies.streamx.normalization import RewardScaler
 from policies.vla.residual import ResidualPolicy, ResidualWeightsError
@@ -115,25 +116,26 @@ def load_residual_policy(path: Path, deterministic: bool = True) -> ResidualPoli
         raise CheckpointError(f"{path}: no settings naming a saved VLA (an untrained tiny VLA's run "
                               "cannot be rebuilt for evaluation)")
     vla = VLAPolicy(load_vla(settings["vla_path"]))
+    try:
+        inputs = ResidualInputs.from_saved(settings)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: settings cannot build the policy ({type(e).__name__}: {e})") from None
     locator = None
-    if settings.get("locator"):
+    if inputs.locator:
         from policies.vla.locator import LocatorError, load_locator, weights_digest
 
         try:
-            locator = load_locator(settings["locator"])
+            locator = load_locator(inputs.locator)
         except LocatorError as e:
             raise CheckpointError(f"{path}: the policy's locator cannot be loaded: {e}") from None
         digest = settings.get("locator_sha256")
-        if digest and weights_digest(settings["locator"]) != digest:
-            raise CheckpointError(f"{path}: the locator at {settings['locator']} is not the one this policy "
+        if digest and weights_digest(inputs.locator) != digest:
+            raise CheckpointError(f"{path}: the locator at {inputs.locator} is not the one this policy "
                                   "was trained with (its weights changed since: retrained?)")
     try:
         # (runs saved before the time feature have no time_limit: no time input)
         features = NormalizedFeatures(vla, vla.feature_dim, float(settings["base_scale"]), frozen=True,
-                                      time_limit=settings.get("time_limit"),
-                                      privileged=tuple(settings.get("privileged_inputs", ())),
-                                      vla_features=bool(settings.get("residual_sees_vla", True)),
-                                      state_inputs=tuple(settings.get("state_inputs", ())), locator=locator)
+                                      time_limit=settings.get("time_limit"), inputs=inputs, locator=locator)
         policy = ResidualPolicy(features, features.out_dim, scale=settings["residual_scale"],
                                 low=vla.action_low, high=vla.action_high, hidden=settings["hidden"],
                                 deterministic=deterministic)

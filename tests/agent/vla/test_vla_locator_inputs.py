@@ -19,6 +19,7 @@ pytest.importorskip("metaworld")
 
 import sim.robots  # noqa: F401  registers sim-metaworld
 from agent.vla.features import NormalizedFeatures
+from agent.vla.inputs import ResidualInputs
 from hal.config import RobotConfig
 from hal.errors import ConfigError
 from hal.registry import make_robot
@@ -44,9 +45,9 @@ def locator(tmp_path_factory):
 
 
 def test_the_hand_and_the_located_goal_are_what_the_residual_sees(vla, locator):
-    _, loc = locator
-    features = NormalizedFeatures(vla, vla.feature_dim, vla_features=False, state_inputs=HAND, locator=loc,
-                                  time_limit=40)
+    path, loc = locator
+    inputs = ResidualInputs(False, state=HAND, locator=path)
+    features = NormalizedFeatures(vla, vla.feature_dim, inputs=inputs, locator=loc, time_limit=40)
     assert features.out_dim == 3 + 2 + 1
     with make_robot(SAWYER) as robot:
         robot.reset()
@@ -60,9 +61,15 @@ def test_the_hand_and_the_located_goal_are_what_the_residual_sees(vla, locator):
     with pytest.raises(PolicyInputError, match=r"MarkerLocator expects a \(96, 96\) RGB uint8 frame"):
         features.act({**obs, "image.corner2": obs["image.corner2"][:48], "episode_tick": 0})
     with pytest.raises(PolicyInputError, match="state index 7 is outside the observation's 4-entry 'state'"):
-        NormalizedFeatures(vla, vla.feature_dim, state_inputs=(0, 7)).act({**obs, "episode_tick": 0})
-    with pytest.raises(ValueError, match="state_inputs must be a list of distinct non-negative indices"):
-        NormalizedFeatures(vla, vla.feature_dim, state_inputs=(1, 1))
+        beyond = NormalizedFeatures(vla, vla.feature_dim, inputs=ResidualInputs(state=(0, 7)))
+        beyond.act({**obs, "episode_tick": 0})
+    with pytest.raises(ValueError, match="state must be a list of distinct non-negative indices"):
+        ResidualInputs(state=(1, 1))
+    with pytest.raises(ValueError, match="a locator was given, but the inputs name none"):
+        NormalizedFeatures(vla, vla.feature_dim, inputs=ResidualInputs(state=HAND), locator=loc)
+    # given the path alone, the features load the locator themselves
+    own = NormalizedFeatures(vla, vla.feature_dim, inputs=inputs)
+    np.testing.assert_array_equal(own.located(obs), loc.locate(obs["image.corner2"]))
 
 
 def test_the_run_config_checks_the_inputs_and_gives_the_learner_their_width(vla, locator, tmp_path):
@@ -84,9 +91,7 @@ def test_the_run_config_checks_the_inputs_and_gives_the_learner_their_width(vla,
     config.write_text(yaml.safe_dump(raw))
     job = prepare(config)
     t = job.train
-    features = NormalizedFeatures(vla, vla.feature_dim, vla_features=t.residual_sees_vla,
-                                  state_inputs=tuple(t.state_inputs), locator=load_locator(t.locator),
-                                  time_limit=500)
+    features = NormalizedFeatures(vla, vla.feature_dim, inputs=t.residual_inputs, time_limit=500)
     assert job.learner.obs_dim == features.out_dim == 6
 
     def refused(message: str, **train) -> None:
@@ -110,8 +115,8 @@ def test_the_saved_policy_rebuilds_its_locator(tmp_path):
     path = MarkerLocator(LocatorConfig()).save(tmp_path / "locator")  # this test damages it below
     config = VLAActorConfig(learner=f"tcp://127.0.0.1:{free_port()}", actor_id="sawyer", run_dir=tmp_path,
                             vla_path=VLA, chunk_size=4, residual_scale=0.2, pace="fast", save_every_s=0.0,
-                            durability="os-buffered", time_limit=40, residual_sees_vla=False,
-                            state_inputs=HAND, locator=str(path))
+                            durability="os-buffered", time_limit=40,
+                            inputs=ResidualInputs(False, state=HAND, locator=str(path)))
     with make_robot(SAWYER) as robot:
         actor = VLAActor(config, robot)
         try:
@@ -146,8 +151,8 @@ def test_a_locator_for_another_camera_size_is_refused(tmp_path):
 
     path = MarkerLocator(LocatorConfig(image_size=(64, 64))).save(tmp_path / "small")
     config = VLAActorConfig(learner=f"tcp://127.0.0.1:{free_port()}", actor_id="sawyer", run_dir=tmp_path,
-                            vla_path=VLA, chunk_size=4, pace="fast", state_inputs=HAND, locator=str(path),
-                            residual_sees_vla=False, durability="os-buffered")
+                            vla_path=VLA, chunk_size=4, pace="fast", durability="os-buffered",
+                            inputs=ResidualInputs(False, state=HAND, locator=str(path)))
     refused = pytest.raises(ValueError, match=r"reads 64x64 frames of 'image\.corner2'")
     with make_robot(SAWYER) as robot, refused:
         VLAActor(config, robot)

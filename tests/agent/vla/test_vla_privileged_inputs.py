@@ -15,6 +15,7 @@ pytest.importorskip("metaworld")
 
 import sim.robots  # noqa: F401  registers sim-metaworld
 from agent.vla.features import NormalizedFeatures
+from agent.vla.inputs import ResidualInputs
 from hal.config import RobotConfig
 from hal.errors import ConfigError
 from hal.registry import make_robot
@@ -28,7 +29,7 @@ SAWYER = RobotConfig("sawyer", "sim-metaworld", {"tasks": ["reach-v3"], "episode
 
 
 def test_the_goal_joins_the_features_before_they_are_standardized(vla):
-    features = NormalizedFeatures(vla, vla.feature_dim, privileged=GOAL)
+    features = NormalizedFeatures(vla, vla.feature_dim, inputs=ResidualInputs(privileged=GOAL))
     assert features.out_dim == vla.feature_dim + 3
     goals = []
     with make_robot(SAWYER) as robot:
@@ -45,7 +46,7 @@ def test_the_goal_joins_the_features_before_they_are_standardized(vla):
 
 
 def test_a_robot_without_ground_truth_and_bad_indices_are_refused(vla):
-    features = NormalizedFeatures(vla, vla.feature_dim, privileged=GOAL)
+    features = NormalizedFeatures(vla, vla.feature_dim, inputs=ResidualInputs(privileged=GOAL))
     with make_robot(SAWYER) as robot:
         robot.reset()
         obs = robot.observe()
@@ -53,10 +54,10 @@ def test_a_robot_without_ground_truth_and_bad_indices_are_refused(vla):
     with pytest.raises(PolicyInputError, match="no 'privileged' vector"):
         features.act(no_truth)
     with pytest.raises(PolicyInputError, match="index 39 is outside the observation's 39-entry"):
-        NormalizedFeatures(vla, vla.feature_dim, privileged=(38, 39)).act(obs)
+        NormalizedFeatures(vla, vla.feature_dim, inputs=ResidualInputs(privileged=(38, 39))).act(obs)
     for bad in [(-1,), (3, 3), ("36",)]:
         with pytest.raises(ValueError, match="privileged must be a list of distinct non-negative indices"):
-            NormalizedFeatures(vla, vla.feature_dim, privileged=bad)
+            ResidualInputs(privileged=bad)
     from agent.job.config import RunTrainConfig
 
     with pytest.raises(ConfigError, match=r"train.privileged_inputs must be a list .* got \[36, 36\]"):
@@ -64,12 +65,12 @@ def test_a_robot_without_ground_truth_and_bad_indices_are_refused(vla):
     with pytest.raises(ConfigError, match=r"residual_sees_vla: false needs train\.privileged_inputs"):
         RunTrainConfig(policy="vla-residual", vla=VLA, residual_sees_vla=False)
     with pytest.raises(ValueError, match=r"vla_features: false needs privileged"):
-        NormalizedFeatures(vla, vla.feature_dim, vla_features=False)
+        ResidualInputs(vla_features=False)
 
 
 def test_without_the_vla_features_the_residual_sees_the_ground_truth_alone(vla):
-    features = NormalizedFeatures(vla, vla.feature_dim, privileged=(0, 1, 2, *GOAL), vla_features=False,
-                                  time_limit=40)
+    inputs = ResidualInputs(False, privileged=(0, 1, 2, *GOAL))
+    features = NormalizedFeatures(vla, vla.feature_dim, inputs=inputs, time_limit=40)
     assert features.out_dim == 6 + 1
     with make_robot(SAWYER) as robot:
         robot.reset()
@@ -86,7 +87,8 @@ def test_the_learner_sees_the_goal_and_the_saved_policy_evaluates_with_it(tmp_pa
 
     config = VLAActorConfig(learner=f"tcp://127.0.0.1:{free_port()}", actor_id="sawyer", run_dir=tmp_path,
                             vla_path=VLA, chunk_size=4, residual_scale=0.2, pace="fast", save_every_s=0.0,
-                            durability="os-buffered", time_limit=40, privileged_inputs=GOAL)
+                            durability="os-buffered", time_limit=40,
+                            inputs=ResidualInputs(privileged=GOAL))
     with make_robot(SAWYER) as robot:
         actor = VLAActor(config, robot)
         try:
@@ -124,7 +126,6 @@ def test_rill_run_gives_the_learner_the_width_the_actor_sends(vla, config, extra
 
     job = prepare(Path(__file__).resolve().parents[3] / "config" / config)
     t = job.train
-    features = NormalizedFeatures(vla, vla.feature_dim, privileged=tuple(t.privileged_inputs),
-                                  vla_features=t.residual_sees_vla, time_limit=500)
+    features = NormalizedFeatures(vla, vla.feature_dim, inputs=t.residual_inputs, time_limit=500)
     assert job.learner.obs_dim == features.out_dim
     assert features.out_dim == (7 if extra is None else vla.feature_dim + extra + 1)
