@@ -22,12 +22,12 @@ window).
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from agent.actor.episodes import read_episodes
 from bench.common import print_table, write_json
 from bench.reproduce import RunSpec, train_one
 
@@ -37,14 +37,12 @@ SOLVED = 0.8
 def success_by_window(episodes_csv: Path, window: int, steps: int) -> list[float | None]:
     """The success rate of the episodes that ended in each ``window`` of steps (None: none did)."""
     counts = [[0, 0] for _ in range((steps + window - 1) // window)]
-    with open(episodes_csv, newline="") as f:
-        for row in csv.DictReader(f):
-            step = int(row["step"])
-            if not 1 <= step <= steps or row["success"] == "":
-                continue
-            cell = counts[(step - 1) // window]
-            cell[0] += int(row["success"])
-            cell[1] += 1
+    for episode in read_episodes(episodes_csv):
+        if not 1 <= episode.step <= steps or episode.success is None:
+            continue
+        cell = counts[(episode.step - 1) // window]
+        cell[0] += int(episode.success)
+        cell[1] += 1
     return [won / n if n else None for won, n in counts]
 
 

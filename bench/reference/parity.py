@@ -1,7 +1,7 @@
 """Step for step: rill's stream AC(λ) against the paper's code, from the same weights and inputs.
 
     python -m bench.reference.parity --code ~/streaming-drl --env Walker2d-v4 --steps 5000 \
-        --json docs/results/streamx/parity.json
+        --json docs/results/streamx/parity/Walker2d-v4.json
 
 Learning curves of two implementations differ run by run whatever they compute, because one
 update's rounding sends the next episode elsewhere; so a comparison of final returns alone cannot

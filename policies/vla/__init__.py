@@ -1,4 +1,4 @@
-"""The vision-language-action policy (issue 7) and its stream-x residual heads.
+"""The vision-language-action policy and its stream-x residual heads.
 
 ``tiny_vla`` builds the default tiny SmolVLM-architecture VLA offline; ``load_vla`` loads a saved
 one strictly; ``vla_from_backbone`` wraps a local vision-language checkpoint. ``VLAPolicy`` puts a
