@@ -82,26 +82,40 @@ def check_reward_model(spec, reward) -> None:
 
 
 def check_residual_inputs(spec, train: RunTrainConfig, state_dim: int) -> None:
-    """Refuse state entries beyond the robots' state, and a locator that cannot be loaded or that
-    reads another camera or frame size than the actors' robots render, before any worker starts
-    (in the actor they would fail at every start or hold the robot at every tick)."""
+    """Refuse state entries beyond the robots' state, privileged entries beyond (or without) the
+    robots' ``privileged`` vector, and a locator that cannot be loaded or that reads another camera
+    or frame size than the actors' robots render, before any worker starts (in the actor they would
+    fail at every start or hold the robot at every tick)."""
     import hal.registry as registry
 
     if train.state_inputs and max(train.state_inputs) >= state_dim:
         raise ConfigError(f"train.state_inputs: index {max(train.state_inputs)} is outside the robots' "
                           f"{state_dim}-entry state")
-    if not train.locator:
+    if not (train.locator or train.privileged_inputs):
         return
-    from policies.vla.locator import LocatorError, load_locator
+    locator = None
+    if train.locator:
+        from policies.vla.locator import LocatorError, load_locator
 
-    try:
-        config = load_locator(train.locator).config
-    except LocatorError as e:
-        raise ConfigError(f"train.locator: {e}") from None
+        try:
+            locator = load_locator(train.locator).config
+        except LocatorError as e:
+            raise ConfigError(f"train.locator: {e}") from None
     types = {a.robot_type for a in spec.actors if a.robot_type}
     for robot in spec.robots:
-        if robot.type in types or any(a.robot == robot.name for a in spec.actors):
-            problem = config.frame_problem(registry.make_robot(robot).observation_spec, robot.name)
+        if not (robot.type in types or any(a.robot == robot.name for a in spec.actors)):
+            continue
+        observation_spec = registry.make_robot(robot).observation_spec
+        if train.privileged_inputs:
+            truth = observation_spec.get("privileged")
+            if truth is None:
+                raise ConfigError(f"train.privileged_inputs: robot {robot.name!r} ({robot.type}) has no "
+                                  "'privileged' observation (only a simulator gives one)")
+            if max(train.privileged_inputs) >= truth.shape[0]:
+                raise ConfigError(f"train.privileged_inputs: index {max(train.privileged_inputs)} is outside "
+                                  f"the {truth.shape[0]}-entry 'privileged' vector of robot {robot.name!r}")
+        if locator is not None:
+            problem = locator.frame_problem(observation_spec, robot.name)
             if problem is not None:
                 raise ConfigError(f"train.locator {train.locator} {problem}")
 

@@ -69,6 +69,18 @@ class ResidualInputs:
         return (int(feature_dim) * self.vla_features + len(self.privileged) + len(self.state)
                 + 2 * bool(self.locator) + (time_limit is not None))
 
+    def describe(self) -> str:
+        """These inputs in a few words, for messages."""
+        return (f"VLA features {'yes' if self.vla_features else 'no'}, privileged {list(self.privileged)}, "
+                f"state {list(self.state)}, locator {self.locator or 'none'}")
+
+    def same_as(self, other: ResidualInputs) -> bool:
+        """Whether ``other`` makes the same inputs (a locator is compared by the file it names, not
+        by where it lies: a saved policy records the absolute path)."""
+        key = (self.vla_features, self.privileged, self.state)
+        return key == (other.vla_features, other.privileged, other.state) and bool(self.locator) == bool(
+            other.locator)
+
     def load_locator(self, observation_spec: Any = None, robot: str = "") -> Any:
         """The configured ``MarkerLocator`` (None without one), checked against ``observation_spec``
         (robot ``robot``'s camera and frame size) when given: ``ValueError`` names the mismatch,

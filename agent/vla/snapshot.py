@@ -63,8 +63,35 @@ def restore_actor_policy(path: Path, policy: ResidualPolicy, features: Normalize
 
     ``CheckpointError`` names a damaged or mismatched file; the parts are untouched then."""
     tensors, state = load_checkpoint(path)
+    _check_inputs(path, state, features.inputs)
     _apply(path, tensors, state, policy, features, scaler)
     return state
+
+
+def _check_inputs(path: Path, state: Any, inputs: ResidualInputs) -> None:
+    """Refuse a policy saved for other residual inputs, or with another locator's weights: its
+    statistics would standardize inputs they were never taken from."""
+    settings = state.get("settings") if isinstance(state, dict) else None
+    if not isinstance(settings, dict):
+        raise CheckpointError(f"{path}: no settings saved with the policy")
+    try:
+        saved = ResidualInputs.from_saved(settings)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: saved residual inputs unreadable ({e})") from None
+    if not saved.same_as(inputs):
+        raise CheckpointError(f"{path}: saved for other residual inputs ({saved.describe()}) than this "
+                              f"actor's ({inputs.describe()})")
+    digest = settings.get("locator_sha256")
+    if inputs.locator and digest:
+        from policies.vla.locator import weights_digest
+
+        try:
+            now = weights_digest(inputs.locator)
+        except OSError as e:
+            raise CheckpointError(f"{path}: this actor's locator cannot be read ({e})") from None
+        if now != digest:
+            raise CheckpointError(f"{path}: saved with another locator than {inputs.locator} (its weights "
+                                  "differ from the ones the policy learned with)")
 
 
 def _apply(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], policy: ResidualPolicy,
@@ -75,10 +102,9 @@ def _apply(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], 
         tensors = dict(tensors)
         mean, m2 = tensors.pop("features.mean"), tensors.pop("features.m2")
         if tuple(mean.shape) != (features.normalized_dim,) or tuple(m2.shape) != (features.normalized_dim,):
-            extra = f" plus {len(features.privileged)} privileged inputs" if features.privileged else ""
-            vla = f"({features.feature_dim},)" if features.vla_features else "no features for the residual"
-            raise CheckpointError(f"{path}: features of shape {tuple(mean.shape)}, this actor's VLA makes "
-                                  f"{vla}{extra}")
+            raise CheckpointError(f"{path}: feature statistics of shape {tuple(mean.shape)}; this actor's "
+                                  f"residual sees ({features.normalized_dim},): {features.inputs.describe()} "
+                                  f"(the VLA gives {features.feature_dim} features)")
         feature_state = {"count": int(state["features_count"]), "mean": mean.numpy(), "m2": m2.numpy()}
         reward = state["reward"]
         reward_state = {"trace": float(reward["trace"]), "count": int(reward["count"]),

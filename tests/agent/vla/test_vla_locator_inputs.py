@@ -100,6 +100,8 @@ def test_the_run_config_checks_the_inputs_and_gives_the_learner_their_width(vla,
             prepare(config)
 
     refused(r"train\.state_inputs: index 4 is outside the robots' 4-entry state", state_inputs=[0, 4])
+    refused(r"train\.privileged_inputs: index 50 is outside the 39-entry 'privileged' vector of robot "
+            r"'sawyer-1'", privileged_inputs=[36, 50])
     small = MarkerLocator(LocatorConfig(image_size=(64, 64))).save(tmp_path / "small")
     refused(r"reads 64x64 frames of 'image\.corner2'; robot 'sawyer-1' gives \(96, 96, 3\)",
             locator=str(small))
@@ -140,6 +142,16 @@ def test_the_saved_policy_rebuilds_its_locator(tmp_path):
     (path / "locator.safetensors").write_bytes((other / "locator.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match="is not the one this policy was trained with"):
         load_residual_policy(saved)
+    # ... nor does a restarted actor take statistics learned through the other locator
+    from agent.vla.snapshot import restore_actor_policy
+    from policies.streamx.normalization import RewardScaler
+    from policies.vla import ResidualPolicy, VLAPolicy, load_vla
+
+    vla = VLAPolicy(load_vla(VLA))
+    features = NormalizedFeatures(vla, vla.feature_dim, time_limit=40, inputs=config.inputs)
+    with pytest.raises(CheckpointError, match="saved with another locator than"):
+        restore_actor_policy(saved, ResidualPolicy(features, features.out_dim, scale=0.2), features,
+                             RewardScaler(0.99))
     (path / "locator.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(CheckpointError, match=r"the policy's locator cannot be loaded: "
                                               r".*locator\.safetensors: corrupt or truncated"):

@@ -215,3 +215,20 @@ def test_saved_counters_that_are_not_counters_are_refused_by_name(tmp_path, obse
     with pytest.raises(CheckpointError, match=r"progress \{'ticks': -3\} is not a set of non-negative"):
         restore_actor_policy(tmp_path / "policy", fresh, fresh_features, fresh_scaler)
     assert fresh.version == 0 and fresh_features.state_dict()["count"] == 0
+
+
+def test_a_policy_saved_for_other_residual_inputs_is_refused_by_name(tmp_path, observations):
+    """Statistics of other inputs (here: two entries of the state besides the features) would
+    standardize numbers they were never taken from; the restart starts fresh instead."""
+    from agent.vla.inputs import ResidualInputs
+
+    policy, features, scaler = _trained(observations)
+    other = {**SETTINGS, **ResidualInputs(state=(0, 1)).saved()}
+    save_actor_policy(tmp_path / "policy", policy, features, scaler, other)
+    fresh, fresh_features, fresh_scaler = _parts(seed=9)
+    expected = (r"saved for other residual inputs \(VLA features yes, privileged \[\], state \[0, 1\], "
+                r"locator none\) than this actor's "
+                r"\(VLA features yes, privileged \[\], state \[\], locator none\)")
+    with pytest.raises(CheckpointError, match=expected):
+        restore_actor_policy(tmp_path / "policy", fresh, fresh_features, fresh_scaler)
+    assert fresh.version == 0 and fresh_features.state_dict()["count"] == 0
