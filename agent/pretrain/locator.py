@@ -67,14 +67,19 @@ class LocatorTrainConfig:
                                   f"got {getattr(self, name)!r}")
         check_number(where, "noise", self.noise)
         check_number(where, "lr", self.lr, strict=True)
-        if not isinstance(self.target, list) or len(self.target) != 3 or not all(
-                type(i) is int and i >= 0 for i in self.target):
-            raise ConfigError(f"{where}.target must be three indices (a point's x, y, z) into the robot's "
-                              f"'privileged' view, got {self.target!r}")
+        from sim.metaworld.env import PRIVILEGED_DIM
         from sim.metaworld.robot import CAMERAS
         from sim.metaworld.tasks import task_names
 
+        if not isinstance(self.target, list) or len(self.target) != 3 or not all(
+                type(i) is int and 0 <= i < PRIVILEGED_DIM for i in self.target):
+            raise ConfigError(f"{where}.target must be three indices (a point's x, y, z) into the robot's "
+                              f"{PRIVILEGED_DIM}-entry 'privileged' view, got {self.target!r}")
         tasks = task_names(self.tasks, f"{where}.tasks")  # ConfigError with close matches
+        for name in ("episodes", "val_episodes"):
+            if getattr(self, name) < len(tasks):
+                raise ConfigError(f"{where}.{name} must be at least the number of tasks ({len(tasks)}): "
+                                  f"each task needs an episode, got {getattr(self, name)}")
         if self.camera not in CAMERAS:
             raise ConfigError(f"{where}.camera must be one of {', '.join(CAMERAS)}, got {self.camera!r}")
         for name in ("image_height", "image_width"):
@@ -113,15 +118,19 @@ def scene_seeds(seed: int, episodes: int, tasks: int) -> list[int]:
     return [seed + k + 1000 * e for k, share in enumerate(shares) for e in range(share)]
 
 
-def collect_frames(config: LocatorTrainConfig, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def collect_frames(config: LocatorTrainConfig, episodes: int,
+                   seed: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Frames [N, H, W, 3] and the target's pixel (row, column) [N, 2] from ``episodes`` noisy expert
-    episodes, reset from ``scene_seeds`` (the k-th task's expert noise from ``seed + k``)."""
+    episodes, reset from ``scene_seeds`` (the k-th task's expert noise from ``seed + k``), and how
+    many frames were left out because the target was outside the frame or behind the camera
+    (``ConfigError`` when no frame shows it)."""
     from agent.experts.metaworld import MetaWorldExpert
     from sim.metaworld.env import MetaWorldEnv
     from sim.metaworld.tasks import task_names
 
     tasks = list(task_names(config.tasks))
-    frames, pixels = [], []
+    frames, pixels, unseen = [], [], 0
+    size = np.array([config.image_height, config.image_width])
     shares = [episodes // len(tasks) + (k < episodes % len(tasks)) for k in range(len(tasks))]
     for k, task in enumerate(tasks):
         env = MetaWorldEnv(task, camera=config.camera, image_size=(config.image_height, config.image_width),
@@ -132,15 +141,21 @@ def collect_frames(config: LocatorTrainConfig, episodes: int, seed: int) -> tupl
                 obs, _ = env.reset(seed=scene)
                 for step in range(config.max_episode_steps):
                     if step % config.every == 0:
-                        (pixel,), _ = env.pinhole().project(obs["privileged"][config.target])
-                        frames.append(obs[f"image.{config.camera}"])
-                        pixels.append(pixel)
+                        (pixel,), (depth,) = env.pinhole().project(obs["privileged"][config.target])
+                        if depth > 0 and np.all((pixel >= 0) & (pixel < size)):
+                            frames.append(obs[f"image.{config.camera}"])
+                            pixels.append(pixel)
+                        else:
+                            unseen += 1
                     obs, _, terminated, truncated, _ = env.step(expert.act(obs).actions[0])
                     if terminated or truncated:
                         break
         finally:
             env.close()
-    return np.stack(frames), np.asarray(pixels, np.float32)
+    if not frames:
+        raise ConfigError(f"locator.camera {config.camera!r} never sees the target in {unseen} frames of "
+                          f"{episodes} episodes: choose a camera that shows it")
+    return np.stack(frames), np.asarray(pixels, np.float32), unseen
 
 
 def train_locator(config: LocatorTrainConfig, on_step: Callable[[int, float], None] | None = None) -> dict:
@@ -154,8 +169,11 @@ def train_locator(config: LocatorTrainConfig, on_step: Callable[[int, float], No
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     start = time.perf_counter()
-    frames, pixels = collect_frames(config, config.episodes, config.seed)
-    val_frames, val_pixels = collect_frames(config, config.val_episodes, config.val_seed)
+    frames, pixels, unseen = collect_frames(config, config.episodes, config.seed)
+    val_frames, val_pixels, val_unseen = collect_frames(config, config.val_episodes, config.val_seed)
+    if unseen or val_unseen:
+        log.warning("locator: %d training and %d held-out frames left out: the target was outside the "
+                    "frame or behind the camera", unseen, val_unseen)
     collected = time.perf_counter() - start
     log.info("locator: %d training frames, %d held out, collected in %.0f s", len(frames), len(val_frames),
              collected)
@@ -187,6 +205,7 @@ def train_locator(config: LocatorTrainConfig, on_step: Callable[[int, float], No
     baseline = np.linalg.norm(pixels.mean(0) - val_pixels, axis=1)
     metrics = {
         "frames": len(frames), "val_frames": len(val_frames), "steps": config.steps,
+        "frames_without_the_target": unseen, "val_frames_without_the_target": val_unseen,
         "val_pixel_error": {"median": round(float(np.median(error)), 3),
                             "p90": round(float(np.percentile(error, 90)), 3),
                             "max": round(float(error.max()), 3)},

@@ -101,9 +101,12 @@ class MarkerLocator(nn.Module):
     def positions(self, logits: torch.Tensor) -> torch.Tensor:
         """The soft arg-max of ``logits``: the expected (row, column) in frame pixels [B, 2]."""
         h, w = (s // 2 for s in self.config.image_size)
+        if logits.ndim != 2 or logits.shape[1] != h * w:
+            raise ValueError(f"MarkerLocator.positions: expected scores of shape [B, {h * w}], got "
+                             f"{tuple(logits.shape)}")
         p = torch.softmax(logits, 1).view(-1, h, w)
-        rows = (torch.arange(h, dtype=p.dtype) + 0.5) * 2
-        cols = (torch.arange(w, dtype=p.dtype) + 0.5) * 2
+        rows = (torch.arange(h, dtype=p.dtype, device=p.device) + 0.5) * 2
+        cols = (torch.arange(w, dtype=p.dtype, device=p.device) + 0.5) * 2
         return torch.stack([(p.sum(2) * rows).sum(1), (p.sum(1) * cols).sum(1)], 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -119,7 +122,14 @@ class MarkerLocator(nn.Module):
 
     def _as_input(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype == torch.uint8:  # [B, H, W, 3] frames as robots report them
+            if images.ndim != 4 or images.shape[-1] != 3:
+                raise ValueError(f"MarkerLocator expects uint8 frames [B, H, W, 3], "
+                                 f"got {tuple(images.shape)}")
             images = images.permute(0, 3, 1, 2).float() / 255.0
+        size = tuple(self.config.image_size)
+        if images.ndim != 4 or images.shape[1] != 3 or tuple(images.shape[2:]) != size:
+            raise ValueError(f"MarkerLocator expects {size[0]}x{size[1]} RGB frames of "
+                             f"{self.config.camera!r}, got a batch of shape {tuple(images.shape)}")
         return images
 
     def save(self, path: str | Path) -> Path:

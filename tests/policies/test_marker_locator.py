@@ -41,6 +41,12 @@ def test_the_answer_is_the_centre_of_a_cell_it_is_sure_of():
     logits = torch.full((1, 64), -50.0)
     logits[0, 3 * 8 + 5] = 50.0  # the cell in row 3, column 5 of the 8x8 grid
     np.testing.assert_allclose(locator.positions(logits)[0].numpy(), [7.0, 11.0], atol=1e-4)
+    # a batch of another frame size is refused, not silently folded into more answers
+    with pytest.raises(ValueError, match=r"expects 16x16 RGB frames of 'corner2', got a batch of shape "
+                                         r"\(1, 3, 32, 32\)"):
+        locator(torch.zeros(1, 32, 32, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"expected scores of shape \[B, 64\], got \(1, 256\)"):
+        locator.positions(torch.zeros(1, 256))
 
 
 @pytest.mark.parametrize(("damage", "message"), [
