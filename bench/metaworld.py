@@ -63,12 +63,48 @@ PROTOCOL = {
 
 
 
-def task_robot(task: str, episode_steps: int):
+# What an evaluated run's robots set that its policy depends on (the frames it sees).
+CAMERA_PARAMS = ("camera", "image_height", "image_width")
+
+
+def task_robot(task: str, episode_steps: int, camera: dict | None = None):
+    """The robot a task is evaluated on; ``camera``: ``CAMERA_PARAMS`` of the run whose policy it
+    evaluates (the bench's own defaults otherwise)."""
     from hal.config import RobotConfig
 
     return RobotConfig(
-        f"metaworld-{task}", "sim-metaworld", {"tasks": [task], "episode_steps": episode_steps}
+        f"metaworld-{task}", "sim-metaworld",
+        {**(camera or {}), "tasks": [task], "episode_steps": episode_steps},
     )
+
+
+def run_camera(run_dir: str | Path) -> dict:
+    """The camera settings of the first Meta-World robot of the ``rill run`` at ``run_dir`` (its
+    ``config.yaml``), so its policy is evaluated on the frames it learned from."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    try:
+        robots = (yaml.safe_load(path.read_text()) or {}).get("robots") or []
+    except (OSError, yaml.YAMLError) as e:
+        raise SystemExit(f"bench.metaworld: cannot read the run's config {path}: {e}") from None
+    for robot in robots:
+        if isinstance(robot, dict) and robot.get("type") == "sim-metaworld":
+            params = robot.get("params") or {}
+            return {k: params[k] for k in CAMERA_PARAMS if k in params}
+    raise SystemExit(f"bench.metaworld: {path} names no sim-metaworld robot: not a Meta-World run")
+
+
+def check_frames(policy: Policy, robot, run_dir: str) -> None:
+    """Refuse, by name, a run whose residual reads a camera or frame size the bench's robot does
+    not give (every act would fail, and the episodes would count as failures)."""
+    from hal.registry import make_robot
+
+    locator = getattr(getattr(policy, "base", None), "locator", None)
+    if locator is not None:
+        problem = locator.config.frame_problem(make_robot(robot).observation_spec, robot.name)
+        if problem is not None:
+            raise SystemExit(f"bench.metaworld: the locator of {run_dir} {problem}")
 
 
 def pretraining_time(run_dir: str | Path) -> dict:
@@ -134,11 +170,16 @@ def measure(
             # The residual as it acted in training (one Gaussian sample per chunk, seeded), on the
             # same scenes: how much of a run's training success its exploration, not its mean, earns.
             policies["online_sampled"] = online_policy(run_dir, deterministic=False)[0]
+    camera = run_camera(run_dir) if run_dir else None
+    if run_dir:
+        check_frames(policies["online"], task_robot(tasks[0], episode_steps, camera), run_dir)
     results: dict[str, dict] = {name: {} for name in policies}
     for task in tasks:
         for name, policy in policies.items():
+            if name == "online_sampled":  # each task's samples from the same seed: whichever tasks
+                policy.generator.manual_seed(0)  # ran before it, in whatever order, it gets the same
             start = time.perf_counter()
-            r = evaluate_policy(policy, task_robot(task, episode_steps), episodes, seed)
+            r = evaluate_policy(policy, task_robot(task, episode_steps, camera), episodes, seed)
             results[name][task] = {**r.to_dict(), "wall_s": round(time.perf_counter() - start, 1)}
     report: dict = {
         "tasks": tasks,
@@ -199,8 +240,8 @@ def main(argv: list[str] | None = None) -> dict:
         if spec == "QUICK"
         else list(task_names(spec if "," not in spec else spec.split(",")))
     )
-    episodes = args.episodes or (2 if args.quick else 10)
-    steps = args.episode_steps or (150 if args.quick else 500)
+    episodes = args.episodes if args.episodes is not None else (2 if args.quick else 10)
+    steps = args.episode_steps if args.episode_steps is not None else (150 if args.quick else 500)
     if episodes < 1 or not 1 <= steps <= 500:
         parser.error("--episodes must be >= 1 and --episode-steps within 1..500")
     vla = args.vla

@@ -44,3 +44,13 @@ def test_sampling_needs_an_online_run(capsys):
         main(["--quick", "--sample"])
     assert stop.value.code == 2
     assert "--sample needs --run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--episodes", "--episode-steps"])
+def test_zero_episodes_or_steps_are_refused_not_replaced(capsys, flag):
+    from bench.metaworld import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--quick", flag, "0"])
+    assert stop.value.code == 2
+    assert "--episodes must be >= 1 and --episode-steps within 1..500" in capsys.readouterr().err

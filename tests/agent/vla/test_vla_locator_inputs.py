@@ -137,6 +137,21 @@ def test_the_saved_policy_rebuilds_its_locator(tmp_path):
     np.testing.assert_array_equal(rebuilt.base.locator.locate(obs["image.corner2"]),
                                   load_locator(path).locate(obs["image.corner2"]))
     assert rebuilt.base.state_inputs == HAND
+    # bench.metaworld evaluates it on the run's own camera, and refuses a robot whose frames it cannot read
+    from bench.metaworld import check_frames, run_camera, task_robot
+
+    for size, refused in ((96, False), (64, True)):
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump({"robots": [{
+            "name": "sawyer", "type": "sim-metaworld",
+            "params": {"tasks": ["reach-v3"], "image_height": size, "image_width": size}}]}))
+        robot = task_robot("reach-v3", 40, run_camera(tmp_path))
+        assert robot.params["image_height"] == size
+        if refused:
+            with pytest.raises(SystemExit, match=r"reads 96x96 frames of 'image\.corner2'; robot "
+                                                 r"'metaworld-reach-v3' gives \(64, 64, 3\)"):
+                check_frames(rebuilt, robot, str(tmp_path))
+        else:
+            check_frames(rebuilt, robot, str(tmp_path))
     # a locator retrained in the same place is not the one the policy learned with
     other = MarkerLocator(LocatorConfig()).save(tmp_path / "other")
     (path / "locator.safetensors").write_bytes((other / "locator.safetensors").read_bytes())
