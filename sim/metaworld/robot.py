@@ -44,6 +44,9 @@ class MetaWorldRobotConfig:
     camera: str = "corner2"
     image_height: int = 96
     image_width: int = 96
+    # A new camera frame every this many control ticks (the last one repeated in between), as a
+    # camera slower than the control loop gives them; 1: a frame every tick
+    camera_every: int = 1
     episode_steps: int = 500  # Meta-World's max_path_length
     terminate_on_success: bool = True
     reward: str = "dense"  # dense | progress | success (sim.metaworld.env says which to learn from)
@@ -64,6 +67,9 @@ class MetaWorldRobotConfig:
             check_type("params", name, value, int)
             if not 8 <= value <= 480:
                 raise ConfigError(f"params.{name} must be within 8..480 pixels, got {value!r}")
+        check_type("params", "camera_every", self.camera_every, int)
+        if self.camera_every < 1:
+            raise ConfigError(f"params.camera_every must be a positive integer, got {self.camera_every!r}")
         check_type("params", "episode_steps", self.episode_steps, int)
         if not 1 <= self.episode_steps <= 500:
             raise ConfigError(
@@ -106,6 +112,7 @@ class MetaWorldRobot(EnvRobot):
             list(c.task_list),
             camera=c.camera,
             image_size=(c.image_height, c.image_width),
+            camera_every=c.camera_every,
             episode_steps=c.episode_steps,
             terminate_on_success=c.terminate_on_success,
             reward=c.reward,

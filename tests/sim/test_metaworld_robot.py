@@ -219,6 +219,46 @@ def test_params_are_validated_by_name():
         validate_robot(RobotConfig("t", "sim-metaworld", {"success_bonus": float("nan")}))
     with pytest.raises(ConfigError, match=r"params.success_bonus must be >= 0, got -1"):
         validate_robot(RobotConfig("t", "sim-metaworld", {"success_bonus": -1}))
+    with pytest.raises(ConfigError, match=r"params.camera_every must be a positive integer, got 0"):
+        validate_robot(RobotConfig("t", "sim-metaworld", {"camera_every": 0}))
+    with pytest.raises(ConfigError, match=r"params.camera_every must be int, got '4'"):
+        validate_robot(RobotConfig("t", "sim-metaworld", {"camera_every": "4"}))
+
+
+def test_a_slower_camera_gives_a_new_frame_every_few_steps_and_the_last_one_between():
+    from sim.metaworld.env import MetaWorldEnv
+
+    def run(every: int) -> tuple[list[np.ndarray], int]:
+        env = MetaWorldEnv(["reach-v3"], camera_every=every)
+        rendered = 0
+        render = env.render
+
+        def counted() -> np.ndarray:
+            nonlocal rendered
+            rendered += 1
+            return render()
+
+        env.render = counted
+        try:
+            frames = []
+            for seed in (3, 4):  # two episodes: a reset always brings a new frame
+                obs, _ = env.reset(seed=seed)
+                frames.append(obs["image.corner2"])
+                for t in range(9):
+                    obs, *_ = env.step(np.array([0.5, -0.5, 0.3 * (-1) ** t, 0.0]))
+                    frames.append(obs["image.corner2"])
+            return frames, rendered
+        finally:
+            env.close()
+
+    every_tick, renders_1 = run(1)
+    slow, renders_4 = run(4)
+    assert renders_1 == 20 and renders_4 == 2 * 3  # steps 0, 4 and 8 of each episode
+    for i, frame in enumerate(slow):
+        due = i % 10 - i % 10 % 4  # the step of the newest frame the camera has given
+        np.testing.assert_array_equal(frame, every_tick[i - i % 10 + due])
+        assert not frame.flags.writeable
+    assert not np.array_equal(every_tick[4], every_tick[3])  # the arm moved: frames do change
 
 
 def _episode(env, expert, seed: int | None = None, steps: int = 500) -> tuple[list, list, bool]:
