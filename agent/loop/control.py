@@ -95,6 +95,7 @@ class ControlLoop:
         self._episode_began: int | None = None  # the tick the policy first acted on in this episode
         self._want = threading.Event()
         self._stop = threading.Event()
+        self._ran = False  # a run ended: the robot was held and the episode under way ended
         self._in_flight = False
         self._last_action: np.ndarray | None = None
         self._failing = False
@@ -263,7 +264,11 @@ class ControlLoop:
     # -- running ---------------------------------------------------------------------------------
     def run(self, ticks: int | None = None, should_stop: Callable[[], bool] | None = None) -> LoopStats:
         """Tick on schedule (as fast as the robot goes if not ``config.paced``) until ``ticks`` ticks,
-        ``should_stop()`` or ``stop()``."""
+        ``should_stop()`` or ``stop()``. A loop runs once: ``RuntimeError`` when it has stopped
+        (it held the robot and ended the episode under way); a new ``ControlLoop`` runs again."""
+        if self._ran:
+            raise RuntimeError("ControlLoop.run: this loop has run and stopped (it held the robot and "
+                               "ended its episode); build a new ControlLoop to run again")
         period = self.config.period_s
         # The inference thread holds the GIL through a model's Python-level work; by default a
         # waiting thread gets it back only after 5 ms. Ask for a handover well within a tick.
@@ -311,6 +316,7 @@ class ControlLoop:
                 realtime.leave(scheduling)
             keeper.stop()
             self._stop.set()
+            self._ran = True
             if worker is not None:
                 worker.join(timeout=5)
             watch.stop()

@@ -182,3 +182,12 @@ def test_an_unpaced_loop_must_run_the_policy_inside_the_tick():
     # Every tick acted (the policy ran inside the ticks that needed a chunk), none waited for a clock.
     assert stats.ticks == 40 and stats.holds == 0 and stats.deadline_misses == 0
     assert not stats.jitter_s and len(stats.inference_s) >= 10
+
+
+def test_a_loop_runs_once_and_says_so_when_run_again():
+    robot = _robot()
+    loop = ControlLoop(robot, ReplanningPolicy(3, latency_s=0.0), LoopConfig(control_hz=100))
+    with robot:
+        assert loop.run(ticks=5).ticks == 5
+        with pytest.raises(RuntimeError, match=r"this loop has run and stopped .* build a new ControlLoop"):
+            loop.run(ticks=5)
