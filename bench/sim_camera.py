@@ -1,10 +1,12 @@
 """``python -m bench.sim_camera``: what a simulated camera slower than the control loop saves.
 
     python -m bench.sim_camera --json docs/results/bench/sim_camera.json
+    python -m bench.sim_camera --robot tabletop --json docs/results/bench/sim_camera_tabletop.json
     python -m bench.sim_camera --quick        # CI: fewer ticks, one round
 
-The VLA actor (the shipped Meta-World VLA with residual heads, chunks of 4, ``pace: fast``, its link
-spooling to a learner that is not there) drives ``sim-metaworld`` on reach-v3, once with a camera
+The VLA actor (a shipped VLA with residual heads, chunks of 4, ``pace: fast``, its link spooling to
+a learner that is not there) drives ``sim-metaworld`` on reach-v3 with the Meta-World VLA, or
+(``--robot tabletop``) the tabletop arm of the README's main job with its VLA, once with a camera
 frame every control tick (``camera_every: 1``) and once every 4 ticks (``camera_every: 4``, the
 chunk's length: the frames the VLA plans from are the same, ``tests/agent/vla/test_vla_camera_rate.py``).
 Reported per setting: ticks per second (the median of ``--rounds`` rounds, the settings alternating
@@ -25,26 +27,33 @@ from typing import Any
 
 from bench.common import machine, print_table, write_json
 
-VLA = "pretrained:metaworld-mt10"
 SETTINGS = (1, 4)
+# robot -> (type, params, VLA, episode ticks, the env object and method that renders its frames)
+ROBOTS: dict[str, tuple[str, dict[str, Any], str, int, str, str]] = {
+    "metaworld": ("sim-metaworld", {"tasks": ["reach-v3"], "reward": "progress"}, "pretrained:metaworld-mt10",
+                  500, "env", "render"),
+    "tabletop": ("sim-tabletop", {"task": "reach", "colors": ["red", "blue", "yellow"], "cameras": ["front"],
+                                  "state": "proprio", "control_hz": 50}, "pretrained:tabletop-reach", 150,
+                 "tabletop", "_frames"),
+}
 
 
-def run_actor(every: int, ticks: int, run_dir: Path) -> dict[str, Any]:
+def run_actor(robot_name: str, every: int, ticks: int, run_dir: Path) -> dict[str, Any]:
     """``ticks`` ticks of the VLA actor on a robot whose camera gives a frame every ``every`` ticks."""
-    import sim.robots  # noqa: F401  registers sim-metaworld
+    import sim.robots  # noqa: F401  registers the simulated robots
     from agent.vla.actor import VLAActor, VLAActorConfig
     from hal.backends import free_tcp_port
     from hal.config import RobotConfig
     from hal.registry import make_robot
 
-    robot = RobotConfig("sawyer", "sim-metaworld", {"tasks": ["reach-v3"], "seed": 3, "real_time": False,
-                                                    "reward": "progress", "camera_every": every})
-    config = VLAActorConfig(learner=f"tcp://127.0.0.1:{free_tcp_port()}", actor_id="sawyer", run_dir=run_dir,
-                            vla_path=VLA, chunk_size=4, residual_scale=0.2, pace="fast",
-                            durability="os-buffered", time_limit=500)
+    kind, params, vla, episode, holder, method = ROBOTS[robot_name]
+    robot = RobotConfig("arm", kind, {**params, "seed": 3, "real_time": False, "camera_every": every})
+    config = VLAActorConfig(learner=f"tcp://127.0.0.1:{free_tcp_port()}", actor_id="arm", run_dir=run_dir,
+                            vla_path=vla, chunk_size=4, residual_scale=0.2, pace="fast",
+                            durability="os-buffered", time_limit=episode)
     with make_robot(robot) as arm:
-        env = arm.env
-        render, spent = env.render, [0.0, 0]
+        env = getattr(arm, holder)
+        render, spent = getattr(env, method), [0.0, 0]
 
         def timed_render():
             start = time.perf_counter()
@@ -54,7 +63,7 @@ def run_actor(every: int, ticks: int, run_dir: Path) -> dict[str, Any]:
                 spent[0] += time.perf_counter() - start
                 spent[1] += 1
 
-        env.render = timed_render
+        setattr(env, method, timed_render)
         actor = VLAActor(config, arm)
         try:
             start = time.perf_counter()
@@ -66,7 +75,7 @@ def run_actor(every: int, ticks: int, run_dir: Path) -> dict[str, Any]:
             "render_ms": 1e3 * spent[0] / max(spent[1], 1)}
 
 
-def measure(ticks: int, rounds: int) -> dict[str, Any]:
+def measure(robot: str, ticks: int, rounds: int) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
@@ -74,8 +83,8 @@ def measure(ticks: int, rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="rill-sim-camera-") as tmp:
         for r in range(rounds):
             for every in SETTINGS if r % 2 == 0 else reversed(SETTINGS):
-                runs[every].append(run_actor(every, ticks, Path(tmp) / f"{every}-{r}"))
-    out: dict[str, Any] = {}
+                runs[every].append(run_actor(robot, every, ticks, Path(tmp) / f"{every}-{r}"))
+    out: dict[str, Any] = {"robot": robot, "vla": ROBOTS[robot][2]}
     for every, results in runs.items():
         out[f"camera_every_{every}"] = {
             "ticks_per_s": round(statistics.median(x["ticks_per_s"] for x in results), 1),
@@ -91,6 +100,8 @@ def measure(ticks: int, rounds: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sim_camera", description=__doc__.splitlines()[0])
+    parser.add_argument("--robot", choices=sorted(ROBOTS), default="metaworld",
+                        help="the simulated robot and its VLA (default metaworld)")
     parser.add_argument("--ticks", type=int, help="timed ticks per run (default 1500; --quick: 200)")
     parser.add_argument("--rounds", type=int, help="rounds, the settings alternating (default 3; --quick: 1)")
     parser.add_argument("--quick", action="store_true", help="a short check (CI)")
@@ -101,11 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     if ticks < 1 or rounds < 1:
         parser.error("--ticks and --rounds must be >= 1")
     os.environ.setdefault("MUJOCO_GL", "egl")
-    report = measure(ticks, rounds)
+    report = measure(args.robot, ticks, rounds)
     rows = [[f"camera_every: {every}", report[f"camera_every_{every}"]["ticks_per_s"],
              f"{100 * report[f'camera_every_{every}']['render_share']:.0f} %",
              report[f"camera_every_{every}"]["render_ms_per_frame"]] for every in SETTINGS]
-    title = f"VLA actor on sim-metaworld, {ticks} ticks x {rounds} rounds (speed-up {report['speedup']}x)"
+    title = (f"VLA actor on {ROBOTS[args.robot][0]}, {ticks} ticks x {rounds} rounds "
+             f"(speed-up {report['speedup']}x)")
     print_table(title, ["camera", "ticks/s", "rendering", "ms per frame"], rows)
     meta = {**machine(), "quick": args.quick}
     write_json(args.json, {**report, "ticks": ticks, "rounds": rounds, "_meta": meta})

@@ -58,6 +58,7 @@ import numpy as np
 
 from hal.errors import HalError
 from sim import RenderingUnavailable, gl_hint
+from sim.camera_rate import CameraRate
 from sim.metaworld.pinhole import PinholeCamera
 from sim.metaworld.tasks import INSTRUCTIONS, REWARDS, task_names
 from sim.tabletop.camera import CameraRenderer
@@ -126,13 +127,7 @@ class MetaWorldEnv(gym.Env):
                  reward: str = "dense", success_bonus: float = 10.0, observation: str = "lerobot",
                  camera_every: int = 1) -> None:
         self.tasks = task_names(tasks)
-        if type(camera_every) is not int or camera_every < 1:
-            raise ValueError(f"camera_every must be a positive integer, got {camera_every!r}")
-        # A camera slower than the control loop: a new frame at reset and every camera_every-th
-        # step after it, the last one (read-only) in between, as a real camera's driver repeats it.
-        self.camera_every = camera_every
-        self._frame: np.ndarray | None = None
-        self._steps_since_frame = 0
+        self.camera_rate = CameraRate(camera_every)  # a camera slower than the control loop
         if observation not in OBSERVATIONS:
             raise ValueError(f"observation must be one of {', '.join(OBSERVATIONS)}, got {observation!r}")
         self.observation = observation
@@ -200,7 +195,7 @@ class MetaWorldEnv(gym.Env):
         # quantities so the first frame shows the goal the observation reports.
         mujoco.mj_forward(sim.model, sim.data)
         self._last_dense = None
-        self._frame = None  # a new episode, a new frame
+        self.camera_rate.reset()  # a new episode, a new frame
         return self._observation(obs), {"success": False, "task": self.task}
 
     def step(self, action):
@@ -228,20 +223,10 @@ class MetaWorldEnv(gym.Env):
         out: dict[str, Any] = {"state": obs[:STATE_DIM].astype(np.float32),
                                "privileged": obs.astype(np.float32)}
         if self.render_mode is not None:
-            out[f"image.{self.camera}"] = self._camera_frame()
+            key = f"image.{self.camera}"
+            out.update(self.camera_rate.frames(lambda: {key: self.render()}))
         out["instruction"] = self.instruction
         return out
-
-    def _camera_frame(self) -> np.ndarray:
-        """This step's frame: a new one when the camera is due (``camera_every``), else the last."""
-        if self.camera_every == 1:
-            return self.render()
-        if self._frame is None or self._steps_since_frame >= self.camera_every:
-            self._frame = self.render()
-            self._frame.flags.writeable = False  # handed out again: nobody may change it
-            self._steps_since_frame = 0
-        self._steps_since_frame += 1
-        return self._frame
 
     def pinhole(self) -> PinholeCamera:
         """The camera as it is now (its pose, focal length and frame size): where a world point lands

@@ -44,8 +44,8 @@ class MetaWorldRobotConfig:
     camera: str = "corner2"
     image_height: int = 96
     image_width: int = 96
-    # A new camera frame every this many control ticks (the last one repeated in between), as a
-    # camera slower than the control loop gives them; 1: a frame every tick
+    # A new camera frame every this many control ticks, the last one repeated in between
+    # (sim.camera_rate: a camera slower than the control loop); 1: a frame every tick
     camera_every: int = 1
     episode_steps: int = 500  # Meta-World's max_path_length
     terminate_on_success: bool = True

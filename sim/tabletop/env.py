@@ -43,6 +43,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from sim.camera_rate import CameraRate
 from sim.tabletop.arm import EndEffectorController, forward
 from sim.tabletop.camera import CameraRenderer
 from sim.tabletop.scene import CAMERAS, GEOMETRY, build_mjcf
@@ -63,7 +64,8 @@ class TabletopEnv(gym.Env):
                  goal_in_state: bool | str = False, control_hz: float = 50.0,
                  terminate_on_success: bool = True, phrasing: str = "random", max_speed: float = 0.3,
                  success_bonus: float = 5.0, reward: str = "progress",
-                 render_mode: str | None = None, render_size: tuple[int, int] = (240, 320)) -> None:
+                 render_mode: str | None = None, render_size: tuple[int, int] = (240, 320),
+                 camera_every: int = 1) -> None:
         if obs_mode not in ("dict", "state"):
             raise ValueError(f"obs_mode must be 'dict' or 'state', got {obs_mode!r}")
         unknown = [c for c in cameras if c not in CAMERAS]
@@ -81,6 +83,7 @@ class TabletopEnv(gym.Env):
         self.colors = self.task.colors
         self.obs_mode = obs_mode
         self.cameras = tuple(cameras) if obs_mode == "dict" else ()
+        self.camera_rate = CameraRate(camera_every)  # a camera slower than the control loop
         self.image_size = (height, width)
         if goal_in_state is True:
             goal_in_state = "onehot"
@@ -164,6 +167,7 @@ class TabletopEnv(gym.Env):
         d.mocap_pos[0, :2] = layout.target
         mujoco.mj_forward(m, d)
         outcome = self._outcome(first=True)
+        self.camera_rate.reset()  # a new episode, new frames
         return self._observation(), self._info(outcome)
 
     def step(self, action):
@@ -216,12 +220,15 @@ class TabletopEnv(gym.Env):
             return state
         obs: dict[str, Any] = {"state": state}
         if self.cameras:
-            mujoco.mj_kinematics(self.model, self.data)  # mj_step leaves poses one substep behind
-            h, w = self.image_size
-            for cam in self.cameras:
-                obs[f"image.{cam}"] = self._camera.render(self.data, self._camera_ids[cam], h, w)
+            obs.update(self.camera_rate.frames(self._frames))
         obs["instruction"] = self.instruction
         return obs
+
+    def _frames(self) -> dict[str, np.ndarray]:
+        mujoco.mj_kinematics(self.model, self.data)  # mj_step leaves poses one substep behind
+        h, w = self.image_size
+        return {f"image.{cam}": self._camera.render(self.data, self._camera_ids[cam], h, w)
+                for cam in self.cameras}
 
     def _info(self, outcome) -> dict[str, Any]:
         return {"success": bool(outcome.success), "reach_distance": outcome.reach_distance,

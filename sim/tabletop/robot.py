@@ -46,6 +46,9 @@ class TabletopRobotConfig:
     cameras: list[str] = field(default_factory=lambda: ["front"])  # [] for no images
     image_height: int = 96
     image_width: int = 96
+    # A new set of camera frames every this many control ticks, the last one repeated in between
+    # (sim.camera_rate: a camera slower than the control loop); 1: every tick
+    camera_every: int = 1
     # What ``state`` holds: "full" (the arm, every block, the target: a simulator's privileged view)
     # or "proprio" (the arm's joints, velocities and pusher position only, as a real arm knows
     # itself; the rest is then under ``privileged``, for scripted experts and evaluation, and a
@@ -76,6 +79,9 @@ class TabletopRobotConfig:
             check_type("params", name, value, int)
             if not 8 <= value <= 480:
                 raise ConfigError(f"params.{name} must be within 8..480 pixels, got {value!r}")
+        check_type("params", "camera_every", self.camera_every, int)
+        if self.camera_every < 1:
+            raise ConfigError(f"params.camera_every must be a positive integer, got {self.camera_every!r}")
         if self.goal_in_state not in (False, True, "none", "onehot", "relative"):
             raise ConfigError(f"params.goal_in_state must be false, true, 'onehot' or 'relative', "
                               f"got {self.goal_in_state!r}")
@@ -129,7 +135,8 @@ class TabletopRobot(EnvRobot):
         base = TabletopEnv(task=c.task, colors=tuple(c.colors), cameras=tuple(c.cameras),
                            image_size=(c.image_height, c.image_width), goal_in_state=c.goal_in_state,
                            control_hz=c.control_hz, terminate_on_success=c.terminate_on_success,
-                           phrasing=c.phrasing, max_speed=c.max_speed, reward=c.reward)
+                           phrasing=c.phrasing, max_speed=c.max_speed, reward=c.reward,
+                           camera_every=c.camera_every)
         self.env = gym.wrappers.TimeLimit(base, c.max_episode_steps)
         self.tabletop = base
         self._action_spec = ActionSpec(("ee_vx", "ee_vy"), -np.ones(2), np.ones(2), c.max_delta)
