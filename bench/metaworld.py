@@ -64,7 +64,7 @@ PROTOCOL = {
 
 
 # What an evaluated run's robots set that its policy depends on (the frames it sees).
-CAMERA_PARAMS = ("camera", "image_height", "image_width")
+CAMERA_PARAMS = ("camera", "image_height", "image_width", "camera_every")
 
 
 def task_robot(task: str, episode_steps: int, camera: dict | None = None):

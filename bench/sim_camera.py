@@ -11,8 +11,9 @@ frame every control tick (``camera_every: 1``) and once every 4 ticks (``camera_
 chunk's length: the frames the VLA plans from are the same, ``tests/agent/vla/test_vla_camera_rate.py``).
 Reported per setting: ticks per second (the median of ``--rounds`` rounds, the settings alternating
 within a round), the ratio of the two, and the share of the wall time spent rendering (timed
-around ``MetaWorldEnv.render``). On a machine without a GPU, MuJoCo renders through EGL in
-software, and a 96x96 frame costs several milliseconds.
+around ``MetaWorldEnv.render``, or ``TabletopEnv._frames``: its cameras and the kinematics before
+them). On a machine without a GPU, MuJoCo renders through EGL in software: a 96x96 Meta-World frame
+costs several milliseconds.
 """
 
 from __future__ import annotations

@@ -354,3 +354,8 @@ class ControlLoop:
     def stop(self) -> None:
         self._stop.set()
 
+    @property
+    def ran(self) -> bool:
+        """Whether a run has ended (a loop runs once)."""
+        return self._ran
+

@@ -256,10 +256,14 @@ class VLAActor:
     # -- running ---------------------------------------------------------------------------------
     def run(self, ticks: int | None = None, should_stop=None) -> dict:
         """Drive the robot until this actor has taken ``ticks`` ticks in all (counting those before a
-        restart; None: until ``should_stop()`` or the loop stops)."""
+        restart; None: until ``should_stop()`` or the loop stops). An actor runs once; a new
+        ``VLAActor`` on the same run directory continues from its saved policy and counts."""
+        if self.loop.ran:
+            raise RuntimeError(f"VLAActor {self.config.actor_id}: this actor has run; make a new VLAActor "
+                               "to go on (it continues from the saved policy and counts)")
         self.stream.start()
-        # The loop counts its own ticks from its start; this actor's count spans restarts.
-        left = None if ticks is None else self.loop.stats.ticks + max(0, ticks - self.ticks)
+        # This actor's count spans restarts; the loop counts from its start.
+        left = None if ticks is None else max(0, ticks - self.ticks)
         stats = self.loop.run(ticks=left, should_stop=should_stop)
         return self.summary(stats)
 

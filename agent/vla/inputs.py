@@ -75,8 +75,9 @@ class ResidualInputs:
                 f"state {list(self.state)}, locator {self.locator or 'none'}")
 
     def same_as(self, other: ResidualInputs) -> bool:
-        """Whether ``other`` makes the same inputs (a locator is compared by the file it names, not
-        by where it lies: a saved policy records the absolute path)."""
+        """Whether ``other`` makes the same inputs: the same entries, and a locator in both or in
+        neither (where each lies may differ: a saved policy records the absolute path; whether it
+        is the same locator is for its weights' digest to say, as ``agent.vla.snapshot`` checks)."""
         key = (self.vla_features, self.privileged, self.state)
         return key == (other.vla_features, other.privileged, other.state) and bool(self.locator) == bool(
             other.locator)

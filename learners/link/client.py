@@ -143,10 +143,10 @@ class ActorLink:
     def start(self) -> ActorLink:
         """Start the link's thread; while it runs, another call does nothing (two threads would
         share one spool and one session). A stopped link does not start again: make a new one."""
-        if self._thread is not None and self._thread.is_alive():
-            return self
         if self._stop.is_set():
             raise RuntimeError(f"actor {self.actor_id}: this link was stopped; a new ActorLink is needed")
+        if self._thread is not None and self._thread.is_alive():
+            return self
         self._thread = threading.Thread(target=self._run, name=f"link-{self.actor_id}", daemon=True)
         self._thread.start()
         return self

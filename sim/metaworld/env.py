@@ -40,7 +40,9 @@ whatever a policy does (Meta-World's benchmarks instead fix 50 positions per tas
 time limit); an episode reset before it ended (a control loop that resets again, an aborted one)
 is drawn anew on the same task, so no task is skipped. ``reset(seed=...)`` starts from the first.
 An episode ends (``terminated``) on success when ``terminate_on_success``, and is truncated after
-``episode_steps`` (Meta-World's 500 by default).
+``episode_steps`` (Meta-World's 500 by default). ``camera_every > 1``: a camera slower than the
+control loop (``sim.camera_rate``); the frames it hands out again are read-only (copy one to change
+it).
 
 Meta-World 3.1.1 pins MuJoCo 3.3.0; rill runs it on its own MuJoCo, installed with ``--no-deps``
 (docs/results/metaworld.md says why), with the one change that needs (``_mocap_welds``), and one

@@ -28,6 +28,8 @@ this tick, or ``"distance"``, minus the shaped distance itself; plus a bonus on 
 block to target), ``goal`` (colour) and ``instruction``. An episode terminates on success when
 ``terminate_on_success`` (default); the time limit comes from the registered ``max_episode_steps``.
 ``render_mode="rgb_array"`` renders the front camera at ``render_size`` for videos.
+``camera_every > 1``: cameras slower than the control loop (``sim.camera_rate``); the frames they
+hand out again are read-only (copy one to change it).
 
 Everything an episode depends on lives in the MuJoCo state (the goal and phrasing in
 ``data.userdata``, the target on a mocap body, the arm's targets in ``data.ctrl``), so a

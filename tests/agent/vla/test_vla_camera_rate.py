@@ -58,3 +58,20 @@ def test_a_camera_at_the_chunk_rate_leaves_the_vla_actors_transitions_as_they_we
         np.testing.assert_array_equal(a.action, b.action)
         np.testing.assert_array_equal(a.next_obs, b.next_obs)
         assert (a.reward, a.terminated, a.truncated) == (b.reward, b.terminated, b.truncated)
+
+
+def test_an_actor_that_has_run_says_so_when_run_again(tmp_path):
+    from agent.vla.actor import VLAActor, VLAActorConfig
+
+    robot = RobotConfig("sawyer", "sim-metaworld", {"tasks": ["reach-v3"], "episode_steps": 40,
+                                                    "real_time": False, "camera_every": 4})
+    config = VLAActorConfig(learner=f"tcp://127.0.0.1:{free_port()}", actor_id="once", run_dir=tmp_path,
+                            vla_path=VLA, chunk_size=4, pace="fast", durability="os-buffered")
+    with make_robot(robot) as arm:
+        actor = VLAActor(config, arm)
+        try:
+            assert actor.run(ticks=8)["ticks"] == 8
+            with pytest.raises(RuntimeError, match="VLAActor once: this actor has run; make a new VLAActor"):
+                actor.run(ticks=16)
+        finally:
+            actor.close()
