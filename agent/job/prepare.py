@@ -28,20 +28,23 @@ from agent.job.config import (
 from hal.errors import ConfigError, HalError
 
 
-def robot_shapes(spec) -> tuple[int, int, int | None]:
-    """``(state dim, action dim, episode steps)`` shared by the robots the actors will drive.
-
-    Read from each robot's declared specs (the robot is built, never connected)."""
+def actor_robots(spec) -> list[tuple[Any, Any]]:
+    """``(robot config, robot)`` of every robot the actors may drive: those of an actor's
+    ``robot_type`` and of the type of a robot an actor names (its spares too), each built once,
+    never connected, for the checks below to read its declared specs."""
     import hal.registry as registry
 
     types = {a.robot_type for a in spec.actors if a.robot_type} | {
         r.type for r in spec.robots if any(a.robot == r.name for a in spec.actors)
     }
+    return [(robot, registry.make_robot(robot)) for robot in spec.robots if robot.type in types]
+
+
+def robot_shapes(robots: list[tuple[Any, Any]]) -> tuple[int, int, int | None]:
+    """``(state dim, action dim, episode steps)`` shared by the robots the actors will drive
+    (``actor_robots``), read from their declared specs."""
     shapes = set()
-    for robot in spec.robots:
-        if robot.type not in types:
-            continue
-        instance = registry.make_robot(robot)
+    for robot, instance in robots:
         obs, act = instance.observation_spec, instance.action_spec
         if "state" not in obs:
             raise HalError(f"robot {robot.name!r} ({robot.type}) has no 'state' observation to learn from")
@@ -56,10 +59,9 @@ def robot_shapes(spec) -> tuple[int, int, int | None]:
     return shapes.pop()
 
 
-def check_reward_model(spec, reward) -> None:
-    """Refuse a reward model that cannot read the actors' robots' camera, naming the mismatch (the
-    robots are built, never connected)."""
-    import hal.registry as registry
+def check_reward_model(robots: list[tuple[Any, Any]], reward) -> None:
+    """Refuse a reward model that cannot read the actors' robots' camera (``actor_robots``), naming
+    the mismatch."""
     from agent.reward.robot import RewardedRobot
     from policies.reward import RewardModelError, load_reward_model
 
@@ -67,27 +69,22 @@ def check_reward_model(spec, reward) -> None:
         model = load_reward_model(reward.model)
     except RewardModelError as e:
         raise ConfigError(f"train.reward.model: {e}") from None
-    types = {a.robot_type for a in spec.actors if a.robot_type}
-    for robot in spec.robots:
-        if robot.type in types or any(a.robot == robot.name for a in spec.actors):
-            instance = registry.make_robot(robot)
-            if getattr(getattr(instance, "config", None), "terminate_on_success", False):
-                raise ConfigError(f"robot {robot.name!r}: terminate_on_success would end episodes on the "
-                                  "simulator's own success; with train.reward the reward model decides "
-                                  "(set params.terminate_on_success: false)")
-            try:
-                RewardedRobot(instance, model, reward)
-            except RewardModelError as e:
-                raise ConfigError(f"train.reward.model {reward.model}: {e}") from None
+    for robot, instance in robots:
+        if getattr(getattr(instance, "config", None), "terminate_on_success", False):
+            raise ConfigError(f"robot {robot.name!r}: terminate_on_success would end episodes on the "
+                              "simulator's own success; with train.reward the reward model decides "
+                              "(set params.terminate_on_success: false)")
+        try:
+            RewardedRobot(instance, model, reward)
+        except RewardModelError as e:
+            raise ConfigError(f"train.reward.model {reward.model}: {e}") from None
 
 
-def check_residual_inputs(spec, train: RunTrainConfig, state_dim: int) -> None:
+def check_residual_inputs(robots: list[tuple[Any, Any]], train: RunTrainConfig, state_dim: int) -> None:
     """Refuse state entries beyond the robots' state, privileged entries beyond (or without) the
     robots' ``privileged`` vector, and a locator that cannot be loaded or that reads another camera
     or frame size than the actors' robots render, before any worker starts (in the actor they would
     fail at every start or hold the robot at every tick)."""
-    import hal.registry as registry
-
     if train.state_inputs and max(train.state_inputs) >= state_dim:
         raise ConfigError(f"train.state_inputs: index {max(train.state_inputs)} is outside the robots' "
                           f"{state_dim}-entry state")
@@ -101,11 +98,8 @@ def check_residual_inputs(spec, train: RunTrainConfig, state_dim: int) -> None:
             locator = load_locator(train.locator).config
         except LocatorError as e:
             raise ConfigError(f"train.locator: {e}") from None
-    types = {a.robot_type for a in spec.actors if a.robot_type}
-    for robot in spec.robots:
-        if not (robot.type in types or any(a.robot == robot.name for a in spec.actors)):
-            continue
-        observation_spec = registry.make_robot(robot).observation_spec
+    for robot, instance in robots:
+        observation_spec = instance.observation_spec
         if train.privileged_inputs:
             truth = observation_spec.get("privileged")
             if truth is None:
@@ -210,11 +204,12 @@ def prepare(path: Path) -> Job:
     train = RunTrainConfig.from_dict(raw.get("train") or {})
     link = RunLinkConfig.from_dict(raw.get("link") or {})
     spec = RunSpec.from_yaml(path, ignore=("train", "link"))
-    state_dim, action_dim, horizon = robot_shapes(spec)
+    robots = actor_robots(spec)  # built once, never connected: their declared specs are read
+    state_dim, action_dim, horizon = robot_shapes(robots)
     if train.reward is not None:
-        check_reward_model(spec, train.reward)
+        check_reward_model(robots, train.reward)
     if train.policy == "vla-residual":
-        check_residual_inputs(spec, train, state_dim)
+        check_residual_inputs(robots, train, state_dim)
     obs_dim = state_dim + 1  # stream-x on the state, plus the time feature
     steps = train.episode_steps or horizon or 1000
     if train.policy == "vla-residual":
