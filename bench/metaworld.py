@@ -95,6 +95,16 @@ def run_camera(run_dir: str | Path) -> dict:
     raise SystemExit(f"bench.metaworld: {path} names no sim-metaworld robot: not a Meta-World run")
 
 
+def frames_per_chunk(policies: dict[str, Policy]) -> int:
+    """How often the evaluation's camera gives a frame (``camera_every``): once per chunk when every
+    policy that sees frames plans chunks of one length (a stepped loop plans from a chunk's first
+    frame, so they see the same frames as with one every tick, for a fraction of the rendering);
+    every tick otherwise. The expert and the random policy see no frames."""
+    sizes = {int(getattr(p, "chunk_size", 1)) for name, p in policies.items()
+             if name not in ("expert", "random")}
+    return sizes.pop() if len(sizes) == 1 else 1
+
+
 def check_frames(policy: Policy, robot, run_dir: str) -> None:
     """Refuse, by name, a run whose residual reads a camera or frame size the bench's robot does
     not give (every act would fail, and the episodes would count as failures)."""
@@ -170,7 +180,7 @@ def measure(
             # The residual as it acted in training (one Gaussian sample per chunk, seeded), on the
             # same scenes: how much of a run's training success its exploration, not its mean, earns.
             policies["online_sampled"] = online_policy(run_dir, deterministic=False)[0]
-    camera = run_camera(run_dir) if run_dir else None
+    camera = {"camera_every": frames_per_chunk(policies), **(run_camera(run_dir) if run_dir else {})}
     if run_dir:
         check_frames(policies["online"], task_robot(tasks[0], episode_steps, camera), run_dir)
     results: dict[str, dict] = {name: {} for name in policies}

@@ -133,8 +133,9 @@ def collect_frames(config: LocatorTrainConfig, episodes: int,
     size = np.array([config.image_height, config.image_width])
     shares = [episodes // len(tasks) + (k < episodes % len(tasks)) for k in range(len(tasks))]
     for k, task in enumerate(tasks):
+        # (a frame rendered only on the steps whose frames are kept: the same frames, a third the work)
         env = MetaWorldEnv(task, camera=config.camera, image_size=(config.image_height, config.image_width),
-                           episode_steps=config.max_episode_steps)
+                           episode_steps=config.max_episode_steps, camera_every=config.every)
         expert = MetaWorldExpert([task], noise=config.noise, seed=seed + k)
         try:
             for scene in scene_seeds(seed, episodes, len(tasks))[sum(shares[:k]):sum(shares[:k + 1])]:
