@@ -111,11 +111,16 @@ class LocatorTrainConfig:
             raise ConfigError(f"{where}: {e}") from None
 
 
-def scene_seeds(seed: int, episodes: int, tasks: int) -> list[int]:
-    """The reset seeds of ``episodes`` episodes shared among ``tasks`` tasks: the e-th episode of
-    the k-th task from ``seed + k + 1000 e`` (tasks in equal shares, the first ones one more)."""
+def task_scenes(seed: int, episodes: int, tasks: int) -> list[list[int]]:
+    """Per task, the reset seeds of its share of ``episodes`` episodes: the e-th episode of the k-th
+    task from ``seed + k + 1000 e`` (tasks in equal shares, the first ones one more)."""
     shares = [episodes // tasks + (k < episodes % tasks) for k in range(tasks)]
-    return [seed + k + 1000 * e for k, share in enumerate(shares) for e in range(share)]
+    return [[seed + k + 1000 * e for e in range(share)] for k, share in enumerate(shares)]
+
+
+def scene_seeds(seed: int, episodes: int, tasks: int) -> list[int]:
+    """Every reset seed of ``task_scenes``, task after task."""
+    return [scene for scenes in task_scenes(seed, episodes, tasks) for scene in scenes]
 
 
 def collect_frames(config: LocatorTrainConfig, episodes: int,
@@ -131,14 +136,13 @@ def collect_frames(config: LocatorTrainConfig, episodes: int,
     tasks = list(task_names(config.tasks))
     frames, pixels, unseen = [], [], 0
     size = np.array([config.image_height, config.image_width])
-    shares = [episodes // len(tasks) + (k < episodes % len(tasks)) for k in range(len(tasks))]
-    for k, task in enumerate(tasks):
+    for k, (task, scenes) in enumerate(zip(tasks, task_scenes(seed, episodes, len(tasks)))):
         # (a frame rendered only on the steps whose frames are kept: the same frames, a third the work)
         env = MetaWorldEnv(task, camera=config.camera, image_size=(config.image_height, config.image_width),
                            episode_steps=config.max_episode_steps, camera_every=config.every)
         expert = MetaWorldExpert([task], noise=config.noise, seed=seed + k)
         try:
-            for scene in scene_seeds(seed, episodes, len(tasks))[sum(shares[:k]):sum(shares[:k + 1])]:
+            for scene in scenes:
                 obs, _ = env.reset(seed=scene)
                 for step in range(config.max_episode_steps):
                     if step % config.every == 0:

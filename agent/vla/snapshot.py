@@ -81,17 +81,25 @@ def _check_inputs(path: Path, state: Any, inputs: ResidualInputs) -> None:
     if not saved.same_as(inputs):
         raise CheckpointError(f"{path}: saved for other residual inputs ({saved.describe()}) than this "
                               f"actor's ({inputs.describe()})")
-    digest = settings.get("locator_sha256")
-    if inputs.locator and digest:
-        from policies.vla.locator import weights_digest
+    if inputs.locator:
+        _check_locator(path, settings, inputs.locator)
 
-        try:
-            now = weights_digest(inputs.locator)
-        except OSError as e:
-            raise CheckpointError(f"{path}: this actor's locator cannot be read ({e})") from None
-        if now != digest:
-            raise CheckpointError(f"{path}: saved with another locator than {inputs.locator} (its weights "
-                                  "differ from the ones the policy learned with)")
+
+def _check_locator(path: Path, settings: dict[str, Any], locator: str) -> None:
+    """Refuse a locator whose weights are not those the policy saved at ``path`` learned with (its
+    settings' ``locator_sha256``; policies saved before it was recorded are taken as they are)."""
+    digest = settings.get("locator_sha256")
+    if not digest:
+        return
+    from policies.vla.locator import weights_digest
+
+    try:
+        now = weights_digest(locator)
+    except OSError as e:
+        raise CheckpointError(f"{path}: the locator {locator} cannot be read ({e})") from None
+    if now != digest:
+        raise CheckpointError(f"{path}: saved with another locator than {locator}: it is not the one this "
+                              "policy was trained with (its weights changed since: retrained?)")
 
 
 def _apply(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], policy: ResidualPolicy,
@@ -148,16 +156,13 @@ def load_residual_policy(path: Path, deterministic: bool = True) -> ResidualPoli
         raise CheckpointError(f"{path}: settings cannot build the policy ({type(e).__name__}: {e})") from None
     locator = None
     if inputs.locator:
-        from policies.vla.locator import LocatorError, load_locator, weights_digest
+        from policies.vla.locator import LocatorError, load_locator
 
         try:
             locator = load_locator(inputs.locator)
         except LocatorError as e:
             raise CheckpointError(f"{path}: the policy's locator cannot be loaded: {e}") from None
-        digest = settings.get("locator_sha256")
-        if digest and weights_digest(inputs.locator) != digest:
-            raise CheckpointError(f"{path}: the locator at {inputs.locator} is not the one this policy "
-                                  "was trained with (its weights changed since: retrained?)")
+        _check_locator(path, settings, inputs.locator)
     try:
         # (runs saved before the time feature have no time_limit: no time input)
         features = NormalizedFeatures(vla, vla.feature_dim, float(settings["base_scale"]), frozen=True,
