@@ -31,6 +31,7 @@ from hal.robot import Robot
 from learners.checkpoint import CheckpointError, save_checkpoint
 from learners.link.security import CurveClient
 from policies.vla import ResidualPolicy, VLAPolicy, load_vla, tiny_vla
+from policies.vla.build import vla_digest
 
 log = logging.getLogger(__name__)
 INFERENCE = ("thread", "process")
@@ -130,7 +131,7 @@ class VLAActor:
         keys = ("vla_path", "chunk_size", "control_hz", "residual_scale", "base_scale", "hidden", "gamma",
                 "seed", "keep_images", "pace", "time_limit")
         self.settings = {**{k: getattr(c, k) for k in keys}, "hidden": list(c.hidden),
-                         **c.inputs.saved(),
+                         **c.inputs.saved(), "vla_sha256": vla_digest(c.vla_path) if c.vla_path else None,
                          "feature_dim": self.vla.feature_dim, "robot": robot.name}
         (self.dir / "settings.json").write_text(json.dumps(self.settings, indent=1))
         self.spec = {
@@ -232,7 +233,8 @@ class VLAActor:
         saved: dict[str, int] = {}
         if path.exists():
             try:
-                state = restore_actor_policy(path, self.policy, self.features, self.builder.scaler)
+                state = restore_actor_policy(path, self.policy, self.features, self.builder.scaler,
+                                             self.config.vla_path)
             except CheckpointError as e:
                 log.error("%s; starting with fresh feature statistics (the learner's heads will see a new "
                           "scale until they adapt), counting ticks and episodes on from the episode log", e)

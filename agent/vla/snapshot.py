@@ -3,8 +3,9 @@
 A rill checkpoint (safetensors + JSON, written atomically, checksummed: ``learners.checkpoint``)
 holding the residual actor's weights (``actor.*``, the learner's newest the actor had), the running
 standardization of the VLA's features (``features.mean`` / ``features.m2`` and their count), the
-reward scaler's statistics, the settings that built the policy (VLA, scales, hidden sizes), and
-the actor's tick and episode counts (``progress``), which a restarted actor continues from.
+reward scaler's statistics, the settings that built the policy (the VLA and the sha256 of its
+weights, scales, hidden sizes), and the actor's tick and episode counts (``progress``), which a
+restarted actor continues from.
 
 The actor writes it at episode ends (at most every ``save_every_s``) and when it closes, and reads
 it back when it restarts, so the features a restarted actor sends are standardized as before (the
@@ -58,12 +59,15 @@ def capture_actor_policy(policy: ResidualPolicy, features: NormalizedFeatures, s
 
 
 def restore_actor_policy(path: Path, policy: ResidualPolicy, features: NormalizedFeatures,
-                         scaler: RewardScaler) -> dict[str, Any]:
-    """Load what ``save_actor_policy`` wrote into the given parts, all or nothing.
+                         scaler: RewardScaler, vla_path: str | None = None) -> dict[str, Any]:
+    """Load what ``save_actor_policy`` wrote into the given parts, all or nothing. ``vla_path``: the
+    saved VLA this actor runs (None: an untrained tiny one), checked against the one the policy saved.
 
     ``CheckpointError`` names a damaged or mismatched file; the parts are untouched then."""
     tensors, state = load_checkpoint(path)
     _check_inputs(path, state, features.inputs)
+    if vla_path:
+        _check_vla(path, state["settings"], vla_path)
     _apply(path, tensors, state, policy, features, scaler)
     return state
 
@@ -100,6 +104,25 @@ def _check_locator(path: Path, settings: dict[str, Any], locator: str) -> None:
     if now != digest:
         raise CheckpointError(f"{path}: saved with another locator than {locator}: it is not the one this "
                               "policy was trained with (its weights changed since: retrained?)")
+
+
+def _check_vla(path: Path, settings: dict[str, Any], vla: str) -> None:
+    """Refuse a VLA whose weights are not those the policy saved at ``path`` learned on (its
+    settings' ``vla_sha256``; policies saved before it was recorded are taken as they are): the
+    residual heads and the feature statistics were fitted to that VLA's features and actions."""
+    digest = settings.get("vla_sha256")
+    if not digest:
+        return
+    from policies.vla.build import vla_digest
+    from policies.vla.checkpoint import VLACheckpointError
+
+    try:
+        now = vla_digest(vla)
+    except (OSError, VLACheckpointError) as e:
+        raise CheckpointError(f"{path}: the VLA {vla} cannot be read ({e})") from None
+    if now != digest:
+        raise CheckpointError(f"{path}: saved with another VLA than {vla}: its weights are not those this "
+                              "policy was trained on (retrained or replaced since?)")
 
 
 def _apply(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], policy: ResidualPolicy,
@@ -149,6 +172,7 @@ def load_residual_policy(path: Path, deterministic: bool = True) -> ResidualPoli
     if not isinstance(settings, dict) or not settings.get("vla_path"):
         raise CheckpointError(f"{path}: no settings naming a saved VLA (an untrained tiny VLA's run "
                               "cannot be rebuilt for evaluation)")
+    _check_vla(path, settings, settings["vla_path"])
     vla = VLAPolicy(load_vla(settings["vla_path"]))
     try:
         inputs = ResidualInputs.from_saved(settings)

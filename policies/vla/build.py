@@ -63,6 +63,21 @@ def resolve_vla_path(spec: str | Path) -> Path:
     return Path(spec)
 
 
+def vla_digest(spec: str | Path) -> str:
+    """The sha256 of a saved VLA's weights (``pretrained:NAME`` or a directory): what a residual
+    policy trained on its features records, so a VLA retrained in the same place is told apart."""
+    import hashlib
+
+    from policies.vla.checkpoint import weight_files
+
+    digest = hashlib.sha256()
+    for file in weight_files(resolve_vla_path(spec)):
+        with open(file, "rb") as f:
+            while block := f.read(1 << 22):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def load_vla(path: str | Path) -> VLAModel:
     """A VLA saved with ``save_pretrained`` (a directory, or ``pretrained:NAME`` for one rill ships),
     loaded strictly (``VLACheckpointError`` on any mismatch)."""

@@ -53,7 +53,8 @@ def read_config(path: Path) -> VLAConfig:
         raise VLACheckpointError(f"{file}: {type(e).__name__}: {e}") from e
 
 
-def _weight_files(path: Path) -> list[Path]:
+def weight_files(path: Path) -> list[Path]:
+    """The safetensors files a saved VLA's weights are in (one, or those its index lists)."""
     index = path / WEIGHTS_INDEX
     if index.is_file():
         try:
@@ -115,7 +116,7 @@ def load_checkpoint(cls: type[VLAModel], path: str | Path) -> VLAModel:
     if not path.is_dir():
         raise VLACheckpointError(f"{path}: not a directory (VLA checkpoints load from a local directory)")
     config = read_config(path)
-    header = _header(_weight_files(path))
+    header = _header(weight_files(path))
     try:
         tokenizer = load_tokenizer(path)
     except TokenizerError as e:

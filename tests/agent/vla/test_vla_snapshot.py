@@ -122,6 +122,36 @@ def test_a_run_of_the_untrained_tiny_vla_cannot_be_rebuilt(tmp_path, observation
         load_residual_policy(tmp_path / "policy")
 
 
+def test_a_vla_retrained_in_the_same_place_is_refused_by_name(tmp_path, observations):
+    """The policy records the sha256 of the VLA's weights: residual heads and feature statistics
+    fitted to one VLA's features are refused over another's, for a restarted actor and an
+    evaluation alike, even when the directory is the same."""
+    import shutil
+
+    from policies.vla.build import resolve_vla_path, vla_digest
+
+    vla_dir = tmp_path / "vla"
+    shutil.copytree(resolve_vla_path(VLA), vla_dir)
+    assert vla_digest(vla_dir) == vla_digest(VLA)
+    policy, features, scaler = _trained(observations)
+    settings = {**SETTINGS, "vla_path": str(vla_dir), "vla_sha256": vla_digest(vla_dir)}
+    save_actor_policy(tmp_path / "policy", policy, features, scaler, settings)
+    assert load_residual_policy(tmp_path / "policy").version == 41  # the same VLA: accepted
+    model = load_vla(vla_dir)
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # "retrained": other weights, same shapes, same place
+    model.save_pretrained(vla_dir)
+    fresh, fresh_features, fresh_scaler = _parts(seed=9)
+    with pytest.raises(CheckpointError, match=r"saved with another VLA than .*vla: its weights are not"):
+        restore_actor_policy(tmp_path / "policy", fresh, fresh_features, fresh_scaler, str(vla_dir))
+    assert fresh.version == 0 and fresh_features.state_dict()["count"] == 0
+    with pytest.raises(CheckpointError, match="saved with another VLA than"):
+        load_residual_policy(tmp_path / "policy")
+    shutil.rmtree(vla_dir)
+    with pytest.raises(CheckpointError, match=r"the VLA .*vla cannot be read"):
+        load_residual_policy(tmp_path / "policy")
+
+
 def test_settings_that_cannot_build_the_policy_are_refused_by_name(tmp_path, observations):
     policy, features, scaler = _trained(observations)
     broken = {k: v for k, v in SETTINGS.items() if k != "gamma"}
