@@ -34,8 +34,10 @@ from policies.vla.policy import VLAPolicy
 from .conftest import record
 
 COLORS = ["red", "blue", "yellow"]
+# A frame per chunk of four (the VLA's): it plans from the very frames it would have at every tick
+# (sim/camera_rate.py; the same episodes and outcomes), for less rendering.
 ARM = RobotConfig("arm", "sim-tabletop", {"task": "reach", "state": "proprio", "colors": COLORS,
-                                          "cameras": ["front"], "max_delta": 1.0})
+                                          "cameras": ["front"], "max_delta": 1.0, "camera_every": 4})
 DEMOS, STEPS = 40, 300
 EPISODES, SEED = 20, 400_000  # held out: these demonstrations use seeds from 7,000
 
@@ -51,6 +53,7 @@ def pretrained(tmp_path_factory):
         "new_heads": True, "trainable": "heads", "steps": STEPS, "batch_size": 32, "lr": 1e-3,
         "warmup_steps": 20, "val_episodes": 2, "checkpoint_every": STEPS, "log_every": 50, "seed": 3})
     trainer = Pretrainer(config)
+    assert trainer.model.config.chunk_size == ARM.params["camera_every"]
     untrained = evaluate_policy(VLAPolicy(trainer.model), ARM, 4, SEED).success_rate  # heads as drawn
     trainer.run()
     return VLAPolicy(load_vla(root / "run" / "model")), untrained

@@ -22,13 +22,17 @@ from policies.vla.build import load_vla
 from policies.vla.policy import VLAPolicy
 from sim.metaworld.tasks import INSTRUCTIONS
 
+CHUNK = 4  # the shipped VLA's chunk length (checked in the fixture)
 EPISODES, SEED = 6, 300_000  # held out: demonstrations used seeds from 0, the benchmark 100,000
 # Measured while writing this test (6 scenes each): drawer-open 6 seeing, 2 blind, 0 when told to
 # close it; drawer-close 6, 6, 0 when told to open it; door-open 6 seeing, 0 blind.
 
 
 def _sawyer(task: str) -> RobotConfig:
-    return RobotConfig(f"sawyer-{task}", "sim-metaworld", {"tasks": [task], "episode_steps": 200})
+    # A frame per chunk of four: the VLA plans from the very frames it would have at every tick
+    # (sim/camera_rate.py; episodes and outcomes are the same), for half the test's time.
+    return RobotConfig(f"sawyer-{task}", "sim-metaworld", {"tasks": [task], "episode_steps": 200,
+                                                           "camera_every": CHUNK})
 
 
 def _told(task: str):
@@ -43,7 +47,7 @@ def vla():
     model = load_vla("pretrained:metaworld-mt10")
     c = model.config
     assert model.backbone_frozen and (c.state_dim, c.action_dim) == (4, 4) and c.camera_names == ["corner2"]
-    assert c.period_s == pytest.approx(1 / 80) and c.state_std is not None
+    assert c.period_s == pytest.approx(1 / 80) and c.state_std is not None and c.chunk_size == CHUNK
     return VLAPolicy(model)
 
 

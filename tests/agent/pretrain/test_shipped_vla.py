@@ -23,8 +23,10 @@ from policies.vla.checkpoint import VLACheckpointError
 from policies.vla.policy import VLAPolicy
 
 COLORS = ["red", "blue", "yellow"]
+# A frame per chunk of four (the VLA's): it plans from the very frames it would have at every tick
+# (sim/camera_rate.py; the same episodes and outcomes), for less rendering.
 ARM = RobotConfig("arm", "sim-tabletop", {"task": "reach", "state": "proprio", "colors": COLORS,
-                                          "cameras": ["front"], "max_delta": 1.0})
+                                          "cameras": ["front"], "max_delta": 1.0, "camera_every": 4})
 EPISODES, SEED = 15, 300_000  # held out: demonstrations used seeds from 0, pretraining's checks 100,000
 
 
@@ -33,6 +35,7 @@ def vla():
     torch.set_num_threads(1)
     model = load_vla(pretrained_vla_path("tabletop-reach"))
     assert model.backbone_frozen and model.config.state_dim == 6 and model.config.instruction_first
+    assert model.config.chunk_size == ARM.params["camera_every"]
     return VLAPolicy(model)
 
 
