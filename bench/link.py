@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> dict:
         # --quick (CI) runs 1 and 2 actors: starting four actor processes alone took 30 s of CI's time.
         actors = (1, 2) if args.quick else (1, 2, 4)
         results["learner_updates_per_s"] = {
-            str(k): round(update_rate(k, 2 if args.quick else 15, tmp), 1) for k in actors  # stats rows: every 2 s
+            str(k): round(update_rate(k, 2 if args.quick else 15, tmp), 1) for k in actors  # rows: every 2 s
         }
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
