@@ -245,7 +245,7 @@ class ActorRunner(SteppingActor):
     def warm_up(self) -> None:
         """Compile the acting path now, on throwaway copies of the preprocessor and algorithm.
 
-        numba compiles each kernel on its first call, seconds of CPU once per process; done in the
+        numba compiles (or loads from its disk cache) each kernel on its first call; done in the
         first step, that would stall a paced loop (and its heartbeat) mid-run. The copies leave
         this actor's statistics, weights and random stream untouched.
         """

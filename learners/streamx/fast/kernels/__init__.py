@@ -4,7 +4,7 @@ Every network is one contiguous float32 parameter buffer ``p`` with a same-shape
 ``z`` and an integer ``layout`` (one row per Linear group: ``n_in, n_out, w_off, b_off, act_off``;
 hidden layers first, the output head last; see ``fast/flat.py``).
 
-- ``jit``: the two numba decorators, and why nothing is cached on disk;
+- ``jit``: the two numba decorators, and how their code is cached on disk and stays bit-exact;
 - ``mlp``: forward, and the analytic backward of ``Linear -> LayerNorm -> LeakyReLU`` folded into
   the traces together with their L1 norm;
 - ``obgd_step``: the bounded step (plain and adaptive ObGD) and the trace reset;
