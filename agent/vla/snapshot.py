@@ -90,39 +90,31 @@ def _check_inputs(path: Path, state: Any, inputs: ResidualInputs) -> None:
 
 
 def _check_locator(path: Path, settings: dict[str, Any], locator: str) -> None:
-    """Refuse a locator whose weights are not those the policy saved at ``path`` learned with (its
-    settings' ``locator_sha256``; policies saved before it was recorded are taken as they are)."""
-    digest = settings.get("locator_sha256")
-    if not digest:
-        return
     from policies.vla.locator import weights_digest
 
-    try:
-        now = weights_digest(locator)
-    except OSError as e:
-        raise CheckpointError(f"{path}: the locator {locator} cannot be read ({e})") from None
-    if now != digest:
-        raise CheckpointError(f"{path}: saved with another locator than {locator}: it is not the one this "
-                              "policy was trained with (its weights changed since: retrained?)")
+    _check_weights(path, settings.get("locator_sha256"), "locator", locator, weights_digest)
 
 
 def _check_vla(path: Path, settings: dict[str, Any], vla: str) -> None:
-    """Refuse a VLA whose weights are not those the policy saved at ``path`` learned on (its
-    settings' ``vla_sha256``; policies saved before it was recorded are taken as they are): the
-    residual heads and the feature statistics were fitted to that VLA's features and actions."""
-    digest = settings.get("vla_sha256")
-    if not digest:
-        return
     from policies.vla.build import vla_digest
-    from policies.vla.checkpoint import VLACheckpointError
 
+    _check_weights(path, settings.get("vla_sha256"), "VLA", vla, vla_digest)
+
+
+def _check_weights(path: Path, saved: str | None, what: str, where: str, digest_of) -> None:
+    """Refuse the ``what`` (VLA, locator) at ``where`` unless ``digest_of(where)``, the sha256 of
+    its weights, is the ``saved`` one the policy at ``path`` learned with: the residual heads and
+    feature statistics were fitted to its outputs. Policies saved before the digest was recorded
+    (``saved`` None) are taken as they are."""
+    if not saved:
+        return
     try:
-        now = vla_digest(vla)
-    except (OSError, VLACheckpointError) as e:
-        raise CheckpointError(f"{path}: the VLA {vla} cannot be read ({e})") from None
-    if now != digest:
-        raise CheckpointError(f"{path}: saved with another VLA than {vla}: its weights are not those this "
-                              "policy was trained on (retrained or replaced since?)")
+        now = digest_of(where)
+    except (OSError, ValueError) as e:  # ValueError: VLACheckpointError, a directory that is no VLA
+        raise CheckpointError(f"{path}: the {what} {where} cannot be read ({e})") from None
+    if now != saved:
+        raise CheckpointError(f"{path}: saved with another {what} than {where}: it is not the one this "
+                              "policy was trained with (its weights changed since: retrained or replaced?)")
 
 
 def _apply(path: Path, tensors: dict[str, torch.Tensor], state: dict[str, Any], policy: ResidualPolicy,

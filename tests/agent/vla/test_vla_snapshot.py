@@ -142,7 +142,8 @@ def test_a_vla_retrained_in_the_same_place_is_refused_by_name(tmp_path, observat
         next(model.parameters()).add_(0.01)  # "retrained": other weights, same shapes, same place
     model.save_pretrained(vla_dir)
     fresh, fresh_features, fresh_scaler = _parts(seed=9)
-    with pytest.raises(CheckpointError, match=r"saved with another VLA than .*vla: its weights are not"):
+    with pytest.raises(CheckpointError,
+                       match=r"saved with another VLA than .*vla: it is not the one this policy was trained"):
         restore_actor_policy(tmp_path / "policy", fresh, fresh_features, fresh_scaler, str(vla_dir))
     assert fresh.version == 0 and fresh_features.state_dict()["count"] == 0
     with pytest.raises(CheckpointError, match="saved with another VLA than"):
