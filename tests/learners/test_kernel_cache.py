@@ -87,3 +87,22 @@ def test_caching_off_or_unwritable_compiles_in_the_process(tmp_path, monkeypatch
         setting = str(tmp_path / "taken")
     monkeypatch.setenv("RILL_KERNEL_CACHE", setting)
     assert jit.kernel_cache_dir() is None
+
+
+def test_caches_of_other_kernel_versions_unused_for_two_weeks_are_deleted(tmp_path, monkeypatch):
+    old, recent, other = tmp_path / ("a" * 20), tmp_path / ("b" * 20), tmp_path / "notes"
+    for path in (old, recent, other):
+        path.mkdir()
+        (path / "kernel.nbi").write_bytes(b"x")
+    month_ago = os.stat(old).st_mtime - 30 * 86400
+    os.utime(old, (month_ago, month_ago))
+    os.utime(other, (month_ago, month_ago))  # not named like a cache: never touched
+    monkeypatch.setenv("RILL_KERNEL_CACHE", str(tmp_path))
+    current = jit.kernel_cache_dir()
+    assert current is not None and current.parent == tmp_path
+    assert not old.exists()
+    assert recent.exists() and other.exists() and current.exists()
+    # the current cache is never pruned, however old its mark
+    os.utime(current, (month_ago, month_ago))
+    assert jit.prune_kernel_caches(tmp_path, keep=current) == []
+    assert current.exists()

@@ -23,13 +23,19 @@ from the disk cache (``kernel_cache_dir``) they take 0.7 s and 0.02 s. Two preca
   digest of every kernel source file and the numba version: any change starts a new cache.
 
 ``RILL_KERNEL_CACHE`` sets the cache's parent directory (default ``~/.cache/rill/kernels``);
-``off`` compiles in every process, as does a directory that cannot be written.
+``off`` compiles in every process, as does a directory that cannot be written. Every process that
+uses a cache directory marks it used (its modification time); caches of other kernel versions
+unused for ``PRUNE_AFTER_DAYS`` are deleted then, so upgrades do not pile up compiled code
+(about 1.4 MB a version).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
+import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +44,8 @@ from numba import njit
 
 FASTMATH = {"reassoc", "contract", "nsz"}
 KERNEL_SOURCES = Path(__file__).resolve().parent
+PRUNE_AFTER_DAYS = 14.0
+_CACHE_NAME = re.compile(r"[0-9a-f]{20}")
 
 
 def kernel_cache_dir() -> Path | None:
@@ -54,10 +62,32 @@ def kernel_cache_dir() -> Path | None:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".probe-{os.getpid()}"
         probe.write_bytes(b"")
-        probe.unlink()
+        probe.unlink()  # also marks the directory used now
     except OSError:
         return None
+    prune_kernel_caches(path.parent, keep=path)
     return path
+
+
+def prune_kernel_caches(base: Path, keep: Path, older_than_days: float = PRUNE_AFTER_DAYS) -> list[Path]:
+    """Delete the kernel caches in ``base`` (directories named like ``kernel_cache_dir``'s, nothing
+    else) other than ``keep`` that no process has used for ``older_than_days``; returns them. A
+    cache that cannot be deleted is left, silently: a later process tries again."""
+    cutoff, removed = time.time() - older_than_days * 86400.0, []
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        if entry == keep or not _CACHE_NAME.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime < cutoff:
+                shutil.rmtree(entry)
+                removed.append(entry)
+        except OSError:
+            continue
+    return removed
 
 
 CACHE_DIR = kernel_cache_dir()
