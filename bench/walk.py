@@ -7,6 +7,12 @@ caller-module -> callee-module pair among rill's modules. The window covers many
 several weight publications, so the counts are the whole loop: observation -> transition -> link
 -> cache -> update -> weights -> back into the actor's policy. Run it on two checkouts to compare
 (it uses only ``agent.actor.ActorRunner`` and ``learners.service.LearnerService``).
+
+The *data path* is the narrower count a reader following the transition sees: only calls that
+pass it on in one of its forms (a ``Transition`` or a list of them, an array, encoded bytes of 32
+or more, a tensor, or a dict of these: the weights), listed function by function in
+``data_path``; calls that pass none of these (a wake-up, a counter, a lock, a config lookup) are
+left out.
 """
 
 from __future__ import annotations
@@ -26,6 +32,23 @@ def _ours(module: str | None) -> bool:
     return bool(module) and module.split(".")[0] in PACKAGES
 
 
+def _carries_data(value, nested: bool = False) -> bool:
+    import numpy as np
+
+    kind = type(value)
+    if kind.__name__ == "Transition" or (isinstance(value, np.ndarray) and value.size > 1):
+        return True
+    if isinstance(value, (bytes, bytearray, memoryview)) and len(value) >= 32:
+        return True
+    if kind.__module__.startswith("torch") and kind.__name__ in ("Tensor", "Parameter"):
+        return True
+    if not nested and isinstance(value, (list, tuple)) and value:
+        return any(_carries_data(v, True) for v in value[:4])
+    if not nested and isinstance(value, dict) and value:
+        return any(_carries_data(v, True) for v in list(value.values())[:4])
+    return False
+
+
 def walk(env: str = "InvertedPendulum-v5", warmup: int = 1500, window: int = 3000) -> dict:
     import numpy as np
 
@@ -39,6 +62,7 @@ def walk(env: str = "InvertedPendulum-v5", warmup: int = 1500, window: int = 300
     probe.close()
     modules: Counter[str] = Counter()
     edges: Counter[tuple[str, str]] = Counter()
+    data_calls: Counter[tuple[str, str]] = Counter()  # (caller function, callee function)
     recording = threading.Event()
 
     def profile(frame, event, arg):
@@ -51,6 +75,12 @@ def walk(env: str = "InvertedPendulum-v5", warmup: int = 1500, window: int = 300
         caller = frame.f_back.f_globals.get("__name__") if frame.f_back is not None else None
         if _ours(caller) and caller != callee:
             edges[(caller, callee)] += 1
+            code = frame.f_code
+            arguments = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+            local = frame.f_locals
+            if any(_carries_data(local.get(a)) for a in arguments if a != "self"):
+                sender = f"{caller}:{frame.f_back.f_code.co_qualname}"
+                data_calls[(sender, f"{callee}:{code.co_qualname}")] += 1
 
     # Installed before any thread of the learner or the actor starts, so all of them are traced.
     threading.setprofile(profile)
@@ -78,6 +108,8 @@ def walk(env: str = "InvertedPendulum-v5", warmup: int = 1500, window: int = 300
         runner.close(drain_s=5.0)
         service.stop()
     weights = versions.get("end", 0) - versions.get("start", 0)
+    data_modules = {f.split(":")[0] for call in data_calls for f in call}
+    data_pairs = {(a.split(":")[0], b.split(":")[0]) for a, b in data_calls}
     return {
         "env": env,
         "window_steps": window,
@@ -87,6 +119,9 @@ def walk(env: str = "InvertedPendulum-v5", warmup: int = 1500, window: int = 300
         "hand_offs": len(edges),
         "module_list": sorted(modules),
         "edge_list": sorted(f"{a} -> {b}" for a, b in edges),
+        "data_modules": len(data_modules),
+        "data_hand_offs": len(data_pairs),
+        "data_path": sorted(f"{a} -> {b}" for a, b in data_calls),
     }
 
 
@@ -100,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
           f"hand-offs (distinct module -> module calls): {result['hand_offs']}; "
           f"the actor's weights advanced {result['weights_version_advance']} learner updates in a "
           f"{result['window_steps']}-step window")
+    print(f"data path (calls that pass the transition, its bytes or the weights on): "
+          f"{result['data_modules']} modules, {result['data_hand_offs']} module -> module hand-offs")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0
