@@ -24,3 +24,8 @@ def test_walk_bench_quick(tmp_path):
         assert needed in mods, needed
     assert data["weights_version_advance"] > 0
     assert data["hand_offs"] == len(data["edge_list"]) and data["modules"] == len(mods)
+    # The data path follows the transition into the stream and the weights back into the policy.
+    path = data["data_path"]
+    assert any(p.endswith("learners.link.stream:TransitionStream.offer") for p in path), path
+    assert any(p.endswith("StreamXPolicy.load_state_dict") for p in path), path
+    assert 0 < data["data_modules"] < data["modules"]
