@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from hal.config import reject_unknown
+from hal.config import construct, reject_unknown
 from hal.errors import ConfigError
 from learners.streamx import algorithm_config, algorithm_spec
 
@@ -61,7 +61,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         reject_unknown("train config", values, cls, "key")
-        return cls(**values)
+        return construct(cls, values, "train config")
 
     @classmethod
     def from_yaml(cls, path: Path) -> TrainConfig:

@@ -1,16 +1,22 @@
 """Typed config dataclasses built from YAML mappings, with errors that name the field.
 
-``build(cls, values, where)`` turns a mapping into ``cls`` and rejects an unknown key with the
-nearest valid one (``run spec actors[0]: unknown field 'robot_typ'; did you mean 'robot_type'?``).
-The dataclasses check their own values in ``__post_init__`` with the helpers below.
+``build(cls, values, where)`` turns a mapping into ``cls``: it rejects an unknown key with the
+nearest valid one (``run spec actors[0]: unknown field 'robot_typ'; did you mean 'robot_type'?``)
+and a value of another type than its field declares (``train: seed must be an integer, got
+'banana'``). The dataclasses check their own values in ``__post_init__`` with the helpers below.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import difflib
+import numbers
 import re
+import sys
+import types
+import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -56,6 +62,111 @@ def reject_unknown(where: str, values: Mapping[str, Any], cls: type, what: str =
             raise ConfigError(f"{where}: unknown {what} {key!r}{hint}")
 
 
+def check_types(where: str, values: Mapping[str, Any], cls: type) -> None:
+    """Raise ``ConfigError`` for a value of ``values`` whose type is not the one its field of
+    dataclass ``cls`` declares (``stream-ac.lamda must be a number, got 'abc'``; without ``where``,
+the field's name alone)."""
+    hints = _field_types(cls)
+    for key, value in values.items():
+        kind = hints.get(key)
+        if kind is not None and not _fits(value, kind):
+            name = key if not where else f"{where}: {key}" if " " in where else f"{where}.{key}"
+            raise ConfigError(f"{name} must be {_describe(kind)}, got {value!r}")
+
+
+def construct(cls: type[T], values: Mapping[str, Any], where: str) -> T:
+    """``cls(**values)``, for a mapping whose keys ``reject_unknown`` passed. The class's own checks
+    speak first; a value whose type they do not check (it would fail later, deep in a worker, or
+    be taken as something else: ``adaptive: maybe``) is then named by ``check_types``."""
+    try:
+        made = cls(**values)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, AttributeError):
+        check_types(where, values, cls)  # names the value when its type is the cause
+        raise
+    check_types(where, values, cls)
+    return made
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    """The declared types of ``cls``'s init fields that can be resolved (others are not checked)."""
+    if cls not in _HINTS:
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:  # an annotation naming something imported only for type checkers
+            hints = {}
+        _HINTS[cls] = {f.name: hints[f.name] for f in fields(cls) if f.init and f.name in hints}
+    return _HINTS[cls]
+
+
+def _fits(value: Any, kind: Any) -> bool:
+    """Whether ``value`` (as YAML, a command line or a caller gives it) has type ``kind``; a kind
+    this does not know passes."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is Any or isinstance(kind, typing.TypeVar):
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if kind is type(None):
+        return value is None
+    if kind is bool:
+        return isinstance(value, (bool, np_bool()))
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    if kind is Path:
+        return isinstance(value, (str, Path))
+    if origin is typing.Literal:
+        return value in args
+    if origin in (list, tuple, set, frozenset, collections.abc.Sequence):
+        if not isinstance(value, (list, tuple)):
+            return False
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            return len(value) == len(args) and all(_fits(v, a) for v, a in zip(value, args))
+        return not args or all(_fits(v, args[0]) for v in value)
+    if origin in (dict, collections.abc.Mapping) or kind in (dict, Mapping):
+        return isinstance(value, Mapping)
+    if kind in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if is_dataclass(kind):
+        return isinstance(value, (kind, Mapping))
+    return True
+
+
+def np_bool() -> type:
+    """numpy's bool scalar type when numpy is loaded (a config built in code may hold one)."""
+    numpy = sys.modules.get("numpy")
+    return numpy.bool_ if numpy is not None else bool
+
+
+def _describe(kind: Any) -> str:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        named = [_describe(a) for a in args if a is not type(None)]
+        return " or ".join(named) + (" or null" if type(None) in args else "")
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, tuple, set, frozenset, collections.abc.Sequence) or kind in (list, tuple):
+        inner = [a for a in args if a is not Ellipsis]
+        return f"a list of {_plural(inner[0])}" if len(inner) == 1 else "a list"
+    if origin in (dict, collections.abc.Mapping) or kind in (dict, Mapping) or is_dataclass(kind):
+        return "a mapping"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            Path: "a path"}.get(kind, getattr(kind, "__name__", str(kind)))
+
+
+def _plural(kind: Any) -> str:
+    return {bool: "true/false values", int: "integers", float: "numbers", str: "strings",
+            Path: "paths"}.get(kind, _describe(kind))
+
+
 def build(cls: type[T], values: Any, where: str) -> T:
     """``cls(**values)`` after checking that ``values`` is a mapping of known, present fields."""
     if values is None:
@@ -67,9 +178,11 @@ def build(cls: type[T], values: Any, where: str) -> T:
         if f.init and f.default is MISSING and f.default_factory is MISSING and f.name not in values:
             raise ConfigError(f"{where}: missing required field {f.name!r}")
     try:
-        return cls(**values)
+        return construct(cls, values, "")  # its errors get ``where`` below
     except ConfigError as e:
-        raise ConfigError(f"{where}: {e}") from None
+        said = str(e)  # a class's own check may have named the section already ("train.seed ...")
+        named = said.startswith((f"{where}.", f"{where}:"))
+        raise ConfigError(said if named else f"{where}: {said}") from None
 
 
 def check_type(

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hal.config import (
     RobotConfig,
     build,
@@ -33,6 +31,7 @@ from hal.config import (
     check_type,
     check_unique_robots,
     nearest,
+    read_yaml_mapping,
     robots_from_list,
 )
 from hal.errors import ConfigError
@@ -290,6 +289,12 @@ class RunSpec:
         own settings) and are skipped; any other unknown key is an error naming the nearest field."""
         if not isinstance(values, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(values).__name__}")
+        known = [f.name for f in fields(cls) if f.init] + list(ignore)
+        for key in values:
+            if key not in known:  # the others' keys are valid here too, and may be what was meant
+                near = nearest(str(key), known)
+                hint = f"; did you mean {near!r}?" if near else f"; valid fields: {', '.join(known)}"
+                raise ConfigError(f"{where}: unknown field {key!r}{hint}")
         values = {k: v for k, v in values.items() if k not in ignore}
         nested = {
             "robots": lambda v: robots_from_list(v, "robots"),
@@ -312,11 +317,7 @@ class RunSpec:
 
     @classmethod
     def from_yaml(cls, path: str | Path, ignore: tuple[str, ...] = (), check_robots: bool = True) -> RunSpec:
-        path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        values = read_yaml_mapping(path, "run config")
         return cls.from_dict(values, ignore=ignore, where=str(path), check_robots=check_robots)
 
     def to_dict(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from agent.demos.recorder import DemoRecorder, RecordStats
 from agent.loop.config import LoopConfig
 from agent.loop.episodes import drive_episodes
 from agent.policy_registry import policy_kind
-from hal.config import RobotConfig, check_number, check_type, read_yaml_mapping, reject_unknown
+from hal.config import RobotConfig, check_number, check_type, construct, read_yaml_mapping, reject_unknown
 from hal.errors import ConfigError
 from hal.robot import Robot
 from learners.cache import CacheConfig, ReplayCache
@@ -80,7 +80,8 @@ class RecordConfig:
         if not isinstance(robot, dict) or not isinstance(policy, dict):
             raise ConfigError(f"{where}: robot and policy must be mappings")
         reject_unknown(f"{where} policy", policy, DemoPolicyConfig)
-        return cls(**{**values, "robot": RobotConfig(**robot), "policy": DemoPolicyConfig(**policy)})
+        policy = construct(DemoPolicyConfig, policy, f"{where} policy")
+        return construct(cls, {**values, "robot": RobotConfig(**robot), "policy": policy}, where)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RecordConfig:

@@ -75,7 +75,7 @@ class RunTrainConfig:
         from agent.loop.realtime import check_settings
         from agent.policy_registry import policy_kind
         from agent.reward.config import RewardSignalConfig
-        from learners.streamx import algorithm_config
+        from learners.streamx import algorithm_config, algorithm_names, algorithm_spec
 
         if isinstance(self.reward, dict):
             self.reward = build(RewardSignalConfig, self.reward, "train.reward")
@@ -115,6 +115,9 @@ class RunTrainConfig:
             raise ConfigError(f"train.chunk_size must be an integer >= {MIN_CHUNK}, got {self.chunk_size!r}: "
                               "a chunk's first action is due while it is being computed")
         algorithm_config(self.algo, self.hyper)
+        if not algorithm_spec(self.algo).controls:
+            raise ConfigError(f"train.algo {self.algo!r} only predicts values; rill run's actors need one "
+                              f"that controls: {', '.join(algorithm_names(control_only=True))}")
 
     @property
     def residual_inputs(self) -> ResidualInputs:

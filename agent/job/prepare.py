@@ -16,8 +16,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agent.job.config import (
     ActorWorkerConfig,
     LearnerWorkerConfig,
@@ -25,6 +23,7 @@ from agent.job.config import (
     RunTrainConfig,
     worker_config_text,
 )
+from hal.config import nearest, read_yaml_mapping
 from hal.errors import ConfigError, HalError
 
 
@@ -34,6 +33,14 @@ def actor_robots(spec) -> list[tuple[Any, Any]]:
     never connected, for the checks below to read its declared specs."""
     import hal.registry as registry
 
+    listed_types, listed_names = sorted({r.type for r in spec.robots}), [r.name for r in spec.robots]
+    for group in spec.actors:
+        wanted, listed, what = ((group.robot_type, listed_types, "robot of type") if group.robot_type
+                                else (group.robot, listed_names, "robot named"))
+        if wanted not in listed:  # rill run reads the learner's shapes from the robots listed
+            near = nearest(str(wanted), listed)
+            hint = f"; did you mean {near!r}?" if near else f"; listed: {', '.join(listed) or 'none'}"
+            raise ConfigError(f"actors group {group.name!r}: no {what} {wanted!r} among the run's robots{hint}")
     types = {a.robot_type for a in spec.actors if a.robot_type} | {
         r.type for r in spec.robots if any(a.robot == r.name for a in spec.actors)
     }
@@ -200,7 +207,7 @@ def prepare(path: Path) -> Job:
     import sim.robots  # noqa: F401  registers the simulated robot types
     from hal.runspec import RunSpec
 
-    raw = yaml.safe_load(Path(path).read_text()) or {}
+    raw = read_yaml_mapping(path, "run config")
     train = RunTrainConfig.from_dict(raw.get("train") or {})
     link = RunLinkConfig.from_dict(raw.get("link") or {})
     spec = RunSpec.from_yaml(path, ignore=("train", "link"))

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from hal.config import RobotConfig, check_number, check_type, read_yaml_mapping, reject_unknown
+from hal.config import RobotConfig, check_number, check_type, construct, read_yaml_mapping, reject_unknown
 from hal.errors import ConfigError
 
 
@@ -131,7 +131,7 @@ class PretrainConfig:
         missing = [f.name for f in fields(cls) if f.name in ("demos", "out") and f.name not in values]
         if missing:
             raise ConfigError(f"{where}: missing {', '.join(missing)}")
-        return cls(**values)
+        return construct(cls, values, where)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PretrainConfig:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from hal.config import check_number, read_yaml_mapping, reject_unknown
+from hal.config import check_number, construct, read_yaml_mapping, reject_unknown
 from hal.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class LocatorTrainConfig:
         if "out" not in values:
             raise ConfigError(f"{where}: missing out (where the locator is written)")
         try:
-            return cls(**values)
+            return construct(cls, values, "")
         except ConfigError as e:
             raise ConfigError(f"{where}: {e}") from None
 

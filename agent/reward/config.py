@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.reward.data import FrameRules
-from hal.config import check_number, check_type, read_yaml_mapping, reject_unknown
+from hal.config import check_number, check_type, construct, read_yaml_mapping, reject_unknown
 from hal.errors import ConfigError
 
 
@@ -83,7 +83,7 @@ class RewardTrainConfig:
         missing = [f.name for f in fields(cls) if f.name in ("episodes", "out") and f.name not in values]
         if missing:
             raise ConfigError(f"{where}: missing {', '.join(missing)}")
-        return cls(**values)
+        return construct(cls, values, where)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> RewardTrainConfig:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from hal.config import reject_unknown
+from hal.config import construct, reject_unknown
 from hal.errors import ConfigError as ConfigError  # rill's one ConfigError, re-exported
 
 
@@ -51,7 +51,7 @@ class StreamXConfig:
     def from_dict(cls, values: dict[str, Any]) -> StreamXConfig:
         """Build from a plain mapping; an unknown key is an error naming the closest valid one."""
         reject_unknown(cls.name, values, cls, "hyperparameter")
-        return cls(**values)
+        return construct(cls, values, cls.name)
 
 
 @dataclass

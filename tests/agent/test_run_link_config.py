@@ -112,3 +112,22 @@ def test_a_malformed_standin_gpu_is_named():
         ("a", 16.0, "standin:0"), ("b", 8.0, "standin:1")]
     with pytest.raises(ValueError, match=r"RILL_STANDIN_GPUS: entry 'gpu' is not NAME:MEMORY_GB"):
         standin_accelerators("gpu")
+
+
+def test_a_run_config_that_is_not_yaml_or_names_no_listed_robot_is_refused_by_name(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("robots: [\n")
+    with pytest.raises(ConfigError, match=r"run config .*broken.yaml: not valid YAML"):
+        prepare(broken)
+    spec = yaml.safe_load((REPO / "config" / "sim_hopper.yaml").read_text())
+    spec["actors"][0]["robot_type"] = "sim-mujuco"
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    # before: "the actors' robots must share one observation/action shape, found []"
+    with pytest.raises(ConfigError, match=r"actors group 'actor': no robot of type 'sim-mujuco' among the "
+                                          r"run's robots; did you mean 'sim-mujoco'\?"):
+        prepare(path)
+    spec["actors"][0] = {"name": "actor", "robot": "hopper-9"}
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(ConfigError, match=r"no robot named 'hopper-9' among the run's robots"):
+        prepare(path)

@@ -40,6 +40,15 @@ def test_a_shipped_vla_is_named_and_its_chunk_size_taken():
                                               r"'tabletop-push'; rill ships "
                                               r"\['metaworld-mt10', 'tabletop-reach'\]"),
         ({"vla": "/nonexistent/vla"}, r"train.vla '/nonexistent/vla': /nonexistent/vla: no config.json"),
+        # a value of the wrong type, where no check of the section's own names it: refused before any
+        # worker starts (it used to reach the workers, which failed on it at every restart)
+        ({"max_lag": "lots"}, r"train: max_lag must be an integer or null, got 'lots'"),
+        ({"seed": "banana"}, r"train: seed must be an integer, got 'banana'"),
+        ({"keep_images": "maybe"}, r"train: keep_images must be true or false, got 'maybe'"),
+        ({"hyper": {"lamda": "abc"}}, r"stream-ac.lamda must be a number, got 'abc'"),
+        ({"hyper": {"adaptive": "maybe"}}, r"stream-ac.adaptive must be true or false, got 'maybe'"),
+        ({"algo": "stream-td"}, r"train.algo 'stream-td' only predicts values; rill run's actors need one "
+                                r"that controls: stream-ac, stream-q, stream-sarsa"),
         ({"vla": "pretrained:tabletop-reach", "chunk_size": 2},
          r"train.chunk_size 2 does not match the chunks of train.vla 'pretrained:tabletop-reach' "
          r"\(4 actions\)"),

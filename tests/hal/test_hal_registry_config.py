@@ -77,6 +77,14 @@ def test_run_spec_typo_or_bad_value_names_the_field(values, message):
         RunSpec.from_dict(_spec(**values))
 
 
+def test_a_key_that_another_part_of_the_run_config_reads_is_offered_for_a_typo():
+    # rill run's config holds train: and link: beside the run spec; a typo of them is named as such
+    with pytest.raises(ConfigError, match=r"run spec: unknown field 'trian'; did you mean 'train'\?"):
+        RunSpec.from_dict({**_spec(), "trian": {}}, ignore=("train", "link"))
+    with pytest.raises(ConfigError, match=r"valid fields: name, .*run_dir, train, link$"):
+        RunSpec.from_dict({**_spec(), "zzzz": {}}, ignore=("train", "link"))
+
+
 def test_two_robots_with_one_name_are_refused():
     robots = [
         {"name": "hopper-0", "type": "sim-mujoco"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -128,6 +130,19 @@ def test_overshoot_counter_sees_flips_when_the_bound_is_loosened():
 def test_invalid_hyperparameters_name_field_and_value(field, value):
     with pytest.raises(ConfigError, match=rf"stream-ac\.{field}.*{value}"):
         algorithm_config("stream-ac", {field: value})
+
+
+@pytest.mark.parametrize(("field", "value", "want"), [
+    ("lamda", "abc", "a number"), ("gamma", [1], "a number"), ("hidden", "abc", "a list of integers"),
+    ("hidden", [64, "x"], "a list of integers"), ("adaptive", "maybe", "true or false"),
+    ("count_overshoots", 1, "true or false"), ("kappa_policy", None, "a number"),
+])
+def test_a_hyperparameter_of_the_wrong_type_is_named_with_its_value(field, value, want):
+    # before: a TypeError deep in a comparison, or (adaptive: "maybe") silently taken as true
+    said = rf"^stream-ac\.{field} must be {want}, got {re.escape(repr(value))}$"
+    with pytest.raises(ConfigError, match=said):
+        algorithm_config("stream-ac", {field: value})
+    assert algorithm_config("stream-ac", {"alpha": 1, "hidden": (64, 64)}).hidden == (64, 64)  # int: a number
 
 
 def test_unknown_algorithm_and_field_suggest_close_names():
