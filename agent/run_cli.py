@@ -20,7 +20,7 @@ DEFAULT_CONFIG = "config/sim_hopper.yaml"
 def cmd_run(args: argparse.Namespace) -> int:
     from agent.job.supervise import run_job
 
-    _, ok = run_job(Path(args.config))
+    _, ok = run_job(Path(args.config), overwrite=args.overwrite)
     return 0 if ok else 1
 
 
@@ -77,6 +77,8 @@ def add_run_commands(sub) -> None:
     run = sub.add_parser("run", help="a whole run: learner + actors on robots, placed and supervised")
     run.add_argument("config", nargs="?", default=DEFAULT_CONFIG,
                      help=f"run config (default {DEFAULT_CONFIG})")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace a different run in the config's run_dir (the same run is continued)")
     run.set_defaults(func=cmd_run)
     st = sub.add_parser("status", help="the workers and learning of a running or finished run (or of an "
                         "agent_node's learner.run_dir: its episodes and last status)")

@@ -10,18 +10,29 @@ every worker: actors keep their spools, the learner checkpoints.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
+from agent.job.config import RunTrainConfig
 from agent.job.prepare import prepare
 from agent.job.summary import learning_line, plot_run, print_result, success_line
+from hal.config import read_yaml_mapping
+from hal.errors import ConfigError
 
 log = logging.getLogger(__name__)
 DRAIN_S = 60.0  # how long the learner may take to learn from what is still in its cache
 VIEW_EVERY_S = 0.5  # the live view is redrawn at most this often (the scheduler polls every 50 ms)
 SUCCESS_EVERY_S = 5.0  # the success line re-reads every actor's episode log at most this often
+# The train: fields that make a run what it is. A run directory that holds a run continues it only
+# with the same values: its learner resumes its checkpoint and its actors their spools, so other
+# ones would mix two runs' transitions and weights (steps, pacing and CPUs may change).
+RUN_IDENTITY = ("algo", "seed", "hyper", "policy", "vla", "chunk_size", "residual_scale", "base_scale",
+                "episode_steps", "privileged_inputs", "residual_sees_vla", "state_inputs", "locator",
+                "reward")
 
 
 class _Every:
@@ -43,9 +54,32 @@ class _Every:
         return self.value
 
 
-def run_job(config_path: Path) -> tuple[Path, bool]:
+def claim_run_dir(run_dir: Path, config_path: Path, overwrite: bool = False) -> None:
+    """Make ``run_dir`` this run's: new, the same run continued (its ``config.yaml`` agrees on
+    ``RUN_IDENTITY``), or, with ``overwrite``, emptied first (on this host; a worker on another
+    node keeps its own directory there). A different run there is a ``ConfigError`` naming what
+    differs, and nothing in the directory is touched."""
+    stored = run_dir / "config.yaml"
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    elif stored.is_file():
+        before = read_yaml_mapping(stored, "the run directory's config").get("train") or {}
+        now = read_yaml_mapping(config_path, "run config").get("train") or {}
+        defaults = {f.name: f.default if f.default is not MISSING else f.default_factory()
+                    for f in fields(RunTrainConfig) if f.name in RUN_IDENTITY}
+        differ = [f"train.{k}: {before.get(k, d)!r} -> {now.get(k, d)!r}" for k, d in defaults.items()
+                  if before.get(k, d) != now.get(k, d)]
+        if differ:
+            raise ConfigError(f"run directory {run_dir} holds a different run ({'; '.join(differ)}); "
+                              "give this one another run_dir, or pass --overwrite to replace it")
+        log.info("run directory %s holds this run: continuing it", run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(Path(config_path).read_text())
+
+
+def run_job(config_path: Path, overwrite: bool = False) -> tuple[Path, bool]:
     """Run the job of ``config_path`` to its end; returns its run directory and whether every
-    worker finished (none failed)."""
+    worker finished (none failed). ``overwrite`` replaces a different run in its directory."""
     from rich.console import Group
     from rich.live import Live
 
@@ -59,8 +93,7 @@ def run_job(config_path: Path) -> tuple[Path, bool]:
     placement = scheduler.place()  # refuses an infeasible spec before anything starts
     files = job.worker_files(placement, scheduler.backend)  # refuses a link it cannot secure
     scheduler.move_check = job.move_check(placement)  # no move that would leave an actor unreachable
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(Path(config_path).read_text())
+    claim_run_dir(run_dir, Path(config_path), overwrite)
     for note in getattr(placement, "notes", []):
         log.info("%s", note)
 

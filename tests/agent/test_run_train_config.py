@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from agent.job.config import RunTrainConfig
 from learners.streamx import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_shipped_defaults_are_valid():
@@ -57,3 +61,34 @@ def test_a_shipped_vla_is_named_and_its_chunk_size_taken():
 def test_bad_train_values_are_named(values, message):
     with pytest.raises(ConfigError, match=message):
         RunTrainConfig.from_dict(values)
+
+
+def _run_config(path, **train) -> None:
+    import yaml
+
+    spec = yaml.safe_load((REPO / "config" / "sim_hopper.yaml").read_text())
+    spec["train"].update(train)
+    path.write_text(yaml.safe_dump(spec))
+
+
+def test_a_run_directory_continues_its_own_run_and_refuses_another(tmp_path):
+    from agent.job.supervise import claim_run_dir
+
+    run, config = tmp_path / "run", tmp_path / "run.yaml"
+    _run_config(config)
+    claim_run_dir(run, config)
+    assert (run / "config.yaml").read_text() == config.read_text()
+    kept = run / "checkpoints" / "step_000000020000"  # what a learner left there
+    kept.mkdir(parents=True)
+    _run_config(config, steps_per_actor=120_000, max_lag=None)  # more steps, other pacing: the same run
+    claim_run_dir(run, config)
+    assert kept.exists() and "120000" in (run / "config.yaml").read_text()
+    before = (run / "config.yaml").read_text()
+    _run_config(config, seed=1, hyper={"lamda": 0.5})  # another run: its learner would resume this one's
+    with pytest.raises(ConfigError, match=rf"run directory {run} holds a different run \(train.seed: 0 -> 1; "
+                                          r"train.hyper: \{\} -> \{'lamda': 0.5\}\); give this one another "
+                                          r"run_dir, or pass --overwrite"):
+        claim_run_dir(run, config)
+    assert kept.exists() and (run / "config.yaml").read_text() == before  # nothing touched
+    claim_run_dir(run, config, overwrite=True)
+    assert not kept.exists() and "lamda" in (run / "config.yaml").read_text()
