@@ -9,7 +9,7 @@ from agent.train_config import RunDirectoryError
 from hal.errors import ConfigError, HalError
 from learners.cache.errors import CacheError
 from learners.checkpoint import CheckpointError
-from learners.link.security import InsecureEndpointError
+from learners.link.security import InsecureEndpointError, KeysExistError
 from policies.reward.checkpoint import RewardModelError
 from policies.vla.locator import LocatorError
 from sim.envs import UnknownEnvError
@@ -21,6 +21,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     HalError,
     ConfigError,
     InsecureEndpointError,
+    KeysExistError,
     LocatorError,
     NonFiniteResetError,
     PretrainStateError,

@@ -127,7 +127,7 @@ def cmd_actor(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     from learners.link.security import generate_keys
 
-    public, secret = generate_keys(Path(args.dir), args.name)
+    public, secret = generate_keys(Path(args.dir), args.name, replace=args.replace)
     log.info("wrote %s (share it) and %s (keep it private)", public, secret)
     return 0
 
@@ -145,4 +145,6 @@ def add_link_commands(sub) -> None:
     gen = ksub.add_parser("generate", help="write NAME.key and NAME.key_secret")
     gen.add_argument("dir", type=Path)
     gen.add_argument("--name", required=True, help="the key's name; for an actor, its actor id")
+    gen.add_argument("--replace", action="store_true",
+                     help="replace an existing pair of that name (its peers must get the new public key)")
     gen.set_defaults(func=cmd_keys)

@@ -96,12 +96,27 @@ def _load(path: Path, want_secret: bool) -> tuple[bytes, bytes | None]:
     return public, secret
 
 
-def generate_keys(directory: Path, name: str) -> tuple[Path, Path]:
-    """Write ``NAME.key`` (public, to share) and ``NAME.key_secret`` (keep private) in ``directory``."""
+class KeysExistError(FileExistsError):
+    """A key pair of that name is there already: replacing it locks out whoever holds its public key."""
+
+
+def generate_keys(directory: Path, name: str, replace: bool = False) -> tuple[Path, Path]:
+    """Write ``NAME.key`` (public, to share) and ``NAME.key_secret`` (keep private, mode 0600 from
+    its creation on) in ``directory``. An existing pair is ``KeysExistError`` unless ``replace``:
+    a learner's new key locks out every actor that trusts the old one, an actor's new key is
+    refused by every learner that allows the old one."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    public, secret = zmq.auth.create_certificates(str(directory), name)
-    Path(secret).chmod(0o600)
+    there = [p for p in (directory / f"{name}.key", directory / f"{name}.key_secret") if p.exists()]
+    if there and not replace:
+        raise KeysExistError(f"{', '.join(map(str, there))}: a key pair named {name!r} exists; replacing it "
+                             "locks out every peer that trusts its public key (pass --replace to do so)")
+    umask = os.umask(0o077)  # the secret file is never readable by others, not even for a moment
+    try:
+        public, secret = zmq.auth.create_certificates(str(directory), name)
+    finally:
+        os.umask(umask)
+    Path(public).chmod(0o644)
     return Path(public), Path(secret)
 
 
