@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from agent.actor.steps import StepTransitions
 from agent.checkpoints import restore_training
 from agent.train import build_stream
 from agent.train_config import CONFIG_FILE, TrainConfig
+from hal.config import read_yaml_mapping
+from hal.errors import ConfigError
 from learners.checkpoint import CheckpointError, CheckpointStore
 from sim.envs import make_env
 
@@ -52,9 +53,15 @@ def evaluate(run_dir: Path, episodes: int = 10, seed: int = 10_000, video: Path 
     """Return the raw returns of ``episodes`` deterministic episodes of the run's latest policy."""
     torch.set_num_threads(1)
     run_dir = Path(run_dir)
+    if type(episodes) is not int or episodes < 1:
+        raise ConfigError(f"rill eval: --episodes must be a positive integer, got {episodes!r}")
     if not (run_dir / CONFIG_FILE).exists():
-        raise CheckpointError(f"{run_dir} is not a rill run directory ({CONFIG_FILE} missing)")
-    config = TrainConfig.from_dict(yaml.safe_load((run_dir / CONFIG_FILE).read_text()))
+        raise CheckpointError(f"{run_dir} is not a rill train run directory ({CONFIG_FILE} missing)")
+    values = read_yaml_mapping(run_dir / CONFIG_FILE, "run config")
+    if "env" not in values and ("robots" in values or "actors" in values):
+        raise CheckpointError(f"{run_dir} holds a rill run (robots and actors), not a rill train run, "
+                              f"which rill eval evaluates; `rill status {run_dir}` shows its learning")
+    config = TrainConfig.from_dict(values)
     found = CheckpointStore(run_dir / "checkpoints").load_latest()
     if found is None:
         raise CheckpointError(f"{run_dir} has no checkpoint to evaluate")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -14,6 +15,8 @@ import yaml
 from agent.cli import main
 from agent.train import Trainer
 from agent.train_config import TrainConfig
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*argv: str) -> int:
@@ -39,6 +42,21 @@ def test_train_writes_metrics_plot_checkpoints_and_eval_reads_them(tmp_path, cap
     assert video.stat().st_size > 1000
 
 
+def test_eval_names_what_it_cannot_evaluate(tmp_path, caplog):
+    run = tmp_path / "run"
+    assert run_cli("train", "--env", "CartPole-v1", "--algo", "stream-q", "--steps", "200",
+                   "--run", str(run)) == 0
+    with caplog.at_level(logging.ERROR):
+        assert run_cli("eval", "--run", str(run), "--episodes", "0") == 2  # used to print "nan ± nan"
+        assert "--episodes must be a positive integer, got 0" in caplog.text
+        caplog.clear()
+        whole = tmp_path / "sim-hopper"  # a rill run's directory: its config is a run spec
+        whole.mkdir()
+        (whole / "config.yaml").write_text((REPO / "config" / "sim_hopper.yaml").read_text())
+        assert run_cli("eval", "--run", str(whole)) == 2
+        assert f"{whole} holds a rill run (robots and actors), not a rill train run" in caplog.text
+
+
 def test_unknown_env_is_named_with_close_matches_and_nothing_is_created(tmp_path, caplog):
     run = tmp_path / "run"
     with caplog.at_level(logging.ERROR):
@@ -55,6 +73,8 @@ def test_unknown_env_is_named_with_close_matches_and_nothing_is_created(tmp_path
     (["--steps", "0"], "steps must be a positive integer, got 0"),
     (["--steps", "-5"], "steps must be a positive integer, got -5"),
     (["--hp", "lambda=0.5"], "unknown hyperparameter 'lambda'; did you mean 'lamda'?"),
+    (["--hp", "lamda=abc"], "stream-ac.lamda must be a number, got 'abc'"),
+    (["--hp", "adaptive=maybe"], "stream-ac.adaptive must be true or false, got 'maybe'"),
 ])
 def test_invalid_settings_are_refused_before_anything_runs(tmp_path, caplog, flag, message):
     run = tmp_path / "run"
