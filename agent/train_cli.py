@@ -20,9 +20,12 @@ def parse_overrides(pairs: list[str]) -> dict:
 
 
 def _train_config(args: argparse.Namespace):
-    from agent.train_config import TrainConfig
+    from agent.train_config import CONFIG_FILE, TrainConfig
 
     values = {}
+    stored = Path(args.run or TrainConfig.run) / CONFIG_FILE
+    if args.resume and stored.is_file():  # what the run was made with; flags and --config change it
+        values.update(TrainConfig.from_yaml(stored).to_dict())
     if args.config:
         values.update(TrainConfig.from_yaml(args.config).to_dict())
     for key in ("env", "algo", "steps", "seed", "run", "checkpoint_every", "update_path"):
@@ -77,7 +80,9 @@ def add_train_commands(sub) -> None:
         help="algorithm hyperparameter override, e.g. --hp lamda=0.9",
     )
     mode = train.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="continue the run in --run exactly")
+    mode.add_argument("--resume", action="store_true",
+                      help="continue the run in --run exactly, with the settings it was made with (flags "
+                           "given change them; --steps to train further)")
     mode.add_argument("--overwrite", action="store_true", help="replace the run in --run")
     train.set_defaults(func=cmd_train)
 

@@ -102,6 +102,11 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
                 f"--resume: {run} holds a different run ({'; '.join(diff)}); "
                 "use another --run directory or --overwrite"
             )
+        reached = max((int(p.name[len("step_"):]) for p in (run / "checkpoints").glob("step_*")
+                       if p.is_dir() and p.name[len("step_"):].isdigit()), default=0)
+        if config.steps < reached:  # nothing to do, and config.yaml would understate the run
+            raise RunDirectoryError(f"--resume: {run} is at step {reached} already, past --steps "
+                                    f"{config.steps}; give more steps to continue it")
     run.mkdir(parents=True, exist_ok=True)
     for sub in ("checkpoints", "metrics"):
         (run / sub).mkdir(exist_ok=True)

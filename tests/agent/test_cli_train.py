@@ -139,3 +139,19 @@ def test_nonfinite_observations_and_rewards_are_skipped_counted_and_never_reach_
     assert np.isfinite(trainer.pre.reward_scaler.trace)
     progress = (tmp_path / "r" / "metrics" / "progress.csv").read_text().splitlines()
     assert progress[0].split(",")[5] == "nonfinite_skipped" and int(progress[-1].split(",")[5]) > 40
+
+
+def test_resume_takes_the_runs_own_settings_and_refuses_to_go_backwards(tmp_path, caplog):
+    run = tmp_path / "run"
+    assert run_cli("train", "--env", "CartPole-v1", "--algo", "stream-q", "--steps", "300", "--seed", "3",
+                   "--hp", "lamda=0.7", "--checkpoint-every", "100", "--run", str(run)) == 0
+    # only --run and --steps: the env, algorithm, seed and hyperparameters are the run's own
+    assert run_cli("train", "--run", str(run), "--resume", "--steps", "500") == 0
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    kept = (stored["env"], stored["algo"], stored["seed"], stored["steps"])
+    assert kept == ("CartPole-v1", "stream-q", 3, 500)
+    assert stored["hyper"]["lamda"] == 0.7
+    with caplog.at_level(logging.ERROR):
+        assert run_cli("train", "--run", str(run), "--resume", "--steps", "200") == 2
+    assert "is at step 500 already, past --steps 200; give more steps" in caplog.text
+    assert yaml.safe_load((run / "config.yaml").read_text())["steps"] == 500  # untouched
