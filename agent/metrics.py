@@ -98,3 +98,42 @@ class RunMetrics:
         if self._tb:
             self._tb.close()
 
+
+
+def train_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` was written by ``rill train`` (its ``run.json`` and progress log)."""
+    return (Path(run_dir) / "run.json").is_file() and (Path(run_dir) / "metrics" / "progress.csv").is_file()
+
+
+def train_status_lines(run_dir: Path) -> list[str]:
+    """What ``rill status`` says of a ``rill train`` run: how far it is, its recent return, whether it
+    finished (``summary.json``), its newest checkpoint."""
+    import json
+
+    from hal.config import read_yaml_mapping
+
+    run_dir = Path(run_dir)
+    stored = run_dir / "config.yaml"
+    config = read_yaml_mapping(stored, "the run's config") if stored.is_file() else {}
+    with open(run_dir / "metrics" / "progress.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    env, algo, seed = (config.get(k, "?") for k in ("env", "algo", "seed"))
+    head = f"rill train {env} with {algo}, seed {seed}"
+    summary, goal = run_dir / "summary.json", config.get("steps")
+    done = json.loads(summary.read_text()) if summary.is_file() else {}
+    if done and not (isinstance(goal, int) and done.get("steps", 0) < goal):  # (else: resumed to go further)
+        # finished: the summary has the last step, which the progress rows may not
+        lines = [f"{head}: finished at step {done.get('steps')} of {goal}, {done.get('episodes')} episodes, "
+                 f"mean return of the last 100 episodes {done.get('final_return_mean_last_100')} (last 10: "
+                 f"{done.get('final_return_mean_last_10')}), {done.get('steps_per_s')} steps/s"]
+    elif not rows:
+        lines = [f"{head}: no progress logged yet"]
+    else:
+        last = rows[-1]
+        step = int(last["step"])
+        share = f" of {goal} ({100.0 * step / goal:.0f}%)" if isinstance(goal, int) and goal else ""
+        lines = [f"{head}: step {last['step']}{share}, {last['episodes']} episodes, recent return "
+                 f"{float(last['recent_return']):.1f}, {float(last['steps_per_s']):.0f} steps/s"]
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("step_*") if p.is_dir())
+    lines.append(f"newest checkpoint: {checkpoints[-1] if checkpoints else 'none yet'}")
+    return lines

@@ -29,12 +29,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     from agent.console import worker_table
     from agent.job.summary import learner_state_line, learning_line, success_line
+    from agent.metrics import train_run, train_status_lines
     from hal.scheduler import read_run_status
 
     run_dir = Path(args.run)
     console = Console(width=None if sys.stdout.isatty() else 200)
     if agent_node_run(run_dir):
         return agent_node_status(run_dir, console)
+    if train_run(run_dir):
+        for line in train_status_lines(run_dir):
+            console.print(line)
+        return 0
     learner_only = not (run_dir / "status.json").exists() and (run_dir / "metrics").is_dir()
     status = {} if learner_only else read_run_status(run_dir)  # a `rill learner` run dir: its learner
     if not learner_only:
@@ -81,7 +86,7 @@ def add_run_commands(sub) -> None:
                      help="replace a different run in the config's run_dir (the same run is continued)")
     run.set_defaults(func=cmd_run)
     st = sub.add_parser("status", help="the workers and learning of a running or finished run (or of an "
-                        "agent_node's learner.run_dir: its episodes and last status)")
+                        "agent_node's learner.run_dir: its episodes and last status; or of a rill train run)")
     st.add_argument("run", help="run directory (e.g. runs/sim-hopper, runs/ros-tabletop-agent)")
     st.set_defaults(func=cmd_status)
     worker = sub.add_parser("worker")  # started by the scheduler of rill run; not for people

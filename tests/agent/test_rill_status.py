@@ -45,3 +45,21 @@ def test_status_of_a_healthy_learner_and_of_an_unreadable_report(tmp_path):
     out = _status(run)
     assert out.returncode == 0, out.stderr
     assert "unreadable" in out.stdout and "learner_status.json" in out.stdout, out.stdout
+
+
+def test_status_of_a_rill_train_run_says_how_far_it_is(tmp_path):
+    run = tmp_path / "pend"
+    done = subprocess.run([sys.executable, "-m", "agent.cli", "train", "--env", "CartPole-v1", "--algo",
+                           "stream-q", "--steps", "1500", "--checkpoint-every", "1000", "--run", str(run)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = _status(run)
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    # it used to say "learner: waiting for its first statistics"
+    assert "rill train CartPole-v1 with stream-q, seed 0: finished at step 1500 of 1500" in out, out
+    assert "mean return of the last 100 episodes" in out
+    assert "newest checkpoint: step_000000001500" in out
+    assert "waiting" not in out
+    (run / "summary.json").unlink()  # as while it runs: its last progress row
+    assert "seed 0: step 1000 of 1500 (67%)" in _status(run).stdout
