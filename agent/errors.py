@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gymnasium.error import DependencyNotInstalled
+
 from agent.actor.steps import NonFiniteResetError
 from agent.demos.episodes import DemoSetError
 from agent.pretrain.config import PretrainStateError
@@ -18,6 +20,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     CacheError,
     CheckpointError,
     DemoSetError,
+    DependencyNotInstalled,  # e.g. pygame, for rill eval --video of a classic-control env
     HalError,
     ConfigError,
     InsecureEndpointError,
