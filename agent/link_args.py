@@ -53,7 +53,8 @@ def add_actor_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="stable id of this actor (its sequence numbers continue across restarts)")
     p.add_argument("--policy", default="streamx", choices=policy_names("actor"),
                    help="; ".join(f"{n}: {POLICIES[n].summary}" for n in policy_names("actor")))
-    p.add_argument("--steps", type=int, help="stop after N steps (default: run until stopped)")
+    p.add_argument("--steps", type=int, help="stop once the actor has taken N steps in all, counting "
+                   "those of its earlier runs kept in --run (default: run until stopped)")
     p.add_argument("--control-hz", type=float, help="pace the loop at this rate")
     p.add_argument("--max-lag", type=int,
                    help="simulation only: wait while more than N transitions are not yet learned from")
