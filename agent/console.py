@@ -20,6 +20,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from hal.supervised import DONE, STOPPED
+
 console = Console()
 
 
@@ -218,8 +220,9 @@ class WorkerTable:
         if with_progress:
             table.add_column("progress · detail", overflow="fold")
         for w in self.workers:
-            row = [w["name"], _state(w["state"]), _placement(w), f"{w['restarts']}/{w['moves']}",
-                   heartbeat_age(w.get("heartbeat_age_s"))]
+            # a worker that ended well beats no more; a failed one's last beat says when it was last heard
+            beat = "-" if w["state"] in (DONE, STOPPED) else heartbeat_age(w.get("heartbeat_age_s"))
+            row = [w["name"], _state(w["state"]), _placement(w), f"{w['restarts']}/{w['moves']}", beat]
             table.add_row(*row, *([_progress_cell(w)] if with_progress else []))
         return table
 

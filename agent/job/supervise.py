@@ -104,8 +104,10 @@ def run_job(config_path: Path, overwrite: bool = False) -> tuple[Path, bool]:
     success = _Every(SUCCESS_EVERY_S, gathered_success)
     shown = _Every(VIEW_EVERY_S, lambda: live.update(view()))
 
+    ended = False  # the last frame leaves the success line to the summary printed below it
+
     def view():
-        lines = [learning_line(run_dir), success()]
+        lines = [learning_line(run_dir), None if ended else success()]
         return Group(worker_table(scheduler.status(), title=f"rill run {spec.name}"),
                      *(line for line in lines if line is not None))
 
@@ -149,6 +151,7 @@ def run_job(config_path: Path, overwrite: bool = False) -> tuple[Path, bool]:
             scheduler.stop()
         finally:
             success.refresh()  # gathers from the workers' hosts once more
+            ended = True
             shown.refresh()  # the workers as they ended, not as they were at the last redraw
         ok = not any(w.state == FAILED for w in scheduler.status())
     if not live.console.is_terminal:

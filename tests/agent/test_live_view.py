@@ -63,6 +63,14 @@ def test_worker_table_uses_a_wide_terminal():
     assert max(len(line) for line in at_200) <= 200
 
 
+def test_a_worker_that_ended_well_shows_no_heartbeat_age():
+    from dataclasses import replace
+
+    done = replace(ACTOR, state="done", heartbeat_age_s=0.6)  # the age when it stopped, frozen
+    row = next(line for line in _render([LEARNER, done], 200) if "actor-0" in line)
+    assert "done" in row and "0.6s" not in row and " - " in row, row
+
+
 def test_worker_table_at_80_columns_with_long_names_and_a_failure():
     failed = WorkerStatus("vla-actor-tabletop-arm-12", "actor", "failed", "ip-10-0-3-17.ec2.internal",
                           "tabletop-arm-12", "cuda:3", None, 4, 5, 2, 312.0,
