@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,10 @@ def export_parquet(
 
     if images not in IMAGE_MODES:
         raise ValueError(f"images={images!r}: expected one of {IMAGE_MODES}")
+    out = Path(out)
+    if out.exists() or out.is_symlink():  # a file of someone's, or the cache's own: never overwritten
+        raise CacheError(f"export: {out} exists; export into a new file")
+    final, out = out, out.with_name(f".{out.name}.partial")  # renamed once whole: no half a file left
     writer = None
     schema = None
     rows: list[dict[str, Any]] = []
@@ -107,24 +112,30 @@ def export_parquet(
             on_rows(len(rows))
         rows.clear()
 
-    with ReplayCache(cache_path, CacheConfig(read_only=True)) as cache:
-        for offset, record in cache.iter_records():
-            if isinstance(record, TransitionBatch):
-                transitions = list(record)
-            elif isinstance(record, Transition):
-                transitions = [record]
-            else:
-                skipped += 1
-                continue
-            for t in transitions:
-                rows.append(transition_row(offset, t, images))
-            total += len(transitions)
-            if len(rows) >= batch_rows:
-                flush()
-        flush()
-    if writer is None:
-        raise CacheError(f"{cache_path}: no transitions to export")
-    writer.close()
+    try:
+        with ReplayCache(cache_path, CacheConfig(read_only=True)) as cache:
+            for offset, record in cache.iter_records():
+                if isinstance(record, TransitionBatch):
+                    transitions = list(record)
+                elif isinstance(record, Transition):
+                    transitions = [record]
+                else:
+                    skipped += 1
+                    continue
+                for t in transitions:
+                    rows.append(transition_row(offset, t, images))
+                total += len(transitions)
+                if len(rows) >= batch_rows:
+                    flush()
+            flush()
+        if writer is None:
+            raise CacheError(f"{cache_path}: no transitions to export")
+        writer.close()
+        os.replace(out, final)
+    finally:
+        if writer is not None and writer.is_open:  # failed half-way: nothing of it stays
+            writer.close()
+        out.unlink(missing_ok=True)
     return ExportSummary(total, skipped, list(schema.names))
 
 

@@ -119,3 +119,20 @@ def test_runs_as_a_module(cache_dir: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 0 and "OK" in proc.stdout
+
+
+def test_export_never_overwrites_and_leaves_nothing_half_written(cache_dir: Path, tmp_path: Path,
+                                                                 capsys) -> None:
+    kept = tmp_path / "notes.txt"
+    kept.write_text("mine")
+    before = (cache_dir / "CACHE").read_bytes()
+    for out in (kept, cache_dir / "CACHE", tmp_path):  # someone's file, the cache's own, a directory
+        assert main(["cache", "export", str(cache_dir), "--out", str(out)]) == 2
+        assert f"{out} exists; export into a new file" in " ".join(capsys.readouterr().err.split())
+    assert kept.read_text() == "mine" and (cache_dir / "CACHE").read_bytes() == before
+    empty = tmp_path / "empty"
+    with ReplayCache(empty, CacheConfig(durability="none")):
+        pass
+    assert main(["cache", "export", str(empty), "--out", str(tmp_path / "none.parquet")]) == 2
+    assert "no transitions to export" in " ".join(capsys.readouterr().err.split())
+    assert not list(tmp_path.glob("*.parquet")) and not list(tmp_path.glob(".*.partial"))
