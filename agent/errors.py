@@ -6,6 +6,7 @@ from gymnasium.error import DependencyNotInstalled
 
 from agent.actor.steps import NonFiniteResetError
 from agent.demos.episodes import DemoSetError
+from agent.outputs import OutputExistsError
 from agent.pretrain.config import PretrainStateError
 from agent.train_config import RunDirectoryError
 from hal.errors import ConfigError, HalError
@@ -27,6 +28,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     KeysExistError,
     LocatorError,
     NonFiniteResetError,
+    OutputExistsError,
     PretrainStateError,
     RewardModelError,
     RunDirectoryError,

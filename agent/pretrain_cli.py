@@ -48,9 +48,11 @@ def cmd_locator(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from agent.outputs import claim_output_dir
     from agent.pretrain.locator import LocatorTrainConfig, train_locator
 
     config = LocatorTrainConfig.from_yaml(args.config)
+    claim_output_dir(config.out, "locator.json", "locator", overwrite=args.overwrite)  # before any training
     console = Console()
     console.print(f"collecting frames of {config.episodes} + {config.val_episodes} (held out) expert "
                   "episodes")
@@ -76,4 +78,5 @@ def add_pretrain_commands(sub) -> None:
     p.set_defaults(func=cmd_pretrain)
     p = sub.add_parser("locator", help="train a marker locator (a goal's pixel) on labelled sim frames")
     p.add_argument("config", type=Path, help="YAML: out, tasks, episodes, steps (agent.pretrain.locator)")
+    p.add_argument("--overwrite", action="store_true", help="replace a locator already in out")
     p.set_defaults(func=cmd_locator)

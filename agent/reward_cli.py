@@ -13,12 +13,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from agent.outputs import claim_output_dir
     from agent.reward.config import RewardTrainConfig
     from agent.reward.trainer import train_reward_model
+    from policies.reward.checkpoint import META
 
     config = RewardTrainConfig.from_yaml(args.config)
     overrides = {k: v for k, v in (("steps", args.steps), ("out", args.out)) if v is not None}
     config = dataclasses.replace(config, **overrides)
+    claim_output_dir(config.out, META, "reward model", overwrite=args.overwrite)  # before any training
     console = Console()
     with Progress(TextColumn("reward model"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[line]}"), console=console) as progress:
@@ -64,6 +67,7 @@ def add_reward_commands(sub) -> None:
                        "(see agent.reward.config)")
     train.add_argument("--steps", type=int, help="training steps (overrides the config)")
     train.add_argument("--out", type=Path, help="where the model goes (overrides the config)")
+    train.add_argument("--overwrite", action="store_true", help="replace a reward model already in out")
     train.set_defaults(func=cmd_train)
     ev = cmds.add_parser("eval", help="precision and recall of a reward model on episodes")
     ev.add_argument("model", type=Path, help="a saved reward model directory")

@@ -40,7 +40,8 @@ def actor_robots(spec) -> list[tuple[Any, Any]]:
         if wanted not in listed:  # rill run reads the learner's shapes from the robots listed
             near = nearest(str(wanted), listed)
             hint = f"; did you mean {near!r}?" if near else f"; listed: {', '.join(listed) or 'none'}"
-            raise ConfigError(f"actors group {group.name!r}: no {what} {wanted!r} among the run's robots{hint}")
+            raise ConfigError(f"actors group {group.name!r}: no {what} {wanted!r} among the run's "
+                              f"robots{hint}")
     types = {a.robot_type for a in spec.actors if a.robot_type} | {
         r.type for r in spec.robots if any(a.robot == r.name for a in spec.actors)
     }
