@@ -139,7 +139,7 @@ class DemoSet:
     path: Path
     episodes: list[DemoEpisode]
     features: DemoFeatures
-    incomplete: int = 0  # episodes the log ends inside of (a recorder killed mid-episode): skipped
+    incomplete: int = 0  # episodes cut by the log's end (a recorder killed) or missing a step: skipped
 
     @property
     def successful(self) -> list[DemoEpisode]:

@@ -53,7 +53,7 @@ class LeRobotExportSummary:
     fps: int = DEFAULT_FPS
     fps_from: str = "--fps"
     cameras: list[str] = field(default_factory=list)
-    skipped_incomplete: int = 0  # episodes the log ends inside of
+    skipped_incomplete: int = 0  # episodes the log ends inside of, or missing a transition
     success_unknown: int = 0  # steps without a success flag in a set whose first episode had them
 
 

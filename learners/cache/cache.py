@@ -6,6 +6,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,25 @@ def record_span(kind: int, payload: bytes, where: str = "record") -> tuple[str, 
 
 @dataclass
 class Episode:
-    """The transitions of one actor's episode, in order. ``complete`` once one ended it."""
+    """The transitions of one actor's episode, in order. ``complete`` once one ended it and none is
+    missing between its first and its last (their sequence numbers run on without a gap)."""
 
     actor_id: str
     episode: int
     transitions: list[Transition]
     complete: bool
+
+
+def _gapless(steps: list[Transition], path: Path) -> bool:
+    """Whether the sequence numbers of one episode's ``steps`` run on without a gap."""
+    seqs = [t.seq for t in steps]
+    if any(not isinstance(q, int) for q in seqs):
+        return True  # unnumbered transitions: nothing to tell a gap by
+    missing = [(a, b) for a, b in pairwise(seqs) if b != a + 1]
+    if missing:
+        log.warning("%s: episode %d of %s has transitions missing (after seq %s); taken as incomplete",
+                    path, steps[0].episode, steps[0].actor_id, ", ".join(str(a) for a, _ in missing[:5]))
+    return not missing
 
 
 @dataclass
@@ -251,14 +265,17 @@ class ReplayCache:
 
     def iter_episodes(self, actor_id: str | None = None) -> Iterator[Episode]:
         """Whole episodes, each yielded when its last transition (terminated or truncated) is
-        read; episodes still open at the end of the log follow with ``complete=False``."""
+        read; episodes still open at the end of the log follow with ``complete=False``, and so does
+        an episode with a transition missing inside it (a record lost to corruption: its
+        neighbours' sequence numbers do not run on), logged with the numbers missing."""
         open_episodes: dict[tuple[str, int], list[Transition]] = {}
         for _offset, t in self.iter_transitions(actor_id=actor_id):
             key = (t.actor_id, t.episode)
             steps = open_episodes.setdefault(key, [])
             steps.append(t)
             if t.done:
-                yield Episode(t.actor_id, t.episode, open_episodes.pop(key), True)
+                steps = open_episodes.pop(key)
+                yield Episode(t.actor_id, t.episode, steps, _gapless(steps, self.path))
         for (actor, episode), steps in open_episodes.items():
             yield Episode(actor, episode, steps, False)
 

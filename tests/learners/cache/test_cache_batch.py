@@ -157,3 +157,16 @@ def test_a_batch_too_large_for_the_cache_is_refused_before_anything_is_written(t
         with pytest.raises(RecordTooLargeError):
             cache.log.append(encode_batch(_state(100)), KIND_BATCH)
         assert cache.stats().records == 0
+
+
+def test_an_episode_with_a_transition_missing_inside_is_not_complete(tmp_path, caplog):
+    # a record lost to corruption leaves a hole: the episode's steps 0, 1, 3 must not pass as whole
+    steps = _state(8)  # two episodes of 4 (seq 1-4, 5-8)
+    with ReplayCache(tmp_path / "c", CacheConfig(durability="none")) as cache:
+        for t in steps[:2] + steps[3:]:
+            cache.append(t)
+        cache.flush()
+        with caplog.at_level("WARNING"):
+            episodes = [(e.episode, len(e.transitions), e.complete) for e in cache.iter_episodes()]
+    assert episodes == [(0, 3, False), (1, 4, True)]
+    assert "episode 0 of a has transitions missing (after seq 2); taken as incomplete" in caplog.text
