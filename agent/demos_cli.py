@@ -12,13 +12,20 @@ from pathlib import Path
 def cmd_record(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from agent.demos.record import RecordConfig, build_demo_policy, open_demo_cache, record_demos
+    from agent.demos.record import (
+        RecordConfig,
+        build_demo_policy,
+        check_destination,
+        open_demo_cache,
+        record_demos,
+    )
     from hal.registry import make_robot
 
     config = RecordConfig.from_yaml(args.config)
     overrides = {k: v for k, v in (("episodes", args.episodes), ("out", args.out)) if v is not None}
     config = dataclasses.replace(config, **overrides)  # validated again
     robot = make_robot(config.robot)
+    check_destination(config.out, robot, args.append)
     policy = build_demo_policy(config.policy, robot)
     with robot, open_demo_cache(config) as cache, Progress(
             TextColumn("recording"), BarColumn(), MofNCompleteColumn(),
@@ -91,6 +98,9 @@ def add_demos_commands(sub) -> None:
     record.add_argument("config", type=Path, help="YAML: robot, policy, out, episodes, source")
     record.add_argument("--episodes", type=int, help="episodes to record (overrides the config)")
     record.add_argument("--out", type=Path, help="the cache to write (overrides the config)")
+    record.add_argument("--append", action="store_true",
+                        help="add to the episodes already in out (same robot shapes; give the robot "
+                             "another seed)")
     record.set_defaults(func=cmd_record)
     info = commands.add_parser("info", help="episodes, success rate, lengths, instructions of a set")
     info.add_argument("dir", type=Path)

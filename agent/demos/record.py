@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.demos.episodes import SOURCES
+from agent.demos.episodes import ACTOR_PREFIX, IMAGE_PREFIX, SOURCES, DemoEpisode, DemoFeatures, DemoSetError
 from agent.demos.recorder import DemoRecorder, RecordStats
 from agent.loop.config import LoopConfig
 from agent.loop.episodes import drive_episodes
@@ -144,6 +144,36 @@ def record_demos(robot: Robot, policy: Policy, cache: ReplayCache, episodes: int
     if recorder.stats.episodes < episodes:
         log.warning("recorded %d of %d episodes before the tick limit", recorder.stats.episodes, episodes)
     return recorder.stats
+
+
+def check_destination(out: Path, robot: Robot, append: bool) -> None:
+    """Refuse to record into ``out`` when it holds demonstration episodes and ``append`` is not set,
+    or when its steps carry other shapes than ``robot``'s (state, cameras, action): the set could
+    not be read as one afterwards. Nothing is written."""
+    out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise DemoSetError(f"demonstrations {out}: a file is there, not a cache directory")
+    if not any(out.iterdir()):
+        return
+    with ReplayCache(out, CacheConfig(read_only=True)) as cache:
+        episodes = [e for e in cache.iter_episodes() if e.actor_id.startswith(ACTOR_PREFIX) and e.complete]
+    if not episodes:
+        return
+    if not append:
+        raise DemoSetError(f"demonstrations {out}: it holds {len(episodes)} episodes already; pass --append "
+                           "to add to them (with another robot seed, or the episodes repeat), or choose "
+                           "another out")
+    spec = robot.observation_spec
+    mine = DemoFeatures(int(spec["state"].shape[0]),
+                        {k.removeprefix(IMAGE_PREFIX): tuple(v.shape) for k, v in spec.items()
+                         if k.startswith(IMAGE_PREFIX)}, robot.action_spec.dim)
+    there = DemoEpisode(episodes[0].actor_id, episodes[0].episode, episodes[0].transitions).features()
+    problems = mine.mismatches(there)
+    if problems:
+        raise DemoSetError(f"demonstrations {out}: robot {robot.name!r} records other steps than the set "
+                           f"holds ({'; '.join(problems)}): the set could not be read as one")
 
 
 def open_demo_cache(config: RecordConfig) -> ReplayCache:

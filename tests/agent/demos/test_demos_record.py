@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from agent.demos.episodes import DemoFeatures, DemoSetError, read_demos
-from agent.demos.record import RecordConfig, open_demo_cache, record_demos
+from agent.demos.record import RecordConfig, check_destination, open_demo_cache, record_demos
 from hal.config import RobotConfig
 from hal.errors import ConfigError
 from hal.registry import make_robot
@@ -96,6 +96,25 @@ def test_a_second_session_adds_to_the_set(tmp_path):
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)  # never reused
     summary = demos.summary()
     assert summary["episodes"] == 4 and summary["sources"] == {"expert": 3, "human": 1}
+
+
+def test_recording_into_a_set_needs_append_and_the_sets_shapes(tmp_path):
+    out = tmp_path / "demos"
+    check_destination(out, _robot(), append=False)  # new: nothing to check
+    _record(out, SweepPolicy(), 1)
+    with pytest.raises(DemoSetError, match=r"holds 1 episodes already; pass --append"):
+        check_destination(out, _robot(), append=False)
+    check_destination(out, _robot(seed=3), append=True)
+    bigger = make_robot(RobotConfig("demo-arm", "sim-tabletop", {"task": "reach", "cameras": ["front"],
+                                                                  "image_height": 64, "image_width": 64}))
+    # before: recorded, and then the whole set could no longer be read
+    with pytest.raises(DemoSetError, match=r"records other steps than the set holds \(camera front: frames "
+                                           r"\(64, 64, 3\), expected \(32, 32, 3\)\)"):
+        check_destination(out, bigger, append=True)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DemoSetError, match="a file is there, not a cache directory"):
+        check_destination(tmp_path / "afile", _robot(), append=True)
+    assert len(read_demos(out, require_success=False).episodes) == 1
 
 
 def test_a_failing_source_aborts_its_episode_without_made_up_actions(tmp_path):
