@@ -14,6 +14,7 @@ from learners.cache.errors import CacheError
 from learners.checkpoint import CheckpointError
 from learners.link.security import InsecureEndpointError, KeysExistError
 from policies.reward.checkpoint import RewardModelError
+from policies.vla.errors import VLACheckpointError
 from policies.vla.locator import LocatorError
 from sim.envs import UnknownEnvError
 
@@ -33,5 +34,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     RewardModelError,
     RunDirectoryError,
     UnknownEnvError,
+    VLACheckpointError,
     FileNotFoundError,
+    IsADirectoryError,  # (these OSErrors name the path)
+    NotADirectoryError,
+    PermissionError,
 )

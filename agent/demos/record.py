@@ -117,7 +117,9 @@ def build_demo_policy(config: DemoPolicyConfig, robot: Robot) -> Policy:
         if not (isinstance(cls, type) and issubclass(cls, Policy)):
             raise ConfigError(f"policy.class_path {config.class_path!r} is not a Policy subclass")
         return cls(**args)
-    except (TypeError, ImportError, AttributeError) as e:
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, ImportError, AttributeError) as e:  # (a bad argument's own words)
         raise ConfigError(f"policy {config.type!r}: cannot build it with args {args}: {e}") from e
 
 

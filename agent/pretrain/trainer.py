@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from agent.demos.episodes import DemoSet, read_demos
+from agent.demos.episodes import DemoSet, DemoSetError, read_demos
 from agent.pretrain.config import PretrainConfig, PretrainStateError
 from agent.pretrain.data import BCSamples
 from agent.pretrain.evaluate import evaluate_policy
@@ -60,7 +60,7 @@ class Pretrainer:
             check_demo_tasks(self.demos, c.eval_robot)
         n = len(self.demos.episodes)
         if c.val_episodes >= n:
-            raise ValueError(f"demonstrations {c.demos}: {n} episodes, so {c.val_episodes} cannot be held "
+            raise DemoSetError(f"demonstrations {c.demos}: {n} episodes, so {c.val_episodes} cannot be held "
                              f"out for validation and leave some to train on")
         c.out.mkdir(parents=True, exist_ok=True)
         self.step = 0

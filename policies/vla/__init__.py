@@ -16,7 +16,7 @@ _LAZY = {
     "VLAConfigError": "policies.vla.config",
     "VLAModel": "policies.vla.model",
     "VLAOutput": "policies.vla.model",
-    "VLACheckpointError": "policies.vla.checkpoint",
+    "VLACheckpointError": "policies.vla.errors",
     "VLAPolicy": "policies.vla.policy",
     "ResidualPolicy": "policies.vla.residual",
     "ResidualWeightsError": "policies.vla.residual",

@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from transformers.initialization import no_init_weights
 
 from policies.vla.config import VLAConfig
+from policies.vla.errors import VLACheckpointError
 from policies.vla.tokenizer import IMAGE_TOKEN, TokenizerError, load_tokenizer
 
 if TYPE_CHECKING:
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 WEIGHTS_INDEX = "model.safetensors.index.json"
-
-
-class VLACheckpointError(ValueError):
-    """A VLA checkpoint directory is missing a file or does not match its config."""
 
 
 def read_config(path: Path) -> VLAConfig:
