@@ -268,6 +268,8 @@ def export_lerobot(cache_path: str | Path, out: str | Path, *, fps: int = DEFAUL
     whose episodes differ in shape, naming the episode. ``on_episode(frames)`` follows progress.
     """
     cache_path, out = Path(cache_path), Path(out)
+    if type(fps) is not int or fps < 1:  # timestamps are frame_index / fps
+        raise LeRobotFormatError(f"--fps must be a positive integer, got {fps!r}")
     if out.exists():
         raise LeRobotFormatError(f"{out} exists: export into a new directory")
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"

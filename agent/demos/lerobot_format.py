@@ -206,6 +206,9 @@ def read_info(root: Path) -> dict[str, Any]:
     if not version.startswith("v3"):
         raise LeRobotFormatError(f"{path}: codebase_version {version}; rill reads LeRobotDataset v3 "
                                  f"(convert older ones with LeRobot's convert_dataset_v21_to_v30)")
+    fps = info["fps"]
+    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0 or fps == float("inf"):
+        raise LeRobotFormatError(f"{path}: fps must be a positive number, got {fps!r}")
     if not isinstance(info["features"], dict) or not info["features"]:
         raise LeRobotFormatError(f"{path}: features must be a non-empty mapping")
     if any(is_visual(f) and f.get("dtype") == "video" for f in info["features"].values()) and \

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from hal.config import RobotConfig, check_number, check_type, construct, read_yaml_mapping, reject_unknown
+from hal.config import (
+    RobotConfig,
+    check_number,
+    check_type,
+    construct,
+    nearest,
+    read_yaml_mapping,
+    reject_unknown,
+)
 from hal.errors import ConfigError
+
+# VLA settings a new VLA takes from the demonstrations (and the config's chunk_size and seed)
+FROM_THE_DEMOS = ("state_dim", "action_dim", "chunk_size", "camera_names")
 
 
 class PretrainStateError(ValueError):
@@ -84,6 +96,8 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         self.demos, self.out = Path(self.demos), Path(self.out)
         self.vla = Path(self.vla) if self.vla else None
+        if self.extra:
+            self._check_extra()
         for name in ("chunk_size", "steps", "batch_size", "checkpoint_every", "log_every", "threads",
                      "eval_every"):
             check_type("pretrain", name, getattr(self, name), int)
@@ -122,6 +136,22 @@ class PretrainConfig:
         if self.probe_scenes and self.eval_robot is None:
             raise ConfigError("pretrain.probe_scenes needs pretrain.eval_robot: the simulated robot whose "
                               "scenes the probe learns on")
+
+    def _check_extra(self) -> None:
+        """``extra`` names fields of a new VLA's config (a typo would be written into its config.json
+        and do nothing); the ones the trainer sets from the demonstrations are not among them."""
+        from policies.vla.config import VLAConfig
+
+        check_type("pretrain", "extra", self.extra, dict)
+        declared = inspect.get_annotations(VLAConfig)
+        settable = [k for k, v in declared.items() if "ClassVar" not in str(v) and k not in FROM_THE_DEMOS]
+        for key in self.extra:
+            if key in FROM_THE_DEMOS:
+                raise ConfigError(f"pretrain.extra.{key}: set from the demonstrations, not here")
+            if key not in settable:
+                near = nearest(str(key), settable)
+                hint = f"; did you mean {near!r}?" if near else f"; VLA settings: {', '.join(settable)}"
+                raise ConfigError(f"pretrain.extra: unknown VLA setting {key!r}{hint}")
 
     @classmethod
     def from_dict(cls, values: Any, where: str = "pretrain config") -> PretrainConfig:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from agent.reward.config import RewardSignalConfig
+from hal.errors import ConfigError
 from hal.robot import Robot
 from hal.specs import FeatureSpec
 from policies.reward import RewardModel, RewardModelError
@@ -34,6 +35,8 @@ class SuccessDetector:
     """Declares success after ``consecutive`` confident frames of one instruction."""
 
     def __init__(self, model: RewardModel, threshold: float, consecutive: int) -> None:
+        if type(consecutive) is not int or consecutive < 1:  # 0 would declare success on any frame
+            raise ConfigError(f"reward: consecutive must be an integer >= 1, got {consecutive!r}")
         self.model, self.threshold, self.consecutive = model, threshold, consecutive
         self.reset()
 

@@ -298,11 +298,18 @@ def test_mismatched_features_are_refused_by_name(recorded, tmp_path):
     with pytest.raises(LeRobotFormatError, match=r"camera front frames are \(32, 32, 3\), meta/info.json "
                                                  r"says \(48, 48, 3\)"):
         import_lerobot(root, tmp_path / "out")
+    for fps in (0, -5, "fast"):  # timestamps frame_index / fps would be nan, inf or negative
+        (root / "meta/info.json").write_text(json.dumps({**info, "fps": fps}))
+        with pytest.raises(LeRobotFormatError, match=rf"fps must be a positive number, got {fps!r}"):
+            import_lerobot(root, tmp_path / "out")
     info["codebase_version"] = "v2.1"
     (root / "meta/info.json").write_text(json.dumps(info))
     with pytest.raises(LeRobotFormatError, match=r"codebase_version v2\.1"):
         import_lerobot(root, tmp_path / "out")
-    assert not (tmp_path / "out").exists() and _leftovers(tmp_path) == []
+    for fps in (0, -5):
+        with pytest.raises(LeRobotFormatError, match=rf"--fps must be a positive integer, got {fps}"):
+            export_lerobot(recorded[0], tmp_path / "lr", fps=fps)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "lr").exists() and _leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("damage", ["truncated", "overwritten"])

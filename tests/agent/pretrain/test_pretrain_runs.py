@@ -74,6 +74,12 @@ def test_what_pretraining_cannot_use_is_refused_by_name(small_demos, tmp_path):
         _config(small_demos, tmp_path / "x", trainable="backbone")
     with pytest.raises(ConfigError, match="missing out"):
         PretrainConfig.from_dict({"demos": str(small_demos)})
+    # extra: fields of the new VLA's config; a typo used to be written into its config.json, unused
+    with pytest.raises(ConfigError, match=r"unknown VLA setting 'instruction_frist'; did you mean "
+                                          r"'instruction_first'\?"):
+        _config(small_demos, tmp_path / "x", extra={"instruction_frist": True})
+    with pytest.raises(ConfigError, match=r"pretrain\.extra\.state_dim: set from the demonstrations"):
+        _config(small_demos, tmp_path / "x", extra={"state_dim": 3})
 
 
 def test_samples_carry_the_experts_labels_and_its_counterfactuals(small_demos):

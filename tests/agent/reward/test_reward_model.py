@@ -209,6 +209,11 @@ def test_bad_settings_are_refused_by_name(tmp_path):
 
     with pytest.raises(ConfigError, match=r"train\.reward\.model must name"):
         RunTrainConfig.from_dict({"reward": {"consecutive": 2}})
+    from agent.reward.robot import SuccessDetector
+
+    for consecutive in (0, -2):  # rill reward eval --consecutive 0 declared success on every episode
+        with pytest.raises(ConfigError, match=rf"consecutive must be an integer >= 1, got {consecutive}"):
+            SuccessDetector(None, 0.5, consecutive)
 
 
 def test_an_operators_verdicts_in_a_learners_cache_label_frames(tmp_path):
