@@ -203,6 +203,8 @@ def read_demos(path: str | Path, *, require_success: bool = True) -> DemoSet:
     A corrupt cache raises the cache's own error (``CacheCorruptError`` naming the segment).
     """
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DemoSetError(f"demonstrations {path}: a file, not a demonstration cache (a directory)")
     if not path.is_dir():
         raise DemoSetError(f"demonstrations {path}: no such directory")
     try:

@@ -130,6 +130,9 @@ def test_a_failing_source_aborts_its_episode_without_made_up_actions(tmp_path):
 def test_sets_training_cannot_use_are_refused_by_name(tmp_path):
     with pytest.raises(DemoSetError, match="no such directory"):
         read_demos(tmp_path / "missing")
+    (tmp_path / "demos.yaml").write_text("robot: {}\n")  # (it used to be called missing too)
+    with pytest.raises(DemoSetError, match=r"demos.yaml: a file, not a demonstration cache \(a directory\)"):
+        read_demos(tmp_path / "demos.yaml")
     empty = tmp_path / "empty"
     with open_demo_cache(RecordConfig.from_dict({"robot": ARM, "policy": {"type": "tabletop-expert"},
                                                  "out": str(empty)})):
