@@ -78,7 +78,7 @@ def cmd_verify(args: argparse.Namespace, console: Console | None = None) -> int:
     verdict = "OK" if report.ok else "DAMAGED"
     console.print(
         f"{verdict}: {report.records} records in {len(report.segments)} segments, "
-        f"{len(report.problems)} problem(s)"
+        f"{len(report.problems) + len(report.consumer_problems)} problem(s)"
     )
     return 0 if report.ok else 1
 

@@ -179,7 +179,8 @@ def open_active(path: Path, base: int, crashed_on_this_boot: bool, options: dict
         return segment
     log.error("segment %s: not closed cleanly and damaged: %s", segment.name, problem)
     segment.salvage(problem)
-    segment.end = segment.offset_bound()
+    # above every record it may have held: what the file shows, and where its last clean close ended
+    segment.end = max(segment.offset_bound(), trust.closed_end(segment) or 0)
     segment.sealed = True
     segment.sealed_at = time.time()
     marker = {"end": segment.end, "sealed_at": segment.sealed_at, "damaged": problem}

@@ -57,9 +57,21 @@ def check(segment: Segment, marker: str) -> str | None:
     return structure_problem(segment)
 
 
+def closed_end(segment: Segment) -> int | None:
+    """The offset its ``CLOSED`` marker says it ended at (its last clean close), or None."""
+    marker = read_marker(segment.path / CLOSED_MARKER)
+    end = None if marker is None else marker.get("end")
+    return end if type(end) is int else None
+
+
 def never_committed(segment: Segment) -> bool:
     """True if its data file is missing or no longer than LMDB's two meta pages: LMDB was
-    killed while creating it, and it cannot hold a record (a first commit writes page 2)."""
+    killed while creating it, and it cannot hold a record (a first commit writes page 2). Not
+    when its ``CLOSED`` marker says it held records: then that file was lost or cut short after
+    it was closed, which is damage to report, not a creation to redo."""
+    end = closed_end(segment)
+    if end is not None and end > segment.base:
+        return False
     try:
         return segment.data_path.stat().st_size <= 2 * segment.page_size
     except FileNotFoundError:

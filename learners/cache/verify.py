@@ -120,6 +120,8 @@ def _verify_segment(
 ) -> SegmentReport:
     segment = Segment(path, base, base if end is None else end, sealed=sealed)
     live = writer_alive and not sealed
+    if end is None and not live:  # the last segment: it held at least what it held when closed
+        end = trust.closed_end(segment)
     if not sealed and not live and trust.never_committed(segment):  # LMDB was killed creating it
         return SegmentReport(segment.name, base, base, segment.size(), 0, "never committed", sealed)
     check = "live" if live else "digest"

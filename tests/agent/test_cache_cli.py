@@ -82,6 +82,14 @@ def test_verify_passes_a_healthy_cache_and_pinpoints_damage(cache_dir: Path, cap
     assert "checksum mismatch" in out
 
 
+def test_verify_counts_a_damaged_consumer_position_among_the_problems(cache_dir: Path, capsys) -> None:
+    position = next((cache_dir / "consumers").iterdir())
+    position.write_bytes(b"\x00" * len(position.read_bytes()))
+    assert main(["cache", "verify", str(cache_dir)]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "DAMAGED: 41 records in 1 segments, 1 problem(s)" in out, out  # it said 0 problem(s)
+
+
 @pytest.mark.parametrize("images", ["png", "array"])
 def test_export_writes_one_row_per_transition(
     cache_dir: Path, tmp_path: Path, images: str, capsys

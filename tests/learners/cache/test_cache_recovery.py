@@ -214,3 +214,28 @@ def test_a_segment_lmdb_never_finished_creating_is_no_damage(tmp_path: Path, siz
     with ReplayCache(tmp_path, CONFIG) as cache:
         assert cache.append(b"next") == base + 1  # "continues" took base
     assert verify_cache(tmp_path).ok
+
+
+@pytest.mark.parametrize("damage", ["deleted", "cut to two pages"])
+def test_a_closed_segment_whose_data_file_was_lost_is_damage_not_a_fresh_start(tmp_path: Path,
+                                                                                 damage: str) -> None:
+    # The last segment closed cleanly (its CLOSED marker records where it ended); then its data
+    # file went missing or was cut to LMDB's two meta pages, what a segment never committed looks
+    # like. It used to be taken as never committed: verify said OK with 0 records, and a writer
+    # started the segment afresh, handing out the lost offsets again (a consumer past them would
+    # skip the new records).
+    expected = build(tmp_path, n=40)
+    last = sorted(p for p in tmp_path.iterdir() if p.name.endswith(".lmdb"))[-1]
+    data = last / "data.mdb"
+    if damage == "deleted":
+        data.unlink()
+    else:
+        os.truncate(data, 8192)
+    report = verify_cache(tmp_path)
+    assert not report.ok and report.segments[-1].check == "salvaged"
+    lost = [p.problem for p in report.problems if p.problem.endswith("lost")]
+    assert lost and lost[-1].endswith(f"..{max(expected)} lost"), report.problems
+    with ReplayCache(tmp_path, CONFIG) as cache:
+        offset = cache.append(b"after")
+        assert offset > max(expected)  # no offset is handed out twice
+        assert cache.wait_durable(offset, timeout=10) and cache.read(offset) == b"after"
