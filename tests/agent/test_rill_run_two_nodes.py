@@ -52,8 +52,9 @@ def cluster(tmp_path_factory):
 def _keys(cluster: LocalRayCluster) -> dict[str, str]:
     """Key pairs as two machines would hold them: each secret on its own node, the publics copied."""
     gpu, robots = cluster.node("gpu").home / "keys", cluster.node("robots").home / "keys"
-    learner_public, learner_secret = generate_keys(gpu, "learner")
-    actor_public, _ = generate_keys(robots / "made-here", "actor-0")
+    # fresh pairs for each test on the module's cluster, replacing the last test's
+    learner_public, learner_secret = generate_keys(gpu, "learner", replace=True)
+    actor_public, _ = generate_keys(robots / "made-here", "actor-0", replace=True)
     (gpu / "actors").mkdir(exist_ok=True)
     (gpu / "actors" / "actor-0.key").write_bytes(actor_public.read_bytes())
     (robots / "learner.key").write_bytes(learner_public.read_bytes())
