@@ -65,7 +65,7 @@ def reject_unknown(where: str, values: Mapping[str, Any], cls: type, what: str =
 def check_types(where: str, values: Mapping[str, Any], cls: type) -> None:
     """Raise ``ConfigError`` for a value of ``values`` whose type is not the one its field of
     dataclass ``cls`` declares (``stream-ac.lamda must be a number, got 'abc'``; without ``where``,
-the field's name alone)."""
+    the field's name alone)."""
     hints = _field_types(cls)
     for key, value in values.items():
         kind = hints.get(key)
@@ -114,7 +114,7 @@ def _fits(value: Any, kind: Any) -> bool:
     if kind is type(None):
         return value is None
     if kind is bool:
-        return isinstance(value, (bool, np_bool()))
+        return isinstance(value, (bool, _np_bool()))
     if kind is int:
         return isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if kind is float:
@@ -140,7 +140,7 @@ def _fits(value: Any, kind: Any) -> bool:
     return True
 
 
-def np_bool() -> type:
+def _np_bool() -> type:
     """numpy's bool scalar type when numpy is loaded (a config built in code may hold one)."""
     numpy = sys.modules.get("numpy")
     return numpy.bool_ if numpy is not None else bool
