@@ -29,6 +29,7 @@ from agent.actor.streamx_policy import StreamXPolicy
 from agent.loop.pacer import Pacer
 from agent.operator.config import OperatorConfig
 from agent.operator.intervention import InterventionSource
+from hal.config import check_number
 from hal.errors import ConfigError
 from learners.checkpoint import CheckpointError, CheckpointStore
 from learners.link.security import CurveClient
@@ -68,6 +69,10 @@ class ActorConfig:
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
         check_actor_id(self.actor_id)
+        check_number("actor", "steps", self.steps, 1, optional=True)  # (-5 ran, and showed 0/-5)
+        check_number("actor", "control_hz", self.control_hz, 0, strict=True, optional=True)
+        check_number("actor", "max_lag", self.max_lag, 0, optional=True)  # (-1 waited at every step)
+        check_number("actor", "seed", self.seed, 0)
 
 
 class ActorRunner(SteppingActor):

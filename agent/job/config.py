@@ -11,6 +11,7 @@ scheduler puts them on different hosts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from agent.vla.inputs import ResidualInputs, residual_inputs_problem
-from hal.config import build
+from hal.config import build, check_number, check_type
 from hal.errors import ConfigError
 from learners.link.spool import SPOOL_DURABILITY
 
@@ -33,7 +34,9 @@ class RunTrainConfig:
     seed: int = 0
     steps_per_actor: int = 100_000
     hyper: dict[str, Any] = field(default_factory=dict)
-    max_lag: int | None = 64  # simulated robots wait for the learner beyond this; None: never
+    # policy streamx: a simulated robot waits while the learner is this far behind; None: never. The
+    # VLA actor does not read it (its loop keeps its own pace, real-time or fast)
+    max_lag: int | None = 64
     episode_steps: int | None = None  # time-feature horizon; default: the simulator's time limit
     policy: str = "streamx"  # a name of agent.policy_registry usable in rill run
     # vla-residual: a saved VLA directory or ``pretrained:NAME`` (one rill ships); None: an untrained
@@ -97,6 +100,19 @@ class RunTrainConfig:
                                           bool(self.locator), names)
         if problem:
             raise ConfigError(problem)
+        # ranges the workers would otherwise find, each failing at every restart with the reason
+        # only in its log
+        for name in ("seed", "max_lag", "episode_steps"):
+            check_type("train", name, getattr(self, name), int, optional=name != "seed")
+        check_number("train", "seed", self.seed, 0)
+        check_number("train", "max_lag", self.max_lag, 0, optional=True)
+        check_number("train", "residual_scale", self.residual_scale, 0, strict=True)
+        check_number("train", "base_scale", self.base_scale, 0)
+        check_number("train", "control_hz", self.control_hz, 0, strict=True, optional=True)
+        check_number("train", "episode_steps", self.episode_steps, 1, optional=True)
+        for name in ("residual_scale", "base_scale"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"train.{name} must be finite, got {getattr(self, name)!r}")
         if type(self.steps_per_actor) is not int or self.steps_per_actor <= 0:
             raise ConfigError(
                 f"train.steps_per_actor must be a positive integer, got {self.steps_per_actor!r}"

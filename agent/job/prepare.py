@@ -122,6 +122,24 @@ def check_residual_inputs(robots: list[tuple[Any, Any]], train: RunTrainConfig, 
                 raise ConfigError(f"train.locator {train.locator} {problem}")
 
 
+def check_vla_cameras(robots: list[tuple[Any, Any]], train: RunTrainConfig) -> None:
+    """Refuse robots that do not render every camera the VLA reads, before any worker starts: its
+    actor would refuse every observation, and the run end having learned nothing."""
+    from policies.vla.build import resolve_vla_path
+    from policies.vla.checkpoint import read_config
+    from policies.vla.config import VLAConfig
+
+    cameras = list(read_config(resolve_vla_path(train.vla)).camera_names if train.vla
+                   else VLAConfig().camera_names)
+    for robot, instance in robots:
+        has = sorted(k.removeprefix("image.") for k in instance.observation_spec if k.startswith("image."))
+        missing = [c for c in cameras if c not in has]
+        if missing:
+            raise ConfigError(f"robot {robot.name!r} ({robot.type}) renders cameras {has}, but the VLA "
+                              f"({train.vla or 'tiny'}) reads {cameras}: give the robot camera(s) "
+                              f"{', '.join(missing)}")
+
+
 def vla_feature_dim(train: RunTrainConfig, state_dim: int, action_dim: int) -> int:
     """What the residual heads learn from (the VLA's pooled features plus the state), read from the
     VLA's configuration alone."""
@@ -217,6 +235,7 @@ def prepare(path: Path) -> Job:
     if train.reward is not None:
         check_reward_model(robots, train.reward)
     if train.policy == "vla-residual":
+        check_vla_cameras(robots, train)
         check_residual_inputs(robots, train, state_dim)
     obs_dim = state_dim + 1  # stream-x on the state, plus the time feature
     steps = train.episode_steps or horizon or 1000

@@ -131,3 +131,14 @@ def test_a_run_config_that_is_not_yaml_or_names_no_listed_robot_is_refused_by_na
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(ConfigError, match=r"no robot named 'hopper-9' among the run's robots"):
         prepare(path)
+
+
+def test_a_robot_without_the_vlas_camera_is_refused_before_anything_starts(tmp_path):
+    spec = yaml.safe_load((REPO / "config" / "sim_tabletop_vla.yaml").read_text())
+    spec["robots"][0]["params"]["cameras"] = ["top"]
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    # before: the actor refused every observation, and the run ended with nothing learned, exit 0
+    said = r"robot 'tabletop-0' \(sim-tabletop\) renders cameras \['top'\], but the VLA "
+    with pytest.raises(ConfigError, match=said + r"\(pretrained:tabletop-reach\) reads \['front'\]"):
+        prepare(path)

@@ -46,11 +46,19 @@ def test_a_shipped_vla_is_named_and_its_chunk_size_taken():
         ({"vla": "/nonexistent/vla"}, r"train.vla '/nonexistent/vla': /nonexistent/vla: no config.json"),
         # a value of the wrong type, where no check of the section's own names it: refused before any
         # worker starts (it used to reach the workers, which failed on it at every restart)
-        ({"max_lag": "lots"}, r"train: max_lag must be an integer or null, got 'lots'"),
-        ({"seed": "banana"}, r"train: seed must be an integer, got 'banana'"),
+        ({"max_lag": "lots"}, r"train.max_lag must be int or null, got 'lots'"),
+        ({"seed": "banana"}, r"train.seed must be int, got 'banana'"),
         ({"keep_images": "maybe"}, r"train: keep_images must be true or false, got 'maybe'"),
         ({"hyper": {"lamda": "abc"}}, r"stream-ac.lamda must be a number, got 'abc'"),
         ({"hyper": {"adaptive": "maybe"}}, r"stream-ac.adaptive must be true or false, got 'maybe'"),
+        # ranges a worker found only after it started, at every restart (the reason in its log alone)
+        ({"residual_scale": -1}, r"train.residual_scale must be > 0, got -1"),
+        ({"residual_scale": float("inf")}, r"train.residual_scale must be finite"),
+        ({"base_scale": -2}, r"train.base_scale must be >= 0, got -2"),
+        ({"control_hz": 0}, r"train.control_hz must be > 0, got 0"),
+        ({"episode_steps": -5}, r"train.episode_steps must be >= 1, got -5"),
+        ({"max_lag": -1}, r"train.max_lag must be >= 0, got -1"),
+        ({"seed": -1}, r"train.seed must be >= 0, got -1"),
         ({"algo": "stream-td"}, r"train.algo 'stream-td' only predicts values; rill run's actors need one "
                                 r"that controls: stream-ac, stream-q, stream-sarsa"),
         ({"vla": "pretrained:tabletop-reach", "chunk_size": 2},
