@@ -12,7 +12,7 @@ from agent.train_config import RunDirectoryError
 from hal.errors import ConfigError, HalError
 from learners.cache.errors import CacheError
 from learners.checkpoint import CheckpointError
-from learners.link.security import InsecureEndpointError, KeysExistError
+from learners.link.security import EndpointError, InsecureEndpointError, KeyFileError, KeysExistError
 from policies.reward.checkpoint import RewardModelError
 from policies.vla.errors import VLACheckpointError
 from policies.vla.locator import LocatorError
@@ -25,7 +25,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     DependencyNotInstalled,  # e.g. pygame, for rill eval --video of a classic-control env
     HalError,
     ConfigError,
+    EndpointError,
     InsecureEndpointError,
+    KeyFileError,
     KeysExistError,
     LocatorError,
     NonFiniteResetError,

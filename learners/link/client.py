@@ -31,7 +31,7 @@ from typing import Any
 
 import zmq
 
-from learners.link.security import CurveClient, apply_client_curve, check_plaintext_endpoint
+from learners.link.security import CurveClient, apply_client_curve, check_endpoint, check_plaintext_endpoint
 from learners.link.spool import ActorSpool
 from learners.link.throttle import LogThrottle
 from learners.link.wire import (
@@ -98,6 +98,7 @@ class ActorLink:
         timeout_s: float = 3.0,
         limits: WireLimits | None = None,
     ) -> None:
+        check_endpoint(endpoint, "actor")
         if curve is None:
             check_plaintext_endpoint(endpoint, insecure, "actor")
         self.endpoint, self.actor_id, self.spec, self.spool = endpoint, actor_id, spec, spool

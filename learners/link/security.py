@@ -34,6 +34,32 @@ class InsecureEndpointError(ValueError):
     """A plain-text endpoint that is not on loopback, without an explicit ``insecure`` opt-in."""
 
 
+class EndpointError(ValueError):
+    """An endpoint that is not one ZeroMQ can use, or cannot be bound (its port taken)."""
+
+
+def check_endpoint(endpoint: str, role: str, bind: bool = False) -> None:
+    """Refuse what is not a ZeroMQ endpoint, before a socket thread meets it: ``tcp://HOST:PORT``
+    (PORT 1-65535; a learner may bind port 0 or ``*``, any free one), ``ipc://PATH``,
+    ``inproc://NAME``."""
+    example = "tcp://127.0.0.1:5555"
+    if not isinstance(endpoint, str) or "://" not in endpoint:
+        raise EndpointError(f"{role}: {endpoint!r} is not an endpoint (e.g. {example})")
+    scheme, _, rest = endpoint.partition("://")
+    if scheme in ("ipc", "inproc"):
+        if not rest:
+            raise EndpointError(f"{role}: {endpoint!r} names no {scheme} address")
+        return
+    if scheme != "tcp":
+        raise EndpointError(f"{role}: {endpoint!r}: rill speaks tcp://, ipc:// or inproc://, not {scheme}://")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host.strip("[]"):
+        raise EndpointError(f"{role}: {endpoint!r} needs a host and a port (e.g. {example})")
+    free = bind and port in ("*", "0")
+    if not free and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise EndpointError(f"{role}: {endpoint!r}: port {port!r} is not a port number (1-65535)")
+
+
 def is_loopback(endpoint: str) -> bool:
     """True for ``ipc://``, ``inproc://`` and TCP endpoints whose host is a loopback address."""
     scheme, _, rest = endpoint.partition("://")
@@ -57,6 +83,7 @@ def is_loopback(endpoint: str) -> bool:
 
 
 def check_plaintext_endpoint(endpoint: str, insecure: bool, role: str) -> None:
+    check_endpoint(endpoint, role, bind=role == "learner")
     if is_loopback(endpoint):
         return
     if not insecure:
@@ -67,20 +94,45 @@ def check_plaintext_endpoint(endpoint: str, insecure: bool, role: str) -> None:
                 "weights. Use CurveZMQ keys outside a trusted network.", role, endpoint)
 
 
+class KeyFileError(ValueError):
+    """A CurveZMQ key file or allow-list directory that cannot serve: the message names it."""
+
+
 @dataclass
 class CurveServer:
-    """The learner's secret key file and the directory of allow-listed actor public keys."""
+    """The learner's secret key file and the directory of allow-listed actor public keys; both are
+    checked when it is made (a bad one is ``KeyFileError`` or ``FileNotFoundError``)."""
 
     secret_key_file: Path
     allow_dir: Path
 
+    def __post_init__(self) -> None:
+        if not self.secret_key_file or not self.allow_dir:
+            raise KeyFileError("CurveZMQ on the learner needs its secret key file and an allow-list "
+                               "directory of actors' public keys (--curve-secret with --allow-keys)")
+        self.secret_key_file, self.allow_dir = Path(self.secret_key_file), Path(self.allow_dir)
+        _load(self.secret_key_file, want_secret=True)
+        if self.allow_dir.exists() and not self.allow_dir.is_dir():
+            raise KeyFileError(f"allow-list {self.allow_dir} is a file; give the directory that holds "
+                               "the actors' public keys (ACTOR_ID.key)")
+
 
 @dataclass
 class CurveClient:
-    """An actor's secret key file and the learner's public key file."""
+    """An actor's secret key file and the learner's public key file; both are checked when it is
+    made (a bad one is ``KeyFileError`` or ``FileNotFoundError``)."""
 
     secret_key_file: Path
     server_public_key_file: Path
+
+    def __post_init__(self) -> None:
+        if not self.secret_key_file or not self.server_public_key_file:
+            raise KeyFileError("CurveZMQ on an actor needs its secret key file and the learner's public "
+                               "key file (--curve-secret with --learner-key)")
+        self.secret_key_file = Path(self.secret_key_file)
+        self.server_public_key_file = Path(self.server_public_key_file)
+        _load(self.secret_key_file, want_secret=True)
+        _load(self.server_public_key_file, want_secret=False)
 
 
 def _load(path: Path, want_secret: bool) -> tuple[bytes, bytes | None]:
@@ -90,9 +142,9 @@ def _load(path: Path, want_secret: bool) -> tuple[bytes, bytes | None]:
     try:
         public, secret = zmq.auth.load_certificate(path)
     except (ValueError, OSError) as e:
-        raise ValueError(f"CurveZMQ key file {path}: unreadable ({e})") from e
+        raise KeyFileError(f"CurveZMQ key file {path}: unreadable ({e})") from e
     if want_secret and not secret:
-        raise ValueError(f"CurveZMQ key file {path} holds no secret key (use the .key_secret file)")
+        raise KeyFileError(f"CurveZMQ key file {path} holds no secret key (use the .key_secret file)")
     return public, secret
 
 

@@ -43,7 +43,7 @@ from learners.cache.batch import decode_batch, encode_batch
 from learners.cache.errors import CacheError, CacheFullError
 from learners.link.checks import check_batch
 from learners.link.holdback import FullDiskHoldBack
-from learners.link.security import AllowList, apply_server_curve, start_authenticator
+from learners.link.security import AllowList, EndpointError, apply_server_curve, start_authenticator
 from learners.link.throttle import LogThrottle
 from learners.link.wakeup import Wakeup
 from learners.link.weights import WeightsBox
@@ -118,7 +118,11 @@ class LearnerServer(FullDiskHoldBack):
             self.allow = AllowList(config.curve.allow_dir)
             self._auth = start_authenticator(self.ctx, self.allow)
         self.sock = self._socket()
-        self.sock.bind(config.bind)
+        try:
+            self.sock.bind(config.bind)
+        except zmq.ZMQError as e:  # its port taken, an address not of this host
+            self.close()
+            raise EndpointError(f"learner: cannot bind {config.bind}: {e}") from None
         self.endpoint = self.sock.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.reopened = 0  # times the socket was replaced to cut revoked keys' connections
 

@@ -9,7 +9,7 @@ from typing import Any
 from hal.errors import ConfigError
 from learners.cache.batch import MAX_BATCH_ROWS
 from learners.cache.config import DURABILITY_MODES
-from learners.link.security import CurveServer, check_plaintext_endpoint
+from learners.link.security import CurveServer, check_endpoint, check_plaintext_endpoint
 from learners.streamx.registry import algorithm_names
 
 WEIGHTS_DTYPES = ("float32", "float16", "bfloat16")
@@ -62,7 +62,8 @@ class LearnerConfig:
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
-        if self.curve is None:  # refuse before anything is created on disk
+        check_endpoint(self.bind, "learner", bind=True)  # refuse before anything is created on disk
+        if self.curve is None:
             check_plaintext_endpoint(self.bind, self.insecure, "learner")
         if (self.action_dim is None) == (self.n_actions is None):
             raise ConfigError("learner: exactly one of action_dim (continuous) or n_actions (discrete)")
