@@ -7,8 +7,10 @@ import logging
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+from hal.errors import ConfigError
 from learners.cache import CacheConfig, CacheError, ReplayCache
 from learners.link.server import LearnerServer
 from learners.link.weights import WeightsBox
@@ -33,6 +35,7 @@ class LearnerService:
     def __init__(self, config: LearnerConfig) -> None:
         self.config = config
         run = config.run_dir
+        claim_learner_dir(config)
         for sub in ("checkpoints", "metrics"):
             (run / sub).mkdir(parents=True, exist_ok=True)
         self.cache = ReplayCache(run / "cache", CacheConfig(durability=config.durability,
@@ -190,3 +193,36 @@ class LearnerService:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+IDENTITY_FILE = "learner.json"
+
+
+def claim_learner_dir(config: LearnerConfig) -> None:
+    """Make ``config.run_dir`` this learner's: new, or holding a learner of the same algorithm,
+    shapes, seed and hyperparameters (``learner.json``, written on first use), whose checkpoint it
+    resumes. Another learner's directory is a ``ConfigError`` naming what differs, before anything
+    in it is touched: its checkpoint would fail to load by shape, or be resumed with other
+    hyperparameters without a word."""
+    identity = {"algo": config.algo, "obs_dim": config.obs_dim, "action_dim": config.action_dim,
+                "n_actions": config.n_actions, "seed": config.seed,
+                "hyper": algorithm_config(config.algo, dict(config.hyper)).to_dict()}
+    path = Path(config.run_dir) / IDENTITY_FILE
+    if path.is_file():
+        try:
+            held = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            held = f"unreadable ({e})"
+        if not isinstance(held, dict):
+            raise ConfigError(f"learner run directory {config.run_dir}: {IDENTITY_FILE} is not a learner's "
+                              f"description: {str(held)[:200]}")
+        identity = json.loads(json.dumps(identity))  # as it reads back (tuples as lists)
+        differ = [f"{k}: {held.get(k)!r} -> {v!r}" for k, v in identity.items() if held.get(k) != v]
+        if differ:
+            raise ConfigError(f"learner run directory {config.run_dir} holds another learner "
+                              f"({'; '.join(differ)}); give this one another run directory")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(identity, indent=1, sort_keys=True))
+    tmp.replace(path)
