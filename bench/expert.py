@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--noise", type=float, default=0.0, help="the expert's action noise (default 0)")
     args = parser.parse_args(argv)
     os.environ.setdefault("MUJOCO_GL", "egl")
-    episodes = args.episodes or (5 if args.quick else 100)
+    episodes = args.episodes if args.episodes is not None else (5 if args.quick else 100)
     if episodes < 1:
         parser.error(f"--episodes must be >= 1, got {episodes}")
     results = {task: run_task(env_id, episodes, args.seed, args.noise) for task, env_id in TASKS.items()}

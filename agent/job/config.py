@@ -123,6 +123,11 @@ class RunTrainConfig:
             raise ConfigError(f"train.inference must be 'thread' or 'process', got {self.inference!r}")
         check_settings(self.rt_priority, self.cpus, self.pace == "real-time", "train",
                        "train.pace: real-time")
+        if self.cpus and self.pace != "real-time":  # the VLA actor pins a real-time clock only
+            raise ConfigError(f"train.cpus {self.cpus} needs train.pace: real-time (a fast loop has no "
+                              "clock thread to pin)")
+        if self.chunk_size is not None and type(self.chunk_size) is not int:  # before the VLA's is compared
+            raise ConfigError(f"train.chunk_size must be an integer >= {MIN_CHUNK}, got {self.chunk_size!r}")
         if self.vla is not None:
             self._check_vla()
         elif self.chunk_size is None:

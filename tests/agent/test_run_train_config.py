@@ -34,6 +34,9 @@ def test_a_shipped_vla_is_named_and_its_chunk_size_taken():
         ({"steps_per_actor": 0}, "train.steps_per_actor must be a positive integer"),
         ({"chunk_size": 1}, "train.chunk_size must be an integer >= 2"),
         ({"chunk_size": "8"}, "train.chunk_size must be an integer >= 2"),
+        ({"vla": "pretrained:tabletop-reach", "chunk_size": "4"}, "train.chunk_size must be an integer >= 2, "
+                                                                   "got '4'"),
+        ({"cpus": [0], "pace": "fast"}, r"train.cpus \[0\] needs train.pace: real-time"),
         ({"chunk_sise": 8}, "chunk_size"),  # an unknown key names the nearest known one
         ({"hyper": {"gamma": 1.5}}, "gamma"),
         ({"pace": "ludicrous"}, r"train.pace must be one of \('real-time', 'fast'\), got 'ludicrous'"),
