@@ -111,6 +111,7 @@ def train_status_lines(run_dir: Path) -> list[str]:
     import json
 
     from hal.config import read_yaml_mapping
+    from learners.checkpoint import PREFIX
 
     run_dir = Path(run_dir)
     stored = run_dir / "config.yaml"
@@ -134,6 +135,6 @@ def train_status_lines(run_dir: Path) -> list[str]:
         share = f" of {goal} ({100.0 * step / goal:.0f}%)" if isinstance(goal, int) and goal else ""
         lines = [f"{head}: step {last['step']}{share}, {last['episodes']} episodes, recent return "
                  f"{float(last['recent_return']):.1f}, {float(last['steps_per_s']):.0f} steps/s"]
-    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("step_*") if p.is_dir())
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob(f"{PREFIX}*") if p.is_dir())
     lines.append(f"newest checkpoint: {checkpoints[-1] if checkpoints else 'none yet'}")
     return lines

@@ -11,6 +11,7 @@ import yaml
 
 from hal.config import construct, reject_unknown
 from hal.errors import ConfigError
+from learners.checkpoint import PREFIX
 from learners.streamx import algorithm_config, algorithm_spec
 
 CONFIG_FILE = "config.yaml"
@@ -102,8 +103,8 @@ def prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool) -> Path:
                 f"--resume: {run} holds a different run ({'; '.join(diff)}); "
                 "use another --run directory or --overwrite"
             )
-        reached = max((int(p.name[len("step_"):]) for p in (run / "checkpoints").glob("step_*")
-                       if p.is_dir() and p.name[len("step_"):].isdigit()), default=0)
+        reached = max((int(p.name[len(PREFIX):]) for p in (run / "checkpoints").glob(f"{PREFIX}*")
+                       if p.is_dir() and p.name[len(PREFIX):].isdigit()), default=0)
         if config.steps < reached:  # nothing to do, and config.yaml would understate the run
             raise RunDirectoryError(f"--resume: {run} is at step {reached} already, past --steps "
                                     f"{config.steps}; give more steps to continue it")

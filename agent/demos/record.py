@@ -159,19 +159,19 @@ def check_destination(out: Path, robot: Robot, append: bool) -> None:
         raise DemoSetError(f"demonstrations {out}: a file is there, not a cache directory")
     if not any(out.iterdir()):
         return
-    with ReplayCache(out, CacheConfig(read_only=True)) as cache:
-        episodes = [e for e in cache.iter_episodes() if e.actor_id.startswith(ACTOR_PREFIX) and e.complete]
-    if not episodes:
+    with ReplayCache(out, CacheConfig(read_only=True)) as cache:  # its first episode tells (not all)
+        first = next((e for e in cache.iter_episodes() if e.actor_id.startswith(ACTOR_PREFIX) and e.complete),
+                     None)
+    if first is None:
         return
     if not append:
-        raise DemoSetError(f"demonstrations {out}: it holds {len(episodes)} episodes already; pass --append "
-                           "to add to them (with another robot seed, or the episodes repeat), or choose "
-                           "another out")
+        raise DemoSetError(f"demonstrations {out}: it holds episodes already; pass --append to add to them "
+                           "(with another robot seed, or the episodes repeat), or choose another out")
     spec = robot.observation_spec
     mine = DemoFeatures(int(spec["state"].shape[0]),
                         {k.removeprefix(IMAGE_PREFIX): tuple(v.shape) for k, v in spec.items()
                          if k.startswith(IMAGE_PREFIX)}, robot.action_spec.dim)
-    there = DemoEpisode(episodes[0].actor_id, episodes[0].episode, episodes[0].transitions).features()
+    there = DemoEpisode(first.actor_id, first.episode, first.transitions).features()
     problems = mine.mismatches(there)
     if problems:
         raise DemoSetError(f"demonstrations {out}: robot {robot.name!r} records other steps than the set "

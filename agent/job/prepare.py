@@ -25,6 +25,7 @@ from agent.job.config import (
 )
 from hal.config import nearest, read_yaml_mapping
 from hal.errors import ConfigError, HalError
+from learners.cache.records import IMAGE_PREFIX
 
 
 def actor_robots(spec) -> list[tuple[Any, Any]]:
@@ -132,7 +133,8 @@ def check_vla_cameras(robots: list[tuple[Any, Any]], train: RunTrainConfig) -> N
     cameras = list(read_config(resolve_vla_path(train.vla)).camera_names if train.vla
                    else VLAConfig().camera_names)
     for robot, instance in robots:
-        has = sorted(k.removeprefix("image.") for k in instance.observation_spec if k.startswith("image."))
+        has = sorted(k.removeprefix(IMAGE_PREFIX) for k in instance.observation_spec
+                     if k.startswith(IMAGE_PREFIX))
         missing = [c for c in cameras if c not in has]
         if missing:
             raise ConfigError(f"robot {robot.name!r} ({robot.type}) renders cameras {has}, but the VLA "

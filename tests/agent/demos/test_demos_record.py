@@ -102,7 +102,7 @@ def test_recording_into_a_set_needs_append_and_the_sets_shapes(tmp_path):
     out = tmp_path / "demos"
     check_destination(out, _robot(), append=False)  # new: nothing to check
     _record(out, SweepPolicy(), 1)
-    with pytest.raises(DemoSetError, match=r"holds 1 episodes already; pass --append"):
+    with pytest.raises(DemoSetError, match=r"holds episodes already; pass --append"):
         check_destination(out, _robot(), append=False)
     check_destination(out, _robot(seed=3), append=True)
     bigger = make_robot(RobotConfig("demo-arm", "sim-tabletop", {"task": "reach", "cameras": ["front"],
