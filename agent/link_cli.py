@@ -106,9 +106,6 @@ def cmd_actor(args: argparse.Namespace) -> int:
     operator = None if keyboard is None else OperatorConfig(
         enabled=True, time_limit_s=args.time_limit, wait_for_start=not args.auto_start)
     runner = ActorRunner(config, operator=operator, intervention=keyboard)
-    if args.steps is not None and runner.steps >= args.steps:
-        log.warning("actor %s has taken %d steps already (kept in %s), >= --steps %d: nothing to do",
-                    args.actor_id, runner.steps, args.run, args.steps)
     try:
         if keyboard is not None:
             keyboard.controller = runner.operated.controller

@@ -272,6 +272,9 @@ class ActorRunner(SteppingActor):
         heartbeat: a simulated actor held back by ``max_lag`` is alive); ``on_progress`` every 1000.
         """
         total = steps if steps is not None else self.config.steps
+        if total is not None and self.steps >= total:  # steps count across restarts (kept in run_dir)
+            log.warning("actor %s has taken %d steps already (kept in %s), not fewer than the %d asked: "
+                        "nothing to do", self.config.actor_id, self.steps, self.config.run_dir, total)
         self.warm_up()
         self.link.start()
         pacer = Pacer(1.0 / self.config.control_hz) if self.config.control_hz else None
